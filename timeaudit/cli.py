@@ -1,0 +1,228 @@
+"""The `timeaudit` command. Each command parses its arguments, opens the store, calls one
+library function and turns errors a user can fix into one line and exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from timeaudit.config import CONFIG_ENV, Settings, find_config, load_settings
+from timeaudit.errors import UserError
+from timeaudit.store import DATA_ENV, Lake, default_data_dir
+
+app = typer.Typer(
+    help="timeaudit: where your working hours go — customers, meetings, admin, email and focus.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+out = Console()
+err = Console(stderr=True)
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option("--data", envvar=DATA_ENV, help="Data folder holding the lake and sync state. (default: ./data)"),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", envvar=CONFIG_ENV,
+        help="Settings file. (default: ./timeaudit.toml, else <data>/timeaudit.toml, else built-in defaults)",
+    ),
+]
+WEEK_PATTERN = re.compile(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$")
+
+
+def user_errors(command):
+    """Print a UserError as one line on stderr and exit with code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as e:
+            err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def open_workspace(data: Path | None, config: Path | None) -> tuple[Lake, Settings]:
+    data_dir = data or default_data_dir()
+    settings = load_settings(find_config(config, data_dir))
+    return Lake(data_dir), settings
+
+
+def record_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=False,
+    )
+
+
+@app.command()
+@user_errors
+def demo(
+    people: Annotated[int, typer.Option(min=5, help="How many people the organisation has.")] = 40,
+    weeks: Annotated[int, typer.Option(min=1, max=156, help="How many complete weeks of history.")] = 26,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same organisation.")] = 7,
+    end: Annotated[
+        str | None, typer.Option(help="Monday after the last week, YYYY-MM-DD. (default: this week's Monday)")
+    ] = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Generate the demo organisation into the data folder (lake, timeaudit.toml, people.csv).
+
+    Replaces any earlier demo data; data from other sources is left alone.
+    """
+    from connectors import demo as demo_source
+    from timeaudit.sync import replace_source
+
+    data_dir = data or default_data_dir()
+    try:
+        end_day = date.fromisoformat(end) if end else None
+    except ValueError:
+        raise UserError(f"--end {end}: not a date; use YYYY-MM-DD, e.g. 2026-11-23") from None
+    org = demo_source.build_org(people=people, weeks=weeks, seed=seed, end=end_day)
+    lake = Lake(data_dir)
+    lake.check_schema()
+    with record_progress() as bar:
+        task = bar.add_task("calendar events", total=None)
+        n_events = replace_source(lake, "events", "demo", demo_source.iter_events(org), lambda n: bar.advance(task, n))
+        bar.update(task, total=n_events, completed=n_events)
+        task = bar.add_task("email messages", total=None)
+        n_messages = replace_source(lake, "messages", "demo", demo_source.iter_messages(org), lambda n: bar.advance(task, n))
+        bar.update(task, total=n_messages, completed=n_messages)
+    config_path = demo_source.write_org_files(org, data_dir)
+    out.print(
+        f"Demo organisation: {len(org.people)} people, {len(org.customers)} customers, {org.weeks} weeks "
+        f"from {org.start}: {n_events:,} calendar events and {n_messages:,} messages in {lake.lake_dir}."
+    )
+    out.print(f"Settings and roster written to {config_path} and {config_path.parent / 'people.csv'}.")
+    if config and Path(config).resolve() != config_path.resolve():
+        out.print(f"[yellow]Note:[/yellow] --config {config} is in force, not the demo's settings.")
+
+
+@app.command()
+@user_errors
+def dashboard(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 to share on your network.")] = "localhost",
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the dashboard (Streamlit) on http://localhost:8501 until you press Ctrl+C."""
+    lake, settings = open_workspace(data, config)
+    lake.check_schema()
+    spec = importlib.util.find_spec("dashboard")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the dashboard package is not installed; reinstall timeaudit (pip install -e .)")
+    app_file = Path(next(iter(spec.submodule_search_locations))) / "app.py"
+    env = dict(os.environ, **{DATA_ENV: str(lake.root.resolve())})
+    if settings.path:
+        env[CONFIG_ENV] = str(Path(settings.path).resolve())
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    out.print(f"timeaudit dashboard: http://{shown}:{port}  (data: {lake.root}; Ctrl+C stops it)")
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app_file),
+        "--server.port", str(port), "--server.address", host,
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]
+    try:
+        raise typer.Exit(subprocess.call(command, env=env, cwd=app_file.parent.parent))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def resolve_week(week: str, weeks: list[str]) -> str:
+    from timeaudit.metrics import last_complete_week
+
+    if week == "last":
+        found = last_complete_week(weeks)
+        if not found:
+            raise UserError("--week last: the lake holds no data yet; run `timeaudit demo` or a sync first")
+        return found
+    if not WEEK_PATTERN.match(week):
+        raise UserError(f"--week {week}: not an ISO week; use e.g. 2026-W47 or 'last'")
+    return week
+
+
+@app.command()
+@user_errors
+def report(
+    week: Annotated[str, typer.Option(help="ISO week such as 2026-W47, or 'last' for the last complete week.")] = "last",
+    person: Annotated[str | None, typer.Option(help="One person's row (email address).")] = None,
+    team: Annotated[str | None, typer.Option(help="The rows of one team's people.")] = None,
+    format: Annotated[str, typer.Option("--format", help="Output format: csv.")] = "csv",
+    output: Annotated[Path | None, typer.Option(help="File to write. (default: standard output)")] = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write the weekly summary: one row per team, or a team's or a person's rows.
+
+    Columns are the weekly metrics defined in docs/metrics.md.
+    """
+    from timeaudit.export import to_csv, weekly_report
+    from timeaudit.metrics import weekly_metrics
+
+    if format != "csv":
+        raise UserError(f"--format {format}: not supported yet; use csv")
+    if person and team:
+        raise UserError("--person and --team: choose one")
+    lake, settings = open_workspace(data, config)
+    if week == "last":
+        week = resolve_week(week, sorted(set(weekly_metrics(lake, settings)["week"])))
+    else:
+        week = resolve_week(week, [])
+    text = to_csv(weekly_report(lake, settings, week, person=person, team=team))
+    if output:
+        tmp = output.with_name(f".{output.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, output)
+        err.print(f"Wrote {output} ({week}).")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+@user_errors
+def compact(data: DataOption = None, config: ConfigOption = None) -> None:
+    """Merge each source's small batch files into one, keeping only the latest versions."""
+    lake, _ = open_workspace(data, config)
+    lake.check_schema()
+    for table in ("events", "messages"):
+        before, after = lake.compact(table)
+        out.print(f"{table}: {before} files -> {after}")
+
+
+@app.command()
+@user_errors
+def doctor(data: DataOption = None, config: ConfigOption = None) -> None:
+    """Show what data, settings and sources timeaudit finds, and what is wrong."""
+    from timeaudit.doctor import diagnose
+
+    data_dir = data or default_data_dir()
+    findings = diagnose(data_dir, config)
+    problems = 0
+    for level, text in findings:
+        colour = {"ok": "green", "info": "cyan", "warn": "yellow", "error": "red"}[level]
+        out.print(f"[{colour}]{level:>5}[/{colour}]  {text}", highlight=False, soft_wrap=True)
+        problems += level == "error"
+    if problems:
+        raise typer.Exit(2)
+
+
+if __name__ == "__main__":
+    app()

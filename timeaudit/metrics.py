@@ -1,0 +1,219 @@
+"""Weekly metrics per person and team, computed by DuckDB over the lake.
+
+The definitions live in ``sql/weekly.sql`` (and are documented in docs/metrics.md); this
+module prepares their inputs: the people, and each person's local days and working hours
+as UTC instants, so the SQL needs no time-zone arithmetic and runs on Spark too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import duckdb
+import pandas as pd
+
+from timeaudit.classify import register_rules
+from timeaudit.config import DAY_NAMES, Settings, parse_working_hours
+from timeaudit.model import Person
+from timeaudit.roster import load_people
+from timeaudit.sql import read_sql
+from timeaudit.store import Lake
+
+NO_TEAM = "(no team)"
+# How far back metrics reach from the newest data: bounds the work a stray old event causes.
+MAX_WEEKS = 104
+
+# One colour per category, everywhere (dashboard, exports).
+CATEGORY_COLOURS: dict[str, str] = {
+    "Customer meetings": "#1b9e77",
+    "Customer email": "#66c2a5",
+    "Internal meetings": "#d95f02",
+    "Admin": "#7570b3",
+    "Internal email": "#e7298a",
+    "Focus": "#1f78b4",
+    "Fragmented": "#a6cee3",
+}
+CATEGORY_COLUMNS: dict[str, str] = {
+    "Customer meetings": "customer_meeting_hours",
+    "Customer email": "customer_email_hours",
+    "Internal meetings": "internal_meeting_hours",
+    "Admin": "admin_hours",
+    "Internal email": "non_customer_email_hours",
+    "Focus": "focus_hours",
+    "Fragmented": "fragmented_hours",
+}
+HOUR_COLUMNS = [
+    "capacity_hours", "customer_meeting_hours", "internal_meeting_hours", "admin_hours", "focus_hours",
+    "fragmented_hours", "email_hours", "customer_email_hours", "internal_email_hours", "cc_only_email_hours",
+    "bulk_email_hours", "double_booked_hours", "after_hours_hours", "tentative_hours", "out_of_office_hours",
+]
+COUNT_COLUMNS = ["emails_sent", "emails_received"]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """An open DuckDB connection with the lake, the rules and the people's days registered."""
+
+    con: duckdb.DuckDBPyConnection
+    people: list[Person]
+    settings: Settings
+
+
+def people_or_accounts(con: duckdb.DuckDBPyConnection, people: list[Person]) -> list[Person]:
+    """The roster, or in single-user local mode every account found in the lake."""
+    if people:
+        return people
+    rows = con.execute("SELECT account FROM events UNION SELECT account FROM messages ORDER BY 1").fetchall()
+    return [Person(email=a, team=NO_TEAM) for (a,) in rows]
+
+
+def data_range(con: duckdb.DuckDBPyConnection) -> tuple[date, date] | None:
+    """First and last calendar day (UTC) holding any counted data, at most MAX_WEEKS apart."""
+    lo, hi = con.execute(
+        """SELECT min(t0), max(t1) FROM (
+               SELECT min(start) AS t0, max("end") AS t1 FROM events WHERE NOT all_day
+               UNION ALL SELECT min(ts), max(ts) FROM messages)"""
+    ).fetchall()[0]
+    if lo is None:
+        return None
+    first, last = lo.date(), hi.date()
+    return max(first, last - timedelta(weeks=MAX_WEEKS)), last
+
+
+def person_days(people: list[Person], settings: Settings, first: date, last: date) -> pd.DataFrame:
+    """One row per person and local day from the Monday before ``first`` to the Sunday after
+    ``last``: the day's bounds and working hours as UTC instants, and its ISO week."""
+    org = settings.organisation
+    start = first - timedelta(days=first.weekday() + 1)  # a day early: covers zones ahead of UTC
+    end = last + timedelta(days=7 - last.weekday())
+    dates = pd.date_range(start, end, freq="D")
+    working = {DAY_NAMES.index(d) for d in org.working_days}
+    frames = []
+    groups: dict[tuple[str, str], list[Person]] = {}
+    for p in people:
+        groups.setdefault((p.timezone or org.timezone, p.working_hours or org.working_hours), []).append(p)
+    for (tz, hours), members in groups.items():
+        begin, finish = parse_working_hours(hours)
+        day_start = _local_to_utc(dates, tz)
+        day_end = _local_to_utc(dates + pd.Timedelta(days=1), tz)
+        is_working = dates.day_of_week.isin(list(working))
+        work_start = _local_to_utc(dates + _offset(begin), tz).where(is_working, day_start)
+        work_end = _local_to_utc(dates + _offset(finish), tz).where(is_working, day_start)
+        iso = dates.isocalendar()
+        base = pd.DataFrame(
+            {
+                "day": dates.date,
+                "week": [f"{y}-W{w:02d}" for y, w in zip(iso.year, iso.week, strict=True)],
+                "week_start": (dates - pd.to_timedelta(dates.day_of_week, unit="D")).date,
+                "day_start": day_start,
+                "day_end": day_end,
+                "work_start": work_start,
+                "work_end": work_end,
+            }
+        )
+        for p in members:
+            frames.append(base.assign(person=p.email, tz=tz))
+    days = pd.concat(frames, ignore_index=True)
+    # Keep only whole weeks that touch the data range.
+    first_week = first - timedelta(days=first.weekday())
+    return days[(days["week_start"] >= first_week) & (days["week_start"] <= last)].reset_index(drop=True)
+
+
+def _offset(t) -> pd.Timedelta:
+    return pd.Timedelta(hours=t.hour, minutes=t.minute, seconds=t.second, microseconds=t.microsecond)
+
+
+def _local_to_utc(local: pd.DatetimeIndex, tz: str) -> pd.DatetimeIndex:
+    # A local time that does not exist (spring forward) moves to the first valid instant; an
+    # ambiguous one (fall back) takes the first occurrence.
+    return local.tz_localize(tz, nonexistent="shift_forward", ambiguous=True).tz_convert("UTC")
+
+
+def open_analysis(lake: Lake, settings: Settings) -> Analysis:
+    con = lake.connect()
+    people = people_or_accounts(con, load_people(settings))
+    register_rules(con, settings, people)
+    span = data_range(con)
+    if span and people:
+        days = person_days(people, settings, *span)
+    else:
+        days = pd.DataFrame(
+            {c: pd.Series(dtype="datetime64[us, UTC]") for c in ("day_start", "day_end", "work_start", "work_end")}
+        ).assign(person="", day=None, week="", week_start=None, tz="")
+    con.register("person_days", days)
+    return Analysis(con, people, settings)
+
+
+def weekly_metrics(lake: Lake, settings: Settings, analysis: Analysis | None = None) -> pd.DataFrame:
+    """One row per person-week; see docs/metrics.md for every column."""
+    a = analysis or open_analysis(lake, settings)
+    df = a.con.execute(read_sql("weekly.sql")).df()
+    people = pd.DataFrame([(p.email, p.name or p.email, p.team) for p in a.people], columns=["person", "name", "team"])
+    df = df.merge(people, on="person", how="left")
+    df["week_start"] = pd.to_datetime(df["week_start"]).dt.date
+    df["non_customer_email_hours"] = df["email_hours"] - df["customer_email_hours"]
+    front = ["week", "week_start", "person", "name", "team"]
+    return df[front + [c for c in df.columns if c not in front]]
+
+
+def customer_share(frame: pd.DataFrame) -> pd.Series:
+    """customer / (customer + internal meetings + admin + all non-customer email)."""
+    customer = frame["customer_meeting_hours"] + frame["customer_email_hours"]
+    total = frame["customer_meeting_hours"] + frame["internal_meeting_hours"] + frame["admin_hours"] + frame["email_hours"]
+    return (customer / total.where(total > 0)).astype(float)
+
+
+def team_weekly(person_weeks: pd.DataFrame, min_group_size: int) -> pd.DataFrame:
+    """Sums per team and week; teams with fewer than ``min_group_size`` people are left out
+    and named in ``.attrs["hidden_teams"]`` (team -> number of people)."""
+    sizes = person_weeks.groupby("team")["person"].nunique()
+    hidden = {t: int(n) for t, n in sizes.items() if n < min_group_size}
+    shown = person_weeks[~person_weeks["team"].isin(list(hidden))]
+    columns = HOUR_COLUMNS + COUNT_COLUMNS + ["non_customer_email_hours"]
+    out = (
+        shown.groupby(["week", "week_start", "team"], as_index=False)
+        .agg(**{c: (c, "sum") for c in columns}, people=("person", "nunique"))
+        .sort_values(["week", "team"])
+        .reset_index(drop=True)
+    )
+    out["customer_share"] = customer_share(out)
+    out.attrs["hidden_teams"] = hidden
+    return out
+
+
+def top_meetings(
+    lake: Lake, settings: Settings, person: str, weeks: list[str], limit: int = 5,
+    analysis: Analysis | None = None,
+) -> pd.DataFrame:
+    """A person's most expensive internal meetings (internal and admin) in ``weeks``,
+    by person-hours, with their reason and waste flags."""
+    a = analysis or open_analysis(lake, settings)
+    a.con.execute(read_sql("meetings.sql"))
+    return a.con.execute(
+        """SELECT week, start_local, title, minutes, attendee_count, person_hours, reason, flags
+           FROM person_meetings
+           WHERE person = $person AND list_contains($weeks, week) AND category IN ('internal', 'admin')
+           ORDER BY person_hours DESC, start_local LIMIT $limit""",
+        {"person": person, "weeks": weeks, "limit": limit},
+    ).df()
+
+
+def event_reasons(lake: Lake, settings: Settings, person: str, week: str, analysis: Analysis | None = None) -> pd.DataFrame:
+    """Every event of one person-week with its category and the reason for it."""
+    a = analysis or open_analysis(lake, settings)
+    a.con.execute(read_sql("meetings.sql"))
+    return a.con.execute(
+        """SELECT start_local, minutes, title, category, reason
+           FROM person_meetings WHERE person = $person AND week = $week ORDER BY start_local""",
+        {"person": person, "week": week},
+    ).df()
+
+
+def last_complete_week(weeks: list[str], today: date | None = None) -> str | None:
+    """The newest ISO week in ``weeks`` that ended before today."""
+    today = today or datetime.now().date()
+    iso = (today - timedelta(days=7)).isocalendar()
+    limit = f"{iso.year}-W{iso.week:02d}"
+    done = sorted(w for w in weeks if w <= limit)
+    return done[-1] if done else (max(weeks) if weeks else None)

@@ -1,0 +1,108 @@
+-- Every event of every calendar with exactly one category and the reason for it.
+-- Inputs: the lake view `events`, the rule tables `rule_*` (see classify.py).
+CREATE OR REPLACE TEMP VIEW classified_events AS
+WITH parties AS (
+    SELECT source, account, id, a.email AS email
+    FROM (SELECT source, account, id, unnest(attendees) AS a FROM events) AS att
+    UNION ALL
+    SELECT source, account, id, organizer AS email FROM events WHERE organizer <> ''
+),
+other_parties AS (
+    SELECT DISTINCT source, account, id, lower(email) AS email, split_part(lower(email), '@', 2) AS domain
+    FROM parties
+    WHERE lower(email) <> account
+),
+customer_party AS (
+    SELECT op.source, op.account, op.id,
+           min(op.email) AS email,
+           arg_min(cd.customer, op.email) AS customer
+    FROM other_parties AS op
+    JOIN rule_customer_domains AS cd ON op.domain = cd.domain
+    GROUP BY op.source, op.account, op.id
+),
+external_party AS (
+    SELECT op.source, op.account, op.id, min(op.email) AS email
+    FROM other_parties AS op
+    LEFT JOIN rule_org_domains AS od ON op.domain = od.domain
+    WHERE od.domain IS NULL
+    GROUP BY op.source, op.account, op.id
+),
+party_count AS (
+    SELECT source, account, id, count(*) AS others FROM other_parties GROUP BY source, account, id
+),
+tags AS (
+    SELECT source, account, id, unnest(title_tags) AS tag FROM events
+),
+admin_tag AS (
+    SELECT t.source, t.account, t.id, min(t.tag) AS keyword, arg_min(ak.kind, t.tag) AS kind
+    FROM tags AS t JOIN rule_admin_keywords AS ak ON t.tag = ak.keyword
+    GROUP BY t.source, t.account, t.id
+),
+committee_tag AS (
+    SELECT t.source, t.account, t.id, min(t.tag) AS keyword
+    FROM tags AS t JOIN rule_committee_keywords AS ck ON t.tag = ck.keyword
+    GROUP BY t.source, t.account, t.id
+),
+facts AS (
+    SELECT
+        e.*,
+        e.account AS person,
+        (epoch(e."end") - epoch(e.start)) / 60.0 AS minutes,
+        coalesce(pc.others, 0) AS others,
+        cp.email AS customer_email,
+        cp.customer AS customer,
+        xp.email AS external_email,
+        adm.keyword AS admin_keyword,
+        adm.kind AS admin_kind,
+        com.keyword AS committee_keyword,
+        rs.external_is_customer,
+        rs.max_event_minutes
+    FROM events AS e
+    CROSS JOIN rule_settings AS rs
+    LEFT JOIN party_count AS pc USING (source, account, id)
+    LEFT JOIN customer_party AS cp USING (source, account, id)
+    LEFT JOIN external_party AS xp USING (source, account, id)
+    LEFT JOIN admin_tag AS adm USING (source, account, id)
+    LEFT JOIN committee_tag AS com USING (source, account, id)
+)
+SELECT
+    * EXCLUDE (external_is_customer, max_event_minutes),
+    CASE
+        WHEN status = 'cancelled' THEN 'excluded'
+        WHEN self_response = 'declined' THEN 'excluded'
+        WHEN event_type = 'outOfOffice' THEN 'out_of_office'
+        WHEN all_day THEN 'excluded'
+        WHEN event_type = 'workingLocation' THEN 'excluded'
+        WHEN transparency = 'transparent' THEN 'excluded'
+        WHEN minutes > max_event_minutes THEN 'excluded'
+        WHEN minutes <= 0 THEN 'excluded'
+        WHEN self_response IN ('tentative', 'needsAction') AND organizer <> account THEN 'tentative'
+        WHEN customer_email IS NOT NULL THEN 'customer'
+        WHEN external_is_customer AND external_email IS NOT NULL THEN 'customer'
+        WHEN event_type = 'focusTime' THEN 'focus'
+        WHEN admin_keyword IS NOT NULL THEN 'admin'
+        WHEN others > 0 THEN 'internal'
+        ELSE 'focus'
+    END AS category,
+    CASE
+        WHEN status = 'cancelled' THEN 'not counted: the event was cancelled'
+        WHEN self_response = 'declined' THEN 'not counted: you declined'
+        WHEN event_type = 'outOfOffice' THEN 'out of office: reduces working hours'
+        WHEN all_day THEN 'not counted: all-day event'
+        WHEN event_type = 'workingLocation' THEN 'not counted: working-location marker'
+        WHEN transparency = 'transparent' THEN 'not counted: shown as free'
+        WHEN minutes > max_event_minutes THEN
+            'not counted: longer than ' || CAST(round(max_event_minutes / 60.0, 1) AS VARCHAR) || ' hours'
+        WHEN minutes <= 0 THEN 'not counted: no duration'
+        WHEN self_response = 'tentative' AND organizer <> account THEN 'tentative: you answered maybe'
+        WHEN self_response = 'needsAction' AND organizer <> account THEN 'tentative: you have not answered'
+        WHEN customer_email IS NOT NULL THEN 'attendee ' || customer_email || ' is customer ' || customer
+        WHEN external_is_customer AND external_email IS NOT NULL THEN
+            'attendee ' || external_email || ' is external (external counts as customer)'
+        WHEN event_type = 'focusTime' THEN 'focus time block'
+        WHEN admin_keyword IS NOT NULL THEN 'title mentions ''' || admin_keyword || ''' (' || admin_kind || ')'
+        WHEN others = 1 THEN 'internal meeting with 1 other person'
+        WHEN others > 1 THEN 'internal meeting with ' || CAST(others AS VARCHAR) || ' other people'
+        ELSE 'solo block with no other attendees'
+    END AS reason
+FROM facts

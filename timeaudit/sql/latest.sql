@@ -1,0 +1,14 @@
+-- The live version of every record of one table: the newest by (updated, ingested_at)
+-- per (source, account, id); a newest version that is a tombstone hides the record.
+CREATE OR REPLACE VIEW {table} AS
+SELECT * EXCLUDE (version_rank)
+FROM (
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY source, account, id
+            ORDER BY updated DESC, ingested_at DESC
+        ) AS version_rank
+    FROM {raw}
+) AS versions
+WHERE version_rank = 1 AND NOT deleted

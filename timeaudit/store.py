@@ -1,0 +1,239 @@
+"""The Parquet lake under ``<data>/lake`` and the sync cursors under ``<data>/state``.
+
+Layout: ``lake/<table>/source=<source>/<batch>.parquet``. A batch file is written under a
+temporary name and renamed into place, so a reader never sees half a file, and never edited
+afterwards. Readers open DuckDB in memory over the files present when they connect; the
+newest version of each ``(source, account, id)`` wins by ``updated`` then ``ingested_at``,
+and tombstones (``deleted``) hide what they replace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from timeaudit.errors import StoreError
+from timeaudit.model import SCHEMA_VERSION, TABLES
+from timeaudit.sql import read_sql
+
+DATA_ENV = "TIMEAUDIT_DATA"
+SCHEMA_FILE = "schema.json"
+_TMP_SUFFIX = ".tmp"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(DATA_ENV) or "data")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def records_to_arrow(table: str, records: Iterable, ingested_at: datetime | None = None) -> pa.Table:
+    """Model records -> an Arrow table with the lake schema (without ``source``)."""
+    _, schema = TABLES[table]
+    rows = [asdict(r) for r in records]
+    stamp = ingested_at or utc_now()
+    columns = {}
+    for name in schema.names:
+        if name == "ingested_at":
+            columns[name] = [stamp] * len(rows)
+        elif name == "attendee_count":
+            columns[name] = [len(r["attendees"]) for r in rows]
+        else:
+            columns[name] = [r[name] for r in rows]
+    return pa.table(columns, schema=schema)
+
+
+class Lake:
+    """One data folder: the lake of batch files plus the cursor state."""
+
+    def __init__(self, data_dir: Path | str):
+        self.root = Path(data_dir)
+        self.lake_dir = self.root / "lake"
+        self.state_dir = self.root / "state"
+
+    # -- schema version -------------------------------------------------------------------
+    def _schema_path(self) -> Path:
+        return self.lake_dir / SCHEMA_FILE
+
+    def check_schema(self) -> None:
+        """Stop with a clear message when the lake was written by another schema version."""
+        path = self._schema_path()
+        if not path.exists():
+            return
+        try:
+            found = json.loads(path.read_text())["schema_version"]
+        except (ValueError, KeyError):
+            raise StoreError(f"{path}: unreadable schema file; rebuild the lake (delete {self.lake_dir} and sync again)") from None
+        if found != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.lake_dir}: written by schema version {found}, this timeaudit reads version "
+                f"{SCHEMA_VERSION}; rebuild it: delete {self.lake_dir} and {self.state_dir}, then sync or import again"
+            )
+
+    def _ensure_schema(self) -> None:
+        self.check_schema()
+        if not self._schema_path().exists():
+            _atomic_write_bytes(self._schema_path(), json.dumps({"schema_version": SCHEMA_VERSION}).encode())
+
+    # -- writing --------------------------------------------------------------------------
+    def partition(self, table: str, source: str) -> Path:
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}")
+        if not source or "/" in source or source.startswith("."):
+            raise ValueError(f"bad source name {source!r}")
+        return self.lake_dir / table / f"source={source}"
+
+    def write_batch(self, table: str, source: str, records: Iterable) -> Path | None:
+        """Write model records as one new batch file; None when there were no records."""
+        return self.write_arrow(table, source, records_to_arrow(table, records))
+
+    def write_arrow(self, table: str, source: str, data: pa.Table) -> Path | None:
+        if data.num_rows == 0:
+            return None
+        self._ensure_schema()
+        folder = self.partition(table, source)
+        folder.mkdir(parents=True, exist_ok=True)
+        # Names sort by time, so compaction and people reading the folder see the order.
+        name = f"batch-{utc_now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+        final = folder / name
+        tmp = folder / f".{name}{_TMP_SUFFIX}"
+        try:
+            pq.write_table(data, tmp, compression="zstd")
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return final
+
+    def replace_source(self, table: str, source: str, batches: Iterable[pa.Table]) -> int:
+        """Swap a source's whole partition for new batches (used by the demo generator).
+
+        The new partition is built beside the old one and swapped in with renames, so a
+        failure part-way leaves the old data in place.
+        """
+        self._ensure_schema()
+        final = self.partition(table, source)
+        staging = final.with_name(f".staging-{source}-{uuid.uuid4().hex[:8]}")
+        rows = 0
+        try:
+            for i, batch in enumerate(batches):
+                if batch.num_rows:
+                    staging.mkdir(parents=True, exist_ok=True)
+                    pq.write_table(batch, staging / f"batch-{i:05d}.parquet", compression="zstd")
+                    rows += batch.num_rows
+            old = final.with_name(f".old-{source}-{uuid.uuid4().hex[:8]}")
+            if final.exists():
+                os.replace(final, old)
+            if staging.exists():
+                os.replace(staging, final)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return rows
+
+    # -- reading --------------------------------------------------------------------------
+    def files(self, table: str) -> list[Path]:
+        folder = self.lake_dir / table
+        if not folder.exists():
+            return []
+        return sorted(p for p in folder.glob("source=*/*.parquet") if not p.name.startswith("."))
+
+    def sources(self, table: str) -> list[str]:
+        return sorted({p.parent.name.removeprefix("source=") for p in self.files(table)})
+
+    def version(self) -> tuple:
+        """Changes whenever a batch lands or is compacted: a cache key for readers."""
+        return tuple((str(p), p.stat().st_mtime_ns) for t in TABLES for p in self.files(t))
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB with a view per table holding the latest live records."""
+        self.check_schema()
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'")
+        for table in TABLES:
+            self._register_latest(con, table)
+        return con
+
+    def _register_latest(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        files = self.files(table)
+        if files:
+            listing = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
+            raw = f"read_parquet({listing}, hive_partitioning = true, union_by_name = true)"
+        else:
+            con.register(f"_empty_{table}", _empty_table(table))
+            raw = f"_empty_{table}"
+        con.execute(read_sql("latest.sql").format(table=table, raw=raw))
+
+    # -- cursors --------------------------------------------------------------------------
+    def _cursor_path(self, source: str, account: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "@._-" else "_" for c in account)
+        return self.state_dir / source / f"{safe}.json"
+
+    def read_cursor(self, source: str, account: str) -> dict | None:
+        path = self._cursor_path(source, account)
+        if not path.exists():
+            return None
+        return json.loads(path.read_text())
+
+    def write_cursor(self, source: str, account: str, cursor: dict) -> None:
+        """Call only after the batch the cursor describes has landed."""
+        _atomic_write_bytes(self._cursor_path(source, account), json.dumps(cursor, indent=1).encode())
+
+    def clear_cursor(self, source: str, account: str) -> None:
+        self._cursor_path(source, account).unlink(missing_ok=True)
+
+    # -- maintenance ----------------------------------------------------------------------
+    def compact(self, table: str) -> tuple[int, int]:
+        """Merge each source's batches into one file holding only the latest versions.
+
+        Tombstones whose older versions are all merged are dropped. Returns (files before,
+        files after). The merged file lands before the old ones are removed; a reader that
+        listed an old file just before it went retries (see ``connect``).
+        """
+        before = after = 0
+        for source in self.sources(table):
+            folder = self.partition(table, source)
+            old = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+            before += len(old)
+            if len(old) <= 1:
+                after += len(old)
+                continue
+            con = duckdb.connect(":memory:")
+            listing = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in old) + "]"
+            raw = f"read_parquet({listing}, union_by_name = true)"
+            merged = con.sql(read_sql("compact.sql").format(raw=raw)).to_arrow_table()
+            merged = merged.select(TABLES[table][1].names).cast(TABLES[table][1])
+            written = self.write_arrow(table, source, merged)
+            for p in old:
+                p.unlink(missing_ok=True)
+            after += 1 if written else 0
+        return before, after
+
+
+def _empty_table(table: str) -> pa.Table:
+    schema = TABLES[table][1].append(pa.field("source", pa.string()))
+    return schema.empty_table()
