@@ -1,0 +1,57 @@
+"""The command line: every command helps, errors are one line with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from timeaudit.cli import app
+
+COMMANDS = sorted(get_command(app).commands)
+
+
+def test_the_commands_the_design_promises_exist():
+    assert {"demo", "dashboard", "report", "doctor", "compact"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_has_help(name):
+    command = get_command(app).commands[name]
+    assert command.help and len(command.help.strip()) > 20, f"{name} needs a help text"
+    for param in command.params:
+        if param.name != "help":
+            assert getattr(param, "help", None), f"{name} --{param.name} needs a help text"
+    result = CliRunner().invoke(app, [name, "--help"])
+    assert result.exit_code == 0
+    assert "--data" in result.output and "--config" in result.output
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "timeaudit.cli", *args], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_report_on_an_empty_lake_says_what_to_do(tmp_path):
+    result = run("report", "--data", str(tmp_path), "--config", str(tmp_path / "none.toml"))
+    assert result.returncode == 2
+    assert "config file not found" in result.stderr
+    result = run("report", "--data", str(tmp_path))
+    assert result.returncode == 2
+    assert "timeaudit demo" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_week_is_named(tmp_path):
+    result = run("report", "--week", "2026-47", "--data", str(tmp_path))
+    assert result.returncode == 2
+    assert "--week 2026-47: not an ISO week" in result.stderr
+
+
+def test_doctor_on_an_empty_folder_points_to_the_demo(tmp_path):
+    result = run("doctor", "--data", str(tmp_path))
+    assert result.returncode == 0
+    assert "no data yet" in result.stdout and "timeaudit demo" in result.stdout

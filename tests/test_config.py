@@ -1,0 +1,80 @@
+"""Settings: defaults with no file, the example file, and one clear line for each mistake."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from timeaudit.config import Settings, load_settings
+from timeaudit.errors import ConfigError
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_no_file_gives_working_defaults():
+    s = load_settings(None)
+    assert s.privacy.min_group_size == 5
+    assert s.rules.focus_min_hours == 2
+    assert s.rules.large_meeting == 8
+    assert s.rules.long_meeting_minutes == 60
+    assert s.privacy.store_titles is False and s.privacy.store_subjects is False
+
+
+def test_example_file_documents_every_key_and_loads():
+    example = ROOT / "timeaudit.example.toml"
+    loaded, defaults = load_settings(example), Settings()
+    assert loaded.rules.email_minutes_per_read == pytest.approx(defaults.rules.email_minutes_per_read, abs=1e-4)
+    loaded.rules.email_minutes_per_read = defaults.rules.email_minutes_per_read
+    assert loaded.model_dump() == defaults.model_dump(), "the example must show the defaults"
+    text = example.read_text()
+    for section in ("organisation", "rules", "privacy"):
+        assert f"[{section}]" in text
+        for key in type(getattr(defaults, section)).model_fields:
+            assert f"{key} =" in text or f"[{section}.{key}]" in text, f"{section}.{key} is not documented"
+    assert "roster =" in text and "[[customers]]" in text
+
+
+def test_roster_path_is_relative_to_the_file(tmp_path):
+    cfg = tmp_path / "timeaudit.toml"
+    cfg.write_text('roster = "people.csv"\n')
+    assert load_settings(cfg).roster_path() == tmp_path / "people.csv"
+
+
+BAD_CONFIGS = {
+    "unknown_key": ("[organisation]\nnmae = 'x'\n", "unknown key 'organisation.nmae'"),
+    "wrong_type": ("[rules]\nlarge_meeting = 'eight'\n", "'rules.large_meeting' is invalid"),
+    "bad_domain": ("[[customers]]\nname = 'Acme'\ndomains = ['acme com']\n", "'customers.0.domains' is invalid"),
+    "bad_timezone": ("[organisation]\ntimezone = 'Mars/Base'\n", "not an IANA time zone"),
+    "bad_hours": ("[organisation]\nworking_hours = '17:00-09:00'\n", "must end after it starts"),
+    "missing_customer_name": ("[[customers]]\ndomains = ['acme.com']\n", "'customers.0.name' is required"),
+    "not_toml": ("[organisation\n", "not valid TOML"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_names_the_key(tmp_path, case):
+    text, expected = BAD_CONFIGS[case]
+    cfg = tmp_path / f"{case}.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")) as info:
+        load_settings(cfg)
+    assert str(cfg) in str(info.value)
+
+
+@pytest.mark.parametrize("case", ["unknown_key", "wrong_type", "bad_domain"])
+def test_cli_ends_bad_config_with_one_line_and_exit_2(tmp_path, case):
+    text, expected = BAD_CONFIGS[case]
+    cfg = tmp_path / "timeaudit.toml"
+    cfg.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "timeaudit.cli", "report", "--config", str(cfg), "--data", str(tmp_path / "d")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0] and "fix" in lines[0] or "remove it" in lines[0]
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,202 @@
+"""The lake: atomic batches, latest version wins, tombstones, readers beside writers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from records import event, utc
+from timeaudit.errors import StoreError
+from timeaudit.model import SCHEMA_VERSION
+from timeaudit.store import Lake
+
+ME = "me@northwind.com"
+T0, T1 = utc(2026, 11, 17, 10), utc(2026, 11, 17, 11)
+
+
+def live_rows(lake: Lake, columns: str = "id, status") -> list[tuple]:
+    return lake.connect().execute(f"SELECT {columns} FROM events ORDER BY id").fetchall()
+
+
+def parquet_files(lake: Lake) -> list:
+    return sorted((lake.lake_dir / "events").rglob("*.parquet*"))
+
+
+def test_batch_lands_in_its_source_partition(tmp_path):
+    lake = Lake(tmp_path)
+    path = lake.write_batch("events", "google-calendar", [event(ME, T0, T1, id="a")])
+    assert path.parent.name == "source=google-calendar"
+    assert live_rows(lake, "source, account, id") == [("google-calendar", ME, "a")]
+    assert json.loads((lake.lake_dir / "schema.json").read_text()) == {"schema_version": SCHEMA_VERSION}
+
+
+def test_newer_version_replaces_the_old_one(tmp_path):
+    lake = Lake(tmp_path)
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a", updated=utc(2026, 1, 1))])
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a", status="tentative", updated=utc(2026, 1, 2))])
+    # An older version arriving later does not win.
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a", status="confirmed", updated=utc(2025, 12, 1))])
+    assert live_rows(lake) == [("a", "tentative")]
+
+
+def test_same_updated_time_later_ingest_wins(tmp_path):
+    lake = Lake(tmp_path)
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a")])
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a", status="tentative")])
+    assert live_rows(lake) == [("a", "tentative")]
+
+
+def test_tombstone_hides_the_record(tmp_path):
+    lake = Lake(tmp_path)
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a"), event(ME, T0, T1, id="b")])
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a", deleted=True, updated=utc(2026, 2, 1))])
+    assert live_rows(lake) == [("b", "confirmed")]
+
+
+def test_same_id_in_two_accounts_or_sources_are_two_records(tmp_path):
+    lake = Lake(tmp_path)
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a"), event("ann@northwind.com", T0, T1, id="a")])
+    lake.write_batch("events", "other", [event(ME, T0, T1, id="a")])
+    assert len(live_rows(lake)) == 3
+
+
+def test_failing_record_stream_writes_nothing(tmp_path):
+    lake = Lake(tmp_path)
+
+    def records():
+        yield event(ME, T0, T1, id="a")
+        raise RuntimeError("connector died")
+
+    with pytest.raises(RuntimeError):
+        lake.write_batch("events", "test", records())
+    assert parquet_files(lake) == []
+
+
+def test_write_failing_halfway_leaves_no_partial_file(tmp_path, monkeypatch):
+    lake = Lake(tmp_path)
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a")])
+    real_write = pq.write_table
+
+    def half_write(table, where, **kwargs):
+        real_write(table.slice(0, 1), where, **kwargs)
+        with open(where, "r+b") as f:
+            f.truncate(100)  # a torn file, as a crash would leave it
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", half_write)
+    with pytest.raises(OSError):
+        lake.write_batch("events", "test", [event(ME, T0, T1, id=f"b{i}") for i in range(100)])
+    assert [p.name for p in parquet_files(lake)] == [p.name for p in lake.files("events")]
+    assert len(lake.files("events")) == 1
+    assert live_rows(lake) == [("a", "confirmed")]
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    from records import event, utc
+    from timeaudit.store import Lake
+    lake = Lake({root!r})
+    batch = [event("me@northwind.com", utc(2026, 11, 17, 10), utc(2026, 11, 17, 11), id=str(i)) for i in range(20000)]
+    print("ready", flush=True)
+    while True:
+        lake.write_batch("events", "test", batch)
+    """
+)
+
+
+def test_killed_writer_leaves_only_whole_batches(tmp_path):
+    tests_dir = os.path.dirname(__file__)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER.format(tests=tests_dir, root=str(tmp_path))],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    lake = Lake(tmp_path)
+    deadline = time.monotonic() + 30
+    while len(lake.files("events")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    files = lake.files("events")
+    assert len(files) >= 3
+    for f in files:  # every visible batch is whole
+        assert pq.read_metadata(f).num_rows == 20000
+    assert lake.connect().execute("SELECT count(*) FROM events").fetchall() == [(20000,)]
+
+
+def test_reader_keeps_working_while_a_writer_adds_batches(tmp_path):
+    lake = Lake(tmp_path)
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="seed")])
+    stop = threading.Event()
+    written = []
+
+    def writer():
+        i = 0
+        while not stop.is_set() and i < 200:
+            lake.write_batch("events", "test", [event(ME, T0, T1, id=f"w{i}")])
+            written.append(i)
+            i += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    counts = []
+    try:
+        for _ in range(30):
+            counts.append(lake.connect().execute("SELECT count(*) FROM events").fetchall()[0][0])
+    finally:
+        stop.set()
+        thread.join()
+    assert counts == sorted(counts)  # never goes backwards, never fails
+    assert counts[0] >= 1
+    assert lake.connect().execute("SELECT count(*) FROM events").fetchall()[0][0] == len(written) + 1
+
+
+def test_open_reader_sees_a_consistent_snapshot(tmp_path):
+    lake = Lake(tmp_path)
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a")])
+    con = lake.connect()
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="b")])
+    assert con.execute("SELECT count(*) FROM events").fetchall() == [(1,)]
+    assert lake.connect().execute("SELECT count(*) FROM events").fetchall() == [(2,)]
+
+
+def test_schema_mismatch_asks_for_a_rebuild(tmp_path):
+    lake = Lake(tmp_path)
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a")])
+    (lake.lake_dir / "schema.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(StoreError, match="rebuild"):
+        lake.connect()
+    with pytest.raises(StoreError, match="rebuild"):
+        lake.write_batch("events", "test", [event(ME, T0, T1, id="b")])
+
+
+def test_compaction_keeps_the_same_live_records(tmp_path):
+    lake = Lake(tmp_path)
+    for i in range(5):
+        lake.write_batch("events", "test", [event(ME, T0, T1, id=f"e{i}"), event(ME, T0, T1, id="same",
+                                                                               updated=utc(2026, 1, 1 + i))])
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="e0", deleted=True, updated=utc(2026, 3, 1))])
+    before = live_rows(lake, "id, updated")
+    assert lake.compact("events") == (6, 1)
+    assert live_rows(lake, "id, updated") == before
+    assert lake.compact("events") == (1, 1)
+
+
+def test_cursor_round_trip_and_clear(tmp_path):
+    lake = Lake(tmp_path)
+    assert lake.read_cursor("google-calendar", ME) is None
+    lake.write_cursor("google-calendar", ME, {"sync_token": "abc"})
+    assert lake.read_cursor("google-calendar", ME) == {"sync_token": "abc"}
+    lake.clear_cursor("google-calendar", ME)
+    assert lake.read_cursor("google-calendar", ME) is None
