@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 
 import pyarrow as pa
@@ -39,3 +40,46 @@ def append(lake: Lake, table: str, source: str, records: Iterable, progress: Pro
         lake.write_arrow(table, source, batch)
         rows += batch.num_rows
     return rows
+
+
+@dataclass
+class Cursor:
+    """Where a connector's previous run left off, handed to the connector as an argument.
+
+    ``value`` is what was saved last time (None on a first sync). The connector sets
+    ``new_value`` when it has yielded every record up to that point (e.g. Calendar's
+    nextSyncToken after the last page); ``sync_account`` saves it only after those records
+    have landed. ``reset`` asks for the saved cursor to be dropped (e.g. after a 410 Gone).
+    """
+
+    value: dict | None = None
+    new_value: dict | None = None
+    reset: bool = False
+
+
+@dataclass
+class SyncResult:
+    account: str
+    rows: int = 0
+    cursor_saved: bool = False
+    error: str = ""
+
+
+def sync_account(
+    lake: Lake,
+    table: str,
+    source: str,
+    account: str,
+    fetch: Callable[[Cursor], Iterable],
+    progress: Progress | None = None,
+) -> SyncResult:
+    """Run one account's connector into the lake: batches land first, then the cursor."""
+    cursor = Cursor(value=lake.read_cursor(source, account))
+    rows = append(lake, table, source, fetch(cursor), progress)
+    result = SyncResult(account=account, rows=rows)
+    if cursor.reset and cursor.new_value is None:
+        lake.clear_cursor(source, account)
+    if cursor.new_value is not None:
+        lake.write_cursor(source, account, cursor.new_value)
+        result.cursor_saved = True
+    return result
