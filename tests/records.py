@@ -14,16 +14,29 @@ def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def event(account: str, start: datetime, end: datetime, *, with_: list[str] = (), organizer: str | None = None,
-          **kwargs) -> Event:
+def event(
+    account: str, start: datetime, end: datetime, *, with_: list[str] = (), organizer: str | None = None, **kwargs
+) -> Event:
     attendees = [Attendee(account, kwargs.get("self_response", "accepted"))] + [Attendee(a, "accepted") for a in with_]
     return Event(
-        source="test", account=account, id=kwargs.pop("id", f"e{next(_counter)}"), start=start, end=end,
-        updated=kwargs.pop("updated", UPDATED), organizer=organizer if organizer is not None else account,
-        attendees=attendees if with_ else [], **kwargs,
+        source="test",
+        account=account,
+        id=kwargs.pop("id", f"e{next(_counter)}"),
+        start=start,
+        end=end,
+        updated=kwargs.pop("updated", UPDATED),
+        organizer=organizer if organizer is not None else account,
+        attendees=attendees if with_ else [],
+        **kwargs,
     )
 
 
 def message(account: str, ts: datetime, **kwargs) -> Message:
-    return Message(source="test", account=account, id=kwargs.pop("id", f"m{next(_counter)}"), ts=ts,
-                   updated=kwargs.pop("updated", UPDATED), **kwargs)
+    return Message(
+        source="test",
+        account=account,
+        id=kwargs.pop("id", f"m{next(_counter)}"),
+        ts=ts,
+        updated=kwargs.pop("updated", UPDATED),
+        **kwargs,
+    )

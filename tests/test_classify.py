@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from records import event, message, utc
+
 from timeaudit.classify import register_rules
 from timeaudit.config import parse_settings
 from timeaudit.model import Person
@@ -40,17 +40,29 @@ EVENT_RULES = [
     ("shown_as_free", dict(transparency="transparent", with_=[COLLEAGUE]), "excluded", "shown as free"),
     ("longer_than_limit", dict(end=utc(2026, 11, 17, 19), with_=[COLLEAGUE]), "excluded", "longer than 8.0 hours"),
     ("tentative", dict(self_response="tentative", with_=[COLLEAGUE], organizer=COLLEAGUE), "tentative", "maybe"),
-    ("not_answered", dict(self_response="needsAction", with_=[COLLEAGUE], organizer=COLLEAGUE), "tentative",
-     "not answered"),
+    (
+        "not_answered",
+        dict(self_response="needsAction", with_=[COLLEAGUE], organizer=COLLEAGUE),
+        "tentative",
+        "not answered",
+    ),
     ("customer_attendee", dict(with_=[COLLEAGUE, CUSTOMER]), "customer", "attendee bob@acme.com is customer Acme"),
     ("customer_organizer", dict(with_=[COLLEAGUE], organizer=CUSTOMER), "customer", "bob@acme.com is customer Acme"),
     ("customer_beats_admin", dict(with_=[CUSTOMER], title_tags=["budget"]), "customer", "customer Acme"),
     ("focus_time", dict(event_type="focusTime"), "focus", "focus time block"),
-    ("admin_keyword", dict(with_=[COLLEAGUE], title_tags=["budget", "review"]), "admin",
-     "title mentions 'budget' (budgets)"),
+    (
+        "admin_keyword",
+        dict(with_=[COLLEAGUE], title_tags=["budget", "review"]),
+        "admin",
+        "title mentions 'budget' (budgets)",
+    ),
     ("admin_solo_block", dict(title_tags=["timesheet"]), "admin", "'timesheet' (records)"),
-    ("internal_meeting", dict(with_=[COLLEAGUE, "cy@northwind.com"]), "internal",
-     "internal meeting with 2 other people"),
+    (
+        "internal_meeting",
+        dict(with_=[COLLEAGUE, "cy@northwind.com"]),
+        "internal",
+        "internal meeting with 2 other people",
+    ),
     ("external_not_customer_by_default", dict(with_=[STRANGER]), "internal", "internal meeting with 1 other person"),
     ("solo_block", dict(), "focus", "solo block with no other attendees"),
 ]
@@ -77,17 +89,22 @@ MESSAGE_RULES = [
     ("automatic", dict(auto=True, sender=COLLEAGUE, to=[ME]), "automatic", "automatic reply", 0.0),
     ("bulk", dict(bulk=True, sender="news@vendor.com", to=[ME]), "bulk", "bulk mail", READ),
     ("customer_received", dict(sender=CUSTOMER, to=[ME]), "customer", "with bob@acme.com, customer Acme", READ),
-    ("customer_sent", dict(direction="sent", self_in="from", sender=ME, to=[CUSTOMER]), "customer",
-     "to bob@acme.com, customer Acme", 5.0),
-    ("cc_only", dict(sender=COLLEAGUE, to=["cy@northwind.com"], cc=[ME], self_in="cc"), "cc_only",
-     "only on cc", READ),
+    (
+        "customer_sent",
+        dict(direction="sent", self_in="from", sender=ME, to=[CUSTOMER]),
+        "customer",
+        "to bob@acme.com, customer Acme",
+        5.0,
+    ),
+    ("cc_only", dict(sender=COLLEAGUE, to=["cy@northwind.com"], cc=[ME], self_in="cc"), "cc_only", "only on cc", READ),
     ("internal", dict(sender=COLLEAGUE, to=[ME]), "internal", "internal email", READ),
     ("unread_costs_nothing", dict(sender=COLLEAGUE, to=[ME], unread=True), "internal", "internal email", 0.0),
 ]
 
 
-@pytest.mark.parametrize(("case", "fields", "category", "reason", "minutes"), MESSAGE_RULES,
-                         ids=[r[0] for r in MESSAGE_RULES])
+@pytest.mark.parametrize(
+    ("case", "fields", "category", "reason", "minutes"), MESSAGE_RULES, ids=[r[0] for r in MESSAGE_RULES]
+)
 def test_message_rule(tmp_path, case, fields, category, reason, minutes):
     got_category, got_reason, got_minutes = classify(tmp_path, "messages", message(ME, T0, **fields))
     assert got_category == category

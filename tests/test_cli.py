@@ -31,8 +31,9 @@ def test_every_command_has_help(name):
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "timeaudit.cli", *args], capture_output=True, text=True,
-                          timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "timeaudit.cli", *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def test_report_on_an_empty_lake_says_what_to_do(tmp_path):

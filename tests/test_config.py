@@ -71,7 +71,9 @@ def test_cli_ends_bad_config_with_one_line_and_exit_2(tmp_path, case):
     cfg.write_text(text)
     result = subprocess.run(
         [sys.executable, "-m", "timeaudit.cli", "report", "--config", str(cfg), "--data", str(tmp_path / "d")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -9,8 +9,8 @@ the change from summer to winter time (Sunday 25 October), so her working hours 
 from __future__ import annotations
 
 import pytest
-
 from records import event, message, utc
+
 from timeaudit.config import parse_settings
 from timeaudit.metrics import team_weekly, weekly_metrics
 from timeaudit.model import Person
@@ -27,16 +27,18 @@ def laura_week() -> tuple[list, list]:
     # Monday 19 Oct: customer 09:00-10:00 BST overlaps an internal meeting 09:30-10:30 BST.
     e.append(event(LAURA, utc(2026, 10, 19, 8), utc(2026, 10, 19, 9), with_=[BOB]))
     e.append(event(LAURA, utc(2026, 10, 19, 8, 30), utc(2026, 10, 19, 9, 30), with_=[ANN]))
-    e.append(event(LAURA, utc(2026, 10, 19, 10), utc(2026, 10, 19, 11), with_=[ANN], organizer=ANN,
-                   self_response="declined"))
+    e.append(
+        event(LAURA, utc(2026, 10, 19, 10), utc(2026, 10, 19, 11), with_=[ANN], organizer=ANN, self_response="declined")
+    )
     # Tuesday: an all-day event (not counted) and a budget meeting 13:00-14:00 BST.
     e.append(event(LAURA, utc(2026, 10, 19, 23), utc(2026, 10, 20, 23), all_day=True, with_=[ANN]))
     e.append(event(LAURA, utc(2026, 10, 20, 12), utc(2026, 10, 20, 13), with_=[ANN], title_tags=["budget"]))
     # Wednesday: out of office all day (local midnight to midnight).
     e.append(event(LAURA, utc(2026, 10, 20, 23), utc(2026, 10, 21, 23), event_type="outOfOffice"))
     # Thursday: a tentative invite 10:00-11:00 BST (does not block focus); meetings 11:30-12:00 and 15:00-16:30.
-    e.append(event(LAURA, utc(2026, 10, 22, 9), utc(2026, 10, 22, 10), with_=[ANN], organizer=ANN,
-                   self_response="tentative"))
+    e.append(
+        event(LAURA, utc(2026, 10, 22, 9), utc(2026, 10, 22, 10), with_=[ANN], organizer=ANN, self_response="tentative")
+    )
     e.append(event(LAURA, utc(2026, 10, 22, 10, 30), utc(2026, 10, 22, 11), with_=[ANN]))
     e.append(event(LAURA, utc(2026, 10, 22, 14), utc(2026, 10, 22, 15, 30), with_=[ANN]))
     # Friday: focus time 09:00-11:00, meeting 11:00-12:00, customer 13:00-14:00, a cancelled 14:00-15:00.
@@ -70,15 +72,20 @@ def ned_weeks() -> list:
 
 @pytest.fixture
 def weekly(tmp_path):
-    write_roster(tmp_path / "people.csv", [
-        Person(LAURA, "Support", timezone="Europe/London"),
-        Person(NED, "Sales", timezone="America/New_York"),
-    ])
-    settings = parse_settings({
-        "roster": str(tmp_path / "people.csv"),
-        "organisation": {"domains": ["northwind.com"], "timezone": "UTC", "working_hours": "09:00-17:00"},
-        "customers": [{"name": "Acme", "domains": ["acme.com"]}],
-    })
+    write_roster(
+        tmp_path / "people.csv",
+        [
+            Person(LAURA, "Support", timezone="Europe/London"),
+            Person(NED, "Sales", timezone="America/New_York"),
+        ],
+    )
+    settings = parse_settings(
+        {
+            "roster": str(tmp_path / "people.csv"),
+            "organisation": {"domains": ["northwind.com"], "timezone": "UTC", "working_hours": "09:00-17:00"},
+            "customers": [{"name": "Acme", "domains": ["acme.com"]}],
+        }
+    )
     lake = Lake(tmp_path / "data")
     events, messages = laura_week()
     lake.write_batch("events", "test", events + ned_weeks())

@@ -13,8 +13,8 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-
 from records import event, utc
+
 from timeaudit.errors import StoreError
 from timeaudit.model import SCHEMA_VERSION
 from timeaudit.store import Lake
@@ -119,7 +119,8 @@ def test_killed_writer_leaves_only_whole_batches(tmp_path):
     tests_dir = os.path.dirname(__file__)
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER.format(tests=tests_dir, root=str(tmp_path))],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout.readline().strip() == "ready"
     lake = Lake(tmp_path)
@@ -184,8 +185,9 @@ def test_schema_mismatch_asks_for_a_rebuild(tmp_path):
 def test_compaction_keeps_the_same_live_records(tmp_path):
     lake = Lake(tmp_path)
     for i in range(5):
-        lake.write_batch("events", "test", [event(ME, T0, T1, id=f"e{i}"), event(ME, T0, T1, id="same",
-                                                                               updated=utc(2026, 1, 1 + i))])
+        lake.write_batch(
+            "events", "test", [event(ME, T0, T1, id=f"e{i}"), event(ME, T0, T1, id="same", updated=utc(2026, 1, 1 + i))]
+        )
     lake.write_batch("events", "test", [event(ME, T0, T1, id="e0", deleted=True, updated=utc(2026, 3, 1))])
     before = live_rows(lake, "id, updated")
     assert lake.compact("events") == (6, 1)

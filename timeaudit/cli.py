@@ -37,7 +37,8 @@ DataOption = Annotated[
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", envvar=CONFIG_ENV,
+        "--config",
+        envvar=CONFIG_ENV,
         help="Settings file. (default: ./timeaudit.toml, else <data>/timeaudit.toml, else built-in defaults)",
     ),
 ]
@@ -66,8 +67,12 @@ def open_workspace(data: Path | None, config: Path | None) -> tuple[Lake, Settin
 
 def record_progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
     )
 
 
@@ -103,7 +108,9 @@ def demo(
         n_events = replace_source(lake, "events", "demo", demo_source.iter_events(org), lambda n: bar.advance(task, n))
         bar.update(task, total=n_events, completed=n_events)
         task = bar.add_task("email messages", total=None)
-        n_messages = replace_source(lake, "messages", "demo", demo_source.iter_messages(org), lambda n: bar.advance(task, n))
+        n_messages = replace_source(
+            lake, "messages", "demo", demo_source.iter_messages(org), lambda n: bar.advance(task, n)
+        )
         bar.update(task, total=n_messages, completed=n_messages)
     config_path = demo_source.write_org_files(org, data_dir)
     out.print(
@@ -136,9 +143,19 @@ def dashboard(
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     out.print(f"timeaudit dashboard: http://{shown}:{port}  (data: {lake.root}; Ctrl+C stops it)")
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app_file),
-        "--server.port", str(port), "--server.address", host,
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_file),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
     ]
     try:
         raise typer.Exit(subprocess.call(command, env=env, cwd=app_file.parent.parent))
@@ -162,38 +179,48 @@ def resolve_week(week: str, weeks: list[str]) -> str:
 @app.command()
 @user_errors
 def report(
-    week: Annotated[str, typer.Option(help="ISO week such as 2026-W47, or 'last' for the last complete week.")] = "last",
-    person: Annotated[str | None, typer.Option(help="One person's row (email address).")] = None,
-    team: Annotated[str | None, typer.Option(help="The rows of one team's people.")] = None,
-    format: Annotated[str, typer.Option("--format", help="Output format: csv.")] = "csv",
+    week: Annotated[
+        str, typer.Option(help="ISO week such as 2026-W47, or 'last' for the last complete week.")
+    ] = "last",
+    weeks: Annotated[int, typer.Option(min=1, max=104, help="How many weeks the trend covers, ending at --week.")] = 12,
+    person: Annotated[str | None, typer.Option(help="One person's summary (email address).")] = None,
+    team: Annotated[str | None, typer.Option(help="One team's summary (team name from the roster).")] = None,
+    org: Annotated[bool, typer.Option("--org", help="The whole organisation, one row per team (the default).")] = False,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help="csv, xlsx, md, html or pdf. (default: from --output's suffix, else csv)"),
+    ] = None,
     output: Annotated[Path | None, typer.Option(help="File to write. (default: standard output)")] = None,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Write the weekly summary: one row per team, or a team's or a person's rows.
+    """Write the weekly summary of a person, a team or the organisation.
 
-    Columns are the weekly metrics defined in docs/metrics.md.
+    Headline figures with the change against the previous four weeks, the weekly split by
+    category, the week's figures and a definition of each. CSV holds the metric columns of
+    docs/metrics.md. Schedule it, e.g. every Monday at 07:00 with cron:
+    0 7 * * 1  timeaudit report --week last --team Support --format pdf --output support.pdf
     """
-    from timeaudit.export import to_csv, weekly_report
+    from timeaudit.export import FORMATS, render, write_atomically
     from timeaudit.metrics import weekly_metrics
+    from timeaudit.summary import build_summary
 
-    if format != "csv":
-        raise UserError(f"--format {format}: not supported yet; use csv")
-    if person and team:
-        raise UserError("--person and --team: choose one")
+    if sum(map(bool, (person, team, org))) > 1:
+        raise UserError("--person, --team and --org: choose one")
+    fmt = format or (output.suffix.lstrip(".").lower() if output and output.suffix else "csv")
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt}: unknown; use one of {', '.join(FORMATS)}")
     lake, settings = open_workspace(data, config)
-    if week == "last":
-        week = resolve_week(week, sorted(set(weekly_metrics(lake, settings)["week"])))
-    else:
-        week = resolve_week(week, [])
-    text = to_csv(weekly_report(lake, settings, week, person=person, team=team))
+    metrics = weekly_metrics(lake, settings)
+    week = resolve_week(week, sorted(set(metrics["week"])))
+    summary = build_summary(lake, settings, week, weeks=weeks, person=person, team=team, metrics=metrics)
+    payload = render(summary, fmt)
     if output:
-        tmp = output.with_name(f".{output.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, output)
-        err.print(f"Wrote {output} ({week}).")
+        write_atomically(output, payload)
+        err.print(f"Wrote {output} ({summary.subject}, {week}, {fmt}).")
     else:
-        sys.stdout.write(text)
+        sys.stdout.buffer.write(payload)
+        sys.stdout.flush()
 
 
 @app.command()

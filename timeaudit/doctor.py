@@ -22,18 +22,34 @@ def diagnose(data_dir: Path, config: Path | None) -> list[Finding]:
         return [("error", str(e))]
     findings.append(("ok", f"settings: {path}" if path else "settings: none found, using the built-in defaults"))
     org = settings.organisation
-    findings.append(("info", f"organisation '{org.name}', domains {', '.join(org.domains) or '(none)'}, "
-                             f"time zone {org.timezone}, hours {org.working_hours}"))
+    findings.append(
+        (
+            "info",
+            f"organisation '{org.name}', domains {', '.join(org.domains) or '(none)'}, "
+            f"time zone {org.timezone}, hours {org.working_hours}",
+        )
+    )
     if not org.domains:
         findings.append(("warn", "no [organisation] domains: your own domain is taken from the roster's addresses"))
-    findings.append(("info" if settings.customers else "warn",
-                     f"{len(settings.customers)} customers configured" if settings.customers
-                     else "no [[customers]]: nothing can count as customer time; add them to the settings"))
+    findings.append(
+        (
+            "info" if settings.customers else "warn",
+            f"{len(settings.customers)} customers configured"
+            if settings.customers
+            else "no [[customers]]: nothing can count as customer time; add them to the settings",
+        )
+    )
     people = []
     try:
         people = load_people(settings)
-        findings.append(("ok", f"roster: {len(people)} people in {len({p.team for p in people})} teams"
-                         if people else "roster: none; single-user mode (everyone in the data sees everything)"))
+        findings.append(
+            (
+                "ok",
+                f"roster: {len(people)} people in {len({p.team for p in people})} teams"
+                if people
+                else "roster: none; single-user mode (everyone in the data sees everything)",
+            )
+        )
     except UserError as e:
         findings.append(("error", str(e)))
 
@@ -51,13 +67,14 @@ def diagnose(data_dir: Path, config: Path | None) -> list[Finding]:
         files = lake.files(table)
         time_col = "start" if table == "events" else "ts"
         rows = con.execute(
-            f'SELECT source, count(*), count(DISTINCT account), min({time_col}), max({time_col}) '
-            f'FROM {table} GROUP BY source ORDER BY source'
+            f"SELECT source, count(*), count(DISTINCT account), min({time_col}), max({time_col}) "
+            f"FROM {table} GROUP BY source ORDER BY source"
         ).fetchall()
         findings.append(("ok", f"{table}: {len(files)} batch files"))
         for source, n, n_accounts, lo, hi in rows:
-            findings.append(("info", f"  {source}: {n:,} records, {n_accounts} accounts, "
-                                     f"{lo:%Y-%m-%d} to {hi:%Y-%m-%d}"))
+            findings.append(
+                ("info", f"  {source}: {n:,} records, {n_accounts} accounts, {lo:%Y-%m-%d} to {hi:%Y-%m-%d}")
+            )
         accounts |= {a for (a,) in con.execute(f"SELECT DISTINCT account FROM {table}").fetchall()}
         if len(files) > 200:
             findings.append(("warn", f"{table}: {len(files)} small files; run `timeaudit compact`"))
@@ -65,11 +82,20 @@ def diagnose(data_dir: Path, config: Path | None) -> list[Finding]:
         known = {p.email for p in people}
         strangers = sorted(accounts - known)
         if strangers:
-            findings.append(("warn", f"{len(strangers)} accounts in the data are not on the roster and are left "
-                                     f"out of the figures: {', '.join(strangers[:5])}"))
+            findings.append(
+                (
+                    "warn",
+                    f"{len(strangers)} accounts in the data are not on the roster and are left "
+                    f"out of the figures: {', '.join(strangers[:5])}",
+                )
+            )
         silent = sorted(known - accounts)
         if silent:
             findings.append(("warn", f"{len(silent)} people on the roster have no data yet: {', '.join(silent[:5])}"))
-    cursors = sorted(p.relative_to(lake.state_dir) for p in lake.state_dir.glob("*/*.json")) if lake.state_dir.exists() else []
+    cursors = (
+        sorted(p.relative_to(lake.state_dir) for p in lake.state_dir.glob("*/*.json"))
+        if lake.state_dir.exists()
+        else []
+    )
     findings.append(("info", f"sync cursors: {len(cursors)}"))
     return findings

@@ -44,9 +44,21 @@ CATEGORY_COLUMNS: dict[str, str] = {
     "Fragmented": "fragmented_hours",
 }
 HOUR_COLUMNS = [
-    "capacity_hours", "customer_meeting_hours", "internal_meeting_hours", "admin_hours", "focus_hours",
-    "fragmented_hours", "email_hours", "customer_email_hours", "internal_email_hours", "cc_only_email_hours",
-    "bulk_email_hours", "double_booked_hours", "after_hours_hours", "tentative_hours", "out_of_office_hours",
+    "capacity_hours",
+    "customer_meeting_hours",
+    "internal_meeting_hours",
+    "admin_hours",
+    "focus_hours",
+    "fragmented_hours",
+    "email_hours",
+    "customer_email_hours",
+    "internal_email_hours",
+    "cc_only_email_hours",
+    "bulk_email_hours",
+    "double_booked_hours",
+    "after_hours_hours",
+    "tentative_hours",
+    "out_of_office_hours",
 ]
 COUNT_COLUMNS = ["emails_sent", "emails_received"]
 
@@ -160,7 +172,9 @@ def weekly_metrics(lake: Lake, settings: Settings, analysis: Analysis | None = N
 def customer_share(frame: pd.DataFrame) -> pd.Series:
     """customer / (customer + internal meetings + admin + all non-customer email)."""
     customer = frame["customer_meeting_hours"] + frame["customer_email_hours"]
-    total = frame["customer_meeting_hours"] + frame["internal_meeting_hours"] + frame["admin_hours"] + frame["email_hours"]
+    total = (
+        frame["customer_meeting_hours"] + frame["internal_meeting_hours"] + frame["admin_hours"] + frame["email_hours"]
+    )
     return (customer / total.where(total > 0)).astype(float)
 
 
@@ -183,7 +197,11 @@ def team_weekly(person_weeks: pd.DataFrame, min_group_size: int) -> pd.DataFrame
 
 
 def top_meetings(
-    lake: Lake, settings: Settings, person: str, weeks: list[str], limit: int = 5,
+    lake: Lake,
+    settings: Settings,
+    person: str,
+    weeks: list[str],
+    limit: int = 5,
     analysis: Analysis | None = None,
 ) -> pd.DataFrame:
     """A person's most expensive internal meetings (internal and admin) in ``weeks``,
@@ -199,7 +217,9 @@ def top_meetings(
     ).df()
 
 
-def event_reasons(lake: Lake, settings: Settings, person: str, week: str, analysis: Analysis | None = None) -> pd.DataFrame:
+def event_reasons(
+    lake: Lake, settings: Settings, person: str, week: str, analysis: Analysis | None = None
+) -> pd.DataFrame:
     """Every event of one person-week with its category and the reason for it."""
     a = analysis or open_analysis(lake, settings)
     a.con.execute(read_sql("meetings.sql"))

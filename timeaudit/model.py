@@ -99,9 +99,7 @@ class Customer:
     owner: str = ""
 
 
-ATTENDEE_TYPE = pa.struct(
-    [("email", pa.string()), ("response", pa.string()), ("optional", pa.bool_())]
-)
+ATTENDEE_TYPE = pa.struct([("email", pa.string()), ("response", pa.string()), ("optional", pa.bool_())])
 UTC_TS = pa.timestamp("us", tz="UTC")
 
 # Arrow schemas of the lake tables. ``source`` is the lake's partition folder, so it is not

@@ -53,7 +53,9 @@ def read_roster(path: Path) -> list[Person]:
         reader = csv.DictReader(f)
         missing = {"email", "team"} - set(reader.fieldnames or [])
         if missing:
-            raise RosterError(f"{path}: the header lacks {', '.join(sorted(missing))}; the first row must name the columns")
+            raise RosterError(
+                f"{path}: the header lacks {', '.join(sorted(missing))}; the first row must name the columns"
+            )
         people = [_person_from_row(row, f"{path}:{i}") for i, row in enumerate(reader, start=2)]
     seen: set[str] = set()
     for p in people:
@@ -69,8 +71,18 @@ def write_roster(path: Path, people: list[Person]) -> None:
         w = csv.writer(f)
         w.writerow(ROSTER_COLUMNS)
         for p in people:
-            w.writerow([p.email, p.name, p.team, p.manager, p.role, p.timezone, p.working_hours,
-                        "" if p.hourly_cost is None else p.hourly_cost])
+            w.writerow(
+                [
+                    p.email,
+                    p.name,
+                    p.team,
+                    p.manager,
+                    p.role,
+                    p.timezone,
+                    p.working_hours,
+                    "" if p.hourly_cost is None else p.hourly_cost,
+                ]
+            )
 
 
 def load_people(settings: Settings) -> list[Person]:

@@ -88,7 +88,9 @@ class Lake:
         try:
             found = json.loads(path.read_text())["schema_version"]
         except (ValueError, KeyError):
-            raise StoreError(f"{path}: unreadable schema file; rebuild the lake (delete {self.lake_dir} and sync again)") from None
+            raise StoreError(
+                f"{path}: unreadable schema file; rebuild the lake (delete {self.lake_dir} and sync again)"
+            ) from None
         if found != SCHEMA_VERSION:
             raise StoreError(
                 f"{self.lake_dir}: written by schema version {found}, this timeaudit reads version "

@@ -20,7 +20,9 @@ def batches(records: Iterable, size: int = BATCH_SIZE) -> Iterator[list]:
         yield chunk
 
 
-def arrow_batches(table: str, records: Iterable, progress: Progress | None = None, size: int = BATCH_SIZE) -> Iterator[pa.Table]:
+def arrow_batches(
+    table: str, records: Iterable, progress: Progress | None = None, size: int = BATCH_SIZE
+) -> Iterator[pa.Table]:
     stamp = utc_now()
     for chunk in batches(records, size):
         yield records_to_arrow(table, chunk, ingested_at=stamp)
