@@ -57,6 +57,7 @@ HOUR_COLUMNS = [
     "bulk_email_hours",
     "double_booked_hours",
     "after_hours_hours",
+    "after_hours_email_hours",
     "tentative_hours",
     "out_of_office_hours",
 ]
@@ -157,13 +158,36 @@ def open_analysis(lake: Lake, settings: Settings) -> Analysis:
     return Analysis(con, people, settings)
 
 
+def ensure_daily(a: Analysis) -> None:
+    """Compute the person-day table once per analysis (every weekly figure sums it)."""
+    if not a.con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'daily_metrics' AND temporary"
+    ).fetchall()[0][0]:
+        a.con.execute("CREATE TEMP TABLE daily_metrics AS " + read_sql("daily.sql"))
+
+
+def _with_people(df: pd.DataFrame, people: list[Person]) -> pd.DataFrame:
+    names = pd.DataFrame([(p.email, p.name or p.email, p.team) for p in people], columns=["person", "name", "team"])
+    return df.merge(names, on="person", how="left")
+
+
+def daily_metrics(lake: Lake, settings: Settings, analysis: Analysis | None = None) -> pd.DataFrame:
+    """One row per person and local day (the rows weekly_metrics sums)."""
+    a = analysis or open_analysis(lake, settings)
+    ensure_daily(a)
+    df = _with_people(a.con.execute("SELECT * FROM daily_metrics ORDER BY day, person").df(), a.people)
+    df["day"] = pd.to_datetime(df["day"]).dt.date
+    return df
+
+
 def weekly_metrics(lake: Lake, settings: Settings, analysis: Analysis | None = None) -> pd.DataFrame:
     """One row per person-week; see docs/metrics.md for every column."""
     a = analysis or open_analysis(lake, settings)
-    df = a.con.execute(read_sql("weekly.sql")).df()
-    people = pd.DataFrame([(p.email, p.name or p.email, p.team) for p in a.people], columns=["person", "name", "team"])
-    df = df.merge(people, on="person", how="left")
+    ensure_daily(a)
+    df = _with_people(a.con.execute(read_sql("weekly.sql")).df(), a.people)
     df["week_start"] = pd.to_datetime(df["week_start"]).dt.date
+    for col in COUNT_COLUMNS:
+        df[col] = df[col].astype(int)
     df["non_customer_email_hours"] = df["email_hours"] - df["customer_email_hours"]
     front = ["week", "week_start", "person", "name", "team"]
     return df[front + [c for c in df.columns if c not in front]]

@@ -1,200 +1,30 @@
--- One row per person-week: hours per category, email, capacity and customer share.
---
--- Inputs: `person_days` (one row per person and local calendar day, with the day's and the
--- working hours' bounds already in UTC, built by metrics.py), `classified_events`,
--- `classified_messages`, `rule_settings`.
---
--- Calendar time is resolved with a sweep line: every event start/end and every day and
--- working-hours bound becomes a point; running counts per category between consecutive
--- points give elementary segments, each counted once under the highest-priority category
--- covering it (customer > admin > internal > focus). Free working time is merged into gaps:
--- gaps of at least focus_min_minutes are focus, shorter ones fragmented. Only window
--- functions and joins on equality are used, so the query runs on DuckDB and on Spark.
-WITH people AS (
-    SELECT DISTINCT person FROM person_days
-),
-timed AS (
-    SELECT ce.person, ce.start, ce."end", ce.category
-    FROM classified_events AS ce
-    JOIN people USING (person)
-    WHERE ce.category IN ('customer', 'admin', 'internal', 'focus', 'out_of_office', 'tentative')
-),
-day_marks AS (
-    -- A day start opens a day (and ends working time, unless work starts at once);
-    -- the working-hours bounds switch working time on and off.
-    SELECT person, day_start AS t, day, 0 AS work FROM person_days
-    UNION ALL
-    SELECT person, work_start AS t, CAST(NULL AS DATE) AS day, 1 AS work FROM person_days WHERE work_end > work_start
-    UNION ALL
-    SELECT person, work_end AS t, CAST(NULL AS DATE) AS day, 0 AS work FROM person_days WHERE work_end > work_start
-    UNION ALL
-    -- Past the last day: a day that is in no row of person_days, so its segments drop out.
-    SELECT person, max(day_end) AS t, DATE '9999-12-31' AS day, 0 AS work FROM person_days GROUP BY person
-),
-marks AS (
-    SELECT person, start AS t, category, 1 AS delta, CAST(NULL AS DATE) AS day, CAST(NULL AS INTEGER) AS work FROM timed
-    UNION ALL
-    SELECT person, "end" AS t, category, -1 AS delta, CAST(NULL AS DATE) AS day, CAST(NULL AS INTEGER) AS work FROM timed
-    UNION ALL
-    SELECT person, t, CAST(NULL AS VARCHAR) AS category, 0 AS delta, day, work FROM day_marks
-),
-points AS (
+-- One row per person-week: the person-day rows of daily.sql summed, and the customer share
+-- customer / (customer meetings + internal meetings + admin + all email).
+WITH weeks AS (
     SELECT
-        person,
-        t,
-        sum(CASE WHEN category = 'customer' THEN delta ELSE 0 END) AS d_customer,
-        sum(CASE WHEN category = 'admin' THEN delta ELSE 0 END) AS d_admin,
-        sum(CASE WHEN category = 'internal' THEN delta ELSE 0 END) AS d_internal,
-        sum(CASE WHEN category = 'focus' THEN delta ELSE 0 END) AS d_focus,
-        sum(CASE WHEN category = 'out_of_office' THEN delta ELSE 0 END) AS d_ooo,
-        sum(CASE WHEN category = 'tentative' THEN delta ELSE 0 END) AS d_tentative,
-        max(day) AS day,
-        max(work) AS work
-    FROM marks
-    GROUP BY person, t
-),
-running AS (
-    SELECT
-        person,
-        t AS seg_start,
-        lead(t) OVER (PARTITION BY person ORDER BY t) AS seg_end,
-        sum(d_customer) OVER upto AS n_customer,
-        sum(d_admin) OVER upto AS n_admin,
-        sum(d_internal) OVER upto AS n_internal,
-        sum(d_focus) OVER upto AS n_focus,
-        sum(d_ooo) OVER upto AS n_ooo,
-        sum(d_tentative) OVER upto AS n_tentative,
-        last_value(day IGNORE NULLS) OVER upto AS day,
-        last_value(work IGNORE NULLS) OVER upto AS work
-    FROM points
-    WINDOW upto AS (PARTITION BY person ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-),
-segments AS (
-    SELECT
-        r.person,
-        pd.week,
-        r.seg_start,
-        (epoch(r.seg_end) - epoch(r.seg_start)) / 60.0 AS minutes,
-        r.work = 1 AS in_work,
-        CASE
-            WHEN r.n_customer > 0 THEN 'customer'
-            WHEN r.n_admin > 0 THEN 'admin'
-            WHEN r.n_internal > 0 THEN 'internal'
-            WHEN r.n_focus > 0 THEN 'focus'
-        END AS category,
-        r.n_customer + r.n_admin + r.n_internal + r.n_focus AS overlapping,
-        r.n_ooo > 0 AS ooo,
-        r.n_tentative > 0 AS tentative
-    FROM running AS r
-    JOIN person_days AS pd ON pd.person = r.person AND pd.day = r.day
-    WHERE r.seg_end IS NOT NULL
-),
-islands AS (
-    -- Consecutive free working segments share an island number (gaps and islands).
-    SELECT
-        *,
-        in_work AND NOT ooo AND category IS NULL AS free,
-        sum(CASE WHEN in_work AND NOT ooo AND category IS NULL THEN 0 ELSE 1 END)
-            OVER (PARTITION BY person ORDER BY seg_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS island
-    FROM segments
-),
-gaps AS (
-    SELECT person, island, min(week) AS week, sum(minutes) AS minutes
-    FROM islands
-    WHERE free
-    GROUP BY person, island
-),
-gap_week AS (
-    SELECT
-        g.person,
-        g.week,
-        sum(CASE WHEN g.minutes >= rs.focus_min_minutes THEN g.minutes ELSE 0 END) / 60.0 AS focus_gap_hours,
-        sum(CASE WHEN g.minutes < rs.focus_min_minutes THEN g.minutes ELSE 0 END) / 60.0 AS fragmented_hours
-    FROM gaps AS g
-    CROSS JOIN rule_settings AS rs
-    GROUP BY g.person, g.week
-),
-calendar_week AS (
-    SELECT
-        person,
         week,
-        sum(CASE WHEN in_work AND NOT ooo THEN minutes ELSE 0 END) / 60.0 AS capacity_hours,
-        sum(CASE WHEN in_work AND ooo THEN minutes ELSE 0 END) / 60.0 AS out_of_office_hours,
-        sum(CASE WHEN category = 'customer' THEN minutes ELSE 0 END) / 60.0 AS customer_meeting_hours,
-        sum(CASE WHEN category = 'internal' THEN minutes ELSE 0 END) / 60.0 AS internal_meeting_hours,
-        sum(CASE WHEN category = 'admin' THEN minutes ELSE 0 END) / 60.0 AS admin_hours,
-        sum(CASE WHEN category = 'focus' THEN minutes ELSE 0 END) / 60.0 AS focus_block_hours,
-        sum(CASE WHEN overlapping >= 2 THEN minutes ELSE 0 END) / 60.0 AS double_booked_hours,
-        sum(CASE WHEN category IS NOT NULL AND NOT in_work THEN minutes ELSE 0 END) / 60.0 AS after_hours_meeting_hours,
-        sum(CASE WHEN tentative THEN minutes ELSE 0 END) / 60.0 AS tentative_hours
-    FROM segments
-    GROUP BY person, week
-),
-message_marks AS (
-    SELECT person, ts AS t, 1 AS ord, category, direction, minutes,
-           CAST(NULL AS DATE) AS day, CAST(NULL AS INTEGER) AS work
-    FROM classified_messages
-    JOIN people USING (person)
-    UNION ALL
-    SELECT person, t, 0 AS ord, CAST(NULL AS VARCHAR) AS category, CAST(NULL AS VARCHAR) AS direction,
-           0.0 AS minutes, day, work
-    FROM day_marks
-),
-message_days AS (
-    SELECT
-        person, ord, category, direction, minutes,
-        last_value(day IGNORE NULLS) OVER upto AS day,
-        last_value(work IGNORE NULLS) OVER upto AS work
-    FROM message_marks
-    WINDOW upto AS (PARTITION BY person ORDER BY t, ord ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-),
-email_week AS (
-    SELECT
-        m.person,
-        pd.week,
-        sum(CASE WHEN m.category <> 'automatic' THEN m.minutes ELSE 0 END) / 60.0 AS email_hours,
-        sum(CASE WHEN m.category = 'customer' THEN m.minutes ELSE 0 END) / 60.0 AS customer_email_hours,
-        sum(CASE WHEN m.category = 'internal' THEN m.minutes ELSE 0 END) / 60.0 AS internal_email_hours,
-        sum(CASE WHEN m.category = 'cc_only' THEN m.minutes ELSE 0 END) / 60.0 AS cc_only_email_hours,
-        sum(CASE WHEN m.category = 'bulk' THEN m.minutes ELSE 0 END) / 60.0 AS bulk_email_hours,
-        sum(CASE WHEN m.direction = 'sent' AND m.category <> 'automatic' AND m.work = 0 THEN m.minutes ELSE 0 END)
-            / 60.0 AS after_hours_email_hours,
-        sum(CASE WHEN m.direction = 'sent' AND m.category <> 'automatic' THEN 1 ELSE 0 END) AS emails_sent,
-        sum(CASE WHEN m.direction = 'received' AND m.category <> 'automatic' THEN 1 ELSE 0 END) AS emails_received
-    FROM message_days AS m
-    JOIN person_days AS pd ON pd.person = m.person AND pd.day = m.day
-    WHERE m.ord = 1
-    GROUP BY m.person, pd.week
-),
-grid AS (
-    SELECT person, week, min(week_start) AS week_start FROM person_days GROUP BY person, week
-),
-joined AS (
-    SELECT
-        g.week,
-        g.week_start,
-        g.person,
-        coalesce(c.capacity_hours, 0) AS capacity_hours,
-        coalesce(c.customer_meeting_hours, 0) AS customer_meeting_hours,
-        coalesce(c.internal_meeting_hours, 0) AS internal_meeting_hours,
-        coalesce(c.admin_hours, 0) AS admin_hours,
-        coalesce(c.focus_block_hours, 0) + coalesce(gw.focus_gap_hours, 0) AS focus_hours,
-        coalesce(gw.fragmented_hours, 0) AS fragmented_hours,
-        coalesce(e.email_hours, 0) AS email_hours,
-        coalesce(e.customer_email_hours, 0) AS customer_email_hours,
-        coalesce(e.internal_email_hours, 0) AS internal_email_hours,
-        coalesce(e.cc_only_email_hours, 0) AS cc_only_email_hours,
-        coalesce(e.bulk_email_hours, 0) AS bulk_email_hours,
-        coalesce(c.double_booked_hours, 0) AS double_booked_hours,
-        coalesce(c.after_hours_meeting_hours, 0) + coalesce(e.after_hours_email_hours, 0) AS after_hours_hours,
-        coalesce(c.tentative_hours, 0) AS tentative_hours,
-        coalesce(c.out_of_office_hours, 0) AS out_of_office_hours,
-        coalesce(e.emails_sent, 0) AS emails_sent,
-        coalesce(e.emails_received, 0) AS emails_received
-    FROM grid AS g
-    LEFT JOIN calendar_week AS c ON c.person = g.person AND c.week = g.week
-    LEFT JOIN gap_week AS gw ON gw.person = g.person AND gw.week = g.week
-    LEFT JOIN email_week AS e ON e.person = g.person AND e.week = g.week
+        min(week_start) AS week_start,
+        person,
+        sum(capacity_hours) AS capacity_hours,
+        sum(customer_meeting_hours) AS customer_meeting_hours,
+        sum(internal_meeting_hours) AS internal_meeting_hours,
+        sum(admin_hours) AS admin_hours,
+        sum(focus_hours) AS focus_hours,
+        sum(fragmented_hours) AS fragmented_hours,
+        sum(email_hours) AS email_hours,
+        sum(customer_email_hours) AS customer_email_hours,
+        sum(internal_email_hours) AS internal_email_hours,
+        sum(cc_only_email_hours) AS cc_only_email_hours,
+        sum(bulk_email_hours) AS bulk_email_hours,
+        sum(double_booked_hours) AS double_booked_hours,
+        sum(after_hours_hours) AS after_hours_hours,
+        sum(after_hours_email_hours) AS after_hours_email_hours,
+        sum(tentative_hours) AS tentative_hours,
+        sum(out_of_office_hours) AS out_of_office_hours,
+        sum(emails_sent) AS emails_sent,
+        sum(emails_received) AS emails_received
+    FROM daily_metrics
+    GROUP BY week, person
 )
 SELECT
     *,
@@ -203,5 +33,5 @@ SELECT
         THEN (customer_meeting_hours + customer_email_hours)
              / (customer_meeting_hours + internal_meeting_hours + admin_hours + email_hours)
     END AS customer_share
-FROM joined
+FROM weeks
 ORDER BY week, person
