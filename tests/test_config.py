@@ -30,7 +30,7 @@ def test_example_file_documents_every_key_and_loads():
     loaded.rules.email_minutes_per_read = defaults.rules.email_minutes_per_read
     assert loaded.model_dump() == defaults.model_dump(), "the example must show the defaults"
     text = example.read_text()
-    for section in ("organisation", "rules", "privacy"):
+    for section in ("organisation", "rules", "audit", "privacy"):
         assert f"[{section}]" in text
         for key in type(getattr(defaults, section)).model_fields:
             assert f"{key} =" in text or f"[{section}.{key}]" in text, f"{section}.{key} is not documented"

@@ -48,10 +48,20 @@ def rule_tables(settings: Settings, people: list[Person]) -> dict[str, pd.DataFr
                 "large_meeting": rules.large_meeting,
                 "long_meeting_minutes": rules.long_meeting_minutes,
                 "focus_min_minutes": rules.focus_min_hours * 60.0,
+                "default_hourly_cost": float(settings.audit.default_hourly_cost),
             }
         ]
     )
+    customer_list = pd.DataFrame(
+        [(c.name, c.tier, c.owner.lower(), i) for i, c in enumerate(settings.customers)],
+        columns=["customer", "tier", "owner", "position"],
+    )
+    costs = pd.DataFrame([(p.email, p.hourly_cost) for p in people], columns=["person", "hourly_cost"]).astype(
+        {"person": "string", "hourly_cost": "float64"}
+    )
     return {
+        "rule_customers": customer_list.astype({"customer": "string", "tier": "string", "owner": "string"}),
+        "roster_costs": costs,
         "rule_customer_domains": customers.astype({"domain": "string", "customer": "string", "tier": "string"}),
         "rule_org_domains": org_domains,
         "rule_admin_keywords": admin.astype("string"),

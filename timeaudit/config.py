@@ -132,12 +132,21 @@ class Privacy(_Section):
     store_subjects: bool = False
 
 
+class Audit(_Section):
+    neglected_after_days: int = Field(30, ge=1)
+    target_customer_share: float = Field(0.5, ge=0, le=1)
+    default_hourly_cost: float = Field(75.0, ge=0)
+    currency: str = "EUR"
+    tier_order: list[str] = Field(default_factory=lambda: ["gold", "silver", "bronze"])
+
+
 class Settings(_Section):
     roster: str = ""
     organisation: Organisation = Field(default_factory=Organisation)
     customers: list[CustomerConfig] = Field(default_factory=list)
     rules: Rules = Field(default_factory=Rules)
     privacy: Privacy = Field(default_factory=Privacy)
+    audit: Audit = Field(default_factory=Audit)
 
     # Where the file was read from ("" = built-in defaults); not a key of the file.
     path: str = Field("", exclude=True)
