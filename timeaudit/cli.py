@@ -223,6 +223,72 @@ def report(
         sys.stdout.flush()
 
 
+def _audit_scope(data, config, week: str, weeks: int, team: str | None):
+    from timeaudit import audit
+    from timeaudit.metrics import open_analysis, weekly_metrics
+    from timeaudit.summary import weeks_ending
+
+    lake, settings = open_workspace(data, config)
+    analysis = open_analysis(lake, settings)
+    known = sorted(set(weekly_metrics(lake, settings, analysis)["week"]))
+    if not known:
+        raise UserError("the lake holds no data yet; run `timeaudit demo` or a sync first")
+    week = resolve_week(week, known)
+    people = None
+    if team:
+        people = [p.email for p in analysis.people if p.team == team]
+        if not people:
+            raise UserError(
+                f"--team {team}: no such team; teams: {', '.join(sorted({p.team for p in analysis.people}))}"
+            )
+        if len(people) < settings.privacy.min_group_size:
+            raise UserError(f"--team {team}: fewer than privacy.min_group_size people; figures withheld")
+    scope = audit.open_scope(analysis, [w for w in weeks_ending(week, weeks) if w >= known[0]], people)
+    return analysis, scope
+
+
+AuditWeek = Annotated[str, typer.Option(help="Last week of the period: ISO week such as 2026-W47, or 'last'.")]
+AuditWeeks = Annotated[int, typer.Option(min=1, max=104, help="How many weeks the period covers.")]
+AuditTeam = Annotated[str | None, typer.Option(help="Only this team (at least the minimum group size).")]
+AuditMarkdown = Annotated[bool, typer.Option("--markdown", help="Markdown instead of plain text.")]
+
+
+@app.command("audit")
+@user_errors
+def audit_command(
+    week: AuditWeek = "last",
+    weeks: AuditWeeks = 4,
+    team: AuditTeam = None,
+    markdown: AuditMarkdown = False,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """The time wasters: meetings and series ranked by person-hours with suggestions, admin
+    by kind, email load and the internal threads that cost most."""
+    from timeaudit.audit_report import wasters_text
+
+    analysis, scope = _audit_scope(data, config, week, weeks, team)
+    sys.stdout.write(wasters_text(analysis, scope, markdown))
+
+
+@app.command()
+@user_errors
+def customers(
+    week: AuditWeek = "last",
+    weeks: AuditWeeks = 4,
+    team: AuditTeam = None,
+    markdown: AuditMarkdown = False,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """The customers: hours and last contact, the neglected ones, reply times and the
+    customer emails still waiting for an answer."""
+    from timeaudit.audit_report import customers_text
+
+    analysis, scope = _audit_scope(data, config, week, weeks, team)
+    sys.stdout.write(customers_text(analysis, scope, markdown))
+
+
 @app.command()
 @user_errors
 def compact(data: DataOption = None, config: ConfigOption = None) -> None:
