@@ -53,12 +53,17 @@ def open_scope(a: Analysis, weeks: list[str], people: list[str] | None = None, n
 
 
 # -- time wasters -----------------------------------------------------------------------------
+def _text(value) -> str:
+    """A text cell from SQL, or "" for NULL (which pandas hands back as None or NaN)."""
+    return value if isinstance(value, str) else ""
+
+
 def suggest(series: pd.Series, large_meeting: int) -> tuple[str, float, str]:
     """(action, share of the series' time it gives back, why) for one series."""
     minutes = float(series["minutes"])
     if series["tentative_share"] >= 0.5:
         return "cancel", 1.0, "most invitees never accepted it"
-    if series["committee_keyword"] or (series["agenda_share"] < 0.5 and series["attendees"] >= large_meeting):
+    if _text(series["committee_keyword"]) or (series["agenda_share"] < 0.5 and series["attendees"] >= large_meeting):
         back = max(0.0, 1 - WRITTEN_UPDATE_MINUTES / minutes) if minutes else 0.0
         return "replace with a written update", back, "a committee or a large meeting without an agenda"
     if minutes > SHORT_MEETING_MINUTES + 15:
@@ -78,7 +83,7 @@ def _flags(row: pd.Series, large: int, long_minutes: int) -> str:
         flags.append(f"long ({row['minutes']:.0f} min)")
     if row["recurring"]:
         flags.append("recurring")
-    if row["committee_keyword"]:
+    if _text(row["committee_keyword"]):
         flags.append(f"committee ('{row['committee_keyword']}')")
     if row["double_booked_share"] >= 0.25:
         flags.append(f"{row['double_booked_share']:.0%} of attendees double-booked")

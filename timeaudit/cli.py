@@ -92,7 +92,8 @@ def demo(
 
     Replaces any earlier demo data; data from other sources is left alone.
     """
-    from connectors import demo as demo_source
+    from connectors import demo_records as demo_source
+    from connectors.demo_org import build_org
     from timeaudit.sync import replace_source
 
     data_dir = data or default_data_dir()
@@ -100,7 +101,7 @@ def demo(
         end_day = date.fromisoformat(end) if end else None
     except ValueError:
         raise UserError(f"--end {end}: not a date; use YYYY-MM-DD, e.g. 2026-11-23") from None
-    org = demo_source.build_org(people=people, weeks=weeks, seed=seed, end=end_day)
+    org = build_org(people=people, weeks=weeks, seed=seed, end=end_day)
     lake = Lake(data_dir)
     lake.check_schema()
     with record_progress() as bar:
