@@ -71,7 +71,7 @@ def weeks_ending(week: str, count: int) -> list[str]:
     return [week_label(last - timedelta(weeks=i)) for i in range(count - 1, -1, -1)]
 
 
-def _sum_weeks(frame: pd.DataFrame, weeks: list[str]) -> pd.DataFrame:
+def sum_weeks(frame: pd.DataFrame, weeks: list[str]) -> pd.DataFrame:
     columns = HOUR_COLUMNS + COUNT_COLUMNS + ["non_customer_email_hours"]
     summed = frame.groupby("week", as_index=False)[columns].sum()
     summed = pd.DataFrame({"week": weeks}).merge(summed, on="week", how="left").fillna(0.0)
@@ -79,7 +79,7 @@ def _sum_weeks(frame: pd.DataFrame, weeks: list[str]) -> pd.DataFrame:
     return summed
 
 
-def _headline(weekly: pd.DataFrame) -> dict[str, float]:
+def headline_figures(weekly: pd.DataFrame) -> dict[str, float]:
     this = weekly.iloc[-1]
     before = weekly.iloc[-5:-1]
     previous = customer_share(before.sum(numeric_only=True).to_frame().T).iloc[0] if len(before) else float("nan")
@@ -142,5 +142,5 @@ def build_summary(
             )
         chosen = data
         rows = teams[teams["week"] == week]
-    weekly_table = _sum_weeks(chosen[chosen["week"].isin(span)], span)
-    return Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), _headline(weekly_table), hidden)
+    weekly_table = sum_weeks(chosen[chosen["week"].isin(span)], span)
+    return Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline_figures(weekly_table), hidden)

@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: shows what timeaudit computes, decides nothing."""

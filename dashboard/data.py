@@ -1,0 +1,88 @@
+"""Every query the dashboard makes, cached until the lake changes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from timeaudit.config import CONFIG_ENV, Settings, find_config, load_settings
+from timeaudit.errors import UserError
+from timeaudit.metrics import (
+    event_reasons,
+    last_complete_week,
+    open_analysis,
+    team_weekly,
+    top_meetings,
+    weekly_metrics,
+)
+from timeaudit.store import Lake, default_data_dir
+
+
+def workspace() -> tuple[Lake, Settings]:
+    data_dir = default_data_dir()
+    settings = load_settings(find_config(os.environ.get(CONFIG_ENV) or None, data_dir))
+    return Lake(data_dir), settings
+
+
+def lake_version() -> tuple:
+    lake, settings = workspace()
+    config = Path(settings.path) if settings.path else None
+    return lake.version(), (config.stat().st_mtime_ns if config and config.exists() else 0)
+
+
+@st.cache_data(show_spinner="Counting the hours…")
+def _weekly(version: tuple) -> pd.DataFrame:
+    lake, settings = workspace()
+    return weekly_metrics(lake, settings)
+
+
+def weekly() -> pd.DataFrame:
+    return _weekly(lake_version())
+
+
+def settings() -> Settings:
+    return workspace()[1]
+
+
+def teams(min_group_size: int) -> pd.DataFrame:
+    return team_weekly(weekly(), min_group_size)
+
+
+def default_week(weeks: list[str]) -> str | None:
+    return last_complete_week(weeks)
+
+
+@st.cache_data(show_spinner=False)
+def _meetings(version: tuple, person: str, weeks: tuple[str, ...]) -> pd.DataFrame:
+    lake, s = workspace()
+    return top_meetings(lake, s, person, list(weeks))
+
+
+def meetings(person: str, weeks: list[str]) -> pd.DataFrame:
+    return _meetings(lake_version(), person, tuple(weeks))
+
+
+@st.cache_data(show_spinner=False)
+def _reasons(version: tuple, person: str, week: str) -> pd.DataFrame:
+    lake, s = workspace()
+    return event_reasons(lake, s, person, week, analysis=open_analysis(lake, s))
+
+
+def reasons(person: str, week: str) -> pd.DataFrame:
+    return _reasons(lake_version(), person, week)
+
+
+def load_or_explain() -> pd.DataFrame | None:
+    """The weekly table, or None after telling the user what is missing."""
+    try:
+        frame = weekly()
+    except UserError as e:
+        st.error(str(e))
+        return None
+    if frame.empty:
+        st.info("No data yet. Run `timeaudit demo` for a demo organisation, or sync or import your calendar.")
+        return None
+    return frame

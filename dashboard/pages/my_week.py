@@ -1,0 +1,103 @@
+"""My week: one person's split of hours, their customer share and their costliest meetings."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data
+from dashboard.widgets import csv_download, hours, pct, week_picker
+from timeaudit.summary import headline_figures, sum_weeks, weeks_ending
+
+TREND_WEEKS = 13
+
+
+def show() -> None:
+    st.title("My week")
+    weekly = data.load_or_explain()
+    if weekly is None:
+        return
+    people = weekly.drop_duplicates("person").sort_values("name")
+    labels = {r.person: f"{r.name} ({r.team})" if r.name != r.person else r.person for r in people.itertuples()}
+    left, right = st.columns(2)
+    with left:
+        person = st.selectbox("Person", list(labels), format_func=labels.get, key="person")
+    with right:
+        week = week_picker(list(weekly["week"].unique()), data.default_week(list(weekly["week"].unique())), "week")
+    mine = weekly[weekly["person"] == person]
+    span = [w for w in weeks_ending(week, TREND_WEEKS) if w >= mine["week"].min()]
+    trend = sum_weeks(mine[mine["week"].isin(span)], span)
+    figures = headline_figures(trend)
+
+    cols = st.columns(6)
+    change = figures["Change"]
+    cols[0].metric(
+        "Customer share",
+        pct(figures["Customer share"]),
+        delta=None if change != change else f"{change * 100:+.1f} pts vs previous 4 weeks",
+        help="(customer meetings + customer email) / (customer meetings + internal meetings + admin + email)",
+    )
+    cols[1].metric(
+        "With customers",
+        hours(figures["Customer meetings"] + figures["Customer email"]),
+        help="Customer meetings plus estimated customer email",
+    )
+    cols[2].metric("Internal meetings", hours(figures["Internal meetings"]))
+    cols[3].metric("Admin", hours(figures["Admin"]))
+    cols[4].metric(
+        "Email",
+        hours(figures["Customer email"] + figures["Internal email"]),
+        help="87.2 s per read email, 5 minutes per sent email",
+    )
+    cols[5].metric("Focus", hours(figures["Focus"]), help="Focus blocks plus free gaps of 2 hours or more")
+
+    st.plotly_chart(
+        charts.weekly_split_figure(trend, f"Hours by category, {span[0]} to {week}"),
+        width="stretch",
+        key="split",
+    )
+    st.plotly_chart(
+        charts.share_trend_figure(trend, target=data.settings().audit.target_customer_share),
+        width="stretch",
+        key="share",
+    )
+
+    st.subheader("Most expensive internal meetings this week")
+    top = data.meetings(person, [week])
+    if top.empty:
+        st.write("No internal meetings this week.")
+    else:
+        st.dataframe(
+            top.rename(
+                columns={
+                    "start_local": "When",
+                    "title": "Meeting (title tags)",
+                    "minutes": "Minutes",
+                    "attendee_count": "People",
+                    "person_hours": "Person-hours",
+                    "reason": "Why it counts",
+                    "flags": "Flags",
+                }
+            ).drop(columns=["week"]),
+            hide_index=True,
+            width="stretch",
+            column_config={"Person-hours": st.column_config.NumberColumn(format="%.1f")},
+        )
+    with st.expander("Why these numbers: every event of the week and the rule that classified it"):
+        st.dataframe(
+            data.reasons(person, week).rename(
+                columns={
+                    "start_local": "When",
+                    "minutes": "Minutes",
+                    "title": "Title tags",
+                    "category": "Category",
+                    "reason": "Reason",
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    csv_download(mine[mine["week"].isin(span)], f"timeaudit-{person}-{week}.csv", "download-person")
+
+
+if __name__ == "__main__":
+    show()

@@ -1,0 +1,66 @@
+"""Team: weekly hours by category over time, and customer share per team side by side."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data
+from dashboard.widgets import csv_download, pct, week_picker
+from timeaudit.metrics import team_weekly
+
+
+def show() -> None:
+    st.title("Team")
+    weekly = data.load_or_explain()
+    if weekly is None:
+        return
+    settings = data.settings()
+    min_group = settings.privacy.min_group_size
+    teams = team_weekly(weekly, min_group)
+    hidden = teams.attrs["hidden_teams"]
+    if hidden:
+        names = ", ".join(f"{t} ({n} people)" for t, n in sorted(hidden.items()))
+        st.warning(
+            f"Hidden: {names}. Team figures are shown only for teams of at least {min_group} people, "
+            "so nobody's own hours can be read from them."
+        )
+    if teams.empty:
+        st.info(f"No team has at least {min_group} people, so there is nothing to show here.")
+        return
+    weeks = sorted(teams["week"].unique())
+    left, right = st.columns(2)
+    with left:
+        names = sorted(teams["team"].unique())
+        team = st.selectbox("Team", names, key="team")
+    with right:
+        week = week_picker(weeks, data.default_week(weeks), "team-week")
+    mine = teams[(teams["team"] == team) & (teams["week"] <= week)]
+    now = mine[mine["week"] == week]
+    if not now.empty:
+        row = now.iloc[0]
+        cols = st.columns(4)
+        cols[0].metric("Customer share", pct(row["customer_share"]))
+        cols[1].metric("People", int(row["people"]))
+        cols[2].metric("With customers", f"{row['customer_meeting_hours'] + row['customer_email_hours']:.1f} h")
+        cols[3].metric("Meetings and admin", f"{row['internal_meeting_hours'] + row['admin_hours']:.1f} h")
+    st.plotly_chart(
+        charts.weekly_split_figure(mine, f"{team}: hours by category, per week"),
+        width="stretch",
+        key="team-split",
+    )
+    st.plotly_chart(charts.team_share_figure(teams, week), width="stretch", key="team-share")
+    st.plotly_chart(
+        charts.share_trend_figure(
+            teams[teams["week"] <= week],
+            by="team",
+            target=settings.audit.target_customer_share,
+            title="Customer share per team, per week",
+        ),
+        width="stretch",
+        key="team-trend",
+    )
+    csv_download(teams[teams["week"] == week], f"timeaudit-teams-{week}.csv", "download-teams")
+
+
+if __name__ == "__main__":
+    show()
