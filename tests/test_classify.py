@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from records import event, message, utc
 
 from timeaudit.classify import register_rules
 from timeaudit.config import parse_settings
 from timeaudit.model import Person
 from timeaudit.store import Lake
+
+from records import event, message, utc
 
 ME = "me@northwind.com"
 COLLEAGUE = "ann@northwind.com"

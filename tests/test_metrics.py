@@ -9,13 +9,14 @@ the change from summer to winter time (Sunday 25 October), so her working hours 
 from __future__ import annotations
 
 import pytest
-from records import event, message, utc
 
 from timeaudit.config import parse_settings
 from timeaudit.metrics import team_weekly, weekly_metrics
 from timeaudit.model import Person
 from timeaudit.roster import write_roster
 from timeaudit.store import Lake
+
+from records import event, message, utc
 
 LAURA, NED = "laura@northwind.com", "ned@northwind.com"
 ANN, BOB = "ann@northwind.com", "bob@acme.com"

@@ -13,11 +13,12 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from records import event, utc
 
 from timeaudit.errors import StoreError
 from timeaudit.model import SCHEMA_VERSION
 from timeaudit.store import Lake
+
+from records import event, utc
 
 ME = "me@northwind.com"
 T0, T1 = utc(2026, 11, 17, 10), utc(2026, 11, 17, 11)

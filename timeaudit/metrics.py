@@ -82,15 +82,16 @@ def people_or_accounts(con: duckdb.DuckDBPyConnection, people: list[Person]) -> 
 
 
 def data_range(con: duckdb.DuckDBPyConnection) -> tuple[date, date] | None:
-    """First and last calendar day (UTC) holding any counted data, at most MAX_WEEKS apart."""
-    lo, hi = con.execute(
-        """SELECT min(t0), max(t1) FROM (
-               SELECT min(start) AS t0, max("end") AS t1 FROM events WHERE NOT all_day
-               UNION ALL SELECT min(ts), max(ts) FROM messages)"""
-    ).fetchall()[0]
-    if lo is None:
+    """First and last calendar day (UTC) to count, at most MAX_WEEKS apart. Calendars set the
+    start when there are any: a mailbox's first message can arrive hours before its owner's
+    first working week begins."""
+    ev_lo, ev_hi = con.execute('SELECT min(start), max("end") FROM events WHERE NOT all_day').fetchall()[0]
+    ms_lo, ms_hi = con.execute("SELECT min(ts), max(ts) FROM messages").fetchall()[0]
+    lo = ev_lo or ms_lo
+    his = [t for t in (ev_hi, ms_hi) if t is not None]
+    if lo is None or not his:
         return None
-    first, last = lo.date(), hi.date()
+    first, last = lo.date(), max(his).date()
     return max(first, last - timedelta(weeks=MAX_WEEKS)), last
 
 
@@ -235,7 +236,7 @@ def top_meetings(
     return a.con.execute(
         """SELECT week, start_local, title, minutes, attendee_count, person_hours, reason, flags
            FROM person_meetings
-           WHERE person = $person AND list_contains($weeks, week) AND category IN ('internal', 'admin')
+           WHERE person = $person AND list_contains($weeks, week) AND category IN ('internal', 'admin') AND others > 0
            ORDER BY person_hours DESC, start_local LIMIT $limit""",
         {"person": person, "weeks": weeks, "limit": limit},
     ).df()

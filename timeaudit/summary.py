@@ -143,4 +143,5 @@ def build_summary(
         chosen = data
         rows = teams[teams["week"] == week]
     weekly_table = sum_weeks(chosen[chosen["week"].isin(span)], span)
-    return Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline_figures(weekly_table), hidden)
+    headline = headline_figures(weekly_table)
+    return Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline, hidden)

@@ -9,6 +9,10 @@ from dashboard.widgets import csv_download, hours, pct, week_picker
 from timeaudit.summary import headline_figures, sum_weeks, weeks_ending
 
 TREND_WEEKS = 13
+SHARE_HELP = (
+    "Change against the previous 4 weeks. Share = (customer meetings + customer email) / "
+    "(customer meetings + internal meetings + admin + email)"
+)
 
 
 def show() -> None:
@@ -33,8 +37,8 @@ def show() -> None:
     cols[0].metric(
         "Customer share",
         pct(figures["Customer share"]),
-        delta=None if change != change else f"{change * 100:+.1f} pts vs previous 4 weeks",
-        help="(customer meetings + customer email) / (customer meetings + internal meetings + admin + email)",
+        delta=None if change != change else f"{change * 100:+.1f} pts",
+        help=SHARE_HELP,
     )
     cols[1].metric(
         "With customers",

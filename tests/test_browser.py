@@ -1,0 +1,107 @@
+"""The dashboard in a real headless Chromium, served by `timeaudit dashboard` on the demo."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-quic"]
+PAGES = [("", "My week", "my_week"), ("team", "Team", "team")]
+
+
+def require_chromium() -> str:
+    if CHROMIUM:
+        return CHROMIUM
+    if os.environ.get("CI") == "true":
+        pytest.fail("chromium is missing on CI: .ci/run must install it (apt-get install chromium)")
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium); browser tests skipped")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(demo_dir):
+    require_chromium()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "TIMEAUDIT_CONFIG"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "timeaudit.cli", "dashboard", "--data", str(demo_dir), "--port", str(port),
+         "--host", "127.0.0.1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"the dashboard did not start: {proc.stdout.read()}")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=require_chromium(), headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.mark.parametrize(("path", "heading", "name"), PAGES, ids=[p[2] for p in PAGES])
+def test_page_loads_and_draws_its_charts(server, browser, path, heading, name, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server}/{path}", wait_until="domcontentloaded")
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)  # let the remaining charts settle
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator(".js-plotly-plot").count() >= 2
+    assert "Customer share" in page.inner_text("body")
+    shot = tmp_path / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
+    if os.environ.get("TIMEAUDIT_UPDATE_DOCS") == "1":
+        target = ROOT / "docs" / ("dashboard.png" if name == "my_week" else f"{name}.png")
+        page.screenshot(path=str(target), full_page=False)
+    assert not errors, errors
+    page.close()
+
+
+def test_navigation_between_pages(server, browser):
+    page = browser.new_page()
+    page.goto(server, wait_until="domcontentloaded")
+    page.get_by_role("heading", name="My week").first.wait_for(timeout=60_000)
+    page.get_by_role("link", name="Team").first.click()
+    page.get_by_role("heading", name="Team").first.wait_for(timeout=60_000)
+    assert page.url.rstrip("/").endswith("/team")
+    page.close()

@@ -1,0 +1,97 @@
+"""Each dashboard page run by Streamlit's AppTest on the demo organisation."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from timeaudit.config import load_settings
+from timeaudit.metrics import team_weekly, weekly_metrics
+from timeaudit.store import Lake
+
+from conftest import ROOT
+
+APP = str(ROOT / "dashboard" / "app.py")
+LAST_WEEK = "2026-W47"
+
+
+@pytest.fixture
+def app(demo_dir, monkeypatch):
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(demo_dir))
+    monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
+    return AppTest.from_file(APP, default_timeout=120)
+
+
+@pytest.fixture(scope="module")
+def weekly(demo_dir):
+    return weekly_metrics(Lake(demo_dir), load_settings(demo_dir / "timeaudit.toml"))
+
+
+def metrics_of(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_my_week_shows_the_chosen_persons_figures(app, weekly):
+    at = app.run()
+    assert not at.exception
+    assert at.title[0].value == "My week"
+    person = at.selectbox(key="person").value
+    assert at.selectbox(key="week").value == LAST_WEEK
+    row = weekly[(weekly["person"] == person) & (weekly["week"] == LAST_WEEK)].iloc[0]
+    shown = metrics_of(at)
+    assert shown["Customer share"] == f"{row['customer_share']:.0%}"
+    assert shown["Internal meetings"] == f"{row['internal_meeting_hours']:.1f} h"
+    assert shown["Admin"] == f"{row['admin_hours']:.1f} h"
+    assert shown["Focus"] == f"{row['focus_hours']:.1f} h"
+    assert len(at.get("plotly_chart")) == 2
+    assert at.subheader[0].value == "Most expensive internal meetings this week"
+    assert len(at.dataframe) == 2  # top meetings and the reasons behind every event
+    reasons = at.dataframe[1].value
+    assert {"Category", "Reason"} <= set(reasons.columns) and len(reasons) > 0
+    assert len(at.get("download_button")) == 1
+
+
+def test_my_week_follows_the_person_picker(app, weekly):
+    at = app.run()
+    person = sorted(set(weekly.loc[weekly["team"] == "Operations", "person"]))[0]
+    at = at.selectbox(key="person").set_value(person).run()
+    assert at.selectbox(key="person").value == person
+    row = weekly[(weekly["person"] == person) & (weekly["week"] == LAST_WEEK)].iloc[0]
+    assert metrics_of(at)["Admin"] == f"{row['admin_hours']:.1f} h"
+    assert row["admin_hours"] > 0  # Operations is buried in admin
+
+
+def test_team_page_shows_team_figures(app, weekly):
+    at = app.run()
+    at.switch_page("pages/team.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Team"
+    team = at.selectbox(key="team").value
+    teams = team_weekly(weekly, 5)
+    row = teams[(teams["team"] == team) & (teams["week"] == LAST_WEEK)].iloc[0]
+    shown = metrics_of(at)
+    assert shown["Customer share"] == f"{row['customer_share']:.0%}"
+    assert shown["People"] == str(row["people"])
+    assert len(at.get("plotly_chart")) == 3
+    assert not at.warning  # every demo team is big enough
+
+
+def test_team_page_hides_groups_under_the_minimum(app, demo_dir, tmp_path, monkeypatch):
+    config = tmp_path / "timeaudit.toml"
+    config.write_text((demo_dir / "timeaudit.toml").read_text().replace(
+        'roster = "people.csv"', f'roster = "{demo_dir / "people.csv"}"') + "\n[privacy]\nmin_group_size = 100\n")
+    monkeypatch.setenv("TIMEAUDIT_CONFIG", str(config))
+    at = app.run()
+    at.switch_page("pages/team.py").run()
+    assert not at.exception
+    assert "fewer" not in at.warning[0].value  # it names the rule, in plain words
+    assert "at least 100 people" in at.warning[0].value
+    assert "Support" in at.warning[0].value
+    assert not at.get("plotly_chart")
+
+
+def test_empty_lake_explains_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert "timeaudit demo" in at.info[0].value
