@@ -227,6 +227,6 @@ def weeks_of(org: DemoOrg) -> Iterator[tuple[int, date]]:
 def active_customers(org: DemoOrg, person: Person, week: int) -> list[str]:
     """The customers a person deals with in a week: the neglected ones go quiet at the end."""
     names = org.accounts[person.email]
-    if week >= org.weeks - NEGLECT_WEEKS:
+    if week >= org.weeks - NEGLECT_WEEKS - 1:  # a week early: late replies stay outside the window
         names = [n for n in names if n not in NEGLECTED] or [CUSTOMERS[0][0]]
     return names
