@@ -86,3 +86,16 @@ def load_or_explain() -> pd.DataFrame | None:
         st.info("No data yet. Run `timeaudit demo` for a demo organisation, or sync or import your calendar.")
         return None
     return frame
+
+
+@st.cache_data(show_spinner="Preparing the summary…")
+def _summary(version: tuple, week: str, person: str | None, team: str | None):
+    from timeaudit.summary import build_summary
+
+    lake, s = workspace()
+    return build_summary(lake, s, week, person=person, team=team, metrics=weekly())
+
+
+def summary(week: str, person: str | None = None, team: str | None = None):
+    """The weekly summary of a person or a team (what the export formats hold)."""
+    return _summary(lake_version(), week, person, team)

@@ -27,3 +27,33 @@ def week_picker(weeks: list[str], default: str | None, key: str) -> str:
 def csv_download(frame: pd.DataFrame, name: str, key: str) -> None:
     data = safe_frame(frame.round(2)).to_csv(index=False).encode("utf-8")
     st.download_button("Download CSV", data, file_name=name, mime="text/csv", key=key)
+
+
+def summary_downloads(make_summary, key: str) -> None:
+    """Download buttons for the weekly summary of what the page shows, in every format."""
+    from timeaudit.export import render
+
+    summary = make_summary()
+    stem = f"timeaudit-{summary.subject}-{summary.week}".replace(" ", "-").replace("@", "-at-")
+    mimes = {
+        "csv": "text/csv",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "md": "text/markdown",
+        "html": "text/html",
+    }
+    cols = st.columns(len(mimes) + 1)
+    for col, (fmt, mime) in zip(cols, mimes.items(), strict=False):
+        col.download_button(
+            f"Summary .{fmt}", render(summary, fmt), file_name=f"{stem}.{fmt}", mime=mime, key=f"{key}-{fmt}"
+        )
+    with cols[-1]:
+        if st.button("Make PDF", key=f"{key}-make-pdf", help="Prints the summary with Chromium"):
+            st.session_state[f"{key}-pdf"] = render(summary, "pdf")
+        if st.session_state.get(f"{key}-pdf"):
+            st.download_button(
+                "Summary .pdf",
+                st.session_state[f"{key}-pdf"],
+                file_name=f"{stem}.pdf",
+                mime="application/pdf",
+                key=f"{key}-pdf-download",
+            )

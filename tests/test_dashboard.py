@@ -48,7 +48,9 @@ def test_my_week_shows_the_chosen_persons_figures(app, weekly):
     assert len(at.dataframe) == 2  # top meetings and the reasons behind every event
     reasons = at.dataframe[1].value
     assert {"Category", "Reason"} <= set(reasons.columns) and len(reasons) > 0
-    assert len(at.get("download_button")) == 1
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert labels == {"Download CSV", "Summary .csv", "Summary .xlsx", "Summary .md", "Summary .html"}
+    assert at.button(key="person-summary-make-pdf").label == "Make PDF"
 
 
 def test_my_week_follows_the_person_picker(app, weekly):
@@ -74,6 +76,7 @@ def test_team_page_shows_team_figures(app, weekly):
     assert shown["People"] == str(row["people"])
     assert len(at.get("plotly_chart")) == 3
     assert not at.warning  # every demo team is big enough
+    assert len(at.get("download_button")) == 5
 
 
 def test_team_page_hides_groups_under_the_minimum(app, demo_dir, tmp_path, monkeypatch):

@@ -65,6 +65,16 @@ def headline_table(summary: Summary) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Figure", "Value", "Unit"])
 
 
+def audit_tables(summary: Summary) -> dict[str, pd.DataFrame]:
+    """The audit's short lists, named as they are headed in every format."""
+    return {
+        "Top wasters": summary.wasters,
+        "Neglected customers": summary.neglected,
+        "Waiting for an answer": summary.waiting,
+        "Admin by kind": summary.admin,
+    }
+
+
 def definitions_table(summary: Summary) -> pd.DataFrame:
     return pd.DataFrame(list(summary.definitions.items()), columns=["Figure", "Definition"])
 
@@ -98,6 +108,7 @@ def to_xlsx(summary: Summary) -> bytes:
         "Summary": headline_table(summary),
         "Weekly split": weekly_split(summary),
         "Figures": metric_rows(summary),
+        **audit_tables(summary),
         "Definitions": definitions_table(summary),
     }
     with pd.ExcelWriter(buf, engine="xlsxwriter") as writer:
@@ -169,6 +180,8 @@ def to_markdown(summary: Summary) -> bytes:
         "",
     ]
     parts += _hidden_note(summary)
+    for name, table in audit_tables(summary).items():
+        parts += [f"## {name}", "", _md_table(table) if len(table) else "None.", ""]
     parts += ["## Definitions", ""] + [f"- **{k}**: {v}" for k, v in summary.definitions.items()]
     return ("\n".join(parts) + "\n").encode("utf-8")
 
@@ -225,6 +238,10 @@ def to_html(summary: Summary) -> bytes:
         full_html=False, include_plotlyjs=True, config={"displaylogo": False, "displayModeBar": False}
     )
     hidden = "".join(f"<p>{html.escape(line)}</p>" for line in _hidden_note(summary) if line)
+    audit = "".join(
+        f"<h2>{html.escape(name)}</h2>" + (_html_table(table) if len(table) else "<p>None.</p>")
+        for name, table in audit_tables(summary).items()
+    )
     definitions = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in summary.definitions.items())
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(summary.title)}</title>
@@ -234,6 +251,7 @@ def to_html(summary: Summary) -> bytes:
 <h2>Hours by category, per week</h2><div class="chart">{chart}</div>
 {_html_table(_share_as_percent(weekly_split(summary)))}
 {hidden}
+{audit}
 <h2>Definitions</h2><dl>{definitions}</dl>
 </body></html>"""
     return page.encode("utf-8")

@@ -7,7 +7,7 @@ only for groups of at least ``privacy.min_group_size`` people.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
@@ -37,7 +37,13 @@ DEFINITIONS: dict[str, str] = {
     "Fragmented": "free working time in gaps shorter than 2 hours",
     "Double-booked": "time covered by two or more counted events at once",
     "After hours": "meetings outside working hours plus emails sent outside them",
+    "Top wasters": "internal meetings and recurring series over the last four weeks ranked by person-hours, "
+    "with a suggested action and the hours per week it would give back",
+    "Neglected customers": "customers with no meeting or email for the configured number of days (default 30)",
+    "Waiting": "the ten oldest customer emails with no answer yet, with who holds them",
 }
+AUDIT_WEEKS = 4
+WAITING_ROWS = 10  # the oldest; `timeaudit customers` lists them all
 
 
 @dataclass
@@ -49,6 +55,10 @@ class Summary:
     rows: pd.DataFrame  # the week's metric rows: the person, the team, or one per team
     headline: dict[str, float] = field(default_factory=dict)
     hidden_teams: dict[str, int] = field(default_factory=dict)
+    wasters: pd.DataFrame = field(default_factory=pd.DataFrame)  # top five series, with suggestions
+    neglected: pd.DataFrame = field(default_factory=pd.DataFrame)
+    waiting: pd.DataFrame = field(default_factory=pd.DataFrame)
+    admin: pd.DataFrame = field(default_factory=pd.DataFrame)  # hours by kind
     definitions: dict[str, str] = field(default_factory=lambda: dict(DEFINITIONS))
 
     @property
@@ -144,4 +154,50 @@ def build_summary(
         rows = teams[teams["week"] == week]
     weekly_table = sum_weeks(chosen[chosen["week"].isin(span)], span)
     headline = headline_figures(weekly_table)
-    return Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline, hidden)
+    summary = Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline, hidden)
+    add_audit(summary, lake, settings, sorted(set(chosen["person"])), [w for w in span if w in set(data["week"])])
+    return summary
+
+
+def add_audit(summary: Summary, lake: Lake, settings: Settings, people: list[str], weeks: list[str]) -> None:
+    """The audit's short lists for the summary's people, over its last four weeks."""
+    from timeaudit import audit
+    from timeaudit.metrics import open_analysis
+
+    analysis = open_analysis(lake, settings)
+    end = datetime.combine(week_start(summary.week) + timedelta(days=7), datetime.min.time(), UTC)
+    scope = audit.open_scope(analysis, weeks[-AUDIT_WEEKS:], people, now=end)
+    series = audit.meeting_series(analysis, scope).head(5)
+    summary.wasters = pd.DataFrame(
+        {
+            "Meeting": series.get("title", []),
+            "Person-hours": series.get("person_hours", []),
+            "Flags": series.get("flags", []),
+            "Suggestion": series.get("action", []),
+            "Hours back per week": series.get("hours_back_per_week", []),
+        }
+    )
+    contacts = audit.customer_contacts(analysis, scope)
+    neglected = audit.neglected_customers(analysis, contacts)
+    if summary.scope != "organisation":
+        neglected = neglected[neglected["owner"].isin(people)]
+    summary.neglected = pd.DataFrame(
+        {
+            "Customer": neglected["customer"],
+            "Tier": neglected["tier"],
+            "Owner": neglected["owner"],
+            "Days silent": neglected["days_silent"],
+        }
+    )
+    waiting = audit.waiting_threads(audit.customer_replies(analysis, scope)).head(WAITING_ROWS)
+    summary.waiting = pd.DataFrame(
+        {
+            "Received": waiting["received_at"].astype(str).str[:16],
+            "Customer": waiting["customer"],
+            "Held by": waiting["held_by"],
+            "Working hours waiting": waiting["working_hours"],
+        }
+    )
+    admin = audit.admin_by_kind(analysis, scope)
+    admin = admin[admin["week"] == summary.week].groupby("kind", as_index=False)["hours"].sum()
+    summary.admin = admin.sort_values("hours", ascending=False).rename(columns={"kind": "Kind", "hours": "Hours"})

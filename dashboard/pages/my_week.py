@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import csv_download, hours, pct, week_picker
+from dashboard.widgets import csv_download, hours, pct, summary_downloads, week_picker
 from timeaudit.summary import headline_figures, sum_weeks, weeks_ending
 
 TREND_WEEKS = 13
@@ -101,6 +101,7 @@ def show() -> None:
             width="stretch",
         )
     csv_download(mine[mine["week"].isin(span)], f"timeaudit-{person}-{week}.csv", "download-person")
+    summary_downloads(lambda: data.summary(week, person=person), "person-summary")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import csv_download, pct, week_picker
+from dashboard.widgets import csv_download, pct, summary_downloads, week_picker
 from timeaudit.metrics import team_weekly
 
 
@@ -60,6 +60,7 @@ def show() -> None:
         key="team-trend",
     )
     csv_download(teams[teams["week"] == week], f"timeaudit-teams-{week}.csv", "download-teams")
+    summary_downloads(lambda: data.summary(week, team=team), "team-summary")
 
 
 if __name__ == "__main__":
