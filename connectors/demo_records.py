@@ -407,7 +407,7 @@ def _customer_thread(org: DemoOrg, p: Person, w: int, i: int, monday: date, rng:
     cc = [c for c in cc if c != p.email]
     yield from (_message(a, mid, ts, sender, [p.email], cc, mid, subject) for a in [p.email, *cc])
     roll = rng.random()
-    if roll < 0.25 and w >= org.weeks - 2:  # recent ones still waiting for an answer
+    if roll < 0.12 and w >= org.weeks - 2:  # recent ones still waiting for an answer
         return
     delay = rng.uniform(0.3, 6) if roll < 0.7 else rng.uniform(20, 80)
     reply_ts = ts + timedelta(hours=delay)

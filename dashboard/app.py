@@ -12,5 +12,7 @@ st.set_page_config(page_title="timeaudit", page_icon="⏱", layout="wide")
 pages = [
     st.Page("pages/my_week.py", title="My week", icon="👤", default=True),
     st.Page("pages/team.py", title="Team", icon="👥", url_path="team"),
+    st.Page("pages/wasters.py", title="Time wasters", icon="⏳", url_path="wasters"),
+    st.Page("pages/customers.py", title="Customers", icon="🤝", url_path="customers"),
 ]
 st.navigation(pages).run()

@@ -60,3 +60,97 @@ def team_share_figure(teams: pd.DataFrame, week: str) -> go.Figure:
         margin=dict(l=40, r=20, t=50, b=40),
     )
     return fig
+
+
+def top_series_figure(series: pd.DataFrame, limit: int = 10) -> go.Figure:
+    """The costliest meetings and series, by person-hours (largest on top)."""
+    part = series.head(limit).iloc[::-1]
+    fig = go.Figure(
+        go.Bar(
+            x=part["person_hours"],
+            y=part["title"],
+            orientation="h",
+            marker_color="#d95f02",
+            customdata=part["action"],
+            hovertemplate="%{y}: %{x:.1f} person-hours<br>suggestion: %{customdata}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Costliest internal meetings and series (person-hours)",
+        template="plotly_white",
+        height=80 + 28 * len(part),
+        margin=dict(l=160, r=20, t=50, b=40),
+        xaxis_title="person-hours",
+    )
+    return fig
+
+
+def admin_kind_figure(admin: pd.DataFrame) -> go.Figure:
+    """Admin hours by kind, stacked per team."""
+    fig = go.Figure()
+    totals = admin.groupby(["team", "kind"], as_index=False)["hours"].sum()
+    for kind, part in totals.groupby("kind"):
+        fig.add_bar(x=part["team"], y=part["hours"].round(1), name=str(kind))
+    fig.update_layout(
+        barmode="stack",
+        title="Admin hours by kind and team",
+        template="plotly_white",
+        height=340,
+        margin=dict(l=40, r=20, t=50, b=40),
+        yaxis_title="hours",
+    )
+    return fig
+
+
+def fragmentation_figure(days: pd.DataFrame) -> go.Figure:
+    """Focus hours against fragmented hours, per day (summed over the chosen people)."""
+    per_day = days.groupby("day", as_index=False)[["focus_hours", "fragmented_hours"]].sum()
+    fig = go.Figure()
+    fig.add_bar(x=per_day["day"], y=per_day["focus_hours"].round(1), name="Focus", marker_color="#1f78b4")
+    fig.add_bar(x=per_day["day"], y=per_day["fragmented_hours"].round(1), name="Fragmented", marker_color="#a6cee3")
+    fig.update_layout(
+        barmode="stack",
+        title="Focus against fragmented time, per day",
+        template="plotly_white",
+        height=320,
+        margin=dict(l=40, r=20, t=50, b=40),
+        yaxis_title="hours",
+    )
+    return fig
+
+
+def customer_hours_figure(contacts: pd.DataFrame) -> go.Figure:
+    """Hours per customer (meetings plus estimated email) over the chosen period."""
+    part = contacts.sort_values("hours")
+    fig = go.Figure()
+    fig.add_bar(
+        y=part["customer"], x=part["meeting_hours"].round(1), name="Meetings", orientation="h", marker_color="#1b9e77"
+    )
+    fig.add_bar(
+        y=part["customer"], x=part["email_hours"].round(1), name="Email", orientation="h", marker_color="#66c2a5"
+    )
+    fig.update_layout(
+        barmode="stack",
+        title="Hours per customer",
+        template="plotly_white",
+        height=80 + 26 * len(part),
+        margin=dict(l=160, r=20, t=50, b=40),
+        xaxis_title="hours",
+    )
+    return fig
+
+
+def latency_figure(latency: pd.DataFrame) -> go.Figure:
+    """Median and 90th-percentile reply time to customers in working hours, per team and week."""
+    fig = go.Figure()
+    for team, part in latency.groupby("team"):
+        fig.add_scatter(x=part["week"], y=part["median_hours"], mode="lines+markers", name=f"{team} median")
+        fig.add_scatter(x=part["week"], y=part["p90_hours"], mode="lines", line_dash="dot", name=f"{team} 90th pct")
+    fig.update_layout(
+        title="Reply time to customers (working hours)",
+        template="plotly_white",
+        height=340,
+        margin=dict(l=40, r=20, t=50, b=40),
+        yaxis_title="working hours",
+    )
+    return fig

@@ -99,3 +99,36 @@ def _summary(version: tuple, week: str, person: str | None, team: str | None):
 def summary(week: str, person: str | None = None, team: str | None = None):
     """The weekly summary of a person or a team (what the export formats hold)."""
     return _summary(lake_version(), week, person, team)
+
+
+@st.cache_data(show_spinner="Ranking the meetings…")
+def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str, pd.DataFrame]:
+    from timeaudit import audit
+
+    lake, s = workspace()
+    a = open_analysis(lake, s)
+    people = [p.email for p in a.people if team is None or p.team == team]
+    scope = audit.open_scope(a, list(weeks), people)
+    replies = audit.customer_replies(a, scope)
+    contacts = audit.customer_contacts(a, scope)
+    return {
+        "series": audit.meeting_series(a, scope),
+        "admin": audit.admin_by_kind(a, scope),
+        "threads": audit.costly_threads(a, scope),
+        "fragmentation": audit.fragmentation(a, scope),
+        "contacts": contacts,
+        "neglected": audit.neglected_customers(a, contacts),
+        "replies": replies,
+        "waiting": audit.waiting_threads(replies),
+        "latency": audit.reply_latency(replies, by="team"),
+        "occurrences": a.con.execute(
+            "SELECT series_key, person, week, start_local, minutes, category, reason FROM person_meetings "
+            "JOIN audit_weeks USING (week) JOIN audit_people USING (person) "
+            "WHERE category IN ('internal', 'admin', 'tentative') AND others > 0"
+        ).df(),
+    }
+
+
+def audit_tables(weeks: list[str], team: str | None = None) -> dict[str, pd.DataFrame]:
+    """The audit's tables for a period and, optionally, one team."""
+    return _audit(lake_version(), tuple(sorted(weeks)), team)

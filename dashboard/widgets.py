@@ -57,3 +57,22 @@ def summary_downloads(make_summary, key: str) -> None:
                 mime="application/pdf",
                 key=f"{key}-pdf-download",
             )
+
+
+def period_and_team(weekly: pd.DataFrame, min_group: int, key: str) -> tuple[list[str], str | None]:
+    """Pickers for the audit pages: the last week, how many weeks, and a team (or everyone)."""
+    from timeaudit.metrics import last_complete_week
+    from timeaudit.summary import weeks_ending
+
+    all_weeks = sorted(weekly["week"].unique())
+    sizes = weekly.groupby("team")["person"].nunique()
+    teams = ["Everyone"] + sorted(t for t, n in sizes.items() if n >= min_group)
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        week = week_picker(all_weeks, last_complete_week(all_weeks), f"{key}-week")
+    with c2:
+        count = st.selectbox("Weeks", [1, 2, 4, 8, 12], index=2, key=f"{key}-weeks")
+    with c3:
+        team = st.selectbox("Team", teams, key=f"{key}-team")
+    weeks = [w for w in weeks_ending(week, count) if w >= all_weeks[0]]
+    return weeks, None if team == "Everyone" else team

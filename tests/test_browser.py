@@ -18,7 +18,8 @@ pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-quic"]
-PAGES = [("", "My week", "my_week"), ("team", "Team", "team")]
+PAGES = [("", "My week", "my_week"), ("team", "Team", "team"), ("wasters", "Time wasters", "wasters"),
+         ("customers", "Customers", "customers")]
 
 
 def require_chromium() -> str:
@@ -86,7 +87,7 @@ def test_page_loads_and_draws_its_charts(server, browser, path, heading, name, t
     page.wait_for_timeout(1500)  # let the remaining charts settle
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator(".js-plotly-plot").count() >= 2
-    assert "Customer share" in page.inner_text("body")
+    assert "Customer share" in page.inner_text("body") or "person-hours" in page.inner_text("body")
     shot = tmp_path / f"{name}.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 20_000

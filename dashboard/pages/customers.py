@@ -1,0 +1,92 @@
+"""Customers: time with each customer, the neglected ones, and the replies they wait for."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data
+from dashboard.widgets import csv_download, period_and_team
+from timeaudit.metrics import team_weekly
+
+
+def show() -> None:
+    st.title("Customers")
+    weekly = data.load_or_explain()
+    if weekly is None:
+        return
+    settings = data.settings()
+    weeks, team = period_and_team(weekly, settings.privacy.min_group_size, "customers")
+    tables = data.audit_tables(weeks, team)
+    contacts, neglected, waiting = tables["contacts"], tables["neglected"], tables["waiting"]
+    if contacts.empty:
+        st.info("No customers configured: add [[customers]] with their domains to timeaudit.toml.")
+        return
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Hours with customers", f"{contacts['hours'].sum():.1f} h")
+    c2.metric(
+        "Neglected customers",
+        len(neglected),
+        help=f"No meeting or email for {settings.audit.neglected_after_days} days or more",
+    )
+    c3.metric("Emails waiting for an answer", len(waiting))
+    st.plotly_chart(charts.customer_hours_figure(contacts), width="stretch", key="customer-hours")
+
+    st.subheader(f"Neglected: no meeting or email for {settings.audit.neglected_after_days} days or more")
+    if neglected.empty:
+        st.success("Every customer heard from us recently.")
+    else:
+        st.dataframe(
+            neglected[["customer", "tier", "owner", "last_contact", "days_silent"]].rename(
+                columns={
+                    "customer": "Customer",
+                    "tier": "Tier",
+                    "owner": "Owner",
+                    "last_contact": "Last contact",
+                    "days_silent": "Days silent",
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+
+    st.subheader("Waiting for an answer, oldest first")
+    if tables["replies"].empty:
+        st.info("No customer email in the data (calendar-only sources), so reply times cannot be shown.")
+    elif waiting.empty:
+        st.success("No customer email is waiting for an answer.")
+    else:
+        st.dataframe(
+            waiting.rename(
+                columns={
+                    "received_at": "Received",
+                    "customer": "Customer",
+                    "sender": "From",
+                    "held_by": "Held by",
+                    "working_hours": "Working hours waiting",
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={"Working hours waiting": st.column_config.NumberColumn(format="%.1f")},
+        )
+    if not tables["latency"].empty:
+        st.plotly_chart(charts.latency_figure(tables["latency"]), width="stretch", key="latency")
+
+    st.subheader("Customer share against the target")
+    teams = team_weekly(weekly, settings.privacy.min_group_size)
+    if team:
+        teams = teams[teams["team"] == team]
+    st.plotly_chart(
+        charts.share_trend_figure(
+            teams, by="team", target=settings.audit.target_customer_share, title="Customer share per team, per week"
+        ),
+        width="stretch",
+        key="customer-share",
+    )
+    with st.expander("All customers: last contact, owner, hours"):
+        st.dataframe(contacts.drop(columns=["position"]), hide_index=True, width="stretch")
+    csv_download(contacts.drop(columns=["position"]), f"timeaudit-customers-{weeks[-1]}.csv", "download-customers")
+
+
+if __name__ == "__main__":
+    show()

@@ -1,0 +1,131 @@
+"""Time wasters: the meetings, admin and email that cost the most, with what to do about them."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data
+from dashboard.widgets import csv_download, pct, period_and_team
+from timeaudit.audit import what_if
+
+
+def show() -> None:
+    st.title("Time wasters")
+    weekly = data.load_or_explain()
+    if weekly is None:
+        return
+    settings = data.settings()
+    weeks, team = period_and_team(weekly, settings.privacy.min_group_size, "wasters")
+    tables = data.audit_tables(weeks, team)
+    series = tables["series"]
+    st.caption(f"{weeks[0]} to {weeks[-1]}, {team or 'everyone'}. Person-hours count each attendee's time once.")
+    if series.empty:
+        st.info("No internal meetings in this period.")
+        return
+    st.plotly_chart(charts.top_series_figure(series), width="stretch", key="top-series")
+    shown = series.head(15).rename(
+        columns={
+            "title": "Meeting (title tags)",
+            "occurrences": "Times",
+            "minutes": "Minutes",
+            "attendees": "People",
+            "person_hours": "Person-hours",
+            "cost": f"Cost ({settings.audit.currency})",
+            "flags": "Flags",
+            "action": "Suggestion",
+            "why": "Because",
+            "hours_back_per_week": "Hours back / week",
+        }
+    )
+    st.dataframe(
+        shown[
+            [
+                "Meeting (title tags)",
+                "Times",
+                "Minutes",
+                "People",
+                "Person-hours",
+                f"Cost ({settings.audit.currency})",
+                "Flags",
+                "Suggestion",
+                "Because",
+                "Hours back / week",
+            ]
+        ],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            c: st.column_config.NumberColumn(format="%.1f")
+            for c in ("Minutes", "Person-hours", f"Cost ({settings.audit.currency})", "Hours back / week")
+        },
+    )
+
+    st.subheader("What if we followed the suggestions?")
+    options = list(series.head(15)["series_key"])
+    labels = dict(zip(series["series_key"], series["title"] + " — " + series["action"], strict=False))
+    chosen = st.multiselect("Apply the suggestion for", options, format_func=labels.get, key="what-if")
+    scope = weekly if team is None else weekly[weekly["team"] == team]
+    result = what_if(scope, series, chosen, weeks)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Customer share now", pct(result["before"]))
+    c2.metric(
+        "Customer share after",
+        pct(result["after"]),
+        delta=None if not chosen else f"{(result['after'] - result['before']) * 100:+.1f} pts",
+    )
+    c3.metric("Hours back per week", f"{result['hours_back_per_week']:.1f} h")
+
+    with st.expander("The meetings behind a series"):
+        pick = st.selectbox("Series", options, format_func=labels.get, key="series-detail")
+        occ = tables["occurrences"]
+        st.dataframe(occ[occ["series_key"] == pick].drop(columns=["series_key"]), hide_index=True, width="stretch")
+
+    st.subheader("Admin by kind")
+    if tables["admin"].empty:
+        st.write("No admin time in this period.")
+    else:
+        st.plotly_chart(charts.admin_kind_figure(tables["admin"]), width="stretch", key="admin")
+        st.caption(
+            "Keyword rules: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in settings.rules.admin_keywords.items())
+        )
+    st.subheader("Email load")
+    load = weekly[weekly["week"].isin(weeks) & ((weekly["team"] == team) if team else True)]
+    per_team = load.groupby("team", as_index=False)[
+        ["cc_only_email_hours", "internal_email_hours", "bulk_email_hours", "after_hours_email_hours"]
+    ].sum()
+    st.dataframe(
+        per_team.rename(
+            columns={
+                "team": "Team",
+                "cc_only_email_hours": "Cc-only (h)",
+                "internal_email_hours": "Internal (h)",
+                "bulk_email_hours": "Bulk (h)",
+                "after_hours_email_hours": "Sent after hours (h)",
+            }
+        ).round(1),
+        hide_index=True,
+        width="stretch",
+    )
+    st.caption("Internal threads that cost the most people-minutes")
+    st.dataframe(
+        tables["threads"][["subject_tags", "messages", "people", "cc_copies", "people_minutes"]]
+        .rename(
+            columns={
+                "subject_tags": "Thread (subject tags)",
+                "messages": "Messages",
+                "people": "People",
+                "cc_copies": "Cc copies",
+                "people_minutes": "People-minutes",
+            }
+        )
+        .round(1),
+        hide_index=True,
+        width="stretch",
+    )
+    st.subheader("Fragmentation")
+    st.plotly_chart(charts.fragmentation_figure(tables["fragmentation"]), width="stretch", key="fragmentation")
+    csv_download(series, f"timeaudit-wasters-{weeks[-1]}.csv", "download-wasters")
+
+
+if __name__ == "__main__":
+    show()
