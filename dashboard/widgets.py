@@ -25,7 +25,7 @@ def week_picker(weeks: list[str], default: str | None, key: str) -> str:
 
 
 def csv_download(frame: pd.DataFrame, name: str, key: str) -> None:
-    data = safe_frame(frame.round(2)).to_csv(index=False).encode("utf-8")
+    data = safe_frame(frame.round({c: 2 for c in frame.select_dtypes("number").columns})).to_csv(index=False).encode()
     st.download_button("Download CSV", data, file_name=name, mime="text/csv", key=key)
 
 

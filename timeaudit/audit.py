@@ -100,7 +100,13 @@ def meeting_series(a: Analysis, scope: Scope) -> pd.DataFrame:
     rules = a.settings.rules
     n_weeks = max(len(scope.weeks), 1)
     if df.empty:
-        return df.assign(flags="", action="", gives_back_share=0.0, why="", hours_back_per_week=0.0)
+        return df.assign(label="", flags="", action="", gives_back_share=0.0, why="", hours_back_per_week=0.0)
+    seen: dict[str, int] = {}
+    labels = []
+    for title in df["title"]:  # series with the same title tags get a number, so charts keep them apart
+        seen[title] = seen.get(title, 0) + 1
+        labels.append(title if seen[title] == 1 else f"{title} ({seen[title]})")
+    df["label"] = labels
     df["flags"] = [_flags(r, rules.large_meeting, rules.long_meeting_minutes) for _, r in df.iterrows()]
     suggestions = [suggest(r, rules.large_meeting) for _, r in df.iterrows()]
     df["action"] = [s[0] for s in suggestions]

@@ -25,7 +25,7 @@ def show() -> None:
     st.plotly_chart(charts.top_series_figure(series), width="stretch", key="top-series")
     shown = series.head(15).rename(
         columns={
-            "title": "Meeting (title tags)",
+            "label": "Meeting (title tags)",
             "occurrences": "Times",
             "minutes": "Minutes",
             "attendees": "People",
@@ -62,7 +62,7 @@ def show() -> None:
 
     st.subheader("What if we followed the suggestions?")
     options = list(series.head(15)["series_key"])
-    labels = dict(zip(series["series_key"], series["title"] + " — " + series["action"], strict=False))
+    labels = dict(zip(series["series_key"], series["label"] + " — " + series["action"], strict=False))
     chosen = st.multiselect("Apply the suggestion for", options, format_func=labels.get, key="what-if")
     scope = weekly if team is None else weekly[weekly["team"] == team]
     result = what_if(scope, series, chosen, weeks)
