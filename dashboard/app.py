@@ -14,5 +14,6 @@ pages = [
     st.Page("pages/team.py", title="Team", icon="👥", url_path="team"),
     st.Page("pages/wasters.py", title="Time wasters", icon="⏳", url_path="wasters"),
     st.Page("pages/customers.py", title="Customers", icon="🤝", url_path="customers"),
+    st.Page("pages/rules.py", title="Rules", icon="⚙", url_path="rules"),
 ]
 st.navigation(pages).run()

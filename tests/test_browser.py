@@ -106,3 +106,12 @@ def test_navigation_between_pages(server, browser):
     page.get_by_role("heading", name="Team").first.wait_for(timeout=60_000)
     assert page.url.rstrip("/").endswith("/team")
     page.close()
+
+
+def test_rules_page_loads(server, browser):
+    page = browser.new_page()
+    page.goto(f"{server}/rules", wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Rules").first.wait_for(timeout=60_000)
+    page.get_by_text("Events that would change category").wait_for(timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from timeaudit.config import Settings
 from timeaudit.metrics import Analysis, customer_share, ensure_daily
 from timeaudit.sql import read_sql
 from timeaudit.summary import week_start
@@ -233,3 +234,26 @@ def reply_latency(replies: pd.DataFrame, by: str = "person") -> pd.DataFrame:
         p90_hours=("working_hours", lambda s: s.quantile(0.9)),
     )
     return out.sort_values(["week", by]).reset_index(drop=True)
+
+
+# -- rules ------------------------------------------------------------------------------------
+def preview_rules(lake, old: Settings, new: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What new keyword rules would change: (hours per category and admin kind before and
+    after, the events whose category changes)."""
+    from timeaudit.metrics import open_analysis
+
+    query = "SELECT source, account, id, category, coalesce(admin_kind, '') AS kind, minutes FROM classified_events"
+    before = open_analysis(lake, old).con.execute(query).df()
+    after = open_analysis(lake, new).con.execute(query).df()
+
+    def hours(frame: pd.DataFrame) -> pd.Series:
+        label = frame["category"] + frame["kind"].map(lambda k: f" ({k})" if k else "")
+        return frame.groupby(label)["minutes"].sum() / 60
+
+    table = pd.DataFrame({"before": hours(before), "after": hours(after)}).fillna(0.0)
+    table = table[table.index.str.match(r"^(admin|internal|focus|customer)")].round(1)
+    merged = before.merge(after, on=["source", "account", "id"], suffixes=("_before", "_after"))
+    changed = merged[
+        (merged["category_before"] != merged["category_after"]) | (merged["kind_before"] != merged["kind_after"])
+    ]
+    return table.rename_axis("category").reset_index(), changed

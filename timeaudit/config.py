@@ -209,3 +209,26 @@ def load_settings(path: Path | None) -> Settings:
     settings = parse_settings(data, str(path))
     settings.path = str(path)
     return settings
+
+
+def save_rules(path: Path, admin_keywords: dict[str, list[str]], committee_keywords: list[str]) -> Settings:
+    """Write new keyword rules into the settings file, keeping its comments and other keys.
+
+    The result is validated before anything is written; the file is replaced atomically.
+    """
+    import tomlkit
+
+    doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.is_file() else tomlkit.document()
+    rules = doc.setdefault("rules", tomlkit.table())
+    rules["committee_keywords"] = committee_keywords
+    table = tomlkit.table()
+    for kind, words in admin_keywords.items():
+        table[kind] = words
+    rules["admin_keywords"] = table
+    text = tomlkit.dumps(doc)
+    settings = parse_settings(tomllib.loads(text), str(path))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    settings.path = str(path)
+    return settings
