@@ -6,8 +6,9 @@ import shutil
 
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
 from timeaudit.config import load_settings, save_rules
+
+from conftest import ROOT
 
 APP = str(ROOT / "dashboard" / "app.py")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import csv_download, period_and_team
+from dashboard.widgets import csv_download, period_and_team, summary_downloads
 from timeaudit.metrics import team_weekly
 
 
@@ -86,6 +86,7 @@ def show() -> None:
     with st.expander("All customers: last contact, owner, hours"):
         st.dataframe(contacts.drop(columns=["position"]), hide_index=True, width="stretch")
     csv_download(contacts.drop(columns=["position"]), f"timeaudit-customers-{weeks[-1]}.csv", "download-customers")
+    summary_downloads(lambda: data.summary(weeks[-1], team=team), "customers-summary")
 
 
 if __name__ == "__main__":

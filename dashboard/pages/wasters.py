@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import csv_download, pct, period_and_team
+from dashboard.widgets import csv_download, pct, period_and_team, summary_downloads
 from timeaudit.audit import what_if
 
 
@@ -106,6 +106,13 @@ def show() -> None:
         hide_index=True,
         width="stretch",
     )
+    per_person = load.groupby(["name", "team"], as_index=False)[
+        ["cc_only_email_hours", "internal_email_hours", "bulk_email_hours", "after_hours_email_hours"]
+    ].sum()
+    with st.expander("Email load per person"):
+        st.dataframe(
+            per_person.sort_values("internal_email_hours", ascending=False).round(1), hide_index=True, width="stretch"
+        )
     st.caption("Internal threads that cost the most people-minutes")
     st.dataframe(
         tables["threads"][["subject_tags", "messages", "people", "cc_copies", "people_minutes"]]
@@ -125,6 +132,7 @@ def show() -> None:
     st.subheader("Fragmentation")
     st.plotly_chart(charts.fragmentation_figure(tables["fragmentation"]), width="stretch", key="fragmentation")
     csv_download(series, f"timeaudit-wasters-{weeks[-1]}.csv", "download-wasters")
+    summary_downloads(lambda: data.summary(weeks[-1], team=team), "wasters-summary")
 
 
 if __name__ == "__main__":
