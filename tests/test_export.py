@@ -72,7 +72,19 @@ def test_xlsx_is_typed_frozen_and_charted(demo, scope, tmp_path):
     path = tmp_path / "s.xlsx"
     path.write_bytes(to_xlsx(summary))
     book = openpyxl.load_workbook(path)
-    assert book.sheetnames == ["Summary", "Weekly split", "Figures", "Definitions"]
+    assert book.sheetnames == [
+        "Summary",
+        "Weekly split",
+        "Figures",
+        "Top wasters",
+        "Neglected customers",
+        "Waiting for an answer",
+        "Admin by kind",
+        "Definitions",
+    ]
+    assert book["Top wasters"].cell(1, 1).value == "Meeting"
+    if scope == "organisation":
+        assert book["Top wasters"].cell(2, 1).value == "steering, committee"
     head = book["Summary"]
     assert head.freeze_panes == "A2"
     values = {head.cell(r, 1).value: head.cell(r, 2).value for r in range(2, head.max_row + 1)}
@@ -117,6 +129,8 @@ def test_markdown_holds_the_headline(demo, scope):
     summary, share = summary_for(demo, scope)
     text = render(summary, "md").decode()
     assert text.startswith("# timeaudit weekly summary")
+    for heading in ("## Top wasters", "## Neglected customers", "## Waiting for an answer", "## Admin by kind"):
+        assert heading in text
     assert f"| Customer share | {share:.0%} |" in text
 
 
