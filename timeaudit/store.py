@@ -176,6 +176,7 @@ class Lake:
         self.check_schema()
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
         for table in TABLES:
             self._register_latest(con, table)
         return con

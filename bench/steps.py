@@ -1,0 +1,140 @@
+"""Each benchmark step, run in a fresh process so its peak memory is its own."""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import time
+from datetime import date
+from pathlib import Path
+
+END = date(2026, 11, 23)
+
+
+def generate(data: Path, people: int, weeks: int) -> dict:
+    from connectors import demo_records
+    from connectors.demo_org import build_org
+    from timeaudit.store import Lake
+    from timeaudit.sync import replace_source
+
+    org = build_org(people=people, weeks=weeks, seed=7, end=END)
+    lake = Lake(data)
+    events = replace_source(lake, "events", "demo", demo_records.iter_events(org))
+    messages = replace_source(lake, "messages", "demo", demo_records.iter_messages(org))
+    demo_records.write_org_files(org, data)
+    return {"events": events, "messages": messages}
+
+
+def compact(data: Path, **_) -> dict:
+    from timeaudit.store import Lake
+
+    copy = data.parent / (data.name + "-compact")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(data, copy)
+    lake = Lake(copy)
+    files = {t: lake.compact(t) for t in ("events", "messages")}
+    shutil.rmtree(copy)
+    return {"files": files}
+
+
+def _workspace(data: Path):
+    from timeaudit.config import load_settings
+    from timeaudit.store import Lake
+
+    return Lake(data), load_settings(data / "timeaudit.toml")
+
+
+def weekly(data: Path, **_) -> dict:
+    from timeaudit.metrics import weekly_metrics
+
+    lake, settings = _workspace(data)
+    df = weekly_metrics(lake, settings)
+    df[
+        ["person", "week", "customer_meeting_hours", "admin_hours", "internal_meeting_hours", "double_booked_hours"]
+    ].to_parquet(data.parent / "weekly.parquet")
+    return {"person_weeks": len(df)}
+
+
+def team_page(data: Path, **_) -> dict:
+    """The team page's queries once the weekly table is cached: one timing per query."""
+    from timeaudit.metrics import team_weekly, weekly_metrics
+
+    lake, settings = _workspace(data)
+    df = weekly_metrics(lake, settings)
+    timings = {}
+    t = time.perf_counter()
+    teams = team_weekly(df, settings.privacy.min_group_size)
+    timings["team_weekly_ms"] = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    week = sorted(teams["week"].unique())[-2]
+    _ = teams[(teams["team"] == teams["team"].iloc[0]) & (teams["week"] <= week)]
+    _ = teams[teams["week"] == week].sort_values("customer_share")
+    timings["team_filters_ms"] = (time.perf_counter() - t) * 1000
+    return timings
+
+
+def audit_rankings(data: Path, **_) -> dict:
+    from timeaudit import audit
+    from timeaudit.metrics import open_analysis
+    from timeaudit.summary import weeks_ending
+
+    lake, settings = _workspace(data)
+    a = open_analysis(lake, settings)
+    scope = audit.open_scope(a, weeks_ending("2026-W47", 4))
+    series = audit.meeting_series(a, scope)
+    contacts = audit.customer_contacts(a, scope)
+    replies = audit.customer_replies(a, scope)
+    return {"series": len(series), "customers": len(contacts), "customer_emails": len(replies)}
+
+
+def report(data: Path, **_) -> dict:
+    from timeaudit.export import render
+    from timeaudit.summary import build_summary
+
+    lake, settings = _workspace(data)
+    size = len(render(build_summary(lake, settings, "2026-W47", team="Support"), "xlsx"))
+    return {"xlsx_bytes": size}
+
+
+def baseline(data: Path, **_) -> dict:
+    import pandas as pd
+
+    from bench.baseline import weekly_meeting_hours
+    from timeaudit.metrics import open_analysis
+
+    lake, settings = _workspace(data)
+    a = open_analysis(lake, settings)
+    events = a.con.execute(
+        'SELECT person, start, "end", category FROM classified_events '
+        "WHERE category IN ('customer', 'admin', 'internal', 'focus')"
+    ).df()
+    t = time.perf_counter()  # the baseline's own work, without the shared classification
+    zones = {p.email: p.timezone or settings.organisation.timezone for p in a.people}
+    result = weekly_meeting_hours(events, zones)
+    seconds = time.perf_counter() - t
+    ours = pd.read_parquet(data.parent / "weekly.parquet")
+    merged = ours.merge(result, on=["person", "week"], suffixes=("", "_baseline"))
+    diffs = {
+        c: float((merged[c] - merged[c + "_baseline"]).abs().max())
+        for c in ("customer_meeting_hours", "admin_hours", "internal_meeting_hours", "double_booked_hours")
+    }
+    return {"aggregation_seconds": seconds, "max_abs_difference_hours": diffs, "person_weeks_compared": len(merged)}
+
+
+STEPS = {
+    "generate": generate,
+    "compact": compact,
+    "weekly": weekly,
+    "team_page": team_page,
+    "audit": audit_rankings,
+    "report": report,
+    "baseline": baseline,
+}
+
+
+def run(name: str, data: str, people: int, weeks: int, queue) -> None:
+    t = time.perf_counter()
+    detail = STEPS[name](Path(data), people=people, weeks=weeks)
+    seconds = time.perf_counter() - t
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put({"step": name, "seconds": seconds, "peak_rss_mb": peak_mb, **detail})
