@@ -1,6 +1,6 @@
 -- Every event of every calendar with exactly one category and the reason for it.
 -- Inputs: the lake view `events`, the rule tables `rule_*` (see classify.py).
-CREATE OR REPLACE TEMP VIEW classified_events AS
+CREATE OR REPLACE TEMP TABLE classified_events AS
 WITH parties AS (
     SELECT source, account, id, a.email AS email
     FROM (SELECT source, account, id, unnest(attendees) AS a FROM events) AS att

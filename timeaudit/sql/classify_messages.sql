@@ -1,6 +1,6 @@
 -- Every message of every mailbox with one category, its reason and its estimated minutes.
 -- Inputs: the lake view `messages`, the rule tables `rule_*` (see classify.py).
-CREATE OR REPLACE TEMP VIEW classified_messages AS
+CREATE OR REPLACE TEMP TABLE classified_messages AS
 WITH parties AS (
     SELECT source, account, id, lower(sender) AS email FROM messages
     UNION ALL
