@@ -74,5 +74,7 @@ def register_rules(con: duckdb.DuckDBPyConnection, settings: Settings, people: l
     """Make the rule tables and the classified views available on ``con``."""
     for name, frame in rule_tables(settings, people).items():
         con.register(name, frame)
+    for name, parties in (("event_counterparts", "event_parties.sql"), ("message_counterparts", "message_parties.sql")):
+        con.execute(read_sql("counterparts.sql").format(name=name, parties=read_sql(parties)))
     con.execute(read_sql("classify_events.sql"))
     con.execute(read_sql("classify_messages.sql"))

@@ -1,36 +1,7 @@
 -- Every event of every calendar with exactly one category and the reason for it.
--- Inputs: the lake view `events`, the rule tables `rule_*` (see classify.py).
+-- Inputs: the lake view `events`, `event_counterparts` (counterparts.sql), the rule tables.
 CREATE OR REPLACE TEMP TABLE classified_events AS
-WITH parties AS (
-    SELECT source, account, id, a.email AS email
-    FROM (SELECT source, account, id, unnest(attendees) AS a FROM events) AS att
-    UNION ALL
-    SELECT source, account, id, organizer AS email FROM events WHERE organizer <> ''
-),
-other_parties AS (
-    SELECT DISTINCT source, account, id, lower(email) AS email, split_part(lower(email), '@', 2) AS domain
-    FROM parties
-    WHERE lower(email) <> account
-),
-customer_party AS (
-    SELECT op.source, op.account, op.id,
-           min(op.email) AS email,
-           arg_min(cd.customer, op.email) AS customer
-    FROM other_parties AS op
-    JOIN rule_customer_domains AS cd ON op.domain = cd.domain
-    GROUP BY op.source, op.account, op.id
-),
-external_party AS (
-    SELECT op.source, op.account, op.id, min(op.email) AS email
-    FROM other_parties AS op
-    LEFT JOIN rule_org_domains AS od ON op.domain = od.domain
-    WHERE od.domain IS NULL
-    GROUP BY op.source, op.account, op.id
-),
-party_count AS (
-    SELECT source, account, id, count(*) AS others FROM other_parties GROUP BY source, account, id
-),
-tags AS (
+WITH tags AS (
     SELECT source, account, id, unnest(title_tags) AS tag FROM events
 ),
 admin_tag AS (
@@ -48,10 +19,10 @@ facts AS (
         e.*,
         e.account AS person,
         (epoch(e."end") - epoch(e.start)) / 60.0 AS minutes,
-        coalesce(pc.others, 0) AS others,
-        cp.email AS customer_email,
+        coalesce(cp.others, 0) AS others,
+        cp.customer_email,
         cp.customer AS customer,
-        xp.email AS external_email,
+        cp.external_email,
         adm.keyword AS admin_keyword,
         adm.kind AS admin_kind,
         com.keyword AS committee_keyword,
@@ -59,9 +30,7 @@ facts AS (
         rs.max_event_minutes
     FROM events AS e
     CROSS JOIN rule_settings AS rs
-    LEFT JOIN party_count AS pc USING (source, account, id)
-    LEFT JOIN customer_party AS cp USING (source, account, id)
-    LEFT JOIN external_party AS xp USING (source, account, id)
+    LEFT JOIN event_counterparts AS cp USING (source, account, id)
     LEFT JOIN admin_tag AS adm USING (source, account, id)
     LEFT JOIN committee_tag AS com USING (source, account, id)
 )

@@ -1,47 +1,19 @@
 -- Every message of every mailbox with one category, its reason and its estimated minutes.
--- Inputs: the lake view `messages`, the rule tables `rule_*` (see classify.py).
+-- Inputs: the lake view `messages`, `message_counterparts` (counterparts.sql), the rule tables.
 CREATE OR REPLACE TEMP TABLE classified_messages AS
-WITH parties AS (
-    SELECT source, account, id, lower(sender) AS email FROM messages
-    UNION ALL
-    SELECT source, account, id, lower(unnest("to")) AS email FROM messages
-    UNION ALL
-    SELECT source, account, id, lower(unnest(cc)) AS email FROM messages
-),
-other_parties AS (
-    SELECT DISTINCT source, account, id, email, split_part(email, '@', 2) AS domain
-    FROM parties
-    WHERE email <> account AND email <> ''
-),
-customer_party AS (
-    SELECT op.source, op.account, op.id,
-           min(op.email) AS email,
-           arg_min(cd.customer, op.email) AS customer
-    FROM other_parties AS op
-    JOIN rule_customer_domains AS cd ON op.domain = cd.domain
-    GROUP BY op.source, op.account, op.id
-),
-external_party AS (
-    SELECT op.source, op.account, op.id, min(op.email) AS email
-    FROM other_parties AS op
-    LEFT JOIN rule_org_domains AS od ON op.domain = od.domain
-    WHERE od.domain IS NULL
-    GROUP BY op.source, op.account, op.id
-),
-facts AS (
+WITH facts AS (
     SELECT
         m.*,
         m.account AS person,
-        cp.email AS customer_email,
+        cp.customer_email,
         cp.customer AS customer,
-        xp.email AS external_email,
+        cp.external_email,
         rs.external_is_customer,
         rs.minutes_per_read,
         rs.minutes_per_sent
     FROM messages AS m
     CROSS JOIN rule_settings AS rs
-    LEFT JOIN customer_party AS cp USING (source, account, id)
-    LEFT JOIN external_party AS xp USING (source, account, id)
+    LEFT JOIN message_counterparts AS cp USING (source, account, id)
 ),
 categorised AS (
     SELECT
