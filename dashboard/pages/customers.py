@@ -71,6 +71,28 @@ def show() -> None:
         )
     if not tables["latency"].empty:
         st.plotly_chart(charts.latency_figure(tables["latency"]), width="stretch", key="latency")
+        with st.expander("Reply times per person (working hours)"):
+            people = (
+                tables["latency_people"]
+                .groupby("person", as_index=False)
+                .agg(
+                    replies=("replies", "sum"), median_hours=("median_hours", "median"), p90_hours=("p90_hours", "max")
+                )
+            )
+            st.dataframe(
+                people.rename(
+                    columns={
+                        "person": "Person",
+                        "replies": "Replies",
+                        "median_hours": "Median of weekly medians",
+                        "p90_hours": "Worst weekly 90th percentile",
+                    }
+                ).round(1),
+                hide_index=True,
+                width="stretch",
+            )
+        with st.expander("Every customer email and its reply"):
+            st.dataframe(tables["replies"], hide_index=True, width="stretch")
 
     st.subheader("Customer share against the target")
     teams = team_weekly(weekly, settings.privacy.min_group_size)
