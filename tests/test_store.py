@@ -203,3 +203,25 @@ def test_cursor_round_trip_and_clear(tmp_path):
     assert lake.read_cursor("google-calendar", ME) == {"sync_token": "abc"}
     lake.clear_cursor("google-calendar", ME)
     assert lake.read_cursor("google-calendar", ME) is None
+
+
+def test_analysis_survives_a_compaction_between_listing_and_reading(tmp_path, monkeypatch):
+    from timeaudit.config import Settings
+    from timeaudit.metrics import open_analysis
+
+    lake = Lake(tmp_path)
+    for i in range(3):
+        lake.write_batch("events", "test", [event(ME, T0, T1, id=f"e{i}")])
+    stale = lake.files("events")
+    real_files = Lake.files
+    calls = {"n": 0}
+
+    def files_listed_before_compaction(self, table):
+        calls["n"] += 1
+        return stale if table == "events" and calls["n"] == 1 else real_files(self, table)
+
+    lake.compact("events")  # the files listed before are gone now
+    monkeypatch.setattr(Lake, "files", files_listed_before_compaction)
+    analysis = open_analysis(lake, Settings())
+    assert analysis.con.execute("SELECT count(*) FROM classified_events").fetchall() == [(3,)]
+    assert calls["n"] >= 2  # the stale listing failed, the second one read the compacted file

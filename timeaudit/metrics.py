@@ -144,7 +144,19 @@ def _local_to_utc(local: pd.DatetimeIndex, tz: str) -> pd.DatetimeIndex:
     return local.tz_localize(tz, nonexistent="shift_forward", ambiguous=True).tz_convert("UTC")
 
 
-def open_analysis(lake: Lake, settings: Settings) -> Analysis:
+def open_analysis(lake: Lake, settings: Settings, attempts: int = 3) -> Analysis:
+    """Classify the lake's records for these settings. A batch file that `timeaudit compact`
+    removes between listing and reading makes the read fail; listing again then succeeds."""
+    for attempt in range(attempts):
+        try:
+            return _open_analysis(lake, settings)
+        except duckdb.IOException:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _open_analysis(lake: Lake, settings: Settings) -> Analysis:
     con = lake.connect()
     people = people_or_accounts(con, load_people(settings))
     register_rules(con, settings, people)
