@@ -227,3 +227,28 @@ def test_analysis_survives_a_compaction_between_listing_and_reading(tmp_path, mo
     analysis = open_analysis(lake, Settings())
     assert analysis.con.execute("SELECT count(*) FROM classified_events").fetchall() == [(3,)]
     assert calls["n"] == 2  # the stale listing failed to read, the second one read the compacted file
+
+
+def test_forget_removes_one_account_and_rewrites_only_its_files(tmp_path):
+    import subprocess
+    import sys
+
+    lake = Lake(tmp_path)
+    other = "ann@northwind.com"
+    mixed = lake.write_batch("events", "test", [event(ME, T0, T1, id="a"), event(other, T0, T1, id="a")])
+    untouched = lake.write_batch("events", "test", [event(other, T0, T1, id="b")])
+    only_me = lake.write_batch("events", "test", [event(ME, T0, T1, id="c")])
+    lake.write_cursor("test", ME, {"token": "x"})
+    before = untouched.stat().st_mtime_ns
+    result = subprocess.run(
+        [sys.executable, "-m", "timeaudit.cli", "forget", "--person", ME.upper(), "--yes", "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Removed 2 calendar events" in result.stdout
+    assert live_rows(lake, "account, id") == [(other, "a"), (other, "b")]
+    assert untouched.stat().st_mtime_ns == before
+    assert mixed.exists() and not only_me.exists()
+    assert lake.read_cursor("test", ME) is None

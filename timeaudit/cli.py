@@ -292,6 +292,30 @@ def customers(
 
 @app.command()
 @user_errors
+def forget(
+    person: Annotated[str, typer.Option(help="The person's email address, as in their calendar and mailbox.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Remove a person's calendar and email records and sync cursors from the lake.
+
+    Batch files that hold their records are rewritten without them. The roster is yours to
+    edit; a later sync of their account would bring the records back.
+    """
+    from timeaudit.store import forget_account
+
+    lake, _ = open_workspace(data, config)
+    lake.check_schema()
+    email = person.strip().lower()
+    if not yes and not typer.confirm(f"Remove every record of {email} from {lake.lake_dir}?"):
+        raise typer.Exit(1)
+    removed = forget_account(lake, email)
+    out.print(f"Removed {removed['events']:,} calendar events and {removed['messages']:,} messages of {email}.")
+
+
+@app.command()
+@user_errors
 def compact(data: DataOption = None, config: ConfigOption = None) -> None:
     """Merge each source's small batch files into one, keeping only the latest versions."""
     lake, _ = open_workspace(data, config)
