@@ -342,5 +342,11 @@ def doctor(data: DataOption = None, config: ConfigOption = None) -> None:
         raise typer.Exit(2)
 
 
+from timeaudit.cli_google import auth_app, sync_app  # noqa: E402  (needs the helpers above)
+
+app.add_typer(auth_app, name="auth")
+app.add_typer(sync_app, name="sync")
+
+
 if __name__ == "__main__":
     app()

@@ -140,6 +140,13 @@ class Audit(_Section):
     tier_order: list[str] = Field(default_factory=lambda: ["gold", "silver", "bronze"])
 
 
+class Google(_Section):
+    weeks_back: int = Field(26, ge=1, le=520)
+    weeks_ahead: int = Field(4, ge=0, le=104)
+    calendars: list[str] = Field(default_factory=lambda: ["primary"])
+    requests_per_minute: int = Field(600, ge=1, le=10_000)
+
+
 class Settings(_Section):
     roster: str = ""
     organisation: Organisation = Field(default_factory=Organisation)
@@ -147,6 +154,7 @@ class Settings(_Section):
     rules: Rules = Field(default_factory=Rules)
     privacy: Privacy = Field(default_factory=Privacy)
     audit: Audit = Field(default_factory=Audit)
+    google: Google = Field(default_factory=Google)
 
     # Where the file was read from ("" = built-in defaults); not a key of the file.
     path: str = Field("", exclude=True)

@@ -35,10 +35,17 @@ def replace_source(lake: Lake, table: str, source: str, records: Iterable, progr
     return lake.replace_source(table, source, arrow_batches(table, records, progress))
 
 
-def append(lake: Lake, table: str, source: str, records: Iterable, progress: Progress | None = None) -> int:
+def append(
+    lake: Lake,
+    table: str,
+    source: str,
+    records: Iterable,
+    progress: Progress | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> int:
     """Land ``records`` as new batches; each batch is atomic. Returns the number of rows."""
     rows = 0
-    for batch in arrow_batches(table, records, progress):
+    for batch in arrow_batches(table, records, progress, batch_size):
         lake.write_arrow(table, source, batch)
         rows += batch.num_rows
     return rows
@@ -74,10 +81,11 @@ def sync_account(
     account: str,
     fetch: Callable[[Cursor], Iterable],
     progress: Progress | None = None,
+    batch_size: int = BATCH_SIZE,
 ) -> SyncResult:
     """Run one account's connector into the lake: batches land first, then the cursor."""
     cursor = Cursor(value=lake.read_cursor(source, account))
-    rows = append(lake, table, source, fetch(cursor), progress)
+    rows = append(lake, table, source, fetch(cursor), progress, batch_size)
     result = SyncResult(account=account, rows=rows)
     if cursor.reset and cursor.new_value is None:
         lake.clear_cursor(source, account)
