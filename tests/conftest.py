@@ -16,8 +16,20 @@ def demo_dir(tmp_path_factory) -> Path:
     """The demo organisation (40 people, 10 weeks) generated once by the real CLI."""
     folder = tmp_path_factory.mktemp("demo")
     subprocess.run(
-        [sys.executable, "-m", "timeaudit.cli", "demo", "--data", str(folder), "--weeks", str(DEMO_WEEKS),
-         "--end", DEMO_END],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "timeaudit.cli",
+            "demo",
+            "--data",
+            str(folder),
+            "--weeks",
+            str(DEMO_WEEKS),
+            "--end",
+            DEMO_END,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     return folder

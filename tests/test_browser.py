@@ -16,10 +16,21 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-quic"]
-PAGES = [("", "My week", "my_week"), ("team", "Team", "team"), ("wasters", "Time wasters", "wasters"),
-         ("customers", "Customers", "customers")]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+PAGES = [
+    ("", "My week", "my_week"),
+    ("team", "Team", "team"),
+    ("wasters", "Time wasters", "wasters"),
+    ("customers", "Customers", "customers"),
+]
 
 
 def require_chromium() -> str:
@@ -42,9 +53,22 @@ def server(demo_dir):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "TIMEAUDIT_CONFIG"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "timeaudit.cli", "dashboard", "--data", str(demo_dir), "--port", str(port),
-         "--host", "127.0.0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+        [
+            sys.executable,
+            "-m",
+            "timeaudit.cli",
+            "dashboard",
+            "--data",
+            str(demo_dir),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90

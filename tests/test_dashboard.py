@@ -81,8 +81,12 @@ def test_team_page_shows_team_figures(app, weekly):
 
 def test_team_page_hides_groups_under_the_minimum(app, demo_dir, tmp_path, monkeypatch):
     config = tmp_path / "timeaudit.toml"
-    config.write_text((demo_dir / "timeaudit.toml").read_text().replace(
-        'roster = "people.csv"', f'roster = "{demo_dir / "people.csv"}"') + "\n[privacy]\nmin_group_size = 100\n")
+    config.write_text(
+        (demo_dir / "timeaudit.toml")
+        .read_text()
+        .replace('roster = "people.csv"', f'roster = "{demo_dir / "people.csv"}"')
+        + "\n[privacy]\nmin_group_size = 100\n"
+    )
     monkeypatch.setenv("TIMEAUDIT_CONFIG", str(config))
     at = app.run()
     at.switch_page("pages/team.py").run()

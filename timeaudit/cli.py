@@ -3,7 +3,6 @@ library function and turns errors a user can fix into one line and exit code 2."
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 import re
@@ -14,10 +13,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from timeaudit.config import CONFIG_ENV, Settings, find_config, load_settings
+from timeaudit.cli_common import ConfigOption, DataOption, err, open_workspace, out, record_progress, user_errors
+from timeaudit.config import CONFIG_ENV
 from timeaudit.errors import UserError
 from timeaudit.store import DATA_ENV, Lake, default_data_dir
 
@@ -27,53 +25,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-out = Console()
-err = Console(stderr=True)
-
-DataOption = Annotated[
-    Path | None,
-    typer.Option("--data", envvar=DATA_ENV, help="Data folder holding the lake and sync state. (default: ./data)"),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        envvar=CONFIG_ENV,
-        help="Settings file. (default: ./timeaudit.toml, else <data>/timeaudit.toml, else built-in defaults)",
-    ),
-]
 WEEK_PATTERN = re.compile(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$")
-
-
-def user_errors(command):
-    """Print a UserError as one line on stderr and exit with code 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except UserError as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-def open_workspace(data: Path | None, config: Path | None) -> tuple[Lake, Settings]:
-    data_dir = data or default_data_dir()
-    settings = load_settings(find_config(config, data_dir))
-    return Lake(data_dir), settings
-
-
-def record_progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
 
 
 @app.command()
@@ -342,7 +294,7 @@ def doctor(data: DataOption = None, config: ConfigOption = None) -> None:
         raise typer.Exit(2)
 
 
-from timeaudit.cli_google import auth_app, sync_app  # noqa: E402  (needs the helpers above)
+from timeaudit.cli_google import auth_app, sync_app  # noqa: E402
 
 app.add_typer(auth_app, name="auth")
 app.add_typer(sync_app, name="sync")

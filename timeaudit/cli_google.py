@@ -1,10 +1,7 @@
 """`timeaudit auth google` and `timeaudit sync google-calendar`: thin commands over
 ``connectors.google.auth`` and ``timeaudit.google_sync``.
 
-``timeaudit.cli`` registers ``auth_app`` as `auth` and ``sync_app`` as `sync`. This module
-cannot import ``timeaudit.cli`` (that module imports this one, and also runs as ``__main__``
-under ``python -m timeaudit.cli``), so it keeps its own copies of the few shared helpers,
-written the same way: the --data/--config options, one-line user errors with exit code 2.
+``timeaudit.cli`` registers ``auth_app`` as `auth` and ``sync_app`` as `sync`.
 """
 
 from __future__ import annotations
@@ -16,48 +13,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from timeaudit.config import CONFIG_ENV, Settings, find_config, load_settings
+from timeaudit.cli_common import ConfigOption, DataOption, err, open_workspace, out, user_errors
 from timeaudit.errors import UserError
-from timeaudit.store import DATA_ENV, Lake, default_data_dir
-
-out = Console()
-err = Console(stderr=True)
-
-DataOption = Annotated[
-    Path | None,
-    typer.Option("--data", envvar=DATA_ENV, help="Data folder holding the lake and sync state. (default: ./data)"),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        envvar=CONFIG_ENV,
-        help="Settings file. (default: ./timeaudit.toml, else <data>/timeaudit.toml, else built-in defaults)",
-    ),
-]
-
-
-def user_errors(command):
-    """Print a UserError as one line on stderr and exit with code 2 (as timeaudit.cli does)."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except UserError as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-def open_workspace(data: Path | None, config: Path | None) -> tuple[Lake, Settings]:
-    data_dir = data or default_data_dir()
-    return Lake(data_dir), load_settings(find_config(config, data_dir))
-
 
 auth_app = typer.Typer(
     help="Connect timeaudit to your calendar and mail. Tokens are kept in your user config folder "
