@@ -26,7 +26,7 @@ from connectors.google.http import RateLimiter, RetryPolicy
 from timeaudit.cli import app
 from timeaudit.config import parse_settings
 from timeaudit.google_sync import sync_google_calendar
-from timeaudit.metrics import weekly_metrics
+from timeaudit.metrics import event_reasons, weekly_metrics
 from timeaudit.store import Lake
 
 ANN, BOB, CAT, DAN = "ann@northwind.com", "bob@northwind.com", "cat@northwind.com", "dan@northwind.com"
@@ -679,3 +679,69 @@ def test_weekly_metrics_show_the_synced_week(standin, tokens, tmp_path):
     assert week["internal_meeting_hours"] == pytest.approx(1.0 + 0.5 + 5 * 0.25)
     assert week["tentative_hours"] == pytest.approx(1.0)
     assert week["out_of_office_hours"] > 0
+
+
+def iso_week(day: date) -> str:
+    iso = day.isocalendar()
+    return f"{iso.year}-W{iso.week:02d}"
+
+
+def test_moved_cancelled_multi_day_other_zone_focus_and_absence_classify_as_their_kind(standin, tokens, tmp_path):
+    m = corpus(standin)
+    sign_in(standin, tokens)
+    lake = Lake(tmp_path / "data")
+    sync(lake)
+
+    reasons = event_reasons(lake, SETTINGS, ANN, iso_week(m - timedelta(weeks=1)))
+    standups = reasons[reasons["title"].fillna("").str.contains("standup")]
+    # Five stand-ups that week: Wednesday's moved to 11:00, Thursday's cancelled and gone.
+    assert [f"{t[:3]} {t[-5:]}" for t in standups["start_local"]] == [
+        "Mon 09:30",
+        "Tue 09:30",
+        "Wed 11:00",
+        "Fri 09:30",
+    ]
+    assert set(standups["category"]) == {"internal"} and standups["minutes"].sum() == 60
+    weekly = weekly_metrics(lake, SETTINGS)
+    before = weekly[(weekly["person"] == ANN) & (weekly["week_start"] == m - timedelta(weeks=1))].iloc[0]
+    assert before["internal_meeting_hours"] == pytest.approx(1.0)
+
+    week = event_reasons(lake, SETTINGS, ANN, iso_week(m))
+    week = week.set_index(week["start_local"].str[:3] + " " + week["start_local"].str[-5:])
+    assert week.loc["Tue 14:00", "reason"] == "internal meeting with 1 other person"  # 09:00 in New York
+    assert week.loc["Thu 13:00", "category"] == "focus" and week.loc["Thu 13:00", "minutes"] == 120
+    assert week.loc["Fri 00:00", "reason"] == "out of office: reduces working hours"
+    assert week.loc["Mon 00:00", "reason"] == "not counted: all-day event"  # the three-day offsite
+    assert week.loc["Tue 16:00", "reason"] == "not counted: shown as free"
+    assert week.loc["Wed 10:00", "reason"] == "not counted: you declined"
+    assert week.loc["Wed 14:00", "category"] == "tentative"
+    assert week.loc["Mon 10:00", "category"] == "customer"
+
+
+def test_the_dashboard_shows_what_was_synced(standin, tokens, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    m = corpus(standin)
+    sign_in(standin, tokens)
+    data = tmp_path / "data"
+    sync(Lake(data))
+    config = data / "timeaudit.toml"
+    config.write_text(
+        '[organisation]\ndomains = ["northwind.com"]\ntimezone = "Europe/London"\n\n'
+        '[[customers]]\nname = "Acme"\ndomains = ["acme.com"]\n'
+    )
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(data))
+    monkeypatch.setenv("TIMEAUDIT_CONFIG", str(config))
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120).run()
+    assert not at.exception
+    assert at.selectbox(key="person").value == ANN  # no roster: the synced account is the one person
+    at = at.selectbox(key="week").set_value(iso_week(m)).run()
+    shown = {metric.label: metric.value for metric in at.metric}
+    # The reference week: one 1 h QBR with Acme; internal meetings are the team sync (1 h),
+    # the NY call (30 min) and five stand-ups of 15 min.
+    internal = 1.0 + 0.5 + 5 * 0.25
+    assert shown["With customers"] == "1.0 h"
+    assert shown["Internal meetings"] == f"{internal:.1f} h"
+    assert shown["Customer share"] == f"{1 / (1 + internal):.0%}"
+    reasons = at.dataframe[1].value
+    assert "Acme" in " ".join(reasons["Reason"])

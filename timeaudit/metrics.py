@@ -249,7 +249,7 @@ def top_meetings(
         """SELECT week, start_local, title, minutes, attendee_count, person_hours, reason, flags
            FROM person_meetings
            WHERE person = $person AND list_contains($weeks, week) AND category IN ('internal', 'admin') AND others > 0
-           ORDER BY person_hours DESC, start_local LIMIT $limit""",
+           ORDER BY person_hours DESC, start LIMIT $limit""",
         {"person": person, "weeks": weeks, "limit": limit},
     ).df()
 
@@ -262,7 +262,7 @@ def event_reasons(
     a.con.execute(read_sql("meetings.sql"))
     return a.con.execute(
         """SELECT start_local, minutes, title, category, reason
-           FROM person_meetings WHERE person = $person AND week = $week ORDER BY start_local""",
+           FROM person_meetings WHERE person = $person AND week = $week ORDER BY start""",
         {"person": person, "week": week},
     ).df()
 
