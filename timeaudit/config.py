@@ -147,6 +147,11 @@ class Google(_Section):
     requests_per_minute: int = Field(600, ge=1, le=10_000)
 
 
+class Imports(_Section):
+    weeks_back: int = Field(52, ge=1, le=520)
+    weeks_ahead: int = Field(8, ge=0, le=104)
+
+
 class Settings(_Section):
     roster: str = ""
     organisation: Organisation = Field(default_factory=Organisation)
@@ -155,6 +160,7 @@ class Settings(_Section):
     privacy: Privacy = Field(default_factory=Privacy)
     audit: Audit = Field(default_factory=Audit)
     google: Google = Field(default_factory=Google)
+    imports: Imports = Field(default_factory=Imports)
 
     # Where the file was read from ("" = built-in defaults); not a key of the file.
     path: str = Field("", exclude=True)
