@@ -11,23 +11,42 @@ from typer.testing import CliRunner
 
 from timeaudit.cli import app
 
+def leaf_commands(group, prefix=()) -> dict[tuple[str, ...], object]:
+    """Every runnable command, sub-commands of groups (`sync google-calendar`) included."""
+    found = {}
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        found.update(leaf_commands(command, path) if hasattr(command, "commands") else {path: command})
+    return found
+
+
+LEAVES = leaf_commands(get_command(app))
 COMMANDS = sorted(get_command(app).commands)
 
 
 def test_the_commands_the_design_promises_exist():
     assert {"demo", "dashboard", "report", "doctor", "compact"} <= set(COMMANDS)
+    assert {("sync", "google-calendar"), ("import", "ics"), ("import", "mail")} <= set(LEAVES)
 
 
-@pytest.mark.parametrize("name", COMMANDS)
-def test_every_command_has_help(name):
-    command = get_command(app).commands[name]
+@pytest.mark.parametrize("path", sorted(LEAVES), ids=" ".join)
+def test_every_command_has_help(path):
+    command = LEAVES[path]
+    name = " ".join(path)
     assert command.help and len(command.help.strip()) > 20, f"{name} needs a help text"
     for param in command.params:
         if param.name != "help":
             assert getattr(param, "help", None), f"{name} --{param.name} needs a help text"
-    result = CliRunner().invoke(app, [name, "--help"])
+    result = CliRunner().invoke(app, [*path, "--help"])
     assert result.exit_code == 0
-    assert "--data" in result.output and "--config" in result.output
+    if path[0] != "auth":  # authorising touches no data folder
+        assert "--data" in result.output and "--config" in result.output
+
+
+@pytest.mark.parametrize("name", [n for n in COMMANDS if hasattr(get_command(app).commands[n], "commands")])
+def test_every_command_group_explains_itself(name):
+    result = CliRunner().invoke(app, [name, "--help"])
+    assert result.exit_code == 0 and len(get_command(app).commands[name].help.strip()) > 20
 
 
 def run(*args, env=None):
