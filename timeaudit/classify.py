@@ -25,7 +25,8 @@ EMAIL_CATEGORIES = ("customer", "internal", "cc_only", "bulk")
 
 
 def rule_tables(settings: Settings, people: list[Person]) -> dict[str, pd.DataFrame]:
-    """The settings as tables: customer domains, own domains, keywords and the scalar rules."""
+    """The settings as tables: customer domains, own domains, keywords and the scalar rules,
+    and the roster's names and teams."""
     rules = settings.rules
     customers = pd.DataFrame(
         [(d, c.name, c.tier) for c in settings.customers for d in c.domains],
@@ -59,7 +60,11 @@ def rule_tables(settings: Settings, people: list[Person]) -> dict[str, pd.DataFr
     costs = pd.DataFrame([(p.email, p.hourly_cost) for p in people], columns=["person", "hourly_cost"]).astype(
         {"person": "string", "hourly_cost": "float64"}
     )
+    names = pd.DataFrame(
+        [(p.email, p.name or p.email, p.team) for p in people], columns=["person", "name", "team"]
+    ).astype("string")
     return {
+        "roster_people": names,
         "rule_customers": customer_list.astype({"customer": "string", "tier": "string", "owner": "string"}),
         "roster_costs": costs,
         "rule_customer_domains": customers.astype({"domain": "string", "customer": "string", "tier": "string"}),
@@ -71,7 +76,8 @@ def rule_tables(settings: Settings, people: list[Person]) -> dict[str, pd.DataFr
 
 
 def register_rules(con: duckdb.DuckDBPyConnection, settings: Settings, people: list[Person]) -> None:
-    """Make the rule tables and the classified views available on ``con``."""
+    """Make the rule tables and the classified views available on ``con`` (a DuckDB
+    connection, or ``timeaudit.spark.SparkConnection`` which takes the same two calls)."""
     for name, frame in rule_tables(settings, people).items():
         con.register(name, frame)
     for name, parties in (("event_counterparts", "event_parties.sql"), ("message_counterparts", "message_parties.sql")):

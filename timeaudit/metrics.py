@@ -3,6 +3,11 @@
 The definitions live in ``sql/weekly.sql`` (and are documented in docs/metrics.md); this
 module prepares their inputs: the people, and each person's local days and working hours
 as UTC instants, so the SQL needs no time-zone arithmetic and runs on Spark too.
+
+``prepare`` is shared by both engines: it only calls ``con.register(name, frame)`` and
+``con.execute(sql)`` (``.fetchall()`` on the result), which a DuckDB connection has and
+``timeaudit.spark.SparkConnection`` imitates, so the Spark run registers the same tables
+from the same Python code and runs the same SQL files.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from datetime import date, datetime, timedelta
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from timeaudit.classify import register_rules
 from timeaudit.config import DAY_NAMES, Settings, parse_working_hours
@@ -73,41 +79,65 @@ class Analysis:
     settings: Settings
 
 
-def people_or_accounts(con: duckdb.DuckDBPyConnection, people: list[Person]) -> list[Person]:
+def people_or_accounts(con, people: list[Person]) -> list[Person]:
     """The roster, or in single-user local mode every account found in the lake."""
     if people:
         return people
-    rows = con.execute("SELECT account FROM events UNION SELECT account FROM messages ORDER BY 1").fetchall()
+    rows = con.execute(read_sql("accounts.sql")).fetchall()
     return [Person(email=a, team=NO_TEAM) for (a,) in rows]
 
 
-def data_range(con: duckdb.DuckDBPyConnection) -> tuple[date, date] | None:
+def data_range(con) -> tuple[date, date] | None:
     """First and last calendar day (UTC) to count, at most MAX_WEEKS apart. Calendars set the
     start when there are any: a mailbox's first message can arrive hours before its owner's
     first working week begins."""
-    ev_lo, ev_hi = con.execute('SELECT min(start), max("end") FROM events WHERE NOT all_day').fetchall()[0]
-    ms_lo, ms_hi = con.execute("SELECT min(ts), max(ts) FROM messages").fetchall()[0]
+    ev_lo, ev_hi, ms_lo, ms_hi = con.execute(read_sql("data_range.sql")).fetchall()[0]
     lo = ev_lo or ms_lo
-    his = [t for t in (ev_hi, ms_hi) if t is not None]
+    his = [d for d in (ev_hi, ms_hi) if d is not None]
     if lo is None or not his:
         return None
-    first, last = lo.date(), max(his).date()
+    first, last = lo, max(his)
     return max(first, last - timedelta(weeks=MAX_WEEKS)), last
 
 
-def person_days(people: list[Person], settings: Settings, first: date, last: date) -> pd.DataFrame:
-    """One row per person and local day from the Monday before ``first`` to the Sunday after
-    ``last``: the day's bounds and working hours as UTC instants, and its ISO week."""
+UTC_US = pa.timestamp("us", tz="UTC")
+# The local days of one (time zone, working hours) pair, which the people using it share;
+# sql/person_days.sql joins them with the people.
+ZONE_DAYS_SCHEMA = pa.schema(
+    [
+        ("zone", pa.int32()),
+        ("tz", pa.string()),
+        ("day", pa.date32()),
+        ("week", pa.string()),
+        ("week_start", pa.date32()),
+        ("day_start", UTC_US),
+        ("day_end", UTC_US),
+        ("work_start", UTC_US),
+        ("work_end", UTC_US),
+    ]
+)
+PERSON_ZONES_SCHEMA = pa.schema([("person", pa.string()), ("zone", pa.int32())])
+
+
+def zone_days(people: list[Person], settings: Settings, first: date, last: date) -> tuple[pa.Table, pa.Table]:
+    """(zone_days, person_zones): for each (time zone, working hours) the people use, one row
+    per local day from the Monday before ``first`` to the Sunday after ``last`` with the day's
+    bounds and working hours as UTC instants and its ISO week; and which zone each person is in.
+    Days are computed once per zone, not per person, so ten thousand people cost no more here
+    than ten."""
     org = settings.organisation
     start = first - timedelta(days=first.weekday() + 1)  # a day early: covers zones ahead of UTC
     end = last + timedelta(days=7 - last.weekday())
     dates = pd.date_range(start, end, freq="D")
     working = {DAY_NAMES.index(d) for d in org.working_days}
-    frames = []
-    groups: dict[tuple[str, str], list[Person]] = {}
+    zones: dict[tuple[str, str], int] = {}
+    members = []
     for p in people:
-        groups.setdefault((p.timezone or org.timezone, p.working_hours or org.working_hours), []).append(p)
-    for (tz, hours), members in groups.items():
+        key = (p.timezone or org.timezone, p.working_hours or org.working_hours)
+        members.append((p.email, zones.setdefault(key, len(zones))))
+    first_week = first - timedelta(days=first.weekday())
+    frames = []
+    for (tz, hours), zone in zones.items():
         begin, finish = parse_working_hours(hours)
         day_start = _local_to_utc(dates, tz)
         day_end = _local_to_utc(dates + pd.Timedelta(days=1), tz)
@@ -115,8 +145,10 @@ def person_days(people: list[Person], settings: Settings, first: date, last: dat
         work_start = _local_to_utc(dates + _offset(begin), tz).where(is_working, day_start)
         work_end = _local_to_utc(dates + _offset(finish), tz).where(is_working, day_start)
         iso = dates.isocalendar()
-        base = pd.DataFrame(
+        days = pd.DataFrame(
             {
+                "zone": zone,
+                "tz": tz,
                 "day": dates.date,
                 "week": [f"{y}-W{w:02d}" for y, w in zip(iso.year, iso.week, strict=True)],
                 "week_start": (dates - pd.to_timedelta(dates.day_of_week, unit="D")).date,
@@ -126,12 +158,12 @@ def person_days(people: list[Person], settings: Settings, first: date, last: dat
                 "work_end": work_end,
             }
         )
-        for p in members:
-            frames.append(base.assign(person=p.email, tz=tz))
-    days = pd.concat(frames, ignore_index=True)
-    # Keep only whole weeks that touch the data range.
-    first_week = first - timedelta(days=first.weekday())
-    return days[(days["week_start"] >= first_week) & (days["week_start"] <= last)].reset_index(drop=True)
+        # Keep only whole weeks that touch the data range.
+        frames.append(days[(days["week_start"] >= first_week) & (days["week_start"] <= last)])
+    tables = [pa.Table.from_pandas(f, schema=ZONE_DAYS_SCHEMA, preserve_index=False) for f in frames]
+    days_table = pa.concat_tables(tables) if tables else ZONE_DAYS_SCHEMA.empty_table()
+    people_table = pa.Table.from_pylist([{"person": e, "zone": z} for e, z in members], schema=PERSON_ZONES_SCHEMA)
+    return days_table, people_table
 
 
 def _offset(t) -> pd.Timedelta:
@@ -158,17 +190,23 @@ def open_analysis(lake: Lake, settings: Settings, attempts: int = 3) -> Analysis
 
 def _open_analysis(lake: Lake, settings: Settings) -> Analysis:
     con = lake.connect()
+    return Analysis(con, prepare(con, settings), settings)
+
+
+def prepare(con, settings: Settings) -> list[Person]:
+    """Register the rules, the people and their days on ``con`` (which already has the lake's
+    ``events`` and ``messages``) and classify every record. Returns the people."""
     people = people_or_accounts(con, load_people(settings))
     register_rules(con, settings, people)
     span = data_range(con)
     if span and people:
-        days = person_days(people, settings, *span)
+        days, zones = zone_days(people, settings, *span)
     else:
-        days = pd.DataFrame(
-            {c: pd.Series(dtype="datetime64[us, UTC]") for c in ("day_start", "day_end", "work_start", "work_end")}
-        ).assign(person="", day=None, week="", week_start=None, tz="")
-    con.register("person_days", days)
-    return Analysis(con, people, settings)
+        days, zones = ZONE_DAYS_SCHEMA.empty_table(), PERSON_ZONES_SCHEMA.empty_table()
+    con.register("zone_days", days)
+    con.register("person_zones", zones)
+    con.execute(read_sql("person_days.sql"))
+    return people
 
 
 def ensure_daily(a: Analysis) -> None:
@@ -179,16 +217,14 @@ def ensure_daily(a: Analysis) -> None:
         a.con.execute("CREATE TEMP TABLE daily_metrics AS " + read_sql("daily.sql"))
 
 
-def _with_people(df: pd.DataFrame, people: list[Person]) -> pd.DataFrame:
-    names = pd.DataFrame([(p.email, p.name or p.email, p.team) for p in people], columns=["person", "name", "team"])
-    return df.merge(names, on="person", how="left")
-
-
 def daily_metrics(lake: Lake, settings: Settings, analysis: Analysis | None = None) -> pd.DataFrame:
     """One row per person and local day (the rows weekly_metrics sums)."""
     a = analysis or open_analysis(lake, settings)
     ensure_daily(a)
-    df = _with_people(a.con.execute("SELECT * FROM daily_metrics ORDER BY day, person").df(), a.people)
+    df = a.con.execute(
+        """SELECT d.*, rp.name, rp.team FROM daily_metrics AS d
+           LEFT JOIN roster_people AS rp ON rp.person = d.person ORDER BY d.day, d.person"""
+    ).df()
     df["day"] = pd.to_datetime(df["day"]).dt.date
     return df
 
@@ -197,13 +233,11 @@ def weekly_metrics(lake: Lake, settings: Settings, analysis: Analysis | None = N
     """One row per person-week; see docs/metrics.md for every column."""
     a = analysis or open_analysis(lake, settings)
     ensure_daily(a)
-    df = _with_people(a.con.execute(read_sql("weekly.sql")).df(), a.people)
+    df = a.con.execute(read_sql("weekly.sql")).df()
     df["week_start"] = pd.to_datetime(df["week_start"]).dt.date
     for col in COUNT_COLUMNS:
         df[col] = df[col].astype(int)
-    df["non_customer_email_hours"] = df["email_hours"] - df["customer_email_hours"]
-    front = ["week", "week_start", "person", "name", "team"]
-    return df[front + [c for c in df.columns if c not in front]]
+    return df
 
 
 def customer_share(frame: pd.DataFrame) -> pd.Series:

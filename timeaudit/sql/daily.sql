@@ -137,9 +137,11 @@ message_marks AS (
     FROM classified_messages
     JOIN people USING (person)
     UNION ALL
+    -- Marks at the same instant merged as in `points`, so the order of ties cannot matter.
     SELECT person, t, 0 AS ord, CAST(NULL AS VARCHAR) AS category, CAST(NULL AS VARCHAR) AS direction,
-           0.0 AS minutes, day, work
+           0.0 AS minutes, max(day) AS day, max(work) AS work
     FROM day_marks
+    GROUP BY person, t
 ),
 message_days AS (
     SELECT

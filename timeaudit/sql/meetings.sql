@@ -12,7 +12,7 @@ SELECT
         AS series_key,
     ce.series_id <> '' AS recurring,
     ce.minutes,
-    CASE WHEN len(ce.title_tags) > 0 THEN array_to_string(ce.title_tags, ', ')
+    CASE WHEN array_length(ce.title_tags) > 0 THEN array_to_string(ce.title_tags, ', ')
          ELSE coalesce(ce.title, '(untitled)') END AS title,
     ce.attendee_count,
     ce.others,

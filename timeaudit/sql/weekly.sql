@@ -1,5 +1,6 @@
--- One row per person-week: the person-day rows of daily.sql summed, and the customer share
--- customer / (customer meetings + internal meetings + admin + all email).
+-- One row per person-week: the person-day rows of daily.sql summed, the person's name and
+-- team, and the customer share customer / (customer meetings + internal meetings + admin +
+-- all email). Inputs: `daily_metrics` (daily.sql), `roster_people(person, name, team)`.
 WITH weeks AS (
     SELECT
         week,
@@ -21,17 +22,24 @@ WITH weeks AS (
         sum(after_hours_email_hours) AS after_hours_email_hours,
         sum(tentative_hours) AS tentative_hours,
         sum(out_of_office_hours) AS out_of_office_hours,
-        sum(emails_sent) AS emails_sent,
-        sum(emails_received) AS emails_received
+        CAST(sum(emails_sent) AS BIGINT) AS emails_sent,
+        CAST(sum(emails_received) AS BIGINT) AS emails_received
     FROM daily_metrics
     GROUP BY week, person
 )
 SELECT
-    *,
+    w.week,
+    w.week_start,
+    w.person,
+    rp.name,
+    rp.team,
+    w.* EXCLUDE (week, week_start, person),
     CASE
         WHEN customer_meeting_hours + internal_meeting_hours + admin_hours + email_hours > 0
         THEN (customer_meeting_hours + customer_email_hours)
              / (customer_meeting_hours + internal_meeting_hours + admin_hours + email_hours)
-    END AS customer_share
-FROM weeks
-ORDER BY week, person
+    END AS customer_share,
+    email_hours - customer_email_hours AS non_customer_email_hours
+FROM weeks AS w
+LEFT JOIN roster_people AS rp ON rp.person = w.person
+ORDER BY w.week, w.person
