@@ -15,5 +15,6 @@ pages = [
     st.Page("pages/wasters.py", title="Time wasters", icon="⏳", url_path="wasters"),
     st.Page("pages/customers.py", title="Customers", icon="🤝", url_path="customers"),
     st.Page("pages/rules.py", title="Rules", icon="⚙", url_path="rules"),
+    st.Page("pages/data.py", title="Data", icon="🗂", url_path="data"),
 ]
 st.navigation(pages).run()

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from timeaudit.cli import app
 
+
 def leaf_commands(group, prefix=()) -> dict[tuple[str, ...], object]:
     """Every runnable command, sub-commands of groups (`sync google-calendar`) included."""
     found = {}

@@ -8,7 +8,7 @@ from timeaudit.config import find_config, load_settings
 from timeaudit.errors import UserError
 from timeaudit.model import TABLES
 from timeaudit.roster import load_people
-from timeaudit.store import Lake
+from timeaudit.store import Lake, holdings
 
 Finding = tuple[str, str]  # (ok | info | warn | error, text)
 
@@ -63,15 +63,11 @@ def diagnose(data_dir: Path, config: Path | None) -> list[Finding]:
         return findings
     con = lake.connect()
     accounts: set[str] = set()
+    held = holdings(con)
     for table in TABLES:
         files = lake.files(table)
-        time_col = "start" if table == "events" else "ts"
-        rows = con.execute(
-            f"SELECT source, count(*), count(DISTINCT account), min({time_col}), max({time_col}) "
-            f"FROM {table} GROUP BY source ORDER BY source"
-        ).fetchall()
         findings.append(("ok", f"{table}: {len(files)} batch files"))
-        for source, n, n_accounts, lo, hi in rows:
+        for _, source, n, n_accounts, lo, hi, _ in (h for h in held if h[0] == table):
             findings.append(
                 ("info", f"  {source}: {n:,} records, {n_accounts} accounts, {lo:%Y-%m-%d} to {hi:%Y-%m-%d}")
             )

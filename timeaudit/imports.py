@@ -220,11 +220,8 @@ def _live_rows(lake: Lake, table: str, source: str, account: str) -> dict[str, d
     con = lake.connect()
     try:
         columns = ", ".join(f'"{name}"' for name in TABLES[table][1].names)
-        rows = (
-            con.execute(f"SELECT {columns} FROM {table} WHERE source = ? AND account = ?", [source, account])
-            .to_arrow_table()
-            .to_pylist()
-        )
+        query = f"SELECT {columns} FROM {table} WHERE source = $source AND account = $account"
+        rows = con.sql(query, params={"source": source, "account": account}).to_arrow_table().to_pylist()
     finally:
         con.close()
     return {r["id"]: r for r in rows}

@@ -238,6 +238,11 @@ class Lake:
         return before, after
 
 
+def holdings(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """(table, source, records, accounts, first, last, landed) for each source of each table."""
+    return con.execute(read_sql("holdings.sql")).fetchall()
+
+
 def _empty_table(table: str) -> pa.Table:
     schema = TABLES[table][1].append(pa.field("source", pa.string()))
     return schema.empty_table()

@@ -1,0 +1,126 @@
+"""Data: what timeaudit holds, and importing calendar and mail exports by upload."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from timeaudit.errors import UserError
+from timeaudit.imports import ImportReport, import_ics, import_mail
+from timeaudit.store import holdings
+
+SOURCE_NAMES = {
+    "demo": "Demo organisation",
+    "google_calendar": "Google Calendar",
+    "gmail": "Gmail",
+    "ics": "Calendar files",
+    "mail": "Mail files",
+}
+CALENDAR_TYPES = ["ics", "zip"]
+MAIL_TYPES = ["mbox", "eml", "mbx"]
+
+
+def show() -> None:
+    st.title("Data")
+    lake, settings = data.workspace()
+    _show_holdings(lake)
+
+    st.subheader("Import exports")
+    st.caption(
+        "For calendars and mailboxes you cannot connect. Importing the same export again changes nothing; "
+        "a newer export of the same calendar or mailbox updates what changed and removes what it no longer has. "
+        "Mail is read for its headers only; message bodies are never kept."
+    )
+    calendar_tab, mail_tab = st.tabs(["Calendar (.ics)", "Mail (mbox, .eml)"])
+    with calendar_tab, st.form("import-ics", clear_on_submit=True):
+        files = st.file_uploader(
+            "Calendar exports",
+            type=CALENDAR_TYPES,
+            accept_multiple_files=True,
+            help="From Google Calendar (Settings > Import & export), Outlook, Apple Calendar or Thunderbird; "
+            "a .zip of several .ics files works too.",
+        )
+        account = st.text_input("Whose calendar is it?", placeholder="ann@example.com", key="ics-account")
+        if st.form_submit_button("Import calendar"):
+            _run_import(files, account, lambda paths: import_ics(lake, settings, paths, account))
+    with mail_tab, st.form("import-mail", clear_on_submit=True):
+        files = st.file_uploader(
+            "Mail exports",
+            type=MAIL_TYPES,
+            accept_multiple_files=True,
+            help="A Google Takeout or Thunderbird .mbox file, or .eml messages.",
+        )
+        account = st.text_input("Whose mailbox is it?", placeholder="ann@example.com", key="mail-account")
+        if st.form_submit_button("Import mail"):
+            _run_import(files, account, lambda paths: import_mail(lake, settings, paths, account))
+
+
+def _show_holdings(lake) -> None:
+    con = lake.connect()
+    try:
+        rows = holdings(con)
+    finally:
+        con.close()
+    if not rows:
+        st.info("No data yet. Import an export below, or run `timeaudit demo` or `timeaudit sync google-calendar`.")
+        return
+    table = pd.DataFrame(rows, columns=["table", "source", "records", "accounts", "first", "last", "landed"])
+    table["What"] = table["table"].map({"events": "Calendar events", "messages": "Emails"})
+    table["Source"] = table["source"].map(lambda s: SOURCE_NAMES.get(s, s))
+    for column in ("first", "last"):
+        table[column] = pd.to_datetime(table[column]).dt.strftime("%Y-%m-%d")
+    table["landed"] = pd.to_datetime(table["landed"]).dt.strftime("%Y-%m-%d %H:%M UTC")
+    st.dataframe(
+        table[["What", "Source", "records", "accounts", "first", "last", "landed"]].rename(
+            columns={
+                "records": "Records",
+                "accounts": "People",
+                "first": "From",
+                "last": "To",
+                "landed": "Last updated",
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def _run_import(files, account: str, run) -> None:
+    if not files:
+        st.error("Choose at least one file to import.")
+        return
+    with tempfile.TemporaryDirectory(prefix="timeaudit-upload-") as folder:
+        paths = []
+        for upload in files:
+            path = Path(folder) / Path(upload.name).name  # the browser's name, never a path it sends
+            path.write_bytes(upload.getbuffer())
+            paths.append(path)
+        try:
+            with st.spinner("Importing…"):
+                report = run(paths)
+        except UserError as e:
+            st.error(str(e).replace(folder + "/", ""))
+            return
+    _show_report(report, folder)
+
+
+def _show_report(report: ImportReport, folder: str) -> None:
+    st.success(report.line())
+    problems = [(p, "the whole file could not be read") for p in report.failed_files] + report.skipped
+    if problems:
+        with st.expander(f"{len(problems)} item(s) not imported", expanded=True):
+            st.dataframe(
+                pd.DataFrame(
+                    [(item.replace(folder + "/", ""), reason) for item, reason in problems], columns=["Item", "Why"]
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+
+
+if __name__ == "__main__":
+    show()

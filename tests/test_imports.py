@@ -1,0 +1,177 @@
+"""Imports end to end: real .ics and mbox files through the real CLI into a real lake.
+
+The connectors' parsing is tested case by case in test_ics.py and test_mail_import.py; here
+it is what an import does to the lake: re-imports change nothing, newer exports update and
+remove, broken files leave the lake as it was, and imported data counts like synced data.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from timeaudit.config import parse_settings
+from timeaudit.imports import NothingImported, import_ics, import_mail
+from timeaudit.metrics import weekly_metrics
+from timeaudit.store import Lake
+
+ANN = "ann@northwind.com"
+SETTINGS = parse_settings(
+    {
+        "organisation": {"domains": ["northwind.com"], "timezone": "Europe/London"},
+        "customers": [{"name": "Acme", "domains": ["acme.com"]}],
+    }
+)
+
+
+def vevent(uid: str, start: str, end: str, *, attendees: tuple[str, ...] = (), summary: str = "Meeting") -> str:
+    people = "".join(f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{a}\r\n" for a in attendees)
+    return (
+        "BEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20261101T000000Z\r\nLAST-MODIFIED:20261101T000000Z\r\n"
+        f"DTSTART;TZID=Europe/London:{start}\r\nDTEND;TZID=Europe/London:{end}\r\n"
+        f"SUMMARY:{summary}\r\nORGANIZER:mailto:{ANN}\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:{ANN}\r\n{people}"
+        "END:VEVENT\r\n"
+    )
+
+
+def calendar(name: str, *events: str) -> str:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Google Inc//Google Calendar 70.9054//EN\r\n"
+        f"X-WR-CALNAME:{name}\r\nX-WR-TIMEZONE:Europe/London\r\n" + "".join(events) + "END:VCALENDAR\r\n"
+    )
+
+
+QBR = vevent("qbr", "20261110T100000", "20261110T113000", attendees=("joe@acme.com",), summary="Acme QBR")
+SYNC = vevent("sync", "20261111T140000", "20261111T150000", attendees=("bob@northwind.com",), summary="Team sync")
+REVIEW = vevent("review", "20261112T090000", "20261112T093000", attendees=("cat@northwind.com",), summary="Review")
+SYNC_MOVED = vevent("sync", "20261111T160000", "20261111T170000", attendees=("bob@northwind.com",), summary="Sync")
+PLANNING = vevent("plan", "20261113T100000", "20261113T110000", attendees=("bob@northwind.com",), summary="Plan")
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
+def live_ids(lake: Lake, table: str = "events") -> set[str]:
+    con = lake.connect()
+    return {i for (i,) in con.execute(f"SELECT id FROM {table}").fetchall()}
+
+
+def raw_rows(lake: Lake, table: str = "events") -> int:
+    return sum(pq.read_metadata(p).num_rows for p in lake.files(table))
+
+
+def imp(lake: Lake, *paths: Path):
+    return import_ics(lake, SETTINGS, list(paths), ANN, since=None, until=None)
+
+
+def test_importing_the_same_export_twice_changes_nothing(tmp_path):
+    lake = Lake(tmp_path / "data")
+    export = write(tmp_path, "work.ics", calendar("Work", QBR, SYNC, REVIEW))
+    first = imp(lake, export)
+    assert (first.imported, first.updated, first.removed) == (3, 0, 0)
+    files = lake.files("events")
+    assert len(files) == 1  # one import, one atomic batch
+
+    again = imp(lake, export)
+    assert (again.imported, again.updated, again.removed, again.unchanged) == (0, 0, 0, 3)
+    assert lake.files("events") == files and raw_rows(lake) == 3
+
+
+def test_a_newer_export_updates_adds_and_removes_only_in_its_own_calendar(tmp_path):
+    lake = Lake(tmp_path / "data")
+    imp(lake, write(tmp_path, "work.ics", calendar("Work", QBR, SYNC, REVIEW)))
+    imp(lake, write(tmp_path, "home.ics", calendar("Home", vevent("gym", "20261110T070000", "20261110T080000"))))
+    before = live_ids(lake)
+
+    newer = imp(lake, write(tmp_path, "work-newer.ics", calendar("Work", QBR, SYNC_MOVED, PLANNING)))
+    assert (newer.imported, newer.updated, newer.removed, newer.unchanged) == (1, 1, 1, 1)
+    after = live_ids(lake)
+    assert after == (before - {"work/review"}) | {"work/plan"}
+    assert "home/gym" in after  # the other calendar is untouched
+    con = lake.connect()
+    (start,) = con.execute("SELECT start FROM events WHERE id = 'work/sync'").fetchone()
+    assert f"{start:%H:%M}" == "16:00"  # 16:00 in London in November is 16:00 UTC
+
+
+def test_imported_calendars_count_like_synced_ones(tmp_path):
+    lake = Lake(tmp_path / "data")
+    imp(lake, write(tmp_path, "work.ics", calendar("Work", QBR, SYNC, REVIEW)))
+    weekly = weekly_metrics(lake, SETTINGS)
+    week = weekly[(weekly["person"] == ANN) & (weekly["week"] == "2026-W46")].iloc[0]
+    assert week["customer_meeting_hours"] == pytest.approx(1.5)
+    assert week["internal_meeting_hours"] == pytest.approx(1.5)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "timeaudit.cli", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_a_file_that_is_not_a_calendar_stops_with_its_name_and_leaves_the_lake_alone(tmp_path):
+    data = tmp_path / "data"
+    imp(Lake(data), write(tmp_path, "work.ics", calendar("Work", QBR)))
+    files = Lake(data).files("events")
+    junk = write(tmp_path, "notes.ics", "Dear diary,\nnothing here is a calendar.\n")
+    result = run_cli("import", "ics", str(junk), "--account", ANN, "--data", str(data))
+    assert result.returncode == 2
+    assert "notes.ics" in result.stderr and "error" in result.stderr
+    assert Lake(data).files("events") == files
+
+
+def test_readable_files_import_beside_a_broken_one_which_is_named(tmp_path):
+    data = tmp_path / "data"
+    good = write(tmp_path, "work.ics", calendar("Work", QBR, SYNC))
+    truncated = write(tmp_path, "cut.ics", calendar("Cut", REVIEW)[:-40])
+    result = run_cli("import", "ics", str(good), str(truncated), "--account", ANN, "--data", str(data))
+    assert result.returncode == 0, result.stderr
+    assert "cut.ics" in result.stderr
+    assert "2 imported" in result.stdout
+    assert live_ids(Lake(data)) == {"work/qbr", "work/sync"}
+
+
+def test_an_account_that_is_not_an_address_is_refused(tmp_path):
+    result = run_cli("import", "ics", str(tmp_path / "x.ics"), "--account", "ann", "--data", str(tmp_path / "d"))
+    assert result.returncode == 2 and "--account" in result.stderr
+
+
+def message(n: int, *, sender: str = "joe@acme.com", to: str = ANN, reply_to: int | None = None) -> str:
+    refs = f"In-Reply-To: <m{reply_to}@acme.com>\nReferences: <m{reply_to}@acme.com>\n" if reply_to else ""
+    return (
+        f"From MAILER-DAEMON Tue Nov 10 10:0{n % 10}:00 2026\n"
+        f"From: Joe <{sender}>\nTo: {to}\nSubject: Order {n}\nDate: Tue, 10 Nov 2026 10:0{n % 10}:00 +0000\n"
+        f"Message-ID: <m{n}@acme.com>\n{refs}X-Gmail-Labels: Inbox\n\nBody {n} is never read.\n\n"
+    )
+
+
+def test_a_newer_mailbox_export_removes_what_it_no_longer_holds(tmp_path):
+    lake = Lake(tmp_path / "data")
+    mbox = write(tmp_path, "Inbox.mbox", "".join(message(n) for n in range(1, 5)))
+    first = import_mail(lake, SETTINGS, [mbox], ANN)
+    assert (first.imported, first.removed) == (4, 0)
+    assert import_mail(lake, SETTINGS, [mbox], ANN).unchanged == 4
+    assert len(lake.files("messages")) == 1
+
+    write(tmp_path, "Inbox.mbox", "".join(message(n) for n in (1, 2, 4, 5)))
+    newer = import_mail(lake, SETTINGS, [mbox], ANN)
+    assert (newer.imported, newer.removed, newer.unchanged) == (1, 1, 3)
+    con = lake.connect()
+    ids = {m for (m,) in con.execute("SELECT message_id FROM messages").fetchall()}
+    assert ids == {"m1@acme.com", "m2@acme.com", "m4@acme.com", "m5@acme.com"}
+
+
+def test_nothing_readable_raises_a_clear_error_and_writes_nothing(tmp_path):
+    lake = Lake(tmp_path / "data")
+    junk = tmp_path / "photo.mbox"
+    junk.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(NothingImported, match="photo.mbox"):
+        import_mail(lake, SETTINGS, [junk], ANN)
+    assert lake.files("messages") == []
