@@ -1,0 +1,293 @@
+"""The mail-file connector (connectors.mail) on real files: mbox, Maildir, .eml, broken inputs, a 200 MB mbox."""
+
+from __future__ import annotations
+
+import gc
+import mailbox
+import shutil
+import threading
+import time
+import tracemalloc
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import pytest
+
+from connectors.mail import ImportFileError, detect_format, iter_mail_messages, mailbox_of
+from timeaudit.config import Privacy, Settings
+from timeaudit.errors import UserError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mail"
+ME = "ana@acme.com"
+KEEP_SUBJECTS = Settings(privacy=Privacy(store_subjects=True))
+
+
+def read(path: Path, settings: Settings = KEEP_SUBJECTS, aliases=()):
+    """(messages by id, skipped items, progress values) of one import."""
+    skipped: list[tuple[str, str]] = []
+    progress: list[int] = []
+    messages = list(
+        iter_mail_messages(path, ME, settings, aliases, lambda item, why: skipped.append((item, why)), progress.append)
+    )
+    return {m.id: m for m in messages}, skipped, progress
+
+
+def test_detect_format_and_mailbox_slug(tmp_path):
+    assert detect_format(FIXTURES / "takeout.mbox") == "mbox"
+    assert detect_format(FIXTURES / "eml_folder") == "eml"
+    assert detect_format(FIXTURES / "encoded_utf8.eml") == "eml"
+    mailbox.Maildir(tmp_path / "Work Inbox")
+    assert detect_format(tmp_path / "Work Inbox") == "maildir"
+    assert mailbox_of(tmp_path / "Work Inbox") == "work-inbox"
+    assert mailbox_of(FIXTURES / "takeout.mbox") == "takeout"
+    assert mailbox_of(FIXTURES / "eml_folder") == "eml-folder"
+    assert mailbox_of(FIXTURES / "eml_folder" / "01_question.eml") == "eml-folder"  # same ids as the folder
+
+
+def test_takeout_mbox_labels_threads_and_flags():
+    found, skipped, progress = read(FIXTURES / "takeout.mbox")
+    assert not skipped
+    assert progress[-1] == (FIXTURES / "takeout.mbox").stat().st_size and progress == sorted(progress)
+    assert "takeout/d1@acme.com" not in found  # a draft, which Gmail's API would not list either
+
+    question = found["takeout/q1@client.com"]
+    assert (question.direction, question.self_in, question.unread) == ("received", "to", True)
+    assert question.labels == ["INBOX", "UNREAD", "IMPORTANT", "Clients/Acme"]
+    assert question.thread_id == "1791234567890123456" and question.cc == ["carl@acme.com"]
+    assert question.ts == datetime(2026, 3, 3, 8, 15, tzinfo=UTC) == question.updated
+    assert question.subject_tags == ["renewal", "planning"]
+
+    reply = found["takeout/r1@acme.com"]
+    assert (reply.direction, reply.self_in, reply.labels, reply.unread) == ("sent", "from", ["SENT"], False)
+    assert (reply.in_reply_to, reply.thread_id) == ("q1@client.com", question.thread_id)
+
+    promo = found["takeout/p1@shop.example"]
+    assert promo.bulk and promo.labels == ["CATEGORY_PROMOTIONS", "INBOX"]
+    updates = found["takeout/u1@ci.example"]  # an RFC 2047 encoded label list
+    assert updates.bulk and updates.unread and updates.labels == ["CATEGORY_UPDATES", "UNREAD", "Projets été"]
+
+    # A broken Date falls back to the time on the mbox "From " line.
+    assert found["takeout/b1@client.com"].ts == datetime(2026, 3, 5, 8, 30, tzinfo=UTC)
+
+
+def test_reimport_gives_identical_records():
+    first, _, _ = read(FIXTURES / "takeout.mbox")
+    again, _, _ = read(FIXTURES / "takeout.mbox")
+    assert [asdict(m) for m in first.values()] == [asdict(m) for m in again.values()]
+    tb1, _, _ = read(FIXTURES / "thunderbird.mbox")
+    tb2, _, _ = read(FIXTURES / "thunderbird.mbox")
+    assert list(tb1) == list(tb2)  # including the hash id of the message without a Message-ID
+
+
+@pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])
+def test_thunderbird_mbox_quoted_from_lines_and_status(tmp_path, crlf):
+    path = FIXTURES / "thunderbird.mbox"
+    if crlf:
+        path = tmp_path / "thunderbird.mbox"
+        path.write_bytes((FIXTURES / "thunderbird.mbox").read_bytes().replace(b"\n", b"\r\n"))
+    found, skipped, _ = read(path)
+    assert not skipped
+    # ">From" and a "From " line with no blank line before it split nothing; the expunged one is left out.
+    assert len(found) == 3 and "thunderbird/t3@acme.com" not in found
+    assert found["thunderbird/t1@acme.com"].unread is False
+    cc = found["thunderbird/t2@acme.com"]
+    assert (cc.unread, cc.self_in, cc.labels, cc.subject_tags) == (True, "cc", ["UNREAD"], ["budget", "forms"])
+    (accepted,) = [m for m in found.values() if not m.message_id]
+    assert accepted.auto and accepted.id.startswith("thunderbird/sha256-") and accepted.labels == []
+
+
+def test_folder_of_eml_files():
+    found, skipped, progress = read(FIXTURES / "eml_folder", aliases=["ana.s@acme.com"])
+    assert not skipped and progress == [1, 2, 3]  # notes.txt is not an .eml and not read
+    question, reply = found["eml-folder/e1@client.com"], found["eml-folder/e2@acme.com"]
+    assert question.direction == "received" and question.subject_tags == ["support", "escalation"]
+    assert (reply.direction, reply.in_reply_to, reply.thread_id) == ("sent", "e1@client.com", "e1@client.com")
+    (news,) = [m for m in found.values() if not m.message_id]
+    assert news.bulk and news.subject == "Monthly newsletter"
+
+
+def test_maildir_flags_and_bad_messages(tmp_path):
+    box = mailbox.Maildir(tmp_path / "Inbox")
+    for name, subdir, flags in [
+        ("eml_folder/01_question.eml", "cur", "S"),  # seen
+        ("eml_folder/02_reply_crlf.eml", "cur", ""),  # in cur, not seen
+        ("eml_folder/03_no_message_id.eml", "new", ""),
+        ("broken_date.eml", "cur", "S"),  # the delivery time stands in for the Date
+        ("encoded_utf8.eml", "cur", "ST"),  # trashed: left out
+    ]:
+        message = mailbox.MaildirMessage((FIXTURES / name).read_bytes())
+        message.set_subdir(subdir)
+        message.set_flags(flags)
+        box.add(message)
+    before = datetime.now(UTC).replace(microsecond=0)
+    # Broken files as a crash or a disk error leaves them (mailbox.add would repair the truncation).
+    shutil.copy(FIXTURES / "truncated.eml", tmp_path / "Inbox" / "new" / "1772524800.M1P1Q1.host")
+    shutil.copy(FIXTURES / "binary_junk.bin", tmp_path / "Inbox" / "new" / "1772524800.M2P1Q1.host")
+
+    found, skipped, progress = read(tmp_path / "Inbox")
+    assert len(found) == 4 and progress[-1] == 6
+    assert found["inbox/e1@client.com"].unread is False
+    assert found["inbox/e2@acme.com"].unread is True
+    (news,) = [m for m in found.values() if not m.message_id]
+    assert news.unread and news.labels == ["UNREAD"]
+    assert abs((found["inbox/bd@client.com"].ts - before).total_seconds()) < 120
+    assert len(skipped) == 2
+    for item, why in skipped:
+        assert str(tmp_path / "Inbox") in item and "message" in item and why
+    assert any("truncated" in why for _, why in skipped)
+
+
+def test_empty_maildir_is_an_empty_mailbox(tmp_path):
+    mailbox.Maildir(tmp_path / "Empty")
+    assert read(tmp_path / "Empty")[0] == {}
+
+
+@pytest.mark.parametrize(
+    "name, subject, sender",
+    [
+        ("encoded_rfc2047.eml", "Réunion budget — planning", "jose@client.com"),
+        ("encoded_latin1.eml", "Réunion à propos du budget", "andre@client.com"),
+        ("encoded_utf8.eml", "Größe review — 日本語", "juergen@client.com"),
+    ],
+)
+def test_encoded_names_and_subjects(name, subject, sender):
+    found, skipped, _ = read(FIXTURES / name)
+    (message,) = found.values()
+    assert not skipped and (message.subject, message.sender) == (subject, sender)
+    assert "budget" in message.subject_tags or "review" in message.subject_tags
+
+
+def test_subjects_are_not_kept_by_default():
+    (message,) = read(FIXTURES / "encoded_rfc2047.eml", settings=Settings())[0].values()
+    assert message.subject is None and message.subject_tags == ["budget", "planning"]
+    assert message.cc == ["ivan@acme.com"] and message.to == [ME]
+
+
+@pytest.mark.parametrize("name, why", [("broken_date.eml", "Date"), ("missing_date.eml", "Date")])
+def test_eml_without_a_usable_date_is_skipped_by_name(name, why):
+    skipped: list[tuple[str, str]] = []
+    with pytest.raises(ImportFileError, match=name):
+        list(iter_mail_messages(FIXTURES / name, ME, Settings(), [], lambda i, r: skipped.append((i, r))))
+    assert skipped == [(f"{FIXTURES / name} message 1 (line 1)", skipped[0][1])] and why in skipped[0][1]
+
+
+def test_truncated_mbox_keeps_the_good_messages():
+    found, skipped, _ = read(FIXTURES / "truncated.mbox")
+    assert list(found) == ["truncated/ok@acme.com"]
+    assert skipped == [(f"{FIXTURES / 'truncated.mbox'} message 2 (line 10)", skipped[0][1])]
+    assert "truncated" in skipped[0][1]
+
+
+def test_bad_message_in_the_middle_of_an_mbox(tmp_path):
+    good = (FIXTURES / "thunderbird.mbox").read_bytes()
+    junk = (FIXTURES / "binary_junk.mbox").read_bytes()
+    path = tmp_path / "mixed.mbox"
+    path.write_bytes(junk + b"\n\n" + good)
+    found, skipped, _ = read(path)
+    assert len(found) == 3
+    assert [item for item, _ in skipped] == [f"{path} message 1 (line 1)"]
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("not_mail.txt", "not a mail file"),
+        ("not_mail.pdf", "not a mail file"),
+        ("binary_junk.bin", "not a mail file"),
+        ("binary_junk.eml", "not a mail file"),
+        ("empty.mbox", "empty"),
+        ("binary_junk.mbox", "none of its 1 message"),
+        ("truncated.eml", "none of its 1 message"),
+    ],
+)
+def test_corrupt_inputs_name_the_file(name, expected):
+    with pytest.raises(ImportFileError, match=expected) as caught:
+        list(iter_mail_messages(FIXTURES / name, ME, Settings(), [], lambda i, r: None))
+    assert str(FIXTURES / name) in str(caught.value) and "expected an mbox file" in str(caught.value)
+    assert isinstance(caught.value, UserError)
+
+
+def test_folders_without_readable_mail(tmp_path):
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / "notes.txt").write_text("hello\n")
+    with pytest.raises(ImportFileError, match="no mail found"):
+        detect_format(tmp_path / "nothing")
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    shutil.copy(FIXTURES / "binary_junk.bin", junk / "a.eml")
+    shutil.copy(FIXTURES / "truncated.eml", junk / "b.eml")
+    found = []
+    with pytest.raises(ImportFileError, match=f"{junk}: none of its 2 message"):
+        list(iter_mail_messages(junk, ME, Settings(), [], lambda i, r: found.append(i)))
+    assert found == [f"{junk / 'a.eml'} message 1 (line 1)", f"{junk / 'b.eml'} message 2 (line 1)"]
+    with pytest.raises(ImportFileError, match="no such file"):
+        detect_format(tmp_path / "missing.mbox")
+
+
+# -- a 200 MB mbox --------------------------------------------------------------------------------
+def _write_big_mbox(path: Path, target_bytes: int) -> int:
+    """Messages with ~100 KB bodies (plus one 20 MB one) until the file passes ``target_bytes``."""
+    line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore.\n"
+    body = line * 1000 + b">From a quoted line\nFrom an unquoted line after text: not a separator\n" + line * 20
+    huge = line * 200_000
+    count = 0
+    with path.open("wb", buffering=1 << 20) as f:
+        while f.tell() < target_bytes:
+            count += 1
+            f.write(
+                b"From sender@client.com Tue Mar 03 08:15:00 +0000 2026\n"
+                b"X-Gmail-Labels: Inbox,Unread\n"
+                b"From: sender@client.com\nTo: ana@acme.com\n"
+                b"Date: Tue, 03 Mar 2026 09:15:00 +0100\n"
+                b"Message-ID: <big%d@client.com>\nSubject: Weekly report %d\n\n" % (count, count)
+            )
+            f.write(huge if count == 5 else body)
+            f.write(b"\n")
+    return count
+
+
+def test_200_mb_mbox_streams_in_flat_memory(tmp_path):
+    path = tmp_path / "big.mbox"
+    expected = _write_big_mbox(path, 200 * 1024 * 1024)
+    size = path.stat().st_size
+
+    process = psutil.Process()
+    gc.collect()
+    baseline = process.memory_info().rss
+    peak = baseline
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, process.memory_info().rss)
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    tracemalloc.start()
+    count, last_progress, skipped = 0, [0], []
+    started = time.monotonic()
+    try:
+        for message in iter_mail_messages(
+            path, ME, Settings(), [], lambda i, r: skipped.append(i), lambda n: last_progress.append(n)
+        ):
+            count += 1
+            assert message.unread and message.subject_tags == ["weekly", "report"]
+        traced_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+        done.set()
+        sampler.join()
+    elapsed = time.monotonic() - started
+    growth_mb = (peak - baseline) / 2**20
+    print(
+        f"\n{size / 2**20:.0f} MB mbox, {count} messages in {elapsed:.1f} s: "
+        f"peak RSS growth {growth_mb:.1f} MB, peak traced allocations {traced_mb:.2f} MB"
+    )
+
+    assert not skipped and count == expected
+    assert last_progress[-1] == size
+    assert growth_mb < 100 and traced_mb < 100
