@@ -1,0 +1,307 @@
+"""The .ics connector against real-shaped exports of Google, Outlook and Apple (tests/fixtures/ics).
+
+Every expected value below was worked out by hand from the fixture and the zone rules
+(Europe/London and Europe/Berlin leave summer time on 25 Oct 2026, America/Chicago,
+America/New_York and America/Los_Angeles on 1 Nov 2026, Europe/Berlin enters it on 28 Mar 2027).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.ics import SOURCE, ImportFileError, calendar_files, feed_of, iter_ics_events
+from timeaudit.config import parse_settings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ics"
+ANN = "ann@northwind.com"
+SETTINGS = parse_settings({"organisation": {"timezone": "Europe/London"}})
+START, END = datetime(2026, 10, 1, tzinfo=UTC), datetime(2027, 6, 1, tzinfo=UTC)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def parse(fixture: str, data: bytes | None = None, settings=SETTINGS, start=START, end=END):
+    skips: list[tuple[str, str]] = []
+    data = (FIXTURES / fixture).read_bytes() if data is None else data
+    events = list(iter_ics_events(fixture, data, ANN, settings, start, end, lambda i, r: skips.append((i, r))))
+    return events, skips
+
+
+def by_id(events) -> dict:
+    return {e.id: e for e in events}
+
+
+def minutes_per_utc_day(events) -> dict[date, int]:
+    out: dict[date, int] = defaultdict(int)
+    for e in events:
+        t = e.start
+        while t < e.end:
+            step = min(e.end, datetime.combine(t.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC))
+            out[t.date()] += int((step - t).total_seconds() // 60)
+            t = step
+    return dict(out)
+
+
+# -- recurrences --------------------------------------------------------------------------------
+def test_google_series_with_deleted_and_moved_instances():
+    events, skips = parse("google_recurring_moved_and_deleted.ics")
+    assert skips == []
+    series = sorted((e for e in events if e.series_id), key=lambda e: e.start)
+    feed = "ann-work/standup-1@google.com"
+    # Six Tuesdays, 20 Oct deleted by EXDATE, 3 Nov moved to Wednesday 4 Nov 15:00 (GMT).
+    assert [(e.id, e.start) for e in series] == [
+        (f"{feed}/20261006T090000Z", utc(2026, 10, 6, 9)),  # BST
+        (f"{feed}/20261013T090000Z", utc(2026, 10, 13, 9)),
+        (f"{feed}/20261027T100000Z", utc(2026, 10, 27, 10)),  # GMT after 25 Oct
+        (f"{feed}/20261103T100000Z", utc(2026, 11, 4, 15)),  # moved: keeps the id of its slot
+        (f"{feed}/20261110T100000Z", utc(2026, 11, 10, 10)),
+    ]
+    assert all(e.end - e.start == timedelta(minutes=30) for e in series)
+    assert {e.series_id for e in series} == {feed}
+    assert {e.ical_uid for e in series} == {"standup-1@google.com"}
+    moved = by_id(events)[f"{feed}/20261103T100000Z"]
+    assert moved.updated == utc(2026, 10, 30, 16, 45)  # the override's LAST-MODIFIED, not the series'
+    assert series[0].updated == utc(2026, 9, 15, 8, 15)
+    assert series[0].self_response == "accepted"  # Ann organises
+    assert series[0].organizer == ANN
+    assert series[0].has_conference and not series[0].has_agenda  # X-GOOGLE-CONFERENCE; DESCRIPTION is empty
+    assert series[0].tz == "Europe/London" and series[0].source == SOURCE
+
+
+def test_single_event_fields_attendees_and_tags():
+    events, _ = parse("google_recurring_moved_and_deleted.ics")
+    review = by_id(events)["ann-work/3k9a2m1review@google.com"]
+    assert (review.start, review.end, review.series_id) == (utc(2026, 10, 15, 13), utc(2026, 10, 15, 14), "")
+    assert review.self_response == "tentative"
+    assert review.organizer == "bob@northwind.com"
+    # The room (CUTYPE=RESOURCE) is left out; Joe is optional.
+    assert [(a.email, a.response, a.optional) for a in review.attendees] == [
+        ("bob@northwind.com", "accepted", False),
+        (ANN, "tentative", False),
+        ("joe@acme.com", "needsAction", True),
+    ]
+    assert review.has_agenda and not review.has_conference
+    assert review.title_tags == ["renewal", "review"] and review.title is None
+    titled = parse_settings({"organisation": {"timezone": "Europe/London"}, "privacy": {"store_titles": True}})
+    events, _ = parse("google_recurring_moved_and_deleted.ics", settings=titled)
+    assert by_id(events)["ann-work/3k9a2m1review@google.com"].title == "Acme renewal review"
+
+
+def test_this_and_future_override_moves_the_rest_of_the_series():
+    events, skips = parse("this_and_future_override.ics")
+    assert skips == []
+    feed = "ops/daily-ops@example.com"
+    assert [(e.id, e.start, e.end) for e in sorted(events, key=lambda e: e.start)] == [
+        (f"{feed}/20261109T080000Z", utc(2026, 11, 9, 8), utc(2026, 11, 9, 8, 30)),
+        (f"{feed}/20261110T080000Z", utc(2026, 11, 10, 8), utc(2026, 11, 10, 8, 30)),
+        # From 11 Nov on, every occurrence is 5 hours later; each keeps the id of its own slot.
+        (f"{feed}/20261111T080000Z", utc(2026, 11, 11, 13), utc(2026, 11, 11, 13, 30)),
+        (f"{feed}/20261112T080000Z", utc(2026, 11, 12, 13), utc(2026, 11, 12, 13, 30)),
+        (f"{feed}/20261113T080000Z", utc(2026, 11, 13, 13), utc(2026, 11, 13, 13, 30)),
+    ]
+    assert by_id(events)[f"{feed}/20261113T080000Z"].updated == utc(2026, 11, 5, 12)
+
+
+def test_cancelled_instance_and_cancelled_event():
+    events, _ = parse("cancelled_instance.ics")
+    feed = "0000002e-5b4f-7a2c-b1e3-93d0c1a7f2ab"  # X-WR-RELCALID wins over X-WR-CALNAME
+    ids = sorted(e.id for e in events)
+    assert ids == sorted(
+        [f"{feed}/series-with-cancelled-day/202611{d}T160000Z" for d in (16, 17, 18, 19, 20)]
+        + [f"{feed}/single-cancelled"]
+    )
+    statuses = {e.id: e.status for e in events}
+    assert statuses[f"{feed}/series-with-cancelled-day/20261118T160000Z"] == "cancelled"
+    assert statuses[f"{feed}/single-cancelled"] == "cancelled"
+    assert sum(s == "confirmed" for s in statuses.values()) == 4
+    # "GMT Standard Time" is Windows for Europe/London: 16:00 GMT in November.
+    assert by_id(events)[f"{feed}/series-with-cancelled-day/20261116T160000Z"].tz == "Europe/London"
+
+
+# -- time zones -----------------------------------------------------------------------------------
+def test_dst_transition_weekly_keeps_local_time():
+    events, _ = parse("dst_transition_weekly.ics")
+    assert [e.start for e in sorted(events, key=lambda e: e.start)] == [
+        utc(2026, 10, 19, 7),  # 09:00 CEST
+        utc(2026, 10, 26, 8),  # 09:00 CET, the day after the change
+        utc(2026, 11, 2, 8),
+        utc(2027, 3, 22, 8),  # 09:00 CET
+        utc(2027, 3, 29, 7),  # 09:00 CEST, the day after the change
+    ]
+    assert {e.end - e.start for e in events} == {timedelta(hours=1)}
+    assert {e.tz for e in events} == {"Europe/Berlin"}
+
+
+def test_outlook_windows_zone_names():
+    events, skips = parse("outlook_windows_timezone.ics")
+    assert skips == []
+    sync, call = sorted(events, key=lambda e: e.start)
+    assert (sync.start, sync.end, sync.tz) == (utc(2026, 10, 27, 8), utc(2026, 10, 27, 9), "Europe/Berlin")
+    assert (call.start, call.end, call.tz) == (utc(2026, 10, 30, 16), utc(2026, 10, 30, 16, 30), "America/Los_Angeles")
+    assert sync.has_conference and call.has_conference  # Teams property; a Zoom link in LOCATION
+    assert not sync.has_agenda  # Outlook's DESCRIPTION of a lone line break
+    assert [a.email for a in sync.attendees] == [ANN]  # the room is left out
+    assert sync.updated == utc(2026, 11, 20, 10, 10, 10)  # DTSTAMP when there is no LAST-MODIFIED
+    assert call.updated == utc(2026, 10, 1, 7)
+    assert feed_of(sync.id) == "calendar" and sync.ical_uid.startswith("040000008200E000")
+
+
+def test_all_day_and_multi_day_in_the_calendar_zone():
+    events, _ = parse("apple_all_day_and_multi_day.ics")
+    holiday, offsite, handover = sorted(events, key=lambda e: e.start)
+    assert (holiday.start, holiday.end, holiday.all_day) == (utc(2026, 11, 10, 5), utc(2026, 11, 11, 5), True)
+    assert holiday.transparency == "transparent"
+    assert (offsite.start, offsite.end, offsite.all_day) == (utc(2026, 11, 12, 5), utc(2026, 11, 15, 5), True)
+    assert (handover.start, handover.end, handover.all_day) == (utc(2026, 11, 17, 3), utc(2026, 11, 18, 7), False)
+    assert {e.tz for e in events} == {"America/New_York"}
+    assert minutes_per_utc_day([handover]) == {date(2026, 11, 17): 1260, date(2026, 11, 18): 420}
+    assert minutes_per_utc_day([offsite])[date(2026, 11, 12)] == 19 * 60
+    assert handover.has_agenda and handover.has_conference  # ATTACH; FaceTime URL
+    assert holiday.updated == utc(2026, 10, 1, 12)  # DTSTAMP
+
+
+def test_floating_times_use_x_wr_timezone_else_the_organisation_zone():
+    events, _ = parse("floating_times.ics")
+    assert sorted((e.start, e.end) for e in events) == [
+        (utc(2026, 10, 26, 14), utc(2026, 10, 26, 14, 45)),  # 09:00 CDT
+        (utc(2026, 11, 2, 15), utc(2026, 11, 2, 15, 45)),  # 09:00 CST
+        (utc(2026, 11, 5, 15), utc(2026, 11, 5, 16)),
+    ]
+    assert {e.tz for e in events} == {"America/Chicago"}
+    data = (FIXTURES / "floating_times.ics").read_bytes().replace(b"X-WR-TIMEZONE:America/Chicago\r\n", b"")
+    tokyo = parse_settings({"organisation": {"timezone": "Asia/Tokyo"}})
+    events, _ = parse("floating_times.ics", data=data, settings=tokyo)
+    assert sorted(e.start for e in events) == [utc(2026, 10, 26, 0), utc(2026, 11, 2, 0), utc(2026, 11, 5, 0)]
+    assert {e.tz for e in events} == {"Asia/Tokyo"}
+
+
+# -- the account's view -------------------------------------------------------------------------------
+def test_responses_transparency_and_event_types():
+    events, _ = parse("declined_tentative_and_free.ics")
+    got = {e.id.split("/", 1)[1]: (e.self_response, e.transparency, e.event_type, e.status, e.all_day) for e in events}
+    assert got == {
+        "declined@northwind.com": ("declined", "opaque", "default", "confirmed", False),
+        "tentative@northwind.com": ("tentative", "opaque", "default", "confirmed", False),
+        "free@northwind.com": ("accepted", "transparent", "default", "confirmed", False),
+        "outlook-free@northwind.com": ("accepted", "transparent", "default", "confirmed", False),
+        "outlook-oof@northwind.com": ("accepted", "opaque", "outOfOffice", "confirmed", True),
+        "outlook-tentative@northwind.com": ("tentative", "opaque", "default", "confirmed", False),
+        "unanswered@northwind.com": ("needsAction", "opaque", "default", "confirmed", False),
+        "organised@northwind.com": ("accepted", "opaque", "default", "tentative", False),
+    }
+    oof = by_id(events)["calendar/outlook-oof@northwind.com"]
+    assert (oof.start, oof.end) == (utc(2026, 11, 3), utc(2026, 11, 4))  # GMT midnight, X-WR-TIMEZONE London
+    declined = by_id(events)["calendar/declined@northwind.com"]
+    assert declined.attendees[0].email == ANN  # written ANN@ in the file
+
+
+def test_window_bounds_the_expansion():
+    events, _ = parse("dst_transition_weekly.ics", start=utc(2026, 10, 26, 8, 30), end=utc(2026, 11, 2, 8))
+    assert [e.start for e in events] == [utc(2026, 10, 26, 8)]  # overlaps the start; 2 Nov starts at the end
+
+
+def test_ids_are_stable_across_parses():
+    for fixture in sorted(p.name for p in FIXTURES.glob("*.ics")):
+        if fixture in ("not_icalendar.ics", "truncated.ics"):
+            continue
+        first, _ = parse(fixture)
+        second, _ = parse(fixture)
+        assert [(e.id, e.start, e.updated) for e in first] == [(e.id, e.start, e.updated) for e in second]
+        assert len({e.id for e in first}) == len(first)
+        assert all(feed_of(e.id) and e.id.startswith(feed_of(e.id) + "/") for e in first)
+
+
+# -- broken input -------------------------------------------------------------------------------------
+def test_broken_components_are_skipped_and_the_rest_imported():
+    events, skips = parse("broken_component.ics")
+    assert sorted(e.id for e in events) == ["broken-bits/good-1@google.com", "broken-bits/good-2@google.com"]
+    items = [item for item, _ in skips]
+    assert items == [
+        "broken_component.ics line 13: event bad-start@google.com",
+        "broken_component.ics line 20: event without UID",
+        "broken_component.ics line 26: event bad-rule@google.com",
+        "broken_component.ics line 33: event ends-before-start@google.com",
+    ]
+    reasons = [reason for _, reason in skips]
+    assert "DTSTART cannot be read" in reasons[0] and "noonish" in reasons[0]
+    assert "no UID" in reasons[1]
+    assert "RRULE cannot be read" in reasons[2]
+    assert "ends before it starts" in reasons[3]
+    assert not any("Secret" in item + reason for item, reason in skips)  # titles never leak into reports
+
+
+def test_unknown_timezone_is_skipped_not_guessed():
+    events, skips = parse("unknown_timezone.ics")
+    assert [(e.id, e.start) for e in events] == [("mars-base/earth@example.com", utc(2026, 11, 5, 8))]
+    [(item, reason)] = skips
+    assert item == "unknown_timezone.ics line 5: event olympus@example.com"
+    assert "'Mars/Olympus_Mons'" in reason and "VTIMEZONE" in reason
+
+
+@pytest.mark.parametrize(
+    ("fixture", "words"),
+    [
+        ("not_icalendar.ics", ["not_icalendar.ics", "not an iCalendar file", "line 1", "export"]),
+        ("truncated.ics", ["truncated.ics", "cut short at line 31", "VEVENT begun at line 26", "export it again"]),
+    ],
+)
+def test_unreadable_files_raise_naming_the_file(fixture, words):
+    with pytest.raises(ImportFileError) as raised:
+        parse(fixture)
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_empty_and_damaged_files():
+    with pytest.raises(ImportFileError, match="empty.ics: the file is empty"):
+        parse("empty.ics", data=b"")
+    damaged = b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nEND:VCALENDAR\r\n"
+    with pytest.raises(ImportFileError, match="damaged.ics: line 4 ends VCALENDAR but VEVENT begun at line 2"):
+        parse("damaged.ics", data=damaged)
+
+
+# -- files and zips -----------------------------------------------------------------------------------
+def test_calendar_files_reads_ics_and_zip(tmp_path):
+    archive = tmp_path / "takeout.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(FIXTURES / "dst_transition_weekly.ics", "Calendar/ann@northwind.com.ics")
+        z.write(FIXTURES / "floating_times.ics", "Calendar/Chicago office.ics")
+        z.writestr("Calendar/readme.txt", "not a calendar")
+    files = list(calendar_files(archive))
+    assert [name for name, _ in files] == [
+        "takeout.zip/Calendar/ann@northwind.com.ics",
+        "takeout.zip/Calendar/Chicago office.ics",
+    ]
+    counts = [len(list(iter_ics_events(n, d, ANN, SETTINGS, START, END, lambda i, r: None))) for n, d in files]
+    assert counts == [5, 3]
+    single = FIXTURES / "outlook_windows_timezone.ics"
+    assert list(calendar_files(single)) == [("outlook_windows_timezone.ics", single.read_bytes())]
+
+
+def test_bad_zip_and_missing_file_raise_naming_the_file(tmp_path):
+    bad = tmp_path / "export.zip"
+    bad.write_bytes(b"PK\x03\x04 this is not really a zip")
+    with pytest.raises(ImportFileError, match="export.zip: not a readable zip file"):
+        list(calendar_files(bad))
+    empty = tmp_path / "nothing.zip"
+    with zipfile.ZipFile(empty, "w") as z:
+        z.writestr("notes.txt", "hello")
+    with pytest.raises(ImportFileError, match="nothing.zip: the zip holds no .ics file"):
+        list(calendar_files(empty))
+    with pytest.raises(ImportFileError, match="gone.ics: cannot be read"):
+        list(calendar_files(tmp_path / "gone.ics"))
+
+
+def test_feed_falls_back_to_the_file_stem():
+    data = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:u1\r\nDTSTART:20261102T090000Z\r\n"
+    data += b"DTEND:20261102T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    [event] = iter_ics_events("exports/My Calendar.ics", data, ANN, SETTINGS, START, END, lambda i, r: None)
+    assert event.id == "my-calendar/u1" and feed_of(event.id) == "my-calendar"
+    assert event.updated == datetime(1970, 1, 1, tzinfo=UTC)  # no LAST-MODIFIED, DTSTAMP or CREATED
