@@ -224,7 +224,7 @@ def _problem(component: icalendar.Component) -> str | None:
     if "DTSTART" not in component:
         return "has no DTSTART; fix or remove this event in the source calendar"
     start, end = component.get("DTSTART").dt, component.get("DTEND")
-    if end is not None and type(end.dt) is type(start) and _comparable(end.dt) < _comparable(start):
+    if end is not None and _ends_before_start(start, end.dt):
         return "ends before it starts (DTEND is earlier than DTSTART); fix or remove this event in the source calendar"
     for key, prop, value in _time_values(component):
         tzid = str(prop.params.get("TZID") or value.params.get("TZID") or "")
@@ -236,8 +236,12 @@ def _problem(component: icalendar.Component) -> str | None:
     return None
 
 
-def _comparable(value: date) -> date:
-    return value.replace(tzinfo=None) if isinstance(value, datetime) and value.tzinfo is None else value
+def _ends_before_start(start: date, end: date) -> bool:
+    if type(start) is not type(end):
+        return False  # a date against a date-time: recurring_ical_events decides
+    if isinstance(start, datetime) and (start.tzinfo is None) != (end.tzinfo is None):
+        return False  # floating against zoned: only comparable once localised
+    return end < start
 
 
 def _localise(component: icalendar.Component, zone: tzinfo, utc_too: bool) -> None:
