@@ -15,11 +15,13 @@ bytes as surrogate escapes) and never interprets them, so decoding happens in on
 (``mail_headers``) under rules that never raise. The default policy parses address and date
 headers eagerly on access and reformats them, and has raised on malformed headers before.
 
-Google Takeout's X-Gmail-Labels become Gmail label ids (SENT, UNREAD, CATEGORY_PROMOTIONS, ...) and
-X-GM-THRID the thread; Thunderbird's X-Mozilla-Status tells read from unread. Messages Gmail's API
-would not list by default (drafts, spam, trash) and ones the mail client has already deleted are
-left out. The mbox "From " line's date (Maildir: the delivery time in the file name) stands in
-for a missing or broken Date header.
+Google Takeout's X-Gmail-Labels become Gmail label ids (SENT, UNREAD, CATEGORY_PROMOTIONS, ...);
+Thunderbird's X-Mozilla-Status tells read from unread. Threads follow the header rule (the root
+Message-ID), which joins a conversation across mailboxes; Takeout's X-GM-THRID is only known
+within one mailbox, so it is the thread only of a message with no ids to thread by. Messages
+Gmail's API would not list by default (drafts, spam, trash) and ones the mail client has already
+deleted are left out. The mbox "From " line's date (Maildir: the delivery time in the file name)
+stands in for a missing or broken Date header.
 
 Ids are "<mailbox slug>/<Message-ID>", or a hash of the message's stable headers when it has no
 Message-ID, and ``updated`` is the message's own time: importing the same file twice yields
@@ -85,7 +87,7 @@ class ImportFileError(UserError):
 
 
 def detect_format(path: Path) -> str:
-    """ "mbox", "maildir" or "eml", from the content (not only the name) of ``path``."""
+    """Which reader fits ``path`` ("mbox", "maildir" or "eml"), judged by content, not by name."""
     path = Path(path)
     if path.is_dir():
         if (path / "cur").is_dir() or (path / "new").is_dir():
@@ -95,8 +97,11 @@ def detect_format(path: Path) -> str:
         raise ImportFileError(f"{path}: no mail found in this folder; expected {EXPECTED}")
     if not path.is_file():
         raise ImportFileError(f"{path}: no such file or folder; expected {EXPECTED}")
-    with path.open("rb") as f:
-        head = f.read(SNIFF_BYTES)
+    try:
+        with path.open("rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError as e:
+        raise ImportFileError(f"{path}: cannot be read ({e.strerror or e})") from None
     head = head.removeprefix(b"\xef\xbb\xbf")
     if not head.strip():
         raise ImportFileError(f"{path}: the file is empty; expected {EXPECTED}")
@@ -182,13 +187,13 @@ def _message(
     headers = [(name, clean_text(value)) for name, value in parsed.raw_items()]
 
     labels = list(flags)
-    thread_id = ""
+    gmail_thread = ""
     for name, value in headers:
         key = name.lower()
         if key == "x-gmail-labels":
             labels.extend(_takeout_labels(value))
         elif key == "x-gm-thrid":
-            thread_id = value.strip()
+            gmail_thread = value.strip()
         elif key == "x-mozilla-status":
             status = _hex(value)
             if status is not None:
@@ -206,10 +211,13 @@ def _message(
         id="",
         labels=labels,
         aliases=aliases,
-        thread_id=thread_id,
         internal_ts=fallback_ts,
         settings=settings,
     )
+    # The header rule's thread (root Message-ID) joins one conversation across mailboxes, as the
+    # Gmail connector's does; Gmail's own thread id is only known inside this mailbox, so it is
+    # the thread only of a message with no Message-ID, References or In-Reply-To at all.
+    message.thread_id = message.thread_id or gmail_thread
     message.id = f"{slug}/{message.message_id or _header_hash(headers)}"
     return message
 
@@ -379,16 +387,19 @@ def _file_header(file: Path) -> tuple[bytes, str]:
     """The header block of one message file (its lines up to the first blank line), and a problem or ""."""
     lines: list[bytes] = []
     size = 0
-    with file.open("rb") as f:
-        for piece in _pieces(f):
-            if piece in (b"\n", b"\r\n"):
-                break
-            size += len(piece)
-            if size > MAX_HEADER_BYTES:
-                return b"", TOO_LARGE
-            lines.append(piece)
-        else:
-            # A file of headers only is fine, but one that stops in the middle of a line was cut short.
-            if lines and not lines[-1].endswith(b"\n"):
-                return b"".join(lines), TRUNCATED
+    try:
+        with file.open("rb") as f:
+            for piece in _pieces(f):
+                if piece in (b"\n", b"\r\n"):
+                    break
+                size += len(piece)
+                if size > MAX_HEADER_BYTES:
+                    return b"", TOO_LARGE
+                lines.append(piece)
+            else:
+                # A file of headers only is fine, but one that stops in the middle of a line was cut short.
+                if lines and not lines[-1].endswith(b"\n"):
+                    return b"".join(lines), TRUNCATED
+    except OSError as e:
+        return b"", f"cannot be read ({e.strerror or e})"
     return b"".join(lines), ""

@@ -55,7 +55,7 @@ def test_takeout_mbox_labels_threads_and_flags():
     question = found["takeout/q1@client.com"]
     assert (question.direction, question.self_in, question.unread) == ("received", "to", True)
     assert question.labels == ["INBOX", "UNREAD", "IMPORTANT", "Clients/Acme"]
-    assert question.thread_id == "1791234567890123456" and question.cc == ["carl@acme.com"]
+    assert question.thread_id == "q1@client.com" and question.cc == ["carl@acme.com"]
     assert question.ts == datetime(2026, 3, 3, 8, 15, tzinfo=UTC) == question.updated
     assert question.subject_tags == ["renewal", "planning"]
 
@@ -70,6 +70,10 @@ def test_takeout_mbox_labels_threads_and_flags():
 
     # A broken Date falls back to the time on the mbox "From " line.
     assert found["takeout/b1@client.com"].ts == datetime(2026, 3, 5, 8, 30, tzinfo=UTC)
+    # Threads are by Message-ID (they join across mailboxes); Gmail's thread id only without one.
+    (social,) = [m for m in found.values() if not m.message_id]
+    assert social.bulk and social.labels == ["CATEGORY_SOCIAL"] and social.thread_id == "1791234567890444444"
+    assert social.id.startswith("takeout/sha256-")
 
 
 def test_reimport_gives_identical_records():
