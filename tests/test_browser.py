@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -9,8 +10,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from timeaudit.store import Lake
 
 from conftest import ROOT
 
@@ -47,24 +52,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(demo_dir):
+@contextlib.contextmanager
+def serve_dashboard(data_dir: Path) -> Iterator[str]:
+    """`timeaudit dashboard` on ``data_dir`` at a free loopback port; yields its URL."""
     require_chromium()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "TIMEAUDIT_CONFIG"}
+    command = ["dashboard", "--data", str(data_dir), "--port", str(port), "--host", "127.0.0.1"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "timeaudit.cli",
-            "dashboard",
-            "--data",
-            str(demo_dir),
-            "--port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-        ],
+        [sys.executable, "-m", "timeaudit.cli", *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
@@ -82,12 +78,20 @@ def server(demo_dir):
     else:
         proc.kill()
         pytest.fail(f"the dashboard did not start: {proc.stdout.read()}")
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(demo_dir):
+    with serve_dashboard(demo_dir) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +143,25 @@ def test_rules_page_loads(server, browser):
     page.get_by_text("Events that would change category").wait_for(timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
+
+
+def test_data_page_imports_an_uploaded_calendar(browser, tmp_path):
+    from test_imports import ANN, QBR, SYNC, calendar
+
+    export = tmp_path / "work.ics"
+    export.write_text(calendar("Work", QBR, SYNC), newline="")
+    data = tmp_path / "data"
+    with serve_dashboard(data) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(f"{url}/data", wait_until="domcontentloaded")
+        page.get_by_role("heading", name="Data").first.wait_for(timeout=60_000)
+        page.get_by_text("No data yet").wait_for(timeout=30_000)
+        page.locator('input[type="file"]').first.set_input_files(str(export))
+        page.get_by_label("Whose calendar is it?").fill(ANN)
+        page.get_by_role("button", name="Import calendar").click()
+        page.get_by_text("2 imported").wait_for(timeout=60_000)
+        page.get_by_text("Calendar files").wait_for(timeout=30_000)  # the holdings table now lists them
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.close()
+    con = Lake(data).connect()
+    assert {i for (i,) in con.execute("SELECT id FROM events").fetchall()} == {"work/qbr", "work/sync"}

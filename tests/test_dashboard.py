@@ -102,3 +102,16 @@ def test_empty_lake_explains_what_to_do(tmp_path, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert "timeaudit demo" in at.info[0].value
+
+
+def test_data_page_lists_what_the_lake_holds_and_offers_imports(app):
+    at = app.run()
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Data"
+    held = at.table[0].value
+    assert set(held["Source"]) == {"Demo organisation"}
+    assert set(held.index) == {"Calendar events", "Emails"}
+    assert (held["People"] == 40).all()
+    buttons = {b.label for b in at.button}
+    assert {"Import calendar", "Import mail"} <= buttons or len(at.get("form")) == 2

@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import data
 from timeaudit.errors import UserError
-from timeaudit.imports import ImportReport, import_ics, import_mail
+from timeaudit.imports import import_ics, import_mail
 from timeaudit.store import holdings
 
 SOURCE_NAMES = {
@@ -28,6 +28,8 @@ def show() -> None:
     st.title("Data")
     lake, settings = data.workspace()
     _show_holdings(lake)
+    if "last-import" in st.session_state:
+        _show_report(*st.session_state.pop("last-import"))
 
     st.subheader("Import exports")
     st.caption(
@@ -74,19 +76,10 @@ def _show_holdings(lake) -> None:
     for column in ("first", "last"):
         table[column] = pd.to_datetime(table[column]).dt.strftime("%Y-%m-%d")
     table["landed"] = pd.to_datetime(table["landed"]).dt.strftime("%Y-%m-%d %H:%M UTC")
-    st.dataframe(
-        table[["What", "Source", "records", "accounts", "first", "last", "landed"]].rename(
-            columns={
-                "records": "Records",
-                "accounts": "People",
-                "first": "From",
-                "last": "To",
-                "landed": "Last updated",
-            }
-        ),
-        hide_index=True,
-        width="stretch",
+    shown = table[["What", "Source", "records", "accounts", "first", "last", "landed"]].rename(
+        columns={"records": "Records", "accounts": "People", "first": "From", "last": "To", "landed": "Last updated"}
     )
+    st.table(shown.set_index("What"))
 
 
 def _run_import(files, account: str, run) -> None:
@@ -105,18 +98,18 @@ def _run_import(files, account: str, run) -> None:
         except UserError as e:
             st.error(str(e).replace(folder + "/", ""))
             return
-    _show_report(report, folder)
-
-
-def _show_report(report: ImportReport, folder: str) -> None:
-    st.success(report.line())
     problems = [(p, "the whole file could not be read") for p in report.failed_files] + report.skipped
+    # Rerun so the holdings above include the import; the report is shown after it.
+    st.session_state["last-import"] = (report.line(), [(i.replace(folder + "/", ""), r) for i, r in problems])
+    st.rerun()
+
+
+def _show_report(line: str, problems: list[tuple[str, str]]) -> None:
+    st.success(line)
     if problems:
         with st.expander(f"{len(problems)} item(s) not imported", expanded=True):
             st.dataframe(
-                pd.DataFrame(
-                    [(item.replace(folder + "/", ""), reason) for item, reason in problems], columns=["Item", "Why"]
-                ),
+                pd.DataFrame(problems, columns=["Item", "Why"]),
                 hide_index=True,
                 width="stretch",
             )
