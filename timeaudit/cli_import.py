@@ -37,6 +37,8 @@ def _day(value: str | None, option: str) -> date | None:
 
 
 def _amount(done: int, total: int | None, unit: str) -> str:
+    if unit == "bytes" and total is None:  # a Maildir or .eml folder counts messages
+        return f"{done:,} messages"
     if unit == "bytes":
         shown = f"{done / 1e6:,.1f} MB"
         return shown + (f" of {total / 1e6:,.1f} MB" if total else "")

@@ -132,11 +132,8 @@ def import_mail(
 
     def read(path: Path, skip) -> Iterator:
         total = path.stat().st_size if path.is_file() else None
-        done = 0
 
-        def advanced(amount: int) -> None:
-            nonlocal done
-            done += amount
+        def advanced(done: int) -> None:  # the connector reports running totals
             if progress:
                 progress(path.name, done, total)
 
