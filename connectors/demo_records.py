@@ -368,8 +368,8 @@ def _message(
         unread=unread,
         bulk=bulk,
         auto=auto,
-        message_id=f"<{mid}@demo>",
-        in_reply_to=f"<{reply_to}@demo>" if reply_to else "",
+        message_id=f"{mid}@demo",  # stored without <>, as the mail connectors do
+        in_reply_to=f"{reply_to}@demo" if reply_to else "",
         subject_tags=tags(subject),
     )
 
