@@ -17,6 +17,12 @@ talks to it through the real client library exactly as it talks to Google:
   with ``Retry-After``), ``hold`` to stop at the n-th API request until released, and a
   log of every request for assertions.
 
+Gmail v1 (``users.*`` under ``/gmail/v1/``, the mailbox state and the quota-unit counter) lives
+in ``gmail_standin.GmailApi`` as ``StandIn.gmail``; the batch endpoint (``POST /batch``,
+multipart/mixed as the client library sends it) is answered here: every call inside a batch
+goes through the same faults, hold, log and quota count as a call of its own, so one call
+of a batch can fail while the others succeed.
+
 Events are held as the API returns them with ``singleEvents=true`` (recurring series already
 expanded into instances); tests change them between syncs with ``put``/``cancel``/``vanish``.
 Run ``python google_standin.py browse URL`` to play a browser that follows the consent redirect.
@@ -35,8 +41,11 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from gmail_standin import GmailApi
 from google.auth import jwt
 from google.auth.exceptions import GoogleAuthError
 
@@ -112,6 +121,7 @@ class Logged:
     query: dict[str, str]
     status: int
     subject: str = ""
+    batch: int = 0  # the number of the batch request it came in, 0 for a request of its own
 
 
 class StandIn:
@@ -135,6 +145,10 @@ class StandIn:
         self.log: list[Logged] = []
         self.api_count = 0
         self.empty_pages = 0  # each listing first serves this many empty pages that carry nextPageToken
+        self.gmail = GmailApi()
+        self.batches = 0
+        self.token_scopes: dict[str, str] = {}  # service-account access token -> the scopes granted
+        self.code_scopes: dict[str, str] = {}  # authorization code -> the scopes the person granted
         self.hold_at: int | None = None
         self.held = threading.Event()
         self.release = threading.Event()
@@ -327,7 +341,9 @@ class StandIn:
             return fault
         return None
 
-    def handle_api(self, path: str, query: dict[str, str], authorization: str) -> tuple[int, dict, dict]:
+    def handle_api(
+        self, path: str, query: dict[str, str], authorization: str, batch: int = 0
+    ) -> tuple[int, dict, dict]:
         with self.lock:
             self.api_count += 1
             n = self.api_count
@@ -335,12 +351,15 @@ class StandIn:
             self.held.set()
             self.release.wait(60)
         with self.lock:
-            subject = self.access.get(authorization.removeprefix("Bearer ").strip(), "")
-            status, body, headers = self._api(path, query, subject)
-            self.log.append(Logged(n, "GET", path, query, status, subject))
+            token = authorization.removeprefix("Bearer ").strip()
+            subject = self.access.get(token, "")
+            if subject and path.startswith("/gmail/"):
+                self.gmail.charge(path, subject)
+            status, body, headers = self._api(path, query, subject, token)
+            self.log.append(Logged(n, "GET", path, query, status, subject, batch))
             return status, body, headers
 
-    def _api(self, path: str, query: dict[str, str], subject: str) -> tuple[int, dict, dict]:
+    def _api(self, path: str, query: dict[str, str], subject: str, token: str = "") -> tuple[int, dict, dict]:
         if not subject:
             return _error(401)
         fault = self._fault_for(path, subject)
@@ -349,6 +368,10 @@ class StandIn:
             return _error(fault.status, fault.reason, fault.message, headers)
         if subject in self.forbidden:
             return _error(403, "forbidden", "Not Authorized to access this resource/api")
+        if path.startswith("/gmail/v1/"):
+            if token in self.token_scopes and "gmail.metadata" not in self.token_scopes[token]:
+                return _error(403, "insufficientPermissions", "Request had insufficient authentication scopes.")
+            return self.gmail.handle(path, query, subject)
         parts = path.removeprefix("/calendar/v3/").split("/")
         if len(parts) < 2 or parts[0] != "calendars":
             return _error(404)
@@ -428,12 +451,56 @@ class StandIn:
             body["nextSyncToken"] = _b64({"cal": f"{subject}/{cal.id}", "epoch": cal.epoch, "seq": state["snap"]})
         return 200, body, {}
 
+    def handle_batch(self, content_type: str, body: bytes, authorization: str) -> tuple[int, bytes, str]:
+        """A batch request: each application/http part is answered as a request of its own."""
+        with self.lock:
+            self.batches += 1
+            number = self.batches
+            fault = self._fault_for("/batch", self.access.get(authorization.removeprefix("Bearer ").strip(), ""))
+        if fault:
+            status, error, _ = _error(fault.status, fault.reason, fault.message)
+            self.log.append(Logged(0, "POST", "/batch", {}, status, "", number))
+            return status, json.dumps(error).encode(), "application/json; charset=UTF-8"
+        envelope = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+        boundary = "batch_" + secrets.token_hex(8)
+        out = []
+        for part in envelope.iter_parts():
+            text = part.get_payload(decode=True).decode()
+            head, _, _ = text.replace("\r\n", "\n").partition("\n\n")
+            request_line, *header_lines = head.split("\n")
+            method, target, _ = request_line.split(" ", 2)
+            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
+            url = urllib.parse.urlsplit(target)
+            status, answer, extra = self.handle_api(
+                url.path, _query(url.query), headers.get("authorization", authorization), batch=number
+            )
+            payload = json.dumps(answer)
+            lines = [
+                f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}",
+                "Content-Type: application/json; charset=UTF-8",
+            ]
+            lines += [f"{name}: {value}" for name, value in extra.items()]
+            content_id = (part["Content-ID"] or "<x>").strip("<>")
+            out.append(
+                f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: <response-{content_id}>\r\n\r\n"
+                + "\r\n".join(lines)
+                + f"\r\n\r\n{payload}\r\n"
+            )
+        with self.lock:
+            self.log.append(Logged(0, "POST", "/batch", {}, 200, "", number))
+        return 200, ("".join(out) + f"--{boundary}--\r\n").encode(), f"multipart/mixed; boundary={boundary}"
+
+    def batch_calls(self, number: int) -> list[Logged]:
+        with self.lock:
+            return [r for r in self.log if r.batch == number and r.n]
+
     def handle_auth(self, query: dict[str, str]) -> tuple[int, dict, dict]:
         with self.lock:
             if query.get("client_id") != CLIENT_ID or not query.get("redirect_uri"):
                 return 400, {"error": "invalid_client"}, {}
             code = secrets.token_urlsafe(12)
             self.codes[code] = (self.consent_user, query["redirect_uri"], query.get("code_challenge", ""))
+            self.code_scopes[code] = query.get("scope", "")
             target = (
                 query["redirect_uri"]
                 + "?"
@@ -471,7 +538,8 @@ class StandIn:
                 "access_token": access,
                 "expires_in": 3599,
                 "refresh_token": refresh,
-                "scope": "https://www.googleapis.com/auth/calendar.readonly",
+                "scope": self.code_scopes.pop(form.get("code", ""), "")
+                or "https://www.googleapis.com/auth/calendar.readonly",
                 "token_type": "Bearer",
             }
         if grant == "refresh_token":
@@ -496,8 +564,8 @@ class StandIn:
             claims = jwt.decode(assertion, certs={"k1": public}, audience="https://oauth2.googleapis.com/token")
         except (ValueError, KeyError, GoogleAuthError):
             return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
-        subject = claims.get("sub", "")
-        if "calendar.readonly" not in claims.get("scope", "") or subject in self.undelegated:
+        subject, scope = claims.get("sub", ""), claims.get("scope", "")
+        if not ("calendar.readonly" in scope or "gmail.metadata" in scope) or subject in self.undelegated:
             return 401, {
                 "error": "unauthorized_client",
                 "error_description": "Client is unauthorized to retrieve "
@@ -505,6 +573,7 @@ class StandIn:
             }
         access = "ya29." + secrets.token_urlsafe(16)
         self.access[access] = subject or claims["iss"]
+        self.token_scopes[access] = scope
         return 200, {"access_token": access, "expires_in": 3599, "token_type": "Bearer"}
 
 
@@ -522,6 +591,14 @@ def _error(
         }
     }
     return status, body, headers or {}
+
+
+def _query(text: str) -> dict[str, str]:
+    """Query parameters; a repeated one (``metadataHeaders``) has its values joined by commas."""
+    query: dict[str, str] = {}
+    for key, value in urllib.parse.parse_qsl(text):
+        query[key] = f"{query[key]},{value}" if key in query else value
+    return query
 
 
 def _parse_when(value: dict, time_zone: str) -> datetime:
@@ -564,19 +641,36 @@ def _handler(standin: StandIn) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client was killed while we answered
 
+        def _send_raw(self, status: int, payload: bytes, content_type: str) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
         def do_GET(self):  # noqa: N802
             url = urllib.parse.urlsplit(self.path)
-            query = dict(urllib.parse.parse_qsl(url.query))
+            query = _query(url.query)
             if url.path == "/o/oauth2/auth":
                 self._send(*standin.handle_auth(query))
-            elif url.path.startswith("/calendar/v3/"):
+            elif url.path.startswith(("/calendar/v3/", "/gmail/v1/")):
                 self._send(*standin.handle_api(url.path, query, self.headers.get("Authorization", "")))
             else:
                 self._send(404, {"error": {"code": 404, "message": "Not Found"}})
 
         def do_POST(self):  # noqa: N802
             length = int(self.headers.get("Content-Length") or 0)
-            form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+            raw = self.rfile.read(length)
+            if urllib.parse.urlsplit(self.path).path in ("/batch", "/batch/gmail/v1"):
+                status, payload, content_type = standin.handle_batch(
+                    self.headers.get("Content-Type", ""), raw, self.headers.get("Authorization", "")
+                )
+                self._send_raw(status, payload, content_type)
+                return
+            form = dict(urllib.parse.parse_qsl(raw.decode()))
             if urllib.parse.urlsplit(self.path).path != "/token":
                 self._send(404, {"error": {"code": 404, "message": "Not Found"}})
                 return

@@ -1,5 +1,5 @@
-"""`timeaudit auth google` and `timeaudit sync google-calendar`: thin commands over
-``connectors.google.auth`` and ``timeaudit.google_sync``.
+"""`timeaudit auth google`, `timeaudit sync google-calendar` and `timeaudit sync gmail`: thin
+commands over ``connectors.google.auth``, ``timeaudit.google_sync`` and ``timeaudit.gmail_sync``.
 
 ``timeaudit.cli`` registers ``auth_app`` as `auth` and ``sync_app`` as `sync`.
 """
@@ -54,10 +54,11 @@ def auth_google(
         ),
     ] = False,
 ) -> None:
-    """Authorise timeaudit to read Google Calendar (read-only scope calendar.readonly).
+    """Authorise timeaudit to read Google Calendar and Gmail metadata (scopes calendar.readonly, gmail.metadata).
 
     With --client-secrets you sign in as yourself in a browser; with --service-account an
-    administrator's delegated service account reads each roster member's calendar. Either
+    administrator's delegated service account reads each roster member's calendar and mail
+    headers (never bodies). Either
     replaces the credentials saved before.
     """
     from connectors.google import auth
@@ -70,8 +71,9 @@ def auth_google(
             out.print(f"Service account {identity.email} saved to {identity.path} (readable by you only).")
             out.print(
                 "In the Google Admin console (Security > Access and data control > API controls > Domain-wide "
-                f"delegation) allow client ID {_client_id(identity.path)} the scope "
-                f"{auth.CALENDAR_READONLY}; then run `timeaudit sync google-calendar` with a roster."
+                f"delegation) allow client ID {_client_id(identity.path)} the scopes "
+                f"{auth.CALENDAR_READONLY},{auth.GMAIL_METADATA} (or only the one of the source you sync); "
+                "then run `timeaudit sync google-calendar` or `timeaudit sync gmail` with a roster."
             )
             return
         credentials = auth.authorize_installed_app(
@@ -85,7 +87,7 @@ def auth_google(
     except auth.AuthError as e:
         raise UserError(str(e)) from None
     out.print(f"Authorised {account}; token saved to {path} (readable by you only).")
-    out.print("Next: `timeaudit sync google-calendar`.")
+    out.print("Next: `timeaudit sync google-calendar` and `timeaudit sync gmail`.")
 
 
 def _client_id(key_path: Path) -> str:
@@ -224,6 +226,91 @@ def sync_google_calendar_command(
                 highlight=False,
                 soft_wrap=True,
             )
+    out.print(summary.line(), highlight=False)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+class _MailboxProgress:
+    """On a terminal: one live progress line per mailbox, messages read of those to read."""
+
+    def __init__(self, progress: Progress):
+        self.bar = progress
+        self.tasks: dict[str, int] = {}
+
+    def start(self, account: str) -> None:
+        self.tasks[account] = self.bar.add_task(account, total=None, state="")
+
+    def progress(self, account: str, done: int, total: int) -> None:
+        self.bar.update(self.tasks[account], completed=done, total=total or None)
+
+    def done(self, report) -> None:
+        task = self.tasks.get(report.account)
+        if task is not None:
+            state = "[red]failed[/red]" if report.error else _outcome(report)
+            self.bar.update(task, state=f"{report.units:,} units, {state}")
+
+
+class _MailboxLines:
+    """Elsewhere (a log, cron): one plain line per mailbox synced; failures come at the end."""
+
+    def start(self, account: str) -> None:
+        pass
+
+    def progress(self, account: str, done: int, total: int) -> None:
+        pass
+
+    def done(self, report) -> None:
+        if not report.error:
+            err.print(
+                f"{report.account}: {report.messages:,} messages, {report.requests:,} requests, "
+                f"{report.units:,} quota units, {_outcome(report)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+@sync_app.command("gmail")
+@user_errors
+def sync_gmail_command(
+    since: Annotated[
+        str | None,
+        typer.Option(help="First day a first sync reads from, YYYY-MM-DD. (default: \\[google] weeks_back)"),
+    ] = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Pull Gmail message metadata (headers and labels, never bodies) into the lake: yours, or with a
+    service account every roster member's.
+
+    The first run reads the window's messages; later runs read only what changed (Gmail's
+    history), and read the window whole again when that history has expired. One person's
+    failure is reported and the others go on; the exit code is then 1.
+    """
+    from timeaudit.gmail_sync import sync_gmail
+
+    logging.getLogger("googleapiclient.http").setLevel(logging.ERROR)
+    lake, settings = open_workspace(data, config)
+    run = functools.partial(sync_gmail, lake, settings, since=_day(since, "--since"))
+    if not err.is_terminal:
+        summary = run(reporter=_MailboxLines())
+    else:
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.completed:,} messages read {task.fields[state]}"),
+            TimeElapsedColumn(),
+            console=err,
+        )
+        with progress:
+            try:
+                summary = run(reporter=_MailboxProgress(progress))
+            except UserError:
+                progress.live.transient = True
+                raise
+    for report in summary.mailboxes:
+        if report.error:
+            err.print(f"[red]failed:[/red] {report.account}: {report.error}", highlight=False, soft_wrap=True)
     out.print(summary.line(), highlight=False)
     if summary.failed:
         raise typer.Exit(1)

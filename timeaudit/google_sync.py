@@ -1,4 +1,6 @@
-"""Google Calendar into the lake, for one person (OAuth token) or a roster (service account).
+"""Google Calendar into the lake, for one person (OAuth token) or a roster (service account),
+and what every Google source's sync shares (``load_google_identity``, ``targets``,
+``Refused``/``refusal_error``, ``describe_failure``); ``timeaudit.gmail_sync`` reuses them.
 
 Each calendar of each account runs through ``sync_account``: its events land in batches,
 then its sync token is saved beside the other calendars' tokens of that account. One
@@ -125,6 +127,16 @@ def _stamp(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def describe_failure(e: Exception, account: str) -> str:
+    """One line for a failure that is not the source's own business (tokens, Google down)."""
+    if isinstance(e, HttpError):
+        status, reason, message = http_error_details(e)
+        return f"{status} {reason}: {message}".strip()
+    if isinstance(e, RefreshError | TransportError):
+        return f"Google refused a token for {account} ({auth.describe_refusal(e)})"
+    return str(e)
+
+
 def _failure(e: Exception, account: str, calendar: str) -> str:
     if isinstance(e, HttpError):
         status, reason, message = http_error_details(e)
@@ -135,12 +147,9 @@ def _failure(e: Exception, account: str, calendar: str) -> str:
             )
         if status == 404:
             return f"404 {reason or 'notFound'}: no calendar '{calendar}' for {account}"
-        return f"{status} {reason}: {message}".strip()
-    if isinstance(e, RefreshError | TransportError):
-        return f"Google refused a token for {account} ({auth.describe_refusal(e)})"
     if isinstance(e, FullSyncRequired):
         return "410 Gone while paging a full sync; run the sync again"
-    return str(e)
+    return describe_failure(e, account)
 
 
 def _sync_calendar(
@@ -205,7 +214,7 @@ def _sync_calendar(
     except (HttpError, RefreshError, TransportError, ApiError, FullSyncRequired) as e:
         report.error = _failure(e, account, calendar)
         if auth.refused(e):
-            raise _Refused(e, report) from e
+            raise Refused(e, report) from e
     finally:
         report.requests = client.requests - requests_before
     if not report.error:
@@ -215,13 +224,31 @@ def _sync_calendar(
     return report
 
 
-class _Refused(Exception):
-    def __init__(self, cause: BaseException, report: CalendarReport):
+class Refused(Exception):
+    """Google refused the credentials while syncing one account; ``report`` is that account's."""
+
+    def __init__(self, cause: BaseException, report):
         super().__init__(str(cause))
         self.cause, self.report = cause, report
 
 
-def _targets(identity: auth.Identity, settings: Settings) -> list[tuple[str, object]]:
+def load_google_identity(identity: auth.Identity | None = None) -> auth.Identity:
+    """The identity given, else the saved one; a clear error when there is none or it is unusable."""
+    try:
+        identity = identity or auth.load_identity()
+    except auth.AuthError as e:
+        raise GoogleAuthError(str(e)) from None
+    if identity is None:
+        raise GoogleAuthError(
+            f"no Google credentials in {auth.token_dir()}; run `timeaudit auth google --client-secrets "
+            "client_secret.json` (or --service-account key.json) first"
+        )
+    return identity
+
+
+def targets(identity: auth.Identity, settings: Settings, scopes: list[str]) -> list[tuple[str, object]]:
+    """(account, credentials) to sync: the signed-in person, or every roster member through the
+    service account, asking only for ``scopes`` (each source its own, so delegating one is enough)."""
     if isinstance(identity, auth.UserIdentity):
         if not identity.account:
             raise GoogleAuthError(f"{identity.path}: the token does not say whose it is; {auth.REAUTH}")
@@ -232,7 +259,24 @@ def _targets(identity: auth.Identity, settings: Settings) -> list[tuple[str, obj
         raise UserError(
             f"{where}: 'roster' is empty; a service account syncs the roster's people, so set roster = \"people.csv\""
         )
-    return [(p.email, identity.for_user(p.email, [auth.CALENDAR_READONLY])) for p in people]
+    return [(p.email, identity.for_user(p.email, scopes)) for p in people]
+
+
+def refusal_error(identity: auth.Identity, account: str, cause: BaseException) -> GoogleAuthError | None:
+    """The error that ends the run when Google refused ``account``'s credentials, or None when only
+    that person is refused (a service account not delegated for them) and the others go on."""
+    if isinstance(identity, auth.UserIdentity):
+        return GoogleAuthError(
+            f"{identity.path}: Google refused the saved token for {account} "
+            f"({auth.describe_refusal(cause)}); {auth.REAUTH}"
+        )
+    if _key_refused(cause):
+        return GoogleAuthError(
+            f"{identity.path}: Google refused the service-account key "
+            f"({auth.describe_refusal(cause)}); create a new key and re-run "
+            "`timeaudit auth google --service-account KEY`"
+        )
+    return None
 
 
 def sync_google_calendar(
@@ -249,23 +293,15 @@ def sync_google_calendar(
     """Sync the saved identity's calendars (a roster's, with a service account) into ``lake``."""
     reporter = reporter or _Silent()
     lake.check_schema()
-    try:
-        identity = identity or auth.load_identity()
-    except auth.AuthError as e:
-        raise GoogleAuthError(str(e)) from None
-    if identity is None:
-        raise GoogleAuthError(
-            f"no Google credentials in {auth.token_dir()}; run `timeaudit auth google --client-secrets "
-            "client_secret.json` (or --service-account key.json) first"
-        )
+    identity = load_google_identity(identity)
     window, chosen = resolve_window(settings, since, until)
     calendars = calendars or settings.google.calendars
     personal = isinstance(identity, auth.UserIdentity)
     summary = SyncSummary("personal" if personal else "service account")
-    targets = _targets(identity, settings)
+    accounts = targets(identity, settings, [auth.CALENDAR_READONLY])
     live = _LiveRecords(lake)
     token_before = identity.credentials.token if personal else None
-    for account, credentials in targets:
+    for account, credentials in accounts:
         client = build_service(
             "calendar", "v3", credentials, policy=policy, requests_per_minute=settings.google.requests_per_minute
         )
@@ -276,18 +312,10 @@ def sync_google_calendar(
                         lake, client, account, calendar, settings, window, chosen, live.of(account, calendar), reporter
                     )
                 )
-            except _Refused as refusal:
-                if personal:
-                    raise GoogleAuthError(
-                        f"{identity.path}: Google refused the saved token for {account} "
-                        f"({auth.describe_refusal(refusal.cause)}); {auth.REAUTH}"
-                    ) from None
-                if _key_refused(refusal.cause):
-                    raise GoogleAuthError(
-                        f"{identity.path}: Google refused the service-account key "
-                        f"({auth.describe_refusal(refusal.cause)}); create a new key and re-run "
-                        "`timeaudit auth google --service-account KEY`"
-                    ) from None
+            except Refused as refusal:
+                error = refusal_error(identity, account, refusal.cause)
+                if error:
+                    raise error from None
                 summary.calendars.append(refusal.report)
                 reporter.done(refusal.report)
                 break  # this person's other calendars would be refused too

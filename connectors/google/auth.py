@@ -29,7 +29,9 @@ from googleapiclient.errors import HttpError
 
 CALENDAR_READONLY = "https://www.googleapis.com/auth/calendar.readonly"
 GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
-SCOPES = [CALENDAR_READONLY]  # what `timeaudit auth google` asks a person to grant
+# What `timeaudit auth google` asks a person to grant. A service account asks, per person, only
+# for the scope of the source being synced, so delegating one source is enough for that source.
+SCOPES = [CALENDAR_READONLY, GMAIL_METADATA]
 
 TOKEN_DIR_ENV = "TIMEAUDIT_TOKEN_DIR"
 USER_TOKEN_FILE = "google-token.json"

@@ -11,6 +11,10 @@ behind one HTTP layer that paces, retries and counts.
   minute (Google's per-user quota is 600), exponential backoff with jitter on 429, 403
   ``rateLimitExceeded``/``userRateLimitExceeded`` and 5xx, never sooner
   than a ``Retry-After`` header asks, and a count of requests sent.
+- ``execute_batch`` sends many calls as batch requests of at most 50 calls (a batch is one
+  HTTP request, so it is paced and its own 429/5xx retried as above); the calls inside that
+  failed with a retryable status, and only those, are sent again in a new batch after the
+  same backoff.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import google_auth_httplib2
@@ -30,11 +34,13 @@ from google.auth.credentials import Credentials
 from googleapiclient.discovery import build_from_document
 from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
+from googleapiclient.http import BatchHttpRequest, HttpRequest
 
 ENDPOINT_ENV = "TIMEAUDIT_GOOGLE_API_ENDPOINT"
 REQUESTS_PER_MINUTE = 600  # Google's default per-user quota for Calendar (and Gmail's unit budget is per user too)
 RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "RESOURCE_EXHAUSTED"}
 TIMEOUT_SECONDS = 60
+BATCH_LIMIT = 50  # Google: "larger batch sizes are likely to trigger rate limiting"; 100 is the hard cap
 
 
 class ApiError(Exception):
@@ -190,6 +196,10 @@ class RetryingHttp:
             self._pause(self.policy.delay(attempt, retry_after))
             attempt += 1
 
+    def backoff(self, attempt: int, retry_after: float | None = None) -> None:
+        """Wait before retry number ``attempt + 1`` (used for failed calls inside a batch)."""
+        self._pause(self.policy.delay(attempt, retry_after))
+
     def _pause(self, seconds: float) -> None:
         self.stats.retries += 1
         self.stats.waited += seconds
@@ -256,3 +266,59 @@ def build_service(
     http = RetryingHttp(authorised, policy or DEFAULT_POLICY, RateLimiter(requests_per_minute))
     service = build_from_document(doc, http=http, client_options={"api_endpoint": api_endpoint(doc)})
     return GoogleClient(service=service, http=http, document=doc)
+
+
+def execute_batch(
+    client: GoogleClient,
+    calls: Sequence[tuple[str, HttpRequest]],
+    *,
+    on_send: Callable[[HttpRequest], None] | None = None,
+) -> dict[str, object]:
+    """Run ``calls`` (key, request) as batch requests; {key: parsed response, or the HttpError
+    of a call that failed for good}. ``on_send`` is told of every call sent, retries included.
+
+    Only the calls that failed with a retryable status go again, after the client's backoff
+    (and never sooner than the longest ``Retry-After`` among them); a call still failing after
+    ``max_retries`` raises ``ApiError``.
+    """
+    results: dict[str, object] = {}
+    pending = list(calls)
+    attempt = 0
+    while pending:
+        for start in range(0, len(pending), BATCH_LIMIT):
+            results.update(_send_batch(client, pending[start : start + BATCH_LIMIT], on_send))
+        retry = [(key, request) for key, request in pending if _retryable(results[key])]
+        if not retry:
+            break
+        if attempt >= client.http.policy.max_retries:
+            status, reason, message = http_error_details(results[retry[0][0]])
+            raise ApiError(
+                f"{_host(client.batch_uri)} still answered {status} {reason or message} to {len(retry)} call(s) "
+                f"of a batch after {attempt} retries; try again later"
+            )
+        client.http.backoff(attempt, max(_retry_after(results[key].resp) or 0.0 for key, _ in retry))
+        attempt += 1
+        pending = retry
+    return results
+
+
+def _retryable(result: object) -> bool:
+    return isinstance(result, HttpError) and is_retryable(*http_error_details(result)[:2])
+
+
+def _send_batch(
+    client: GoogleClient, chunk: Sequence[tuple[str, HttpRequest]], on_send: Callable[[HttpRequest], None] | None
+) -> dict[str, object]:
+    """One batch request (the client's ``new_batch_http_request()`` would ignore the endpoint override)."""
+    answers: dict[str, object] = {}
+
+    def done(key: str, response, exception) -> None:
+        answers[key] = exception if exception is not None else response
+
+    batch = BatchHttpRequest(callback=done, batch_uri=client.batch_uri)
+    for key, request in chunk:
+        batch.add(request, request_id=key)
+        if on_send:
+            on_send(request)
+    batch.execute(http=client.http)
+    return answers
