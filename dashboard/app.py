@@ -7,14 +7,47 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script by streamlit
 
+from dashboard import data  # noqa: E402
+from timeaudit.privacy import NotOnRoster  # noqa: E402
+
 st.set_page_config(page_title="timeaudit", page_icon="⏱", layout="wide")
+
+
+def sign_in_page() -> None:
+    st.title("timeaudit")
+    st.write("Sign in with your work account to see where your hours go.")
+    if st.button("Sign in", type="primary"):
+        st.login()
+
+
+def not_on_roster_page(reason: str) -> None:
+    st.title("Not on the roster")
+    st.error(reason)
+    st.button("Sign out", on_click=st.logout)
+
+
+try:
+    viewer = data.access()
+except data.SignInNeeded:
+    sign_in_page()
+    st.stop()
+except NotOnRoster as e:
+    not_on_roster_page(str(e))
+    st.stop()
 
 pages = [
     st.Page("pages/my_week.py", title="My week", icon="👤", default=True),
     st.Page("pages/team.py", title="Team", icon="👥", url_path="team"),
     st.Page("pages/wasters.py", title="Time wasters", icon="⏳", url_path="wasters"),
     st.Page("pages/customers.py", title="Customers", icon="🤝", url_path="customers"),
-    st.Page("pages/rules.py", title="Rules", icon="⚙", url_path="rules"),
-    st.Page("pages/data.py", title="Data", icon="🗂", url_path="data"),
 ]
+if viewer.may_configure:
+    pages += [
+        st.Page("pages/rules.py", title="Rules", icon="⚙", url_path="rules"),
+        st.Page("pages/data.py", title="Data", icon="🗂", url_path="data"),
+    ]
+with st.sidebar:
+    st.caption(viewer.describe())
+    if not viewer.local and data.sign_in_configured():
+        st.button("Sign out", on_click=st.logout)
 st.navigation(pages).run()

@@ -1,4 +1,10 @@
-"""Every query the dashboard makes, cached until the lake changes."""
+"""Every query the dashboard makes, cached until the lake changes, and filtered by ``access()``.
+
+Pages get data only from here. Each public function checks the viewer's ``Access``
+(timeaudit.privacy): per-person figures only of people the viewer may see, group figures only
+for groups of at least ``privacy.min_group_size``. The viewer comes from the sign-in
+(``st.user``), never from widgets or the URL.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
 
 from timeaudit.config import CONFIG_ENV, Settings, find_config, load_settings
 from timeaudit.errors import UserError
@@ -18,7 +25,17 @@ from timeaudit.metrics import (
     top_meetings,
     weekly_metrics,
 )
+from timeaudit.model import Person
+from timeaudit.privacy import VIEWER_ENV, Access, access_for, local_access
+from timeaudit.roster import load_people
 from timeaudit.store import Lake, default_data_dir
+
+MASKED = {
+    "fragmentation": ["person"],
+    "occurrences": ["person"],
+    "replies": ["person", "replier"],
+    "waiting": ["held_by"],
+}
 
 
 def workspace() -> tuple[Lake, Settings]:
@@ -39,8 +56,64 @@ def _weekly(version: tuple) -> pd.DataFrame:
     return weekly_metrics(lake, settings)
 
 
-def weekly() -> pd.DataFrame:
+def _all_weekly() -> pd.DataFrame:
     return _weekly(lake_version())
+
+
+@st.cache_data(show_spinner=False)
+def _people(version: tuple) -> list[Person]:
+    return load_people(workspace()[1])
+
+
+class SignInNeeded(Exception):
+    """Sign-in is configured and nobody is signed in yet."""
+
+
+def sign_in_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, StreamlitSecretNotFoundError):
+        return False
+
+
+def access() -> Access:
+    """The viewer's access, from the sign-in (or local mode without one)."""
+    settings = workspace()[1]
+    people = _people(lake_version())
+    full = _all_weekly()
+    teams = dict(zip(full["person"], full["team"], strict=False)) if not full.empty else {}
+    teams.update({p.email: p.team for p in people})
+    if sign_in_configured():
+        if not st.user.is_logged_in:
+            raise SignInNeeded()
+        email = str(st.user.get("email") or "")
+    else:
+        email = os.environ.get(VIEWER_ENV, "")
+    if not people or not email:
+        return local_access(settings, teams)
+    return access_for(email, settings, people, teams)
+
+
+def weekly() -> pd.DataFrame:
+    """Per-person weekly rows of the people the viewer may see individually."""
+    return access().people_rows(_all_weekly())
+
+
+def group_weekly(team: str | None) -> pd.DataFrame:
+    """A team's (or everyone's) weekly rows for sums over the group, without who is who."""
+    access().require_group(team)
+    full = _all_weekly()
+    rows = full if team is None else full[full["team"] == team]
+    return rows.drop(columns=["person", "name"])
+
+
+def team_sizes() -> dict[str, int]:
+    full = _all_weekly()
+    return full.groupby("team")["person"].nunique().to_dict() if not full.empty else {}
+
+
+def all_weeks() -> list[str]:
+    return sorted(_all_weekly()["week"].unique())
 
 
 def settings() -> Settings:
@@ -48,7 +121,8 @@ def settings() -> Settings:
 
 
 def teams(min_group_size: int) -> pd.DataFrame:
-    return team_weekly(weekly(), min_group_size)
+    """Team rollups; teams under the minimum group size are left out (listed in attrs)."""
+    return team_weekly(_all_weekly(), max(min_group_size, settings().privacy.min_group_size))
 
 
 def default_week(weeks: list[str]) -> str | None:
@@ -62,6 +136,7 @@ def _meetings(version: tuple, person: str, weeks: tuple[str, ...]) -> pd.DataFra
 
 
 def meetings(person: str, weeks: list[str]) -> pd.DataFrame:
+    access().require_person(person)
     return _meetings(lake_version(), person, tuple(weeks))
 
 
@@ -72,6 +147,7 @@ def _reasons(version: tuple, person: str, week: str) -> pd.DataFrame:
 
 
 def reasons(person: str, week: str) -> pd.DataFrame:
+    access().require_person(person)
     return _reasons(lake_version(), person, week)
 
 
@@ -93,11 +169,15 @@ def _summary(version: tuple, week: str, person: str | None, team: str | None):
     from timeaudit.summary import build_summary
 
     lake, s = workspace()
-    return build_summary(lake, s, week, person=person, team=team, metrics=weekly())
+    return build_summary(lake, s, week, person=person, team=team, metrics=_all_weekly())
 
 
 def summary(week: str, person: str | None = None, team: str | None = None):
     """The weekly summary of a person or a team (what the export formats hold)."""
+    if person:
+        access().require_person(person)
+    else:
+        access().require_group(team)
     return _summary(lake_version(), week, person, team)
 
 
@@ -131,5 +211,12 @@ def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str
 
 
 def audit_tables(weeks: list[str], team: str | None = None) -> dict[str, pd.DataFrame]:
-    """The audit's tables for a period and, optionally, one team."""
-    return _audit(lake_version(), tuple(sorted(weeks)), team)
+    """The audit's tables for a period and, optionally, one team; people the viewer may not
+    see individually appear as "a colleague", and per-person figures only for those they may."""
+    viewer = access()
+    viewer.require_group(team)
+    tables = dict(_audit(lake_version(), tuple(sorted(weeks)), team))
+    for name, columns in MASKED.items():
+        tables[name] = viewer.masked(tables[name], columns)
+    tables["latency_people"] = viewer.people_rows(tables["latency_people"])
+    return tables

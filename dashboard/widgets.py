@@ -59,13 +59,14 @@ def summary_downloads(make_summary, key: str) -> None:
             )
 
 
-def period_and_team(weekly: pd.DataFrame, min_group: int, key: str) -> tuple[list[str], str | None]:
-    """Pickers for the audit pages: the last week, how many weeks, and a team (or everyone)."""
+def period_and_team(
+    all_weeks: list[str], sizes: dict[str, int], min_group: int, key: str
+) -> tuple[list[str], str | None]:
+    """Pickers for the audit pages: the last week, how many weeks, and a team (or everyone);
+    only teams of at least ``min_group`` people are offered."""
     from timeaudit.metrics import last_complete_week
     from timeaudit.summary import weeks_ending
 
-    all_weeks = sorted(weekly["week"].unique())
-    sizes = weekly.groupby("team")["person"].nunique()
     teams = ["Everyone"] + sorted(t for t, n in sizes.items() if n >= min_group)
     c1, c2, c3 = st.columns(3)
     with c1:

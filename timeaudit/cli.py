@@ -3,6 +3,7 @@ library function and turns errors a user can fix into one line and exit code 2."
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -17,6 +18,7 @@ import typer
 from timeaudit.cli_common import ConfigOption, DataOption, err, open_workspace, out, record_progress, user_errors
 from timeaudit.config import CONFIG_ENV
 from timeaudit.errors import UserError
+from timeaudit.privacy import VIEWER_ENV
 from timeaudit.store import DATA_ENV, Lake, default_data_dir
 
 app = typer.Typer(
@@ -80,10 +82,30 @@ def demo(
 def dashboard(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8501,
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 to share on your network.")] = "localhost",
+    viewer: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Show the dashboard as this roster member sees it (their role), without sign-in. "
+            "(default: everything)",
+        ),
+    ] = None,
+    secrets: Annotated[
+        Path | None,
+        typer.Option(
+            help="Streamlit secrets file with an \\[auth] section for sign-in. "
+            "(default: ./.streamlit/secrets.toml if it exists)"
+        ),
+    ] = None,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Serve the dashboard (Streamlit) on http://localhost:8501 until you press Ctrl+C."""
+    """Serve the dashboard (Streamlit) on http://localhost:8501 until you press Ctrl+C.
+
+    With an \\[auth] section in the secrets file everyone signs in (OpenID Connect, e.g.
+    Google Workspace or Microsoft Entra ID) and sees what their roster role allows; see
+    docs/privacy.md.
+    """
     lake, settings = open_workspace(data, config)
     lake.check_schema()
     spec = importlib.util.find_spec("dashboard")
@@ -93,6 +115,12 @@ def dashboard(
     env = dict(os.environ, **{DATA_ENV: str(lake.root.resolve())})
     if settings.path:
         env[CONFIG_ENV] = str(Path(settings.path).resolve())
+    env.pop(VIEWER_ENV, None)
+    if viewer:
+        env[VIEWER_ENV] = viewer.strip().lower()
+    secrets = secrets or (Path(".streamlit/secrets.toml") if Path(".streamlit/secrets.toml").is_file() else None)
+    if secrets and not secrets.is_file():
+        raise UserError(f"--secrets {secrets}: no such file")
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     out.print(f"timeaudit dashboard: http://{shown}:{port}  (data: {lake.root}; Ctrl+C stops it)")
     command = [
@@ -110,6 +138,8 @@ def dashboard(
         "--browser.gatherUsageStats",
         "false",
     ]
+    if secrets:  # Streamlit runs in the project folder, so the user's secrets file is named to it
+        command += ["--secrets.files", str(secrets.resolve())]
     try:
         raise typer.Exit(subprocess.call(command, env=env, cwd=app_file.parent.parent))
     except KeyboardInterrupt:
@@ -250,20 +280,74 @@ def forget(
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Remove a person's calendar and email records and sync cursors from the lake.
+    """Remove a person's calendar and email records and sync cursors from the lake, and their
+    address from everyone else's records (it becomes forgotten@<their domain>).
 
-    Batch files that hold their records are rewritten without them. The roster is yours to
-    edit; a later sync of their account would bring the records back.
+    Only the batch files that mention them are rewritten. Run it while no sync is running.
+    The roster is yours to edit; a later sync of their account would bring the records back.
     """
-    from timeaudit.store import forget_account
+    from timeaudit.personal_data import checked_address, forget_person, user_files_naming
 
-    lake, _ = open_workspace(data, config)
+    lake, settings = open_workspace(data, config)
     lake.check_schema()
-    email = person.strip().lower()
+    email = checked_address(person)
     if not yes and not typer.confirm(f"Remove every record of {email} from {lake.lake_dir}?"):
         raise typer.Exit(1)
-    removed = forget_account(lake, email)
-    out.print(f"Removed {removed['events']:,} calendar events and {removed['messages']:,} messages of {email}.")
+    done = forget_person(lake, email)
+    events, messages = done.tables["events"], done.tables["messages"]
+    say = functools.partial(out.print, highlight=False, soft_wrap=True)
+    say(f"Removed {events.removed:,} calendar events and {messages.removed:,} messages of {email}.")
+    say(f"In everyone else's records their address is now {done.replacement}:")
+    for table, t in done.tables.items():
+        say(
+            f"  {table}: {t.removed:,} records of their own removed, {t.scrubbed:,} records of others scrubbed "
+            f"({t.rewritten} of {t.files} files rewritten)"
+        )
+    theirs = f"theirs removed for {', '.join(done.cursors_removed)}" if done.cursors_removed else "none of theirs held"
+    say(f"  sync cursors: {theirs}; {done.cursors_scrubbed} of other accounts scrubbed")
+    if done.derived_removed:
+        say(f"  derived tables removed, recompute them: {', '.join(done.derived_removed)}")
+    if done.debris_removed:
+        say(f"  leftovers of interrupted writes removed: {done.debris_removed}")
+    for path in done.debris_left:
+        err.print(f"[yellow]Note:[/yellow] {path} is being written right now; run forget again when it is done.")
+    try:
+        for path, where in user_files_naming(settings, email):
+            say(f"[yellow]{path} still names them ({where}):[/yellow] edit it yourself; timeaudit never does.")
+    except OSError as e:
+        err.print(f"[yellow]Note:[/yellow] {e.filename}: unreadable ({e.strerror}); remove {email} from it yourself.")
+
+
+@app.command("export-mine")
+@user_errors
+def export_mine(
+    person: Annotated[str, typer.Option(help="The person's email address, as in their calendar and mailbox.")],
+    output: Annotated[
+        Path | None, typer.Option(help="The .zip to write. (default: timeaudit-<local part>.zip here)")
+    ] = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Give a person everything timeaudit holds about them, as one .zip.
+
+    Their own calendar and email records, every colleague's record that names them, their
+    roster row and their sync cursors (tokens hidden), with a README saying what each file is.
+    """
+    from timeaudit.export import write_atomically
+    from timeaudit.personal_data import checked_address
+    from timeaudit.personal_data import export_mine as build
+
+    lake, settings = open_workspace(data, config)
+    email = checked_address(person)
+    payload, counts = build(lake, settings, email)
+    target = output or Path(f"timeaudit-{re.sub(r'[^A-Za-z0-9._-]', '_', email.split('@')[0])}.zip")
+    write_atomically(target, payload)
+    out.print(
+        f"Wrote {target}: {counts['events.csv']:,} calendar events, {counts['messages.csv']:,} messages "
+        f"and {counts['roster.csv']} roster row{'s' if counts['roster.csv'] != 1 else ''} about {email}.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()
@@ -295,10 +379,12 @@ def doctor(data: DataOption = None, config: ConfigOption = None) -> None:
 
 
 from timeaudit.cli_google import auth_app, sync_app  # noqa: E402
+from timeaudit.cli_metrics import metrics  # noqa: E402
 from timeaudit.cli_import import import_app  # noqa: E402
 
 app.add_typer(auth_app, name="auth")
 app.add_typer(sync_app, name="sync")
+app.command("metrics")(metrics)
 app.add_typer(import_app, name="import")
 
 

@@ -130,6 +130,7 @@ class Privacy(_Section):
     min_group_size: int = Field(5, ge=1)
     store_titles: bool = False
     store_subjects: bool = False
+    leads_see_individuals: bool = False
 
 
 class Audit(_Section):

@@ -89,6 +89,7 @@ class Person:
     timezone: str = ""  # "" = the organisation's
     working_hours: str = ""  # "09:00-17:30"; "" = the organisation's
     hourly_cost: float | None = None
+    leads: list[str] = field(default_factory=list)  # teams a lead leads besides their own ("Sales;Support")
 
 
 @dataclass(slots=True)

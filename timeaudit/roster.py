@@ -9,7 +9,7 @@ from timeaudit.config import Settings, check_timezone, parse_working_hours
 from timeaudit.errors import RosterError
 from timeaudit.model import Person
 
-ROSTER_COLUMNS = ["email", "name", "team", "manager", "role", "timezone", "working_hours", "hourly_cost"]
+ROSTER_COLUMNS = ["email", "name", "team", "manager", "role", "timezone", "working_hours", "hourly_cost", "leads"]
 ROLES = {"member", "lead", "admin"}
 
 
@@ -43,6 +43,7 @@ def _person_from_row(row: dict[str, str], where: str) -> Person:
         timezone=tz,
         working_hours=hours,
         hourly_cost=hourly_cost,
+        leads=[t.strip() for t in (row.get("leads") or "").split(";") if t.strip()],
     )
 
 
@@ -81,6 +82,7 @@ def write_roster(path: Path, people: list[Person]) -> None:
                     p.timezone,
                     p.working_hours,
                     "" if p.hourly_cost is None else p.hourly_cost,
+                    ";".join(p.leads),
                 ]
             )
 

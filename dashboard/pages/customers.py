@@ -6,7 +6,6 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.widgets import csv_download, period_and_team, summary_downloads
-from timeaudit.metrics import team_weekly
 
 
 def show() -> None:
@@ -15,7 +14,7 @@ def show() -> None:
     if weekly is None:
         return
     settings = data.settings()
-    weeks, team = period_and_team(weekly, settings.privacy.min_group_size, "customers")
+    weeks, team = period_and_team(data.all_weeks(), data.team_sizes(), settings.privacy.min_group_size, "customers")
     tables = data.audit_tables(weeks, team)
     contacts, neglected, waiting = tables["contacts"], tables["neglected"], tables["waiting"]
     if contacts.empty:
@@ -95,7 +94,7 @@ def show() -> None:
             st.dataframe(tables["replies"], hide_index=True, width="stretch")
 
     st.subheader("Customer share against the target")
-    teams = team_weekly(weekly, settings.privacy.min_group_size)
+    teams = data.teams(settings.privacy.min_group_size)
     if team:
         teams = teams[teams["team"] == team]
     st.plotly_chart(

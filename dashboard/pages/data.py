@@ -26,6 +26,9 @@ MAIL_TYPES = ["mbox", "eml", "mbx"]
 
 def show() -> None:
     st.title("Data")
+    if not data.access().may_configure:
+        st.error("Only administrators see this page.")
+        return
     lake, settings = data.workspace()
     _show_holdings(lake)
     if "last-import" in st.session_state:

@@ -19,6 +19,9 @@ def _words(text: str) -> list[str]:
 
 def show() -> None:
     st.title("Rules")
+    if not data.access().may_configure:
+        st.error("Only administrators see this page.")
+        return
     lake, settings = data.workspace()
     st.write(
         "An internal event whose title carries one of these words counts as **admin** time of that kind; "

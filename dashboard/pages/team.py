@@ -6,17 +6,15 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.widgets import csv_download, pct, summary_downloads, week_picker
-from timeaudit.metrics import team_weekly
 
 
 def show() -> None:
     st.title("Team")
-    weekly = data.load_or_explain()
-    if weekly is None:
+    if data.load_or_explain() is None:
         return
     settings = data.settings()
     min_group = settings.privacy.min_group_size
-    teams = team_weekly(weekly, min_group)
+    teams = data.teams(min_group)
     hidden = teams.attrs["hidden_teams"]
     if hidden:
         names = ", ".join(f"{t} ({n} people)" for t, n in sorted(hidden.items()))

@@ -15,7 +15,7 @@ def show() -> None:
     if weekly is None:
         return
     settings = data.settings()
-    weeks, team = period_and_team(weekly, settings.privacy.min_group_size, "wasters")
+    weeks, team = period_and_team(data.all_weeks(), data.team_sizes(), settings.privacy.min_group_size, "wasters")
     tables = data.audit_tables(weeks, team)
     series = tables["series"]
     st.caption(f"{weeks[0]} to {weeks[-1]}, {team or 'everyone'}. Person-hours count each attendee's time once.")
@@ -64,8 +64,7 @@ def show() -> None:
     options = list(series.head(15)["series_key"])
     labels = dict(zip(series["series_key"], series["label"] + " — " + series["action"], strict=False))
     chosen = st.multiselect("Apply the suggestion for", options, format_func=labels.get, key="what-if")
-    scope = weekly if team is None else weekly[weekly["team"] == team]
-    result = what_if(scope, series, chosen, weeks)
+    result = what_if(data.group_weekly(team), series, chosen, weeks)
     c1, c2, c3 = st.columns(3)
     c1.metric("Customer share now", pct(result["before"]))
     c2.metric(
@@ -89,7 +88,8 @@ def show() -> None:
             "Keyword rules: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in settings.rules.admin_keywords.items())
         )
     st.subheader("Email load")
-    load = weekly[weekly["week"].isin(weeks) & ((weekly["team"] == team) if team else True)]
+    group = data.group_weekly(team)
+    load = group[group["week"].isin(weeks)]
     per_team = load.groupby("team", as_index=False)[
         ["cc_only_email_hours", "internal_email_hours", "bulk_email_hours", "after_hours_email_hours"]
     ].sum()
@@ -106,7 +106,8 @@ def show() -> None:
         hide_index=True,
         width="stretch",
     )
-    per_person = load.groupby(["name", "team"], as_index=False)[
+    mine = weekly[weekly["week"].isin(weeks) & ((weekly["team"] == team) if team else True)]
+    per_person = mine.groupby(["name", "team"], as_index=False)[
         ["cc_only_email_hours", "internal_email_hours", "bulk_email_hours", "after_hours_email_hours"]
     ].sum()
     with st.expander("Email load per person"):
