@@ -379,8 +379,8 @@ def doctor(data: DataOption = None, config: ConfigOption = None) -> None:
 
 
 from timeaudit.cli_google import auth_app, sync_app  # noqa: E402
-from timeaudit.cli_metrics import metrics  # noqa: E402
 from timeaudit.cli_import import import_app  # noqa: E402
+from timeaudit.cli_metrics import metrics  # noqa: E402
 
 app.add_typer(auth_app, name="auth")
 app.add_typer(sync_app, name="sync")
