@@ -7,7 +7,7 @@ SELECT
     min(array_to_string(m.subject_tags, ', ')) AS subject_tags,
     count(*) AS messages,
     count(DISTINCT m.person) AS people,
-    sum(CASE WHEN m.category = 'cc_only' THEN 1 ELSE 0 END) AS cc_copies,
+    CAST(sum(CASE WHEN m.category = 'cc_only' THEN 1 ELSE 0 END) AS BIGINT) AS cc_copies,
     sum(m.minutes) AS people_minutes,
     min(m.ts) AS first_ts,
     max(m.ts) AS last_ts

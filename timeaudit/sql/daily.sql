@@ -162,8 +162,10 @@ email_day AS (
         sum(CASE WHEN m.category = 'bulk' THEN m.minutes ELSE 0 END) / 60.0 AS bulk_email_hours,
         sum(CASE WHEN m.direction = 'sent' AND m.category <> 'automatic' AND m.work = 0 THEN m.minutes ELSE 0 END)
             / 60.0 AS after_hours_email_hours,
-        sum(CASE WHEN m.direction = 'sent' AND m.category <> 'automatic' THEN 1 ELSE 0 END) AS emails_sent,
-        sum(CASE WHEN m.direction = 'received' AND m.category <> 'automatic' THEN 1 ELSE 0 END) AS emails_received
+        CAST(sum(CASE WHEN m.direction = 'sent' AND m.category <> 'automatic' THEN 1 ELSE 0 END) AS BIGINT)
+            AS emails_sent,
+        CAST(sum(CASE WHEN m.direction = 'received' AND m.category <> 'automatic' THEN 1 ELSE 0 END) AS BIGINT)
+            AS emails_received
     FROM message_days AS m
     WHERE m.ord = 1
     GROUP BY m.person, m.day
