@@ -31,9 +31,14 @@ def csv_download(frame: pd.DataFrame, name: str, key: str) -> None:
 
 def summary_downloads(make_summary, key: str) -> None:
     """Download buttons for the weekly summary of what the page shows, in every format."""
+    from timeaudit.errors import UserError
     from timeaudit.export import render
 
-    summary = make_summary()
+    try:
+        summary = make_summary()
+    except UserError as e:  # e.g. a group under the minimum size: no summary to hand out
+        st.caption(f"No summary download here: {e}")
+        return
     stem = f"timeaudit-{summary.subject}-{summary.week}".replace(" ", "-").replace("@", "-at-")
     mimes = {
         "csv": "text/csv",

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from gmail_standin import generate_mailbox
@@ -401,3 +402,76 @@ def test_cli_syncs_a_roster_with_a_service_account_and_reports_units_and_who_fai
     assert {r[1] for r in live(Lake(tmp_path / "data"))} == {ANN}
     help_text = CliRunner().invoke(app, ["sync", "gmail", "--help"]).stdout
     assert "never bodies" in help_text
+
+
+# -- what the product shows ---------------------------------------------------------------------------------
+def customer_mail(standin: StandIn, n: int, when: datetime, zone: str = "+0100") -> str:
+    local = when.astimezone(datetime.strptime(zone, "%z").tzinfo)
+    headers = [
+        ("From", "Joe <joe@acme.com>"),
+        ("To", ANN),
+        ("Subject", f"Order {n}"),
+        ("Date", local.strftime("%a, %d %b %Y %H:%M:%S %z")),
+        ("Message-ID", f"<order{n}@acme.com>"),
+    ]
+    gid = f"{int(when.timestamp() * 1000):011x}{n:05x}"
+    standin.gmail.add(ANN, gid, f"t{n}", when, headers, ["INBOX", "UNREAD"])
+    return gid
+
+
+def test_reply_latency_counts_working_hours_over_weekends_and_zones_and_shows_on_the_dashboard(
+    standin, tokens, tmp_path, monkeypatch
+):
+    from streamlit.testing.v1 import AppTest
+
+    from timeaudit import audit
+    from timeaudit.metrics import open_analysis
+
+    # Ann works 09:00-17:30 in New York; her customer writes from Paris (+0100).
+    settings = parse_settings(
+        {
+            "organisation": {
+                "domains": ["northwind.com"],
+                "timezone": "America/New_York",
+                "working_hours": "09:00-17:30",
+            },
+            "customers": [{"name": "Acme", "domains": ["acme.com"]}],
+        }
+    )
+    friday = customer_mail(standin, 1, datetime(2026, 11, 13, 21, 0, tzinfo=UTC))  # Fri 16:00 in New York
+    saturday = customer_mail(standin, 2, datetime(2026, 11, 14, 10, 0, tzinfo=UTC))
+    customer_mail(standin, 3, datetime(2026, 11, 20, 13, 0, tzinfo=UTC))  # Fri 08:00 in New York: waiting
+    reply(standin, ANN, friday, datetime(2026, 11, 16, 15, 0, tzinfo=UTC))  # Mon 10:00 in New York
+    reply(standin, ANN, saturday, datetime(2026, 11, 16, 14, 30, tzinfo=UTC))  # Mon 09:30
+    sign_in(standin, tokens)
+    data = tmp_path / "data"
+    lake = Lake(data)
+    assert sync(lake, settings).failed == 0
+
+    analysis = open_analysis(lake, settings)
+    scope = audit.open_scope(analysis, ["2026-W46", "2026-W47"], now=datetime(2026, 11, 23, 12, tzinfo=UTC))
+    replies = audit.customer_replies(analysis, scope).set_index("message_id")
+    # Fri 16:00-17:30 and Mon 09:00-10:00; Saturday counts from Monday 09:00; the third waits
+    # from Friday 09:00 to 17:30 and Monday 09:00 to 07:00 (before work): 8.5 h.
+    assert replies.loc["order1@acme.com", "working_hours"] == pytest.approx(2.5)
+    assert replies.loc["order2@acme.com", "working_hours"] == pytest.approx(0.5)
+    assert replies.loc["order3@acme.com", "working_hours"] == pytest.approx(8.5)
+    assert pd.isna(replies.loc["order3@acme.com", "replied_at"])
+
+    config = tmp_path / "timeaudit.toml"
+    config.write_text(
+        '[organisation]\ndomains = ["northwind.com"]\ntimezone = "America/New_York"\nworking_hours = "09:00-17:30"\n\n'
+        '[[customers]]\nname = "Acme"\ndomains = ["acme.com"]\n'
+    )
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(data))
+    monkeypatch.setenv("TIMEAUDIT_CONFIG", str(config))
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120).run()
+    at = at.selectbox(key="week").set_value("2026-W47").run()
+    assert not at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Email"] == "0.2 h"  # two replies of 5 minutes; unread mail costs nothing yet
+    assert shown["With customers"] == "0.2 h"
+    at.switch_page("pages/customers.py").run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Emails waiting for an answer"] == "1"
+    assert at.get("plotly_chart")  # hours per customer and reply times

@@ -76,7 +76,13 @@ class Access:
         return len(self.teams) if team is None else sum(1 for t in self.teams.values() if t == team)
 
     def may_see_group(self, team: str | None) -> bool:
-        return self.group_size(team) >= self.min_group_size
+        """Groups of at least the minimum size; smaller ones only when the viewer may see each
+        member anyway (a one-person local install, a lead allowed to see their team)."""
+        if self.group_size(team) >= self.min_group_size:
+            return True
+        individuals = self.individuals
+        members = self.teams if team is None else {p for p, t in self.teams.items() if t == team}
+        return individuals is None or set(members) <= individuals
 
     # -- enforcement ------------------------------------------------------------------------
     def require_person(self, person: str) -> None:
