@@ -53,12 +53,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_dashboard(data_dir: Path) -> Iterator[str]:
-    """`timeaudit dashboard` on ``data_dir`` at a free loopback port; yields its URL."""
+def serve_dashboard(data_dir: Path, port: int | None = None, extra: list[str] = ()) -> Iterator[str]:
+    """`timeaudit dashboard` on ``data_dir`` at a (free) loopback port; yields its URL."""
     require_chromium()
-    port = free_port()
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k != "TIMEAUDIT_CONFIG"}
-    command = ["dashboard", "--data", str(data_dir), "--port", str(port), "--host", "127.0.0.1"]
+    command = ["dashboard", "--data", str(data_dir), "--port", str(port), "--host", "127.0.0.1", *extra]
     proc = subprocess.Popen(
         [sys.executable, "-m", "timeaudit.cli", *command],
         stdout=subprocess.PIPE,
@@ -165,3 +165,53 @@ def test_data_page_imports_an_uploaded_calendar(browser, tmp_path):
         page.close()
     con = Lake(data).connect()
     assert {i for (i,) in con.execute("SELECT id FROM events").fetchall()} == {"work/qbr", "work/sync"}
+
+
+def test_a_member_signs_in_and_cannot_reach_anyone_elses_view(browser, demo_dir, tmp_path):
+    """Sign-in through a real OpenID Connect provider on loopback (oidc-provider-mock), then
+    tampering with the URL and the widgets: a member sees their own week and nothing more."""
+    import csv
+
+    from oidc_provider_mock import User, run_server_in_thread
+
+    people = list(csv.DictReader((demo_dir / "people.csv").open(newline="")))
+    member = next(r for r in people if r["role"] == "member" and r["team"] == "Sales")
+    other = next(r for r in people if r["team"] == "Sales" and r["email"] != member["email"])
+    port = free_port()
+    with run_server_in_thread(user_claims=[User(sub=member["email"], claims={"email": member["email"]})]) as idp:
+        secrets = tmp_path / "secrets.toml"
+        secrets.write_text(
+            "[auth]\n"
+            f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+            'cookie_secret = "a-long-random-string-for-the-test-only"\n'
+            'client_id = "timeaudit"\nclient_secret = "timeaudit-test"\n'
+            f'server_metadata_url = "http://localhost:{idp.server_port}/.well-known/openid-configuration"\n'
+        )
+        secrets.chmod(0o600)
+        with serve_dashboard(demo_dir, port=port, extra=["--secrets", str(secrets)]) as url:
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_role("button", name="Sign in").click()
+            page.locator('input[name="sub"]').fill(member["email"])
+            page.get_by_role("button", name="Authorize").click()
+            page.get_by_role("heading", name="My week").first.wait_for(timeout=60_000)
+            page.get_by_text(f"Signed in as {member['email']}").wait_for(timeout=30_000)
+            page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+            body = page.inner_text("body")
+            assert other["name"] not in body
+
+            # The person picker offers nobody else.
+            page.get_by_label("Person").first.click()
+            options = page.get_by_role("option").all_inner_texts()
+            assert options == [f"{member['name']} (Sales)"]
+            page.keyboard.press("Escape")
+
+            # Nor do URLs: another person's address, the rules and data pages.
+            for path in (f"/?person={other['email']}", "/rules", "/data"):
+                page.goto(url + path, wait_until="domcontentloaded")
+                page.get_by_role("heading", name="My week").first.wait_for(timeout=60_000)
+                page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+                body = page.inner_text("body")
+                assert other["name"] not in body and "Keyword rules" not in body and "Import exports" not in body
+            assert page.locator('[data-testid="stException"]').count() == 0
+            page.close()
