@@ -73,11 +73,15 @@ def metrics(
         local_dir = Path(".") if _is_uri(location) else Path(location)
         settings = load_settings(find_config(config, local_dir))
         err.print(f"Starting Spark ({master or 'spark-submit master, else local[2]'})…", highlight=False)
+        from pyspark.sql import SparkSession
+
+        ours = SparkSession.getActiveSession() is None  # a notebook's or job's session is left running
         spark = open_session(master)
         try:
             target, names = run_metrics(spark, location, settings, now, output)
         finally:
-            spark.stop()
+            if ours:
+                spark.stop()
     out.print(
         f"{len(names)} tables written to {target} with {engine.value} in {time.monotonic() - started:.0f} s: "
         + ", ".join(names),

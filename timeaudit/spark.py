@@ -129,7 +129,13 @@ def _spark_arrow(table: pa.Table) -> pa.Table:
 
 # -- session and lake -------------------------------------------------------------------------
 def open_session(master: str | None = None, conf: dict[str, str] | None = None) -> SparkSession:
-    """A SparkSession in UTC. ``master`` None: the one spark-submit chose, else local[2]."""
+    """A SparkSession in UTC. ``master`` None: the session already running (a notebook or
+    job on a managed service), else the master spark-submit chose, else local[2]."""
+    active = SparkSession.getActiveSession()
+    if master is None and active is not None:
+        active.conf.set("spark.sql.session.timeZone", "UTC")
+        active.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        return active
     builder = SparkSession.builder.appName("timeaudit")
     launched_by_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     master = master or (None if launched_by_spark_submit else DEFAULT_MASTER)
