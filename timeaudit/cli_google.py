@@ -17,6 +17,21 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from timeaudit.cli_common import ConfigOption, DataOption, err, open_workspace, out, user_errors
 from timeaudit.errors import UserError
+from timeaudit.shards import parse_shard
+
+WorkersOption = Annotated[
+    int,
+    typer.Option("--workers", min=1, help="Accounts synced at the same time (with a service account); at most 16."),
+]
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="Sync only share i of n of the roster, e.g. 2/8: run n machines or jobs with 1/n .. n/n, "
+        "each account lands in exactly one.",
+    ),
+]
+
 
 auth_app = typer.Typer(
     help="Connect timeaudit to your calendar and mail. Tokens are kept in your user config folder "
@@ -187,6 +202,8 @@ def sync_google_calendar_command(
         str | None,
         typer.Option(help="Day after the window, YYYY-MM-DD. (default: \\[google] weeks_ahead)"),
     ] = None,
+    workers: WorkersOption = 1,
+    shard: ShardOption = None,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -202,7 +219,16 @@ def sync_google_calendar_command(
     logging.getLogger("googleapiclient.http").setLevel(logging.ERROR)
     lake, settings = open_workspace(data, config)
     first, last = _day(since, "--since"), _day(until, "--until")
-    run = functools.partial(sync_google_calendar, lake, settings, calendars=calendar, since=first, until=last)
+    run = functools.partial(
+        sync_google_calendar,
+        lake,
+        settings,
+        calendars=calendar,
+        since=first,
+        until=last,
+        workers=workers,
+        shard=parse_shard(shard),
+    )
     if not err.is_terminal:
         summary = run(reporter=_LineReporter())
     else:
@@ -277,6 +303,8 @@ def sync_gmail_command(
         str | None,
         typer.Option(help="First day a first sync reads from, YYYY-MM-DD. (default: \\[google] weeks_back)"),
     ] = None,
+    workers: WorkersOption = 1,
+    shard: ShardOption = None,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -291,7 +319,9 @@ def sync_gmail_command(
 
     logging.getLogger("googleapiclient.http").setLevel(logging.ERROR)
     lake, settings = open_workspace(data, config)
-    run = functools.partial(sync_gmail, lake, settings, since=_day(since, "--since"))
+    run = functools.partial(
+        sync_gmail, lake, settings, since=_day(since, "--since"), workers=workers, shard=parse_shard(shard)
+    )
     if not err.is_terminal:
         summary = run(reporter=_MailboxLines())
     else:

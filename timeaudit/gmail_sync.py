@@ -24,6 +24,7 @@ from timeaudit.config import Settings
 from timeaudit.errors import UserError
 from timeaudit.google_sync import Refused, describe_failure, load_google_identity, refusal_error, targets
 from timeaudit.model import Message
+from timeaudit.shards import Shard, check_workers, run_each
 from timeaudit.store import Lake
 from timeaudit.sync import Cursor, sync_account
 
@@ -174,38 +175,44 @@ def sync_gmail(
     identity: auth.Identity | None = None,
     policy: RetryPolicy | None = None,
     units_per_minute: int = UNITS_PER_MINUTE,
+    shard: Shard | None = None,
+    workers: int = 1,
 ) -> GmailSummary:
-    """Sync the saved identity's mailbox (a roster's, with a service account) into ``lake``.
+    """Sync the saved identity's mailbox (a roster's, with a service account) into ``lake``;
+    with ``shard`` only that share of the roster, on up to ``workers`` mailboxes at a time.
 
     A first sync reads the messages received since ``since`` (default: ``[google] weeks_back``
     weeks ago); later syncs read only what changed.
     """
     reporter = reporter or _Silent()
     lake.check_schema()
+    workers = check_workers(workers)
     identity = load_google_identity(identity)
     since = since or (datetime.now(UTC).replace(microsecond=0) - timedelta(weeks=settings.google.weeks_back))
     if since > datetime.now(UTC):
         raise UserError("--since is in the future; give the first day of the window, e.g. 2026-01-05")
     personal = isinstance(identity, auth.UserIdentity)
     summary = GmailSummary("personal" if personal else "service account")
-    accounts = targets(identity, settings, [auth.GMAIL_METADATA])
+    accounts = targets(identity, settings, [auth.GMAIL_METADATA], shard)
     live = _live_messages(lake)
     token_before = identity.credentials.token if personal else None
-    for account, credentials in accounts:
+
+    def sync_one_mailbox(target: tuple[str, object]) -> MailboxReport:
+        account, credentials = target
         client = build_service(
             "gmail", "v1", credentials, policy=policy, requests_per_minute=settings.google.requests_per_minute
         )
         meter = QuotaMeter(units_per_minute)  # Google's unit limit is per user
         try:
-            summary.mailboxes.append(
-                _sync_mailbox(lake, client, account, settings, since, live.get(account, {}), meter, reporter)
-            )
+            return _sync_mailbox(lake, client, account, settings, since, live.get(account, {}), meter, reporter)
         except Refused as refusal:
             error = refusal_error(identity, account, refusal.cause)
             if error:
                 raise error from None
-            summary.mailboxes.append(refusal.report)
             reporter.done(refusal.report)
+            return refusal.report
+
+    summary.mailboxes.extend(run_each(accounts, sync_one_mailbox, workers))
     if personal:
         identity.save_if_refreshed(token_before)
     return summary

@@ -26,6 +26,7 @@ from timeaudit.config import Settings
 from timeaudit.errors import UserError
 from timeaudit.model import Event
 from timeaudit.roster import load_people
+from timeaudit.shards import Shard, check_workers, in_shard, run_each
 from timeaudit.store import Lake
 from timeaudit.sync import Cursor, sync_account
 
@@ -246,9 +247,12 @@ def load_google_identity(identity: auth.Identity | None = None) -> auth.Identity
     return identity
 
 
-def targets(identity: auth.Identity, settings: Settings, scopes: list[str]) -> list[tuple[str, object]]:
+def targets(
+    identity: auth.Identity, settings: Settings, scopes: list[str], shard: Shard | None = None
+) -> list[tuple[str, object]]:
     """(account, credentials) to sync: the signed-in person, or every roster member through the
-    service account, asking only for ``scopes`` (each source its own, so delegating one is enough)."""
+    service account (those of ``shard`` only), asking only for ``scopes`` (each source its own,
+    so delegating one is enough)."""
     if isinstance(identity, auth.UserIdentity):
         if not identity.account:
             raise GoogleAuthError(f"{identity.path}: the token does not say whose it is; {auth.REAUTH}")
@@ -259,7 +263,7 @@ def targets(identity: auth.Identity, settings: Settings, scopes: list[str]) -> l
         raise UserError(
             f"{where}: 'roster' is empty; a service account syncs the roster's people, so set roster = \"people.csv\""
         )
-    return [(p.email, identity.for_user(p.email, scopes)) for p in people]
+    return [(p.email, identity.for_user(p.email, scopes)) for p in in_shard(people, shard, lambda p: p.email)]
 
 
 def refusal_error(identity: auth.Identity, account: str, cause: BaseException) -> GoogleAuthError | None:
@@ -289,25 +293,32 @@ def sync_google_calendar(
     reporter: Reporter | None = None,
     identity: auth.Identity | None = None,
     policy: RetryPolicy | None = None,
+    shard: Shard | None = None,
+    workers: int = 1,
 ) -> SyncSummary:
-    """Sync the saved identity's calendars (a roster's, with a service account) into ``lake``."""
+    """Sync the saved identity's calendars (a roster's, with a service account) into ``lake``;
+    with ``shard`` only that share of the roster, on up to ``workers`` accounts at a time."""
     reporter = reporter or _Silent()
     lake.check_schema()
+    workers = check_workers(workers)
     identity = load_google_identity(identity)
     window, chosen = resolve_window(settings, since, until)
     calendars = calendars or settings.google.calendars
     personal = isinstance(identity, auth.UserIdentity)
     summary = SyncSummary("personal" if personal else "service account")
-    accounts = targets(identity, settings, [auth.CALENDAR_READONLY])
+    accounts = targets(identity, settings, [auth.CALENDAR_READONLY], shard)
     live = _LiveRecords(lake)
     token_before = identity.credentials.token if personal else None
-    for account, credentials in accounts:
+
+    def sync_account_calendars(target: tuple[str, object]) -> list[CalendarReport]:
+        account, credentials = target
         client = build_service(
             "calendar", "v3", credentials, policy=policy, requests_per_minute=settings.google.requests_per_minute
         )
+        reports = []
         for calendar in calendars:
             try:
-                summary.calendars.append(
+                reports.append(
                     _sync_calendar(
                         lake, client, account, calendar, settings, window, chosen, live.of(account, calendar), reporter
                     )
@@ -316,9 +327,13 @@ def sync_google_calendar(
                 error = refusal_error(identity, account, refusal.cause)
                 if error:
                     raise error from None
-                summary.calendars.append(refusal.report)
+                reports.append(refusal.report)
                 reporter.done(refusal.report)
                 break  # this person's other calendars would be refused too
+        return reports
+
+    for reports in run_each(accounts, sync_account_calendars, workers):
+        summary.calendars.extend(reports)
     if personal:
         identity.save_if_refreshed(token_before)
     return summary
