@@ -104,8 +104,11 @@ def dashboard(
 
     With an \\[auth] section in the secrets file everyone signs in (OpenID Connect, e.g.
     Google Workspace or Microsoft Entra ID) and sees what their roster role allows; see
-    docs/privacy.md.
+    docs/privacy.md. Refuses to start while a secrets file or a saved Google token is readable
+    by other users.
     """
+    from timeaudit.secret_files import check_secret_files
+
     lake, settings = open_workspace(data, config)
     lake.check_schema()
     spec = importlib.util.find_spec("dashboard")
@@ -121,6 +124,7 @@ def dashboard(
     secrets = secrets or (Path(".streamlit/secrets.toml") if Path(".streamlit/secrets.toml").is_file() else None)
     if secrets and not secrets.is_file():
         raise UserError(f"--secrets {secrets}: no such file")
+    check_secret_files(*([secrets] if secrets else []))
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     out.print(f"timeaudit dashboard: http://{shown}:{port}  (data: {lake.root}; Ctrl+C stops it)")
     command = [

@@ -14,6 +14,10 @@ Finding = tuple[str, str]  # (ok | info | warn | error, text)
 
 
 def diagnose(data_dir: Path, config: Path | None) -> list[Finding]:
+    return [*data_findings(data_dir, config), *secret_findings()]
+
+
+def data_findings(data_dir: Path, config: Path | None) -> list[Finding]:
     findings: list[Finding] = []
     path = find_config(config, data_dir)
     try:
@@ -95,3 +99,14 @@ def diagnose(data_dir: Path, config: Path | None) -> list[Finding]:
     )
     findings.append(("info", f"sync cursors: {len(cursors)}"))
     return findings
+
+
+def secret_findings() -> list[Finding]:
+    """Secret files others can read: the dashboard refuses to start until they are fixed."""
+    from timeaudit.secret_files import secret_file_problems, secret_files
+
+    problems = secret_file_problems()
+    if problems:
+        return [("error", text) for text in problems]
+    held = sum(path.is_file() for path, _ in secret_files())
+    return [("ok", f"secret files: {held}, readable by you only" if held else "secret files: none found")]

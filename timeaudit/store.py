@@ -20,7 +20,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from timeaudit.errors import StoreError
@@ -247,30 +246,3 @@ def _empty_table(table: str) -> pa.Table:
     schema = TABLES[table][1].append(pa.field("source", pa.string()))
     return schema.empty_table()
 
-
-def forget_account(lake: Lake, account: str) -> dict[str, int]:
-    """Remove every record of ``account`` from the lake and its cursors from the state.
-
-    Each batch file holding the account is rewritten without it (written whole, then swapped
-    in); files without it are not touched. Returns the rows removed per table."""
-    removed: dict[str, int] = {}
-    for table in TABLES:
-        removed[table] = 0
-        for path in lake.files(table):
-            data = pq.read_table(path)
-            keep = pc.not_equal(data["account"], account)
-            gone = data.num_rows - pc.sum(keep.cast("int64")).as_py()
-            if not gone:
-                continue
-            tmp = path.with_name(f".{path.name}{_TMP_SUFFIX}")
-            kept = data.filter(keep)
-            if kept.num_rows:
-                pq.write_table(kept, tmp, compression="zstd")
-                os.replace(tmp, path)
-            else:
-                path.unlink()
-            removed[table] += gone
-    if lake.state_dir.exists():
-        for source in lake.state_dir.iterdir():
-            lake.clear_cursor(source.name, account)
-    return removed
