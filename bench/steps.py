@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 import shutil
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 END = date(2026, 11, 23)
@@ -23,6 +23,54 @@ def generate(data: Path, people: int, weeks: int) -> dict:
     messages = replace_source(lake, "messages", "demo", demo_records.iter_messages(org))
     demo_records.write_org_files(org, data)
     return {"events": events, "messages": messages}
+
+
+IMPORT_PEOPLE = 20  # people whose exports are imported: enough items for a steady rate, quick at any size
+
+
+def exports(data: Path, **_) -> dict:
+    """Each sampled person's .ics and Takeout mbox, written once into the cache."""
+    from bench.exports import sample_people, write_exports
+
+    folder = data.parent / "exports"
+    shutil.rmtree(folder, ignore_errors=True)
+    return write_exports(data, folder, sample_people(data, IMPORT_PEOPLE))
+
+
+def _ingest(data: Path, kind: str) -> dict:
+    """Import every sampled person's export into an empty lake, one import per person as a user
+    would; the rate counts the records the files gave over the time of the imports alone."""
+    from bench.exports import sample_people, stem
+    from timeaudit.imports import import_ics, import_mail
+    from timeaudit.store import Lake
+
+    _, settings = _workspace(data)
+    folder = data.parent / "exports"
+    target = data.parent / f"import-{kind}"
+    shutil.rmtree(target, ignore_errors=True)
+    lake = Lake(target)
+    # A window wider than any run's weeks, so the imports keep every event.
+    first, last = END - timedelta(weeks=60), END + timedelta(weeks=1)
+    items = skipped = 0
+    t = time.perf_counter()
+    for email, _zone in sample_people(data, IMPORT_PEOPLE):
+        if kind == "ics":
+            r = import_ics(lake, settings, [folder / f"{stem(email)}.ics"], email, since=first, until=last)
+        else:
+            r = import_mail(lake, settings, [folder / f"{stem(email)}.mbox"], email)
+        items += r.imported
+        skipped += len(r.skipped)
+    seconds = time.perf_counter() - t
+    shutil.rmtree(target)
+    return {"items": items, "skipped": skipped, "items_per_second": items / seconds, "import_seconds": seconds}
+
+
+def ics_ingest(data: Path, **_) -> dict:
+    return _ingest(data, "ics")
+
+
+def mbox_ingest(data: Path, **_) -> dict:
+    return _ingest(data, "mbox")
 
 
 def compact(data: Path, **_) -> dict:
@@ -123,6 +171,9 @@ def baseline(data: Path, **_) -> dict:
 
 STEPS = {
     "generate": generate,
+    "exports": exports,
+    "ics_ingest": ics_ingest,
+    "mbox_ingest": mbox_ingest,
     "compact": compact,
     "weekly": weekly,
     "team_page": team_page,
