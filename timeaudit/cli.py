@@ -308,7 +308,7 @@ def forget(
             f"({t.rewritten} of {t.files} files rewritten)"
         )
     theirs = f"theirs removed for {', '.join(done.cursors_removed)}" if done.cursors_removed else "none of theirs held"
-    say(f"  sync cursors: {theirs}; {done.cursors_scrubbed} of other accounts scrubbed")
+    say(f"  sync cursors: {theirs}; {done.cursors_scrubbed} of other accounts naming them scrubbed")
     if done.derived_removed:
         say(f"  derived tables removed, recompute them: {', '.join(done.derived_removed)}")
     if done.debris_removed:

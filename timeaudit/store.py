@@ -245,4 +245,3 @@ def holdings(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 def _empty_table(table: str) -> pa.Table:
     schema = TABLES[table][1].append(pa.field("source", pa.string()))
     return schema.empty_table()
-
