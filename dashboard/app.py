@@ -8,7 +8,9 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script by streamlit
 
 from dashboard import data  # noqa: E402
+from timeaudit.errors import UserError  # noqa: E402
 from timeaudit.privacy import NotOnRoster  # noqa: E402
+from timeaudit.secret_files import check_secret_files  # noqa: E402
 
 st.set_page_config(page_title="timeaudit", page_icon="⏱", layout="wide")
 
@@ -25,6 +27,12 @@ def not_on_roster_page(reason: str) -> None:
     st.error(reason)
     st.button("Sign out", on_click=st.logout)
 
+
+try:
+    check_secret_files(*st.get_option("secrets.files"))
+except UserError as e:  # a secrets file or token others can read: refuse to serve anything
+    st.error(str(e))
+    st.stop()
 
 try:
     viewer = data.access()
