@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.steps import run
 
 HERE = Path(__file__).parent
-STEPS = ("ics_ingest", "mbox_ingest", "weekly", "team_page", "audit", "report", "compact", "baseline")
+STEPS = ("ics_ingest", "mbox_ingest", "weekly", "team_page", "audit", "report", "compact", "baseline", "browser")
 TARGETS = {
     "weekly_seconds": 15.0,
     "weekly_rss_mb": 2048.0,
@@ -26,6 +26,8 @@ TARGETS = {
     "team_query_ms": 300.0,
     "ics_items_per_second": 50_000.0,
     "mbox_items_per_second": 50_000.0,
+    "team_page_chromium_ms": 1500.0,
+    "pages_with_exceptions": 0,
 }
 
 
@@ -52,6 +54,11 @@ def verdicts(by: dict[str, dict]) -> dict[str, tuple[float, bool]]:
     for kind in ("ics", "mbox"):
         if f"{kind}_ingest" in by:
             values[f"{kind}_items_per_second"] = by[f"{kind}_ingest"]["items_per_second"]
+    if "browser" in by:
+        values["team_page_chromium_ms"] = by["browser"]["team_median_ms"]
+        values["pages_with_exceptions"] = sum(
+            1 for p in by["browser"]["pages"].values() if p["exceptions"] or p["script_errors"]
+        )
     at_least = {"speedup_vs_baseline", "ics_items_per_second", "mbox_items_per_second"}
     return {k: (v, v >= TARGETS[k] if k in at_least else v <= TARGETS[k]) for k, v in values.items()}
 

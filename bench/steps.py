@@ -73,6 +73,104 @@ def mbox_ingest(data: Path, **_) -> dict:
     return _ingest(data, "mbox")
 
 
+PAGES = {"/": "My week", "/team": "Team", "/wasters": "Time wasters", "/customers": "Customers"}
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+def _serve(data: Path):
+    """`timeaudit dashboard` on the data at a free loopback port, waited for; (process, URL)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "TIMEAUDIT_CONFIG"}
+    command = ["-m", "timeaudit.cli", "dashboard", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen([sys.executable, *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("the dashboard did not start within 120 s")
+
+
+def _first_chart_ms(browser, url: str) -> float:
+    """From navigation until the page's first Plotly chart has drawn its SVG, in a fresh tab
+    (a new Streamlit session: the script runs again, the server's caches stay warm)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    t = time.perf_counter()
+    page.goto(url, wait_until="commit")
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible", timeout=180_000)
+    ms = (time.perf_counter() - t) * 1000
+    page.close()
+    return ms
+
+
+def browser(data: Path, **_) -> dict:
+    """The team page in headless Chromium: a cold first load, then the median of 5 warm loads;
+    then every page once, checked for Streamlit exceptions and script errors."""
+    import statistics
+
+    from playwright.sync_api import sync_playwright
+
+    proc, url = _serve(data)
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_FLAGS)
+            cold = _first_chart_ms(b, f"{url}/team")
+            warm = [_first_chart_ms(b, f"{url}/team") for _ in range(5)]
+            pages = {}
+            for path, heading in PAGES.items():
+                page = b.new_page(viewport={"width": 1400, "height": 1800})
+                errors: list[str] = []
+                page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+                t = time.perf_counter()
+                page.goto(url + path, wait_until="commit")
+                page.get_by_role("heading", name=heading).first.wait_for(timeout=180_000)
+                page.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible", timeout=180_000)
+                first_chart_ms = (time.perf_counter() - t) * 1000
+                page.wait_for_timeout(1500)  # let the remaining charts settle
+                pages[path] = {
+                    "first_chart_ms": round(first_chart_ms),
+                    "charts": page.locator(".js-plotly-plot").count(),
+                    "exceptions": page.locator('[data-testid="stException"]').count(),
+                    "script_errors": len(errors),
+                }
+                page.close()
+            b.close()
+        import psutil
+
+        server_mb = psutil.Process(proc.pid).memory_info().rss / 2**20
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return {
+        "team_cold_ms": round(cold),
+        "team_warm_ms": [round(x) for x in warm],
+        "team_median_ms": statistics.median(warm),
+        "pages": pages,
+        "dashboard_rss_mb": round(server_mb),  # the server's memory after the pass (not a peak)
+    }
+
+
 def compact(data: Path, **_) -> dict:
     from timeaudit.store import Lake
 
@@ -175,6 +273,7 @@ STEPS = {
     "ics_ingest": ics_ingest,
     "mbox_ingest": mbox_ingest,
     "compact": compact,
+    "browser": browser,
     "weekly": weekly,
     "team_page": team_page,
     "audit": audit_rankings,
