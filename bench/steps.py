@@ -12,17 +12,24 @@ END = date(2026, 11, 23)
 
 
 def generate(data: Path, people: int, weeks: int) -> dict:
+    """The demo organisation into the lake, as `timeaudit demo` does, but with the records turned
+    into Arrow by ``imports.records_table`` instead of ``store.records_to_arrow``: same tables,
+    about four times faster in all, which is what makes the 1,000-person organisation practical."""
     from connectors import demo_records
     from connectors.demo_org import build_org
-    from timeaudit.store import Lake
-    from timeaudit.sync import replace_source
+    from timeaudit.imports import records_table
+    from timeaudit.store import Lake, utc_now
+    from timeaudit.sync import batches
 
     org = build_org(people=people, weeks=weeks, seed=7, end=END)
     lake = Lake(data)
-    events = replace_source(lake, "events", "demo", demo_records.iter_events(org))
-    messages = replace_source(lake, "messages", "demo", demo_records.iter_messages(org))
+    stamp = utc_now()
+    counts = {}
+    for table, records in (("events", demo_records.iter_events(org)), ("messages", demo_records.iter_messages(org))):
+        tables = (records_table(table, chunk, stamp) for chunk in batches(records))
+        counts[table] = lake.replace_source(table, "demo", tables)
     demo_records.write_org_files(org, data)
-    return {"events": events, "messages": messages}
+    return counts
 
 
 IMPORT_PEOPLE = 20  # people whose exports are imported: enough items for a steady rate, quick at any size
