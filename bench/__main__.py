@@ -82,6 +82,7 @@ def main() -> None:
     for name in names:
         print(f"running {name}...", flush=True)
         results.append(step(name, data, args.people, args.weeks))
+        (data.parent / "results-so-far.json").write_text(json.dumps(results, indent=1, default=str))
     by = {r["step"]: r for r in results}
     verdict = verdicts(by)
     speedup = verdict.get("speedup_vs_baseline", (None,))[0]
@@ -107,8 +108,11 @@ def main() -> None:
         "speedup_vs_baseline": speedup,
         "targets": {k: {"value": v, "met": ok} for k, (v, ok) in verdict.items()},
     }
-    # Only a run of every step stands as the recorded result; a partial run is kept beside its data.
-    path = HERE / "results.json" if names == list(STEPS) else data.parent / "results.json"
+    # Only a run of every step stands as a recorded result (results.json for the default size,
+    # results-<people>x<weeks>.json for others); a partial run is kept beside its data.
+    default = (args.people, args.weeks) == (parser.get_default("people"), parser.get_default("weeks"))
+    name = "results.json" if default else f"results-{args.people}x{args.weeks}.json"
+    path = HERE / name if names == list(STEPS) else data.parent / "results.json"
     path.write_text(json.dumps(out, indent=1, default=str))
     print(f"results in {path.relative_to(HERE.parent)}")
 
