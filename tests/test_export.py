@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from pypdf import PdfReader
 
 from timeaudit.config import load_settings, parse_settings
-from timeaudit.export import render, to_csv, to_html, to_xlsx
+from timeaudit.export import _hidden_note, render, to_csv, to_html, to_xlsx
 from timeaudit.metrics import customer_share, weekly_metrics
 from timeaudit.model import Person
 from timeaudit.roster import write_roster
@@ -242,3 +243,33 @@ def test_cli_writes_each_format_atomically(demo_dir, tmp_path):
         assert result.returncode == 0, result.stderr
         assert out.stat().st_size > 100
         assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "md", "html", "pdf"])
+def test_teams_under_the_minimum_group_size_have_no_figures_in_any_format(demo, fmt, tmp_path):
+    lake, settings, weekly = demo
+    strict = settings.model_copy(update={"privacy": settings.privacy.model_copy(update={"min_group_size": 9})})
+    summary = build_summary(lake, strict, WEEK, metrics=weekly)
+    assert set(summary.hidden_teams) == {"Engineering", "Finance", "Operations", "Sales"}
+    data = render(summary, fmt)
+    if fmt == "csv":
+        assert {r["team"] for r in csv.DictReader(io.StringIO(data.decode()))} == {"Support"}
+        return
+    if fmt == "xlsx":
+        (tmp_path / "s.xlsx").write_bytes(data)
+        sheet = openpyxl.load_workbook(tmp_path / "s.xlsx")["Figures"]
+        header = [c.value for c in sheet[1]]
+        teams = {row[header.index("team")] for row in sheet.iter_rows(min_row=2, values_only=True)}
+        assert teams == {"Support"}
+        return
+    if fmt == "pdf":
+        text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+    else:  # the HTML's inlined plotly.js has words of its own ("_getOperationsToPerform")
+        text = re.sub(r"<script.*?</script>", "", data.decode(), flags=re.S)
+        assert not [t for t in summary.hidden_teams if f'"{t}"' in data.decode()]  # nor in the charts' data
+    # A hidden team is named only in the note saying why it is hidden, never with figures.
+    flat = " ".join(text.split())
+    note = " ".join(" ".join(_hidden_note(summary)).split())
+    assert note and note in flat.replace("**", "")
+    rest = flat.replace("**", "").replace(note, "")
+    assert not [team for team in summary.hidden_teams if team in rest]
