@@ -229,31 +229,39 @@ def sync_google_calendar_command(
         workers=workers,
         shard=parse_shard(shard),
     )
+    _run_sync(
+        run,
+        lines=_LineReporter(),
+        live=_ProgressReporter,
+        counts="{task.completed:,} events, {task.fields[pages]} pages {task.fields[state]}",
+        failures=lambda s: [(f"{r.account} {r.calendar}", r.error) for r in s.calendars if r.error],
+    )
+
+
+def _run_sync(run, *, lines, live, counts: str, failures) -> None:
+    """Run a sync with a live progress line per account on a terminal (``live``), plain lines
+    elsewhere (``lines``); then each failure, the summary line, and exit code 1 if any failed."""
     if not err.is_terminal:
-        summary = run(reporter=_LineReporter())
+        summary = run(reporter=lines)
     else:
         progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
-            TextColumn("{task.completed:,} events, {task.fields[pages]} pages {task.fields[state]}"),
+            TextColumn(counts),
             TimeElapsedColumn(),
             console=err,
         )
         with progress:
             try:
-                summary = run(reporter=_ProgressReporter(progress))
+                summary = run(reporter=live(progress))
             except UserError:
                 progress.live.transient = True  # the error alone says what happened
                 raise
-    for report in summary.calendars:
-        if report.error:
-            err.print(
-                f"[red]failed:[/red] {report.account} {report.calendar}: {report.error}",
-                highlight=False,
-                soft_wrap=True,
-            )
+    failed = failures(summary)
+    for what, error in failed:
+        err.print(f"[red]failed:[/red] {what}: {error}", highlight=False, soft_wrap=True)
     out.print(summary.line(), highlight=False)
-    if summary.failed:
+    if failed:
         raise typer.Exit(1)
 
 
@@ -322,25 +330,10 @@ def sync_gmail_command(
     run = functools.partial(
         sync_gmail, lake, settings, since=_day(since, "--since"), workers=workers, shard=parse_shard(shard)
     )
-    if not err.is_terminal:
-        summary = run(reporter=_MailboxLines())
-    else:
-        progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            TextColumn("{task.completed:,} messages read {task.fields[state]}"),
-            TimeElapsedColumn(),
-            console=err,
-        )
-        with progress:
-            try:
-                summary = run(reporter=_MailboxProgress(progress))
-            except UserError:
-                progress.live.transient = True
-                raise
-    for report in summary.mailboxes:
-        if report.error:
-            err.print(f"[red]failed:[/red] {report.account}: {report.error}", highlight=False, soft_wrap=True)
-    out.print(summary.line(), highlight=False)
-    if summary.failed:
-        raise typer.Exit(1)
+    _run_sync(
+        run,
+        lines=_MailboxLines(),
+        live=_MailboxProgress,
+        counts="{task.completed:,} messages read {task.fields[state]}",
+        failures=lambda s: [(r.account, r.error) for r in s.mailboxes if r.error],
+    )
