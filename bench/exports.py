@@ -74,7 +74,7 @@ def stem(email: str) -> str:
 
 
 def _rows(con, query: str, account: str) -> list[dict]:
-    return con.execute(query, [account]).to_arrow_table().to_pylist()
+    return con.sql(query, params=[account]).to_arrow_table().to_pylist()
 
 
 # -- calendars -------------------------------------------------------------------------------
