@@ -137,6 +137,7 @@ def browser(data: Path, **_) -> dict:
     then every page once, checked for Streamlit exceptions and script errors."""
     import statistics
 
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     proc, url = _serve(data)
@@ -152,15 +153,19 @@ def browser(data: Path, **_) -> dict:
                 page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
                 t = time.perf_counter()
                 page.goto(url + path, wait_until="commit")
-                page.get_by_role("heading", name=heading).first.wait_for(timeout=WAIT_MS)
-                page.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible", timeout=WAIT_MS)
-                first_chart_ms = (time.perf_counter() - t) * 1000
+                try:  # a page that never draws is a finding, not a reason to lose the other figures
+                    page.get_by_role("heading", name=heading).first.wait_for(timeout=WAIT_MS)
+                    page.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible", timeout=WAIT_MS)
+                    first_chart_ms = (time.perf_counter() - t) * 1000
+                except PlaywrightTimeout:
+                    first_chart_ms = None
                 page.wait_for_timeout(1500)  # let the remaining charts settle
                 pages[path] = {
-                    "first_chart_ms": round(first_chart_ms),
+                    "first_chart_ms": round(first_chart_ms) if first_chart_ms is not None else "timed out",
                     "charts": page.locator(".js-plotly-plot").count(),
                     "exceptions": page.locator('[data-testid="stException"]').count(),
                     "script_errors": len(errors),
+                    "drawn": first_chart_ms is not None,
                 }
                 page.close()
             b.close()
@@ -292,7 +297,10 @@ STEPS = {
 
 def run(name: str, data: str, people: int, weeks: int, queue) -> None:
     t = time.perf_counter()
-    detail = STEPS[name](Path(data), people=people, weeks=weeks)
+    try:
+        detail = STEPS[name](Path(data), people=people, weeks=weeks)
+    except Exception as e:  # reported in the table; the parent would otherwise wait for ever
+        detail = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
     seconds = time.perf_counter() - t
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put({"step": name, "seconds": seconds, "peak_rss_mb": peak_mb, **detail})
