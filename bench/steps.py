@@ -8,6 +8,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from timeaudit.export import CHROMIUM_FLAGS
+
 END = date(2026, 11, 23)
 
 
@@ -77,15 +79,6 @@ def mbox_ingest(data: Path, **_) -> dict:
 
 PAGES = {"/": "My week", "/team": "Team", "/wasters": "Time wasters", "/customers": "Customers"}
 WAIT_MS = 900_000  # a cold page of the 1,000-person organisation computes its tables first
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
 
 
 def _serve(data: Path):

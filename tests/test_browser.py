@@ -15,21 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from timeaudit.export import CHROMIUM_FLAGS
 from timeaudit.store import Lake
 
 from conftest import ROOT
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
+
 PAGES = [
     ("", "My week", "my_week"),
     ("team", "Team", "team"),
@@ -99,7 +92,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=require_chromium(), headless=True, args=FLAGS)
+        b = p.chromium.launch(executable_path=require_chromium(), headless=True, args=CHROMIUM_FLAGS)
         yield b
         b.close()
 

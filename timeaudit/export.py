@@ -258,6 +258,18 @@ def to_html(summary: Summary) -> bytes:
 
 
 # -- PDF ------------------------------------------------------------------------------------
+# Headless Chromium on a closed network: no background calls home, which fail and stall it.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
 def to_pdf(summary: Summary) -> bytes:
     """The HTML printed by headless Chromium: vector charts, embedded fonts, A4 pages."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -269,12 +281,7 @@ def to_pdf(summary: Summary) -> bytes:
         command = [
             browser,
             "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-sync",
-            "--disable-background-networking",
-            "--disable-component-update",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={tmp}/profile",
             "--no-pdf-header-footer",
             "--virtual-time-budget=10000",
