@@ -65,6 +65,15 @@ def _people(version: tuple) -> list[Person]:
     return load_people(workspace()[1])
 
 
+@st.cache_data(show_spinner=False)
+def _teams(version: tuple) -> dict[str, str]:
+    """Every person's team: the roster's, and the data's for accounts without a roster."""
+    full = _weekly(version)
+    teams = dict(zip(full["person"], full["team"], strict=False)) if not full.empty else {}
+    teams.update({p.email: p.team for p in _people(version)})
+    return teams
+
+
 class SignInNeeded(Exception):
     """Sign-in is configured and nobody is signed in yet."""
 
@@ -79,10 +88,8 @@ def sign_in_configured() -> bool:
 def access() -> Access:
     """The viewer's access, from the sign-in (or local mode without one)."""
     settings = workspace()[1]
-    people = _people(lake_version())
-    full = _all_weekly()
-    teams = dict(zip(full["person"], full["team"], strict=False)) if not full.empty else {}
-    teams.update({p.email: p.team for p in people})
+    version = lake_version()
+    people, teams = _people(version), _teams(version)
     if sign_in_configured():
         if not st.user.is_logged_in:
             raise SignInNeeded()
@@ -120,9 +127,9 @@ def settings() -> Settings:
     return workspace()[1]
 
 
-def teams(min_group_size: int) -> pd.DataFrame:
-    """Team rollups; teams under the minimum group size are left out (listed in attrs)."""
-    return team_weekly(_all_weekly(), max(min_group_size, settings().privacy.min_group_size))
+def teams() -> pd.DataFrame:
+    """Team rollups; teams under ``privacy.min_group_size`` are left out (listed in attrs)."""
+    return team_weekly(_all_weekly(), settings().privacy.min_group_size)
 
 
 def default_week(weeks: list[str]) -> str | None:

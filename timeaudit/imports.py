@@ -173,7 +173,7 @@ def _read_all(paths: Iterable[Path], read, file_error: type[Exception], report: 
             problems.append(str(e))
     report.failed_files = problems
     if problems and not records:
-        raise NothingImported("; ".join(problems) if problems else "nothing to import")
+        raise NothingImported("; ".join(problems))
     return records
 
 
@@ -185,8 +185,7 @@ def _land(lake: Lake, table: str, report: ImportReport, records: dict[str, objec
     new = records_to_arrow(table, records.values(), ingested_at=now)
     if not live:  # a first import: every record is new and nothing can be removed
         report.imported += new.num_rows
-        if new.num_rows:
-            lake.write_arrow(table, report.source, new)
+        lake.write_arrow(table, report.source, new)  # writes nothing for an empty table
         return report
     new_rows = new.to_pylist()
     changed: list[dict] = []

@@ -94,7 +94,7 @@ def show() -> None:
             st.dataframe(tables["replies"], hide_index=True, width="stretch")
 
     st.subheader("Customer share against the target")
-    teams = data.teams(settings.privacy.min_group_size)
+    teams = data.teams()
     if team:
         teams = teams[teams["team"] == team]
     st.plotly_chart(

@@ -14,7 +14,7 @@ def show() -> None:
         return
     settings = data.settings()
     min_group = settings.privacy.min_group_size
-    teams = data.teams(min_group)
+    teams = data.teams()
     hidden = teams.attrs["hidden_teams"]
     if hidden:
         names = ", ".join(f"{t} ({n} people)" for t, n in sorted(hidden.items()))
