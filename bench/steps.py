@@ -192,10 +192,11 @@ def _workspace(data: Path):
 
 
 def weekly(data: Path, **_) -> dict:
-    from timeaudit.metrics import weekly_metrics
+    """Computed from the lake: given an analysis, weekly_metrics never reads derived tables."""
+    from timeaudit.metrics import open_analysis, weekly_metrics
 
     lake, settings = _workspace(data)
-    df = weekly_metrics(lake, settings)
+    df = weekly_metrics(lake, settings, open_analysis(lake, settings))
     df[
         ["person", "week", "customer_meeting_hours", "admin_hours", "internal_meeting_hours", "double_booked_hours"]
     ].to_parquet(data.parent / "weekly.parquet")

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from timeaudit.cli import app
 from timeaudit.config import load_settings
-from timeaudit.derived import DERIVED_TABLES, duckdb_writer, write_derived
+from timeaudit.derived import DERIVED_TABLES, MANIFEST, duckdb_writer, write_derived
 from timeaudit.metrics import open_analysis, weekly_metrics
 from timeaudit.sql import read_sql
 from timeaudit.store import Lake
@@ -151,7 +151,7 @@ def test_metrics_command_writes_duckdb_tables(demo_dir, tmp_path):
         app, ["metrics", "--data", str(demo_dir), "--config", str(demo_dir / "timeaudit.toml"), "--out", str(tmp_path)]
     )
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(DERIVED_TABLES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*DERIVED_TABLES, MANIFEST])
     weekly = pd.read_parquet(tmp_path / "weekly_metrics")
     assert len(weekly) == 400 and not list(tmp_path.glob(".*"))
 

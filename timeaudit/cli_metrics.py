@@ -31,6 +31,16 @@ def _is_uri(location: str) -> bool:
     return "://" in location
 
 
+def _spark_conf(pairs: list[str]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--conf {pair}: give KEY=VALUE, e.g. --conf spark.driver.memory=6g")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
 @user_errors
 def metrics(
     engine: Annotated[Engine, typer.Option(help="Where the SQL runs: DuckDB here, or Apache Spark.")] = Engine.duckdb,
@@ -49,22 +59,30 @@ def metrics(
     output: Annotated[
         str | None, typer.Option("--out", help="Where the tables go, one folder each. (default: <data>/derived)")
     ] = None,
+    conf: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--conf",
+            metavar="KEY=VALUE",
+            help="A Spark setting for a session timeaudit starts, e.g. spark.driver.memory=6g; repeatable.",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Compute the weekly metrics and the audit tables over the whole lake and write them as Parquet."""
     location = data or str(default_data_dir())
     now = datetime.now(UTC)
     started = time.monotonic()
+    spark_conf = _spark_conf(conf or [])
     if engine is Engine.duckdb:
+        if spark_conf:
+            raise UserError("--conf: Spark settings go with --engine spark")
         if _is_uri(location) or (output and _is_uri(output)):
             raise UserError(f"--data {location}: the DuckDB engine reads a local folder; use --engine spark for URIs")
-        from timeaudit.derived import DERIVED_DIR, duckdb_writer, write_derived
-        from timeaudit.metrics import open_analysis
+        from timeaudit.derived import run_duckdb
 
         lake, settings = open_workspace(Path(location), config)
-        target = Path(output) if output else lake.root / DERIVED_DIR
-        analysis = open_analysis(lake, settings)
-        names = write_derived(analysis, now, duckdb_writer(analysis, target))
+        target, names = run_duckdb(lake, settings, now, Path(output) if output else None)
     else:
         try:
             from timeaudit.spark import open_session, run_metrics
@@ -76,7 +94,7 @@ def metrics(
         from pyspark.sql import SparkSession
 
         ours = SparkSession.getActiveSession() is None  # a notebook's or job's session is left running
-        spark = open_session(master)
+        spark = open_session(master, spark_conf)
         try:
             target, names = run_metrics(spark, location, settings, now, output)
         finally:

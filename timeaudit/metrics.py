@@ -230,10 +230,15 @@ def daily_metrics(lake: Lake, settings: Settings, analysis: Analysis | None = No
 
 
 def weekly_metrics(lake: Lake, settings: Settings, analysis: Analysis | None = None) -> pd.DataFrame:
-    """One row per person-week; see docs/metrics.md for every column."""
-    a = analysis or open_analysis(lake, settings)
-    ensure_daily(a)
-    df = a.con.execute(read_sql("weekly.sql")).df()
+    """One row per person-week; see docs/metrics.md for every column. Without an analysis,
+    the table `timeaudit metrics` wrote while it matches the lake and settings (timeaudit.derived)."""
+    from timeaudit.derived import stored_weekly  # which imports this module
+
+    df = stored_weekly(lake, settings) if analysis is None else None
+    if df is None:
+        a = analysis or open_analysis(lake, settings)
+        ensure_daily(a)
+        df = a.con.execute(read_sql("weekly.sql")).df()
     df["week_start"] = pd.to_datetime(df["week_start"]).dt.date
     for col in COUNT_COLUMNS:
         df[col] = df[col].astype(int)

@@ -1,0 +1,165 @@
+"""The tables `timeaudit metrics` writes, and weekly_metrics reading them back.
+
+A run writes each table beside the old one and swaps it in, then ``manifest.json`` last;
+``weekly_metrics(lake, settings)`` reads ``<data>/derived/weekly_metrics`` instead of
+computing only while the manifest matches the lake, the settings and the roster, and gives
+the same frame (columns, order, dtypes) computing would. The Spark side is in test_spark.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from timeaudit import derived, metrics
+from timeaudit.cli import app
+from timeaudit.config import load_settings
+from timeaudit.derived import DERIVED_TABLES, MANIFEST, manifest_in_use, replace_folder, run_duckdb
+from timeaudit.metrics import open_analysis, weekly_metrics
+from timeaudit.store import Lake
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+# DuckDB sums floats in parallel, so two runs over the same rows can differ in the last bit.
+LAST_BITS = 1e-9
+
+
+@pytest.fixture(scope="module")
+def data(demo_dir, tmp_path_factory) -> Path:
+    """A copy of the demo organisation with its tables written by `timeaudit metrics`."""
+    folder = tmp_path_factory.mktemp("derived") / "data"
+    shutil.copytree(demo_dir, folder)
+    result = CliRunner().invoke(app, ["metrics", "--data", str(folder), "--config", str(folder / "timeaudit.toml")])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def computed(lake: Lake, settings) -> pd.DataFrame:
+    return weekly_metrics(lake, settings, open_analysis(lake, settings))
+
+
+def assert_same_weekly(stored: pd.DataFrame, fresh: pd.DataFrame, atol: float) -> None:
+    """Same columns in the same order, same dtypes, same rows; floats to ``atol``."""
+    pd.testing.assert_frame_equal(stored, fresh, check_exact=False, rtol=0, atol=atol)
+    assert stored["week_start"].map(type).eq(type(fresh["week_start"].iloc[0])).all()
+
+
+def no_computing(monkeypatch) -> None:
+    def refuse(*_, **__):
+        raise AssertionError("weekly_metrics computed instead of reading the stored table")
+
+    monkeypatch.setattr(metrics, "open_analysis", refuse)
+
+
+def test_metrics_writes_a_manifest_last(data):
+    manifest = json.loads((data / "derived" / MANIFEST).read_text())
+    assert manifest["engine"] == "duckdb"
+    assert manifest["tables"] == list(DERIVED_TABLES)
+    assert datetime.fromisoformat(manifest["computed_at"]).tzinfo is not None
+    assert {"lake_version", "fingerprint"} <= set(manifest)
+    assert not list((data / "derived").glob(".*")), "no staging folder or temporary file is left"
+
+
+def test_weekly_metrics_reads_the_stored_table_as_computing_gives_it(data, monkeypatch):
+    lake, settings = Lake(data), load_settings(data / "timeaudit.toml")
+    fresh = computed(lake, settings)
+    assert manifest_in_use(lake, settings) is not None
+    no_computing(monkeypatch)
+    stored = weekly_metrics(lake, settings)
+    assert len(stored) == 400
+    assert_same_weekly(stored, fresh, LAST_BITS)
+
+
+def test_a_relative_data_path_matches_the_manifest(data, monkeypatch):
+    monkeypatch.chdir(data.parent)
+    assert manifest_in_use(Lake(Path(data.name)), load_settings(data / "timeaudit.toml")) is not None
+
+
+@pytest.fixture
+def copy(data, tmp_path) -> Path:
+    """The data folder with its derived tables, to change without touching the others'."""
+    folder = tmp_path / "data"
+    shutil.copytree(data, folder)  # keeps modification times: the manifest still matches
+    assert manifest_in_use(Lake(folder), load_settings(folder / "timeaudit.toml")) is not None
+    return folder
+
+
+def test_a_batch_landing_after_metrics_makes_the_manifest_stale(copy):
+    lake, settings = Lake(copy), load_settings(copy / "timeaudit.toml")
+    newest = lake.files("events")[-1]
+    stamp = newest.stat().st_mtime_ns + 1_000_000_000
+    os.utime(newest, ns=(stamp, stamp))  # as if compacted or replaced after the run
+    assert manifest_in_use(lake, settings) is None
+    # Stored figures that disagree with the lake would show if they were read.
+    weekly = copy / "derived" / "weekly_metrics" / "part-00000.parquet"
+    frame = pd.read_parquet(weekly)
+    frame["customer_meeting_hours"] = 999.0
+    frame.to_parquet(weekly)
+    assert (weekly_metrics(lake, settings)["customer_meeting_hours"] < 999).all()
+
+
+def test_changed_settings_or_roster_make_the_manifest_stale(copy):
+    lake, settings = Lake(copy), load_settings(copy / "timeaudit.toml")
+    edited = settings.model_copy(deep=True)
+    edited.rules.long_meeting_minutes += 15
+    assert manifest_in_use(lake, edited) is None
+    roster = copy / "people.csv"
+    roster.write_text(roster.read_text() + "new.person@example.com,New Person,Support,,member,,,,\n")
+    assert manifest_in_use(lake, settings) is None
+
+
+def test_a_failing_run_leaves_the_old_tables_and_no_manifest(copy, monkeypatch):
+    lake, settings = Lake(copy), load_settings(copy / "timeaudit.toml")
+    old_daily = pd.read_parquet(copy / "derived" / "daily_metrics")
+
+    def broken(a, now):
+        yield "weekly_metrics", "SELECT 1 AS one"
+        yield "daily_metrics", "SELECT * FROM no_such_table"
+
+    monkeypatch.setattr(derived, "derived_queries", broken)
+    with pytest.raises(Exception, match="no_such_table"):
+        run_duckdb(lake, settings, NOW)
+    pd.testing.assert_frame_equal(pd.read_parquet(copy / "derived" / "daily_metrics"), old_daily)
+    assert sorted(p.name for p in (copy / "derived").iterdir()) == sorted(DERIVED_TABLES)
+    # The weekly table was replaced before the failure: no manifest vouches for the mix.
+    assert list(pd.read_parquet(copy / "derived" / "weekly_metrics").columns) == ["one"]
+    assert manifest_in_use(lake, settings) is None
+    assert len(weekly_metrics(lake, settings)) == 400  # computed from the lake
+
+
+def test_replace_folder_keeps_the_old_folder_when_filling_fails(tmp_path):
+    final = tmp_path / "weekly_metrics"
+    final.mkdir()
+    (final / "part-00000.parquet").write_text("old")
+
+    def fill(staging: Path) -> None:
+        staging.mkdir()
+        (staging / "part-00000.parquet").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        replace_folder(final, fill)
+    assert [p.name for p in tmp_path.iterdir()] == ["weekly_metrics"]
+    assert (final / "part-00000.parquet").read_text() == "old"
+
+    replace_folder(final, lambda staging: (staging.mkdir(), (staging / "part-00000.parquet").write_text("new")))
+    assert [p.name for p in tmp_path.iterdir()] == ["weekly_metrics"]
+    assert (final / "part-00000.parquet").read_text() == "new"
+
+
+def test_bench_weekly_step_computes_from_the_lake(copy, monkeypatch):
+    """The benchmark times the computation, even where derived tables are in use."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent))  # bench/ is not installed
+    from bench.steps import weekly
+
+    calls = []
+    real = metrics.open_analysis
+    monkeypatch.setattr(metrics, "open_analysis", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert weekly(copy) == {"person_weeks": 400}
+    assert calls
