@@ -8,6 +8,7 @@ One SparkSession (local[2], two shuffle partitions) serves the whole module.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from datetime import UTC, datetime
@@ -21,9 +22,18 @@ import sqlglot
 from sqlglot import exp
 from typer.testing import CliRunner
 
+from timeaudit import metrics
 from timeaudit.cli import app
 from timeaudit.config import load_settings
-from timeaudit.derived import DERIVED_TABLES, MANIFEST, duckdb_writer, write_derived
+from timeaudit.derived import (
+    DERIVED_DIR,
+    DERIVED_TABLES,
+    MANIFEST,
+    duckdb_writer,
+    manifest_in_use,
+    replace_folder,
+    write_derived,
+)
 from timeaudit.metrics import open_analysis, weekly_metrics
 from timeaudit.sql import read_sql
 from timeaudit.store import Lake
@@ -32,7 +42,7 @@ pyspark = pytest.importorskip("pyspark")
 if not shutil.which("java"):
     pytest.skip("Spark needs Java", allow_module_level=True)
 
-from timeaudit.spark import open_session, run_metrics, translate  # noqa: E402
+from timeaudit.spark import local_folder, open_session, run_metrics, translate  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
@@ -160,3 +170,52 @@ def test_metrics_command_tells_duckdb_it_reads_local_folders():
     result = CliRunner().invoke(app, ["metrics", "--data", "s3a://bucket/timeaudit"])
     assert result.exit_code == 2
     assert "--engine spark" in result.output
+
+
+def test_metrics_command_takes_spark_settings_only_for_spark(demo_dir):
+    result = CliRunner().invoke(app, ["metrics", "--data", str(demo_dir), "--conf", "spark.driver.memory=6g"])
+    assert result.exit_code == 2 and "--engine spark" in result.output
+    result = CliRunner().invoke(app, ["metrics", "--engine", "spark", "--data", str(demo_dir), "--conf", "6g"])
+    assert result.exit_code == 2 and "KEY=VALUE" in result.output
+
+
+# -- writing whole tables, and the dashboard reading them ------------------------------------
+def test_spark_run_writes_whole_tables_and_a_manifest(spark_out):
+    manifest = json.loads((spark_out / MANIFEST).read_text())
+    assert manifest["engine"] == "spark" and manifest["tables"] == list(DERIVED_TABLES)
+    assert not list(spark_out.glob(".*")), "no staging folder is left"
+    assert all(list((spark_out / name).glob("part-*.parquet")) for name in DERIVED_TABLES)
+
+
+def test_weekly_metrics_reads_spark_tables_as_dashboard_needs(spark_out, demo_dir, settings, tmp_path, monkeypatch):
+    """A data folder whose derived tables Spark wrote (copies keep modification times, so the
+    manifest written for the demo lake matches the copy) serves weekly_metrics unchanged."""
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    shutil.copytree(spark_out, data / DERIVED_DIR)
+    lake = Lake(data)
+    fresh = weekly_metrics(lake, settings, open_analysis(lake, settings))
+    assert manifest_in_use(lake, settings) is not None
+
+    def refuse(*_, **__):
+        raise AssertionError("computed instead of reading Spark's table")
+
+    monkeypatch.setattr(metrics, "open_analysis", refuse)
+    stored = weekly_metrics(lake, settings)
+    pd.testing.assert_frame_equal(stored, fresh, check_exact=False, rtol=0, atol=ROUNDING)
+
+
+def test_a_failing_spark_write_leaves_the_old_table(spark, tmp_path):
+    final = tmp_path / "weekly_metrics"
+    spark.range(3).write.parquet(final.as_uri())
+    failing = spark.sql("SELECT raise_error('boom') AS x FROM range(3)")
+    with pytest.raises(Exception, match="boom"):
+        replace_folder(final, lambda staging: failing.write.parquet(staging.as_uri()))
+    assert [p.name for p in tmp_path.iterdir()] == ["weekly_metrics"]
+    assert sorted(spark.read.parquet(final.as_uri()).toPandas()["id"]) == [0, 1, 2]
+
+
+def test_local_folders_and_uris(spark, tmp_path):
+    assert local_folder(spark, str(tmp_path)) == tmp_path
+    assert local_folder(spark, tmp_path.as_uri()) == tmp_path
+    assert local_folder(spark, "s3a://bucket/timeaudit") is None

@@ -14,15 +14,20 @@ Spark as hidden. ``sql/latest.sql`` then keeps the newest live version of every 
 ``Store.connect`` does for DuckDB.
 
 Output: each table of ``timeaudit.derived.DERIVED_TABLES`` as a folder of Parquet part
-files, ``<out>/<name>/part-*.parquet``, by default ``<data>/derived/<name>/``; a Spark write
-replaces the folder (not atomically, unlike the DuckDB writer). Timestamps are written as
-UTC microseconds, so pandas, DuckDB and the dashboard read them as they read the lake.
+files, ``<out>/<name>/part-*.parquet``, by default ``<data>/derived/<name>/``. In a local
+folder each table is written beside the old one and swapped in with renames, as the DuckDB
+writer does (``derived.replace_folder``), and the run's manifest is written last; at an
+object-store URI Spark's overwrite replaces the folder in place (docs/spark.md says what
+readers see meanwhile). Timestamps are written as UTC microseconds, so pandas, DuckDB and the
+dashboard read them as they read the lake.
 """
 
 from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import pyarrow as pa
@@ -32,11 +37,12 @@ from pyspark.sql import DataFrame, SparkSession
 from sqlglot import exp
 
 from timeaudit.config import Settings
-from timeaudit.derived import DERIVED_DIR, write_derived
+from timeaudit.derived import DERIVED_DIR, begin_manifest, finish_manifest, replace_folder, write_derived
 from timeaudit.errors import StoreError
 from timeaudit.metrics import Analysis, prepare
 from timeaudit.model import SCHEMA_VERSION, TABLES
 from timeaudit.sql import read_sql
+from timeaudit.store import Lake
 
 DEFAULT_MASTER = "local[2]"
 
@@ -197,18 +203,40 @@ def open_spark_analysis(spark: SparkSession, data: str, settings: Settings) -> A
     return Analysis(con, prepare(con, settings), settings)  # type: ignore[arg-type]
 
 
+def local_folder(spark: SparkSession, location: str) -> Path | None:
+    """The local folder ``location`` names (a path or a file: URI), or None where it is on
+    another file system: an object-store URI, or a bare path that a cluster's default file
+    system (HDFS) resolves."""
+    if location.startswith("file:"):
+        return Path(urlparse(location).path)
+    if "://" in location:
+        return None
+    try:
+        default_fs = spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS") or "file:///"
+    except Exception:  # Spark Connect has no SparkContext to ask: take the path as remote
+        return None
+    return Path(location) if default_fs.startswith("file:") else None
+
+
 def run_metrics(
     spark: SparkSession, data: str, settings: Settings, now: datetime, out: str | None = None
 ) -> tuple[str, list[str]]:
     """Compute every derived table on Spark and write it under ``out`` (default
-    ``<data>/derived``). Returns ``out`` and the names of the tables written."""
+    ``<data>/derived``), with the manifest when the lake and ``out`` are local folders.
+    Returns ``out`` and the names of the tables written."""
     out = (out or f"{data.rstrip('/')}/{DERIVED_DIR}").rstrip("/")
+    local_out, local_lake = local_folder(spark, out), local_folder(spark, data)
+    stamp = begin_manifest(local_out, Lake(local_lake) if local_lake else None, settings, "spark")
     a = open_spark_analysis(spark, data, settings)
 
     def write(name: str, query: str) -> None:
         frame = a.con.execute(query).frame
-        frame.write.mode("overwrite").parquet(f"{out}/{name}")
+        if local_out is None:
+            frame.write.mode("overwrite").parquet(f"{out}/{name}")
+        else:
+            replace_folder(local_out / name, lambda staging: frame.write.parquet(staging.absolute().as_uri()))
 
     names = write_derived(a, now, write)
     spark.catalog.clearCache()
+    finish_manifest(local_out, stamp, now, names)
     return out, names
