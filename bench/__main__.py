@@ -3,6 +3,7 @@
 python -m bench                 # 1,000 people, 52 weeks (data cached in bench/cache/)
 python -m bench --people 100    # a quick check
 python -m bench --people 100 --weeks 26 --steps ics_ingest,mbox_ingest   # only some steps
+python -m bench --people 100 --weeks 26 --steps spark   # DuckDB against Spark local[2]
 """
 
 from __future__ import annotations
@@ -18,7 +19,18 @@ from pathlib import Path
 from bench.steps import run
 
 HERE = Path(__file__).parent
-STEPS = ("ics_ingest", "mbox_ingest", "weekly", "team_page", "audit", "report", "compact", "baseline", "browser")
+STEPS = (
+    "ics_ingest",
+    "mbox_ingest",
+    "weekly",
+    "team_page",
+    "audit",
+    "report",
+    "compact",
+    "baseline",
+    "spark",
+    "browser",
+)
 TARGETS = {
     "weekly_seconds": 15.0,
     "weekly_rss_mb": 2048.0,
@@ -94,6 +106,17 @@ def main() -> None:
         print(
             f"\nweekly metrics vs pandas baseline: {speedup:.1f}x faster (same numbers: "
             f"{by['baseline']['max_abs_difference_hours']})"
+        )
+    if "spark" in by:
+        r = by["spark"]
+        jvm = r["spark_jvm_peak_rss_mb"]
+        print(
+            f"\nall derived tables, DuckDB {r['duckdb_seconds']:.1f} s / {r['duckdb_peak_rss_mb']:.0f} MB; "
+            f"Spark {r['spark_master']} {r['spark_seconds']:.1f} s (start {r['spark_startup_seconds']:.1f} s) / "
+            f"driver {r['spark_driver_peak_rss_mb']:.0f} MB + JVM {f'{jvm:.0f} MB' if jvm else 'not measured'}: "
+            f"Spark takes {r['spark_over_duckdb_seconds']:.1f}x DuckDB's time; weekly_metrics "
+            f"{'equal' if r['weekly']['equal_to_1e-6'] else 'NOT EQUAL'} to 1e-6 over {r['weekly']['rows_compared']} "
+            f"person-weeks (largest difference {r['weekly']['max_abs_difference']:.2e})"
         )
     for name, (value, ok) in verdict.items():
         print(f"  {name:<22} {value:>10.2f}  target {TARGETS[name]:>8}  {'met' if ok else 'NOT MET'}")
