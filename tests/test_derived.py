@@ -163,3 +163,19 @@ def test_bench_weekly_step_computes_from_the_lake(copy, monkeypatch):
     monkeypatch.setattr(metrics, "open_analysis", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert weekly(copy) == {"person_weeks": 400}
     assert calls
+
+
+def test_data_page_says_whether_the_stored_tables_are_in_use(copy, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(copy))
+    monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    assert any("read from the tables `timeaudit metrics` computed with duckdb" in c.value for c in at.caption)
+    (copy / "derived" / MANIFEST).unlink()
+    at.switch_page("pages/data.py").run()
+    assert any("computed from the data when first shown" in c.value for c in at.caption)

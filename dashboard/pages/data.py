@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import data
+from timeaudit.derived import manifest_in_use
 from timeaudit.errors import UserError
 from timeaudit.imports import import_ics, import_mail
 from timeaudit.store import holdings
@@ -31,6 +33,7 @@ def show() -> None:
         return
     lake, settings = data.workspace()
     _show_holdings(lake)
+    _show_derived(lake, settings)
     if "last-import" in st.session_state:
         _show_report(*st.session_state.pop("last-import"))
 
@@ -83,6 +86,22 @@ def _show_holdings(lake) -> None:
         columns={"records": "Records", "accounts": "People", "first": "From", "last": "To", "landed": "Last updated"}
     )
     st.table(shown.set_index("What"))
+
+
+def _show_derived(lake, settings) -> None:
+    """Whether the weekly figures come from the tables `timeaudit metrics` wrote (docs/spark.md)."""
+    used = manifest_in_use(lake, settings)
+    if used:
+        st.caption(
+            f"Weekly figures are read from the tables `timeaudit metrics` computed with {used['engine']} "
+            f"at {datetime.fromisoformat(used['computed_at']):%Y-%m-%d %H:%M UTC}; "
+            "nothing in the data or the settings has changed since."
+        )
+    else:
+        st.caption(
+            "Weekly figures are computed from the data when first shown. For a large organisation, run "
+            "`timeaudit metrics` after each sync and they are read from its tables instead."
+        )
 
 
 def _run_import(files, account: str, run) -> None:
