@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pandas as pd
 import streamlit as st
 
+from dashboard import data
 from timeaudit.export import safe_frame
 
 
@@ -25,43 +27,54 @@ def week_picker(weeks: list[str], default: str | None, key: str) -> str:
 
 
 def csv_download(frame: pd.DataFrame, name: str, key: str) -> None:
-    data = safe_frame(frame.round({c: 2 for c in frame.select_dtypes("number").columns})).to_csv(index=False).encode()
-    st.download_button("Download CSV", data, file_name=name, mime="text/csv", key=key)
+    csv = safe_frame(frame.round({c: 2 for c in frame.select_dtypes("number").columns})).to_csv(index=False).encode()
+    st.download_button("Download CSV", csv, file_name=name, mime="text/csv", key=key)
 
 
-def summary_downloads(make_summary, key: str) -> None:
-    """Download buttons for the weekly summary of what the page shows, in every format."""
+SUMMARY_FORMATS = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "md": "text/markdown",
+    "html": "text/html",
+    "pdf": "application/pdf",
+}
+
+
+def summary_downloads(key: str, week: str, person: str | None = None, team: str | None = None) -> None:
+    """Download buttons for the weekly summary of what the page shows (``data.summary`` of the
+    same week, person or team), in every format.
+
+    Nothing is made until the user asks: the summary is built when they press the button, and
+    each file is written only when its own button is clicked. Opening the page costs neither."""
     from timeaudit.errors import UserError
     from timeaudit.export import render
 
+    scope = (week, person, team)
+    asked = f"{key}-asked"
+    if st.session_state.get(asked) != scope:
+        if not st.button(
+            "Prepare the weekly summary for download",
+            key=f"{key}-prepare",
+            help="As a spreadsheet (CSV or Excel), Markdown, a web page (HTML) or a PDF",
+        ):
+            return
+        st.session_state[asked] = scope
     try:
-        summary = make_summary()
+        summary = data.summary(week, person=person, team=team)
     except UserError as e:  # e.g. a group under the minimum size: no summary to hand out
         st.caption(f"No summary download here: {e}")
         return
     stem = f"timeaudit-{summary.subject}-{summary.week}".replace(" ", "-").replace("@", "-at-")
-    mimes = {
-        "csv": "text/csv",
-        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "md": "text/markdown",
-        "html": "text/html",
-    }
-    cols = st.columns(len(mimes) + 1)
-    for col, (fmt, mime) in zip(cols, mimes.items(), strict=False):
+    for col, (fmt, mime) in zip(st.columns(len(SUMMARY_FORMATS)), SUMMARY_FORMATS.items(), strict=True):
         col.download_button(
-            f"Summary .{fmt}", render(summary, fmt), file_name=f"{stem}.{fmt}", mime=mime, key=f"{key}-{fmt}"
+            f"Summary .{fmt}",
+            partial(render, summary, fmt),  # written when clicked, on the server's own thread
+            file_name=f"{stem}.{fmt}",
+            mime=mime,
+            key=f"{key}-{fmt}",
+            on_click="ignore",
+            help="Printed with Chromium: takes a few seconds" if fmt == "pdf" else None,
         )
-    with cols[-1]:
-        if st.button("Make PDF", key=f"{key}-make-pdf", help="Prints the summary with Chromium"):
-            st.session_state[f"{key}-pdf"] = render(summary, "pdf")
-        if st.session_state.get(f"{key}-pdf"):
-            st.download_button(
-                "Summary .pdf",
-                st.session_state[f"{key}-pdf"],
-                file_name=f"{stem}.pdf",
-                mime="application/pdf",
-                key=f"{key}-pdf-download",
-            )
 
 
 def period_and_team(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,11 +24,11 @@ from conftest import ROOT
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-PAGES = [
-    ("", "My week", "my_week"),
-    ("team", "Team", "team"),
-    ("wasters", "Time wasters", "wasters"),
-    ("customers", "Customers", "customers"),
+PAGES = [  # path, heading, name, charts drawn on opening (the team page draws its open tab's only)
+    ("", "My week", "my_week", 2),
+    ("team", "Team", "team", 1),
+    ("wasters", "Time wasters", "wasters", 2),
+    ("customers", "Customers", "customers", 2),
 ]
 
 
@@ -58,6 +59,7 @@ def serve_dashboard(data_dir: Path, port: int | None = None, extra: list[str] = 
         stderr=subprocess.STDOUT,
         env=env,
         text=True,
+        start_new_session=True,  # its own process group, so Streamlit under the CLI stops with it
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -69,16 +71,24 @@ def serve_dashboard(data_dir: Path, port: int | None = None, extra: list[str] = 
         except OSError:
             time.sleep(0.3)
     else:
-        proc.kill()
+        stop(proc)
         pytest.fail(f"the dashboard did not start: {proc.stdout.read()}")
     try:
         yield url
     finally:
-        proc.terminate()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop the CLI and the Streamlit server it started (terminating the CLI alone leaves it running)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
         try:
             proc.wait(timeout=10)
+            return
         except subprocess.TimeoutExpired:
-            proc.kill()
+            continue
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +107,8 @@ def browser():
         b.close()
 
 
-@pytest.mark.parametrize(("path", "heading", "name"), PAGES, ids=[p[2] for p in PAGES])
-def test_page_loads_and_draws_its_charts(server, browser, path, heading, name, tmp_path):
+@pytest.mark.parametrize(("path", "heading", "name", "charts"), PAGES, ids=[p[2] for p in PAGES])
+def test_page_loads_and_draws_its_charts(server, browser, path, heading, name, charts, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -107,7 +117,7 @@ def test_page_loads_and_draws_its_charts(server, browser, path, heading, name, t
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
     page.wait_for_timeout(1500)  # let the remaining charts settle
     assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.locator(".js-plotly-plot").count() >= 2
+    assert page.locator(".js-plotly-plot").count() >= charts
     assert "Customer share" in page.inner_text("body") or "person-hours" in page.inner_text("body")
     shot = tmp_path / f"{name}.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -116,6 +126,44 @@ def test_page_loads_and_draws_its_charts(server, browser, path, heading, name, t
         target = ROOT / "docs" / ("dashboard.png" if name == "my_week" else f"{name}.png")
         page.screenshot(path=str(target), full_page=False)
     assert not errors, errors
+    page.close()
+
+
+def test_team_page_tabs_draw_each_chart(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server}/team", wait_until="domcontentloaded")
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+    assert "hours by category, per week" in page.locator(".js-plotly-plot").first.inner_text()
+    for tab, title in (
+        ("Customer share by team", "Customer share by team, 2026-W47"),
+        ("Customer share over time", "Customer share per team, per week"),
+    ):
+        page.get_by_role("tab", name=tab).click()
+        page.locator(".js-plotly-plot", has_text=title).first.wait_for(timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert not errors, errors
+    page.close()
+
+
+@pytest.mark.parametrize("fmt", ["md", "pdf"])
+def test_summary_is_made_when_asked_for_and_downloads(server, browser, fmt, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
+    page.goto(f"{server}/team", wait_until="domcontentloaded")
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+    assert page.get_by_role("button", name=f"Summary .{fmt}").count() == 0  # nothing made on opening
+    page.get_by_role("button", name="Prepare the weekly summary for download").click()
+    button = page.get_by_role("button", name=f"Summary .{fmt}")
+    button.wait_for(timeout=60_000)
+    with page.expect_download(timeout=120_000) as download:
+        button.click()
+    target = tmp_path / download.value.suggested_filename
+    download.value.save_as(target)
+    assert target.name.endswith(f"-2026-W47.{fmt}") and target.name.startswith("timeaudit-")
+    head = target.read_bytes()[:40]
+    assert head.startswith(b"# timeaudit weekly summary" if fmt == "md" else b"%PDF")
+    assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -31,6 +33,17 @@ def metrics_of(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
+SUMMARY_LABELS = {f"Summary .{fmt}" for fmt in ("csv", "xlsx", "md", "html", "pdf")}
+
+
+def download_labels(at) -> set[str]:
+    return {b.proto.label for b in at.get("download_button")}
+
+
+def chart_titles(at) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
 def test_my_week_shows_the_chosen_persons_figures(app, weekly):
     at = app.run()
     assert not at.exception
@@ -48,9 +61,10 @@ def test_my_week_shows_the_chosen_persons_figures(app, weekly):
     assert len(at.dataframe) == 2  # top meetings and the reasons behind every event
     reasons = at.dataframe[1].value
     assert {"Category", "Reason"} <= set(reasons.columns) and len(reasons) > 0
-    labels = {b.proto.label for b in at.get("download_button")}
-    assert labels == {"Download CSV", "Summary .csv", "Summary .xlsx", "Summary .md", "Summary .html"}
-    assert at.button(key="person-summary-make-pdf").label == "Make PDF"
+    assert download_labels(at) == {"Download CSV"}  # the summary is made only when asked for
+    at = at.button(key="person-summary-prepare").click().run()
+    assert not at.exception
+    assert download_labels(at) == {"Download CSV"} | SUMMARY_LABELS
 
 
 def test_my_week_follows_the_person_picker(app, weekly):
@@ -74,9 +88,32 @@ def test_team_page_shows_team_figures(app, weekly):
     shown = metrics_of(at)
     assert shown["Customer share"] == f"{row['customer_share']:.0%}"
     assert shown["People"] == str(row["people"])
-    assert len(at.get("plotly_chart")) == 3
     assert not at.warning  # every demo team is big enough
-    assert len(at.get("download_button")) == 5
+    # One chart at a time, the open tab's: the team's hours first, the comparisons a tab away.
+    assert chart_titles(at) == [f"{team}: hours by category, per week"]
+    at.session_state["team-chart"] = "Customer share by team"
+    at.run()
+    assert chart_titles(at) == [f"Customer share by team, {LAST_WEEK}"]
+    at.session_state["team-chart"] = "Customer share over time"
+    at.run()
+    assert chart_titles(at) == ["Customer share per team, per week"]
+    assert not at.exception
+    assert download_labels(at) == {"Download CSV"}
+    at = at.button(key="team-summary-prepare").click().run()
+    assert download_labels(at) == {"Download CSV"} | SUMMARY_LABELS
+
+
+def test_summary_downloads_are_made_for_what_the_page_shows_when_asked(app):
+    at = app.run()
+    at.switch_page("pages/team.py").run()
+    at = at.button(key="team-summary-prepare").click().run()
+    assert download_labels(at) == {"Download CSV"} | SUMMARY_LABELS
+    at = at.selectbox(key="team-week").set_value("2026-W46").run()  # another week: asked again
+    assert not at.exception
+    assert download_labels(at) == {"Download CSV"}
+    assert at.button(key="team-summary-prepare").label == "Prepare the weekly summary for download"
+    at = at.button(key="team-summary-prepare").click().run()
+    assert download_labels(at) == {"Download CSV"} | SUMMARY_LABELS
 
 
 def test_team_page_hides_groups_under_the_minimum(app, demo_dir, tmp_path, monkeypatch):

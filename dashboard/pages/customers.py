@@ -107,7 +107,7 @@ def show() -> None:
     with st.expander("All customers: last contact, owner, hours"):
         st.dataframe(contacts.drop(columns=["position"]), hide_index=True, width="stretch")
     csv_download(contacts.drop(columns=["position"]), f"timeaudit-customers-{weeks[-1]}.csv", "download-customers")
-    summary_downloads(lambda: data.summary(weeks[-1], team=team), "customers-summary")
+    summary_downloads("customers-summary", weeks[-1], team=team)
 
 
 if __name__ == "__main__":

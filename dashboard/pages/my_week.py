@@ -101,7 +101,7 @@ def show() -> None:
             width="stretch",
         )
     csv_download(mine[mine["week"].isin(span)], f"timeaudit-{person}-{week}.csv", "download-person")
-    summary_downloads(lambda: data.summary(week, person=person), "person-summary")
+    summary_downloads("person-summary", week, person=person)
 
 
 if __name__ == "__main__":

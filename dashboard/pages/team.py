@@ -7,6 +7,8 @@ import streamlit as st
 from dashboard import charts, data
 from dashboard.widgets import csv_download, pct, summary_downloads, week_picker
 
+CHARTS = ["Hours by category", "Customer share by team", "Customer share over time"]
+
 
 def show() -> None:
     st.title("Team")
@@ -41,24 +43,33 @@ def show() -> None:
         cols[1].metric("People", int(row["people"]))
         cols[2].metric("With customers", f"{row['customer_meeting_hours'] + row['customer_email_hours']:.1f} h")
         cols[3].metric("Meetings and admin", f"{row['internal_meeting_hours'] + row['admin_hours']:.1f} h")
-    st.plotly_chart(
-        charts.weekly_split_figure(mine, f"{team}: hours by category, per week"),
-        width="stretch",
-        key="team-split",
-    )
-    st.plotly_chart(charts.team_share_figure(teams, week), width="stretch", key="team-share")
-    st.plotly_chart(
-        charts.share_trend_figure(
-            teams[teams["week"] <= week],
-            by="team",
-            target=settings.audit.target_customer_share,
-            title="Customer share per team, per week",
-        ),
-        width="stretch",
-        key="team-trend",
-    )
+    # One chart at a time: only the open tab's chart is made and drawn, so the page is quick
+    # to show; another tab reruns the page for its own.
+    split, others, trend = st.tabs(CHARTS, key="team-chart", on_change="rerun")
+    if split.open:
+        with split:
+            st.plotly_chart(
+                charts.weekly_split_figure(mine, f"{team}: hours by category, per week"),
+                width="stretch",
+                key="team-split",
+            )
+    if others.open:
+        with others:
+            st.plotly_chart(charts.team_share_figure(teams, week), width="stretch", key="team-share")
+    if trend.open:
+        with trend:
+            st.plotly_chart(
+                charts.share_trend_figure(
+                    teams[teams["week"] <= week],
+                    by="team",
+                    target=settings.audit.target_customer_share,
+                    title="Customer share per team, per week",
+                ),
+                width="stretch",
+                key="team-trend",
+            )
     csv_download(teams[teams["week"] == week], f"timeaudit-teams-{week}.csv", "download-teams")
-    summary_downloads(lambda: data.summary(week, team=team), "team-summary")
+    summary_downloads("team-summary", week, team=team)
 
 
 if __name__ == "__main__":

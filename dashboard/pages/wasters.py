@@ -133,7 +133,7 @@ def show() -> None:
     st.subheader("Fragmentation")
     st.plotly_chart(charts.fragmentation_figure(tables["fragmentation"]), width="stretch", key="fragmentation")
     csv_download(series, f"timeaudit-wasters-{weeks[-1]}.csv", "download-wasters")
-    summary_downloads(lambda: data.summary(weeks[-1], team=team), "wasters-summary")
+    summary_downloads("wasters-summary", weeks[-1], team=team)
 
 
 if __name__ == "__main__":
