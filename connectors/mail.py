@@ -31,10 +31,12 @@ still come out; input that is not mail at all raises ``ImportFileError`` naming 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -45,6 +47,7 @@ from connectors.mail_headers import BadHeaders, clean_text, decode_words, messag
 from timeaudit.config import Settings
 from timeaudit.errors import UserError
 from timeaudit.model import Message
+from timeaudit.tags import vocabulary
 
 SOURCE = "mail"
 EXPECTED = "an mbox file, a Maildir folder (with cur/ and new/), an .eml file or a folder of .eml files"
@@ -77,7 +80,7 @@ _KNOWN_HEADER = re.compile(rb"^(from|date|message-id|subject|received|return-pat
 _FROM_LINE_DATE = re.compile(
     rb"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) +([A-Z][a-z]{2}) +(\d{1,2}) +(\d{1,2}:\d{2}:\d{2})(?: +([+-]\d{4}))? +(\d{4})"
 )
-_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
+_MONTHS = {m.encode(): i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
 
 OnSkip = Callable[[str, str], None]
 
@@ -144,16 +147,15 @@ def iter_mail_messages(
     path = Path(path)
     fmt = detect_format(path)
     blocks = {"mbox": _mbox_blocks, "maildir": _maildir_blocks, "eml": _eml_blocks}[fmt](path, on_progress)
-    slug = mailbox_of(path)
-    aliases = tuple(aliases)
+    box = _Mailbox(mailbox_of(path), account, settings, tuple(aliases), vocabulary(settings.rules))
     read = skipped = 0
-    for where, block, fallback_ts, flags, problem in blocks:
+    for where, block, fallback_time, flags, problem in blocks:
         if problem:
             skipped += 1
             on_skip(where, problem)
             continue
         try:
-            message = _message(block, slug, account, settings, aliases, fallback_ts, flags)
+            message = _message(block, box, fallback_time, flags)
         except BadHeaders as e:
             skipped += 1
             on_skip(where, str(e))
@@ -170,32 +172,34 @@ def iter_mail_messages(
 
 
 # -- turning one header block into a record --------------------------------------------------------
-def _message(
-    block: bytes,
-    slug: str,
-    account: str,
-    settings: Settings,
-    aliases: tuple[str, ...],
-    fallback_ts: datetime | None,
-    flags: set[str],
-) -> Message | None:
-    if not block.strip():
+@dataclass(frozen=True)
+class _Mailbox:
+    """What every message of one import shares."""
+
+    slug: str
+    account: str
+    settings: Settings
+    aliases: tuple[str, ...]
+    words: tuple[str, ...]  # the tag vocabulary
+
+
+def _message(block: bytes, box: _Mailbox, fallback_time: FallbackTime, flags: set[str]) -> Message | None:
+    if not block or block.isspace():
         raise BadHeaders("no headers")
     if not _HEADER_LINE.match(block.lstrip(b"\r\n")):
         raise BadHeaders("no header lines where the message should start")
-    parsed = BytesHeaderParser(policy=compat32).parsebytes(block)
-    headers = [(name, clean_text(value)) for name, value in parsed.raw_items()]
+    headers = _header_items(block)
 
     labels = list(flags)
     gmail_thread = ""
     for name, value in headers:
         key = name.lower()
         if key == "x-gmail-labels":
-            labels.extend(_takeout_labels(value))
+            labels.extend(_takeout_labels(clean_text(value)))
         elif key == "x-gm-thrid":
-            gmail_thread = value.strip()
+            gmail_thread = clean_text(value).strip()
         elif key == "x-mozilla-status":
-            status = _hex(value)
+            status = _hex(clean_text(value))
             if status is not None:
                 if status & MOZILLA_EXPUNGED:
                     return None
@@ -204,25 +208,61 @@ def _message(
     if LEFT_OUT_LABELS.intersection(labels):
         return None
 
-    message = message_from_headers(
-        headers,
-        source=SOURCE,
-        account=account,
-        id="",
-        labels=labels,
-        aliases=aliases,
-        internal_ts=fallback_ts,
-        settings=settings,
-    )
+    def record(internal_ts: datetime | None) -> Message:
+        return message_from_headers(
+            headers,
+            source=SOURCE,
+            account=box.account,
+            id="",
+            labels=labels,
+            aliases=box.aliases,
+            internal_ts=internal_ts,
+            settings=box.settings,
+            words=box.words,
+        )
+
+    try:
+        message = record(None)
+    except BadHeaders:  # no readable Date: only now is the time of the "From " line or file name worked out
+        message = record(fallback_time())
     # The header rule's thread (root Message-ID) joins one conversation across mailboxes, as the
     # Gmail connector's does; Gmail's own thread id is only known inside this mailbox, so it is
     # the thread only of a message with no Message-ID, References or In-Reply-To at all.
     message.thread_id = message.thread_id or gmail_thread
-    message.id = f"{slug}/{message.message_id or _header_hash(headers)}"
+    message.id = f"{box.slug}/{message.message_id or _header_hash(headers)}"
     return message
 
 
-def _takeout_labels(value: str) -> list[str]:
+# A header line and its continuation lines, as compat32 keeps them: the value without the blanks
+# after the colon and without the final line break. _FIELD_LF is the same for "\n" line ends only,
+# and several times faster.
+_FIELD = re.compile(r"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)(?:\r?\n|\Z)")
+_FIELD_LF = re.compile(r"^([\x21-\x39\x3b-\x7e]+):[ \t]*(.*(?:\n[ \t].*)*)", re.M)
+
+
+def _header_items(block: bytes) -> list[tuple[str, str]]:
+    """(name, value) of every header, exactly as ``BytesHeaderParser(policy=compat32)`` gives them
+    (8-bit bytes as surrogate escapes). Blocks of plain "Name: value" lines are read with regular
+    expressions; anything else goes to the standard library."""
+    text = block.decode("ascii", "surrogateescape")
+    if "\r" not in text:
+        fields = _FIELD_LF.findall(text)
+        lines = text.count("\n") + (not text.endswith("\n"))
+        if len(fields) == lines - text.count("\n ") - text.count("\n\t"):  # every line read
+            return fields
+    items = []
+    position, size = 0, len(text)
+    while position < size:
+        field = _FIELD.match(text, position)
+        if field is None:
+            return list(BytesHeaderParser(policy=compat32).parsebytes(block).raw_items())
+        items.append((field[1], field[2]))
+        position = field.end()
+    return items
+
+
+@functools.lru_cache(maxsize=4096)  # a mailbox has few distinct label lists
+def _takeout_labels(value: str) -> tuple[str, ...]:
     out = []
     for raw in _split_labels(decode_words(value)):
         name = raw.strip().strip('"').strip()
@@ -237,7 +277,7 @@ def _takeout_labels(value: str) -> list[str]:
             label = name  # a user label keeps its name
         if label and label not in out:
             out.append(label)
-    return out
+    return tuple(out)
 
 
 def _split_labels(value: str) -> list[str]:
@@ -268,57 +308,114 @@ def _header_hash(headers: list[tuple[str, str]]) -> str:
     digest = hashlib.sha256()
     for name, value in headers:
         if name.lower() not in VOLATILE_HEADERS:
+            value = clean_text(value)
             digest.update(f"{name.lower()}:{' '.join(value.split())}\n".encode("utf-8", "surrogatepass"))
     return "sha256-" + digest.hexdigest()[:32]
 
 
 # -- reading header blocks: (where, block, fallback time, flag labels, problem or "") ----------------
-Block = tuple[str, bytes, datetime | None, set[str], str]
+FallbackTime = Callable[[], datetime | None]  # the time for a message without a readable Date header
+Block = tuple[str, bytes, FallbackTime, set[str], str]
 TRUNCATED = "truncated: the file ends inside the message's headers"
 TOO_LARGE = f"header block larger than {MAX_HEADER_BYTES // 1024} KB"
 
 
 def _mbox_blocks(path: Path, on_progress: Callable[[int], None] | None) -> Iterator[Block]:
-    number = line_no = start_line = read = header_size = 0
-    header: list[bytes] = []
-    in_header = False
-    from_line = b""
-    after_blank = True  # the start of the file counts as "after a blank line"
-    at_line_start = True
-
-    def finish() -> Block:
-        # A header block only ends at a blank line: still inside one at the end of the file is truncation.
-        problem = TRUNCATED if in_header else TOO_LARGE if header_size > MAX_HEADER_BYTES else ""
-        where = f"{path} message {number} (line {start_line})"
-        return where, b"".join(header), _from_line_date(from_line), set(), problem
-
+    number = 0
     with path.open("rb") as f:
-        for piece in _pieces(f):
-            read += len(piece)
-            starts_line, at_line_start = at_line_start, piece.endswith(b"\n")
-            line_no += starts_line
-            if starts_line and after_blank and piece.startswith(b"From "):
-                if number:
-                    yield finish()
-                    if on_progress:
-                        on_progress(read - len(piece))
-                number += 1
-                start_line, from_line, header, header_size, in_header = line_no, piece, [], 0, True
-                after_blank = False
-                continue
-            blank = starts_line and piece in (b"\n", b"\r\n")
-            if in_header:
-                if blank:
-                    in_header = False  # the body that follows is only scanned for separators
-                else:
-                    header_size += len(piece)
-                    if header_size <= MAX_HEADER_BYTES:
-                        header.append(piece)
-            after_blank = blank
-        if number:
-            yield finish()
-    if on_progress:
-        on_progress(read)
+        window = _Window(f)
+        start = window.search(_SEPARATOR, window.start)
+        while start is not None:
+            number += 1
+            where = f"{path} message {number} (line {window.line_of(start)})"
+            from_line = window.line(start)
+            header_start = start + len(from_line)
+            header_end = window.search(_HEADER_END, header_start - 1, keep=header_start)
+            if header_end is None:
+                # A header block only ends at a blank line: still inside one at the end of the file is truncation.
+                yield where, b"", _no_time, set(), TRUNCATED
+                break
+            if header_end - header_start > MAX_HEADER_BYTES:
+                header, problem = b"", TOO_LARGE
+            else:
+                header, problem = window.bytes(header_start, header_end), ""
+            start = window.search(_SEPARATOR, header_end - 1)
+            yield where, header, functools.partial(_from_line_date, from_line), set(), problem
+            if on_progress and start is not None:
+                on_progress(start)
+        if on_progress:
+            on_progress(window.end)
+
+
+# A message starts at a "From " line after a blank line (or at the start of the file), and its
+# header block ends at the first blank line. A match ends where that line starts.
+_SEPARATOR = re.compile(rb"\n\r?\n(?=From )")
+_HEADER_END = re.compile(rb"\n(?=\r?\n)")
+_LONGEST_MATCH = 8  # "\n\r\nFrom ": a match this long can straddle two reads
+CHUNK = 1 << 20
+
+
+class _Window:
+    """A sliding window over a binary file for the mbox scan: regular-expression searches that
+    read on as needed, and drop what lies behind, so memory stays flat however large the file.
+
+    Positions are offsets in the file. The window opens with a virtual blank line before the
+    file (offsets -2 and -1): the start of the file counts as "after a blank line".
+    """
+
+    start = -2
+
+    def __init__(self, f: BinaryIO):
+        self.f, self.buf, self.base, self.eof = f, b"\n\n", self.start, False
+        self.lines = self.counted = 0  # newlines in the file before offset ``counted``
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.buf)
+
+    def search(self, pattern: re.Pattern, start: int, keep: int | None = None) -> int | None:
+        """Where the first match at or after ``start`` ends, or None at the end of the file.
+
+        Data from ``keep`` on stays readable with ``bytes`` unless it grows past a header block's
+        largest size (the block is then too large to be read anyway)."""
+        while True:
+            found = pattern.search(self.buf, start - self.base)
+            if found:
+                return self.base + found.end()
+            if self.eof:
+                return None
+            start = max(start, self.end - _LONGEST_MATCH + 1)
+            if keep is None or self.end - keep > MAX_HEADER_BYTES + _LONGEST_MATCH:
+                keep = start
+            self._read(min(start, keep))
+
+    def line(self, start: int) -> bytes:
+        """The line at ``start`` with its newline, or its first MAX_LINE bytes (as ``readline`` reads)."""
+        while (newline := self.buf.find(b"\n", start - self.base)) < 0 and not self.eof and self.end - start < MAX_LINE:
+            self._read(start)
+        end = self.end if newline < 0 else self.base + newline + 1
+        return self.bytes(start, min(end, start + MAX_LINE))
+
+    def bytes(self, start: int, end: int) -> bytes:
+        return self.buf[start - self.base : end - self.base]
+
+    def line_of(self, offset: int) -> int:
+        """The line number at ``offset`` (offsets are asked for in increasing order)."""
+        self._count(offset)
+        return self.lines + 1
+
+    def _count(self, upto: int) -> None:
+        if upto > self.counted:
+            self.lines += self.buf.count(b"\n", self.counted - self.base, upto - self.base)
+            self.counted = upto
+
+    def _read(self, keep: int) -> None:
+        drop = max(0, keep - self.base)
+        self._count(self.base + drop)
+        data = self.f.read(CHUNK)
+        self.eof = not data
+        self.buf = self.buf[drop:] + data
+        self.base += drop
 
 
 def _pieces(f: BinaryIO) -> Iterator[bytes]:
@@ -331,15 +428,15 @@ def _from_line_date(line: bytes) -> datetime | None:
     m = _FROM_LINE_DATE.search(line)
     if not m:
         return None
-    month, day, clock, zone, year = (g.decode() if g else "" for g in m.groups())
+    month, day, clock, zone, year = m.groups()
     try:
-        hh, mm, ss = (int(x) for x in clock.split(":"))
+        hh, mm, ss = (int(x) for x in clock.split(b":"))
         ts = datetime(int(year), _MONTHS[month], int(day), hh, mm, ss, tzinfo=UTC)
     except (KeyError, ValueError):
         return None
     if zone:  # local time with its offset
         offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5]))
-        ts = ts - offset if zone[0] == "+" else ts + offset
+        ts = ts - offset if zone[:1] == b"+" else ts + offset
     return ts
 
 
@@ -359,9 +456,13 @@ def _maildir_blocks(path: Path, on_progress: Callable[[int], None] | None) -> It
             number += 1
             flags = {"UNREAD"} if sub == "new" or "S" not in info else set()
             block, problem = _file_header(file)
-            yield f"{file} message {number} (line 1)", block, _delivery_time(name), flags, problem
+            yield f"{file} message {number} (line 1)", block, functools.partial(_delivery_time, name), flags, problem
             if on_progress:
                 on_progress(number)
+
+
+def _no_time() -> None:
+    return None
 
 
 def _delivery_time(name: str) -> datetime | None:
@@ -378,7 +479,7 @@ def _eml_blocks(path: Path, on_progress: Callable[[int], None] | None) -> Iterat
     files = _eml_files(path) if path.is_dir() else [path]
     for number, file in enumerate(files, start=1):
         block, problem = _file_header(file)
-        yield f"{file} message {number} (line 1)", block, None, set(), problem
+        yield f"{file} message {number} (line 1)", block, _no_time, set(), problem
         if on_progress:
             on_progress(number)
 

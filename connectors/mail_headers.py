@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.header import decode_header
 from email.utils import getaddresses, parsedate_to_datetime
 
@@ -50,6 +50,7 @@ HEADERS = (
     "Content-Type",
 )
 
+WANTED = frozenset(h.lower() for h in HEADERS)
 CATEGORY_LABELS = frozenset({"CATEGORY_PROMOTIONS", "CATEGORY_UPDATES", "CATEGORY_SOCIAL", "CATEGORY_FORUMS"})
 BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
 AUTO_SUBJECTS = ("accepted:", "declined:", "tentative:", "automatic reply:", "out of office:")
@@ -78,39 +79,32 @@ def message_from_headers(
     internal_ts: datetime | None = None,
     updated: datetime | None = None,
     settings: Settings,
+    words: tuple[str, ...] | None = None,
 ) -> Message:
-    """One ``Message`` from a message's headers (any order, repeated names allowed) and labels."""
-    wanted = {h.lower() for h in HEADERS}
-    first: dict[str, str] = {}
-    every: dict[str, list[str]] = {"to": [], "cc": []}
-    for name, value in headers:
-        key = name.strip().lower()
-        if key not in wanted:
-            continue
-        value = _FOLD.sub(" ", clean_text(value)).strip()
-        first.setdefault(key, value)
-        if key in every:
-            every[key].append(value)
+    """One ``Message`` from a message's headers (any order, repeated names allowed) and labels.
 
+    ``words`` is the tag vocabulary of ``settings`` (``timeaudit.tags.vocabulary``), for callers
+    that make many messages with the same settings."""
+    first, to_lines, cc_lines = _wanted_values(headers)
     if "from" not in first and "date" not in first and internal_ts is None:
         raise BadHeaders("no From and no Date header")
     ts = _date(first.get("date", "")) or _utc(internal_ts)
     if ts is None:
         raise BadHeaders(f"unreadable Date header {first.get('date', '')[:60]!r}" if "date" in first else "no Date")
 
-    me = {a.strip().lower() for a in (account, *aliases) if a and a.strip()}
+    me = _me(account, tuple(aliases))
     label_list = list(dict.fromkeys(labels))
-    froms = addresses([first.get("from", "")])
+    froms = _addresses((first["from"],)) if first.get("from") else ()
     sender = froms[0] if froms else ""
-    to = addresses(every["to"])
-    cc = addresses(every["cc"])
+    to = addresses(to_lines)
+    cc = addresses(cc_lines)
 
     sent = "SENT" in label_list or sender in me
     if sent:
         self_in = "from"
-    elif me & set(to):
+    elif not me.isdisjoint(to):
         self_in = "to"
-    elif me & set(cc):
+    elif not me.isdisjoint(cc):
         self_in = "cc"
     else:
         self_in = "bcc"
@@ -139,15 +133,48 @@ def message_from_headers(
         auto=_is_auto(first, subject),
         message_id=message_id,
         in_reply_to=in_reply_to,
-        subject_tags=tags_of(subject, vocabulary(settings.rules)),
+        subject_tags=list(_tags(subject, words if words is not None else vocabulary(settings.rules))),
         subject=subject if settings.privacy.store_subjects else None,
     )
+
+
+def _wanted_values(headers: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[str], list[str]]:
+    """The first value of each header in ``HEADERS`` by lower-case name, and every To and Cc value:
+    clean text on one line."""
+    first: dict[str, str] = {}
+    to: list[str] = []
+    cc: list[str] = []
+    for name, value in headers:
+        key = name.strip().lower()
+        if key not in WANTED:
+            continue
+        value = clean_text(value)
+        value = (_FOLD.sub(" ", value) if "\n" in value else value).strip()
+        if key not in first:
+            first[key] = value
+        if key == "to":
+            to.append(value)
+        elif key == "cc":
+            cc.append(value)
+    return first, to, cc
+
+
+@functools.lru_cache(maxsize=65536)  # subjects repeat (threads, notifications) and tagging one is slow
+def _tags(subject: str, words: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(tags_of(subject, words))
+
+
+@functools.lru_cache(maxsize=256)
+def _me(account: str, aliases: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(a.strip().lower() for a in (account, *aliases) if a and a.strip())
 
 
 def clean_text(value: object) -> str:
     """A header value as clean text: raw 8-bit bytes that the standard library smuggled in as
     surrogate escapes are decoded as UTF-8, or Windows-1252 when they are not valid UTF-8."""
     text = value if isinstance(value, str) else str(value)
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
         return text
@@ -220,9 +247,27 @@ def _simple_addresses(values: tuple[str, ...]) -> list[tuple[str, str]] | None:
     return pairs
 
 
+# The form nearly every mailer writes ("Tue, 3 Mar 2026 09:15:00 +0100"), read without the standard
+# library's general parser; anything else (comments, obsolete zones, two-digit years) goes to it.
+_RFC_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"((?:19|2\d)\d\d) (\d\d):(\d\d):(\d\d) ([+-])([01]\d|2[0-3])([0-5]\d)"
+)
+_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
+
+
 def _date(value: str) -> datetime | None:
     if not value:
         return None
+    m = _RFC_DATE.fullmatch(value)
+    if m:
+        day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = m.groups()
+        try:
+            local = datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=UTC)
+        except ValueError:  # 31 Feb, 25:00 or a leap second, which the standard library refuses too
+            return None
+        offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes))
+        return local - offset if sign == "+" else local + offset
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
