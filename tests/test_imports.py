@@ -101,6 +101,26 @@ def test_a_newer_export_updates_adds_and_removes_only_in_its_own_calendar(tmp_pa
     assert f"{start:%H:%M}" == "16:00"  # 16:00 in London in November is 16:00 UTC
 
 
+def test_accounts_sharing_a_lake_compare_only_with_their_own_records(tmp_path):
+    lake = Lake(tmp_path / "data")
+    export = write(tmp_path, "work.ics", calendar("Work", QBR, SYNC, REVIEW))
+    assert imp(lake, export).imported == 3
+    bob = import_ics(lake, SETTINGS, [export], "bob@northwind.com", since=None, until=None)
+    assert (bob.imported, bob.unchanged) == (3, 0)  # the same feed, another account: all new
+    files = lake.files("events")
+    again = imp(lake, write(tmp_path, "work-newer.ics", calendar("Work", QBR, SYNC_MOVED)))
+    assert (again.imported, again.updated, again.removed, again.unchanged) == (0, 1, 1, 1)
+    assert len(lake.files("events")) == len(files) + 1
+    con = lake.connect()
+    rows = con.execute("SELECT account, count(*) FROM events GROUP BY account ORDER BY account").fetchall()
+    assert rows == [(ANN, 2), ("bob@northwind.com", 3)]
+    (moved, before) = con.execute(
+        "SELECT max(updated), min(updated) FROM read_parquet($files) WHERE id = 'work/sync' AND account = $ann",
+        {"files": [str(p) for p in lake.files("events")], "ann": ANN},
+    ).fetchone()
+    assert moved > before  # the newer version wins even though the export kept its LAST-MODIFIED
+
+
 def test_imported_calendars_count_like_synced_ones(tmp_path):
     lake = Lake(tmp_path / "data")
     imp(lake, write(tmp_path, "work.ics", calendar("Work", QBR, SYNC, REVIEW)))

@@ -25,6 +25,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from timeaudit.config import Settings
 from timeaudit.errors import UserError
@@ -178,52 +180,79 @@ def _read_all(paths: Iterable[Path], read, file_error: type[Exception], report: 
 
 
 def _land(lake: Lake, table: str, report: ImportReport, records: dict[str, object], scope: Scope) -> ImportReport:
-    """Compare with the lake and write what changed as one batch."""
+    """Compare with the lake (column by column, in DuckDB) and write what changed as one batch."""
     lake.check_schema()
-    live = _live_rows(lake, table, report.source, report.account)
     now = utc_now()
     new = records_to_arrow(table, records.values(), ingested_at=now)
-    if not live:  # a first import: every record is new and nothing can be removed
+    if not _may_hold(lake, table, report.source, report.account):  # a first import: nothing to compare
         report.imported += new.num_rows
         lake.write_arrow(table, report.source, new)  # writes nothing for an empty table
         return report
-    new_rows = new.to_pylist()
-    changed: list[dict] = []
-    for row in new_rows:
-        before = live.get(row["id"])
-        if before is None:
-            report.imported += 1
-        elif _content(row) == _content(before):
-            report.unchanged += 1
-            continue
-        else:
-            report.updated += 1
-            # The import is the newest word on the record, whatever the export's own stamp says.
-            row["updated"] = max(row["updated"], before["updated"] + timedelta(microseconds=1))
-        changed.append(row)
-    seen = set(records)
-    for id_, before in live.items():
-        if id_ not in seen and scope.covers(before):
-            report.removed += 1
-            changed.append(dict(before, deleted=True, updated=max(now, before["updated"] + timedelta(microseconds=1))))
-    if changed:
-        _, schema = TABLES[table]
-        for row in changed:
-            row["ingested_at"] = now
-        lake.write_arrow(table, report.source, pa.Table.from_pylist(changed, schema=schema))
+    con = lake.connect()
+    try:
+        live = _live_rows(con, table, report.source, report.account)
+        before, same = _compare(con, new, live)
+    finally:
+        con.close()
+    unchanged, imported = pc.sum(same).as_py() or 0, before.null_count
+    report.imported += imported
+    report.unchanged += unchanged
+    report.updated += new.num_rows - imported - unchanged
+    # The import is the newest word on a record, whatever the export's own stamp says.
+    later = pc.add(before, ONE_MICROSECOND)  # null where the lake lacks the record
+    updated = pc.if_else(pc.fill_null(pc.greater(later, new["updated"]), False), later, new["updated"])
+    new = new.set_column(new.schema.get_field_index("updated"), "updated", updated)
+    tombstones = _tombstones(table, live.filter(pc.invert(pc.is_in(live["id"], value_set=new["id"]))), scope, now)
+    report.removed += tombstones.num_rows
+    lake.write_arrow(table, report.source, pa.concat_tables([new.filter(pc.invert(same)), tombstones]))
     return report
 
 
-def _content(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k not in ("updated", "ingested_at")}
+def _tombstones(table: str, gone: pa.Table, scope: Scope, now: datetime) -> pa.Table:
+    """Tombstones for the lake's records the export no longer has, where the import speaks for them."""
+    rows = [
+        dict(row, deleted=True, updated=max(now, row["updated"] + ONE_MICROSECOND), ingested_at=now)
+        for row in gone.to_pylist()
+        if scope.covers(row)
+    ]
+    return pa.Table.from_pylist(rows, schema=TABLES[table][1])
 
 
-def _live_rows(lake: Lake, table: str, source: str, account: str) -> dict[str, dict]:
-    con = lake.connect()
-    try:
-        columns = ", ".join(f'"{name}"' for name in TABLES[table][1].names)
-        query = f"SELECT {columns} FROM {table} WHERE source = $source AND account = $account"
-        rows = con.sql(query, params={"source": source, "account": account}).to_arrow_table().to_pylist()
-    finally:
-        con.close()
-    return {r["id"]: r for r in rows}
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def _live_rows(con, table: str, source: str, account: str) -> pa.Table:
+    columns = ", ".join(f'"{name}"' for name in TABLES[table][1].names)
+    query = f"SELECT {columns} FROM {table} WHERE source = $source AND account = $account"
+    return con.sql(query, params={"source": source, "account": account}).to_arrow_table()
+
+
+def _compare(con, new: pa.Table, live: pa.Table) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """For each row of ``new``, in order: the ``updated`` of the lake's version (null when the lake
+    lacks the record) and whether its content (everything but ``updated``, ``ingested_at``) is the same."""
+    con.register("new_rows", new.append_column("position", pa.array(range(new.num_rows), pa.int64())))
+    con.register("live_rows", live)
+    content = [name for name in new.schema.names if name not in ("updated", "ingested_at")]
+    same = " AND ".join(f'n."{name}" IS NOT DISTINCT FROM l."{name}"' for name in content)
+    result = con.sql(
+        f"SELECT l.updated AS before, l.id IS NOT NULL AND {same} AS same "
+        "FROM new_rows AS n LEFT JOIN live_rows AS l ON n.id = l.id ORDER BY n.position"
+    ).to_arrow_table()
+    return result["before"], result["same"]
+
+
+def _may_hold(lake: Lake, table: str, source: str, account: str) -> bool:
+    """Whether any batch file of ``source`` can hold records of ``account``, by the min/max
+    statistics of its account column. A first import of an account then opens no DuckDB, which
+    costs about 0.1 s, as much as reading a few thousand messages."""
+    folder = lake.partition(table, source)
+    for path in lake.files(table):
+        if path.parent != folder:
+            continue
+        metadata = pq.read_metadata(path)
+        column = next(i for i in range(metadata.num_columns) if metadata.schema.column(i).path == "account")
+        for group in range(metadata.num_row_groups):
+            stats = metadata.row_group(group).column(column).statistics
+            if stats is None or not stats.has_min_max or stats.min <= account <= stats.max:
+                return True
+    return False
