@@ -87,8 +87,11 @@ def _runnable(name: str) -> str:
         "table": "events",
         "raw": "raw_events",
         "name": "event_counterparts",
+        "lists": "event_lists",
         "parties": read_sql("event_parties.sql"),
     }
+    if name == "newest_per_key.sql":  # a batch being written, with each row's place in it
+        fill["raw"] = "(SELECT *, 0 AS position FROM raw_events)"
     sql = sql.format(**{k: v for k, v in fill.items() if "{" + k + "}" in sql})
     return re.sub(r"\$\w+", "'someone@example.com'", sql)
 

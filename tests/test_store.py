@@ -70,6 +70,41 @@ def test_same_id_in_two_accounts_or_sources_are_two_records(tmp_path):
     assert len(live_rows(lake)) == 3
 
 
+def test_a_record_repeated_in_one_batch_lands_once_newest_first(tmp_path):
+    # A source held in one file is read without ranking versions, which relies on this.
+    lake = Lake(tmp_path)
+    path = lake.write_batch(
+        "events",
+        "test",
+        [
+            event(ME, T0, T1, id="a", status="tentative", updated=utc(2026, 1, 2)),
+            event(ME, T0, T1, id="a", status="cancelled", updated=utc(2026, 1, 1)),
+            event(ME, T0, T1, id="b", status="cancelled"),
+            event(ME, T0, T1, id="b", status="tentative"),  # the later of two equal versions
+        ],
+    )
+    assert pq.read_table(path).num_rows == 2
+    assert live_rows(lake) == [("a", "tentative"), ("b", "tentative")]
+
+
+def test_a_regenerated_source_is_one_file_with_each_record_once(tmp_path):
+    from timeaudit.store import records_to_arrow
+
+    lake = Lake(tmp_path)
+    first = records_to_arrow("events", [event(ME, T0, T1, id="a", updated=utc(2026, 1, 1)), event(ME, T0, T1, id="b")])
+    again = records_to_arrow("events", [event(ME, T0, T1, id="a", status="tentative", updated=utc(2026, 1, 2))])
+    assert lake.replace_source("events", "demo", [first, again]) == 2
+    assert len(lake.files("events")) == 1
+    assert live_rows(lake) == [("a", "tentative"), ("b", "confirmed")]
+
+
+def test_a_lone_tombstone_hides_nothing_and_is_not_shown(tmp_path):
+    lake = Lake(tmp_path)
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="gone", deleted=True), event(ME, T0, T1, id="kept")])
+    lake.write_batch("events", "other", [event(ME, T0, T1, id="x")])
+    assert sorted(live_rows(lake, "source, id")) == [("other", "x"), ("test", "kept")]
+
+
 def test_failing_record_stream_writes_nothing(tmp_path):
     lake = Lake(tmp_path)
 

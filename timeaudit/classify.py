@@ -80,7 +80,11 @@ def register_rules(con: duckdb.DuckDBPyConnection, settings: Settings, people: l
     connection, or ``timeaudit.spark.SparkConnection`` which takes the same two calls)."""
     for name, frame in rule_tables(settings, people).items():
         con.register(name, frame)
-    for name, parties in (("event_counterparts", "event_parties.sql"), ("message_counterparts", "message_parties.sql")):
-        con.execute(read_sql("counterparts.sql").format(name=name, parties=read_sql(parties)))
+    for kind in ("event", "message"):
+        con.execute(read_sql(f"{kind}_lists.sql"))
+        counterparts = read_sql("counterparts.sql").format(
+            name=f"{kind}_counterparts", lists=f"{kind}_lists", parties=read_sql(f"{kind}_parties.sql")
+        )
+        con.execute(counterparts)
     con.execute(read_sql("classify_events.sql"))
     con.execute(read_sql("classify_messages.sql"))

@@ -36,7 +36,7 @@ from timeaudit.errors import UserError
 from timeaudit.model import TABLES
 from timeaudit.roster import ROSTER_COLUMNS
 from timeaudit.sql import read_sql
-from timeaudit.store import Lake, _atomic_write_bytes
+from timeaudit.store import Lake, _atomic_write_bytes, write_parquet
 
 FORGOTTEN = "forgotten"
 DERIVED_DIR = "derived"  # timeaudit.derived.DERIVED_DIR, without importing the metrics engine
@@ -142,7 +142,7 @@ def _forget_in_table(lake: Lake, table: str, scrub: Scrubber) -> TableReport:
         if kept.num_rows:
             tmp = path.with_name(f".{path.name}.forget.tmp")
             try:
-                pq.write_table(kept, tmp, compression="zstd")
+                write_parquet(kept, tmp)
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)

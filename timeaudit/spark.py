@@ -68,6 +68,10 @@ def _spark_meaning(node: exp.Expression) -> exp.Expression:
         # DuckDB timezone(zone, instant) is the local wall-clock time of the instant.
         zone, instant = node.expressions
         return exp.Anonymous(this="from_utc_timestamp", expressions=[instant, zone])
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "hash":
+        # DuckDB's hash() is 64 bits; Spark's is 32, which would give the party lists of a
+        # large organisation shared ids (message_lists.sql). xxhash64 is Spark's 64-bit one.
+        return exp.Anonymous(this="xxhash64", expressions=node.expressions)
     if isinstance(node, exp.Literal) and node.is_number and "." in node.this:
         # 60.0 is a DECIMAL in both dialects, but avg() of decimals is DOUBLE in DuckDB and a
         # rounded DECIMAL in Spark; as a double the arithmetic matches DuckDB's.
@@ -181,7 +185,7 @@ def register_lake(con: SparkConnection, data: str) -> None:
                 raise
             raw = empty
         raw.createOrReplaceTempView(f"raw_{table}")
-        con.execute(read_sql("latest.sql").format(table=table, raw=f"raw_{table}"))
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS " + read_sql("latest.sql").format(raw=f"raw_{table}"))
 
 
 def _check_schema(spark: SparkSession, lake: str) -> None:

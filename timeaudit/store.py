@@ -28,6 +28,8 @@ from timeaudit.sql import read_sql
 DATA_ENV = "TIMEAUDIT_DATA"
 SCHEMA_FILE = "schema.json"
 _TMP_SUFFIX = ".tmp"
+# Readers scan a file's row groups in parallel, so one million-row group would leave a core idle.
+ROW_GROUP_ROWS = 100_000
 
 
 def default_data_dir() -> Path:
@@ -49,6 +51,11 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_parquet(data: pa.Table, path: Path) -> None:
+    """How every lake file is written: zstd, in row groups readers can share out."""
+    pq.write_table(data, path, compression="zstd", row_group_size=ROW_GROUP_ROWS)
 
 
 def records_to_arrow(table: str, records: Iterable, ingested_at: datetime | None = None) -> pa.Table:
@@ -122,6 +129,7 @@ class Lake:
     def write_arrow(self, table: str, source: str, data: pa.Table) -> Path | None:
         if data.num_rows == 0:
             return None
+        data = newest_per_key(data)
         self._ensure_schema()
         folder = self.partition(table, source)
         folder.mkdir(parents=True, exist_ok=True)
@@ -130,7 +138,7 @@ class Lake:
         final = folder / name
         tmp = folder / f".{name}{_TMP_SUFFIX}"
         try:
-            pq.write_table(data, tmp, compression="zstd")
+            write_parquet(data, tmp)
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
@@ -139,19 +147,27 @@ class Lake:
     def replace_source(self, table: str, source: str, batches: Iterable[pa.Table]) -> int:
         """Swap a source's whole partition for new batches (used by the demo generator).
 
-        The new partition is built beside the old one and swapped in with renames, so a
-        failure part-way leaves the old data in place.
+        The batches become one file, built beside the old partition and swapped in with
+        renames, so a failure part-way leaves the old data in place. A record given twice
+        keeps its newest version, as in every batch file (see ``connect``).
         """
         self._ensure_schema()
         final = self.partition(table, source)
         staging = final.with_name(f".staging-{source}-{uuid.uuid4().hex[:8]}")
+        path = staging / "batch-00000.parquet"
         rows = 0
         try:
-            for i, batch in enumerate(batches):
+            writer = None
+            for batch in batches:
                 if batch.num_rows:
-                    staging.mkdir(parents=True, exist_ok=True)
-                    pq.write_table(batch, staging / f"batch-{i:05d}.parquet", compression="zstd")
+                    if writer is None:
+                        staging.mkdir(parents=True)
+                        writer = pq.ParquetWriter(path, batch.schema, compression="zstd")
+                    writer.write_table(batch, row_group_size=ROW_GROUP_ROWS)
                     rows += batch.num_rows
+            if writer is not None:
+                writer.close()
+                rows = _keep_newest_in_file(path, rows)
             old = final.with_name(f".old-{source}-{uuid.uuid4().hex[:8]}")
             if final.exists():
                 os.replace(final, old)
@@ -187,14 +203,23 @@ class Lake:
         return con
 
     def _register_latest(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
-        files = self.files(table)
-        if files:
-            listing = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
-            raw = f"read_parquet({listing}, hive_partitioning = true, union_by_name = true)"
-        else:
+        """The view ``table``: each source held in one file is read as it is (settled.sql),
+        the newest version is found only among sources with several files (latest.sql).
+        Ranking versions costs seconds per million records; compaction makes it unnecessary."""
+        by_source: dict[Path, list[Path]] = {}
+        for path in self.files(table):
+            by_source.setdefault(path.parent, []).append(path)
+        single = [files[0] for files in by_source.values() if len(files) == 1]
+        several = [path for files in by_source.values() if len(files) > 1 for path in files]
+        parts = [
+            read_sql(name).format(raw=_read_parquet(files))
+            for name, files in (("settled.sql", single), ("latest.sql", several))
+            if files
+        ]
+        if not parts:
             con.register(f"_empty_{table}", _empty_table(table))
-            raw = f"_empty_{table}"
-        con.execute(read_sql("latest.sql").format(table=table, raw=raw))
+            parts = [f"SELECT * FROM _empty_{table}"]
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS\n" + "\nUNION ALL BY NAME\n".join(parts))
 
     # -- cursors --------------------------------------------------------------------------
     def _cursor_path(self, source: str, account: str) -> Path:
@@ -231,9 +256,7 @@ class Lake:
                 after += len(old)
                 continue
             con = duckdb.connect(":memory:")
-            listing = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in old) + "]"
-            raw = f"read_parquet({listing}, union_by_name = true)"
-            merged = con.sql(read_sql("compact.sql").format(raw=raw)).to_arrow_table()
+            merged = con.sql(read_sql("compact.sql").format(raw=_read_parquet(old, hive=False))).to_arrow_table()
             merged = merged.select(TABLES[table][1].names).cast(TABLES[table][1])
             written = self.write_arrow(table, source, merged)
             for p in old:
@@ -245,6 +268,35 @@ class Lake:
 def holdings(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     """(table, source, records, accounts, first, last, landed) for each source of each table."""
     return con.execute(read_sql("holdings.sql")).fetchall()
+
+
+def _read_parquet(paths: list[Path], hive: bool = True) -> str:
+    listing = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    return f"read_parquet({listing}, hive_partitioning = {str(hive).lower()}, union_by_name = true)"
+
+
+def newest_per_key(data: pa.Table) -> pa.Table:
+    """``data`` with each (account, id) once, its newest version. Batches from connectors
+    rarely repeat a record; when one does, this keeps the promise every reader relies on: a
+    batch file holds each record at most once."""
+    keys = data.select(["account", "id"]).group_by(["account", "id"]).aggregate([])
+    if keys.num_rows == data.num_rows:
+        return data
+    con = duckdb.connect(":memory:")
+    con.register("batch", data.append_column("position", pa.array(range(data.num_rows), pa.int64())))
+    return con.execute(read_sql("newest_per_key.sql").format(raw="batch")).to_arrow_table().cast(data.schema)
+
+
+def _keep_newest_in_file(path: Path, rows: int) -> int:
+    """Rewrite ``path`` with each record once when it repeats one; returns the rows kept."""
+    con = duckdb.connect(":memory:")
+    quoted = str(path).replace("'", "''")
+    raw = f"(SELECT * RENAME (file_row_number AS position) FROM read_parquet('{quoted}', file_row_number = true))"
+    if con.execute(f"SELECT count(DISTINCT (account, id)) FROM {raw}").fetchall()[0][0] == rows:
+        return rows
+    data = con.execute(read_sql("newest_per_key.sql").format(raw=raw)).to_arrow_table()
+    write_parquet(data, path)
+    return data.num_rows
 
 
 def _empty_table(table: str) -> pa.Table:

@@ -1,5 +1,6 @@
 -- Every event of every calendar with exactly one category and the reason for it.
 -- Inputs: the lake view `events`, `event_counterparts` (counterparts.sql), the rule tables.
+-- The attendee list itself is left out: what counts of it is `others` and `attendee_count`.
 CREATE OR REPLACE TEMP TABLE classified_events AS
 WITH tags AS (
     SELECT source, account, id, unnest(title_tags) AS tag FROM events
@@ -19,7 +20,8 @@ facts AS (
         e.*,
         e.account AS person,
         (epoch(e."end") - epoch(e.start)) / 60.0 AS minutes,
-        coalesce(cp.others, 0) AS others,
+        cp.parties - CASE WHEN e.organizer = e.account OR list_contains(cp.emails, e.account) THEN 1 ELSE 0 END
+            AS others,
         cp.customer_email,
         cp.customer AS customer,
         cp.external_email,
@@ -30,12 +32,12 @@ facts AS (
         rs.max_event_minutes
     FROM events AS e
     CROSS JOIN rule_settings AS rs
-    LEFT JOIN event_counterparts AS cp USING (source, account, id)
+    JOIN event_counterparts AS cp ON hash(e.organizer, e.attendees) = cp.list_id
     LEFT JOIN admin_tag AS adm USING (source, account, id)
     LEFT JOIN committee_tag AS com USING (source, account, id)
 )
 SELECT
-    * EXCLUDE (external_is_customer, max_event_minutes),
+    * EXCLUDE (attendees, external_is_customer, max_event_minutes),
     CASE
         WHEN status = 'cancelled' THEN 'excluded'
         WHEN self_response = 'declined' THEN 'excluded'

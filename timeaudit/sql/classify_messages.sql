@@ -1,9 +1,10 @@
 -- Every message of every mailbox with one category, its reason and its estimated minutes.
 -- Inputs: the lake view `messages`, `message_counterparts` (counterparts.sql), the rule tables.
+-- The address lists and labels are left out: what counts of them is in the category.
 CREATE OR REPLACE TEMP TABLE classified_messages AS
 WITH facts AS (
     SELECT
-        m.*,
+        m.* EXCLUDE ("to", cc, labels),
         m.account AS person,
         cp.customer_email,
         cp.customer AS customer,
@@ -13,7 +14,7 @@ WITH facts AS (
         rs.minutes_per_sent
     FROM messages AS m
     CROSS JOIN rule_settings AS rs
-    LEFT JOIN message_counterparts AS cp USING (source, account, id)
+    JOIN message_counterparts AS cp ON hash(m.sender, m."to", m.cc) = cp.list_id
 ),
 categorised AS (
     SELECT

@@ -8,11 +8,13 @@
 -- Calendar time is resolved with a sweep line: every event start/end and every day and
 -- working-hours bound becomes a point; running counts per category between consecutive
 -- points give elementary segments, each counted once under the highest-priority category
--- covering it (customer > admin > internal > focus). Free working time is merged into gaps:
+-- covering it (customer > admin > internal > focus). A segment's day is the local date of
+-- its start, and it is working time when it starts within that day's working hours (the
+-- bounds are points, so no segment crosses one). Free working time is merged into gaps:
 -- gaps of at least focus_min_minutes are focus, shorter ones fragmented. Only window
 -- functions and joins on equality are used, so the query runs on DuckDB and on Spark.
 WITH people AS (
-    SELECT DISTINCT person FROM person_days
+    SELECT DISTINCT person, tz FROM person_days
 ),
 timed AS (
     SELECT ce.person, ce.start, ce."end", ce.category
@@ -21,23 +23,21 @@ timed AS (
     WHERE ce.category IN ('customer', 'admin', 'internal', 'focus', 'out_of_office', 'tentative')
 ),
 day_marks AS (
-    -- A day start opens a day (and ends working time, unless work starts at once);
-    -- the working-hours bounds switch working time on and off.
-    SELECT person, day_start AS t, day, 0 AS work FROM person_days
+    -- Where a day or its working hours begin or end: segments end there.
+    SELECT person, day_start AS t FROM person_days
     UNION ALL
-    SELECT person, work_start AS t, CAST(NULL AS DATE) AS day, 1 AS work FROM person_days WHERE work_end > work_start
+    SELECT person, work_start AS t FROM person_days WHERE work_end > work_start
     UNION ALL
-    SELECT person, work_end AS t, CAST(NULL AS DATE) AS day, 0 AS work FROM person_days WHERE work_end > work_start
+    SELECT person, work_end AS t FROM person_days WHERE work_end > work_start
     UNION ALL
-    -- Past the last day: a day that is in no row of person_days, so its segments drop out.
-    SELECT person, max(day_end) AS t, DATE '9999-12-31' AS day, 0 AS work FROM person_days GROUP BY person
+    SELECT person, day_end AS t FROM person_days
 ),
 marks AS (
-    SELECT person, start AS t, category, 1 AS delta, CAST(NULL AS DATE) AS day, CAST(NULL AS INTEGER) AS work FROM timed
+    SELECT person, start AS t, category, 1 AS delta FROM timed
     UNION ALL
-    SELECT person, "end" AS t, category, -1 AS delta, CAST(NULL AS DATE) AS day, CAST(NULL AS INTEGER) AS work FROM timed
+    SELECT person, "end" AS t, category, -1 AS delta FROM timed
     UNION ALL
-    SELECT person, t, CAST(NULL AS VARCHAR) AS category, 0 AS delta, day, work FROM day_marks
+    SELECT person, t, CAST(NULL AS VARCHAR) AS category, 0 AS delta FROM day_marks
 ),
 points AS (
     SELECT
@@ -48,27 +48,25 @@ points AS (
         sum(CASE WHEN category = 'internal' THEN delta ELSE 0 END) AS d_internal,
         sum(CASE WHEN category = 'focus' THEN delta ELSE 0 END) AS d_focus,
         sum(CASE WHEN category = 'out_of_office' THEN delta ELSE 0 END) AS d_ooo,
-        sum(CASE WHEN category = 'tentative' THEN delta ELSE 0 END) AS d_tentative,
-        max(day) AS day,
-        max(work) AS work
+        sum(CASE WHEN category = 'tentative' THEN delta ELSE 0 END) AS d_tentative
     FROM marks
     GROUP BY person, t
 ),
 running AS (
     SELECT
-        person,
-        t AS seg_start,
-        lead(t) OVER (PARTITION BY person ORDER BY t) AS seg_end,
+        p.person,
+        p.t AS seg_start,
+        CAST(timezone(z.tz, p.t) AS DATE) AS day,
+        lead(p.t) OVER (PARTITION BY p.person ORDER BY p.t) AS seg_end,
         sum(d_customer) OVER upto AS n_customer,
         sum(d_admin) OVER upto AS n_admin,
         sum(d_internal) OVER upto AS n_internal,
         sum(d_focus) OVER upto AS n_focus,
         sum(d_ooo) OVER upto AS n_ooo,
-        sum(d_tentative) OVER upto AS n_tentative,
-        last_value(day IGNORE NULLS) OVER upto AS day,
-        last_value(work IGNORE NULLS) OVER upto AS work
-    FROM points
-    WINDOW upto AS (PARTITION BY person ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        sum(d_tentative) OVER upto AS n_tentative
+    FROM points AS p
+    JOIN people AS z ON z.person = p.person
+    WINDOW upto AS (PARTITION BY p.person ORDER BY p.t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 segments AS (
     SELECT
@@ -76,7 +74,7 @@ segments AS (
         pd.day,
         r.seg_start,
         (epoch(r.seg_end) - epoch(r.seg_start)) / 60.0 AS minutes,
-        r.work = 1 AS in_work,
+        r.seg_start >= pd.work_start AND r.seg_start < pd.work_end AS in_work,
         CASE
             WHEN r.n_customer > 0 THEN 'customer'
             WHEN r.n_admin > 0 THEN 'admin'
@@ -131,25 +129,15 @@ calendar_day AS (
     FROM segments
     GROUP BY person, day
 ),
-message_marks AS (
-    SELECT person, ts AS t, 1 AS ord, category, direction, minutes,
-           CAST(NULL AS DATE) AS day, CAST(NULL AS INTEGER) AS work
-    FROM classified_messages
-    JOIN people USING (person)
-    UNION ALL
-    -- Marks at the same instant merged as in `points`, so the order of ties cannot matter.
-    SELECT person, t, 0 AS ord, CAST(NULL AS VARCHAR) AS category, CAST(NULL AS VARCHAR) AS direction,
-           0.0 AS minutes, max(day) AS day, max(work) AS work
-    FROM day_marks
-    GROUP BY person, t
+located_messages AS (
+    SELECT m.person, m.ts, m.category, m.direction, m.minutes, CAST(timezone(p.tz, m.ts) AS DATE) AS day
+    FROM classified_messages AS m
+    JOIN people AS p ON p.person = m.person
 ),
 message_days AS (
-    SELECT
-        person, ord, category, direction, minutes,
-        last_value(day IGNORE NULLS) OVER upto AS day,
-        last_value(work IGNORE NULLS) OVER upto AS work
-    FROM message_marks
-    WINDOW upto AS (PARTITION BY person ORDER BY t, ord ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    SELECT m.*, m.ts >= pd.work_start AND m.ts < pd.work_end AS in_work
+    FROM located_messages AS m
+    JOIN person_days AS pd ON pd.person = m.person AND pd.day = m.day
 ),
 email_day AS (
     SELECT
@@ -160,14 +148,13 @@ email_day AS (
         sum(CASE WHEN m.category = 'internal' THEN m.minutes ELSE 0 END) / 60.0 AS internal_email_hours,
         sum(CASE WHEN m.category = 'cc_only' THEN m.minutes ELSE 0 END) / 60.0 AS cc_only_email_hours,
         sum(CASE WHEN m.category = 'bulk' THEN m.minutes ELSE 0 END) / 60.0 AS bulk_email_hours,
-        sum(CASE WHEN m.direction = 'sent' AND m.category <> 'automatic' AND m.work = 0 THEN m.minutes ELSE 0 END)
+        sum(CASE WHEN m.direction = 'sent' AND m.category <> 'automatic' AND NOT m.in_work THEN m.minutes ELSE 0 END)
             / 60.0 AS after_hours_email_hours,
         CAST(sum(CASE WHEN m.direction = 'sent' AND m.category <> 'automatic' THEN 1 ELSE 0 END) AS BIGINT)
             AS emails_sent,
         CAST(sum(CASE WHEN m.direction = 'received' AND m.category <> 'automatic' THEN 1 ELSE 0 END) AS BIGINT)
             AS emails_received
     FROM message_days AS m
-    WHERE m.ord = 1
     GROUP BY m.person, m.day
 )
 SELECT

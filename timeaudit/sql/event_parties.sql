@@ -1,4 +1,3 @@
-SELECT source, account, id, a.email AS email
-FROM (SELECT source, account, id, unnest(attendees) AS a FROM events) AS att
+SELECT list_id, unnest(emails) AS email FROM event_lists
 UNION ALL
-SELECT source, account, id, organizer AS email FROM events WHERE organizer <> ''
+SELECT list_id, organizer AS email FROM event_lists WHERE organizer <> ''

@@ -1,6 +1,5 @@
 -- The live version of every record of one table: the newest by (updated, ingested_at)
 -- per (source, account, id); a newest version that is a tombstone hides the record.
-CREATE OR REPLACE VIEW {table} AS
 SELECT * EXCLUDE (version_rank)
 FROM (
     SELECT

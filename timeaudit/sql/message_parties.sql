@@ -1,5 +1,5 @@
-SELECT source, account, id, sender AS email FROM messages
+SELECT list_id, sender AS email FROM message_lists
 UNION ALL
-SELECT source, account, id, unnest("to") AS email FROM messages
+SELECT list_id, unnest("to") AS email FROM message_lists
 UNION ALL
-SELECT source, account, id, unnest(cc) AS email FROM messages
+SELECT list_id, unnest(cc) AS email FROM message_lists
