@@ -284,7 +284,7 @@ def newest_per_key(data: pa.Table) -> pa.Table:
         return data
     con = duckdb.connect(":memory:")
     con.register("batch", data.append_column("position", pa.array(range(data.num_rows), pa.int64())))
-    return con.execute(read_sql("newest_per_key.sql").format(raw="batch")).to_arrow_table().cast(data.schema)
+    return con.sql(read_sql("newest_per_key.sql").format(raw="batch")).to_arrow_table().cast(data.schema)
 
 
 def _keep_newest_in_file(path: Path, rows: int) -> int:
@@ -294,7 +294,7 @@ def _keep_newest_in_file(path: Path, rows: int) -> int:
     raw = f"(SELECT * RENAME (file_row_number AS position) FROM read_parquet('{quoted}', file_row_number = true))"
     if con.execute(f"SELECT count(DISTINCT (account, id)) FROM {raw}").fetchall()[0][0] == rows:
         return rows
-    data = con.execute(read_sql("newest_per_key.sql").format(raw=raw)).to_arrow_table()
+    data = con.sql(read_sql("newest_per_key.sql").format(raw=raw)).to_arrow_table()
     write_parquet(data, path)
     return data.num_rows
 
