@@ -40,15 +40,16 @@ marks AS (
     SELECT person, t, CAST(NULL AS VARCHAR) AS category, 0 AS delta FROM day_marks
 ),
 points AS (
+    -- The changes of six running counts, three to a number: no count reaches 2^20 (a million
+    -- overlapping events of one kind), so each takes 20 bits of a BIGINT and one window sum
+    -- keeps three counts running instead of three sums.
     SELECT
         person,
         t,
-        sum(CASE WHEN category = 'customer' THEN delta ELSE 0 END) AS d_customer,
-        sum(CASE WHEN category = 'admin' THEN delta ELSE 0 END) AS d_admin,
-        sum(CASE WHEN category = 'internal' THEN delta ELSE 0 END) AS d_internal,
-        sum(CASE WHEN category = 'focus' THEN delta ELSE 0 END) AS d_focus,
-        sum(CASE WHEN category = 'out_of_office' THEN delta ELSE 0 END) AS d_ooo,
-        sum(CASE WHEN category = 'tentative' THEN delta ELSE 0 END) AS d_tentative
+        CAST(sum(delta * CASE category WHEN 'customer' THEN 1 WHEN 'admin' THEN 1048576
+                                       WHEN 'internal' THEN 1099511627776 ELSE 0 END) AS BIGINT) AS d_meetings,
+        CAST(sum(delta * CASE category WHEN 'focus' THEN 1 WHEN 'out_of_office' THEN 1048576
+                                       WHEN 'tentative' THEN 1099511627776 ELSE 0 END) AS BIGINT) AS d_others
     FROM marks
     GROUP BY person, t
 ),
@@ -58,15 +59,22 @@ running AS (
         p.t AS seg_start,
         CAST(timezone(z.tz, p.t) AS DATE) AS day,
         lead(p.t) OVER (PARTITION BY p.person ORDER BY p.t) AS seg_end,
-        sum(d_customer) OVER upto AS n_customer,
-        sum(d_admin) OVER upto AS n_admin,
-        sum(d_internal) OVER upto AS n_internal,
-        sum(d_focus) OVER upto AS n_focus,
-        sum(d_ooo) OVER upto AS n_ooo,
-        sum(d_tentative) OVER upto AS n_tentative
+        CAST(sum(d_meetings) OVER upto AS BIGINT) AS meetings,
+        CAST(sum(d_others) OVER upto AS BIGINT) AS others
     FROM points AS p
     JOIN people AS z ON z.person = p.person
     WINDOW upto AS (PARTITION BY p.person ORDER BY p.t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+),
+counts AS (
+    SELECT
+        *,
+        meetings % 1048576 AS n_customer,
+        (meetings // 1048576) % 1048576 AS n_admin,
+        meetings // 1099511627776 AS n_internal,
+        others % 1048576 AS n_focus,
+        (others // 1048576) % 1048576 AS n_ooo,
+        others // 1099511627776 AS n_tentative
+    FROM running
 ),
 segments AS (
     SELECT
@@ -84,7 +92,7 @@ segments AS (
         r.n_customer + r.n_admin + r.n_internal + r.n_focus AS overlapping,
         r.n_ooo > 0 AS ooo,
         r.n_tentative > 0 AS tentative
-    FROM running AS r
+    FROM counts AS r
     JOIN person_days AS pd ON pd.person = r.person AND pd.day = r.day
     WHERE r.seg_end IS NOT NULL
 ),
