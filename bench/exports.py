@@ -56,7 +56,7 @@ def write_exports(data: Path, folder: Path, people: list[tuple[str, str]]) -> di
     try:
         for email, zone in people:
             rows = _rows(con, "SELECT * FROM events WHERE account = ? AND NOT deleted ORDER BY start, id", email)
-            (folder / f"{stem(email)}.ics").write_bytes(_calendar(email, zone, rows))
+            (folder / f"{stem(email)}.ics").write_bytes(calendar_file(email, zone, rows))
             events += len(rows)
             rows = _rows(con, "SELECT * FROM messages WHERE account = ? AND NOT deleted ORDER BY ts, id", email)
             with (folder / f"{stem(email)}.mbox").open("w", encoding="utf-8", newline="\n") as f:
@@ -78,7 +78,8 @@ def _rows(con, query: str, account: str) -> list[dict]:
 
 
 # -- calendars -------------------------------------------------------------------------------
-def _calendar(email: str, zone: str, rows: list[dict]) -> bytes:
+def calendar_file(email: str, zone: str, rows: list[dict]) -> bytes:
+    """A Google-style .ics of one person's events (rows as the lake holds them)."""
     cal = icalendar.Calendar()
     cal.add("prodid", "-//Google Inc//Google Calendar 70.9054//EN")
     cal.add("version", "2.0")

@@ -21,13 +21,20 @@ and tombstoning are the caller's business (``timeaudit.imports``).
 
 Kept per event: as in the Google connector. Descriptions are only checked for being
 non-empty; the title only when ``privacy.store_titles`` is on.
+
+Speed: building icalendar's objects for every line was most of an import's time, so single
+events written in plain lines (nearly all of an export) are read by ``connectors.ics_plain``
+instead, into exactly the values icalendar would give; series, overrides and anything unusual
+still go through icalendar and recurring_ical_events. tests/test_ics.py holds the two to the
+same records.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path, PurePosixPath
@@ -39,6 +46,7 @@ from icalendar.error import BrokenCalendarProperty
 from icalendar.timezone.tzid import tzid_from_dt
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
+from connectors import ics_plain
 from timeaudit.config import Settings
 from timeaudit.errors import UserError
 from timeaudit.model import Attendee, Event
@@ -127,11 +135,56 @@ def _text(data: bytes) -> str:
         return data.decode("latin-1")  # older Outlook exports; any byte decodes, the structure check decides
 
 
+# Lines that may begin or end a component ("begın" upper-cases to "BEGIN" too), from the newline
+# before them (searching for a literal is fast; "^" is tried at every character).
+_BEGIN_OR_END = re.compile(r"\n[^\S\n]*(?:[Bb][Ee][Gg][Iiı][Nn]|[Ee][Nn][Dd]):.*")
+
+
 def _event_lines(name: str, text: str) -> list[int]:
     """The line of every top-level BEGIN:VEVENT, in order; ImportFileError if the structure is broken.
 
     icalendar's own messages on a cut-short or foreign file name neither the file nor the line.
+    Only the BEGIN and END lines are looked at one by one; a file with something to report is
+    then read line by line, which words the report.
     """
+    events = None if _odd_line_breaks(text) else _begin_lines(text)
+    return events if events is not None else _check_every_line(name, text)
+
+
+def _odd_line_breaks(text: str) -> bool:
+    """Whether str.splitlines() breaks ``text`` anywhere but at LF and CRLF."""
+    return text.count("\r") != text.count("\r\n") or any(c in text for c in "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def _begin_lines(text: str) -> list[int] | None:
+    """What ``_check_every_line`` returns for a sound file; None for one it would report on."""
+    first = re.search(r"\S", text)
+    if first is None:
+        return None
+    line_end = text.find("\n", first.start())
+    first_line = text[text.rfind("\n", 0, first.start()) + 1 : None if line_end < 0 else line_end]
+    if first_line.strip().upper() != "BEGIN:VCALENDAR":
+        return None
+    stack: list[str] = []
+    events: list[int] = []
+    text = "\n" + text  # each line after a newline; the count of newlines up to a line is its number
+    number = counted = 0
+    for line in _BEGIN_OR_END.finditer(text):
+        number += text.count("\n", counted, line.start() + 1)
+        counted = line.start() + 1
+        upper = line.group().strip().upper()
+        if upper.startswith("BEGIN:"):
+            if upper == "BEGIN:VEVENT" and len(stack) == 1:
+                events.append(number)
+            stack.append(upper[6:])
+        elif stack and stack[-1] == upper[4:]:
+            stack.pop()
+        else:
+            return None
+    return None if stack else events
+
+
+def _check_every_line(name: str, text: str) -> list[int]:
     stack: list[tuple[str, int]] = []
     events: list[int] = []
     seen_calendar = False
@@ -172,14 +225,11 @@ def _event_lines(name: str, text: str) -> list[int]:
     return events
 
 
-def _parse(name: str, data: bytes) -> tuple[list[icalendar.Calendar], list[int]]:
-    text = _text(data)
-    lines = _event_lines(name, text)
+def _calendars(name: str, text: str) -> list[icalendar.Calendar]:
     try:
-        calendars = icalendar.Calendar.from_ical(text, multiple=True)
+        return icalendar.Calendar.from_ical(text, multiple=True)
     except ValueError as e:
         raise ImportFileError(f"{name}: not valid iCalendar ({e}); export the calendar as .ics again") from None
-    return calendars, lines
 
 
 # -- time zones ----------------------------------------------------------------------------
@@ -237,11 +287,16 @@ def _problem(component: icalendar.Component) -> str | None:
 
 
 def _ends_before_start(start: date, end: date) -> bool:
-    if type(start) is not type(end):
-        return False  # a date against a date-time: recurring_ical_events decides
-    if isinstance(start, datetime) and (start.tzinfo is None) != (end.tzinfo is None):
-        return False  # floating against zoned: only comparable once localised
+    if not _same_kind(start, end):
+        return False  # a date against a date-time, or floating against zoned: recurring_ical_events decides
     return end < start
+
+
+def _same_kind(start: date, end: date) -> bool:
+    """Both dates, both floating date-times or both zoned ones."""
+    if type(start) is not type(end):
+        return False
+    return not isinstance(start, datetime) or (start.tzinfo is None) == (end.tzinfo is None)
 
 
 def _localise(component: icalendar.Component, zone: tzinfo, utc_too: bool) -> None:
@@ -251,13 +306,19 @@ def _localise(component: icalendar.Component, zone: tzinfo, utc_too: bool) -> No
     apply it itself, but dropping the RANGE parameter of a RECURRENCE-ID on the way.
     """
     for _key, _prop, value in _time_values(component):
-        dt = value.dt
-        if not isinstance(dt, datetime):
-            continue
-        if dt.tzinfo is None:
-            value.dt = dt.replace(tzinfo=zone)
-        elif utc_too and dt.utcoffset() == timedelta(0) and str(dt.tzname()).upper() == "UTC":
-            value.dt = dt.astimezone(zone)
+        localised = _localised(value.dt, zone, utc_too)
+        if localised is not value.dt:
+            value.dt = localised
+
+
+def _localised(value: date, zone: tzinfo, utc_too: bool) -> date:
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=zone)
+    if utc_too and value.utcoffset() == timedelta(0) and str(value.tzname()).upper() == "UTC":
+        return value.astimezone(zone)
+    return value
 
 
 def _utc(value: date, zone: tzinfo) -> datetime:
@@ -272,58 +333,112 @@ def _stamp(value: date) -> str:
     return value.strftime("%Y%m%d")
 
 
+def _as_updated(value: date) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.combine(value, time(0), tzinfo=UTC)
+
+
 # -- one occurrence -> Event ---------------------------------------------------------------
-def _email(prop) -> str:
-    address = str(prop or "").strip()
+# A record is made from a reader of the few properties it needs: _ComponentProps over an
+# icalendar component (an occurrence from recurring_ical_events), _PlainProps over a plain
+# event (connectors.ics_plain). Both give the values icalendar gives; _record is the one place
+# that turns them into an Event.
+Guest = tuple[str, str, bool]  # (email, response, optional)
+
+
+def _address(value: str, params: Mapping) -> str:
+    address = value.strip()
     if address.lower().startswith("mailto:"):
         address = address[7:]
     if "@" not in address:
-        address = str(getattr(prop, "params", {}).get("EMAIL") or "")
+        address = str(params.get("EMAIL") or "")
     return address.strip().lower() if "@" in address else ""
 
 
-def _attendees(component: icalendar.Component) -> list[Attendee]:
-    out = []
-    for prop in _props(component, "ATTENDEE"):
-        params = getattr(prop, "params", {})
-        email = _email(prop)
+def _guests(attendees: Iterable[tuple[str, Mapping]], account: str) -> tuple[tuple[Guest, ...], str | None]:
+    """The attendees kept (people; rooms and resources are left out), and the account's own
+    response when it is listed."""
+    guests: list[Guest] = []
+    own = None
+    for value, params in attendees:
+        email = _address(value, params)
+        response = RESPONSES.get(str(params.get("PARTSTAT", "")).upper(), "needsAction")
+        if own is None and email == account:
+            own = response
         if not email or str(params.get("CUTYPE", "")).upper() in ("ROOM", "RESOURCE"):
             continue
-        response = RESPONSES.get(str(params.get("PARTSTAT", "")).upper(), "needsAction")
         optional = str(params.get("ROLE", "")).upper() in ("OPT-PARTICIPANT", "NON-PARTICIPANT")
-        out.append(Attendee(email, response, optional))
-    return out
+        guests.append((email, response, optional))
+    return tuple(guests), own
 
 
-def _self_response(component: icalendar.Component, account: str, organizer: str) -> str:
-    if organizer == account:
-        return "accepted"
-    for prop in _props(component, "ATTENDEE"):
-        if _email(prop) == account:
-            return RESPONSES.get(str(prop.params.get("PARTSTAT", "")).upper(), "needsAction")
-    return "accepted"  # an event with no guests, or a copy the account is not listed on: its own time
+class _ComponentProps:
+    def __init__(self, component: icalendar.Component):
+        self.component = component
+
+    def text(self, key: str) -> str:
+        return str(self.component.get(key) or "")
+
+    def has(self, key: str) -> bool:
+        return key in self.component
+
+    def names(self) -> Iterable[str]:
+        return self.component.keys()
+
+    def organizer(self) -> tuple[str, Mapping]:
+        prop = self.component.get("ORGANIZER")
+        return str(prop or ""), getattr(prop, "params", {})
+
+    def guests(self, account: str) -> tuple[tuple[Guest, ...], str | None]:
+        attendees = _props(self.component, "ATTENDEE")
+        return _guests(((str(p or ""), getattr(p, "params", {})) for p in attendees), account)
+
+    def updated(self) -> datetime:
+        for key in ("LAST-MODIFIED", "DTSTAMP", "CREATED"):
+            prop = self.component.get(key)
+            try:
+                value = prop.dt if prop is not None else None
+            except BrokenCalendarProperty:
+                continue
+            if isinstance(value, date):
+                return _as_updated(value)
+        return EPOCH
 
 
-def _updated(component: icalendar.Component) -> datetime:
-    for key in ("LAST-MODIFIED", "DTSTAMP", "CREATED"):
-        prop = component.get(key)
-        try:
-            value = prop.dt if prop is not None else None
-        except BrokenCalendarProperty:
-            continue
-        if isinstance(value, datetime):
-            return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-        if isinstance(value, date):
-            return datetime.combine(value, time(0), tzinfo=UTC)
-    return EPOCH
+class _PlainProps:
+    def __init__(self, single: _Single):
+        self.event, self.single = single.event, single
+        self.text, self.has, self.names = single.event.text_of, single.event.has, single.event.names
+
+    def organizer(self) -> tuple[str, Mapping]:
+        return self.event.text_of("ORGANIZER"), self.event.params_of("ORGANIZER")
+
+    def guests(self, account: str) -> tuple[tuple[Guest, ...], str | None]:
+        return _plain_guests(self.event.attendees, account)
+
+    def updated(self) -> datetime:
+        return self.single.updated
 
 
-def _has_conference(component: icalendar.Component) -> bool:
-    for key in component:
+@functools.lru_cache(maxsize=16384)  # a team's invitations list the same people, line for line
+def _plain_guests(lines: tuple[tuple[str, str], ...], account: str) -> tuple[tuple[Guest, ...], str | None]:
+    attendees = ((ics_plain.value_of("ATTENDEE", raw), ics_plain.params(written)) for written, raw in lines)
+    return _guests(attendees, account)
+
+
+def _has_conference(props) -> bool:
+    for key in props.names():
         if key in CONFERENCE_PROPERTIES or key.startswith(CONFERENCE_PREFIXES):
-            if str(component[key]).strip() and str(component[key]).strip().upper() != "FALSE":
+            value = props.text(key).strip()
+            if value and value.upper() != "FALSE":
                 return True
-    return any(MEETING_URL.search(str(component.get(key) or "")) for key in ("LOCATION", "URL"))
+    return any(MEETING_URL.search(props.text(key)) for key in ("LOCATION", "URL"))
+
+
+@functools.lru_cache(maxsize=65536)  # titles repeat (weekly meetings), and tagging one is slow
+def _tags(summary: str, words: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(tags_of(summary, words))
 
 
 @dataclass(frozen=True)
@@ -333,44 +448,109 @@ class _Calendar:
     account: str
     feed: str
     zone: ZoneInfo
+    utc_too: bool  # UTC times are read in ``zone`` too (X-WR-TIMEZONE)
     words: tuple[str, ...]
     store_titles: bool
 
 
-def _to_event(occurrence: icalendar.Component, key: str, series_id: str, cal: _Calendar) -> Event:
-    start, end = occurrence.start, occurrence.end
-    all_day = not isinstance(start, datetime)
+def _record(props, start: date, end: date, key: str, series_id: str, cal: _Calendar) -> Event:
     start_at, end_at = _utc(start, cal.zone), _utc(end, cal.zone)
-    organizer = _email(occurrence.get("ORGANIZER"))
-    summary = str(occurrence.get("SUMMARY") or "").strip()
-    busy = str(occurrence.get("X-MICROSOFT-CDO-BUSYSTATUS") or "").strip().upper()
-    status = {"CANCELLED": "cancelled", "TENTATIVE": "tentative"}.get(str(occurrence.get("STATUS", "")).upper())
-    self_response = _self_response(occurrence, cal.account, organizer)
+    organizer = _address(*props.organizer())
+    summary = props.text("SUMMARY").strip()
+    busy = props.text("X-MICROSOFT-CDO-BUSYSTATUS").strip().upper()
+    status = {"CANCELLED": "cancelled", "TENTATIVE": "tentative"}.get(props.text("STATUS").upper())
+    guests, own = props.guests(cal.account)
+    # An event with no guests, or a copy the account is not listed on, is the account's own time.
+    self_response = "accepted" if organizer == cal.account else own or "accepted"
     if busy == "TENTATIVE" and self_response == "accepted" and organizer != cal.account:
         self_response = "tentative"  # Outlook shows the account as tentative in this meeting
-    transparent = str(occurrence.get("TRANSP", "")).upper() == "TRANSPARENT" or busy == "FREE"
+    transparent = props.text("TRANSP").upper() == "TRANSPARENT" or busy == "FREE"
     return Event(
         source=SOURCE,
         account=cal.account,
         id=f"{cal.feed}/{key}",
         start=start_at,
         end=max(end_at, start_at),
-        updated=_updated(occurrence),
-        ical_uid=str(occurrence.get("UID")),
+        updated=props.updated(),
+        ical_uid=props.text("UID"),
         series_id=series_id,
         tz=_zone_name(start, cal.zone),
-        all_day=all_day,
+        all_day=not isinstance(start, datetime),
         status=status or "confirmed",
         self_response=self_response,
         transparency="transparent" if transparent else "opaque",
         event_type="outOfOffice" if busy == "OOF" else "default",
         organizer=organizer,
-        attendees=_attendees(occurrence),
-        has_agenda=bool(str(occurrence.get("DESCRIPTION") or "").strip()) or "ATTACH" in occurrence,
-        has_conference=_has_conference(occurrence),
-        title_tags=tags_of(summary, cal.words),
+        attendees=[Attendee(*guest) for guest in guests],
+        has_agenda=bool(props.text("DESCRIPTION").strip()) or props.has("ATTACH"),
+        has_conference=_has_conference(props),
+        title_tags=list(_tags(summary, cal.words)),
         title=summary if cal.store_titles and summary else None,
     )
+
+
+# -- one plain single event ----------------------------------------------------------------
+# The properties _record and recurring_ical_events read as one value (SEQUENCE is compared):
+# a plain event that repeats one of them, or types one with a VALUE parameter, is read by icalendar.
+_ONE_VALUE = frozenset(
+    {"UID", "DTSTART", "DTEND", "DURATION", "LAST-MODIFIED", "DTSTAMP", "CREATED", "SEQUENCE", "ORGANIZER"}
+    | {"SUMMARY", "STATUS", "TRANSP", "DESCRIPTION", "LOCATION", "URL", "X-MICROSOFT-CDO-BUSYSTATUS"}
+    | set(CONFERENCE_PROPERTIES)
+)
+
+
+@dataclass
+class _Single:
+    """A plain event that is one occurrence, with its times as icalendar reads them (not yet localised)."""
+
+    event: ics_plain.PlainEvent
+    uid: str
+    start: date
+    end: date | None
+    duration: timedelta | None
+    updated: datetime
+
+    def span(self, cal: _Calendar) -> tuple[date, date]:
+        """Its start and end as recurring_ical_events gives them: localised, and the end as the
+        start plus the duration (on the start's wall clock when the two zones differ)."""
+        start = _localised(self.start, cal.zone, cal.utc_too)
+        if self.end is not None:
+            return start, start + (_localised(self.end, cal.zone, cal.utc_too) - start)
+        if self.duration is not None:
+            return start, start + self.duration
+        return start, start if isinstance(start, datetime) else start + timedelta(days=1)
+
+
+def _single(event: ics_plain.PlainEvent) -> _Single | None:
+    """The plain event as one occurrence, or None when icalendar has to read it: a value read
+    differently, or an event ``_problem`` would skip or recurring_ical_events has to settle
+    (an end of another kind than the start, a DURATION with a date or below zero)."""
+    if any(name in _ONE_VALUE or name.startswith(CONFERENCE_PREFIXES) for name in event.repeated):
+        return None
+    if event.typed and _typed_text(event):
+        return None
+    uid = event.text_of("UID").strip()
+    try:
+        start, end = event.time_of("DTSTART"), event.time_of("DTEND")
+        duration = ics_plain.parse_duration(event.once["DURATION"][1]) if "DURATION" in event.once else None
+        stamps = (event.time_of(key, zone_of=False) for key in ("LAST-MODIFIED", "DTSTAMP", "CREATED"))
+        stamp = next((s for s in stamps if s is not None), None)
+    except ValueError:
+        return None
+    if not uid or start is None or not re.fullmatch(r"-?[0-9]+", event.once.get("SEQUENCE", ("", "0"))[1]):
+        return None
+    if end is not None and (not _same_kind(start, end) or end < start):
+        return None
+    if end is None and duration is not None and (not isinstance(start, datetime) or duration < timedelta(0)):
+        return None
+    return _Single(event, uid, start, end, duration, EPOCH if stamp is None else _as_updated(stamp))
+
+
+def _typed_text(event: ics_plain.PlainEvent) -> bool:
+    """Whether a value read as text has a VALUE parameter (another value type than icalendar's default)."""
+    read = (name for name in event.once if name not in ics_plain.TIME_NAMES)  # time_of checks those itself
+    lines = [event.once[name] for name in read if name in _ONE_VALUE or name.startswith(CONFERENCE_PREFIXES)]
+    return any("VALUE" in ics_plain.params(written) for written, _ in [*lines, *event.attendees])
 
 
 # -- one series -> its occurrences in the window -------------------------------------------
@@ -408,10 +588,27 @@ def _occurrences(components: list[icalendar.Component], start: datetime, end: da
     return recurring_ical_events.of(series).between(start - MARGIN, end + MARGIN)
 
 
+def _series_events(
+    uid: str, components: list[icalendar.Component], cal: _Calendar, start: datetime, end: datetime
+) -> list[Event]:
+    """The events of one UID's components (a series and its overrides, or a single event), as
+    recurring_ical_events expands them; raises whatever it raises on a broken series."""
+    occurrences = _occurrences(components, start, end)
+    recurring = any(k in c for c in components for k in ("RRULE", "RDATE", "RECURRENCE-ID"))
+    moved = _this_and_future_shifts(components)
+    events = []
+    for occurrence in occurrences:
+        key = f"{uid}/{_stamp(_original_start(occurrence, moved))}" if recurring else uid
+        series_id = f"{cal.feed}/{uid}" if recurring else ""
+        events.append(_record(_ComponentProps(occurrence), occurrence.start, occurrence.end, key, series_id, cal))
+    return events
+
+
 def _overlaps(s: datetime, e: datetime, start: datetime, end: datetime) -> bool:
     return s < end and (e > start or (e == s and s >= start))
 
 
+# -- a file -> events ------------------------------------------------------------------------
 def iter_ics_events(
     name: str,
     data: bytes,
@@ -420,54 +617,83 @@ def iter_ics_events(
     start: datetime,
     end: datetime,
     on_skip: Callable[[str, str], None],
+    *,
+    plain: bool = True,
 ) -> Iterator[Event]:
     """The events of one .ics file, as seen by ``account``, overlapping [start, end) (aware UTC).
 
     ``on_skip(item, reason)`` hears of every event that could not be imported; ``item`` names
     the file, the line and the UID (never the title). Raises ImportFileError for a file that
-    cannot be read at all.
+    cannot be read at all. Single events written in plain lines are read without icalendar
+    (``connectors.ics_plain``); ``plain=False`` reads every event through it, the reference the
+    tests hold the plain reader to.
     """
     account = account.strip().lower()
-    calendars, lines = _parse(name, data)
+    text = _text(data)
+    lines = _event_lines(name, text)
+    plan = ics_plain.split(text, _single) if plain else None
+    calendars = _calendars(name, plan.skeleton if plan else text)
     words = vocabulary(settings.rules)
     org_zone = ZoneInfo(settings.organisation.timezone)
     seen: set[str] = set()
     index = 0
-    for calendar in calendars:
+    for number, calendar in enumerate(calendars):
         x_wr = _zone(str(calendar.get("X-WR-TIMEZONE") or ""))
-        cal = _Calendar(account, _feed(calendar, name), x_wr or org_zone, words, settings.privacy.store_titles)
-        groups: dict[str, list[icalendar.Component]] = {}
+        zone = x_wr or org_zone
+        cal = _Calendar(account, _feed(calendar, name), zone, x_wr is not None, words, settings.privacy.store_titles)
+        groups: dict[str, list] = {}
         first_line: dict[str, int] = {}
-        for component in calendar.subcomponents:
-            if component.name != "VEVENT":
-                continue
+        for item in _vevents(calendar, plan.calendars[number] if plan else None):
             line = lines[index] if index < len(lines) else 0
             index += 1
-            uid = str(component.get("UID") or "").strip()
-            problem = _problem(component)
-            if problem:
-                on_skip(f"{name} line {line}: event {uid or 'without UID'}", problem)
-                continue
-            _localise(component, cal.zone, utc_too=x_wr is not None)
-            groups.setdefault(uid, []).append(component)
+            if isinstance(item, _Single):
+                uid = item.uid
+            else:
+                uid = str(item.get("UID") or "").strip()
+                problem = _problem(item)
+                if problem:
+                    on_skip(f"{name} line {line}: event {uid or 'without UID'}", problem)
+                    continue
+                _localise(item, cal.zone, utc_too=cal.utc_too)
+            groups.setdefault(uid, []).append(item)
             first_line.setdefault(uid, line)
 
-        for uid, components in groups.items():
-            item = f"{name} line {first_line[uid]}: event {uid}"
-            try:
-                occurrences = _occurrences(components, start, end)
-            except Exception as e:  # whatever breaks one series must not stop the others
-                on_skip(item, f"its dates or recurrence rule cannot be expanded ({e}); fix or remove it")
-                continue
-            recurring = any(k in c for c in components for k in ("RRULE", "RDATE", "RECURRENCE-ID"))
-            moved = _this_and_future_shifts(components)
-            for occurrence in occurrences:
-                key = f"{uid}/{_stamp(_original_start(occurrence, moved))}" if recurring else uid
-                event = _to_event(occurrence, key, f"{cal.feed}/{uid}" if recurring else "", cal)
+        for uid, items in groups.items():
+            where = f"{name} line {first_line[uid]}: event {uid}"
+            if len(items) == 1 and isinstance(items[0], _Single):
+                events = [_record(_PlainProps(items[0]), *items[0].span(cal), uid, "", cal)]
+            else:
+                try:
+                    events = _series_events(uid, [_component(item, cal) for item in items], cal, start, end)
+                except Exception as e:  # whatever breaks one series must not stop the others
+                    on_skip(where, f"its dates or recurrence rule cannot be expanded ({e}); fix or remove it")
+                    continue
+            for event in events:
                 if not _overlaps(event.start, event.end, start, end):
                     continue
                 if event.id in seen:
-                    on_skip(item, f"repeats id {event.id}; only its first copy is imported")
+                    on_skip(where, f"repeats id {event.id}; only its first copy is imported")
                     continue
                 seen.add(event.id)
                 yield event
+
+
+def _vevents(calendar: icalendar.Calendar, taken: list[_Single | None] | None) -> Iterator:
+    """The calendar's events in file order: its icalendar components, with the plain single
+    events taken out of the text icalendar read put back in their places."""
+    components = (c for c in calendar.subcomponents if c.name == "VEVENT")
+    if taken is None:
+        yield from components
+        return
+    for single in taken:
+        yield next(components) if single is None else single
+
+
+def _component(item: icalendar.Component | _Single, cal: _Calendar) -> icalendar.Component:
+    """An event as icalendar reads it: a plain single event whose UID turned out to be shared
+    goes to recurring_ical_events with the others after all."""
+    if not isinstance(item, _Single):
+        return item
+    component = item.event.component()
+    _localise(component, cal.zone, utc_too=cal.utc_too)
+    return component

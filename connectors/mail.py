@@ -235,9 +235,9 @@ def _message(block: bytes, box: _Mailbox, fallback_time: FallbackTime, flags: se
 
 # A header line and its continuation lines, as compat32 keeps them: the value without the blanks
 # after the colon and without the final line break. _FIELD_LF is the same for "\n" line ends only,
-# and several times faster.
+# from the newline before the line, and several times faster (a literal start is searched for fast).
 _FIELD = re.compile(r"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)(?:\r?\n|\Z)")
-_FIELD_LF = re.compile(r"^([\x21-\x39\x3b-\x7e]+):[ \t]*(.*(?:\n[ \t].*)*)", re.M)
+_FIELD_LF = re.compile(r"\n([\x21-\x39\x3b-\x7e]+):[ \t]*(.*(?:\n[ \t].*)*)")
 
 
 def _header_items(block: bytes) -> list[tuple[str, str]]:
@@ -246,7 +246,7 @@ def _header_items(block: bytes) -> list[tuple[str, str]]:
     expressions; anything else goes to the standard library."""
     text = block.decode("ascii", "surrogateescape")
     if "\r" not in text:
-        fields = _FIELD_LF.findall(text)
+        fields = _FIELD_LF.findall("\n" + text)
         lines = text.count("\n") + (not text.endswith("\n"))
         if len(fields) == lines - text.count("\n ") - text.count("\n\t"):  # every line read
             return fields

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import zipfile
 from collections import defaultdict
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from connectors import ics, ics_plain
+from connectors.demo_org import build_org
+from connectors.demo_records import iter_events
 from connectors.ics import SOURCE, ImportFileError, calendar_files, feed_of, iter_ics_events
 from timeaudit.config import parse_settings
+from timeaudit.store import records_to_arrow
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ics"
 ANN = "ann@northwind.com"
@@ -305,3 +310,63 @@ def test_feed_falls_back_to_the_file_stem():
     [event] = iter_ics_events("exports/My Calendar.ics", data, ANN, SETTINGS, START, END, lambda i, r: None)
     assert event.id == "my-calendar/u1" and feed_of(event.id) == "my-calendar"
     assert event.updated == datetime(1970, 1, 1, tzinfo=UTC)  # no LAST-MODIFIED, DTSTAMP or CREATED
+
+
+# -- the plain reader -----------------------------------------------------------------------------------
+def both_ways(name: str, data: bytes, account: str = ANN, settings=SETTINGS, start=START, end=END):
+    """(events, skips, error) read with the plain reader, and read with icalendar alone."""
+
+    def read(plain: bool):
+        skips: list[tuple[str, str]] = []
+        try:
+            events = iter_ics_events(name, data, account, settings, start, end, lambda *s: skips.append(s), plain=plain)
+            return [asdict(e) for e in events], skips, None
+        except ImportFileError as e:
+            return [], skips, str(e)
+
+    return read(True), read(False)
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.ics")))
+def test_plain_reader_gives_what_icalendar_gives_for_every_fixture(fixture):
+    data = (FIXTURES / fixture).read_bytes()
+    titled = parse_settings({"organisation": {"timezone": "Asia/Tokyo"}, "privacy": {"store_titles": True}})
+    for settings in (SETTINGS, titled):
+        plain, reference = both_ways(fixture, data, settings=settings)
+        assert plain == reference and any(plain)
+
+
+@pytest.fixture(scope="module")
+def demo_calendars() -> list[tuple[str, bytes]]:
+    """A demo organisation's calendars, exported as the benchmark exports them (Google style)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(Path(__file__).parent.parent))  # bench/ is not installed
+        from bench.exports import calendar_file
+    org = build_org(people=24, weeks=6, seed=7, end=date(2026, 11, 23))
+    events = records_to_arrow("events", iter_events(org)).to_pylist()
+    people = sorted({e["account"] for e in events})[::4]
+    zones = {p.email: p.timezone for p in org.people}
+    return [
+        (person, calendar_file(person, zones.get(person) or "UTC", [e for e in events if e["account"] == person]))
+        for person in people
+    ]
+
+
+def test_plain_reader_gives_what_icalendar_gives_for_a_demo_organisation(demo_calendars):
+    window = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    taken = offered = 0
+    for person, data in demo_calendars:
+        plain, reference = both_ways(f"{person}.ics", data, person, start=window[0], end=window[1])
+        assert plain == reference and plain[0] and plain[1:] == ([], None)
+        plan = ics_plain.split(ics._text(data), ics._single)
+        taken += sum(single is not None for calendar in plan.calendars for single in calendar)
+        offered += sum(len(calendar) for calendar in plan.calendars)
+    assert taken == offered > 500  # every demo event is a plain single event
+
+
+def test_plain_reader_leaves_unusual_events_to_icalendar():
+    text = (FIXTURES / "google_recurring_moved_and_deleted.ics").read_text()
+    plan = ics_plain.split(text, ics._single)
+    kinds = [single is not None for single in plan.calendars[0]]
+    assert kinds.count(True) >= 1 and kinds.count(False) >= 2  # the review is plain, the series and override not
+    assert "RRULE" in plan.skeleton and "3k9a2m1review" not in plan.skeleton
