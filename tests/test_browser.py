@@ -132,10 +132,21 @@ def test_page_loads_and_draws_its_charts(server, browser, path, heading, name, c
 def test_team_page_tabs_draw_each_chart(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     errors: list[str] = []
+    scripts: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)
     page.goto(f"{server}/team", wait_until="domcontentloaded")
     page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
-    assert "hours by category, per week" in page.locator(".js-plotly-plot").first.inner_text()
+    first = page.locator(".js-plotly-plot").first
+    assert "hours by category, per week" in first.inner_text()
+    # Drawn with the light plotly.js, not Streamlit's whole one, and as interactive: hovering
+    # over the bars names the week and the hours.
+    assert any(url.endswith("/app/static/plotly-basic.min.js") for url in scripts)
+    assert not [url for url in scripts if "PlotlyChart" in url]
+    box = first.locator(".nsewdrag").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 20, box["y"] + box["height"] - 5)
+    first.locator(".hoverlayer .hovertext").first.wait_for(timeout=10_000)
+    assert " h" in first.locator(".hoverlayer").text_content()
     for tab, title in (
         ("Customer share by team", "Customer share by team, 2026-W47"),
         ("Customer share over time", "Customer share per team, per week"),

@@ -152,3 +152,18 @@ def test_data_page_lists_what_the_lake_holds_and_offers_imports(app):
     assert (held["People"] == 40).all()
     buttons = {b.label for b in at.button}
     assert {"Import calendar", "Import mail"} <= buttons or len(at.get("form")) == 2
+
+
+def test_the_light_plotly_bundle_matches_the_plotly_the_figures_are_made_for():
+    """dashboard/static's plotly.js (the basic bundle the served dashboard draws with) is the
+    version the Python plotly package writes its figures for; after upgrading plotly, fetch
+    the same version of npm's plotly.js-basic-dist-min."""
+    import re
+
+    from plotly.offline import get_plotlyjs_version
+
+    from dashboard.widgets import PLOTLY_JS, STATIC
+
+    head = (STATIC / PLOTLY_JS).read_text(encoding="utf-8")[:300]
+    assert "plotly.js (basic - minified)" in head and "MIT" in head
+    assert re.search(r"v(\d+\.\d+\.\d+)", head).group(1) == get_plotlyjs_version()

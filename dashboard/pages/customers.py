@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import csv_download, period_and_team, summary_downloads
+from dashboard.widgets import chart, csv_download, period_and_team, summary_downloads
 
 
 def show() -> None:
@@ -28,7 +28,7 @@ def show() -> None:
         help=f"No meeting or email for {settings.audit.neglected_after_days} days or more",
     )
     c3.metric("Emails waiting for an answer", len(waiting))
-    st.plotly_chart(charts.customer_hours_figure(contacts), width="stretch", key="customer-hours")
+    chart(charts.customer_hours_figure(contacts), key="customer-hours")
 
     st.subheader(f"Neglected: no meeting or email for {settings.audit.neglected_after_days} days or more")
     if neglected.empty:
@@ -69,7 +69,7 @@ def show() -> None:
             column_config={"Working hours waiting": st.column_config.NumberColumn(format="%.1f")},
         )
     if not tables["latency"].empty:
-        st.plotly_chart(charts.latency_figure(tables["latency"]), width="stretch", key="latency")
+        chart(charts.latency_figure(tables["latency"]), key="latency")
         with st.expander("Reply times per person (working hours)"):
             people = (
                 tables["latency_people"]
@@ -97,11 +97,10 @@ def show() -> None:
     teams = data.teams()
     if team:
         teams = teams[teams["team"] == team]
-    st.plotly_chart(
+    chart(
         charts.share_trend_figure(
             teams, by="team", target=settings.audit.target_customer_share, title="Customer share per team, per week"
         ),
-        width="stretch",
         key="customer-share",
     )
     with st.expander("All customers: last contact, owner, hours"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import csv_download, hours, pct, summary_downloads, week_picker
+from dashboard.widgets import chart, csv_download, hours, pct, summary_downloads, week_picker
 from timeaudit.summary import headline_figures, sum_weeks, weeks_ending
 
 TREND_WEEKS = 13
@@ -54,14 +54,12 @@ def show() -> None:
     )
     cols[5].metric("Focus", hours(figures["Focus"]), help="Focus blocks plus free gaps of 2 hours or more")
 
-    st.plotly_chart(
+    chart(
         charts.weekly_split_figure(trend, f"Hours by category, {span[0]} to {week}"),
-        width="stretch",
         key="split",
     )
-    st.plotly_chart(
+    chart(
         charts.share_trend_figure(trend, target=data.settings().audit.target_customer_share),
-        width="stretch",
         key="share",
     )
 

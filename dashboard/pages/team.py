@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import csv_download, pct, summary_downloads, week_picker
+from dashboard.widgets import chart, csv_download, pct, summary_downloads, week_picker
 
 CHARTS = ["Hours by category", "Customer share by team", "Customer share over time"]
 
@@ -48,24 +48,22 @@ def show() -> None:
     split, others, trend = st.tabs(CHARTS, key="team-chart", on_change="rerun")
     if split.open:
         with split:
-            st.plotly_chart(
+            chart(
                 charts.weekly_split_figure(mine, f"{team}: hours by category, per week"),
-                width="stretch",
                 key="team-split",
             )
     if others.open:
         with others:
-            st.plotly_chart(charts.team_share_figure(teams, week), width="stretch", key="team-share")
+            chart(charts.team_share_figure(teams, week), key="team-share")
     if trend.open:
         with trend:
-            st.plotly_chart(
+            chart(
                 charts.share_trend_figure(
                     teams[teams["week"] <= week],
                     by="team",
                     target=settings.audit.target_customer_share,
                     title="Customer share per team, per week",
                 ),
-                width="stretch",
                 key="team-trend",
             )
     csv_download(teams[teams["week"] == week], f"timeaudit-teams-{week}.csv", "download-teams")

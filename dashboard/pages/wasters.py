@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import csv_download, pct, period_and_team, summary_downloads
+from dashboard.widgets import chart, csv_download, pct, period_and_team, summary_downloads
 from timeaudit.audit import what_if
 
 
@@ -22,7 +22,7 @@ def show() -> None:
     if series.empty:
         st.info("No internal meetings in this period.")
         return
-    st.plotly_chart(charts.top_series_figure(series), width="stretch", key="top-series")
+    chart(charts.top_series_figure(series), key="top-series")
     shown = series.head(15).rename(
         columns={
             "label": "Meeting (title tags)",
@@ -83,7 +83,7 @@ def show() -> None:
     if tables["admin"].empty:
         st.write("No admin time in this period.")
     else:
-        st.plotly_chart(charts.admin_kind_figure(tables["admin"]), width="stretch", key="admin")
+        chart(charts.admin_kind_figure(tables["admin"]), key="admin")
         st.caption(
             "Keyword rules: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in settings.rules.admin_keywords.items())
         )
@@ -131,7 +131,7 @@ def show() -> None:
         width="stretch",
     )
     st.subheader("Fragmentation")
-    st.plotly_chart(charts.fragmentation_figure(tables["fragmentation"]), width="stretch", key="fragmentation")
+    chart(charts.fragmentation_figure(tables["fragmentation"]), key="fragmentation")
     csv_download(series, f"timeaudit-wasters-{weeks[-1]}.csv", "download-wasters")
     summary_downloads("wasters-summary", weeks[-1], team=team)
 
