@@ -287,3 +287,16 @@ def test_forget_removes_one_account_and_rewrites_only_its_files(tmp_path):
     assert untouched.stat().st_mtime_ns == before
     assert mixed.exists() and not only_me.exists()
     assert lake.read_cursor("test", ME) is None
+
+
+def test_analysis_memory_is_capped_and_a_bad_cap_is_named(tmp_path, monkeypatch):
+    lake = Lake(tmp_path)
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a")])
+    con = lake.connect()
+    (limit,) = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert limit.endswith("MiB") and float(limit.split()[0]) < 1000
+    monkeypatch.setenv("TIMEAUDIT_MEMORY_LIMIT", "3GB")
+    assert lake.connect().execute("SELECT current_setting('memory_limit')").fetchone()[0].endswith("GiB")
+    monkeypatch.setenv("TIMEAUDIT_MEMORY_LIMIT", "lots")
+    with pytest.raises(StoreError, match="TIMEAUDIT_MEMORY_LIMIT='lots'.*e.g. 2GB"):
+        lake.connect()

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import uuid
+import weakref
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +28,8 @@ from timeaudit.model import ATTENDEE_TYPE, SCHEMA_VERSION, TABLES
 from timeaudit.sql import read_sql
 
 DATA_ENV = "TIMEAUDIT_DATA"
+MEMORY_ENV = "TIMEAUDIT_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "1GB"
 SCHEMA_FILE = "schema.json"
 _TMP_SUFFIX = ".tmp"
 # Readers scan a file's row groups in parallel, so one million-row group would leave a core idle.
@@ -193,11 +197,23 @@ class Lake:
         return tuple((str(p), p.stat().st_mtime_ns) for t in TABLES for p in self.files(t))
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB with a view per table holding the latest live records."""
+        """An in-memory DuckDB with a view per table holding the latest live records.
+
+        Its memory is capped (``TIMEAUDIT_MEMORY_LIMIT``, default 1GB): an analysis of a large
+        organisation spills what does not fit to a private temporary folder, removed when the
+        connection goes, instead of taking most of the machine's memory, DuckDB's default."""
         self.check_schema()
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")
+        spill = tempfile.mkdtemp(prefix="timeaudit-")
+        weakref.finalize(con, shutil.rmtree, spill, True)
+        con.execute("SET temp_directory = $spill", {"spill": spill})
+        limit = os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT
+        try:
+            con.execute("SET memory_limit = $limit", {"limit": limit})
+        except duckdb.Error:
+            raise StoreError(f"{MEMORY_ENV}={limit!r}: not an amount of memory; use e.g. 2GB or 512MB") from None
         for table in TABLES:
             self._register_latest(con, table)
         return con
