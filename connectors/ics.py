@@ -533,8 +533,8 @@ def _single(event: ics_plain.PlainEvent) -> _Single | None:
     try:
         start, end = event.time_of("DTSTART"), event.time_of("DTEND")
         duration = ics_plain.parse_duration(event.once["DURATION"][1]) if "DURATION" in event.once else None
-        stamps = (event.time_of(key, zone_of=False) for key in ("LAST-MODIFIED", "DTSTAMP", "CREATED"))
-        stamp = next((s for s in stamps if s is not None), None)
+        stamp = event.time_of("LAST-MODIFIED", zone_of=False)
+        stamp = stamp or event.time_of("DTSTAMP", zone_of=False) or event.time_of("CREATED", zone_of=False)
     except ValueError:
         return None
     if not uid or start is None or not re.fullmatch(r"-?[0-9]+", event.once.get("SEQUENCE", ("", "0"))[1]):

@@ -86,7 +86,8 @@ class PlainEvent:
     attendees: tuple[Line, ...]
     repeated: frozenset[str]  # other names written more than once (their values are not kept)
     typed: bool  # a line has a VALUE parameter
-    text: str  # "BEGIN:VEVENT ... END:VEVENT"
+    source: str  # the unfolded file, and where in it the event's lines are (BEGIN:VEVENT to END:VEVENT)
+    span: tuple[int, int]
 
     def has(self, name: str) -> bool:
         return name in self.once or name in self.repeated or (name == "ATTENDEE" and bool(self.attendees))
@@ -109,17 +110,12 @@ class PlainEvent:
         Raises ValueError for anything but the plain forms, a VALUE other than DATE or DATE-TIME,
         or a TZID that is not an IANA name. TZID counts only where icalendar heeds it (``zone_of``)."""
         line = self.once.get(name)
-        if not line:
-            return None
-        given = params(line[0])
-        if given.get("VALUE", "DATE").upper() not in ("DATE", "DATE-TIME"):  # another value type
-            raise ValueError(f"VALUE={given['VALUE']}")
-        zone = _iana(given["TZID"]) if zone_of and "TZID" in given else None
-        return parse_time(line[1], zone)
+        return _time(*line, zone_of) if line else None
 
     def component(self) -> icalendar.Event:
         """The event as icalendar reads it."""
-        [calendar] = icalendar.Calendar.from_ical(f"BEGIN:VCALENDAR\n{self.text}END:VCALENDAR\n", multiple=True)
+        text = self.source[self.span[0] : self.span[1]]
+        [calendar] = icalendar.Calendar.from_ical(f"BEGIN:VCALENDAR\n{text}END:VCALENDAR\n", multiple=True)
         return calendar.subcomponents[0]
 
 
@@ -193,7 +189,7 @@ def _plain_event(text: str, begin: re.Match, end: re.Match) -> PlainEvent | None
     if not RECURRENCE.isdisjoint(once) or not RECURRENCE.isdisjoint(repeated):
         return None
     typed = _TYPED.search(text, begin.end(), end.start()) is not None
-    return PlainEvent(once, attendees, repeated, typed, text[begin.start() + 1 : end.end() + 1])
+    return PlainEvent(once, attendees, repeated, typed, text, (begin.start() + 1, end.end() + 1))
 
 
 def _with_repeats(lines: list[tuple[str, str, str]]) -> tuple[dict[str, Line], tuple[Line, ...], frozenset[str]] | None:
@@ -249,6 +245,13 @@ def value_of(name: str, raw: str) -> str:
 
 
 @functools.lru_cache(maxsize=65536)  # exports repeat times (the export's DTSTAMP, meeting slots)
+def _time(written: str, raw: str, zone_of: bool) -> date | datetime:
+    given = params(written)
+    if given.get("VALUE", "DATE").upper() not in ("DATE", "DATE-TIME"):  # another value type
+        raise ValueError(f"VALUE={given['VALUE']}")
+    return parse_time(raw, _iana(given["TZID"]) if zone_of and "TZID" in given else None)
+
+
 def parse_time(raw: str, zone: tzinfo | None) -> date | datetime:
     """``vDDDTypes.from_ical(raw, tzid)`` for the plain forms, with the TZID already looked up."""
     m = _TIME.fullmatch(raw)

@@ -148,7 +148,8 @@ def _wanted_values(headers: Iterable[tuple[str, str]]) -> tuple[dict[str, str], 
         key = name.strip().lower()
         if key not in WANTED:
             continue
-        value = clean_text(value)
+        if not (isinstance(value, str) and value.isascii()):
+            value = clean_text(value)
         value = (_FOLD.sub(" ", value) if "\n" in value else value).strip()
         if key not in first:
             first[key] = value
@@ -210,7 +211,7 @@ def decode_words(value: str) -> str:
 
 def addresses(values: Iterable[str]) -> list[str]:
     """Lower-case addresses from address headers, in order, without repeats or empty entries."""
-    return list(_addresses(tuple(v for v in values if v)))
+    return list(_addresses(tuple(filter(None, values))))
 
 
 @functools.lru_cache(maxsize=65536)  # a team's To/Cc lines repeat constantly; parsing them is costly
@@ -300,6 +301,11 @@ def _is_bulk(first: dict[str, str], sender: str, labels: list[str]) -> bool:
         return True
     if CATEGORY_LABELS.intersection(labels):
         return True
+    return _automated_sender(sender)
+
+
+@functools.lru_cache(maxsize=65536)  # senders repeat
+def _automated_sender(sender: str) -> bool:
     local = sender.partition("@")[0]
     return bool(local and (_NO_REPLY.search(local) or _NOTIFICATIONS.match(local)))
 

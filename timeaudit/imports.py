@@ -19,6 +19,7 @@ be read at all the import stops with an ``ImportError`` naming each file.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -247,12 +248,20 @@ def _may_hold(lake: Lake, table: str, source: str, account: str) -> bool:
     costs about 0.1 s, as much as reading a few thousand messages."""
     folder = lake.partition(table, source)
     for path in lake.files(table):
-        if path.parent != folder:
-            continue
-        metadata = pq.read_metadata(path)
-        column = next(i for i in range(metadata.num_columns) if metadata.schema.column(i).path == "account")
-        for group in range(metadata.num_row_groups):
-            stats = metadata.row_group(group).column(column).statistics
-            if stats is None or not stats.has_min_max or stats.min <= account <= stats.max:
+        if path.parent == folder:
+            ranges = _account_ranges(str(path), path.stat().st_mtime_ns)
+            if any(low is None or low <= account <= high for low, high in ranges):
                 return True
     return False
+
+
+@functools.lru_cache(maxsize=4096)  # batch files never change; a new one has a new name
+def _account_ranges(path: str, _mtime_ns: int) -> tuple[tuple[str | None, str | None], ...]:
+    """(min, max) of the account column in each row group of a batch file; (None, None) unknown."""
+    metadata = pq.read_metadata(path)
+    column = next(i for i in range(metadata.num_columns) if metadata.schema.column(i).path == "account")
+    ranges = []
+    for group in range(metadata.num_row_groups):
+        stats = metadata.row_group(group).column(column).statistics
+        ranges.append((stats.min, stats.max) if stats is not None and stats.has_min_max else (None, None))
+    return tuple(ranges)
