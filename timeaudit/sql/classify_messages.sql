@@ -1,7 +1,9 @@
--- Every message of every mailbox with one category, its reason and its estimated minutes.
+-- Every message of every mailbox with one category, its reason and its estimated minutes: a
+-- view, not a table, as each reader needs a few of its columns and keeping all of them for
+-- millions of messages would take gigabytes.
 -- Inputs: the lake view `messages`, `message_counterparts` (counterparts.sql), the rule tables.
 -- The address lists and labels are left out: what counts of them is in the category.
-CREATE OR REPLACE TEMP TABLE classified_messages AS
+CREATE OR REPLACE TEMP VIEW classified_messages AS
 WITH facts AS (
     SELECT
         m.* EXCLUDE ("to", cc, labels),
