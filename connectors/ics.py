@@ -64,6 +64,7 @@ RESPONSES = {
 }
 CONFERENCE_PROPERTIES = ("CONFERENCE", "X-GOOGLE-CONFERENCE", "X-MICROSOFT-SKYPETEAMSMEETINGURL")
 CONFERENCE_PREFIXES = ("X-MICROSOFT-ONLINEMEETING",)
+_CONFERENCE_STARTS = (*CONFERENCE_PROPERTIES, *CONFERENCE_PREFIXES)  # how every conference property's name starts
 MEETING_URL = re.compile(
     r"https?://[^\s]*(zoom\.us|teams\.microsoft\.com|teams\.live\.com|meet\.google\.com|webex\.com|"
     r"gotomeeting\.com|gotomeet\.me|whereby\.com|chime\.aws|bluejeans\.com|meet\.jit\.si|facetime\.apple\.com)",
@@ -356,21 +357,25 @@ def _address(value: str, params: Mapping) -> str:
     return address.strip().lower() if "@" in address else ""
 
 
-def _guests(attendees: Iterable[tuple[str, Mapping]], account: str) -> tuple[tuple[Guest, ...], str | None]:
-    """The attendees kept (people; rooms and resources are left out), and the account's own
-    response when it is listed."""
+def _attendee(value: str, params: Mapping) -> tuple[str, str, bool, bool]:
+    """(email, response, optional, a person rather than a room or resource) of one ATTENDEE."""
+    email = _address(value, params)
+    response = RESPONSES.get(str(params.get("PARTSTAT", "")).upper(), "needsAction")
+    optional = str(params.get("ROLE", "")).upper() in ("OPT-PARTICIPANT", "NON-PARTICIPANT")
+    person = bool(email) and str(params.get("CUTYPE", "")).upper() not in ("ROOM", "RESOURCE")
+    return email, response, optional, person
+
+
+def _guests(attendees: Iterable[tuple[str, str, bool, bool]], account: str) -> tuple[list[Guest], str | None]:
+    """The people among the attendees, and the account's own response when it is listed."""
     guests: list[Guest] = []
     own = None
-    for value, params in attendees:
-        email = _address(value, params)
-        response = RESPONSES.get(str(params.get("PARTSTAT", "")).upper(), "needsAction")
+    for email, response, optional, person in attendees:
         if own is None and email == account:
             own = response
-        if not email or str(params.get("CUTYPE", "")).upper() in ("ROOM", "RESOURCE"):
-            continue
-        optional = str(params.get("ROLE", "")).upper() in ("OPT-PARTICIPANT", "NON-PARTICIPANT")
-        guests.append((email, response, optional))
-    return tuple(guests), own
+        if person:
+            guests.append((email, response, optional))
+    return guests, own
 
 
 class _ComponentProps:
@@ -390,9 +395,9 @@ class _ComponentProps:
         prop = self.component.get("ORGANIZER")
         return str(prop or ""), getattr(prop, "params", {})
 
-    def guests(self, account: str) -> tuple[tuple[Guest, ...], str | None]:
+    def guests(self, account: str) -> tuple[list[Guest], str | None]:
         attendees = _props(self.component, "ATTENDEE")
-        return _guests(((str(p or ""), getattr(p, "params", {})) for p in attendees), account)
+        return _guests((_attendee(str(p or ""), getattr(p, "params", {})) for p in attendees), account)
 
     def updated(self) -> datetime:
         for key in ("LAST-MODIFIED", "DTSTAMP", "CREATED"):
@@ -414,21 +419,21 @@ class _PlainProps:
     def organizer(self) -> tuple[str, Mapping]:
         return self.event.text_of("ORGANIZER"), self.event.params_of("ORGANIZER")
 
-    def guests(self, account: str) -> tuple[tuple[Guest, ...], str | None]:
-        return _plain_guests(self.event.attendees, account)
+    def guests(self, account: str) -> tuple[list[Guest], str | None]:
+        return _guests(map(_plain_attendee, self.event.attendees), account)
 
     def updated(self) -> datetime:
         return self.single.updated
 
 
-@functools.lru_cache(maxsize=16384)  # a team's invitations list the same people, line for line
-def _plain_guests(lines: tuple[tuple[str, str], ...], account: str) -> tuple[tuple[Guest, ...], str | None]:
-    attendees = ((ics_plain.value_of("ATTENDEE", raw), ics_plain.params(written)) for written, raw in lines)
-    return _guests(attendees, account)
+@functools.lru_cache(maxsize=65536)  # the same people are invited again and again, line for line
+def _plain_attendee(line: tuple[str, str]) -> tuple[str, str, bool, bool]:
+    written, raw = line
+    return _attendee(ics_plain.value_of("ATTENDEE", raw), ics_plain.params(written))
 
 
 def _has_conference(props) -> bool:
-    for key in props.names():
+    for key in [key for key in props.names() if key.startswith(_CONFERENCE_STARTS)]:
         if key in CONFERENCE_PROPERTIES or key.startswith(CONFERENCE_PREFIXES):
             value = props.text(key).strip()
             if value and value.upper() != "FALSE":
@@ -481,7 +486,7 @@ def _record(props, start: date, end: date, key: str, series_id: str, cal: _Calen
         transparency="transparent" if transparent else "opaque",
         event_type="outOfOffice" if busy == "OOF" else "default",
         organizer=organizer,
-        attendees=[Attendee(*guest) for guest in guests],
+        attendees=[Attendee(email, response, optional) for email, response, optional in guests],
         has_agenda=bool(props.text("DESCRIPTION").strip()) or props.has("ATTACH"),
         has_conference=_has_conference(props),
         title_tags=list(_tags(summary, cal.words)),

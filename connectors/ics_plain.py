@@ -56,7 +56,10 @@ _BOUNDARY = re.compile(r"\n(BEGIN|END):([A-Z][A-Z0-9-]*)(?=\n)")
 # either end, which icalendar would strip).
 _BARE = r'[^\s";:,%^\\\x00-\x1f\x7f](?:[^";:,%^\\\x00-\x08\x0a-\x1f\x7f]*[^\s";:,%^\\\x00-\x1f\x7f])?'
 _QUOTED = r'"[^"%^\\\x00-\x08\x0a-\x1f\x7f]*"'
-_LINE = re.compile(rf"\n([A-Z][A-Z0-9-]*)((?:;[A-Za-z0-9-]+=(?:{_QUOTED}|{_BARE}|))*):(.*)")
+_PARAMETERS = rf"(?:;[A-Za-z0-9-]+=(?:{_QUOTED}|{_BARE}|))*"
+_LINE = re.compile(rf"\n([A-Z][A-Z0-9-]*)({_PARAMETERS}):(.*)")
+_ATTENDEE = re.compile(rf"\nATTENDEE({_PARAMETERS}):(.*)")  # an event lists many: read apart from the rest
+_NOT_ATTENDEE = re.compile(rf"\n(?!ATTENDEE[;:])([A-Z][A-Z0-9-]*)({_PARAMETERS}):(.*)")
 _PARAMETER = re.compile(r';([A-Za-z0-9-]+)=("[^"]*"|[^;]*)')
 _TYPED = re.compile(r";VALUE=", re.I)
 _FOLD_AFTER_BLANK_LINES = re.compile(r"\n\n+[ \t]")  # icalendar unfolds these too
@@ -175,20 +178,21 @@ def _unfold(text: str) -> str | None:
 
 def _plain_event(text: str, begin: re.Match, end: re.Match) -> PlainEvent | None:
     """The event between a BEGIN:VEVENT and its END:VEVENT (matches of _BOUNDARY in ``text``)."""
-    lines = _LINE.findall(text, begin.end(), end.start())
-    if len(lines) != text.count("\n", begin.end(), end.start()):  # a line that is not plain, or an empty one
+    first, last = begin.end(), end.start()
+    attendees = tuple(_ATTENDEE.findall(text, first, last))
+    lines = _NOT_ATTENDEE.findall(text, first, last)
+    if len(lines) + len(attendees) != text.count("\n", first, last):  # a line that is not plain, or an empty one
         return None
-    attendees = tuple((written, raw) for name, written, raw in lines if name == "ATTENDEE")
-    once = {name: (written, raw) for name, written, raw in lines if name != "ATTENDEE"}
+    once = {name: (written, raw) for name, written, raw in lines}
     repeated: frozenset[str] = frozenset()
-    if len(once) + len(attendees) != len(lines) or "BEGIN" in once:
-        fields = _with_repeats(lines)
+    if len(once) != len(lines) or "BEGIN" in once:
+        fields = _with_repeats(_LINE.findall(text, first, last))
         if fields is None:
             return None
         once, attendees, repeated = fields
     if not RECURRENCE.isdisjoint(once) or not RECURRENCE.isdisjoint(repeated):
         return None
-    typed = _TYPED.search(text, begin.end(), end.start()) is not None
+    typed = _TYPED.search(text, first, last) is not None
     return PlainEvent(once, attendees, repeated, typed, text, (begin.start() + 1, end.end() + 1))
 
 
