@@ -253,10 +253,10 @@ def _time(written: str, raw: str, zone_of: bool) -> date | datetime:
     given = params(written)
     if given.get("VALUE", "DATE").upper() not in ("DATE", "DATE-TIME"):  # another value type
         raise ValueError(f"VALUE={given['VALUE']}")
-    return parse_time(raw, _iana(given["TZID"]) if zone_of and "TZID" in given else None)
+    return _parse_time(raw, _iana(given["TZID"]) if zone_of and "TZID" in given else None)
 
 
-def parse_time(raw: str, zone: tzinfo | None) -> date | datetime:
+def _parse_time(raw: str, zone: tzinfo | None) -> date | datetime:
     """``vDDDTypes.from_ical(raw, tzid)`` for the plain forms, with the TZID already looked up."""
     m = _TIME.fullmatch(raw)
     if not m:
