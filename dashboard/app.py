@@ -44,15 +44,15 @@ except NotOnRoster as e:
     st.stop()
 
 pages = [
-    st.Page("pages/my_week.py", title="My week", icon="👤", default=True),
-    st.Page("pages/team.py", title="Team", icon="👥", url_path="team"),
-    st.Page("pages/wasters.py", title="Time wasters", icon="⏳", url_path="wasters"),
-    st.Page("pages/customers.py", title="Customers", icon="🤝", url_path="customers"),
+    st.Page("views/my_week.py", title="My week", icon="👤", default=True),
+    st.Page("views/team.py", title="Team", icon="👥", url_path="team"),
+    st.Page("views/wasters.py", title="Time wasters", icon="⏳", url_path="wasters"),
+    st.Page("views/customers.py", title="Customers", icon="🤝", url_path="customers"),
 ]
 if viewer.may_configure:
     pages += [
-        st.Page("pages/rules.py", title="Rules", icon="⚙", url_path="rules"),
-        st.Page("pages/data.py", title="Data", icon="🗂", url_path="data"),
+        st.Page("views/rules.py", title="Rules", icon="⚙", url_path="rules"),
+        st.Page("views/data.py", title="Data", icon="🗂", url_path="data"),
     ]
 with st.sidebar:
     st.caption(viewer.describe())

@@ -97,9 +97,9 @@ def test_a_member_sees_only_their_own_week(config, demo_dir):
 def test_a_member_gets_team_aggregates_but_nobody_elses_figures(config, demo_dir):
     member = first(demo_dir, "member", "Support")
     at = signed_in(member)
-    at.switch_page("pages/team.py").run()
+    at.switch_page("views/team.py").run()
     assert not at.exception and at.metric  # team aggregates are for everyone
-    at.switch_page("pages/wasters.py").run()
+    at.switch_page("views/wasters.py").run()
     assert not at.exception
     names = {r["email"]: r["name"] for r in roster(demo_dir)}
     for frame in at.dataframe:
@@ -107,7 +107,7 @@ def test_a_member_gets_team_aggregates_but_nobody_elses_figures(config, demo_dir
         for column in ("name", "person", "Person"):
             if column in value.columns:
                 assert set(value[column]) <= {names[member], member, HIDDEN}, column
-    at.switch_page("pages/customers.py").run()
+    at.switch_page("views/customers.py").run()
     assert not at.exception
     for frame in at.dataframe:
         value = frame.value
@@ -118,14 +118,14 @@ def test_a_member_gets_team_aggregates_but_nobody_elses_figures(config, demo_dir
 
 def test_configuration_pages_are_for_admins_only(config, demo_dir):
     member = signed_in(first(demo_dir, "member"))
-    for page in ("pages/rules.py", "pages/data.py"):  # not even in a member's navigation
+    for page in ("views/rules.py", "views/data.py"):  # not even in a member's navigation
         with pytest.raises(ValueError, match="Could not find a navigation page"):
             member.switch_page(page)
 
     admin = signed_in(first(demo_dir, "admin"))
-    admin.switch_page("pages/data.py").run()
+    admin.switch_page("views/data.py").run()
     assert not admin.exception and not admin.error and admin.table
-    admin.switch_page("pages/rules.py").run()
+    admin.switch_page("views/rules.py").run()
     assert not admin.exception and not admin.error
     assert len(people_offered(signed_in(first(demo_dir, "admin")))) == 1  # and only their own week
 
@@ -140,18 +140,18 @@ def test_a_lead_sees_their_team_per_person_only_when_the_config_allows(config, d
     assert not at.exception
     offered = people_offered(at)
     assert set(offered) == support
-    at.switch_page("pages/wasters.py").run()
+    at.switch_page("views/wasters.py").run()
     assert not at.exception
 
 
 def test_group_figures_disappear_below_the_minimum_group_size(config, demo_dir):
     config("min_group_size = 9")  # only Support (10 people) is large enough
     at = signed_in(first(demo_dir, "member", "Support"))
-    at.switch_page("pages/team.py").run()
+    at.switch_page("views/team.py").run()
     assert not at.exception
     assert list(at.selectbox(key="team").options) == ["Support"]
     assert "Hidden:" in at.warning[0].value and "Finance (6 people)" in at.warning[0].value
-    at.switch_page("pages/wasters.py").run()
+    at.switch_page("views/wasters.py").run()
     assert list(at.selectbox(key="wasters-team").options) == ["Everyone", "Support"]
 
 

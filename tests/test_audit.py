@@ -137,12 +137,12 @@ def test_cli_and_pages_show_the_same_figures(demo_dir, monkeypatch):
     monkeypatch.setenv("TIMEAUDIT_DATA", str(demo_dir))
     monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
     at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page("pages/wasters.py").run()
+    at.switch_page("views/wasters.py").run()
     assert not at.exception and at.title[0].value == "Time wasters"
     table = at.dataframe[0].value
     assert table.iloc[0]["Meeting (title tags)"] == "steering, committee"
     assert len(at.get("plotly_chart")) >= 3
-    at.switch_page("pages/customers.py").run()
+    at.switch_page("views/customers.py").run()
     assert not at.exception and at.title[0].value == "Customers"
     shown = {m.label: m.value for m in at.metric}
     assert shown["Neglected customers"] == str(len(NEGLECTED))
@@ -153,7 +153,7 @@ def test_cli_and_pages_show_the_same_figures(demo_dir, monkeypatch):
 def test_what_if_control_on_the_page(demo_dir, monkeypatch):
     monkeypatch.setenv("TIMEAUDIT_DATA", str(demo_dir))
     at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page("pages/wasters.py").run()
+    at.switch_page("views/wasters.py").run()
     before = {m.label: m.value for m in at.metric}["Customer share now"]
     at = at.multiselect(key="what-if").select("steering-committee").run()
     shown = {m.label: m.value for m in at.metric}

@@ -79,7 +79,7 @@ def test_my_week_follows_the_person_picker(app, weekly):
 
 def test_team_page_shows_team_figures(app, weekly):
     at = app.run()
-    at.switch_page("pages/team.py").run()
+    at.switch_page("views/team.py").run()
     assert not at.exception
     assert at.title[0].value == "Team"
     team = at.selectbox(key="team").value
@@ -105,7 +105,7 @@ def test_team_page_shows_team_figures(app, weekly):
 
 def test_summary_downloads_are_made_for_what_the_page_shows_when_asked(app):
     at = app.run()
-    at.switch_page("pages/team.py").run()
+    at.switch_page("views/team.py").run()
     at = at.button(key="team-summary-prepare").click().run()
     assert download_labels(at) == {"Download CSV"} | SUMMARY_LABELS
     at = at.selectbox(key="team-week").set_value("2026-W46").run()  # another week: asked again
@@ -126,7 +126,7 @@ def test_team_page_hides_groups_under_the_minimum(app, demo_dir, tmp_path, monke
     )
     monkeypatch.setenv("TIMEAUDIT_CONFIG", str(config))
     at = app.run()
-    at.switch_page("pages/team.py").run()
+    at.switch_page("views/team.py").run()
     assert not at.exception
     assert "fewer" not in at.warning[0].value  # it names the rule, in plain words
     assert "at least 100 people" in at.warning[0].value
@@ -143,7 +143,7 @@ def test_empty_lake_explains_what_to_do(tmp_path, monkeypatch):
 
 def test_data_page_lists_what_the_lake_holds_and_offers_imports(app):
     at = app.run()
-    at.switch_page("pages/data.py").run()
+    at.switch_page("views/data.py").run()
     assert not at.exception
     assert at.title[0].value == "Data"
     held = at.table[0].value

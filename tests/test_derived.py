@@ -173,9 +173,9 @@ def test_data_page_says_whether_the_stored_tables_are_in_use(copy, monkeypatch):
     monkeypatch.setenv("TIMEAUDIT_DATA", str(copy))
     monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/data.py").run()
+    at.switch_page("views/data.py").run()
     assert not at.exception
     assert any("read from the tables `timeaudit metrics` computed with duckdb" in c.value for c in at.caption)
     (copy / "derived" / MANIFEST).unlink()
-    at.switch_page("pages/data.py").run()
+    at.switch_page("views/data.py").run()
     assert any("computed from the data when first shown" in c.value for c in at.caption)

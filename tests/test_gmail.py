@@ -471,7 +471,7 @@ def test_reply_latency_counts_working_hours_over_weekends_and_zones_and_shows_on
     shown = {m.label: m.value for m in at.metric}
     assert shown["Email"] == "0.2 h"  # two replies of 5 minutes; unread mail costs nothing yet
     assert shown["With customers"] == "0.2 h"
-    at.switch_page("pages/customers.py").run()
+    at.switch_page("views/customers.py").run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Emails waiting for an answer"] == "1"
     assert at.get("plotly_chart")  # hours per customer and reply times

@@ -20,7 +20,7 @@ def test_edit_preview_and_save(demo_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("TIMEAUDIT_DATA", str(data))
     monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
     at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page("pages/rules.py").run()
+    at.switch_page("views/rules.py").run()
     assert not at.exception and at.title[0].value == "Rules"
     assert at.metric[0].value == "0"
     assert at.button(key="save-rules").disabled
