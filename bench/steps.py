@@ -98,7 +98,7 @@ def _serve(data: Path):
     env = {k: v for k, v in os.environ.items() if k != "TIMEAUDIT_CONFIG"}
     command = ["-m", "timeaudit.cli", "dashboard", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    # Its own process group, so that _stop ends the Streamlit server under the CLI too.
+    # Its own process group, so that _stop can kill the Streamlit server too if the CLI hangs.
     proc = subprocess.Popen([sys.executable, *command], env=env, start_new_session=True, **quiet)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -114,22 +114,21 @@ def _serve(data: Path):
 
 
 def _stop(proc) -> None:
-    """End the CLI and the Streamlit server it runs: terminating the CLI alone leaves Streamlit
-    serving (and holding its tables in memory) after the step."""
+    """End the CLI, which stops the Streamlit server it runs; kill both if that hangs (a server
+    left serving holds its tables in memory after the step)."""
     import os
     import signal
     import subprocess
 
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
         try:
-            os.killpg(proc.pid, sig)
+            os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=30)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            pass
+        proc.wait(timeout=30)
 
 
 def _rss_mb(pid: int) -> float:

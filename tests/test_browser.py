@@ -46,10 +46,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def serve_dashboard(data_dir: Path, port: int | None = None, extra: list[str] = ()) -> Iterator[str]:
-    """`timeaudit dashboard` on ``data_dir`` at a (free) loopback port; yields its URL."""
-    require_chromium()
+def start_dashboard(data_dir: Path, port: int | None = None, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
+    """Start `timeaudit dashboard` on ``data_dir`` at a (free) loopback port; (process, URL) once it answers."""
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k != "TIMEAUDIT_CONFIG"}
     command = ["dashboard", "--data", str(data_dir), "--port", str(port), "--host", "127.0.0.1", *extra]
@@ -59,20 +57,31 @@ def serve_dashboard(data_dir: Path, port: int | None = None, extra: list[str] = 
         stderr=subprocess.STDOUT,
         env=env,
         text=True,
-        start_new_session=True,  # its own process group, so Streamlit under the CLI stops with it
+        start_new_session=True,  # its own process group: stop() can still kill it all if the CLI hangs
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        stop(proc)
-        pytest.fail(f"the dashboard did not start: {proc.stdout.read()}")
+        if answers(url):
+            return proc, url
+        time.sleep(0.3)
+    stop(proc)
+    pytest.fail(f"the dashboard did not start: {proc.stdout.read()}")
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def serve_dashboard(data_dir: Path, port: int | None = None, extra: list[str] = ()) -> Iterator[str]:
+    """`timeaudit dashboard` on ``data_dir`` at a (free) loopback port; yields its URL."""
+    require_chromium()
+    proc, url = start_dashboard(data_dir, port, extra)
     try:
         yield url
     finally:
@@ -80,15 +89,14 @@ def serve_dashboard(data_dir: Path, port: int | None = None, extra: list[str] = 
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """Stop the CLI and the Streamlit server it started (terminating the CLI alone leaves it running)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    """Stop the CLI, which stops the Streamlit server it started; kill both if that hangs."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=10)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +145,13 @@ def test_team_page_tabs_draw_each_chart(server, browser):
     page.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)
     page.goto(f"{server}/team", wait_until="domcontentloaded")
     page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+    # Opened directly, the sidebar holds the app's navigation and viewer line, not the
+    # file names Streamlit lists for a pages/ folder beside the main script.
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    links = {t.splitlines()[-1].strip() for t in sidebar.get_by_role("link").all_inner_texts() if t.strip()}
+    assert {"My week", "Team", "Time wasters", "Customers"} <= links, links
+    assert not {"app", "my week", "team", "wasters", "customers"} & links, links
+    assert "Local mode" in sidebar.inner_text()
     first = page.locator(".js-plotly-plot").first
     assert "hours by category, per week" in first.inner_text()
     # Drawn with the light plotly.js, not Streamlit's whole one, and as interactive: hovering

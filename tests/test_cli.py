@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
 import sys
 
@@ -76,3 +78,25 @@ def test_doctor_on_an_empty_folder_points_to_the_demo(tmp_path):
     result = run("doctor", "--data", str(tmp_path))
     assert result.returncode == 0
     assert "no data yet" in result.stdout and "timeaudit demo" in result.stdout
+
+
+def test_stopping_the_dashboard_command_stops_the_server(demo_dir):
+    """SIGTERM to `timeaudit dashboard` alone reaches the Streamlit server it started."""
+    import psutil
+    from test_browser import answers, start_dashboard, stop
+
+    proc, url = start_dashboard(demo_dir)
+    children = []
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "the CLI runs Streamlit as its child"
+        proc.send_signal(signal.SIGTERM)  # the CLI only, not its process group
+        assert proc.wait(timeout=30) == 0
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, alive
+        assert not answers(url)
+    finally:
+        stop(proc)
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()

@@ -3,10 +3,12 @@ library function and turns errors a user can fix into one line and exit code 2."
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
 import re
+import signal
 import subprocess
 import sys
 from datetime import date
@@ -153,10 +155,33 @@ def dashboard(
     ]
     if secrets:  # Streamlit runs in the project folder, so the user's secrets file is named to it
         command += ["--secrets.files", str(secrets.resolve())]
+    raise typer.Exit(_run_until_stopped(command, env=env, cwd=app_file.parent.parent))
+
+
+def _run_until_stopped(command: list[str], **popen) -> int:
+    """Run ``command`` and wait for it, passing Ctrl+C, SIGTERM and SIGHUP on to it, so that
+    stopping the CLI stops the server under it too; its exit code (128 + signal if killed)."""
+    started: list[subprocess.Popen] = []
+    received: list[int] = []
+
+    def forward(signum, _frame) -> None:
+        received.append(signum)
+        for proc in started:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
+
+    stops = [s for s in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, s)]
+    previous = {s: signal.signal(getattr(signal, s), forward) for s in stops}
     try:
-        raise typer.Exit(subprocess.call(command, env=env, cwd=app_file.parent.parent))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+        proc = subprocess.Popen(command, **popen)
+        started.append(proc)
+        if received:  # stopped while it was starting
+            proc.send_signal(received[-1])
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(getattr(signal, s), handler)
+    return 128 - code if code < 0 else code
 
 
 def resolve_week(week: str, weeks: list[str]) -> str:
