@@ -148,10 +148,8 @@ class Lake:
         self._ensure_schema()
         folder = self.partition(table, source)
         folder.mkdir(parents=True, exist_ok=True)
-        # Names sort by time, so compaction and people reading the folder see the order.
-        name = f"batch-{utc_now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
-        final = folder / name
-        tmp = folder / f".{name}{_TMP_SUFFIX}"
+        final = folder / _batch_name()
+        tmp = folder / f".{final.name}{_TMP_SUFFIX}"
         try:
             write_parquet(data, tmp)
             os.replace(tmp, final)
@@ -208,23 +206,10 @@ class Lake:
         return tuple((str(p), p.stat().st_mtime_ns) for t in TABLES for p in self.files(t))
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB with a view per table holding the latest live records.
-
-        Its memory is capped (``TIMEAUDIT_MEMORY_LIMIT``, default 1GB): an analysis of a large
-        organisation spills what does not fit to a private temporary folder, removed when the
-        connection goes, instead of taking most of the machine's memory, DuckDB's default."""
+        """An in-memory DuckDB (see ``capped_duckdb``) with a view per table holding the latest
+        live records."""
         self.check_schema()
-        con = duckdb.connect(":memory:")
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET enable_progress_bar = false")
-        spill = tempfile.mkdtemp(prefix="timeaudit-")
-        weakref.finalize(con, shutil.rmtree, spill, True)
-        con.execute("SET temp_directory = $spill", {"spill": spill})
-        limit = os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT
-        try:
-            con.execute("SET memory_limit = $limit", {"limit": limit})
-        except duckdb.Error:
-            raise StoreError(f"{MEMORY_ENV}={limit!r}: not an amount of memory; use e.g. 2GB or 512MB") from None
+        con = capped_duckdb()
         for table in TABLES:
             self._register_latest(con, table)
         return con
@@ -282,14 +267,59 @@ class Lake:
             if len(old) <= 1:
                 after += len(old)
                 continue
-            con = duckdb.connect(":memory:")
-            merged = con.sql(read_sql("compact.sql").format(raw=_read_parquet(old, hive=False))).to_arrow_table()
-            merged = merged.select(TABLES[table][1].names).cast(TABLES[table][1])
-            written = self.write_arrow(table, source, merged)
+            written = _merge_into_one_file(table, old, folder)
             for p in old:
                 p.unlink(missing_ok=True)
             after += 1 if written else 0
         return before, after
+
+
+def capped_duckdb() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB in UTC whose memory is capped (``TIMEAUDIT_MEMORY_LIMIT``, default
+    1GB): work on a large organisation spills what does not fit to a private temporary folder,
+    removed when the connection goes, instead of taking most of the machine's memory, which is
+    DuckDB's default."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    spill = tempfile.mkdtemp(prefix="timeaudit-")
+    weakref.finalize(con, shutil.rmtree, spill, True)
+    con.execute("SET temp_directory = $spill", {"spill": spill})
+    limit = os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT
+    try:
+        con.execute("SET memory_limit = $limit", {"limit": limit})
+    except duckdb.Error:
+        raise StoreError(f"{MEMORY_ENV}={limit!r}: not an amount of memory; use e.g. 2GB or 512MB") from None
+    return con
+
+
+def _batch_name() -> str:
+    # Names sort by time, so compaction and people reading the folder see the order.
+    return f"batch-{utc_now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def _merge_into_one_file(table: str, files: list[Path], folder: Path) -> Path | None:
+    """The newest live version of every record in ``files``, written by DuckDB straight to
+    one new batch file (streamed, within the memory cap); None when nothing is live."""
+    columns = ", ".join(f'"{name}"' for name in TABLES[table][1].names)
+    query = f"SELECT {columns} FROM ({read_sql('compact.sql').format(raw=_read_parquet(files, hive=False))})"
+    final = folder / _batch_name()
+    tmp = folder / f".{final.name}{_TMP_SUFFIX}"
+    quoted = str(tmp).replace("'", "''")
+    try:
+        (rows,) = (
+            capped_duckdb()
+            .execute(
+                f"COPY ({query}) TO '{quoted}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+            )
+            .fetchone()
+        )
+        if not rows:
+            return None
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
 
 
 def holdings(con: duckdb.DuckDBPyConnection) -> list[tuple]:
