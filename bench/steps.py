@@ -231,10 +231,13 @@ def compact(data: Path, **_) -> dict:
         originals = lake.files(table)
         for path in originals:
             source = path.parent.name.removeprefix("source=")
-            records = pq.read_table(path)
-            for start in range(0, records.num_rows, 50_000):
-                lake.write_arrow(table, source, records.slice(start, 50_000))
-            changed = records.take(list(range(0, records.num_rows, 100)))
+            changed = []
+            # Batch by batch, so the step's peak memory is the compaction's, not this setup's.
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=50_000):
+                records = pa.Table.from_batches([batch])
+                lake.write_arrow(table, source, records)
+                changed.append(records.take(list(range(0, records.num_rows, 100))))
+            changed = pa.concat_tables(changed)
             newer = pc.add(changed["updated"], pa.scalar(1_000_000, pa.duration("us")))
             position = changed.schema.get_field_index("updated")
             lake.write_arrow(table, source, changed.set_column(position, "updated", newer))
