@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -150,7 +151,9 @@ def test_forget_leaves_no_trace_and_others_figures_hold(data):
     # Everybody else's week is computed as before, and every meeting keeps its size.
     assert attendee_counts(data, person) == counts_before
     weekly_after = others_weekly(data, person)
-    assert len(weekly_after) and weekly_after.equals(weekly_before)
+    assert len(weekly_after)
+    # To the microhour: DuckDB adds floating-point hours in parallel, in no fixed order.
+    pd.testing.assert_frame_equal(weekly_after, weekly_before, check_exact=False, rtol=0, atol=1e-6)
     con = lake.connect()
     assert con.execute("SELECT count(*) FROM events WHERE organizer = ?", [f"forgotten@{domain}"]).fetchone()[0] > 0
     assert con.execute("SELECT count(*) FROM messages WHERE account = ?", [person]).fetchone()[0] == 0
