@@ -214,6 +214,11 @@ def browser(data: Path, **_) -> dict:
     }
 
 
+def _live_counts(lake) -> dict[str, int]:
+    con = lake.connect()
+    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("events", "messages")}
+
+
 def compact(data: Path, **_) -> dict:
     """Compaction of a lake left as incremental syncs leave it: each source in batches of
     50,000 records, then 1% of the records again in newer versions. Times the compaction
@@ -243,11 +248,11 @@ def compact(data: Path, **_) -> dict:
             lake.write_arrow(table, source, changed.set_column(position, "updated", newer))
         for path in originals:
             path.unlink()
-    live = {t: lake.connect().execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("events", "messages")}
+    live = _live_counts(lake)
     started = time.perf_counter()
     files = {t: lake.compact(t) for t in ("events", "messages")}
     seconds = time.perf_counter() - started
-    after = {t: lake.connect().execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("events", "messages")}
+    after = _live_counts(lake)
     shutil.rmtree(copy)
     if after != live:
         raise AssertionError(f"compaction changed the live records: {live} before, {after} after")

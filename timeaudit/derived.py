@@ -28,14 +28,13 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyarrow.parquet as pq
 
 from timeaudit.audit import open_scope
 from timeaudit.config import Settings
 from timeaudit.metrics import Analysis, open_analysis
 from timeaudit.model import SCHEMA_VERSION
 from timeaudit.sql import read_sql
-from timeaudit.store import Lake
+from timeaudit.store import Lake, sql_string, write_parquet
 
 DERIVED_DIR = "derived"
 # Name -> what it holds; written in this order.
@@ -103,7 +102,7 @@ def duckdb_writer(a: Analysis, out: Path) -> Callable[[str, str], None]:
 
         def fill(staging: Path) -> None:
             staging.mkdir()
-            pq.write_table(data, staging / "part-00000.parquet", compression="zstd")
+            write_parquet(data, staging / "part-00000.parquet")
 
         replace_folder(out / name, fill)
 
@@ -200,10 +199,10 @@ def stored_weekly(lake: Lake, settings: Settings) -> pd.DataFrame | None:
     before = manifest_in_use(lake, settings)
     if before is None:
         return None
-    files = str(lake.root / DERIVED_DIR / "weekly_metrics" / "*.parquet").replace("'", "''")
+    files = sql_string(lake.root / DERIVED_DIR / "weekly_metrics" / "*.parquet")
     con = duckdb.connect()
     try:
-        df = con.execute(f"SELECT * FROM read_parquet('{files}') ORDER BY week, person").df()
+        df = con.execute(f"SELECT * FROM read_parquet({files}) ORDER BY week, person").df()
     except (duckdb.Error, OSError):
         return None  # replaced or removed while being read: compute instead
     finally:

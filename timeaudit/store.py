@@ -305,15 +305,9 @@ def _merge_into_one_file(table: str, files: list[Path], folder: Path) -> Path | 
     query = f"SELECT {columns} FROM ({read_sql('compact.sql').format(raw=_read_parquet(files, hive=False))})"
     final = folder / _batch_name()
     tmp = folder / f".{final.name}{_TMP_SUFFIX}"
-    quoted = str(tmp).replace("'", "''")
+    options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
     try:
-        (rows,) = (
-            capped_duckdb()
-            .execute(
-                f"COPY ({query}) TO '{quoted}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
-            )
-            .fetchone()
-        )
+        (rows,) = capped_duckdb().execute(f"COPY ({query}) TO {sql_string(tmp)} ({options})").fetchone()
         if not rows:
             return None
         os.replace(tmp, final)
@@ -327,8 +321,13 @@ def holdings(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     return con.execute(read_sql("holdings.sql")).fetchall()
 
 
+def sql_string(path: Path | str) -> str:
+    """A path as a quoted SQL string literal, for the file functions DuckDB takes no parameter in."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def _read_parquet(paths: list[Path], hive: bool = True) -> str:
-    listing = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    listing = "[" + ", ".join(sql_string(p) for p in paths) + "]"
     return f"read_parquet({listing}, hive_partitioning = {str(hive).lower()}, union_by_name = true)"
 
 
@@ -346,9 +345,9 @@ def newest_per_key(data: pa.Table) -> pa.Table:
 
 def _keep_newest_in_file(path: Path, rows: int) -> int:
     """Rewrite ``path`` with each record once when it repeats one; returns the rows kept."""
-    con = duckdb.connect(":memory:")
-    quoted = str(path).replace("'", "''")
-    raw = f"(SELECT * RENAME (file_row_number AS position) FROM read_parquet('{quoted}', file_row_number = true))"
+    con = capped_duckdb()
+    numbered = f"read_parquet({sql_string(path)}, file_row_number = true)"
+    raw = f"(SELECT * RENAME (file_row_number AS position) FROM {numbered})"
     if con.execute(f"SELECT count(DISTINCT (account, id)) FROM {raw}").fetchall()[0][0] == rows:
         return rows
     data = con.sql(read_sql("newest_per_key.sql").format(raw=raw)).to_arrow_table()

@@ -1,9 +1,9 @@
 -- Everyone on each list of parties of one table (the lists: message_lists.sql or
 -- event_lists.sql), boiled down to: how many they are, the first one at a customer's domain
 -- (and which customer), and the first one outside the organisation. The parties query
--- (message_parties.sql or event_parties.sql) gives (list_id, email) for everyone on a list. The record's own account
--- is on its list too; it counts in `parties` (classify_events.sql takes it off) but is never
--- the customer or outside one, its domain being the organisation's.
+-- (message_parties.sql or event_parties.sql) gives (list_id, email) for everyone on a list.
+-- The record's own account is on its list too; it counts in `parties` (classify_events.sql
+-- takes it off) but is never the customer or outside one, its domain being the organisation's.
 -- Inputs: `rule_customer_domains`, `rule_org_domains`.
 CREATE OR REPLACE TEMP TABLE {name} AS
 WITH parties AS (
