@@ -366,7 +366,7 @@ def _attendee(value: str, params: Mapping) -> tuple[str, str, bool, bool]:
     return email, response, optional, person
 
 
-def _guests(attendees: Iterable[tuple[str, str, bool, bool]], account: str) -> tuple[list[Guest], str | None]:
+def _guests(attendees: Iterable[tuple[str, str, bool, bool]], account: str) -> tuple[tuple[Guest, ...], str | None]:
     """The people among the attendees, and the account's own response when it is listed."""
     guests: list[Guest] = []
     own = None
@@ -375,7 +375,7 @@ def _guests(attendees: Iterable[tuple[str, str, bool, bool]], account: str) -> t
             own = response
         if person:
             guests.append((email, response, optional))
-    return guests, own
+    return tuple(guests), own
 
 
 class _ComponentProps:
@@ -395,7 +395,7 @@ class _ComponentProps:
         prop = self.component.get("ORGANIZER")
         return str(prop or ""), getattr(prop, "params", {})
 
-    def guests(self, account: str) -> tuple[list[Guest], str | None]:
+    def guests(self, account: str) -> tuple[tuple[Guest, ...], str | None]:
         attendees = _props(self.component, "ATTENDEE")
         return _guests((_attendee(str(p or ""), getattr(p, "params", {})) for p in attendees), account)
 
@@ -419,11 +419,16 @@ class _PlainProps:
     def organizer(self) -> tuple[str, Mapping]:
         return self.event.text_of("ORGANIZER"), self.event.params_of("ORGANIZER")
 
-    def guests(self, account: str) -> tuple[list[Guest], str | None]:
-        return _guests(map(_plain_attendee, self.event.attendees), account)
+    def guests(self, account: str) -> tuple[tuple[Guest, ...], str | None]:
+        return _plain_guests(self.event.attendees, account)
 
     def updated(self) -> datetime:
         return self.single.updated
+
+
+@functools.lru_cache(maxsize=4096)  # a team invites the same lists of people again and again
+def _plain_guests(runs: tuple[str, ...], account: str) -> tuple[tuple[Guest, ...], str | None]:
+    return _guests((_plain_attendee(line) for run in runs for line in ics_plain.attendee_lines(run)), account)
 
 
 @functools.lru_cache(maxsize=65536)  # the same people are invited again and again, line for line
@@ -458,7 +463,8 @@ class _Calendar:
     store_titles: bool
 
 
-def _record(props, start: date, end: date, key: str, series_id: str, cal: _Calendar) -> Event:
+def _record(props, start: date, end: date, key: str, series_id: str, cal: _Calendar) -> dict:
+    """The ``Event`` fields of one occurrence by name, its attendees as (email, response, optional)."""
     start_at, end_at = _utc(start, cal.zone), _utc(end, cal.zone)
     organizer = _address(*props.organizer())
     summary = props.text("SUMMARY").strip()
@@ -470,7 +476,7 @@ def _record(props, start: date, end: date, key: str, series_id: str, cal: _Calen
     if busy == "TENTATIVE" and self_response == "accepted" and organizer != cal.account:
         self_response = "tentative"  # Outlook shows the account as tentative in this meeting
     transparent = props.text("TRANSP").upper() == "TRANSPARENT" or busy == "FREE"
-    return Event(
+    return dict(
         source=SOURCE,
         account=cal.account,
         id=f"{cal.feed}/{key}",
@@ -486,12 +492,18 @@ def _record(props, start: date, end: date, key: str, series_id: str, cal: _Calen
         transparency="transparent" if transparent else "opaque",
         event_type="outOfOffice" if busy == "OOF" else "default",
         organizer=organizer,
-        attendees=[Attendee(email, response, optional) for email, response, optional in guests],
+        attendees=guests,
         has_agenda=bool(props.text("DESCRIPTION").strip()) or props.has("ATTACH"),
         has_conference=_has_conference(props),
         title_tags=list(_tags(summary, cal.words)),
         title=summary if cal.store_titles and summary else None,
+        deleted=False,
     )
+
+
+def event_of(record: dict) -> Event:
+    """The ``Event`` of a record made by ``_record``."""
+    return Event(**{**record, "attendees": [Attendee(*guest) for guest in record["attendees"]]})
 
 
 # -- one plain single event ----------------------------------------------------------------
@@ -555,7 +567,8 @@ def _typed_text(event: ics_plain.PlainEvent) -> bool:
     """Whether a value read as text has a VALUE parameter (another value type than icalendar's default)."""
     read = (name for name in event.once if name not in ics_plain.TIME_NAMES)  # time_of checks those itself
     lines = [event.once[name] for name in read if name in _ONE_VALUE or name.startswith(CONFERENCE_PREFIXES)]
-    return any("VALUE" in ics_plain.params(written) for written, _ in [*lines, *event.attendees])
+    attendees = [line for run in event.attendees for line in ics_plain.attendee_lines(run)]
+    return any("VALUE" in ics_plain.params(written) for written, _ in [*lines, *attendees])
 
 
 # -- one series -> its occurrences in the window -------------------------------------------
@@ -595,7 +608,7 @@ def _occurrences(components: list[icalendar.Component], start: datetime, end: da
 
 def _series_events(
     uid: str, components: list[icalendar.Component], cal: _Calendar, start: datetime, end: datetime
-) -> list[Event]:
+) -> list[dict]:
     """The events of one UID's components (a series and its overrides, or a single event), as
     recurring_ical_events expands them; raises whatever it raises on a broken series."""
     occurrences = _occurrences(components, start, end)
@@ -614,7 +627,12 @@ def _overlaps(s: datetime, e: datetime, start: datetime, end: datetime) -> bool:
 
 
 # -- a file -> events ------------------------------------------------------------------------
-def iter_ics_events(
+def iter_ics_events(*args, **kwargs) -> Iterator[Event]:
+    """``iter_ics_records`` as ``Event`` objects."""
+    return map(event_of, iter_ics_records(*args, **kwargs))
+
+
+def iter_ics_records(
     name: str,
     data: bytes,
     account: str,
@@ -624,8 +642,9 @@ def iter_ics_events(
     on_skip: Callable[[str, str], None],
     *,
     plain: bool = True,
-) -> Iterator[Event]:
-    """The events of one .ics file, as seen by ``account``, overlapping [start, end) (aware UTC).
+) -> Iterator[dict]:
+    """The events of one .ics file, as seen by ``account``, overlapping [start, end) (aware UTC):
+    ``Event`` fields by name, attendees as (email, response, optional) (see ``event_of``).
 
     ``on_skip(item, reason)`` hears of every event that could not be imported; ``item`` names
     the file, the line and the UID (never the title). Raises ImportFileError for a file that
@@ -674,12 +693,12 @@ def iter_ics_events(
                     on_skip(where, f"its dates or recurrence rule cannot be expanded ({e}); fix or remove it")
                     continue
             for event in events:
-                if not _overlaps(event.start, event.end, start, end):
+                if not _overlaps(event["start"], event["end"], start, end):
                     continue
-                if event.id in seen:
-                    on_skip(where, f"repeats id {event.id}; only its first copy is imported")
+                if event["id"] in seen:
+                    on_skip(where, f"repeats id {event['id']}; only its first copy is imported")
                     continue
-                seen.add(event.id)
+                seen.add(event["id"])
                 yield event
 
 

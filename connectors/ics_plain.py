@@ -58,8 +58,11 @@ _BARE = r'[^\s";:,%^\\\x00-\x1f\x7f](?:[^";:,%^\\\x00-\x08\x0a-\x1f\x7f]*[^\s";:
 _QUOTED = r'"[^"%^\\\x00-\x08\x0a-\x1f\x7f]*"'
 _PARAMETERS = rf"(?:;[A-Za-z0-9-]+=(?:{_QUOTED}|{_BARE}|))*"
 _LINE = re.compile(rf"\n([A-Z][A-Z0-9-]*)({_PARAMETERS}):(.*)")
-_ATTENDEE = re.compile(rf"\nATTENDEE({_PARAMETERS}):(.*)")  # an event lists many: read apart from the rest
-_NOT_ATTENDEE = re.compile(rf"\n(?!ATTENDEE[;:])([A-Z][A-Z0-9-]*)({_PARAMETERS}):(.*)")
+_ATTENDEE = re.compile(rf"\nATTENDEE({_PARAMETERS}):(.*)")
+# An event's lines: a run of plain ATTENDEE lines as one piece (a team's invitations list the
+# same people in the same order, so a run is read once per import), or one other plain line.
+_ATTENDEE_RUN = rf"ATTENDEE{_PARAMETERS}:.*(?:\nATTENDEE{_PARAMETERS}:.*)*"
+_EVENT_LINE = re.compile(rf"\n(?:({_ATTENDEE_RUN})|(?!ATTENDEE[;:])([A-Z][A-Z0-9-]*)({_PARAMETERS}):(.*))")
 _PARAMETER = re.compile(r';([A-Za-z0-9-]+)=("[^"]*"|[^;]*)')
 _TYPED = re.compile(r";VALUE=", re.I)
 _FOLD_AFTER_BLANK_LINES = re.compile(r"\n\n+[ \t]")  # icalendar unfolds these too
@@ -86,7 +89,7 @@ class PlainEvent:
     """One VEVENT read from plain lines, and its text for when icalendar has to read it after all."""
 
     once: dict[str, Line]  # each property written once, by name
-    attendees: tuple[Line, ...]
+    attendees: tuple[str, ...]  # runs of ATTENDEE lines (without the newline before each run), see attendee_lines
     repeated: frozenset[str]  # other names written more than once (their values are not kept)
     typed: bool  # a line has a VALUE parameter
     source: str  # the unfolded file, and where in it the event's lines are (BEGIN:VEVENT to END:VEVENT)
@@ -179,13 +182,14 @@ def _unfold(text: str) -> str | None:
 def _plain_event(text: str, begin: re.Match, end: re.Match) -> PlainEvent | None:
     """The event between a BEGIN:VEVENT and its END:VEVENT (matches of _BOUNDARY in ``text``)."""
     first, last = begin.end(), end.start()
-    attendees = tuple(_ATTENDEE.findall(text, first, last))
-    lines = _NOT_ATTENDEE.findall(text, first, last)
-    if len(lines) + len(attendees) != text.count("\n", first, last):  # a line that is not plain, or an empty one
+    lines = _EVENT_LINE.findall(text, first, last)
+    attendees = tuple(run for run, _, _, _ in lines if run)
+    once = {name: (written, raw) for run, name, written, raw in lines if not run}
+    read = len(lines) + sum(run.count("\n") for run in attendees)
+    if read != text.count("\n", first, last):  # a line that is not plain, or an empty one
         return None
-    once = {name: (written, raw) for name, written, raw in lines}
     repeated: frozenset[str] = frozenset()
-    if len(once) != len(lines) or "BEGIN" in once:
+    if len(once) + len(attendees) != len(lines) or "BEGIN" in once:
         fields = _with_repeats(_LINE.findall(text, first, last))
         if fields is None:
             return None
@@ -196,11 +200,11 @@ def _plain_event(text: str, begin: re.Match, end: re.Match) -> PlainEvent | None
     return PlainEvent(once, attendees, repeated, typed, text, (begin.start() + 1, end.end() + 1))
 
 
-def _with_repeats(lines: list[tuple[str, str, str]]) -> tuple[dict[str, Line], tuple[Line, ...], frozenset[str]] | None:
+def _with_repeats(lines: list[tuple[str, str, str]]) -> tuple[dict[str, Line], tuple[str, ...], frozenset[str]] | None:
     """The event's fields when a name repeats or a component (an alarm) is nested in it; None
     when icalendar would fail on the nested component."""
     once: dict[str, Line] = {}
-    attendees: list[Line] = []
+    attendees: list[str] = []
     repeated: set[str] = set()
     nested: list[str] = []
     depth = 0
@@ -213,7 +217,7 @@ def _with_repeats(lines: list[tuple[str, str, str]]) -> tuple[dict[str, Line], t
                     return None
                 nested = []
         elif name == "ATTENDEE":
-            attendees.append((written, raw))
+            attendees.append(f"ATTENDEE{written}:{raw}")
         elif name in once or name in repeated:
             once.pop(name, None)
             repeated.add(name)
@@ -230,6 +234,11 @@ def _parses(component: str) -> bool:
     except Exception:
         return False
     return True
+
+
+def attendee_lines(run: str) -> tuple[Line, ...]:
+    """The lines of a run of plain ATTENDEE lines (``PlainEvent.attendees``)."""
+    return tuple(_ATTENDEE.findall(f"\n{run}"))
 
 
 @functools.lru_cache(maxsize=4096)  # a calendar has few distinct parameter lists

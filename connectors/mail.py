@@ -43,7 +43,7 @@ from email.policy import compat32
 from pathlib import Path
 from typing import BinaryIO
 
-from connectors.mail_headers import BadHeaders, clean_text, decode_words, message_from_headers
+from connectors.mail_headers import BadHeaders, clean_text, decode_words, message_fields
 from timeaudit.config import Settings
 from timeaudit.errors import UserError
 from timeaudit.model import Message
@@ -131,15 +131,21 @@ def mailbox_of(path: Path) -> str:
     return slug or "mail"
 
 
-def iter_mail_messages(
+def iter_mail_messages(*args, **kwargs) -> Iterator[Message]:
+    """``iter_mail_records`` as ``Message`` objects."""
+    return (Message(**record) for record in iter_mail_records(*args, **kwargs))
+
+
+def iter_mail_records(
     path: Path,
     account: str,
     settings: Settings,
     aliases: Iterable[str],
     on_skip: OnSkip,
     on_progress: Callable[[int], None] | None = None,
-) -> Iterator[Message]:
-    """Every readable message of the mail file or folder at ``path``, as seen by ``account``.
+) -> Iterator[dict]:
+    """Every readable message of the mail file or folder at ``path``, as seen by ``account``
+    (``Message`` fields by name).
 
     ``on_progress`` gets the running total of bytes read (mbox) or of messages read (Maildir, .eml).
     Raises ``ImportFileError`` when ``path`` is not mail, or when not one of its messages was readable.
@@ -183,7 +189,7 @@ class _Mailbox:
     words: tuple[str, ...]  # the tag vocabulary
 
 
-def _message(block: bytes, box: _Mailbox, fallback_time: FallbackTime, flags: set[str]) -> Message | None:
+def _message(block: bytes, box: _Mailbox, fallback_time: FallbackTime, flags: set[str]) -> dict | None:
     if not block or block.isspace():
         raise BadHeaders("no headers")
     if not _HEADER_LINE.match(block.lstrip(b"\r\n")):
@@ -208,8 +214,8 @@ def _message(block: bytes, box: _Mailbox, fallback_time: FallbackTime, flags: se
     if LEFT_OUT_LABELS.intersection(labels):
         return None
 
-    def record(internal_ts: datetime | None) -> Message:
-        return message_from_headers(
+    def record(internal_ts: datetime | None) -> dict:
+        return message_fields(
             headers,
             source=SOURCE,
             account=box.account,
@@ -228,8 +234,8 @@ def _message(block: bytes, box: _Mailbox, fallback_time: FallbackTime, flags: se
     # The header rule's thread (root Message-ID) joins one conversation across mailboxes, as the
     # Gmail connector's does; Gmail's own thread id is only known inside this mailbox, so it is
     # the thread only of a message with no Message-ID, References or In-Reply-To at all.
-    message.thread_id = message.thread_id or gmail_thread
-    message.id = f"{box.slug}/{message.message_id or _header_hash(headers)}"
+    message["thread_id"] = message["thread_id"] or gmail_thread
+    message["id"] = f"{box.slug}/{message['message_id'] or _header_hash(headers)}"
     return message
 
 

@@ -67,7 +67,12 @@ class BadHeaders(ValueError):
     """The message has nothing usable: no date could be found (and no fallback was given)."""
 
 
-def message_from_headers(
+def message_from_headers(headers: Iterable[tuple[str, str]], **kwargs) -> Message:
+    """``message_fields`` as a ``Message``."""
+    return Message(**message_fields(headers, **kwargs))
+
+
+def message_fields(
     headers: Iterable[tuple[str, str]],
     *,
     source: str,
@@ -80,8 +85,9 @@ def message_from_headers(
     updated: datetime | None = None,
     settings: Settings,
     words: tuple[str, ...] | None = None,
-) -> Message:
-    """One ``Message`` from a message's headers (any order, repeated names allowed) and labels.
+) -> dict:
+    """The ``Message`` fields by name of one message's headers (any order, repeated names
+    allowed) and labels; an importer builds its columns from these without a ``Message`` each.
 
     ``words`` is the tag vocabulary of ``settings`` (``timeaudit.tags.vocabulary``), for callers
     that make many messages with the same settings."""
@@ -115,7 +121,7 @@ def message_from_headers(
     references = _MSG_ID.findall(first.get("references", ""))
     thread = thread_id or (references[0] if references else "") or in_reply_to or message_id
 
-    return Message(
+    return dict(
         source=source,
         account=account.strip().lower(),
         id=id,
@@ -135,6 +141,7 @@ def message_from_headers(
         in_reply_to=in_reply_to,
         subject_tags=list(_tags(subject, words if words is not None else vocabulary(settings.rules))),
         subject=subject if settings.privacy.store_subjects else None,
+        deleted=False,
     )
 
 

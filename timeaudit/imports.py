@@ -20,6 +20,7 @@ be read at all the import stops with an ``ImportError`` naming each file.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -32,7 +33,7 @@ import pyarrow.parquet as pq
 from timeaudit.config import Settings
 from timeaudit.errors import UserError
 from timeaudit.model import TABLES
-from timeaudit.store import Lake, records_to_arrow, utc_now
+from timeaudit.store import Lake, utc_now
 
 Progress = Callable[[str, int, int | None], None]  # (file shown, amount done, total or None)
 
@@ -108,7 +109,7 @@ def import_ics(
     def read(path: Path, skip) -> Iterator:
         calendars = list(ics.calendar_files(path))
         for done, (name, data) in enumerate(calendars, 1):
-            yield from ics.iter_ics_events(name, data, account, settings, start, end, skip)
+            yield from ics.iter_ics_records(name, data, account, settings, start, end, skip)
             if progress:
                 progress(path.name, done, len(calendars))
 
@@ -140,7 +141,7 @@ def import_mail(
             if progress:
                 progress(path.name, done, total)
 
-        return mail.iter_mail_messages(path, account, settings, aliases, skip, advanced)
+        return mail.iter_mail_records(path, account, settings, aliases, skip, advanced)
 
     records = _read_all(paths, read, mail.ImportFileError, report)
     scope = Scope(frozenset(i.split("/", 1)[0] for i in records))
@@ -154,9 +155,10 @@ def _account(value: str) -> str:
     return address
 
 
-def _read_all(paths: Iterable[Path], read, file_error: type[Exception], report: ImportReport) -> dict[str, object]:
-    """Every record of every file by id (a later file wins); unreadable files are noted."""
-    records: dict[str, object] = {}
+def _read_all(paths: Iterable[Path], read, file_error: type[Exception], report: ImportReport) -> dict[str, dict]:
+    """Every record (the model's fields by name) of every file by id (a later file wins);
+    unreadable files are noted."""
+    records: dict[str, dict] = {}
     problems: list[str] = []
 
     def skip(item: str, reason: str) -> None:
@@ -170,7 +172,7 @@ def _read_all(paths: Iterable[Path], read, file_error: type[Exception], report: 
             continue
         try:
             for record in read(path, skip):
-                records[record.id] = record
+                records[record["id"]] = record
                 report.read += 1
         except file_error as e:
             problems.append(str(e))
@@ -180,11 +182,11 @@ def _read_all(paths: Iterable[Path], read, file_error: type[Exception], report: 
     return records
 
 
-def _land(lake: Lake, table: str, report: ImportReport, records: dict[str, object], scope: Scope) -> ImportReport:
+def _land(lake: Lake, table: str, report: ImportReport, records: dict[str, dict], scope: Scope) -> ImportReport:
     """Compare with the lake (column by column, in DuckDB) and write what changed as one batch."""
     lake.check_schema()
     now = utc_now()
-    new = records_to_arrow(table, records.values(), ingested_at=now)
+    new = _to_arrow(table, list(records.values()), now)
     if not _may_hold(lake, table, report.source, report.account):  # a first import: nothing to compare
         report.imported += new.num_rows
         lake.write_arrow(table, report.source, new)  # writes nothing for an empty table
@@ -207,6 +209,33 @@ def _land(lake: Lake, table: str, report: ImportReport, records: dict[str, objec
     report.removed += tombstones.num_rows
     lake.write_arrow(table, report.source, pa.concat_tables([new.filter(pc.invert(same)), tombstones]))
     return report
+
+
+def _to_arrow(table: str, records: list[dict], ingested_at: datetime) -> pa.Table:
+    """Records as the connectors give them -> the table's Arrow schema, one column at a time
+    (a model object per record, and one per attendee, cost as much as reading the files)."""
+    schema = TABLES[table][1]
+    columns = []
+    for column in schema:
+        if column.name == "ingested_at":
+            values = pa.repeat(pa.scalar(ingested_at, column.type), len(records))
+        elif column.name == "attendee_count":
+            values = pa.array([len(r["attendees"]) for r in records], column.type)
+        elif column.name == "attendees":
+            values = _attendee_lists([r["attendees"] for r in records], column.type)
+        else:
+            values = pa.array([r[column.name] for r in records], column.type)
+        columns.append(values)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _attendee_lists(lists: list[tuple[tuple[str, str, bool], ...]], list_type: pa.ListType) -> pa.ListArray:
+    """Lists of (email, response, optional) -> one list-of-struct column."""
+    offsets = pa.array(itertools.accumulate(map(len, lists), initial=0), pa.int32())
+    flat = list(itertools.chain.from_iterable(lists))
+    fields = list(list_type.value_type)
+    values = [pa.array([a[i] for a in flat], f.type) for i, f in enumerate(fields)]
+    return pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays(values, fields=fields), type=list_type)
 
 
 def _tombstones(table: str, gone: pa.Table, scope: Scope, now: datetime) -> pa.Table:
