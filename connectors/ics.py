@@ -368,14 +368,19 @@ def _attendee(value: str, params: Mapping) -> tuple[str, str, bool, bool]:
 
 def _guests(attendees: Iterable[tuple[str, str, bool, bool]], account: str) -> tuple[tuple[Guest, ...], str | None]:
     """The people among the attendees, and the account's own response when it is listed."""
+    guests, responses = _people(attendees)
+    return guests, responses.get(account)
+
+
+def _people(attendees: Iterable[tuple[str, str, bool, bool]]) -> tuple[tuple[Guest, ...], dict[str, str]]:
+    """The people among the attendees, and each address's response (where it is first listed)."""
     guests: list[Guest] = []
-    own = None
+    responses: dict[str, str] = {}
     for email, response, optional, person in attendees:
-        if own is None and email == account:
-            own = response
+        responses.setdefault(email, response)
         if person:
             guests.append((email, response, optional))
-    return tuple(guests), own
+    return tuple(guests), responses
 
 
 class _ComponentProps:
@@ -420,15 +425,21 @@ class _PlainProps:
         return self.event.text_of("ORGANIZER"), self.event.params_of("ORGANIZER")
 
     def guests(self, account: str) -> tuple[tuple[Guest, ...], str | None]:
-        return _plain_guests(self.event.attendees, account)
+        runs = [_run_people(run) for run in self.event.attendees]
+        if len(runs) == 1:
+            guests, responses = runs[0]
+            return guests, responses.get(account)
+        own = next((responses[account] for _, responses in runs if account in responses), None)
+        return tuple(guest for guests, _ in runs for guest in guests), own
 
     def updated(self) -> datetime:
         return self.single.updated
 
 
-@functools.lru_cache(maxsize=4096)  # a team invites the same lists of people again and again
-def _plain_guests(runs: tuple[str, ...], account: str) -> tuple[tuple[Guest, ...], str | None]:
-    return _guests((_plain_attendee(line) for run in runs for line in ics_plain.attendee_lines(run)), account)
+@functools.lru_cache(maxsize=4096)  # a meeting's list of people is in every attendee's export
+def _run_people(run: str) -> tuple[tuple[Guest, ...], dict[str, str]]:
+    """``_people`` of a run of plain ATTENDEE lines."""
+    return _people(map(_plain_attendee, ics_plain.attendee_lines(run)))
 
 
 @functools.lru_cache(maxsize=65536)  # the same people are invited again and again, line for line

@@ -59,10 +59,10 @@ _QUOTED = r'"[^"%^\\\x00-\x08\x0a-\x1f\x7f]*"'
 _PARAMETERS = rf"(?:;[A-Za-z0-9-]+=(?:{_QUOTED}|{_BARE}|))*"
 _LINE = re.compile(rf"\n([A-Z][A-Z0-9-]*)({_PARAMETERS}):(.*)")
 _ATTENDEE = re.compile(rf"\nATTENDEE({_PARAMETERS}):(.*)")
-# An event's lines: a run of plain ATTENDEE lines as one piece (a team's invitations list the
-# same people in the same order, so a run is read once per import), or one other plain line.
-_ATTENDEE_RUN = rf"ATTENDEE{_PARAMETERS}:.*(?:\nATTENDEE{_PARAMETERS}:.*)*"
-_EVENT_LINE = re.compile(rf"\n(?:({_ATTENDEE_RUN})|(?!ATTENDEE[;:])([A-Z][A-Z0-9-]*)({_PARAMETERS}):(.*))")
+# An event's lines: a run of ATTENDEE lines as one piece (a team's invitations list the same
+# people in the same order, so a run is read, and checked to be plain, once per import), or one
+# other plain line.
+_EVENT_LINE = re.compile(rf"\n(?:(ATTENDEE[;:].*(?:\nATTENDEE[;:].*)*)|([A-Z][A-Z0-9-]*)({_PARAMETERS}):(.*))")
 _PARAMETER = re.compile(r';([A-Za-z0-9-]+)=("[^"]*"|[^;]*)')
 _TYPED = re.compile(r";VALUE=", re.I)
 _FOLD_AFTER_BLANK_LINES = re.compile(r"\n\n+[ \t]")  # icalendar unfolds these too
@@ -186,8 +186,8 @@ def _plain_event(text: str, begin: re.Match, end: re.Match) -> PlainEvent | None
     attendees = tuple(run for run, _, _, _ in lines if run)
     once = {name: (written, raw) for run, name, written, raw in lines if not run}
     read = len(lines) + sum(run.count("\n") for run in attendees)
-    if read != text.count("\n", first, last):  # a line that is not plain, or an empty one
-        return None
+    if read != text.count("\n", first, last) or None in map(attendee_lines, attendees):
+        return None  # a line that is not plain, or an empty one
     repeated: frozenset[str] = frozenset()
     if len(once) + len(attendees) != len(lines) or "BEGIN" in once:
         fields = _with_repeats(_LINE.findall(text, first, last))
@@ -236,9 +236,11 @@ def _parses(component: str) -> bool:
     return True
 
 
-def attendee_lines(run: str) -> tuple[Line, ...]:
-    """The lines of a run of plain ATTENDEE lines (``PlainEvent.attendees``)."""
-    return tuple(_ATTENDEE.findall(f"\n{run}"))
+@functools.lru_cache(maxsize=4096)  # the same lists of people are invited again and again
+def attendee_lines(run: str) -> tuple[Line, ...] | None:
+    """The lines of a run of ATTENDEE lines (``PlainEvent.attendees``); None when one is not plain."""
+    lines = tuple(_ATTENDEE.findall(f"\n{run}"))
+    return lines if len(lines) == run.count("\n") + 1 else None
 
 
 @functools.lru_cache(maxsize=4096)  # a calendar has few distinct parameter lists

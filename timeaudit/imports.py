@@ -229,13 +229,24 @@ def _to_arrow(table: str, records: list[dict], ingested_at: datetime) -> pa.Tabl
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _attendee_lists(lists: list[tuple[tuple[str, str, bool], ...]], list_type: pa.ListType) -> pa.ListArray:
-    """Lists of (email, response, optional) -> one list-of-struct column."""
-    offsets = pa.array(itertools.accumulate(map(len, lists), initial=0), pa.int32())
-    flat = list(itertools.chain.from_iterable(lists))
+def _attendee_lists(lists: list[tuple[tuple[str, str, bool], ...]], list_type: pa.ListType) -> pa.Array:
+    """Tuples of (email, response, optional) -> one list-of-struct column. The .ics connector
+    gives every event with the same list of people the same tuple, so each distinct one (by
+    identity: the records keep them all alive) is converted once, then repeated by Arrow."""
+    positions: dict[int, int] = {}
+    distinct = []
+    picks = []
+    for people in lists:
+        position = positions.setdefault(id(people), len(distinct))
+        if position == len(distinct):
+            distinct.append(people)
+        picks.append(position)
+    offsets = pa.array(itertools.accumulate(map(len, distinct), initial=0), pa.int32())
+    flat = list(itertools.chain.from_iterable(distinct))
     fields = list(list_type.value_type)
     values = [pa.array([a[i] for a in flat], f.type) for i, f in enumerate(fields)]
-    return pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays(values, fields=fields), type=list_type)
+    lists = pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays(values, fields=fields), type=list_type)
+    return lists.take(pa.array(picks, pa.int32()))
 
 
 def _tombstones(table: str, gone: pa.Table, scope: Scope, now: datetime) -> pa.Table:
