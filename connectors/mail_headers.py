@@ -121,28 +121,28 @@ def message_fields(
     references = _MSG_ID.findall(first.get("references", ""))
     thread = thread_id or (references[0] if references else "") or in_reply_to or message_id
 
-    return dict(
-        source=source,
-        account=account.strip().lower(),
-        id=id,
-        ts=ts,
-        updated=_utc(updated) or ts,
-        thread_id=thread,
-        direction="sent" if sent else "received",
-        sender=sender,
-        to=to,
-        cc=cc,
-        self_in=self_in,
-        labels=label_list,
-        unread="UNREAD" in label_list,
-        bulk=_is_bulk(first, sender, label_list),
-        auto=_is_auto(first, subject),
-        message_id=message_id,
-        in_reply_to=in_reply_to,
-        subject_tags=list(_tags(subject, words if words is not None else vocabulary(settings.rules))),
-        subject=subject if settings.privacy.store_subjects else None,
-        deleted=False,
-    )
+    return {
+        "source": source,
+        "account": account.strip().lower(),
+        "id": id,
+        "ts": ts,
+        "updated": _utc(updated) or ts,
+        "thread_id": thread,
+        "direction": "sent" if sent else "received",
+        "sender": sender,
+        "to": to,
+        "cc": cc,
+        "self_in": self_in,
+        "labels": label_list,
+        "unread": "UNREAD" in label_list,
+        "bulk": _is_bulk(first, sender, label_list),
+        "auto": _is_auto(first, subject),
+        "message_id": message_id,
+        "in_reply_to": in_reply_to,
+        "subject_tags": list(_tags(subject, words if words is not None else vocabulary(settings.rules))),
+        "subject": subject if settings.privacy.store_subjects else None,
+        "deleted": False,
+    }
 
 
 def _wanted_values(headers: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[str], list[str]]:
@@ -152,7 +152,7 @@ def _wanted_values(headers: Iterable[tuple[str, str]]) -> tuple[dict[str, str], 
     to: list[str] = []
     cc: list[str] = []
     for name, value in headers:
-        key = name.strip().lower()
+        key = header_key(name)
         if key not in WANTED:
             continue
         if not (isinstance(value, str) and value.isascii()):
@@ -165,6 +165,12 @@ def _wanted_values(headers: Iterable[tuple[str, str]]) -> tuple[dict[str, str], 
         elif key == "cc":
             cc.append(value)
     return first, to, cc
+
+
+@functools.lru_cache(maxsize=1024)  # a mailbox uses few header names, in few spellings
+def header_key(name: str) -> str:
+    """A header's name as headers are compared: lower case, without surrounding blanks."""
+    return name.strip().lower()
 
 
 @functools.lru_cache(maxsize=65536)  # subjects repeat (threads, notifications) and tagging one is slow
@@ -235,6 +241,7 @@ def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(found)
 
 
+_NOT_SIMPLE = re.compile(r'["()\\;:]|=\?')
 _SIMPLE_ENTRY = re.compile(r"^\s*(?:[^<>@]*<([^<>\s@]+@[^<>\s@]+)>|([^<>\s@]+@[^<>\s@]+))\s*$")
 
 
@@ -243,7 +250,7 @@ def _simple_addresses(values: tuple[str, ...]) -> list[tuple[str, str]] | None:
     parser (a third of an import's time); None for anything quoted, commented or encoded."""
     pairs = []
     for value in values:
-        if any(c in value for c in '"()\\;:') or "=?" in value:
+        if _NOT_SIMPLE.search(value):
             return None
         for entry in value.split(","):
             if not entry.strip():
