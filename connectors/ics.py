@@ -141,15 +141,19 @@ def _text(data: bytes) -> str:
 _BEGIN_OR_END = re.compile(r"\n[^\S\n]*(?:[Bb][Ee][Gg][Iiı][Nn]|[Ee][Nn][Dd]):.*")
 
 
-def _event_lines(name: str, text: str) -> list[int]:
-    """The line of every top-level BEGIN:VEVENT, in order; ImportFileError if the structure is broken.
+def _event_lines(name: str, text: str) -> Callable[[int], int]:
+    """The line of the n-th top-level BEGIN:VEVENT (0 past the last); ImportFileError if the
+    structure is broken.
 
     icalendar's own messages on a cut-short or foreign file name neither the file nor the line.
     Only the BEGIN and END lines are looked at one by one; a file with something to report is
     then read line by line, which words the report.
     """
-    events = None if _odd_line_breaks(text) else _begin_lines(text)
-    return events if events is not None else _check_every_line(name, text)
+    line_of = None if _odd_line_breaks(text) else _begin_lines(text)
+    if line_of is None:
+        numbers = _check_every_line(name, text)
+        line_of = lambda n: numbers[n] if n < len(numbers) else 0  # noqa: E731
+    return line_of
 
 
 def _odd_line_breaks(text: str) -> bool:
@@ -157,8 +161,9 @@ def _odd_line_breaks(text: str) -> bool:
     return text.count("\r") != text.count("\r\n") or any(c in text for c in "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
-def _begin_lines(text: str) -> list[int] | None:
-    """What ``_check_every_line`` returns for a sound file; None for one it would report on."""
+def _begin_lines(text: str) -> Callable[[int], int] | None:
+    """What ``_check_every_line`` finds for a sound file, as a function; None for a file it would
+    report on. Lines are counted only when one is asked for (only a skipped event needs it)."""
     first = re.search(r"\S", text)
     if first is None:
         return None
@@ -166,17 +171,33 @@ def _begin_lines(text: str) -> list[int] | None:
     first_line = text[text.rfind("\n", 0, first.start()) + 1 : None if line_end < 0 else line_end]
     if first_line.strip().upper() != "BEGIN:VCALENDAR":
         return None
+    text = "\n" + text  # each line after a newline; the count of newlines up to a line is its number
+    events = _top_level_events([line.strip().upper() for line in _BEGIN_OR_END.findall(text)])
+    if events is None:
+        return None
+
+    @functools.cache
+    def numbers() -> list[int]:
+        starts = [line.start() + 1 for line in _BEGIN_OR_END.finditer(text)]
+        found, newlines, counted = [], 0, 0
+        for event in events:
+            newlines += text.count("\n", counted, starts[event])
+            counted = starts[event]
+            found.append(newlines)
+        return found
+
+    return lambda n: numbers()[n] if n < len(events) else 0
+
+
+def _top_level_events(lines: list[str]) -> list[int] | None:
+    """Where among a file's BEGIN and END lines (upper case) each top-level VEVENT begins; None
+    when they are not nested one inside the other."""
     stack: list[str] = []
     events: list[int] = []
-    text = "\n" + text  # each line after a newline; the count of newlines up to a line is its number
-    number = counted = 0
-    for line in _BEGIN_OR_END.finditer(text):
-        number += text.count("\n", counted, line.start() + 1)
-        counted = line.start() + 1
-        upper = line.group().strip().upper()
+    for position, upper in enumerate(lines):
         if upper.startswith("BEGIN:"):
             if upper == "BEGIN:VEVENT" and len(stack) == 1:
-                events.append(number)
+                events.append(position)
             stack.append(upper[6:])
         elif stack and stack[-1] == upper[4:]:
             stack.pop()
@@ -665,7 +686,7 @@ def iter_ics_records(
     """
     account = account.strip().lower()
     text = _text(data)
-    lines = _event_lines(name, text)
+    line_of = _event_lines(name, text)
     plan = ics_plain.split(text, _single) if plain else None
     calendars = _calendars(name, plan.skeleton if plan else text)
     words = vocabulary(settings.rules)
@@ -677,9 +698,8 @@ def iter_ics_records(
         zone = x_wr or org_zone
         cal = _Calendar(account, _feed(calendar, name), zone, x_wr is not None, words, settings.privacy.store_titles)
         groups: dict[str, list] = {}
-        first_line: dict[str, int] = {}
+        first_event: dict[str, int] = {}  # the index in the file of each UID's first event
         for item in _vevents(calendar, plan.calendars[number] if plan else None):
-            line = lines[index] if index < len(lines) else 0
             index += 1
             if isinstance(item, _Single):
                 uid = item.uid
@@ -687,30 +707,40 @@ def iter_ics_records(
                 uid = str(item.get("UID") or "").strip()
                 problem = _problem(item)
                 if problem:
-                    on_skip(f"{name} line {line}: event {uid or 'without UID'}", problem)
+                    on_skip(_where(name, line_of, index - 1, uid or "without UID"), problem)
                     continue
                 _localise(item, cal.zone, utc_too=cal.utc_too)
             groups.setdefault(uid, []).append(item)
-            first_line.setdefault(uid, line)
+            first_event.setdefault(uid, index - 1)
 
         for uid, items in groups.items():
-            where = f"{name} line {first_line[uid]}: event {uid}"
             if len(items) == 1 and isinstance(items[0], _Single):
                 events = [_record(_PlainProps(items[0]), *items[0].span(cal), uid, "", cal)]
             else:
                 try:
                     events = _series_events(uid, [_component(item, cal) for item in items], cal, start, end)
                 except Exception as e:  # whatever breaks one series must not stop the others
-                    on_skip(where, f"its dates or recurrence rule cannot be expanded ({e}); fix or remove it")
+                    on_skip(
+                        _where(name, line_of, first_event[uid], uid),
+                        f"its dates or recurrence rule cannot be expanded ({e}); fix or remove it",
+                    )
                     continue
             for event in events:
                 if not _overlaps(event["start"], event["end"], start, end):
                     continue
                 if event["id"] in seen:
-                    on_skip(where, f"repeats id {event['id']}; only its first copy is imported")
+                    on_skip(
+                        _where(name, line_of, first_event[uid], uid),
+                        f"repeats id {event['id']}; only its first copy is imported",
+                    )
                     continue
                 seen.add(event["id"])
                 yield event
+
+
+def _where(name: str, line_of: Callable[[int], int], index: int, uid: str) -> str:
+    """How a skip names the event: the file, the line of the index-th event and the UID."""
+    return f"{name} line {line_of(index)}: event {uid}"
 
 
 def _vevents(calendar: icalendar.Calendar, taken: list[_Single | None] | None) -> Iterator:

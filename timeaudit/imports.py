@@ -238,7 +238,8 @@ def _to_arrow(table: str, records: list[dict], ingested_at: datetime) -> pa.Tabl
     (a model object per record, and one per attendee, cost as much as reading the files)."""
     schema = TABLES[table][1]
     names = [name for name in record_columns(TABLES[table][0]) if name in schema.names]
-    given = dict(zip(names, zip(*map(operator.itemgetter(*names), records)))) if records else dict.fromkeys(names, ())
+    rows = map(operator.itemgetter(*names), records)  # one tuple per record, made in C
+    given = dict(zip(names, zip(*rows, strict=True), strict=True)) if records else dict.fromkeys(names, ())
     columns = []
     for column in schema:
         if column.name == "ingested_at":
