@@ -446,10 +446,10 @@ class _PlainProps:
         return self.event.text_of("ORGANIZER"), self.event.params_of("ORGANIZER")
 
     def guests(self, account: str) -> tuple[tuple[Guest, ...], str | None]:
-        runs = [_run_people(run) for run in self.event.attendees]
-        if len(runs) == 1:
-            guests, responses = runs[0]
+        if len(self.event.attendees) == 1:  # nearly always: the lines are written together
+            guests, responses = _run_people(self.event.attendees[0])
             return guests, responses.get(account)
+        runs = [_run_people(run) for run in self.event.attendees]
         own = next((responses[account] for _, responses in runs if account in responses), None)
         return tuple(guest for guests, _ in runs for guest in guests), own
 
