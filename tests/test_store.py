@@ -231,6 +231,62 @@ def test_compaction_keeps_the_same_live_records(tmp_path):
     assert lake.compact("events") == (1, 1)
 
 
+def test_each_batch_keeps_its_distinct_party_lists_beside_it(tmp_path):
+    lake = Lake(tmp_path)
+    team = ["ann@northwind.com", "bo@acme.com"]
+    meeting = [event(ME, T0, T1, id=f"m{i}", with_=team, organizer=ME) for i in range(3)]
+    path = lake.write_batch("events", "test", [*meeting, event(ME, T0, T1, id="solo")])
+    lists = pq.read_table(lake.party_lists_path("events", path)).to_pylist()
+    assert sorted(len(row["emails"]) for row in lists) == [0, 3]  # three copies of one list, and the empty one
+    keys = lake.connect().execute("SELECT id, party_key FROM events ORDER BY id").fetchall()
+    assert len({key for id_, key in keys if id_.startswith("m")}) == 1
+    assert {key for _, key in keys} == {row["party_key"] for row in lists}
+
+
+def _classified(lake: Lake) -> list[tuple]:
+    from timeaudit.config import Settings
+    from timeaudit.metrics import open_analysis
+
+    con = open_analysis(lake, Settings()).con
+    return con.execute("SELECT id, category, reason FROM classified_events ORDER BY id").fetchall()
+
+
+def test_a_lake_from_before_party_keys_reads_the_same_and_compaction_brings_it_up_to_date(tmp_path):
+    lake = Lake(tmp_path)
+    path = lake.write_batch(
+        "events",
+        "test",
+        [
+            event(ME, T0, T1, id="customer", with_=["bo@acme.com"]),
+            event(ME, T0, T1, id="internal", with_=["ann@northwind.com"]),
+            event(ME, T0, T1, id="solo"),
+        ],
+    )
+    expected = _classified(lake)
+    # As an older timeaudit wrote it: no key in the file, no lists beside it.
+    pq.write_table(pq.read_table(path).drop_columns(["party_key"]), path)
+    lake.party_lists_path("events", path).unlink()
+    assert _classified(lake) == expected
+    assert lake.compact("events") == (1, 1)
+    (updated,) = lake.files("events")
+    assert "party_key" in pq.read_schema(updated).names
+    assert lake.party_lists_path("events", updated).exists()
+    assert _classified(lake) == expected
+    assert lake.compact("events") == (1, 1)
+    assert lake.files("events") == [updated]  # up to date: left as it is
+
+
+def test_compaction_removes_the_party_lists_of_merged_batches(tmp_path):
+    lake = Lake(tmp_path)
+    for i in range(3):
+        lake.write_batch("events", "test", [event(ME, T0, T1, id=f"e{i}", with_=[f"p{i}@acme.com"])])
+    lake.compact("events")
+    (merged,) = lake.files("events")
+    kept = sorted((lake.lake_dir / "party_lists" / "events").rglob("*.parquet"))
+    assert kept == [lake.party_lists_path("events", merged)]
+    assert pq.read_table(kept[0]).num_rows == 3
+
+
 def test_cursor_round_trip_and_clear(tmp_path):
     lake = Lake(tmp_path)
     assert lake.read_cursor("google-calendar", ME) is None

@@ -391,7 +391,8 @@ def export_mine(
 @app.command()
 @user_errors
 def compact(data: DataOption = None, config: ConfigOption = None) -> None:
-    """Merge each source's small batch files into one, keeping only the latest versions."""
+    """Merge each source's small batch files into one, keeping only the latest versions, and
+    bring files written by an older timeaudit up to date."""
     lake, _ = open_workspace(data, config)
     lake.check_schema()
     for table in ("events", "messages"):

@@ -182,7 +182,7 @@ def open_analysis(lake: Lake, settings: Settings, attempts: int = 3) -> Analysis
     for attempt in range(attempts):
         try:
             return _open_analysis(lake, settings)
-        except duckdb.IOException:
+        except (duckdb.IOException, FileNotFoundError):  # DuckDB's read, or the store's look at a file
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")

@@ -139,6 +139,9 @@ def _forget_in_table(lake: Lake, table: str, scrub: Scrubber) -> TableReport:
         result.removed += gone
         result.scrubbed += scrubbed
         result.rewritten += 1
+        # The file's party lists name the address too: gone first, so a forget cut short
+        # leaves none behind (readers then find the lists in the file itself).
+        lake.remove_party_lists(table, path)
         if kept.num_rows:
             tmp = path.with_name(f".{path.name}.forget.tmp")
             try:
@@ -146,8 +149,10 @@ def _forget_in_table(lake: Lake, table: str, scrub: Scrubber) -> TableReport:
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
+            lake.write_party_lists(table, path, path)
         else:
             path.unlink()
+    lake.remove_stray_party_lists(table)
     return result
 
 

@@ -42,7 +42,7 @@ from timeaudit.errors import StoreError
 from timeaudit.metrics import Analysis, prepare
 from timeaudit.model import SCHEMA_VERSION, TABLES
 from timeaudit.sql import read_sql
-from timeaudit.store import Lake
+from timeaudit.store import PARTY_TABLES, Lake
 
 DEFAULT_MASTER = "local[2]"
 
@@ -185,7 +185,16 @@ def register_lake(con: SparkConnection, data: str) -> None:
                 raise
             raw = empty
         raw.createOrReplaceTempView(f"raw_{table}")
-        con.execute(f"CREATE OR REPLACE VIEW {table} AS " + read_sql("latest.sql").format(raw=f"raw_{table}"))
+        if table not in PARTY_TABLES:
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS " + read_sql("latest.sql").format(raw=f"raw_{table}"))
+            continue
+        # Spark computes the party keys with its own hash (see _spark_meaning) and finds the
+        # lists in the records, instead of reading DuckDB's keys and the lists kept beside them.
+        keyed = read_sql(f"party_keys_{table}.sql").format(raw=f"raw_{table}")
+        con.execute(f"CREATE OR REPLACE VIEW keyed_{table} AS " + keyed)
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS " + read_sql("latest.sql").format(raw=f"keyed_{table}"))
+        lists = read_sql(f"party_lists_{table}.sql").format(raw=table)
+        con.execute(f"CREATE OR REPLACE VIEW {table.removesuffix('s')}_party_lists AS " + lists)
 
 
 def _check_schema(spark: SparkSession, lake: str) -> None:

@@ -5,10 +5,16 @@ temporary name and renamed into place, so a reader never sees half a file, and n
 afterwards. Readers open DuckDB in memory over the files present when they connect; the
 newest version of each ``(source, account, id)`` wins by ``updated`` then ``ingested_at``,
 and tombstones (``deleted``) hide what they replace.
+
+Events and messages carry the key of their party list (who is on the meeting or the message:
+``party_key``), and beside each of their batch files, under
+``lake/party_lists/<table>/source=<source>/`` with the same name, lie its distinct party lists,
+once each: readers classify lists, not copies, without reading every copy's long lists.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -34,6 +40,9 @@ SCHEMA_FILE = "schema.json"
 _TMP_SUFFIX = ".tmp"
 # Readers scan a file's row groups in parallel, so one million-row group would leave a core idle.
 ROW_GROUP_ROWS = 100_000
+PARTY_TABLES = ("events", "messages")
+PARTY_KEY = "party_key"
+PARTY_LISTS_DIR = "party_lists"
 
 
 def default_data_dir() -> Path:
@@ -144,7 +153,7 @@ class Lake:
     def write_arrow(self, table: str, source: str, data: pa.Table) -> Path | None:
         if data.num_rows == 0:
             return None
-        data = newest_per_key(data)
+        data = with_party_key(table, newest_per_key(data))
         self._ensure_schema()
         folder = self.partition(table, source)
         folder.mkdir(parents=True, exist_ok=True)
@@ -152,6 +161,7 @@ class Lake:
         tmp = folder / f".{final.name}{_TMP_SUFFIX}"
         try:
             write_parquet(data, tmp)
+            self.write_party_lists(table, tmp, final)
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
@@ -167,12 +177,13 @@ class Lake:
         self._ensure_schema()
         final = self.partition(table, source)
         staging = final.with_name(f".staging-{source}-{uuid.uuid4().hex[:8]}")
-        path = staging / "batch-00000.parquet"
+        path = staging / _batch_name()
         rows = 0
         try:
             writer = None
             for batch in batches:
                 if batch.num_rows:
+                    batch = with_party_key(table, batch)
                     if writer is None:
                         staging.mkdir(parents=True)
                         writer = pq.ParquetWriter(path, batch.schema, compression="zstd")
@@ -181,15 +192,50 @@ class Lake:
             if writer is not None:
                 writer.close()
                 rows = _keep_newest_in_file(path, rows)
+                self.write_party_lists(table, path, final / path.name)
             old = final.with_name(f".old-{source}-{uuid.uuid4().hex[:8]}")
             if final.exists():
                 os.replace(final, old)
             if staging.exists():
                 os.replace(staging, final)
             shutil.rmtree(old, ignore_errors=True)
+            self.remove_stray_party_lists(table)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return rows
+
+    # -- party lists ----------------------------------------------------------------------
+    def party_lists_path(self, table: str, batch: Path) -> Path:
+        """Where the party lists of the batch file ``batch`` (its final name) are kept."""
+        return self.lake_dir / PARTY_LISTS_DIR / table / batch.parent.name / batch.name
+
+    def write_party_lists(self, table: str, written: Path, batch: Path) -> None:
+        """Keep the distinct party lists of ``written`` (a batch file, possibly still under its
+        temporary name) for the batch file ``batch``. Called before the batch is renamed into
+        place, so a batch never lacks them; lists whose batch never landed are stray, harmless,
+        and removed by ``remove_stray_party_lists``."""
+        if table not in PARTY_TABLES:
+            return
+        final = self.party_lists_path(table, batch)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}{_TMP_SUFFIX}")
+        query = read_sql(f"party_lists_{table}.sql").format(raw=_read_parquet([written], hive=False))
+        options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
+        try:
+            capped_duckdb().execute(f"COPY ({query}) TO {sql_string(tmp)} ({options})")
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def remove_party_lists(self, table: str, batch: Path) -> None:
+        self.party_lists_path(table, batch).unlink(missing_ok=True)
+
+    def remove_stray_party_lists(self, table: str) -> None:
+        """Remove the party lists whose batch file is gone (compacted, forgotten, replaced)."""
+        batches = {self.party_lists_path(table, p) for p in self.files(table)}
+        for path in (self.lake_dir / PARTY_LISTS_DIR / table).glob("source=*/*.parquet"):
+            if path not in batches:
+                path.unlink(missing_ok=True)
 
     # -- reading --------------------------------------------------------------------------
     def files(self, table: str) -> list[Path]:
@@ -224,7 +270,7 @@ class Lake:
         single = [files[0] for files in by_source.values() if len(files) == 1]
         several = [path for files in by_source.values() if len(files) > 1 for path in files]
         parts = [
-            read_sql(name).format(raw=_read_parquet(files))
+            read_sql(name).format(raw=_keyed(table, files))
             for name, files in (("settled.sql", single), ("latest.sql", several))
             if files
         ]
@@ -232,6 +278,22 @@ class Lake:
             con.register(f"_empty_{table}", _empty_table(table))
             parts = [f"SELECT * FROM _empty_{table}"]
         con.execute(f"CREATE OR REPLACE VIEW {table} AS\n" + "\nUNION ALL BY NAME\n".join(parts))
+        if table in PARTY_TABLES:
+            self._register_party_lists(con, table, single + several)
+
+    def _register_party_lists(self, con: duckdb.DuckDBPyConnection, table: str, files: list[Path]) -> None:
+        """The view ``<event|message>_party_lists``: the lists kept beside the batch files, and
+        for a batch without them (written before they were kept, or rewritten by ``forget``)
+        its lists found in the batch itself."""
+        kept = [self.party_lists_path(table, p) for p in files]
+        stored = [lists for lists in kept if lists.exists()]
+        missing = [p for p, lists in zip(files, kept, strict=True) if not lists.exists()]
+        parts = [f"SELECT * FROM {_read_parquet(stored, hive=False)}"] if stored else []
+        if missing or not parts:
+            raw = _keyed(table, missing) if missing else table
+            parts.append(read_sql(f"party_lists_{table}.sql").format(raw=raw))
+        view = f"{table.removesuffix('s')}_party_lists"
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS\n" + "\nUNION ALL BY NAME\n".join(parts))
 
     # -- cursors --------------------------------------------------------------------------
     def _cursor_path(self, source: str, account: str) -> Path:
@@ -253,7 +315,8 @@ class Lake:
 
     # -- maintenance ----------------------------------------------------------------------
     def compact(self, table: str) -> tuple[int, int]:
-        """Merge each source's batches into one file holding only the latest versions.
+        """Merge each source's batches into one file holding only the latest versions, and
+        bring a file written by an older version up to date (``_up_to_date``).
 
         Tombstones whose older versions are all merged are dropped. Returns (files before,
         files after). The merged file lands before the old ones are removed; a reader that
@@ -264,14 +327,42 @@ class Lake:
             folder = self.partition(table, source)
             old = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
             before += len(old)
-            if len(old) <= 1:
+            if not old or (len(old) == 1 and self._up_to_date(table, old[0])):
                 after += len(old)
                 continue
-            written = _merge_into_one_file(table, old, folder)
+            written = self._merge_into_one_file(table, old, folder)
             for p in old:
                 p.unlink(missing_ok=True)
             after += 1 if written else 0
+        self.remove_stray_party_lists(table)
         return before, after
+
+    def _up_to_date(self, table: str, batch: Path) -> bool:
+        """Whether a batch file has what this version stores: for events and messages, the
+        party keys and the party lists beside it. Compaction rewrites a file that lacks them."""
+        if table not in PARTY_TABLES:
+            return True
+        return _has_party_key(str(batch), batch.stat().st_mtime_ns) and self.party_lists_path(table, batch).exists()
+
+    def _merge_into_one_file(self, table: str, files: list[Path], folder: Path) -> Path | None:
+        """The newest live version of every record in ``files``, written by DuckDB straight to
+        one new batch file (streamed, within the memory cap); None when nothing is live."""
+        names = TABLES[table][1].names + ([PARTY_KEY] if table in PARTY_TABLES else [])
+        columns = ", ".join(f'"{name}"' for name in names)
+        raw = _keyed(table, files, hive=False)
+        query = f"SELECT {columns} FROM ({read_sql('compact.sql').format(raw=raw)})"
+        final = folder / _batch_name()
+        tmp = folder / f".{final.name}{_TMP_SUFFIX}"
+        options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
+        try:
+            (rows,) = capped_duckdb().execute(f"COPY ({query}) TO {sql_string(tmp)} ({options})").fetchone()
+            if not rows:
+                return None
+            self.write_party_lists(table, tmp, final)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return final
 
 
 def capped_duckdb() -> duckdb.DuckDBPyConnection:
@@ -298,24 +389,6 @@ def _batch_name() -> str:
     return f"batch-{utc_now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
 
 
-def _merge_into_one_file(table: str, files: list[Path], folder: Path) -> Path | None:
-    """The newest live version of every record in ``files``, written by DuckDB straight to
-    one new batch file (streamed, within the memory cap); None when nothing is live."""
-    columns = ", ".join(f'"{name}"' for name in TABLES[table][1].names)
-    query = f"SELECT {columns} FROM ({read_sql('compact.sql').format(raw=_read_parquet(files, hive=False))})"
-    final = folder / _batch_name()
-    tmp = folder / f".{final.name}{_TMP_SUFFIX}"
-    options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
-    try:
-        (rows,) = capped_duckdb().execute(f"COPY ({query}) TO {sql_string(tmp)} ({options})").fetchone()
-        if not rows:
-            return None
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
-
-
 def holdings(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     """(table, source, records, accounts, first, last, landed) for each source of each table."""
     return con.execute(read_sql("holdings.sql")).fetchall()
@@ -329,6 +402,38 @@ def sql_string(path: Path | str) -> str:
 def _read_parquet(paths: list[Path], hive: bool = True) -> str:
     listing = "[" + ", ".join(sql_string(p) for p in paths) + "]"
     return f"read_parquet({listing}, hive_partitioning = {str(hive).lower()}, union_by_name = true)"
+
+
+def _keyed(table: str, paths: list[Path], hive: bool = True) -> str:
+    """``paths`` read as one relation; for events and messages with ``party_key`` in every row,
+    computed for the files written before the lake stored it (party_keys_<table>.sql)."""
+    if table not in PARTY_TABLES:
+        return _read_parquet(paths, hive)
+    stored = [p for p in paths if _has_party_key(str(p), p.stat().st_mtime_ns)]
+    missing = [p for p in paths if p not in stored]
+    parts = [f"SELECT * FROM {_read_parquet(stored, hive)}"] if stored else []
+    if missing:
+        parts.append(read_sql(f"party_keys_{table}.sql").format(raw=_read_parquet(missing, hive)))
+    return "(" + " UNION ALL BY NAME ".join(parts) + ")"
+
+
+@functools.lru_cache(maxsize=4096)  # batch files never change; a rewritten one has a new mtime
+def _has_party_key(path: str, _mtime_ns: int) -> bool:
+    return PARTY_KEY in pq.read_schema(path).names
+
+
+def with_party_key(table: str, data: pa.Table) -> pa.Table:
+    """``data`` with the key of each record's party list (party_keys_<table>.sql), computed by
+    DuckDB as readers compute it for files that lack it."""
+    if table not in PARTY_TABLES:
+        return data
+    if PARTY_KEY in data.column_names:
+        data = data.drop_columns([PARTY_KEY])
+    con = duckdb.connect(":memory:")
+    con.register("batch", data)
+    query = read_sql(f"party_keys_{table}.sql").format(raw="batch")
+    key = con.sql(f"SELECT {PARTY_KEY} FROM ({query})").to_arrow_table().column(PARTY_KEY)
+    return data.append_column(PARTY_KEY, key)
 
 
 def newest_per_key(data: pa.Table) -> pa.Table:
@@ -357,4 +462,6 @@ def _keep_newest_in_file(path: Path, rows: int) -> int:
 
 def _empty_table(table: str) -> pa.Table:
     schema = TABLES[table][1].append(pa.field("source", pa.string()))
+    if table in PARTY_TABLES:
+        schema = schema.append(pa.field(PARTY_KEY, pa.uint64()))
     return schema.empty_table()

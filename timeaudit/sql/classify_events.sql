@@ -32,12 +32,12 @@ facts AS (
         rs.max_event_minutes
     FROM events AS e
     CROSS JOIN rule_settings AS rs
-    JOIN event_counterparts AS cp ON hash(e.organizer, e.attendees) = cp.list_id
+    JOIN event_counterparts AS cp ON e.party_key = cp.list_id
     LEFT JOIN admin_tag AS adm USING (source, account, id)
     LEFT JOIN committee_tag AS com USING (source, account, id)
 )
 SELECT
-    * EXCLUDE (attendees, external_is_customer, max_event_minutes),
+    * EXCLUDE (attendees, party_key, external_is_customer, max_event_minutes),
     CASE
         WHEN status = 'cancelled' THEN 'excluded'
         WHEN self_response = 'declined' THEN 'excluded'

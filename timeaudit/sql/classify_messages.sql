@@ -6,7 +6,7 @@
 CREATE OR REPLACE TEMP VIEW classified_messages AS
 WITH facts AS (
     SELECT
-        m.* EXCLUDE ("to", cc, labels),
+        m.* EXCLUDE ("to", cc, labels, party_key),
         m.account AS person,
         cp.customer_email,
         cp.customer AS customer,
@@ -16,7 +16,7 @@ WITH facts AS (
         rs.minutes_per_sent
     FROM messages AS m
     CROSS JOIN rule_settings AS rs
-    JOIN message_counterparts AS cp ON hash(m.sender, m."to", m.cc) = cp.list_id
+    JOIN message_counterparts AS cp ON m.party_key = cp.list_id
 ),
 categorised AS (
     SELECT

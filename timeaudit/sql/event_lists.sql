@@ -1,15 +1,10 @@
--- Each distinct (organizer, attendees) of the events once, under its hash (`list_id`), with
--- the attendees' addresses: every attendee's copy of a meeting carries the same list (see
--- message_lists.sql). The lists are long (a team meeting names the whole team), so one record
--- stands for each and only those records' lists are read out; `source/account/id` names a
--- record uniquely, as neither a source nor an address holds a "/".
+-- Each distinct (organizer, attendees) of the events once, under its key (`list_id`): every
+-- attendee's copy of a meeting carries the same list, so classifying lists, not copies,
+-- divides the work by the number of copies. The lists come from `event_party_lists`, which
+-- the lake keeps beside its batch files (party_lists_events.sql); a list held by several
+-- batches is taken once. Should two lists share a 64-bit key (about one chance in a billion
+-- for a million lists), one of them stands for both.
 CREATE OR REPLACE TEMP TABLE event_lists AS
-WITH representatives AS (
-    SELECT hash(organizer, attendees) AS list_id, min(source || '/' || account || '/' || id) AS record
-    FROM events
-    GROUP BY list_id
-)
-SELECT r.list_id, any_value(e.organizer) AS organizer, any_value(list_transform(e.attendees, lambda a: a.email)) AS emails
-FROM events AS e
-JOIN representatives AS r ON r.record = e.source || '/' || e.account || '/' || e.id
-GROUP BY r.list_id
+SELECT party_key AS list_id, any_value(organizer) AS organizer, any_value(emails) AS emails
+FROM event_party_lists
+GROUP BY party_key
