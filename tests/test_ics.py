@@ -370,3 +370,34 @@ def test_plain_reader_leaves_unusual_events_to_icalendar():
     kinds = [single is not None for single in plan.calendars[0]]
     assert kinds.count(True) >= 1 and kinds.count(False) >= 2  # the review is plain, the series and override not
     assert "RRULE" in plan.skeleton and "3k9a2m1review" not in plan.skeleton
+
+
+def test_plain_reader_reads_attendee_runs_as_icalendar_reads_their_lines():
+    """Attendee lines are read a run at a time: runs split by other lines, folded lines, a run
+    with a line the plain reader leaves to icalendar, and a list another event repeats."""
+    attendee = "ATTENDEE;PARTSTAT={};CN={}:mailto:{}@northwind.com\r\n"
+    team = attendee.format("ACCEPTED", "Bob", "bob") + attendee.format("DECLINED", "Ann", "ann")
+
+    def event(uid: str, attendees: str) -> str:
+        return (
+            f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTART:20261102T090000Z\r\nDTEND:20261102T100000Z\r\n"
+            f"SUMMARY:Planning\r\n{attendees}ORGANIZER:mailto:bob@northwind.com\r\nEND:VEVENT\r\n"
+        )
+
+    long_line = attendee.format("TENTATIVE", "Carol", "carol-with-a-rather-long-address-that-folds")
+    events = [
+        event("one-run", team),
+        event("same-run", team),  # the same list again
+        event("split-runs", team + "LOCATION:Room 1\r\n" + attendee.format("TENTATIVE", "Dan", "dan")),
+        event("folded", long_line[:75] + "\r\n " + long_line[75:]),
+        event("own-twice", attendee.format("TENTATIVE", "Ann", "ann") + team),
+        event("not-plain", team + "ATTENDEE;CN=Eve,Ops;PARTSTAT=ACCEPTED:mailto:eve@northwind.com\r\n"),
+    ]
+    data = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{''.join(events)}END:VCALENDAR\r\n".encode()
+    plain, reference = both_ways("runs.ics", data)
+    assert plain == reference and plain[1:] == ([], None)
+    attendees = {e["id"]: [(a["email"], a["response"]) for a in e["attendees"]] for e in plain[0]}
+    assert attendees["runs/split-runs"][-1] == ("dan@northwind.com", "tentative")
+    assert [e["self_response"] for e in plain[0]] == ["declined"] * 3 + ["accepted", "tentative", "declined"]
+    plan = ics_plain.split(ics._text(data), ics._single)
+    assert [single is not None for single in plan.calendars[0]] == [True] * 5 + [False]

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from timeaudit.config import parse_settings
-from timeaudit.imports import NothingImported, import_ics, import_mail
+from timeaudit.imports import NothingImported, _to_arrow, import_ics, import_mail
 from timeaudit.metrics import weekly_metrics
-from timeaudit.store import Lake
+from timeaudit.store import Lake, records_to_arrow
+
+import records
 
 ANN = "ann@northwind.com"
 SETTINGS = parse_settings(
@@ -195,3 +198,29 @@ def test_nothing_readable_raises_a_clear_error_and_writes_nothing(tmp_path):
     with pytest.raises(NothingImported, match="photo.mbox"):
         import_mail(lake, SETTINGS, [junk], ANN)
     assert lake.files("messages") == []
+
+
+def test_imports_build_the_same_table_as_the_store_does_from_model_records():
+    """The imports' column-wise table (records as the connectors give them) against the store's
+    records_to_arrow (model objects): both kinds, attendee lists shared, empty and absent."""
+    bob, cat = "bob@northwind.com", "cat@northwind.com"
+
+    def on(day: int, hours: int = 0):
+        return records.utc(2026, 11, day, 9 + hours)
+
+    events = [
+        records.event(ANN, on(2), on(2, 1), with_=[bob], title_tags=["acme"]),
+        records.event(ANN, on(3), on(3, 1)),
+        records.event(ANN, on(4), on(4, 1), with_=[bob, cat]),
+        records.event(ANN, on(5), on(5, 1), with_=[bob]),
+    ]
+    messages = [records.message(ANN, on(2), to=[bob], labels=["SENT"], subject="Hi"), records.message(ANN, on(3))]
+    now = on(23)
+    for table, made in (("events", events), ("messages", messages)):
+        given = [asdict(r) for r in made]
+        lists: dict[tuple, tuple] = {}
+        for record in given if table == "events" else []:
+            people = tuple(tuple(a.values()) for a in record["attendees"])
+            record["attendees"] = lists.setdefault(people, people)  # as the .ics connector: one tuple per list
+        assert _to_arrow(table, given, now).equals(records_to_arrow(table, made, ingested_at=now))
+        assert _to_arrow(table, [], now).equals(records_to_arrow(table, [], ingested_at=now))
