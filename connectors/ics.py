@@ -1,9 +1,10 @@
 """iCalendar (.ics) exports -> ``Event`` records, for teams that import files instead of syncing.
 
 Google Calendar, Outlook/Exchange and Apple Calendar all export .ics files (Google as a .zip
-of them). ``calendar_files`` reads a file or a zip; ``iter_ics_events`` turns one calendar
-into the events of one account that overlap a window. Storing, detecting unchanged records
-and tombstoning are the caller's business (``timeaudit.imports``).
+of them). ``calendar_files`` reads a file or a zip; ``iter_ics_records`` turns one calendar
+into the events of one account that overlap a window (``iter_ics_events``: as ``Event``
+objects). Storing, detecting unchanged records and tombstoning are the caller's business
+(``timeaudit.imports``).
 
 - Recurrences are expanded by ``recurring_ical_events`` only (RRULE, RDATE, EXDATE,
   RECURRENCE-ID overrides including RANGE=THISANDFUTURE), never by hand.
@@ -26,7 +27,9 @@ Speed: building icalendar's objects for every line was most of an import's time,
 events written in plain lines (nearly all of an export) are read by ``connectors.ics_plain``
 instead, into exactly the values icalendar would give; series, overrides and anything unusual
 still go through icalendar and recurring_ical_events. tests/test_ics.py holds the two to the
-same records.
+same records. Records are plain dicts of the ``Event`` fields, attendees as tuples, so that an
+import builds its Arrow columns without an object per event and per attendee (most events of
+a team list one of a few dozen lists of people, each read once).
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ Gmail's API would not list by default (drafts, spam, trash) and ones the mail cl
 deleted are left out. The mbox "From " line's date (Maildir: the delivery time in the file name)
 stands in for a missing or broken Date header.
 
+``iter_mail_records`` gives each message as a dict of the ``Message`` fields, from which an
+import builds its Arrow columns directly (``iter_mail_messages``: as ``Message`` objects).
+
 Ids are "<mailbox slug>/<Message-ID>", or a hash of the message's stable headers when it has no
 Message-ID, and ``updated`` is the message's own time: importing the same file twice yields
 identical records. A message that cannot be read is reported through ``on_skip`` and the others
