@@ -241,8 +241,10 @@ def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(found)
 
 
-_NOT_SIMPLE = re.compile(r'["()\\;:]|=\?')
-_SIMPLE_ENTRY = re.compile(r"^\s*(?:[^<>@]*<([^<>\s@]+@[^<>\s@]+)>|([^<>\s@]+@[^<>\s@]+))\s*$")
+_QUOTING = re.compile(r'["()\\;:]')  # one class: searched much faster than an alternation
+# The name before "<" takes the blanks before it, and only the bare address may follow blanks:
+# a pattern that let both take them would try every split of a long run of blanks.
+_SIMPLE_ENTRY = re.compile(r"(?:[^<>@]*<([^<>\s@]+@[^<>\s@]+)>|\s*([^<>\s@]+@[^<>\s@]+))\s*$")
 
 
 def _simple_addresses(values: tuple[str, ...]) -> list[tuple[str, str]] | None:
@@ -250,7 +252,7 @@ def _simple_addresses(values: tuple[str, ...]) -> list[tuple[str, str]] | None:
     parser (a third of an import's time); None for anything quoted, commented or encoded."""
     pairs = []
     for value in values:
-        if _NOT_SIMPLE.search(value):
+        if _QUOTING.search(value) or "=?" in value:
             return None
         for entry in value.split(","):
             if not entry.strip():
