@@ -87,8 +87,7 @@ def _runnable(name: str) -> str:
         "table": "events",
         "raw": "raw_events",
         "name": "event_counterparts",
-        "lists": "event_lists",
-        "parties": read_sql("event_parties.sql"),
+        "lists": "event_party_lists",
     }
     if name == "newest_per_key.sql":  # a batch being written, with each row's place in it
         fill["raw"] = "(SELECT *, 0 AS position FROM raw_events)"

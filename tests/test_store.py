@@ -237,7 +237,7 @@ def test_each_batch_keeps_its_distinct_party_lists_beside_it(tmp_path):
     meeting = [event(ME, T0, T1, id=f"m{i}", with_=team, organizer=ME) for i in range(3)]
     path = lake.write_batch("events", "test", [*meeting, event(ME, T0, T1, id="solo")])
     lists = pq.read_table(lake.party_lists_path("events", path)).to_pylist()
-    assert sorted(len(row["emails"]) for row in lists) == [0, 3]  # three copies of one list, and the empty one
+    assert sorted(len(row["addresses"]) for row in lists) == [1, 3]  # three copies of one list, and the solo one
     keys = lake.connect().execute("SELECT id, party_key FROM events ORDER BY id").fetchall()
     assert len({key for id_, key in keys if id_.startswith("m")}) == 1
     assert {key for _, key in keys} == {row["party_key"] for row in lists}

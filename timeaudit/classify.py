@@ -81,10 +81,6 @@ def register_rules(con: duckdb.DuckDBPyConnection, settings: Settings, people: l
     for name, frame in rule_tables(settings, people).items():
         con.register(name, frame)
     for kind in ("event", "message"):
-        con.execute(read_sql(f"{kind}_lists.sql"))
-        counterparts = read_sql("counterparts.sql").format(
-            name=f"{kind}_counterparts", lists=f"{kind}_lists", parties=read_sql(f"{kind}_parties.sql")
-        )
-        con.execute(counterparts)
+        con.execute(read_sql("counterparts.sql").format(name=f"{kind}_counterparts", lists=f"{kind}_party_lists"))
     con.execute(read_sql("classify_events.sql"))
     con.execute(read_sql("classify_messages.sql"))

@@ -282,9 +282,9 @@ class Lake:
             self._register_party_lists(con, table, single + several)
 
     def _register_party_lists(self, con: duckdb.DuckDBPyConnection, table: str, files: list[Path]) -> None:
-        """The view ``<event|message>_party_lists``: the lists kept beside the batch files, and
-        for a batch without them (written before they were kept, or rewritten by ``forget``)
-        its lists found in the batch itself."""
+        """The view ``<event|message>_party_lists``, one row per list: the lists kept beside the
+        batch files, and for a batch without them (written before they were kept, or rewritten
+        by ``forget``) its lists found in the batch itself."""
         kept = [self.party_lists_path(table, p) for p in files]
         stored = [lists for lists in kept if lists.exists()]
         missing = [p for p, lists in zip(files, kept, strict=True) if not lists.exists()]
@@ -292,8 +292,10 @@ class Lake:
         if missing or not parts:
             raw = _keyed(table, missing) if missing else table
             parts.append(read_sql(f"party_lists_{table}.sql").format(raw=raw))
-        view = f"{table.removesuffix('s')}_party_lists"
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS\n" + "\nUNION ALL BY NAME\n".join(parts))
+        lists = "\nUNION ALL BY NAME\n".join(parts)
+        if len(stored) + bool(missing) > 1:
+            lists = read_sql("party_lists_once.sql").format(lists=lists)
+        con.execute(f"CREATE OR REPLACE VIEW {table.removesuffix('s')}_party_lists AS\n" + lists)
 
     # -- cursors --------------------------------------------------------------------------
     def _cursor_path(self, source: str, account: str) -> Path:
