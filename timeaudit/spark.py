@@ -70,7 +70,7 @@ def _spark_meaning(node: exp.Expression) -> exp.Expression:
         return exp.Anonymous(this="from_utc_timestamp", expressions=[instant, zone])
     if isinstance(node, exp.Anonymous) and node.name.lower() == "hash":
         # DuckDB's hash() is 64 bits; Spark's is 32, which would give the party lists of a
-        # large organisation shared ids (message_lists.sql). xxhash64 is Spark's 64-bit one.
+        # large organisation shared party keys (counterparts.sql). xxhash64 is Spark's 64-bit one.
         return exp.Anonymous(this="xxhash64", expressions=node.expressions)
     if isinstance(node, exp.Literal) and node.is_number and "." in node.this:
         # 60.0 is a DECIMAL in both dialects, but avg() of decimals is DOUBLE in DuckDB and a
