@@ -11,9 +11,11 @@
 -- points give elementary segments, each counted once under the highest-priority category
 -- covering it (customer > admin > internal > focus). A segment's day is the local date of
 -- its start, and it is working time when it starts within that day's working hours (the
--- bounds are points, so no segment crosses one). Free working time is merged into gaps:
--- gaps of at least focus_min_minutes are focus, shorter ones fragmented. Only window
--- functions and joins on equality are used, so the query runs on DuckDB and on Spark.
+-- bounds are points, so no segment crosses one). A free working segment is a whole gap, as
+-- only counted events (and out of office) make points inside working hours: gaps of at least
+-- focus_min_minutes are focus, shorter ones fragmented. Tentative events, which leave the
+-- time free, have a sweep of their own. Window functions and joins on a person (some with a
+-- range beside it) are all it uses, so the query runs on DuckDB and on Spark.
 WITH people AS (
     SELECT DISTINCT person, pid, tz FROM person_days
 ),
@@ -21,7 +23,7 @@ timed AS (
     SELECT people.pid, ce.start, ce."end", ce.category
     FROM classified_events AS ce
     JOIN people USING (person)
-    WHERE ce.category IN ('customer', 'admin', 'internal', 'focus', 'out_of_office', 'tentative')
+    WHERE ce.category IN ('customer', 'admin', 'internal', 'focus', 'out_of_office')
 ),
 day_marks AS (
     -- Where a day or its working hours begin or end: segments end there.
@@ -41,16 +43,16 @@ marks AS (
     SELECT pid, t, CAST(NULL AS VARCHAR) AS category, 0 AS delta FROM day_marks
 ),
 points AS (
-    -- The changes of six running counts, three to a number: no count reaches 2^20 (a million
-    -- overlapping events of one kind), so each takes 20 bits of a BIGINT and one window sum
-    -- keeps three counts running instead of three sums.
+    -- The changes of five running counts, up to three to a number: no count reaches 2^20 (a
+    -- million overlapping events of one kind), so each takes 20 bits of a BIGINT and one window
+    -- sum keeps three counts running instead of three sums.
     SELECT
         pid,
         t,
         CAST(sum(delta * CASE category WHEN 'customer' THEN 1 WHEN 'admin' THEN 1048576
                                        WHEN 'internal' THEN 1099511627776 ELSE 0 END) AS BIGINT) AS d_meetings,
-        CAST(sum(delta * CASE category WHEN 'focus' THEN 1 WHEN 'out_of_office' THEN 1048576
-                                       WHEN 'tentative' THEN 1099511627776 ELSE 0 END) AS BIGINT) AS d_others
+        CAST(sum(delta * CASE category WHEN 'focus' THEN 1 WHEN 'out_of_office' THEN 1048576 ELSE 0 END) AS BIGINT)
+            AS d_others
     FROM marks
     GROUP BY pid, t
 ),
@@ -73,8 +75,7 @@ counts AS (
         (meetings // 1048576) % 1048576 AS n_admin,
         meetings // 1099511627776 AS n_internal,
         others % 1048576 AS n_focus,
-        (others // 1048576) % 1048576 AS n_ooo,
-        others // 1099511627776 AS n_tentative
+        others // 1048576 AS n_ooo
     FROM running
 ),
 segments AS (
@@ -91,36 +92,10 @@ segments AS (
             WHEN r.n_focus > 0 THEN 'focus'
         END AS category,
         r.n_customer + r.n_admin + r.n_internal + r.n_focus AS overlapping,
-        r.n_ooo > 0 AS ooo,
-        r.n_tentative > 0 AS tentative
+        r.n_ooo > 0 AS ooo
     FROM counts AS r
     JOIN person_days AS pd ON pd.pid = r.pid AND pd.day = r.day
     WHERE r.seg_end IS NOT NULL
-),
-islands AS (
-    -- Consecutive free working segments share an island number (gaps and islands).
-    SELECT
-        *,
-        in_work AND NOT ooo AND category IS NULL AS free,
-        sum(CASE WHEN in_work AND NOT ooo AND category IS NULL THEN 0 ELSE 1 END)
-            OVER (PARTITION BY pid ORDER BY seg_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS island
-    FROM segments
-),
-gaps AS (
-    SELECT pid, island, min(day) AS day, sum(minutes) AS minutes
-    FROM islands
-    WHERE free
-    GROUP BY pid, island
-),
-gap_day AS (
-    SELECT
-        g.pid,
-        g.day,
-        sum(CASE WHEN g.minutes >= rs.focus_min_minutes THEN g.minutes ELSE 0 END) / 60.0 AS focus_gap_hours,
-        sum(CASE WHEN g.minutes < rs.focus_min_minutes THEN g.minutes ELSE 0 END) / 60.0 AS fragmented_hours
-    FROM gaps AS g
-    CROSS JOIN rule_settings AS rs
-    GROUP BY g.pid, g.day
 ),
 calendar_day AS (
     SELECT
@@ -134,9 +109,42 @@ calendar_day AS (
         sum(CASE WHEN category = 'focus' THEN minutes ELSE 0 END) / 60.0 AS focus_block_hours,
         sum(CASE WHEN overlapping >= 2 THEN minutes ELSE 0 END) / 60.0 AS double_booked_hours,
         sum(CASE WHEN category IS NOT NULL AND NOT in_work THEN minutes ELSE 0 END) / 60.0 AS after_hours_meeting_hours,
-        sum(CASE WHEN tentative THEN minutes ELSE 0 END) / 60.0 AS tentative_hours
-    FROM segments
+        sum(CASE WHEN free AND minutes >= focus_min_minutes THEN minutes ELSE 0 END) / 60.0 AS focus_gap_hours,
+        sum(CASE WHEN free AND minutes < focus_min_minutes THEN minutes ELSE 0 END) / 60.0 AS fragmented_hours
+    FROM (SELECT *, in_work AND NOT ooo AND category IS NULL AS free FROM segments) AS s
+    CROSS JOIN rule_settings AS rs
     GROUP BY pid, day
+),
+tentative AS (
+    SELECT people.pid, ce.start, ce."end"
+    FROM classified_events AS ce
+    JOIN people USING (person)
+    WHERE ce.category = 'tentative'
+),
+tentative_marks AS (
+    SELECT pid, start AS t, 1 AS delta FROM tentative
+    UNION ALL
+    SELECT pid, "end" AS t, -1 AS delta FROM tentative
+    UNION ALL
+    -- The local midnights inside a tentative event: its time counts on each day it covers.
+    SELECT te.pid, pd.day_start AS t, 0 AS delta
+    FROM tentative AS te
+    JOIN person_days AS pd ON pd.pid = te.pid AND pd.day_start > te.start AND pd.day_start < te."end"
+),
+tentative_running AS (
+    SELECT
+        pid,
+        t AS seg_start,
+        lead(t) OVER (PARTITION BY pid ORDER BY t) AS seg_end,
+        sum(delta) OVER (PARTITION BY pid ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n
+    FROM (SELECT pid, t, sum(delta) AS delta FROM tentative_marks GROUP BY pid, t) AS points
+),
+tentative_day AS (
+    SELECT r.pid, CAST(timezone(z.tz, r.seg_start) AS DATE) AS day, sum(epoch(r.seg_end) - epoch(r.seg_start)) / 3600.0 AS tentative_hours
+    FROM tentative_running AS r
+    JOIN people AS z ON z.pid = r.pid
+    WHERE r.n > 0 AND r.seg_end IS NOT NULL
+    GROUP BY r.pid, CAST(timezone(z.tz, r.seg_start) AS DATE)
 ),
 located_messages AS (
     SELECT p.pid, m.ts, m.category, m.direction, m.minutes, CAST(timezone(p.tz, m.ts) AS DATE) AS day
@@ -175,8 +183,8 @@ SELECT
         coalesce(c.customer_meeting_hours, 0) AS customer_meeting_hours,
         coalesce(c.internal_meeting_hours, 0) AS internal_meeting_hours,
         coalesce(c.admin_hours, 0) AS admin_hours,
-        coalesce(c.focus_block_hours, 0) + coalesce(gw.focus_gap_hours, 0) AS focus_hours,
-        coalesce(gw.fragmented_hours, 0) AS fragmented_hours,
+        coalesce(c.focus_block_hours, 0) + coalesce(c.focus_gap_hours, 0) AS focus_hours,
+        coalesce(c.fragmented_hours, 0) AS fragmented_hours,
         coalesce(e.email_hours, 0) AS email_hours,
         coalesce(e.customer_email_hours, 0) AS customer_email_hours,
         coalesce(e.internal_email_hours, 0) AS internal_email_hours,
@@ -185,11 +193,11 @@ SELECT
         coalesce(c.double_booked_hours, 0) AS double_booked_hours,
         coalesce(c.after_hours_meeting_hours, 0) + coalesce(e.after_hours_email_hours, 0) AS after_hours_hours,
         coalesce(e.after_hours_email_hours, 0) AS after_hours_email_hours,
-        coalesce(c.tentative_hours, 0) AS tentative_hours,
+        coalesce(t.tentative_hours, 0) AS tentative_hours,
         coalesce(c.out_of_office_hours, 0) AS out_of_office_hours,
         coalesce(e.emails_sent, 0) AS emails_sent,
         coalesce(e.emails_received, 0) AS emails_received
     FROM person_days AS g
     LEFT JOIN calendar_day AS c ON c.pid = g.pid AND c.day = g.day
-    LEFT JOIN gap_day AS gw ON gw.pid = g.pid AND gw.day = g.day
+    LEFT JOIN tentative_day AS t ON t.pid = g.pid AND t.day = g.day
     LEFT JOIN email_day AS e ON e.pid = g.pid AND e.day = g.day
