@@ -153,10 +153,10 @@ def _event_lines(name: str, text: str) -> Callable[[int], int]:
     then read line by line, which words the report.
     """
     line_of = None if _odd_line_breaks(text) else _begin_lines(text)
-    if line_of is None:
-        numbers = _check_every_line(name, text)
-        line_of = lambda n: numbers[n] if n < len(numbers) else 0  # noqa: E731
-    return line_of
+    if line_of is not None:
+        return line_of
+    numbers = _check_every_line(name, text)
+    return lambda n: numbers[n] if n < len(numbers) else 0
 
 
 def _odd_line_breaks(text: str) -> bool:

@@ -270,8 +270,8 @@ def _attendee_lists(lists: Iterable[tuple[tuple[str, str, bool], ...]], list_typ
     flat = list(itertools.chain.from_iterable(distinct))
     fields = list(list_type.value_type)
     values = [pa.array([a[i] for a in flat], f.type) for i, f in enumerate(fields)]
-    lists = pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays(values, fields=fields), type=list_type)
-    return lists.take(pa.array(picks, pa.int32()))
+    each = pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays(values, fields=fields), type=list_type)
+    return each.take(pa.array(picks, pa.int32()))
 
 
 def _tombstones(table: str, gone: pa.Table, scope: Scope, now: datetime) -> pa.Table:
