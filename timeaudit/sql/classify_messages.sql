@@ -11,6 +11,8 @@ WITH facts AS (
         cp.customer_email,
         cp.customer AS customer,
         cp.external_email,
+        cp.has_customer,
+        cp.has_external,
         rs.external_is_customer,
         rs.minutes_per_read,
         rs.minutes_per_sent
@@ -24,8 +26,8 @@ categorised AS (
         CASE
             WHEN auto THEN 'automatic'
             WHEN bulk THEN 'bulk'
-            WHEN customer_email IS NOT NULL THEN 'customer'
-            WHEN external_is_customer AND external_email IS NOT NULL THEN 'customer'
+            WHEN has_customer THEN 'customer'
+            WHEN external_is_customer AND has_external THEN 'customer'
             WHEN direction = 'received' AND self_in = 'cc' THEN 'cc_only'
             ELSE 'internal'
         END AS category,
@@ -42,7 +44,7 @@ categorised AS (
     FROM facts
 )
 SELECT
-    * EXCLUDE (external_is_customer, minutes_per_read, minutes_per_sent),
+    * EXCLUDE (has_customer, has_external, external_is_customer, minutes_per_read, minutes_per_sent),
     CASE
         WHEN category = 'automatic' THEN 0.0
         WHEN direction = 'sent' THEN minutes_per_sent

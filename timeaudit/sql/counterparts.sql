@@ -25,6 +25,15 @@ summary AS (
     LEFT JOIN rule_org_domains AS od ON p.domain = od.domain
     GROUP BY p.list_id
 )
-SELECT l.party_key AS list_id, coalesce(s.parties, 0) AS parties, s.customer_email, s.customer, s.external_email
+SELECT
+    l.party_key AS list_id,
+    coalesce(s.parties, 0) AS parties,
+    s.customer_email,
+    s.customer,
+    s.external_email,
+    -- What a category needs to know, apart from the addresses only reasons name: a query
+    -- that reads categories alone then carries no text through its join with the lists.
+    s.customer_email IS NOT NULL AS has_customer,
+    s.external_email IS NOT NULL AS has_external
 FROM {lists} AS l
 LEFT JOIN summary AS s ON s.list_id = l.party_key
