@@ -139,20 +139,57 @@ def _rss_mb(pid: int) -> float:
     return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20
 
 
-def _first_chart_ms(browser, url: str, context=None) -> float:
+# Marks, in ms from navigation, of the steps before the first chart: Streamlit's websocket
+# open (its scripts loaded and started), the page title drawn (the page script's first output
+# shown), the chart's element made, plotly.js fetched and run, the chart's SVG drawn.
+_MARKS_JS = """
+window.__timeauditMarks = {};
+const mark = (name) => { if (!(name in window.__timeauditMarks)) window.__timeauditMarks[name] = performance.now(); };
+const Socket = window.WebSocket;
+window.WebSocket = function (...args) {
+  const socket = new Socket(...args);
+  socket.addEventListener("open", () => mark("websocket"));
+  return socket;
+};
+window.WebSocket.prototype = Socket.prototype;
+Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+document.addEventListener("load", (e) => { if (/plotly/.test(e.target.src || "")) mark("plotly"); }, true);
+new MutationObserver(() => {
+  if (document.querySelector("h1")) mark("title");
+  if (document.querySelector("div.timeaudit-chart, .js-plotly-plot")) mark("chart");
+  if (document.querySelector(".js-plotly-plot .main-svg")) mark("drawn");
+}).observe(document, { childList: true, subtree: true });
+"""
+PHASES = ("websocket", "title", "chart", "plotly", "drawn")
+
+
+def _first_chart(browser, url: str, context=None) -> tuple[float, dict[str, float]]:
     """From navigation until the page's first Plotly chart has drawn its SVG, in a fresh tab
-    (a new Streamlit session: the script runs again, the server's caches stay warm).
+    (a new Streamlit session: the script runs again, the server's caches stay warm), and the
+    browser's own marks of the steps on the way (``PHASES``, ms from navigation).
 
     ``browser.new_page`` opens the tab in a new browser context, which has an empty HTTP cache:
     each load is a first visit that fetches all of Streamlit's scripts again. Given a
     ``context``, the tab opens in it and finds what earlier tabs there left in its cache."""
     page = context.new_page() if context else browser.new_page(viewport=VIEWPORT)
+    page.add_init_script(_MARKS_JS)
     t = time.perf_counter()
     page.goto(url, wait_until="commit")
     page.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible", timeout=WAIT_MS)
     ms = (time.perf_counter() - t) * 1000
+    marks = page.evaluate("window.__timeauditMarks")
     page.close()
-    return ms
+    return ms, marks
+
+
+def _first_chart_ms(browser, url: str, context=None) -> float:
+    return _first_chart(browser, url, context)[0]
+
+
+def _median_phases(marks: list[dict[str, float]]) -> dict[str, float]:
+    import statistics
+
+    return {p: round(statistics.median(m[p] for m in marks)) for p in PHASES if all(p in m for m in marks)}
 
 
 def browser(data: Path, **_) -> dict:
@@ -170,7 +207,7 @@ def browser(data: Path, **_) -> dict:
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_FLAGS)
             cold = _first_chart_ms(b, f"{url}/team")
-            warm = [_first_chart_ms(b, f"{url}/team") for _ in range(5)]
+            warm, marks = zip(*(_first_chart(b, f"{url}/team") for _ in range(5)), strict=True)
             # The same, each tab in one context after a first load there: a returning visitor
             # whose browser has Streamlit's scripts cached. Reported beside, not instead.
             same = b.new_context(viewport=VIEWPORT)
@@ -207,6 +244,8 @@ def browser(data: Path, **_) -> dict:
         "team_cold_ms": round(cold),
         "team_warm_ms": [round(x) for x in warm],
         "team_median_ms": statistics.median(warm),
+        # where the median load's time goes: each step's median, in ms from navigation
+        "team_phases_ms": _median_phases(list(marks)),
         "team_cached_ms": [round(x) for x in cached],
         "team_cached_median_ms": statistics.median(cached),
         "pages": pages,
