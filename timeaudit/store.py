@@ -222,7 +222,8 @@ class Lake:
         query = read_sql(f"party_lists_{table}.sql").format(raw=_read_parquet([written], hive=False))
         options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
         try:
-            capped_duckdb().execute(f"COPY ({query}) TO {sql_string(tmp)} ({options})")
+            with writer_duckdb() as con:
+                con.execute(f"COPY ({query}) TO {sql_string(tmp)} ({options})")
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
@@ -357,7 +358,8 @@ class Lake:
         tmp = folder / f".{final.name}{_TMP_SUFFIX}"
         options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
         try:
-            (rows,) = capped_duckdb().execute(f"COPY ({query}) TO {sql_string(tmp)} ({options})").fetchone()
+            with writer_duckdb() as con:
+                (rows,) = con.execute(f"COPY ({query}) TO {sql_string(tmp)} ({options})").fetchone()
             if not rows:
                 return None
             self.write_party_lists(table, tmp, final)
@@ -384,6 +386,18 @@ def capped_duckdb() -> duckdb.DuckDBPyConnection:
     except duckdb.Error:
         raise StoreError(f"{MEMORY_ENV}={limit!r}: not an amount of memory; use e.g. 2GB or 512MB") from None
     return con
+
+
+@functools.cache
+def _writers_duckdb() -> duckdb.DuckDBPyConnection:
+    return capped_duckdb()
+
+
+def writer_duckdb() -> duckdb.DuckDBPyConnection:
+    """A connection for the work of writing batches (party keys and lists, a batch's repeated
+    records, compaction), to one capped DuckDB kept for the process: starting a DuckDB takes
+    about 0.1 s, more than all the work of writing a small batch. Close it after use."""
+    return _writers_duckdb().cursor()
 
 
 def _batch_name() -> str:
@@ -431,10 +445,10 @@ def with_party_key(table: str, data: pa.Table) -> pa.Table:
         return data
     if PARTY_KEY in data.column_names:
         data = data.drop_columns([PARTY_KEY])
-    con = duckdb.connect(":memory:")
-    con.register("batch", data)
     query = read_sql(f"party_keys_{table}.sql").format(raw="batch")
-    key = con.sql(f"SELECT {PARTY_KEY} FROM ({query})").to_arrow_table().column(PARTY_KEY)
+    with writer_duckdb() as con:
+        con.register("batch", data)
+        key = con.sql(f"SELECT {PARTY_KEY} FROM ({query})").to_arrow_table().column(PARTY_KEY)
     return data.append_column(PARTY_KEY, key)
 
 
@@ -445,19 +459,19 @@ def newest_per_key(data: pa.Table) -> pa.Table:
     keys = data.select(["account", "id"]).group_by(["account", "id"]).aggregate([])
     if keys.num_rows == data.num_rows:
         return data
-    con = duckdb.connect(":memory:")
-    con.register("batch", data.append_column("position", pa.array(range(data.num_rows), pa.int64())))
-    return con.sql(read_sql("newest_per_key.sql").format(raw="batch")).to_arrow_table().cast(data.schema)
+    with writer_duckdb() as con:
+        con.register("batch", data.append_column("position", pa.array(range(data.num_rows), pa.int64())))
+        return con.sql(read_sql("newest_per_key.sql").format(raw="batch")).to_arrow_table().cast(data.schema)
 
 
 def _keep_newest_in_file(path: Path, rows: int) -> int:
     """Rewrite ``path`` with each record once when it repeats one; returns the rows kept."""
-    con = capped_duckdb()
     numbered = f"read_parquet({sql_string(path)}, file_row_number = true)"
     raw = f"(SELECT * RENAME (file_row_number AS position) FROM {numbered})"
-    if con.execute(f"SELECT count(DISTINCT (account, id)) FROM {raw}").fetchall()[0][0] == rows:
-        return rows
-    data = con.sql(read_sql("newest_per_key.sql").format(raw=raw)).to_arrow_table()
+    with writer_duckdb() as con:
+        if con.execute(f"SELECT count(DISTINCT (account, id)) FROM {raw}").fetchall()[0][0] == rows:
+            return rows
+        data = con.sql(read_sql("newest_per_key.sql").format(raw=raw)).to_arrow_table()
     write_parquet(data, path)
     return data.num_rows
 
