@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import itertools
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ import pyarrow.parquet as pq
 from timeaudit.config import Settings
 from timeaudit.errors import UserError
 from timeaudit.model import TABLES, record_columns
-from timeaudit.store import Lake, utc_now
+from timeaudit.store import Lake, columns_to_arrow, utc_now
 
 Progress = Callable[[str, int, int | None], None]  # (file shown, amount done, total or None)
 
@@ -236,42 +235,10 @@ def _land(lake: Lake, table: str, report: ImportReport, records: dict[str, dict]
 def _to_arrow(table: str, records: list[dict], ingested_at: datetime) -> pa.Table:
     """Records as the connectors give them -> the table's Arrow schema, one column at a time
     (a model object per record, and one per attendee, cost as much as reading the files)."""
-    schema = TABLES[table][1]
-    names = [name for name in record_columns(TABLES[table][0]) if name in schema.names]
+    names = [name for name in record_columns(TABLES[table][0]) if name in TABLES[table][1].names]
     rows = map(operator.itemgetter(*names), records)  # one tuple per record, made in C
     given = dict(zip(names, zip(*rows, strict=True), strict=True)) if records else dict.fromkeys(names, ())
-    columns = []
-    for column in schema:
-        if column.name == "ingested_at":
-            values = pa.repeat(pa.scalar(ingested_at, column.type), len(records))
-        elif column.name == "attendee_count":
-            values = pa.array(map(len, given["attendees"]), column.type, size=len(records))
-        elif column.name == "attendees":
-            values = _attendee_lists(given["attendees"], column.type)
-        else:
-            values = pa.array(given[column.name], column.type)
-        columns.append(values)
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _attendee_lists(lists: Iterable[tuple[tuple[str, str, bool], ...]], list_type: pa.ListType) -> pa.Array:
-    """Tuples of (email, response, optional) -> one list-of-struct column. The .ics connector
-    gives every event with the same list of people the same tuple, so each distinct one (by
-    identity: the records keep them all alive) is converted once, then repeated by Arrow."""
-    positions: dict[int, int] = {}
-    distinct = []
-    picks = []
-    for people in lists:
-        position = positions.setdefault(id(people), len(distinct))
-        if position == len(distinct):
-            distinct.append(people)
-        picks.append(position)
-    offsets = pa.array(itertools.accumulate(map(len, distinct), initial=0), pa.int32())
-    flat = list(itertools.chain.from_iterable(distinct))
-    fields = list(list_type.value_type)
-    values = [pa.array([a[i] for a in flat], f.type) for i, f in enumerate(fields)]
-    each = pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays(values, fields=fields), type=list_type)
-    return each.take(pa.array(picks, pa.int32()))
+    return columns_to_arrow(table, given, len(records), ingested_at)
 
 
 def _tombstones(table: str, gone: pa.Table, scope: Scope, now: datetime) -> pa.Table:

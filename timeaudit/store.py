@@ -15,13 +15,15 @@ once each: readers classify lists, not copies, without reading every copy's long
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import operator
 import os
 import shutil
 import tempfile
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,32 +78,53 @@ def records_to_arrow(table: str, records: Iterable, ingested_at: datetime | None
 
     Fields are read directly: ``dataclasses.asdict`` deep-copies every record, which made this
     about 20 times slower (most of the demo generator's time, a fifth of a mail import's)."""
-    _, schema = TABLES[table]
     records = list(records)
-    stamp = ingested_at or utc_now()
-    columns = {}
-    for name in schema.names:
-        if name == "ingested_at":
-            columns[name] = [stamp] * len(records)
-        elif name == "attendee_count":
-            columns[name] = [len(r.attendees) for r in records]
-        elif name == "attendees":
-            columns[name] = _attendees_column([r.attendees for r in records])
+    names = [name for name in TABLES[table][1].names if name not in ("ingested_at", "attendee_count")]
+    given = {name: [getattr(r, name) for r in records] for name in names}
+    if "attendees" in given:
+        given["attendees"] = [tuple(map(_ATTENDEE_FIELDS, r.attendees)) for r in records]
+    return columns_to_arrow(table, given, len(records), ingested_at or utc_now())
+
+
+_ATTENDEE_FIELDS = operator.attrgetter(*ATTENDEE_TYPE.names)
+
+
+def columns_to_arrow(table: str, given: dict[str, Sequence], rows: int, ingested_at: datetime) -> pa.Table:
+    """The lake's columns of ``rows`` records, each given whole (attendee lists as tuples of
+    (email, response, optional)) -> an Arrow table with the lake schema, one column at a time
+    (connectors that yield plain values skip a model object per record and per attendee)."""
+    columns = []
+    for column in TABLES[table][1]:
+        if column.name == "ingested_at":
+            values = pa.repeat(pa.scalar(ingested_at, column.type), rows)
+        elif column.name == "attendee_count":
+            values = pa.array(map(len, given["attendees"]), column.type, size=rows)
+        elif column.name == "attendees":
+            values = _attendee_lists(given["attendees"], column.type)
         else:
-            columns[name] = [getattr(r, name) for r in records]
-    return pa.table(columns, schema=schema)
+            values = pa.array(given[column.name], column.type)
+        columns.append(values)
+    return pa.Table.from_arrays(columns, schema=TABLES[table][1])
 
 
-def _attendees_column(lists: list[list]) -> pa.ListArray:
-    """The attendee lists as one Arrow list-of-struct column, built from flat field arrays: a
-    dict per attendee cost more than everything else in a large organisation's events."""
-    offsets = [0]
-    for attendees in lists:
-        offsets.append(offsets[-1] + len(attendees))
-    flat = [a for attendees in lists for a in attendees]
-    fields = [pa.array([getattr(a, f.name) for a in flat], f.type) for f in ATTENDEE_TYPE]
-    values = pa.StructArray.from_arrays(fields, fields=list(ATTENDEE_TYPE))
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+def _attendee_lists(lists: Iterable[tuple[tuple[str, str, bool], ...]], list_type: pa.ListType) -> pa.Array:
+    """Tuples of (email, response, optional) -> one list-of-struct column. The .ics connector
+    gives every event with the same list of people the same tuple, so each distinct one (by
+    identity: the records keep them all alive) is converted once, then repeated by Arrow."""
+    positions: dict[int, int] = {}
+    distinct = []
+    picks = []
+    for people in lists:
+        position = positions.setdefault(id(people), len(distinct))
+        if position == len(distinct):
+            distinct.append(people)
+        picks.append(position)
+    offsets = pa.array(itertools.accumulate(map(len, distinct), initial=0), pa.int32())
+    flat = list(itertools.chain.from_iterable(distinct))
+    fields = list(list_type.value_type)
+    values = [pa.array([a[i] for a in flat], f.type) for i, f in enumerate(fields)]
+    each = pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays(values, fields=fields), type=list_type)
+    return each.take(pa.array(picks, pa.int32()))
 
 
 class Lake:
