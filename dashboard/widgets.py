@@ -87,9 +87,15 @@ def chart(figure: go.Figure, key: str) -> None:
     _chart_component()(data={"figure": figure.to_json(), "src": src}, key=key, width="stretch")
 
 
+def _csv(frame: pd.DataFrame) -> bytes:
+    return safe_frame(frame.round({c: 2 for c in frame.select_dtypes("number").columns})).to_csv(index=False).encode()
+
+
 def csv_download(frame: pd.DataFrame, name: str, key: str) -> None:
-    csv = safe_frame(frame.round({c: 2 for c in frame.select_dtypes("number").columns})).to_csv(index=False).encode()
-    st.download_button("Download CSV", csv, file_name=name, mime="text/csv", key=key)
+    """A button that downloads ``frame`` as CSV, written when clicked, not on every page run."""
+    st.download_button(
+        "Download CSV", partial(_csv, frame), file_name=name, mime="text/csv", key=key, on_click="ignore"
+    )
 
 
 SUMMARY_FORMATS = {
