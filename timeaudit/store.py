@@ -42,6 +42,8 @@ SCHEMA_FILE = "schema.json"
 _TMP_SUFFIX = ".tmp"
 # Readers scan a file's row groups in parallel, so one million-row group would leave a core idle.
 ROW_GROUP_ROWS = 100_000
+# How DuckDB writes a lake file straight from a query: as write_parquet does.
+COPY_OPTIONS = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
 PARTY_TABLES = ("events", "messages")
 PARTY_KEY = "party_key"
 PARTY_LISTS_DIR = "party_lists"
@@ -243,10 +245,9 @@ class Lake:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}{_TMP_SUFFIX}")
         query = read_sql(f"party_lists_{table}.sql").format(raw=_read_parquet([written], hive=False))
-        options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
         try:
             with writer_duckdb() as con:
-                con.execute(f"COPY ({query}) TO {sql_string(tmp)} ({options})")
+                con.execute(f"COPY ({query}) TO {sql_string(tmp)} ({COPY_OPTIONS})")
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
@@ -379,10 +380,9 @@ class Lake:
         query = f"SELECT {columns} FROM ({read_sql('compact.sql').format(raw=raw)})"
         final = folder / _batch_name()
         tmp = folder / f".{final.name}{_TMP_SUFFIX}"
-        options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
         try:
             with writer_duckdb() as con:
-                (rows,) = con.execute(f"COPY ({query}) TO {sql_string(tmp)} ({options})").fetchone()
+                (rows,) = con.execute(f"COPY ({query}) TO {sql_string(tmp)} ({COPY_OPTIONS})").fetchone()
             if not rows:
                 return None
             self.write_party_lists(table, tmp, final)
