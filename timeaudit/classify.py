@@ -19,6 +19,7 @@ import pandas as pd
 from timeaudit.config import Settings
 from timeaudit.model import Person
 from timeaudit.sql import read_sql
+from timeaudit.store import PARTY_TABLES, party_lists_view
 
 COUNTED_EVENT_CATEGORIES = ("customer", "admin", "internal", "focus")
 EMAIL_CATEGORIES = ("customer", "internal", "cc_only", "bulk")
@@ -80,7 +81,8 @@ def register_rules(con: duckdb.DuckDBPyConnection, settings: Settings, people: l
     connection, or ``timeaudit.spark.SparkConnection`` which takes the same two calls)."""
     for name, frame in rule_tables(settings, people).items():
         con.register(name, frame)
-    for kind in ("event", "message"):
-        con.execute(read_sql("counterparts.sql").format(name=f"{kind}_counterparts", lists=f"{kind}_party_lists"))
+    for table in PARTY_TABLES:
+        name = f"{table.removesuffix('s')}_counterparts"
+        con.execute(read_sql("counterparts.sql").format(name=name, lists=party_lists_view(table)))
     con.execute(read_sql("classify_events.sql"))
     con.execute(read_sql("classify_messages.sql"))

@@ -42,7 +42,7 @@ from timeaudit.errors import StoreError
 from timeaudit.metrics import Analysis, prepare
 from timeaudit.model import SCHEMA_VERSION, TABLES
 from timeaudit.sql import read_sql
-from timeaudit.store import PARTY_TABLES, Lake
+from timeaudit.store import PARTY_TABLES, Lake, party_lists_view
 
 DEFAULT_MASTER = "local[2]"
 
@@ -194,7 +194,7 @@ def register_lake(con: SparkConnection, data: str) -> None:
         con.execute(f"CREATE OR REPLACE VIEW keyed_{table} AS " + keyed)
         con.execute(f"CREATE OR REPLACE VIEW {table} AS " + read_sql("latest.sql").format(raw=f"keyed_{table}"))
         lists = read_sql(f"party_lists_{table}.sql").format(raw=table)
-        con.execute(f"CREATE OR REPLACE VIEW {table.removesuffix('s')}_party_lists AS " + lists)
+        con.execute(f"CREATE OR REPLACE VIEW {party_lists_view(table)} AS " + lists)
 
 
 def _check_schema(spark: SparkSession, lake: str) -> None:

@@ -320,7 +320,7 @@ class Lake:
         lists = "\nUNION ALL BY NAME\n".join(parts)
         if len(stored) + bool(missing) > 1:
             lists = read_sql("party_lists_once.sql").format(lists=lists)
-        con.execute(f"CREATE OR REPLACE VIEW {table.removesuffix('s')}_party_lists AS\n" + lists)
+        con.execute(f"CREATE OR REPLACE VIEW {party_lists_view(table)} AS\n" + lists)
 
     # -- cursors --------------------------------------------------------------------------
     def _cursor_path(self, source: str, account: str) -> Path:
@@ -369,7 +369,7 @@ class Lake:
         party keys and the party lists beside it. Compaction rewrites a file that lacks them."""
         if table not in PARTY_TABLES:
             return True
-        return _has_party_key(str(batch), batch.stat().st_mtime_ns) and self.party_lists_path(table, batch).exists()
+        return _has_party_key(batch) and self.party_lists_path(table, batch).exists()
 
     def _merge_into_one_file(self, table: str, files: list[Path], folder: Path) -> Path | None:
         """The newest live version of every record in ``files``, written by DuckDB straight to
@@ -448,7 +448,7 @@ def _keyed(table: str, paths: list[Path], hive: bool = True) -> str:
     computed for the files written before the lake stored it (party_keys_<table>.sql)."""
     if table not in PARTY_TABLES:
         return _read_parquet(paths, hive)
-    stored = [p for p in paths if _has_party_key(str(p), p.stat().st_mtime_ns)]
+    stored = [p for p in paths if _has_party_key(p)]
     missing = [p for p in paths if p not in stored]
     parts = [f"SELECT * FROM {_read_parquet(stored, hive)}"] if stored else []
     if missing:
@@ -456,9 +456,18 @@ def _keyed(table: str, paths: list[Path], hive: bool = True) -> str:
     return "(" + " UNION ALL BY NAME ".join(parts) + ")"
 
 
+def _has_party_key(path: Path) -> bool:
+    return _file_has_party_key(str(path), path.stat().st_mtime_ns)
+
+
 @functools.lru_cache(maxsize=4096)  # batch files never change; a rewritten one has a new mtime
-def _has_party_key(path: str, _mtime_ns: int) -> bool:
+def _file_has_party_key(path: str, _mtime_ns: int) -> bool:
     return PARTY_KEY in pq.read_schema(path).names
+
+
+def party_lists_view(table: str) -> str:
+    """The view a reader gets the party lists of ``table`` from: event_party_lists, message_party_lists."""
+    return f"{table.removesuffix('s')}_party_lists"
 
 
 def with_party_key(table: str, data: pa.Table) -> pa.Table:
