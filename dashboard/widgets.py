@@ -144,21 +144,22 @@ def summary_downloads(key: str, week: str, person: str | None = None, team: str 
         )
 
 
-def period_and_team(
-    all_weeks: list[str], sizes: dict[str, int], min_group: int, key: str
-) -> tuple[list[str], str | None]:
-    """Pickers for the audit pages: the last week, how many weeks, and a team (or everyone);
-    only teams of at least ``min_group`` people are offered."""
+def audit_period(key: str) -> tuple[list[str], str | None, dict[str, pd.DataFrame]]:
+    """Pickers for the audit pages (the last week, how many weeks, and a team or everyone; only
+    teams of at least ``privacy.min_group_size`` people are offered), and the audit's tables
+    for what they pick."""
     from timeaudit.metrics import last_complete_week
     from timeaudit.summary import weeks_ending
 
-    teams = ["Everyone"] + sorted(t for t, n in sizes.items() if n >= min_group)
+    all_weeks, min_group = data.all_weeks(), data.settings().privacy.min_group_size
+    teams = ["Everyone"] + sorted(t for t, n in data.team_sizes().items() if n >= min_group)
     c1, c2, c3 = st.columns(3)
     with c1:
         week = week_picker(all_weeks, last_complete_week(all_weeks), f"{key}-week")
     with c2:
         count = st.selectbox("Weeks", [1, 2, 4, 8, 12], index=2, key=f"{key}-weeks")
     with c3:
-        team = st.selectbox("Team", teams, key=f"{key}-team")
+        picked = st.selectbox("Team", teams, key=f"{key}-team")
     weeks = [w for w in weeks_ending(week, count) if w >= all_weeks[0]]
-    return weeks, None if team == "Everyone" else team
+    team = None if picked == "Everyone" else picked
+    return weeks, team, data.audit_tables(weeks, team)

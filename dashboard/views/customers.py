@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import chart, csv_download, period_and_team, summary_downloads
+from dashboard.widgets import audit_period, chart, csv_download, summary_downloads
 
 
 def show() -> None:
@@ -14,8 +14,7 @@ def show() -> None:
     if weekly is None:
         return
     settings = data.settings()
-    weeks, team = period_and_team(data.all_weeks(), data.team_sizes(), settings.privacy.min_group_size, "customers")
-    tables = data.audit_tables(weeks, team)
+    weeks, team, tables = audit_period("customers")
     contacts, neglected, waiting = tables["contacts"], tables["neglected"], tables["waiting"]
     if contacts.empty:
         st.info("No customers configured: add [[customers]] with their domains to timeaudit.toml.")

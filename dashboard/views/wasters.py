@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import chart, csv_download, pct, period_and_team, summary_downloads
+from dashboard.widgets import audit_period, chart, csv_download, pct, summary_downloads
 from timeaudit.audit import what_if
 
 
@@ -15,8 +15,7 @@ def show() -> None:
     if weekly is None:
         return
     settings = data.settings()
-    weeks, team = period_and_team(data.all_weeks(), data.team_sizes(), settings.privacy.min_group_size, "wasters")
-    tables = data.audit_tables(weeks, team)
+    weeks, team, tables = audit_period("wasters")
     series = tables["series"]
     st.caption(f"{weeks[0]} to {weeks[-1]}, {team or 'everyone'}. Person-hours count each attendee's time once.")
     if series.empty:
