@@ -133,8 +133,8 @@ def import_ics(
             if progress:
                 progress(path.name, done, len(calendars))
 
-    records = _read_all(paths, read, ics.ImportFileError, report)
-    scope = Scope(frozenset(ics.feed_of(i) for i in records), start, end)
+    records = _read_all("events", paths, read, ics.ImportFileError, report)
+    scope = Scope(frozenset(map(ics.feed_of, pc.unique(records["id"]).to_pylist())), start, end)
     return _land(lake, "events", report, records, scope)
 
 
@@ -164,8 +164,8 @@ def import_mail(
 
         return mail.iter_mail_records(path, account, settings, aliases, skip, advanced)
 
-    records = _read_all(paths, read, mail.ImportFileError, report)
-    scope = Scope(frozenset(i.split("/", 1)[0] for i in records))
+    records = _read_all("messages", paths, read, mail.ImportFileError, report)
+    scope = Scope(frozenset(i.split("/", 1)[0] for i in pc.unique(records["id"]).to_pylist()))
     return _land(lake, "messages", report, records, scope)
 
 
@@ -176,14 +176,23 @@ def _account(value: str) -> str:
     return address
 
 
-def _read_all(paths: Iterable[Path], read, file_error: type[Exception], report: ImportReport) -> dict[str, dict]:
-    """Every record (the model's fields by name) of every file by id (a later file wins);
-    unreadable files are noted."""
-    records: dict[str, dict] = {}
+def _read_all(table: str, paths: Iterable[Path], read, file_error: type[Exception], report: ImportReport) -> pa.Table:
+    """Every record of every file as one Arrow table, a later file winning over an earlier one with
+    the same id; unreadable files are noted. ``read`` gives records one at a time (the model's
+    fields by name) or many at once as Arrow tables of the lake's columns (``ingested_at`` aside),
+    which a reader that works column by column makes without a Python object per record."""
+    now = utc_now()
+    parts: list[pa.Table] = []
+    pending: list[dict] = []
     problems: list[str] = []
 
     def skip(item: str, reason: str) -> None:
         report.skipped.append((item, reason))
+
+    def take_pending() -> None:
+        if pending:
+            parts.append(_to_arrow(table, pending, now))
+            pending.clear()
 
     for path in paths:
         path = Path(path)
@@ -192,22 +201,43 @@ def _read_all(paths: Iterable[Path], read, file_error: type[Exception], report: 
             problems.append(f"{path}: no such file or folder")
             continue
         try:
-            for record in read(path, skip):
-                records[record["id"]] = record
-                report.read += 1
+            for item in read(path, skip):
+                if isinstance(item, pa.Table):
+                    take_pending()
+                    parts.append(_with_ingested_at(table, item, now))
+                    report.read += item.num_rows
+                else:
+                    pending.append(item)
+                    report.read += 1
         except file_error as e:
             problems.append(str(e))
+    take_pending()
     report.failed_files = problems
-    if problems and not records:
+    records = _last_of_each_id(pa.concat_tables(parts) if parts else _to_arrow(table, [], now))
+    if problems and not records.num_rows:
         raise NothingImported("; ".join(problems))
     return records
 
 
-def _land(lake: Lake, table: str, report: ImportReport, records: dict[str, dict], scope: Scope) -> ImportReport:
+def _with_ingested_at(table: str, data: pa.Table, ingested_at: datetime) -> pa.Table:
+    schema = TABLES[table][1]
+    stamp = pa.repeat(pa.scalar(ingested_at, schema.field("ingested_at").type), data.num_rows)
+    return pa.Table.from_arrays([data[n] if n != "ingested_at" else stamp for n in schema.names], schema=schema)
+
+
+def _last_of_each_id(data: pa.Table) -> pa.Table:
+    """One row per id: the last one read, where the id was first read (as a dict by id keeps them)."""
+    if pc.count_distinct(data["id"]).as_py() == data.num_rows:
+        return data
+    positions = pa.table({"id": data["id"], "at": pa.array(range(data.num_rows), pa.int64())})
+    each = positions.group_by("id", use_threads=False).aggregate([("at", "min"), ("at", "max")])
+    return data.take(each.sort_by("at_min")["at_max"])
+
+
+def _land(lake: Lake, table: str, report: ImportReport, new: pa.Table, scope: Scope) -> ImportReport:
     """Compare with the lake (column by column, in DuckDB) and write what changed as one batch."""
     lake.check_schema()
     now = utc_now()
-    new = _to_arrow(table, list(records.values()), now)
     if not _may_hold(lake, table, report.source, report.account):  # a first import: nothing to compare
         report.imported += new.num_rows
         lake.write_arrow(table, report.source, new)  # writes nothing for an empty table
