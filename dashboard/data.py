@@ -8,6 +8,7 @@ for groups of at least ``privacy.min_group_size``. The viewer comes from the sig
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from timeaudit.model import Person
 from timeaudit.privacy import VIEWER_ENV, Access, access_for, local_access
 from timeaudit.roster import load_people
 from timeaudit.store import Lake, default_data_dir
+
+_log = logging.getLogger(__name__)
 
 MASKED = {
     "fragmentation": ["person"],
@@ -223,6 +226,34 @@ def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str
             "WHERE category IN ('internal', 'admin', 'tentative') AND others > 0"
         ).df(),
     }
+
+
+def audit_weeks(last: str | None, count: int) -> list[str]:
+    """The ``count`` weeks ending with ``last`` that the data covers."""
+    from timeaudit.summary import weeks_ending
+
+    first = all_weeks()[0]
+    return [w for w in weeks_ending(last, count) if w >= first] if last else []
+
+
+DEFAULT_AUDIT_WEEKS = 4
+
+
+def warm_up() -> None:
+    """Compute what every first visitor needs: the weekly table, the team figures and the audit
+    of the default period for everyone. The server runs this when it starts (dashboard/server.py),
+    so the first person to open the Team or Time wasters page does not wait for it; the caches
+    are the pages' own, so nothing is computed twice. Any problem is left for a page to show."""
+    try:
+        version = lake_version()
+        if _weekly(version).empty:
+            return
+        _teams_weekly(version, settings().privacy.min_group_size)
+        weeks = audit_weeks(last_complete_week(all_weeks()), DEFAULT_AUDIT_WEEKS)
+        if weeks:
+            _audit(version, tuple(sorted(weeks)), None)
+    except Exception as e:  # noqa: BLE001 - the pages report it to whoever opens them
+        _log.warning("timeaudit: not warmed up (%s: %s); the pages will compute on first view", type(e).__name__, e)
 
 
 def audit_tables(weeks: list[str], team: str | None = None) -> dict[str, pd.DataFrame]:

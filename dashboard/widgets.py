@@ -149,7 +149,6 @@ def audit_period(key: str) -> tuple[list[str], str | None, dict[str, pd.DataFram
     teams of at least ``privacy.min_group_size`` people are offered), and the audit's tables
     for what they pick."""
     from timeaudit.metrics import last_complete_week
-    from timeaudit.summary import weeks_ending
 
     all_weeks, min_group = data.all_weeks(), data.settings().privacy.min_group_size
     teams = ["Everyone"] + sorted(t for t, n in data.team_sizes().items() if n >= min_group)
@@ -157,9 +156,10 @@ def audit_period(key: str) -> tuple[list[str], str | None, dict[str, pd.DataFram
     with c1:
         week = week_picker(all_weeks, last_complete_week(all_weeks), f"{key}-week")
     with c2:
-        count = st.selectbox("Weeks", [1, 2, 4, 8, 12], index=2, key=f"{key}-weeks")
+        counts = [1, 2, 4, 8, 12]
+        count = st.selectbox("Weeks", counts, index=counts.index(data.DEFAULT_AUDIT_WEEKS), key=f"{key}-weeks")
     with c3:
         picked = st.selectbox("Team", teams, key=f"{key}-team")
-    weeks = [w for w in weeks_ending(week, count) if w >= all_weeks[0]]
+    weeks = data.audit_weeks(week, count)
     team = None if picked == "Everyone" else picked
     return weeks, team, data.audit_tables(weeks, team)

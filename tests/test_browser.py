@@ -282,3 +282,37 @@ def test_a_member_signs_in_and_cannot_reach_anyone_elses_view(browser, demo_dir,
                 assert other["name"] not in body and "Keyword rules" not in body and "Import exports" not in body
             assert page.locator('[data-testid="stException"]').count() == 0
             page.close()
+
+
+def test_the_server_sends_the_frontends_files_whole_and_has_pages_preload_plotly(server):
+    """dashboard/server.py: Streamlit's scripts and the app's plotly.js come from memory, as
+    they are on disk (never gzipped on each request), cached as Streamlit caches them; every
+    page asks for plotly.js while the frontend starts."""
+    import re
+
+    import streamlit
+
+    from dashboard.widgets import PLOTLY_JS, STATIC
+
+    with urllib.request.urlopen(f"{server}/team") as r:
+        page = r.read()
+    assert f'<link rel="preload" href="./app/static/{PLOTLY_JS}" as="script"></head>'.encode() in page
+    assert int(r.headers["Content-Length"]) == len(page)
+
+    bundle = re.search(rb'src="\./(static/js/[^"]+\.js)"', page)[1].decode()
+    on_disk = Path(streamlit.__file__).parent / "static" / bundle
+    for path, expected, cache in (
+        (bundle, on_disk.read_bytes(), "immutable"),
+        (f"app/static/{PLOTLY_JS}", (STATIC / PLOTLY_JS).read_bytes(), "no-cache"),
+    ):
+        request = urllib.request.Request(f"{server}/{path}", headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request) as r:
+            assert r.read() == expected
+            assert r.headers["Content-Encoding"] is None
+            assert "javascript" in r.headers["Content-Type"]
+            assert cache in r.headers["Cache-Control"]
+        with urllib.request.urlopen(urllib.request.Request(f"{server}/{path}", method="HEAD")) as r:
+            assert r.read() == b"" and int(r.headers["Content-Length"]) == len(expected)
+    # Anything else is Streamlit's to answer, as before: an unknown file gets the app's page.
+    with urllib.request.urlopen(f"{server}/static/js/no-such-file.js") as r:
+        assert r.headers["Content-Type"].startswith("text/html")

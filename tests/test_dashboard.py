@@ -167,3 +167,34 @@ def test_the_light_plotly_bundle_matches_the_plotly_the_figures_are_made_for():
     head = (STATIC / PLOTLY_JS).read_text(encoding="utf-8")[:300]
     assert "plotly.js (basic - minified)" in head and "MIT" in head
     assert re.search(r"v(\d+\.\d+\.\d+)", head).group(1) == get_plotlyjs_version()
+
+
+def test_warming_up_fills_the_caches_the_first_visitors_pages_read(demo_dir, monkeypatch):
+    """dashboard/server.py runs data.warm_up when the server starts: afterwards the weekly
+    table, the team figures and the default audit period are in the pages' own caches."""
+    from streamlit.runtime.caching.cache_data_api import get_data_cache_stats_provider
+    from streamlit.runtime.caching.cache_resource_api import get_resource_cache_stats_provider
+
+    from dashboard import data
+
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(demo_dir))
+    monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
+    st_cache_clear()
+
+    def cached() -> set[str]:
+        providers = (get_data_cache_stats_provider(), get_resource_cache_stats_provider())
+        stats = [stat for p in providers for family in p.get_stats().values() for stat in family]
+        return {stat.cache_name.rsplit(".", 1)[-1] for stat in stats}
+
+    assert not {"_weekly", "_teams_weekly", "_audit"} & cached()
+    data.warm_up()
+    assert {"_weekly", "_teams_weekly", "_audit"} <= cached()
+    weeks = data.audit_weeks(LAST_WEEK, data.DEFAULT_AUDIT_WEEKS)
+    assert weeks == ["2026-W44", "2026-W45", "2026-W46", "2026-W47"]
+
+
+def st_cache_clear() -> None:
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()

@@ -116,7 +116,8 @@ def dashboard(
     spec = importlib.util.find_spec("dashboard")
     if spec is None or not spec.submodule_search_locations:
         raise UserError("the dashboard package is not installed; reinstall timeaudit (pip install -e .)")
-    app_file = Path(next(iter(spec.submodule_search_locations))) / "app.py"
+    # server.py: Streamlit's server for app.py, with the frontend's files answered from memory
+    app_file = Path(next(iter(spec.submodule_search_locations))) / "server.py"
     env = dict(os.environ, **{DATA_ENV: str(lake.root.resolve())})
     if settings.path:
         env[CONFIG_ENV] = str(Path(settings.path).resolve())

@@ -1,0 +1,146 @@
+"""The dashboard's web server: Streamlit's own (``st.App``), started by `timeaudit dashboard`.
+
+Streamlit's frontend is some sixty scripts a new tab fetches before it can open its websocket,
+and the charts then fetch plotly.js (``widgets.chart``). On a small machine the browser and the
+server share the cores, so every millisecond the server spends on those files is taken from
+the page being drawn. Three things are done here that ``streamlit run dashboard/app.py``
+cannot do, because they must be in place before the first request:
+
+- ``FrontendFiles`` answers the frontend's files from memory, uncompressed: Streamlit's
+  static-file route costs about 3 ms of CPU a file (security checks, a thread hop), and the
+  app's own static files (plotly.js's basic bundle, 1.2 MB) were gzipped at level 9 on every
+  request, 50 ms each. Streamlit serves its bundles uncompressed on purpose, for the same
+  reason (its ``starlette_gzip_middleware``).
+- every page's HTML asks the browser to fetch plotly.js while Streamlit's frontend starts, so
+  the first chart does not wait for it to download.
+- Nagle's algorithm is off for every connection from the start (``nodelay``).
+- when the server starts, the tables every first visitor needs (the weekly table, the team
+  figures, the last four weeks' audit) are computed in the background (``data.warm_up``),
+  instead of by whoever opens the dashboard first.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import mimetypes
+import threading
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import streamlit as st
+from starlette.middleware import Middleware
+from streamlit import config, file_util
+
+from dashboard import nodelay
+
+APP = Path(__file__).with_name("app.py")
+APP_STATIC = Path(__file__).with_name("static")  # served by Streamlit at app/static/
+PRELOAD = b'<link rel="preload" href="./app/static/plotly-basic.min.js" as="script">'
+HASHED_CACHE = b"public, immutable, max-age=31536000"  # Streamlit's own for its hashed bundles
+
+
+@functools.cache
+def _frontend_files() -> dict[str, tuple[Path, bytes]]:
+    """URL path (without the base path) -> (file, Cache-Control) of every file served from memory:
+    listed once, so no request path is ever joined to a folder (nothing to traverse)."""
+    files: dict[str, tuple[Path, bytes]] = {}
+    bundles = Path(file_util.get_static_dir()) / "static"
+    for path in bundles.rglob("*"):
+        if path.is_file():
+            files["/static/" + path.relative_to(bundles).as_posix()] = (path, HASHED_CACHE)
+    for path in APP_STATIC.glob("*"):
+        if path.is_file():
+            files["/app/static/" + path.name] = (path, b"no-cache")
+    return files
+
+
+@functools.cache
+def _file_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _content_type(path: Path) -> bytes:
+    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return (kind + "; charset=utf-8" if kind.startswith("text/") or kind.endswith("javascript") else kind).encode()
+
+
+class FrontendFiles:
+    """ASGI middleware: the frontend's files from memory, and the plotly.js preload in every page."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        base = "/" + config.get_option("server.baseUrlPath").strip("/")
+        path = scope["path"].removeprefix(base.rstrip("/"))
+        found = _frontend_files().get(path)
+        if found is not None:
+            await _send_file(scope, send, *found)
+            return
+        await self.app(scope, receive, _with_preload(send))
+
+
+async def _send_file(scope, send, path: Path, cache_control: bytes) -> None:
+    body = _file_bytes(path)
+    headers = [
+        (b"content-type", _content_type(path)),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", cache_control),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
+def _with_preload(send: Callable) -> Callable:
+    """``send`` that adds the plotly.js preload to an HTML page (Streamlit's index.html) before
+    its closing </head>; the page is held until its last part, then sent with its new length."""
+    start: dict | None = None
+    parts: list[bytes] = []
+
+    async def sending(message: dict) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            headers = dict(message.get("headers", []))
+            is_page = headers.get(b"content-type", b"").startswith(b"text/html") and b"content-encoding" not in headers
+            if message.get("status") == 200 and is_page:
+                start = message
+                return
+        elif message["type"] == "http.response.body" and start is not None:
+            parts.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(parts).replace(b"</head>", PRELOAD + b"</head>", 1)
+            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            await send(dict(start, headers=[*headers, (b"content-length", str(len(body)).encode())]))
+            message = {"type": "http.response.body", "body": body}
+        await send(message)
+
+    return sending
+
+
+WARM_UP_THREAD = "timeaudit-warm-up"
+
+
+class _QuietWarmUp(logging.Filter):
+    """Drops Streamlit's warning that the warm-up's thread is not a page run (its spinners)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return threading.current_thread().name != WARM_UP_THREAD
+
+
+@asynccontextmanager
+async def _warm_up_in_background(_app):
+    from dashboard import data
+
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_QuietWarmUp())
+    threading.Thread(target=data.warm_up, name=WARM_UP_THREAD, daemon=True).start()
+    yield
+
+
+nodelay.install()
+app = st.App(APP, middleware=[Middleware(FrontendFiles)], lifespan=_warm_up_in_background)
