@@ -1,4 +1,4 @@
-"""timeaudit dashboard: `timeaudit dashboard` (or `streamlit run dashboard/app.py`)."""
+"""timeaudit dashboard: `timeaudit dashboard` serves it (dashboard/server.py); `streamlit run dashboard/app.py` works too."""
 
 import sys
 from pathlib import Path

@@ -7,7 +7,8 @@ written as headers then a small body waits for the browser's delayed acknowledge
 headers, 40 ms on Linux. A new tab fetches some 90 small scripts and a burst of small
 websocket messages that way; on loopback that was about half a second of a page's first
 load. Loosening the check to any TCP socket turns Nagle off for every connection accepted
-after this module is imported (the first page run imports it).
+after ``install``: dashboard/server.py calls it before the server starts, app.py again for
+``streamlit run dashboard/app.py`` (from its first page run on).
 """
 
 from __future__ import annotations
