@@ -1,4 +1,4 @@
-"""timeaudit dashboard: `timeaudit dashboard` serves it (dashboard/server.py); `streamlit run dashboard/app.py` works too."""
+"""timeaudit dashboard, served by `timeaudit dashboard` (dashboard/server.py) or `streamlit run dashboard/app.py`."""
 
 import sys
 from pathlib import Path
