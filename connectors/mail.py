@@ -38,7 +38,7 @@ import functools
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -46,6 +46,9 @@ from email.policy import compat32
 from pathlib import Path
 from typing import BinaryIO
 
+import pyarrow as pa
+
+from connectors import mail_columns
 from connectors.mail_headers import BadHeaders, clean_text, decode_words, message_fields
 from timeaudit.config import Settings
 from timeaudit.errors import UserError
@@ -148,36 +151,103 @@ def iter_mail_records(
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[dict]:
     """Every readable message of the mail file or folder at ``path``, as seen by ``account``
-    (``Message`` fields by name).
+    (``Message`` fields by name), read one by one.
 
     ``on_progress`` gets the running total of bytes read (mbox) or of messages read (Maildir, .eml).
     Raises ``ImportFileError`` when ``path`` is not mail, or when not one of its messages was readable.
     """
     path = Path(path)
     fmt = detect_format(path)
-    blocks = {"mbox": _mbox_blocks, "maildir": _maildir_blocks, "eml": _eml_blocks}[fmt](path, on_progress)
-    box = _Mailbox(mailbox_of(path), account, settings, tuple(aliases), vocabulary(settings.rules))
-    read = skipped = 0
-    for where, block, fallback_time, flags, problem in blocks:
+    reading = _Reading(path, account, settings, aliases, on_skip)
+    yield from reading.records(_BLOCKS[fmt](path, on_progress))
+    reading.finish()
+
+
+def read_mail(
+    path: Path,
+    account: str,
+    settings: Settings,
+    aliases: Iterable[str],
+    on_skip: OnSkip,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[dict | pa.Table]:
+    """``iter_mail_records``' records, in the same order, those of an mbox file as Arrow tables
+    of many messages each (the lake's message columns but ``ingested_at``), read column by
+    column; what an import reads."""
+    path = Path(path)
+    fmt = detect_format(path)
+    reading = _Reading(path, account, settings, aliases, on_skip)
+    if fmt != "mbox":
+        yield from reading.records(_BLOCKS[fmt](path, on_progress))
+    else:
+        for part in _mbox_parts(path, on_progress):
+            if isinstance(part, _Chunk):
+                yield reading.chunk(part)
+            else:
+                yield from reading.records([part])
+    reading.finish()
+
+
+class _Reading:
+    """The reading of one file: header blocks -> records; unreadable messages are reported and counted."""
+
+    def __init__(self, path: Path, account: str, settings: Settings, aliases: Iterable[str], on_skip: OnSkip):
+        self.path, self.on_skip = path, on_skip
+        self.box = _Mailbox(mailbox_of(path), account, settings, tuple(aliases), vocabulary(settings.rules))
+        self.read = self.skipped = 0
+
+    def records(self, blocks: Iterable[Block]) -> Iterator[dict]:
+        for block in blocks:
+            record = self.record(block)
+            if record is not None:
+                yield record
+
+    def record(self, block: Block) -> dict | None:
+        """The record of one message; None when it is left out or unreadable (then reported)."""
+        where, header, fallback_time, flags, problem = block
         if problem:
-            skipped += 1
-            on_skip(where, problem)
-            continue
+            return self._skip(where, problem)
         try:
-            message = _message(block, box, fallback_time, flags)
+            message = _message(header, self.box, fallback_time, flags)
         except BadHeaders as e:
-            skipped += 1
-            on_skip(where, str(e))
-            continue
+            return self._skip(where, str(e))
         except Exception as e:  # a parser or decoder surprise on hostile bytes must not end the import
-            skipped += 1
-            on_skip(where, f"unreadable headers ({type(e).__name__}: {e})")
-            continue
+            return self._skip(where, f"unreadable headers ({type(e).__name__}: {e})")
         if message is not None:
-            read += 1
-            yield message
-    if skipped and not read:
-        raise ImportFileError(f"{path}: none of its {skipped} message(s) had readable headers; expected {EXPECTED}")
+            self.read += 1
+        return message
+
+    def chunk(self, chunk: _Chunk) -> pa.Table:
+        """The records of a chunk's messages, in file order: the plain ones read column by column
+        (``mail_columns``), the others one by one."""
+        found = _HEADS.findall(b"\n\n" + chunk.text)
+        from_lines, heads = zip(*found, strict=True)
+        if max(map(len, from_lines)) < MAX_LINE:
+            table, others = mail_columns.message_table(heads, self.box, _header_labels, MAX_HEADER_BYTES)
+        else:  # a "From " line longer than _Window.line reads: the whole chunk is read one by one
+            table, others = mail_columns.SCHEMA.empty_table(), range(len(heads))
+        self.read += table.num_rows
+        records, positions = [], []
+        for i, block in zip(others, _chunk_blocks(chunk, others, from_lines, heads), strict=True):
+            record = self.record(block)
+            if record is not None:
+                records.append(record)
+                positions.append(i)
+        if records:
+            records = [dict(record, position=i) for record, i in zip(records, positions, strict=True)]
+            table = pa.concat_tables([table, pa.Table.from_pylist(records, schema=mail_columns.SCHEMA)])
+            table = table.sort_by("position")
+        return table.drop_columns(["position"])
+
+    def finish(self) -> None:
+        if self.skipped and not self.read:
+            raise ImportFileError(
+                f"{self.path}: none of its {self.skipped} message(s) had readable headers; expected {EXPECTED}"
+            )
+
+    def _skip(self, where: str, why: str) -> None:
+        self.skipped += 1
+        self.on_skip(where, why)
 
 
 # -- turning one header block into a record --------------------------------------------------------
@@ -208,12 +278,10 @@ def _message(block: bytes, box: _Mailbox, fallback_time: FallbackTime, flags: se
         elif key == "x-gm-thrid":
             gmail_thread = clean_text(value).strip()
         elif key == "x-mozilla-status":
-            status = _hex(clean_text(value))
-            if status is not None:
-                if status & MOZILLA_EXPUNGED:
-                    return None
-                if not status & MOZILLA_READ:
-                    labels.append("UNREAD")
+            status = _mozilla_labels(clean_text(value))
+            if status is None:
+                return None
+            labels.extend(status)
     if LEFT_OUT_LABELS.intersection(labels):
         return None
 
@@ -289,6 +357,28 @@ def _takeout_labels(value: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _mozilla_labels(value: str) -> tuple[str, ...] | None:
+    """What Thunderbird's X-Mozilla-Status says: UNREAD or nothing; None for a deleted message."""
+    status = _hex(value)
+    if status is None:
+        return ()
+    if status & MOZILLA_EXPUNGED:
+        return None
+    return () if status & MOZILLA_READ else ("UNREAD",)
+
+
+def _header_labels(gmail: str | None, mozilla: str | None) -> tuple[str, ...] | None:
+    """The labels of a message with at most one X-Gmail-Labels and X-Mozilla-Status header (None
+    when absent), as ``_message`` finds them; None when the message is left out."""
+    labels = _takeout_labels(clean_text(gmail)) if gmail is not None else ()
+    if mozilla is not None:
+        status = _mozilla_labels(clean_text(mozilla))
+        if status is None:
+            return None
+        labels += status
+    return None if LEFT_OUT_LABELS.intersection(labels) else labels
+
+
 def _split_labels(value: str) -> list[str]:
     """Split on commas outside double quotes (a user label may contain a comma)."""
     parts, current, quoted = [], [], False
@@ -336,24 +426,96 @@ def _mbox_blocks(path: Path, on_progress: Callable[[int], None] | None) -> Itera
         start = window.search(_SEPARATOR, window.start)
         while start is not None:
             number += 1
-            where = f"{path} message {number} (line {window.line_of(start)})"
-            from_line = window.line(start)
-            header_start = start + len(from_line)
-            header_end = window.search(_HEADER_END, header_start - 1, keep=header_start)
-            if header_end is None:
-                # A header block only ends at a blank line: still inside one at the end of the file is truncation.
-                yield where, b"", _no_time, set(), TRUNCATED
-                break
-            if header_end - header_start > MAX_HEADER_BYTES:
-                header, problem = b"", TOO_LARGE
-            else:
-                header, problem = window.bytes(header_start, header_end), ""
-            start = window.search(_SEPARATOR, header_end - 1)
-            yield where, header, functools.partial(_from_line_date, from_line), set(), problem
+            block, start = _mbox_block(window, start, f"{path} message {number}")
+            yield block
             if on_progress and start is not None:
                 on_progress(start)
         if on_progress:
             on_progress(window.end)
+
+
+def _mbox_block(window: _Window, start: int, name: str) -> tuple[Block, int | None]:
+    """The message starting at ``start``, and where the next one starts (None: the file ends)."""
+    where = f"{name} (line {window.line_of(start)})"
+    from_line = window.line(start)
+    header_start = start + len(from_line)
+    header_end = window.search(_HEADER_END, header_start - 1, keep=header_start)
+    if header_end is None:
+        # A header block only ends at a blank line: still inside one at the end of the file is truncation.
+        return (where, b"", _no_time, set(), TRUNCATED), None
+    if header_end - header_start > MAX_HEADER_BYTES:
+        header, problem = b"", TOO_LARGE
+    else:
+        header, problem = window.bytes(header_start, header_end), ""
+    block = (where, header, functools.partial(_from_line_date, from_line), set(), problem)
+    return block, window.search(_SEPARATOR, header_end - 1)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Whole messages of an mbox file: ``text`` runs from a "From " line to the blank line before
+    a later message's."""
+
+    path: Path
+    text: bytes
+    number: int  # the first message's number in the file
+    line: int  # and its line number
+
+    @functools.cached_property
+    def count(self) -> int:
+        return self.text.count(b"\n\nFrom ") + self.text.count(b"\n\r\nFrom ") + 1
+
+
+def _mbox_parts(path: Path, on_progress: Callable[[int], None] | None) -> Iterator[_Chunk | Block]:
+    """An mbox file's messages as chunks of about MESSAGES_CHUNK bytes; a message that does not
+    fit in one (a large attachment), and the file's last one, come alone, as ``_mbox_blocks``
+    gives them. Memory stays flat: the window holds one chunk."""
+    number = 0
+    with path.open("rb") as f:
+        window = _Window(f)
+        start = window.search(_SEPARATOR, window.start)
+        while start is not None:
+            window.fill(start, MESSAGES_CHUNK)
+            end = window.last_message_start(start)
+            if end is None:
+                number += 1
+                block, start = _mbox_block(window, start, f"{path} message {number}")
+                yield block
+            else:
+                chunk = _Chunk(path, window.bytes(start, end), number + 1, window.line_of(start))
+                number += chunk.count
+                yield chunk
+                start = end
+            if on_progress and start is not None:
+                on_progress(start)
+        if on_progress:
+            on_progress(window.end)
+
+
+# A message of a chunk: its "From " line and its header block, each header line after a "\n"
+# (the form mail_columns reads), ending at the first blank line as in _mbox_block. The chunk is
+# read with "\n\n" before it, as if after a blank line.
+_HEADS = re.compile(rb"\n\r?\n(From [^\n]*)((?:\n[^\n]*)*?)(?=\n\r?\n)")
+
+
+def _chunk_blocks(
+    chunk: _Chunk, which: Iterable[int], from_lines: Sequence[bytes], heads: Sequence[bytes]
+) -> Iterator[Block]:
+    """The messages ``which`` (in increasing order) of ``chunk`` as ``_mbox_block`` gives them."""
+    text = b"\n\n" + chunk.text
+    starts = [m.start(1) for m in _HEADS.finditer(text)]
+    line, at = chunk.line, starts[0]
+    for i in which:
+        line += text.count(b"\n", at, starts[i])
+        at = starts[i]
+        where = f"{chunk.path} message {chunk.number + i} (line {line})"
+        whole = from_lines[i] + b"\n" + (heads[i][1:] + b"\n" if heads[i] else b"")
+        cut = min(len(from_lines[i]) + 1, MAX_LINE)  # _Window.line reads at most MAX_LINE bytes
+        from_line, header = whole[:cut], whole[cut:]
+        if len(header) > MAX_HEADER_BYTES:
+            yield where, b"", _no_time, set(), TOO_LARGE
+        else:
+            yield where, header, functools.partial(_from_line_date, from_line), set(), ""
 
 
 # A message starts at a "From " line after a blank line (or at the start of the file), and its
@@ -362,6 +524,7 @@ _SEPARATOR = re.compile(rb"\n\r?\n(?=From )")
 _HEADER_END = re.compile(rb"\n(?=\r?\n)")
 _LONGEST_MATCH = 8  # "\n\r\nFrom ": a match this long can straddle two reads
 CHUNK = 1 << 20
+MESSAGES_CHUNK = 4 << 20  # the text read column by column at once
 
 
 class _Window:
@@ -398,6 +561,21 @@ class _Window:
                 keep = start
             self._read(min(start, keep))
 
+    def fill(self, start: int, size: int) -> None:
+        """Read on until the window holds ``size`` bytes from ``start`` (or the rest of the file);
+        what lies before ``start`` may be dropped."""
+        if not self.eof and self.end - start < size:
+            self._read(start, size - (self.end - start))
+
+    def last_message_start(self, start: int) -> int | None:
+        """Where the last message that starts after ``start`` in the window starts ("From " after a
+        blank line), or None."""
+        low, at = start - self.base, len(self.buf)
+        while (at := self.buf.rfind(b"\nFrom ", low, at)) > low:
+            if self.buf[at - 1 : at] == b"\n" or self.buf[at - 2 : at] == b"\n\r":
+                return self.base + at + 1
+        return None
+
     def line(self, start: int) -> bytes:
         """The line at ``start`` with its newline, or its first MAX_LINE bytes (as ``readline`` reads)."""
         while (newline := self.buf.find(b"\n", start - self.base)) < 0 and not self.eof and self.end - start < MAX_LINE:
@@ -418,10 +596,10 @@ class _Window:
             self.lines += self.buf.count(b"\n", self.counted - self.base, upto - self.base)
             self.counted = upto
 
-    def _read(self, keep: int) -> None:
+    def _read(self, keep: int, size: int = CHUNK) -> None:
         drop = max(0, keep - self.base)
         self._count(self.base + drop)
-        data = self.f.read(CHUNK)
+        data = self.f.read(max(size, CHUNK))
         self.eof = not data
         self.buf = self.buf[drop:] + data
         self.base += drop
@@ -513,3 +691,6 @@ def _file_header(file: Path) -> tuple[bytes, str]:
     except OSError as e:
         return b"", f"cannot be read ({e.strerror or e})"
     return b"".join(lines), ""
+
+
+_BLOCKS = {"mbox": _mbox_blocks, "maildir": _maildir_blocks, "eml": _eml_blocks}

@@ -98,7 +98,7 @@ def message_fields(
     if ts is None:
         raise BadHeaders(f"unreadable Date header {first.get('date', '')[:60]!r}" if "date" in first else "no Date")
 
-    me = _me(account, tuple(aliases))
+    me = own_addresses(account, tuple(aliases))
     label_list = list(dict.fromkeys(labels))
     froms = _addresses((first["from"],)) if first.get("from") else ()
     sender = froms[0] if froms else ""
@@ -139,7 +139,7 @@ def message_fields(
         "auto": _is_auto(first, subject),
         "message_id": message_id,
         "in_reply_to": in_reply_to,
-        "subject_tags": list(_tags(subject, words if words is not None else vocabulary(settings.rules))),
+        "subject_tags": list(subject_tags(subject, words if words is not None else vocabulary(settings.rules))),
         "subject": subject if settings.privacy.store_subjects else None,
         "deleted": False,
     }
@@ -174,12 +174,13 @@ def header_key(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=65536)  # subjects repeat (threads, notifications) and tagging one is slow
-def _tags(subject: str, words: tuple[str, ...]) -> tuple[str, ...]:
+def subject_tags(subject: str, words: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(tags_of(subject, words))
 
 
 @functools.lru_cache(maxsize=256)
-def _me(account: str, aliases: tuple[str, ...]) -> frozenset[str]:
+def own_addresses(account: str, aliases: tuple[str, ...]) -> frozenset[str]:
+    """The account's and its aliases' addresses, as the address lists hold them."""
     return frozenset(a.strip().lower() for a in (account, *aliases) if a and a.strip())
 
 
@@ -230,7 +231,8 @@ def addresses(values: Iterable[str]) -> list[str]:
 @functools.lru_cache(maxsize=65536)  # a team's To/Cc lines repeat constantly; parsing them is costly
 def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
     found: list[str] = []
-    for _name, addr in _simple_addresses(values) or getaddresses(list(values)):
+    simple = _simple_addresses(values)
+    for _name, addr in [("", a) for a in simple] if simple else getaddresses(list(values)):
         addr = addr.strip().lower()
         if "@" not in addr and "=?" in addr:
             # Some mailers encode the whole "Name <addr>" as one encoded word: decode and re-read.
@@ -247,21 +249,29 @@ _QUOTING = re.compile(r'["()\\;:]')  # one class: searched much faster than an a
 _SIMPLE_ENTRY = re.compile(r"(?:[^<>@]*<([^<>\s@]+@[^<>\s@]+)>|\s*([^<>\s@]+@[^<>\s@]+))\s*$")
 
 
-def _simple_addresses(values: tuple[str, ...]) -> list[tuple[str, str]] | None:
+def _simple_addresses(values: tuple[str, ...]) -> list[str] | None:
     """The common "Name <a@b>, c@d" lines read without the standard library's full RFC 5322
     parser (a third of an import's time); None for anything quoted, commented or encoded."""
-    pairs = []
+    found = []
     for value in values:
-        if _QUOTING.search(value) or "=?" in value:
-            return None
         for entry in value.split(","):
-            if not entry.strip():
-                continue
-            match = _SIMPLE_ENTRY.match(entry)
-            if not match:
+            address = simple_address(entry)
+            if address is None:
                 return None
-            pairs.append(("", match[1] or match[2]))
-    return pairs
+            if address:
+                found.append(address)
+    return found
+
+
+def simple_address(entry: str) -> str | None:
+    """The address of one comma-separated entry of an address header in the common form ("Name
+    <a@b>" or "a@b"); "" for a blank entry, None for any other form."""
+    if not entry.strip():
+        return ""
+    if _QUOTING.search(entry) or "=?" in entry:
+        return None
+    match = _SIMPLE_ENTRY.match(entry)
+    return (match[1] or match[2]) if match else None
 
 
 # The form nearly every mailer writes ("Tue, 3 Mar 2026 09:15:00 +0100"), read without the standard
@@ -310,30 +320,57 @@ def _first_id(value: str) -> str:
     return value.strip().strip("<>").split()[0] if value.strip().strip("<>") else ""
 
 
+# The bulk and auto rules, one input each, so that ``mail_columns`` can apply them to each
+# distinct value of a column: a message is bulk or auto when any of them says so.
 def _is_bulk(first: dict[str, str], sender: str, labels: list[str]) -> bool:
-    if first.get("list-id") or first.get("list-unsubscribe"):
-        return True
-    if first.get("precedence", "").strip().lower() in BULK_PRECEDENCE:
-        return True
-    if CATEGORY_LABELS.intersection(labels):
-        return True
-    return _automated_sender(sender)
+    return (
+        bool(first.get("list-id") or first.get("list-unsubscribe"))
+        or bulk_precedence(first.get("precedence", ""))
+        or bulk_labels(labels)
+        or automated_sender(sender)
+    )
+
+
+def bulk_precedence(value: str) -> bool:
+    return value.strip().lower() in BULK_PRECEDENCE
+
+
+def bulk_labels(labels: Iterable[str]) -> bool:
+    return not CATEGORY_LABELS.isdisjoint(labels)
 
 
 @functools.lru_cache(maxsize=65536)  # senders repeat
-def _automated_sender(sender: str) -> bool:
+def automated_sender(sender: str) -> bool:
     local = sender.partition("@")[0]
     return bool(local and (_NO_REPLY.search(local) or _NOTIFICATIONS.match(local)))
 
 
+AUTO_REPLY_HEADERS = ("x-autoreply", "x-autorespond")
+
+
 def _is_auto(first: dict[str, str], subject: str) -> bool:
-    submitted = first.get("auto-submitted", "").partition(";")[0].strip().lower()
-    if submitted and submitted != "no":
-        return True
-    for name in ("x-autoreply", "x-autorespond"):
-        if name in first and first[name].strip().lower() not in ("no", "false", "0"):
-            return True
-    content_type = first.get("content-type", "").lower()
-    if content_type.startswith("text/calendar") and re.search(r"method\s*=\s*\"?reply\b", content_type):
-        return True
+    return (
+        auto_submitted(first.get("auto-submitted", ""))
+        or any(auto_reply(first[name]) for name in AUTO_REPLY_HEADERS if name in first)
+        or calendar_reply(first.get("content-type", ""))
+        or auto_subject(subject)
+    )
+
+
+def auto_submitted(value: str) -> bool:
+    submitted = value.partition(";")[0].strip().lower()
+    return bool(submitted) and submitted != "no"
+
+
+def auto_reply(value: str) -> bool:
+    """X-Autoreply or X-Autorespond, present with this value."""
+    return value.strip().lower() not in ("no", "false", "0")
+
+
+def calendar_reply(content_type: str) -> bool:
+    content_type = content_type.lower()
+    return content_type.startswith("text/calendar") and bool(re.search(r"method\s*=\s*\"?reply\b", content_type))
+
+
+def auto_subject(subject: str) -> bool:
     return subject.lower().startswith(AUTO_SUBJECTS)

@@ -162,7 +162,7 @@ def import_mail(
             if progress:
                 progress(path.name, done, total)
 
-        return mail.iter_mail_records(path, account, settings, aliases, skip, advanced)
+        return mail.read_mail(path, account, settings, aliases, skip, advanced)
 
     records = _read_all("messages", paths, read, mail.ImportFileError, report)
     scope = Scope(frozenset(i.split("/", 1)[0] for i in pc.unique(records["id"]).to_pylist()))
