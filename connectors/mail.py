@@ -222,10 +222,9 @@ class _Reading:
         (``mail_columns``), the others one by one."""
         found = _HEADS.findall(b"\n\n" + chunk.text)
         from_lines, heads = zip(*found, strict=True)
-        if max(map(len, from_lines)) < MAX_LINE:
-            table, others = mail_columns.message_table(heads, self.box, _header_labels, MAX_HEADER_BYTES)
-        else:  # a "From " line longer than _Window.line reads: the whole chunk is read one by one
-            table, others = mail_columns.SCHEMA.empty_table(), range(len(heads))
+        if max(map(len, from_lines)) >= MAX_LINE:  # longer than _Window.line reads: such messages are read one by one
+            heads = [b"" if len(f) >= MAX_LINE else h for f, h in found]  # (mail_columns reads no empty block)
+        table, others = mail_columns.message_table(heads, self.box, _header_labels, MAX_HEADER_BYTES)
         self.read += table.num_rows
         records, positions = [], []
         for i, block in zip(others, _chunk_blocks(chunk, others, from_lines, heads), strict=True):

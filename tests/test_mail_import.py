@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
+import pyarrow as pa
 import pytest
 
 from connectors.mail import ImportFileError, detect_format, iter_mail_messages, mailbox_of
@@ -295,3 +296,177 @@ def test_200_mb_mbox_streams_in_flat_memory(tmp_path):
     assert not skipped and count == expected
     assert last_progress[-1] == size
     assert growth_mb < 100 and traced_mb < 100
+
+
+# -- the column-wise reader against the per-message one ---------------------------------------------
+def _generated_mbox() -> bytes:
+    """Messages for every rule, the plain form and each way out of it, and repeated ids."""
+    plain = {
+        "From": "Bob Client <bob@client.com>",
+        "To": "ana@acme.com, Carl <carl@acme.com>",
+        "Date": "Tue, 3 Mar 2026 09:15:00 +0100",
+        "Message-ID": "<m{n}@client.com>",
+        "Subject": "Renewal planning for Q2",
+    }
+    variants = [
+        {},
+        {"X-Gmail-Labels": "Inbox,Unread,Important,Category Updates"},
+        {"X-Gmail-Labels": 'Sent,"Clients, big",Opened', "From": "ana@acme.com"},
+        {"From": "Ana S <ana.s@acme.com>"},  # an alias: sent
+        {"X-Gmail-Labels": "Drafts"},  # left out
+        {"X-Gmail-Labels": "Spam,Inbox"},  # left out
+        {"X-Gmail-Labels": "Trash"},  # left out
+        {"X-Gmail-Labels": "Category Promotions,Category Social,Inbox,Inbox"},
+        {"X-Gmail-Labels": "Inbox", "X-Mozilla-Status": "0001"},  # both: one by one
+        {"X-Gmail-Labels": "Inbox\n Unread"},  # folded labels: one by one
+        {"X-Mozilla-Status": "0001"},
+        {"X-Mozilla-Status": "0000"},
+        {"X-Mozilla-Status": "0009"},  # expunged
+        {"X-Mozilla-Status": "zz"},
+        {"To": "team@acme.com", "Cc": "ana@acme.com"},
+        {"To": "team@acme.com", "Cc": "x@acme.com"},  # bcc
+        {"To": "ANA@ACME.COM, ana@acme.com,, , carl@acme.com"},
+        {"To": "  ", "Cc": ""},
+        {"To": ","},
+        {"To": '"Ana, S" <ana@acme.com>'},  # quoted: one by one
+        {"To": "ana@acme.com (Ana)"},
+        {"To": "undisclosed-recipients:;"},
+        {"To": "=?utf-8?q?Ana?= <ana@acme.com>"},
+        {"To": "ana@acme.com,\n\tcarl@acme.com,\n dee@acme.com"},  # folded
+        {"To": "not an address"},
+        {"From": ""},
+        {"From": "noreply@shop.example"},
+        {"From": "Shop <notifications@shop.example>"},
+        {"From": "calendar-noreply@google.com"},
+        {"List-Id": "<news.shop.example>"},
+        {"List-Unsubscribe": "<mailto:u@shop.example>"},
+        {"List-Id": "  "},
+        {"Precedence": " Bulk "},
+        {"Precedence": "first-class"},
+        {"Auto-Submitted": "auto-replied; owner-email=x@y"},
+        {"Auto-Submitted": "no"},
+        {"X-Autoreply": "yes"},
+        {"X-Autorespond": "no"},
+        {"X-Autoreply": ""},
+        {"Content-Type": 'text/calendar; charset="utf-8"; method=REPLY'},
+        {"Content-Type": "text/calendar; method=REQUEST"},
+        {"Subject": "Accepted: Weekly sync"},
+        {"Subject": "OUT OF OFFICE: back Monday"},
+        {"Subject": "=?UTF-8?Q?R=C3=A9union_budget?="},
+        {"Subject": "Budget\n review"},  # folded
+        {"Subject": ""},
+        {"Subject": "Budget review \t "},
+        {"Subject": "\n  Budget review"},
+        {"Subject": None},
+        {"In-Reply-To": "<q{n}@client.com>", "References": "<root@client.com> <q{n}@client.com>"},
+        {"In-Reply-To": "<q{n}@client.com>"},
+        {"In-Reply-To": "q{n}@client.com"},  # no brackets: one by one
+        {"In-Reply-To": ""},
+        {"References": "garbage"},
+        {"Message-ID": "m{n}@client.com"},
+        {"Message-ID": None, "X-GM-THRID": "1791234567890444444"},
+        {"Message-ID": "<dup@client.com>", "Subject": "first version"},
+        {"Message-ID": "<dup@client.com>", "Subject": "second version"},
+        {"Date": "3 Mar 2026 09:15:00 -0000"},
+        {"Date": "Tue, 03 Mar 2026 23:59:59 -2359"},
+        {"Date": "Tue, 31 Feb 2026 09:15:00 +0000"},  # no such day: the "From " line's date
+        {"Date": "Tue, 3 Mar 2026 24:00:00 +0000"},
+        {"Date": "Tue, 3 Mar 26 09:15:00 GMT"},  # the standard library's parser
+        {"Date": "Tue,  3 Mar 2026 09:15:00 +0100 (CET)"},
+        {"Date": "sometime"},
+        {"Date": None},
+        {"Date": None, "From": None},
+        {"Subject": "Grüße"},  # 8-bit
+        {"Subject": "Caf\xe9"},  # Latin-1 bytes
+        {"X-Note": "tab\there"},
+        {"X-Control": "bell\x07"},
+        {"from": "bob@client.com", "TO": "ana@acme.com", "message-id": "<lower{n}@x>"},
+        {"To": "ana@acme.com", "To ": "second@acme.com"},
+    ]
+    out = []
+    for n, variant in enumerate(variants):
+        headers = dict(plain, **variant)
+        lines = [f"From {n}@xxx Tue Mar 03 08:{n % 60:02d}:00 +0000 2026"]
+        for name, value in headers.items():
+            if value is not None:
+                lines.append(f"{name.strip() if name != 'To ' else 'To'}: {value}".format(n=n))
+        body = ["", "Hello.", ">From a quoted line", "From a line after text", "", ""]
+        encoding = "latin-1" if "\xe9" in str(variant) else "utf-8"
+        out.append("\n".join(lines + body).encode(encoding))
+    out.append(
+        b"From 1@xxx Tue Mar 03 08:00:00 +0000 2026\nTo: ana@acme.com\r\nDate: Tue, 3 Mar 2026 09:15:00 +0100\r\n"
+        b"Message-ID: <crlf@x>\r\n\r\nbody\r\n\r\n"
+    )
+    out.append(b"From 2@xxx Tue Mar 03 08:00:00 +0000 2026\n\nno headers\n\n")
+    out.append(
+        b"From 3@xxx Tue Mar 03 08:00:00 +0000 2026\nnot a header line\nDate: Tue, 3 Mar 2026 09:15:00 +0100\n\n"
+    )
+    out.append(
+        b"From 4@xxx " + b"x" * 70_000 + b"\nMessage-ID: <long-from-line@x>\nDate: Tue, 3 Mar 2026 09:15:00 +0100\n\n"
+    )
+    out.append(
+        b"From 5@xxx Tue Mar 03 08:00:00 +0000 2026\nMessage-ID: <big-body@x>\nDate: Tue, 3 Mar 2026 09:15:00 +0100\n\n"
+        + b"Lorem ipsum\n" * 2_000
+        + b"\n"
+    )
+    out.append(
+        b"From 6@xxx Tue Mar 03 08:00:00 +0000 2026\nMessage-ID: <dup@client.com>\n"
+        b"Date: Tue, 3 Mar 2026 09:15:00 +0100\nSubject: third version\n\n"
+    )
+    out.append(
+        b"From 7@xxx Tue Mar 03 08:00:00 +0000 2026\nMessage-ID: <last@x>\nDate: Tue, 3 Mar 2026 09:15:00 +0100\n"
+    )
+    return b"".join(out)
+
+
+def _both_readers(path: Path, settings: Settings, aliases=()):
+    """(table, skipped, last progress) as the per-message reader and as the column-wise reader give them."""
+    from connectors.mail import iter_mail_records, read_mail
+    from connectors.mail_columns import SCHEMA
+
+    schema = pa.schema([f for f in SCHEMA if f.name != "position"])
+
+    def read(reader) -> tuple[pa.Table, list, list]:
+        skipped, progress = [], []
+        parts = list(
+            reader(path, ME, settings, aliases, lambda item, why: skipped.append((item, why)), progress.append)
+        )
+        tables = [
+            p.select(schema.names) if isinstance(p, pa.Table) else pa.Table.from_pylist([p], schema) for p in parts
+        ]
+        return pa.concat_tables(tables) if tables else schema.empty_table(), skipped, progress[-1:]
+
+    return read(iter_mail_records), read(read_mail)
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 1500], ids=["one-chunk", "many-chunks"])
+@pytest.mark.parametrize("settings", [KEEP_SUBJECTS, Settings()], ids=["subjects", "tags-only"])
+def test_column_wise_reader_gives_the_records_of_the_per_message_reader(tmp_path, monkeypatch, chunk_bytes, settings):
+    from connectors import mail, mail_columns
+
+    if chunk_bytes:  # messages larger than a chunk come alone
+        monkeypatch.setattr(mail, "MESSAGES_CHUNK", chunk_bytes)
+        monkeypatch.setattr(mail, "CHUNK", chunk_bytes // 2)
+    read_column_wise, column_wise_reader = [], mail_columns.message_table
+
+    def message_table(*args):
+        table, others = column_wise_reader(*args)
+        read_column_wise.append(table.num_rows)
+        return table, others
+
+    monkeypatch.setattr(mail_columns, "message_table", message_table)
+    generated = tmp_path / "generated.mbox"
+    generated.write_bytes(_generated_mbox())
+    crlf = tmp_path / "thunderbird-crlf.mbox"
+    crlf.write_bytes((FIXTURES / "thunderbird.mbox").read_bytes().replace(b"\n", b"\r\n"))
+    mixed = tmp_path / "mixed.mbox"
+    mixed.write_bytes((FIXTURES / "binary_junk.mbox").read_bytes() + b"\n\n" + (FIXTURES / "takeout.mbox").read_bytes())
+    paths = [generated, crlf, mixed] + [FIXTURES / n for n in ("takeout.mbox", "thunderbird.mbox", "truncated.mbox")]
+    for path in paths:
+        (one_by_one, skipped, progress), (column_wise, skipped_too, progress_too) = _both_readers(
+            path, settings, aliases=["ana.s@acme.com"]
+        )
+        assert column_wise.num_rows == one_by_one.num_rows > 0
+        assert column_wise.equals(one_by_one), path.name
+        assert (skipped_too, progress_too) == (skipped, progress)
+    assert sum(read_column_wise) > 50
