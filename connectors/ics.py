@@ -44,6 +44,7 @@ from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
+import pyarrow as pa
 import recurring_ical_events
 from icalendar.error import BrokenCalendarProperty
 from icalendar.timezone.tzid import tzid_from_dt
@@ -57,6 +58,7 @@ from timeaudit.tags import tags_of, vocabulary
 
 SOURCE = "ics"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # `updated` of an event that carries no timestamp at all
+RECURRING = ("RRULE", "RDATE", "RECURRENCE-ID")  # what makes an event a series or a part of one
 TIME_PROPERTIES = ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "RRULE", "RDATE", "EXDATE")
 RESPONSES = {
     "ACCEPTED": "accepted",
@@ -440,38 +442,6 @@ class _ComponentProps:
         return EPOCH
 
 
-class _PlainProps:
-    def __init__(self, single: _Single):
-        self.event, self.single = single.event, single
-        self.text, self.has, self.names = single.event.text_of, single.event.has, single.event.names
-
-    def organizer(self) -> tuple[str, Mapping]:
-        return self.event.text_of("ORGANIZER"), self.event.params_of("ORGANIZER")
-
-    def guests(self, account: str) -> tuple[tuple[Guest, ...], str | None]:
-        if len(self.event.attendees) == 1:  # nearly always: the lines are written together
-            guests, responses = _run_people(self.event.attendees[0])
-            return guests, responses.get(account)
-        runs = [_run_people(run) for run in self.event.attendees]
-        own = next((responses[account] for _, responses in runs if account in responses), None)
-        return tuple(guest for guests, _ in runs for guest in guests), own
-
-    def updated(self) -> datetime:
-        return self.single.updated
-
-
-@functools.lru_cache(maxsize=4096)  # a meeting's list of people is in every attendee's export
-def _run_people(run: str) -> tuple[tuple[Guest, ...], dict[str, str]]:
-    """``_people`` of a run of plain ATTENDEE lines."""
-    return _people(map(_plain_attendee, ics_plain.attendee_lines(run)))
-
-
-@functools.lru_cache(maxsize=65536)  # the same people are invited again and again, line for line
-def _plain_attendee(line: tuple[str, str]) -> tuple[str, str, bool, bool]:
-    written, raw = line
-    return _attendee(ics_plain.value_of("ATTENDEE", raw), ics_plain.params(written))
-
-
 def _has_conference(props) -> bool:
     for key in [key for key in props.names() if key.startswith(_CONFERENCE_STARTS)]:
         if key in CONFERENCE_PROPERTIES or key.startswith(CONFERENCE_PREFIXES):
@@ -541,6 +511,11 @@ def event_of(record: dict) -> Event:
     return Event(**{**record, "attendees": [Attendee(*guest) for guest in record["attendees"]]})
 
 
+def _event_of_row(row: dict) -> Event:
+    """The ``Event`` of a row of the lake's columns."""
+    return Event(**{**row, "source": SOURCE, "attendees": [Attendee(**guest) for guest in row["attendees"]]})
+
+
 # -- one plain single event ----------------------------------------------------------------
 # The properties _record and recurring_ical_events read as one value (SEQUENCE is compared):
 # a plain event that repeats one of them, or types one with a VALUE parameter, is read by icalendar.
@@ -549,61 +524,6 @@ _ONE_VALUE = frozenset(
     | {"SUMMARY", "STATUS", "TRANSP", "DESCRIPTION", "LOCATION", "URL", "X-MICROSOFT-CDO-BUSYSTATUS"}
     | set(CONFERENCE_PROPERTIES)
 )
-
-
-@dataclass
-class _Single:
-    """A plain event that is one occurrence, with its times as icalendar reads them (not yet localised)."""
-
-    event: ics_plain.PlainEvent
-    uid: str
-    start: date
-    end: date | None
-    duration: timedelta | None
-    updated: datetime
-
-    def span(self, cal: _Calendar) -> tuple[date, date]:
-        """Its start and end as recurring_ical_events gives them: localised, and the end as the
-        start plus the duration (on the start's wall clock when the two zones differ)."""
-        start = _localised(self.start, cal.zone, cal.utc_too)
-        if self.end is not None:
-            return start, start + (_localised(self.end, cal.zone, cal.utc_too) - start)
-        if self.duration is not None:
-            return start, start + self.duration
-        return start, start if isinstance(start, datetime) else start + timedelta(days=1)
-
-
-def _single(event: ics_plain.PlainEvent) -> _Single | None:
-    """The plain event as one occurrence, or None when icalendar has to read it: a value read
-    differently, or an event ``_problem`` would skip or recurring_ical_events has to settle
-    (an end of another kind than the start, a DURATION with a date or below zero)."""
-    if any(name in _ONE_VALUE or name.startswith(CONFERENCE_PREFIXES) for name in event.repeated):
-        return None
-    if event.typed and _typed_text(event):
-        return None
-    uid = event.text_of("UID").strip()
-    try:
-        start, end = event.time_of("DTSTART"), event.time_of("DTEND")
-        duration = ics_plain.parse_duration(event.once["DURATION"][1]) if "DURATION" in event.once else None
-        stamp = event.time_of("LAST-MODIFIED", zone_of=False)
-        stamp = stamp or event.time_of("DTSTAMP", zone_of=False) or event.time_of("CREATED", zone_of=False)
-    except ValueError:
-        return None
-    if not uid or start is None or not re.fullmatch(r"-?[0-9]+", event.once.get("SEQUENCE", ("", "0"))[1]):
-        return None
-    if end is not None and (not _same_kind(start, end) or end < start):
-        return None
-    if end is None and duration is not None and (not isinstance(start, datetime) or duration < timedelta(0)):
-        return None
-    return _Single(event, uid, start, end, duration, EPOCH if stamp is None else _as_updated(stamp))
-
-
-def _typed_text(event: ics_plain.PlainEvent) -> bool:
-    """Whether a value read as text has a VALUE parameter (another value type than icalendar's default)."""
-    read = (name for name in event.once if name not in ics_plain.TIME_NAMES)  # time_of checks those itself
-    lines = [event.once[name] for name in read if name in _ONE_VALUE or name.startswith(CONFERENCE_PREFIXES)]
-    attendees = [line for run in event.attendees for line in ics_plain.attendee_lines(run)]
-    return any("VALUE" in ics_plain.params(written) for written, _ in [*lines, *attendees])
 
 
 # -- one series -> its occurrences in the window -------------------------------------------
@@ -647,7 +567,7 @@ def _series_events(
     """The events of one UID's components (a series and its overrides, or a single event), as
     recurring_ical_events expands them; raises whatever it raises on a broken series."""
     occurrences = _occurrences(components, start, end)
-    recurring = any(k in c for c in components for k in ("RRULE", "RDATE", "RECURRENCE-ID"))
+    recurring = any(k in c for c in components for k in RECURRING)
     moved = _this_and_future_shifts(components)
     events = []
     for occurrence in occurrences:
@@ -664,7 +584,11 @@ def _overlaps(s: datetime, e: datetime, start: datetime, end: datetime) -> bool:
 # -- a file -> events ------------------------------------------------------------------------
 def iter_ics_events(*args, **kwargs) -> Iterator[Event]:
     """``iter_ics_records`` as ``Event`` objects."""
-    return map(event_of, iter_ics_records(*args, **kwargs))
+    for item in iter_ics_records(*args, **kwargs):
+        if isinstance(item, pa.Table):
+            yield from map(_event_of_row, item.drop_columns(["attendee_count"]).to_pylist())
+        else:
+            yield event_of(item)
 
 
 def iter_ics_records(
@@ -677,35 +601,32 @@ def iter_ics_records(
     on_skip: Callable[[str, str], None],
     *,
     plain: bool = True,
-) -> Iterator[dict]:
+) -> Iterator[dict | pa.Table]:
     """The events of one .ics file, as seen by ``account``, overlapping [start, end) (aware UTC):
-    ``Event`` fields by name, attendees as (email, response, optional) (see ``event_of``).
+    ``Event`` fields by name, attendees as (email, response, optional) (see ``event_of``), and
+    the plain single events as one Arrow table of the lake's columns (``ingested_at`` aside).
 
     ``on_skip(item, reason)`` hears of every event that could not be imported; ``item`` names
     the file, the line and the UID (never the title). Raises ImportFileError for a file that
-    cannot be read at all. Single events written in plain lines are read without icalendar
-    (``connectors.ics_plain``); ``plain=False`` reads every event through it, the reference the
-    tests hold the plain reader to.
+    cannot be read at all. ``plain=False`` reads every event through icalendar, the reference
+    the tests hold the plain reader (``connectors.ics_plain``) to.
     """
     account = account.strip().lower()
-    text = _text(data)
-    line_of = _event_lines(name, text)
-    plan = ics_plain.split(text, _single) if plain else None
-    calendars = _calendars(name, plan.skeleton if plan else text)
+    calendars, line_of, taken = _read(name, data, plain)
     words = vocabulary(settings.rules)
     org_zone = ZoneInfo(settings.organisation.timezone)
     seen: set[str] = set()
     index = 0
-    for number, calendar in enumerate(calendars):
+    for calendar in calendars:
         x_wr = _zone(str(calendar.get("X-WR-TIMEZONE") or ""))
         zone = x_wr or org_zone
         cal = _Calendar(account, _feed(calendar, name), zone, x_wr is not None, words, settings.privacy.store_titles)
         groups: dict[str, list] = {}
         first_event: dict[str, int] = {}  # the index in the file of each UID's first event
-        for item in _vevents(calendar, plan.calendars[number] if plan else None):
+        for item in _vevents(calendar, taken.places if taken else None):
             index += 1
-            if isinstance(item, _Single):
-                uid = item.uid
+            if isinstance(item, int):
+                uid = taken.uids[item]
             else:
                 uid = str(item.get("UID") or "").strip()
                 problem = _problem(item)
@@ -716,18 +637,21 @@ def iter_ics_records(
             groups.setdefault(uid, []).append(item)
             first_event.setdefault(uid, index - 1)
 
+        plain_rows = _plain_rows(groups)
+        if plain_rows:
+            yield taken.records(sorted(plain_rows), cal, start, end)
         for uid, items in groups.items():
-            if len(items) == 1 and isinstance(items[0], _Single):
-                events = [_record(_PlainProps(items[0]), *items[0].span(cal), uid, "", cal)]
-            else:
-                try:
-                    events = _series_events(uid, [_component(item, cal) for item in items], cal, start, end)
-                except Exception as e:  # whatever breaks one series must not stop the others
-                    on_skip(
-                        _where(name, line_of, first_event[uid], uid),
-                        f"its dates or recurrence rule cannot be expanded ({e}); fix or remove it",
-                    )
-                    continue
+            if len(items) == 1 and isinstance(items[0], int) and items[0] in plain_rows:
+                continue
+            try:
+                components = [_component(item, taken, cal) for item in items]
+                events = _series_events(uid, components, cal, start, end)
+            except Exception as e:  # whatever breaks one series must not stop the others
+                on_skip(
+                    _where(name, line_of, first_event[uid], uid),
+                    f"its dates or recurrence rule cannot be expanded ({e}); fix or remove it",
+                )
+                continue
             for event in events:
                 if not _overlaps(event["start"], event["end"], start, end):
                     continue
@@ -741,27 +665,63 @@ def iter_ics_records(
                 yield event
 
 
+def _read(
+    name: str, data: bytes, plain: bool
+) -> tuple[list[icalendar.Calendar], Callable[[int], int], ics_plain.Taken | None]:
+    """The file's calendars as icalendar reads them, the line of each VEVENT, and the plain
+    events taken out of the text icalendar read (None: it read the whole file). The plain reader
+    takes a file only when the rest of it is sound and one calendar; any other file is read
+    whole, so that what is reported on it and how does not depend on the plain reader."""
+    taken = ics_plain.cut(data) if plain else None
+    if taken is not None:
+        try:
+            calendars = icalendar.Calendar.from_ical(taken.skeleton, multiple=True)
+        except ValueError:
+            calendars = []
+        if len(calendars) == 1:
+            lines = functools.cache(lambda: _event_lines(name, _text(data)))  # only a skip needs them
+            return calendars, lambda n: lines()(n), taken
+    text = _text(data)
+    line_of = _event_lines(name, text)
+    return _calendars(name, text), line_of, None
+
+
+def _plain_rows(groups: dict[str, list]) -> set[int]:
+    """The taken events that are one occurrence: their UID is no other event's (else they go to
+    recurring_ical_events with the others), and when the calendar has a series, holds no '/'
+    (so that no occurrence's id can be theirs)."""
+    series = any(
+        key in item for items in groups.values() for item in items if not isinstance(item, int) for key in RECURRING
+    )
+    return {
+        items[0]
+        for uid, items in groups.items()
+        if len(items) == 1 and isinstance(items[0], int) and not (series and "/" in uid)
+    }
+
+
 def _where(name: str, line_of: Callable[[int], int], index: int, uid: str) -> str:
     """How a skip names the event: the file, the line of the index-th event and the UID."""
     return f"{name} line {line_of(index)}: event {uid}"
 
 
-def _vevents(calendar: icalendar.Calendar, taken: list[_Single | None] | None) -> Iterator:
-    """The calendar's events in file order: its icalendar components, with the plain single
-    events taken out of the text icalendar read put back in their places."""
+def _vevents(calendar: icalendar.Calendar, places: list[int | None] | None) -> Iterator:
+    """The calendar's events in file order: its icalendar components, with the rows of the
+    plain events taken out of the text icalendar read in their places."""
     components = (c for c in calendar.subcomponents if c.name == "VEVENT")
-    if taken is None:
+    if places is None:
         yield from components
         return
-    for single in taken:
-        yield next(components) if single is None else single
+    for row in places:
+        yield next(components) if row is None else row
 
 
-def _component(item: icalendar.Component | _Single, cal: _Calendar) -> icalendar.Component:
-    """An event as icalendar reads it: a plain single event whose UID turned out to be shared
-    goes to recurring_ical_events with the others after all."""
-    if not isinstance(item, _Single):
+def _component(item: icalendar.Component | int, taken: ics_plain.Taken | None, cal: _Calendar) -> icalendar.Component:
+    """An event as icalendar reads it: a plain event whose UID turned out to be shared goes to
+    recurring_ical_events with the others after all."""
+    if not isinstance(item, int):
         return item
-    component = item.event.component()
+    [calendar] = icalendar.Calendar.from_ical(f"BEGIN:VCALENDAR\n{taken.texts[item]}END:VCALENDAR\n", multiple=True)
+    component = calendar.subcomponents[0]
     _localise(component, cal.zone, utc_too=cal.utc_too)
     return component

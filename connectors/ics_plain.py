@@ -1,248 +1,98 @@
-"""Plain VEVENTs of an .ics file read without icalendar's object model, for ``connectors.ics``.
+"""Plain single events of an .ics file read column by column, for ``connectors.ics``.
 
-icalendar turns each content line into a property object (name, parameters, typed value), about
-20 lines per event and one more per attendee: that was two thirds of an import's time. Most
-events of a real export are single events written in plain lines, and an import needs only a
-dozen of their values. ``split`` finds those events in the unfolded text and reads their lines
-with regular expressions; it leaves everything else, with the calendar's own lines and time zone
-definitions, in a *skeleton* text that ``connectors.ics`` gives to icalendar as before.
+Nearly every event of a real export is a single event written in plain lines, and most of
+its bytes are folded ATTENDEE lines: a team's meetings list dozens of people, the same people
+meeting after meeting. icalendar turns each line into an object and Python code touched every
+event: about 120 µs an event. Here Python does a few string searches per event and nothing per
+line or per attendee; everything else is done once per distinct value or by Arrow kernels
+over all events of the file at once:
 
-Only what is certain to read exactly as icalendar reads it is taken:
+1. ``cut`` finds each event between a canonical ``BEGIN:VEVENT`` and ``END:VEVENT`` line with
+   ``bytes.find`` and cuts it in three: the lines before its first ATTENDEE line, the run of
+   ATTENDEE lines, the lines after. Offsets into the file's bytes make these Arrow arrays
+   without copying the file.
+2. Runs are keyed by their raw bytes (``dictionary_encode``): each distinct run is unfolded
+   and read once (``connectors.ics._run_people``), then spread over its events by index.
+3. The other lines are unfolded and split by Arrow and parsed by one RE2 pattern into
+   (name, parameters, value); each wanted property becomes a column. Values are read per
+   distinct value with the same functions icalendar's values go through elsewhere, and times
+   in UTC by Arrow's ``strptime``.
+4. An event takes this path only when it is certain to read exactly as icalendar reads it;
+   every other event stays in a *skeleton* text, with the calendar's own lines and time zones,
+   that ``connectors.ics`` gives to icalendar as before. Certain means: every line is a plain
+   ``NAME(;PARAM=value)*:value`` line (no nested component, no odd line break, no folded line
+   that the file's structure check would take for BEGIN or END), all ATTENDEE lines are
+   together, no recurrence, no repeated or typed (VALUE=) property the record reads, a UID,
+   a DTSTART and an end of the same kind not before it, the times in plain form.
+5. ``Taken.records`` then makes the lake's columns of the taken events for one calendar (its
+   zone, account and feed), keeping those that overlap the import window.
 
-- the file's BEGIN/END lines are all in canonical form, and each calendar is a VCALENDAR;
-- every line of the event is ``NAME(;PARAM=value)*:value`` with an upper-case name and
-  parameter values free of quotes inside, backslashes, carets, percent signs, commas and
-  surrounding blanks (icalendar rewrites those); a component nested in the event (an alarm)
-  is one icalendar parses without error, as it would otherwise fail the whole file;
-- values are taken as icalendar gives them: text, address and URI values unescaped the way it
-  unescapes them, unknown (X-) properties verbatim, dates and times as ``vDDDTypes`` makes them,
-  for the three plain forms only (``20261110``, ``20261110T090000``, ``20261110T090000Z``) and
-  for IANA time zone names only (a Windows name or a custom VTIMEZONE depends on the order in
-  which icalendar met them).
-
-Whether an event is single (a UID no other event of the calendar shares) and sound is for
-``connectors.ics`` to decide; events with RRULE, RDATE, EXDATE or RECURRENCE-ID are never plain.
+Times: UTC times and dates, the forms of a Google export, are converted column-wise; times
+with a TZID, floating times and durations one event at a time, with the icalendar reader's own
+rules (``_span``). The reads of text values, addresses and times below are those icalendar
+would give (tests/test_ics.py holds the two paths to the same records).
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Generic, TypeVar
 
-import icalendar
-from icalendar.parser.content_line import UFOLD
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from icalendar.parser.property import unescape_backslash
 from icalendar.prop import vDDDTypes, vUnknown
 from icalendar.timezone import tzp
 
-# Patterns over lines start with the newline before the line (the text gets one in front): a
-# literal start is searched for fast, where "^" would be tried at every character.
-#
-# Every line icalendar could take for a BEGIN or END (it strips blanks from names and upper-cases
-# them; "ı" upper-cases to "I"), and the canonical form the fast reader understands.
-_ANY_BOUNDARY = re.compile(
-    r"\n[^\S\n]*(?:[Bb][ \t]*[Ee][ \t]*[Gg][ \t]*[Iiı][ \t]*[Nn]|[Ee][ \t]*[Nn][ \t]*[Dd])[^\S\n]*[;:]"
-)
-_BOUNDARY = re.compile(r"\n(BEGIN|END):([A-Z][A-Z0-9-]*)(?=\n)")
+from connectors import ics
+from timeaudit.model import EVENT_SCHEMA
 
-# A plain content line: name, parameters, value. A parameter value is quoted (no quote, control
-# character, backslash, caret or percent sign inside) or bare (no separator, and no blank at
-# either end, which icalendar would strip).
+# -- the plain line grammar (Python, for attendee runs) -------------------------------------
+# A parameter value is quoted (no quote, control character, backslash, caret or percent sign
+# inside) or bare (no separator, and no blank at either end, which icalendar would strip).
 _BARE = r'[^\s";:,%^\\\x00-\x1f\x7f](?:[^";:,%^\\\x00-\x08\x0a-\x1f\x7f]*[^\s";:,%^\\\x00-\x1f\x7f])?'
 _QUOTED = r'"[^"%^\\\x00-\x08\x0a-\x1f\x7f]*"'
 _PARAMETERS = rf"(?:;[A-Za-z0-9-]+=(?:{_QUOTED}|{_BARE}|))*"
-_LINE = re.compile(rf"\n([A-Z][A-Z0-9-]*)({_PARAMETERS}):(.*)")
 _ATTENDEE = re.compile(rf"\nATTENDEE({_PARAMETERS}):(.*)")
-# An event's lines: a run of ATTENDEE lines as one piece (a team's invitations list the same
-# people in the same order, so a run is read, and checked to be plain, once per import), or one
-# other plain line.
-_EVENT_LINE = re.compile(rf"\n(?:(ATTENDEE[;:].*(?:\nATTENDEE[;:].*)*)|([A-Z][A-Z0-9-]*)({_PARAMETERS}):(.*))")
 _PARAMETER = re.compile(r';([A-Za-z0-9-]+)=("[^"]*"|[^;]*)')
-_TYPED = re.compile(r";VALUE=", re.I)
-_FOLD_AFTER_BLANK_LINES = re.compile(r"\n\n+[ \t]")  # icalendar unfolds these too
 _TIME = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})(?:T([0-9]{2})([0-9]{2})([0-9]{2})(Z?))?")
 
+# -- the same grammar in RE2, for the other lines of all events at once ---------------------
+# Python's \s (which _BARE excludes at either end) spelled out, and the characters other than
+# LF and CRLF that str.splitlines() breaks lines at (the structure check then reads the file
+# line by line): a line holding one is left to icalendar.
+_BLANKS = r"\t\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+_BREAKS = r"\r\n\x0b\x0c\x1c\x1d\x1e\x85\x{2028}\x{2029}"
+_RE2_BARE = (
+    rf'[^{_BLANKS}";:,%^\\\x00-\x1f\x7f]'
+    rf'(?:[^";:,%^\\\x00-\x08\x0a-\x1f\x7f\x85\x{{2028}}\x{{2029}}]*[^{_BLANKS}";:,%^\\\x00-\x1f\x7f])?'
+)
+_RE2_PARAMETERS = rf"(?:;[A-Za-z0-9-]+=(?:{_QUOTED}|{_RE2_BARE}|))*"
+_RE2_LINE = rf"^[A-Z][A-Z0-9-]*{_RE2_PARAMETERS}:[^{_BREAKS}]*$"
+_RE2_LINE_PARTS = rf"^([A-Z][A-Z0-9-]*)({_RE2_PARAMETERS}):([^{_BREAKS}]*)$"  # name, parameters, value
+# What makes the file's structure check (connectors.ics._event_lines) stop at a line, in the
+# folded text: a BEGIN or END after blanks (a folded line can start so), or an odd line break.
+_RE2_STRUCTURE = (
+    rf"\n[{_BLANKS}]*(?:[Bb][Ee][Gg][Iiı][Nn]|[Ee][Nn][Dd]):|[\x0b\x0c\x1c\x1d\x1e\x85\x{{2028}}\x{{2029}}]|\r[^\n]|\r$"
+)
+_RE2_UTC = r"^[0-9]{8}T[0-9]{6}Z$"
+_RE2_DATE = r"^[0-9]{8}$"
+_RE2_STAMP = r"^[0-9]{8}T[0-9]{6}Z?$"
+
 TIME_NAMES = frozenset({"DTSTART", "DTEND", "DTSTAMP", "LAST-MODIFIED", "CREATED"})
-RECURRENCE = frozenset({"RRULE", "RDATE", "EXDATE", "RECURRENCE-ID"})
+NOT_PLAIN = frozenset({"BEGIN", "END", "ATTENDEE", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID"})
+STAMPS = ("LAST-MODIFIED", "DTSTAMP", "CREATED")  # the first one written is the record's `updated`
 UTC_ZONE = tzp.localize_utc(datetime(2000, 1, 1)).tzinfo  # what icalendar gives a "Z" time
-
-Line = tuple[str, str]  # (parameters as written, raw value)
-T = TypeVar("T")
-
-
-@dataclass
-class Plan(Generic[T]):
-    """The file cut in two: the events taken, and the skeleton text for icalendar."""
-
-    skeleton: str
-    calendars: list[list[T | None]] = field(default_factory=list)  # per VEVENT: taken, or None (in the skeleton)
+BOM = b"\xef\xbb\xbf"
+UTC_TS = pa.timestamp("us", tz="UTC")
 
 
-@dataclass
-class PlainEvent:
-    """One VEVENT read from plain lines, and its text for when icalendar has to read it after all."""
-
-    once: dict[str, Line]  # each property written once, by name
-    attendees: tuple[str, ...]  # runs of ATTENDEE lines (without the newline before each run), see attendee_lines
-    repeated: frozenset[str]  # other names written more than once (their values are not kept)
-    typed: bool  # a line has a VALUE parameter
-    source: str  # the unfolded file, and where in it the event's lines are (BEGIN:VEVENT to END:VEVENT)
-    span: tuple[int, int]
-
-    def has(self, name: str) -> bool:
-        return name in self.once or name in self.repeated or (name == "ATTENDEE" and bool(self.attendees))
-
-    def names(self) -> Iterable[str]:
-        return itertools.chain(self.once, self.repeated)
-
-    def text_of(self, name: str) -> str:
-        """The value icalendar gives a property written once, "" when absent."""
-        line = self.once.get(name)
-        return value_of(name, line[1]) if line else ""
-
-    def params_of(self, name: str) -> Mapping[str, str]:
-        line = self.once.get(name)
-        return params(line[0]) if line else {}
-
-    def time_of(self, name: str, zone_of: bool = True) -> date | datetime | None:
-        """The date or date-time of a property written once, as icalendar reads it; None when absent.
-
-        Raises ValueError for anything but the plain forms, a VALUE other than DATE or DATE-TIME,
-        or a TZID that is not an IANA name. TZID counts only where icalendar heeds it (``zone_of``)."""
-        line = self.once.get(name)
-        return _time(*line, zone_of) if line else None
-
-    def component(self) -> icalendar.Event:
-        """The event as icalendar reads it."""
-        text = self.source[self.span[0] : self.span[1]]
-        [calendar] = icalendar.Calendar.from_ical(f"BEGIN:VCALENDAR\n{text}END:VCALENDAR\n", multiple=True)
-        return calendar.subcomponents[0]
-
-
-def split(text: str, take: Callable[[PlainEvent], T | None]) -> Plan[T] | None:
-    """The plain top-level events of ``text`` that ``take`` takes (it returns what to keep of
-    one, or None), and the rest as a skeleton; None when the file's structure is anything but
-    canonical (icalendar then reads the whole file)."""
-    unfolded = _unfold(text)
-    if unfolded is None or not tzp.uses_zoneinfo():
-        return None
-    text = f"\n{unfolded}" if unfolded.endswith("\n") else f"\n{unfolded}\n"
-    boundaries = list(_BOUNDARY.finditer(text))
-    if len(boundaries) != len(_ANY_BOUNDARY.findall(text)):
-        return None
-    plan: Plan[T] = Plan("")
-    kept: list[str] = []
-    done = 0  # where the skeleton's next piece starts
-    stack: list[str] = []
-    event_start = None
-    for boundary in boundaries:
-        verb, kind = boundary.groups()
-        if verb == "BEGIN":
-            if not stack and kind != "VCALENDAR":
-                return None  # a top-level component other than a calendar
-            if not stack:
-                plan.calendars.append([])
-            if kind == "VEVENT" and len(stack) == 1:
-                event_start = boundary
-            stack.append(kind)
-            continue
-        if not stack or stack.pop() != kind:
-            return None
-        if kind == "VEVENT" and len(stack) == 1:
-            event = _plain_event(text, event_start, boundary)
-            taken = take(event) if event is not None else None
-            plan.calendars[-1].append(taken)
-            if taken is not None:
-                kept.append(text[done : event_start.start()])
-                done = boundary.end()
-    if stack:
-        return None
-    kept.append(text[done:])
-    plan.skeleton = "".join(kept)[1:]  # without the newline put in front
-    return plan
-
-
-def _unfold(text: str) -> str | None:
-    """``text`` unfolded into content lines as icalendar unfolds it, with LF line ends; None when
-    a carriage return stands alone (icalendar keeps it inside a line, other readers break there)."""
-    text = text.replace("\r\n", "\n")
-    if "\r" in text:
-        return None
-    if _FOLD_AFTER_BLANK_LINES.search(text):
-        return UFOLD.sub("", text)
-    return text.replace("\n ", "").replace("\n\t", "")  # the same, without UFOLD's lookbehinds
-
-
-def _plain_event(text: str, begin: re.Match, end: re.Match) -> PlainEvent | None:
-    """The event between a BEGIN:VEVENT and its END:VEVENT (matches of _BOUNDARY in ``text``)."""
-    first, last = begin.end(), end.start()
-    lines = _EVENT_LINE.findall(text, first, last)
-    attendees = tuple(run for run, _, _, _ in lines if run)
-    once = {name: (written, raw) for run, name, written, raw in lines if not run}
-    read = len(lines) + sum(run.count("\n") for run in attendees)
-    if read != text.count("\n", first, last) or None in map(attendee_lines, attendees):
-        return None  # a line that is not plain, or an empty one
-    repeated: frozenset[str] = frozenset()
-    if len(once) + len(attendees) != len(lines) or "BEGIN" in once:
-        fields = _with_repeats(_LINE.findall(text, first, last))
-        if fields is None:
-            return None
-        once, attendees, repeated = fields
-    if not RECURRENCE.isdisjoint(once) or not RECURRENCE.isdisjoint(repeated):
-        return None
-    typed = _TYPED.search(text, first, last) is not None
-    return PlainEvent(once, attendees, repeated, typed, text, (begin.start() + 1, end.end() + 1))
-
-
-def _with_repeats(lines: list[tuple[str, str, str]]) -> tuple[dict[str, Line], tuple[str, ...], frozenset[str]] | None:
-    """The event's fields when a name repeats or a component (an alarm) is nested in it; None
-    when icalendar would fail on the nested component."""
-    once: dict[str, Line] = {}
-    attendees: list[str] = []
-    repeated: set[str] = set()
-    nested: list[str] = []
-    depth = 0
-    for name, written, raw in lines:
-        if depth or name == "BEGIN":
-            nested.append(f"{name}{written}:{raw}\n")
-            depth += (name == "BEGIN") - (name == "END")
-            if not depth:
-                if not _parses("".join(nested)):
-                    return None
-                nested = []
-        elif name == "ATTENDEE":
-            attendees.append(f"ATTENDEE{written}:{raw}")
-        elif name in once or name in repeated:
-            once.pop(name, None)
-            repeated.add(name)
-        else:
-            once[name] = (written, raw)
-    return once, tuple(attendees), frozenset(repeated)
-
-
-@functools.lru_cache(maxsize=1024)  # alarms repeat from event to event
-def _parses(component: str) -> bool:
-    """Whether icalendar reads a nested component without error (an alarm's errors fail the file)."""
-    try:
-        icalendar.Component.from_ical(component)
-    except Exception:
-        return False
-    return True
-
-
-@functools.lru_cache(maxsize=4096)  # the same lists of people are invited again and again
-def attendee_lines(run: str) -> tuple[Line, ...] | None:
-    """The lines of a run of ATTENDEE lines (``PlainEvent.attendees``); None when one is not plain."""
-    lines = tuple(_ATTENDEE.findall(f"\n{run}"))
-    return lines if len(lines) == run.count("\n") + 1 else None
-
-
+# -- reading one value as icalendar does ----------------------------------------------------
 @functools.lru_cache(maxsize=4096)  # a calendar has few distinct parameter lists
 def params(written: str) -> Mapping[str, str]:
     """Parameters of a plain line by upper-case name (a later one wins, as in icalendar)."""
@@ -252,23 +102,22 @@ def params(written: str) -> Mapping[str, str]:
 @functools.lru_cache(maxsize=256)
 def _verbatim(name: str) -> bool:
     """Whether icalendar keeps the property's value as written (UNKNOWN values: X- properties)."""
-    return icalendar.Component.types_factory.for_property(name) is vUnknown
+    return ics.icalendar.Component.types_factory.for_property(name) is vUnknown
 
 
 def value_of(name: str, raw: str) -> str:
     return raw if "\\" not in raw or _verbatim(name) else unescape_backslash(raw)
 
 
-@functools.lru_cache(maxsize=65536)  # exports repeat times (the export's DTSTAMP, meeting slots)
 def _time(written: str, raw: str, zone_of: bool) -> date | datetime:
+    """The date or date-time of a plain line as icalendar reads it. Raises ValueError for
+    anything but the plain forms, a VALUE other than DATE or DATE-TIME, or a TZID that is not an
+    IANA name (a Windows name or a custom VTIMEZONE depends on the order icalendar met them).
+    TZID counts only where icalendar heeds it (``zone_of``)."""
     given = params(written)
     if given.get("VALUE", "DATE").upper() not in ("DATE", "DATE-TIME"):  # another value type
         raise ValueError(f"VALUE={given['VALUE']}")
-    return _parse_time(raw, _iana(given["TZID"]) if zone_of and "TZID" in given else None)
-
-
-def _parse_time(raw: str, zone: tzinfo | None) -> date | datetime:
-    """``vDDDTypes.from_ical(raw, tzid)`` for the plain forms, with the TZID already looked up."""
+    zone = _iana(given["TZID"]) if zone_of and "TZID" in given else None
     m = _TIME.fullmatch(raw)
     if not m:
         raise ValueError(f"not a plain date or date-time: {raw!r}")
@@ -281,7 +130,7 @@ def _parse_time(raw: str, zone: tzinfo | None) -> date | datetime:
     return value.replace(tzinfo=UTC_ZONE) if utc else value
 
 
-def parse_duration(raw: str) -> timedelta:
+def _duration(raw: str) -> timedelta:
     value = vDDDTypes.from_ical(raw)
     if not isinstance(value, timedelta):
         raise ValueError(f"not a duration: {raw!r}")
@@ -298,3 +147,603 @@ def _iana(tzid: str) -> tzinfo:
 @functools.cache
 def _available_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
+
+
+# -- 1. cutting the file ---------------------------------------------------------------------
+class NotPlain(Exception):
+    """The file as a whole is not for this reader (icalendar reads all of it)."""
+
+
+@dataclass
+class _Spans:
+    """Where the candidate events lie in the file's bytes."""
+
+    texts: list[tuple[int, int]]  # each event's text, BEGIN:VEVENT to END:VEVENT with its line end
+    pieces: pa.LargeBinaryArray  # per event: lines before the attendees, line end, run, line end, lines after, gap
+
+
+def _spans(data: bytes, nl: bytes) -> _Spans:
+    """Finds each event from a BEGIN:VEVENT to the next END:VEVENT, and its attendees: from the
+    first ATTENDEE line to the end of the last (the run between is not searched line by line)."""
+    begin, end, attendee = nl + b"BEGIN:VEVENT" + nl, nl + b"END:VEVENT" + nl, nl + b"ATTENDEE"
+    find, rfind, blanks, step = data.find, data.rfind, (32, 9), len(nl)
+    offsets: list[int] = [0]
+    b = find(begin)
+    while b >= 0:
+        e = find(end, b + len(begin) - step)
+        if e < 0:
+            break
+        after = e + len(end)  # where the line after END:VEVENT starts
+        if after == len(data) or data[after] not in blanks:  # else END:VEVENT is folded into more
+            head = b + len(begin)
+            a = find(attendee, head - step, e)
+            if a < 0:
+                offsets += (head, e, e, e, e, e)
+            else:
+                k = find(nl, rfind(attendee, a, e) + step)
+                while data[k + step] in blanks:  # the last attendee line goes on
+                    k = find(nl, k + step)
+                offsets += (head, a, a + step, k, k + step if k < e else e, e)
+        b = find(begin, after - step)
+    offsets.append(len(data))
+    # Rows 6i+1: the event's lines before its first ATTENDEE, 6i+3: the run of attendees, 6i+5: the
+    # lines after them (the rows between are the line ends, and the gaps between events).
+    bounds = np.array(offsets, np.int64)
+    texts = list(zip((bounds[1:-1:6] - len(begin) + step).tolist(), (bounds[6::6] + len(end)).tolist(), strict=True))
+    pieces = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(bounds), pa.py_buffer(data)]
+    )
+    return _Spans(texts, pieces)
+
+
+def _rows(pieces: pa.Array, first: int, count: int) -> pa.Array:
+    return pieces.take(pa.array(range(first, 6 * count, 6), pa.int64()))
+
+
+# -- 2. + 3. reading the events' lines --------------------------------------------------------
+@dataclass
+class _Lines:
+    """Every line of every event but its attendees: its event, name (also as a code into
+    ``names``), parameters as written and raw value."""
+
+    event: np.ndarray
+    codes: np.ndarray  # -1: not a plain line
+    names: list[str]
+    name_array: pa.Array
+    params: pa.Array
+    values: pa.Array
+    count: int  # events
+
+    def rows(self, names: Iterable[str]) -> np.ndarray:
+        return np.flatnonzero(np.isin(self.codes, [self.names.index(n) for n in names if n in self.names]))
+
+    def has(self, names: Iterable[str]) -> np.ndarray:
+        found = np.zeros(self.count, bool)
+        found[self.event[self.rows(names)]] = True
+        return found
+
+    def repeated(self, names: Iterable[str]) -> np.ndarray:
+        """Per event: whether one of ``names`` is written more than once."""
+        rows = self.rows(names)
+        pairs, counts = np.unique(self.event[rows] * len(self.names) + self.codes[rows], return_counts=True)
+        found = np.zeros(self.count, bool)
+        found[pairs[counts > 1] // len(self.names)] = True
+        return found
+
+    def typed(self, names: Iterable[str]) -> np.ndarray:
+        """Per event: whether a line of ``names`` has a VALUE parameter."""
+        rows = self.rows(names)
+        typed = each_distinct(self.params.take(pa.array(rows, pa.int64())), lambda p: "VALUE" in params(p), pa.bool_())
+        found = np.zeros(self.count, bool)
+        found[self.event[rows[np.asarray(typed, bool)]]] = True
+        return found
+
+    def column(self, name: str, of: pa.Array | None = None) -> pa.Array:
+        """Per event, the value (or ``of``) of its line ``name``: null when absent."""
+        rows = self.rows([name])
+        at = np.full(self.count, -1, np.int64)
+        at[self.event[rows]] = rows
+        return (self.values if of is None else of).take(pa.array(at, mask=at < 0))
+
+
+def _lines(rests: pa.Array, nl: str) -> _Lines:
+    """The events' lines around their attendees, unfolded and parsed."""
+    lines = pc.split_pattern(_unfolded(rests, nl), nl)
+    flat = pc.list_flatten(lines)
+    plain = pc.match_substring_regex(flat, _RE2_LINE)
+    flat = pc.if_else(plain, flat, ":")  # every line now splits in two
+    written, value = _halves(flat, ":")
+    quoted = pc.match_substring(written, '"')  # a quoted parameter may hold a colon: read those exactly
+    if pc.any(quoted).as_py():
+        exact = pc.extract_regex(pc.filter(flat, quoted), _RE2_LINE_PARTS)
+        written = pc.replace_with_mask(written, quoted, pc.binary_join_element_wise(exact.field(0), exact.field(1), ""))
+        value = pc.replace_with_mask(value, quoted, exact.field(2))
+    name, params = _halves(pc.binary_join_element_wise(written, ";", ""), ";")
+    names = pc.dictionary_encode(name)
+    return _Lines(
+        event=np.asarray(pc.list_parent_indices(lines)),
+        codes=np.where(np.asarray(plain), np.asarray(names.indices), -1),
+        names=names.dictionary.to_pylist(),
+        name_array=name,
+        params=pc.binary_join_element_wise(";", params, ""),  # as written, with a ';' after
+        values=value,
+        count=len(rests),
+    )
+
+
+def _unfolded(texts: pa.Array, nl: str) -> pa.Array:
+    return pc.replace_substring(pc.replace_substring(texts, nl + " ", ""), nl + "\t", "")
+
+
+def _halves(texts: pa.Array, separator: str) -> tuple[pa.Array, pa.Array]:
+    """What comes before and after the first ``separator`` of each text (each holds one)."""
+    halves = pc.split_pattern(texts, separator, max_splits=1)
+    return pc.list_element(halves, 0), pc.list_element(halves, 1)
+
+
+def each_distinct(values: pa.Array, read: Callable, type: pa.DataType) -> pa.Array:
+    """``read`` of each value (nulls stay null), called once per distinct value."""
+    encoded = pc.dictionary_encode(values)
+    return pa.array([read(v) for v in encoded.dictionary.to_pylist()], type).take(encoded.indices)
+
+
+def _pairs(params: pa.Array, values: pa.Array) -> pa.Array:
+    """Parameters and value of a line as one string, NUL between (neither holds one)."""
+    return pc.binary_join_element_wise(params, values, "\x00")
+
+
+def _of_pair(read: Callable[[str, str], object]) -> Callable[[str], object]:
+    return lambda pair: read(*pair.split("\x00", 1))
+
+
+# -- the events taken --------------------------------------------------------------------------
+@dataclass
+class Taken:
+    """The plain events of one file: read, and where they were in it."""
+
+    skeleton: str  # the file without them, for icalendar
+    places: list[int | None]  # per top-level VEVENT in file order: the row of a taken event, or None
+    texts: list[str]  # each taken event's text, for when icalendar has to read it after all
+    uids: list[str]
+    columns: dict[str, pa.Array]  # the values that do not depend on the calendar, by record field
+    spans: list[tuple | None]  # per row: (start, end, duration) when its times are read one at a time
+    people: _People  # the distinct runs of ATTENDEE lines
+    run_of: pa.Array  # per row: its run's index in ``people``
+
+    def records(self, rows: list[int], cal, start: datetime, end: datetime) -> pa.Table:
+        """The lake's columns (``ingested_at`` aside) of the taken events ``rows`` of one calendar
+        (a ``connectors.ics._Calendar``) that overlap [start, end)."""
+        picked = pa.array(rows, pa.int64())
+        columns = {name: values.take(picked) for name, values in self.columns.items()}
+        runs = self.run_of.take(picked)
+        start_at, end_at, tz, all_day = _times(columns, [self.spans[r] for r in rows], cal)
+        keep = _overlapping(start_at, end_at, start, end)
+        organizer = columns["organizer"]
+        own = self.people.own(cal.account).take(runs)
+        itself = pc.equal(organizer, cal.account)
+        response = pc.if_else(itself, "accepted", pc.coalesce(own, "accepted"))
+        busy_tentative = pc.and_kleene(pc.equal(columns["busy"], "TENTATIVE"), pc.invert(itself))
+        response = pc.if_else(pc.and_kleene(busy_tentative, pc.equal(response, "accepted")), "tentative", response)
+        summary = columns["summary"]
+        attendees = self.people.guests.take(runs)
+        record = {
+            "account": pa.repeat(pa.scalar(cal.account), len(rows)),
+            "id": pc.binary_join_element_wise(f"{cal.feed}/", columns["key"], ""),
+            "ical_uid": columns["ical_uid"],
+            "series_id": pa.repeat(pa.scalar(""), len(rows)),
+            "start": start_at,
+            "end": end_at,
+            "tz": tz,
+            "all_day": all_day,
+            "status": columns["status"],
+            "self_response": response,
+            "transparency": columns["transparency"],
+            "event_type": columns["event_type"],
+            "organizer": organizer,
+            "attendees": attendees,
+            "attendee_count": pc.list_value_length(attendees).cast(pa.int32()),
+            "has_agenda": columns["has_agenda"],
+            "has_conference": columns["has_conference"],
+            "title_tags": each_distinct(summary, lambda s: list(ics._tags(s, cal.words)), pa.list_(pa.string())),
+            "title": each_distinct(summary, lambda s: s or None, pa.string())
+            if cal.store_titles
+            else pa.nulls(len(rows), pa.string()),
+            "updated": columns["updated"],
+            "deleted": pa.repeat(pa.scalar(False), len(rows)),
+        }
+        schema = pa.schema([f for f in EVENT_SCHEMA if f.name != "ingested_at"])
+        table = pa.Table.from_arrays([record[f.name].cast(f.type) for f in schema], schema=schema)
+        return table.filter(keep)
+
+
+def cut(data: bytes) -> Taken | None:
+    """The plain single events of an .ics file read, and the rest of it for icalendar; None when
+    the file is not for this reader at all (not UTF-8, not one calendar, structure not sound)."""
+    if not tzp.uses_zoneinfo():
+        return None
+    data = data.removeprefix(BOM)
+    nl = b"\r\n" if data[: data.find(b"\n") + 1].endswith(b"\r\n") else b"\n"
+    spans = _spans(data, nl)
+    try:
+        taken = _read(spans, nl.decode())
+    except (NotPlain, pa.ArrowInvalid):
+        return None
+    rows = np.flatnonzero(taken["plain"])
+    skeleton, cuts = _skeleton(data, spans.texts, set(rows.tolist()))
+    places = _places(skeleton, cuts) if skeleton is not None else None
+    if places is None:
+        return None
+    picked = pa.array(rows, pa.int64())
+    columns = {name: taken[name].take(picked) for name in _COLUMNS}
+    texts = [data[s:e].decode() for s, e in (spans.texts[r] for r in rows)]
+    return Taken(
+        skeleton=skeleton,
+        places=places,
+        texts=texts,
+        uids=columns["key"].to_pylist(),
+        columns=columns,
+        spans=[taken["spans"][r] for r in rows],
+        people=taken["people"],
+        run_of=taken["run_of"].take(picked),
+    )
+
+
+_COLUMNS = (
+    "key", "ical_uid", "start_utc", "end_utc", "start_date", "end_date", "kind", "status", "transparency",
+    "event_type", "busy", "organizer", "has_agenda", "has_conference", "summary", "updated",
+)  # fmt: skip
+
+
+def _read(spans: _Spans, nl: str) -> dict:
+    """Every candidate event's values that do not depend on the calendar, and whether it is
+    plain (``plain``: a bool per event)."""
+    count = len(spans.texts)
+    heads, runs, tails = (_rows(spans.pieces, i, count) for i in (1, 3, 5))
+    heads, tails = heads.cast(pa.string()), tails.cast(pa.string())  # raises when not UTF-8
+    joined = pc.binary_join_element_wise(heads, tails, nl)
+    rests = pc.if_else(pc.equal(pc.binary_length(tails), 0), heads, joined)
+    rests = pc.if_else(pc.equal(pc.binary_length(heads), 0), tails, rests)
+    lines = _lines(rests, nl)
+    plain = ~np.asarray(pc.match_substring_regex(rests, _RE2_STRUCTURE))
+    plain &= np.bincount(lines.event[lines.codes < 0], minlength=count) == 0  # a line that is not plain
+    plain &= ~lines.has(NOT_PLAIN)
+    conference = [n for n in lines.names if n in ics.CONFERENCE_PROPERTIES or n.startswith(ics.CONFERENCE_PREFIXES)]
+    read_once = [*ics._ONE_VALUE, *conference]
+    plain &= ~lines.repeated(read_once)
+    plain &= ~lines.typed([n for n in read_once if n not in TIME_NAMES])
+
+    def text(name: str) -> pa.Array:
+        return each_distinct(lines.column(name).fill_null(""), functools.partial(value_of, name), pa.string())
+
+    ical_uid = text("UID")
+    key = each_distinct(ical_uid, str.strip, pa.string())
+    plain &= np.asarray(pc.not_equal(key, ""))
+    plain &= np.asarray(pc.fill_null(pc.match_substring_regex(lines.column("SEQUENCE"), r"^-?[0-9]+$"), True))
+    busy = each_distinct(text("X-MICROSOFT-CDO-BUSYSTATUS"), lambda v: v.strip().upper(), pa.string())
+    transparent = pc.or_kleene(
+        pc.equal(each_distinct(text("TRANSP"), str.upper, pa.string()), "TRANSPARENT"), pc.equal(busy, "FREE")
+    )
+    statuses = {"CANCELLED": "cancelled", "TENTATIVE": "tentative"}
+    organizer = _pairs(lines.column("ORGANIZER", lines.params), lines.column("ORGANIZER")).fill_null("\x00")
+    values = dict(
+        key=key,
+        ical_uid=ical_uid,
+        summary=each_distinct(text("SUMMARY"), str.strip, pa.string()),
+        busy=busy,
+        status=each_distinct(text("STATUS"), lambda v: statuses.get(v.upper()) or "confirmed", pa.string()),
+        transparency=pc.if_else(transparent, "transparent", "opaque"),
+        event_type=pc.if_else(pc.equal(busy, "OOF"), "outOfOffice", "default"),
+        organizer=each_distinct(organizer, _of_pair(_organizer), pa.string()),
+        has_agenda=pc.or_kleene(
+            each_distinct(text("DESCRIPTION"), lambda v: bool(v.strip()), pa.bool_()), pa.array(lines.has(["ATTACH"]))
+        ),
+        has_conference=pc.or_kleene(
+            pa.array(_conference_lines(lines, conference)),
+            pc.or_kleene(
+                *(
+                    each_distinct(text(n), lambda v: bool(ics.MEETING_URL.search(v)), pa.bool_())
+                    for n in ("LOCATION", "URL")
+                )
+            ),
+        ),
+    )
+    values["updated"], stamped = _updated(lines)
+    times, timed = _times_read(lines)
+    people, run_of, attended = _runs(runs, nl)
+    plain &= stamped & timed & attended
+    return dict(values, **times, plain=plain, people=people, run_of=run_of)
+
+
+def _organizer(written: str, raw: str) -> str:
+    return ics._address(value_of("ORGANIZER", raw), params(written))
+
+
+def _conference_lines(lines: _Lines, names: list[str]) -> np.ndarray:
+    """Per event: whether a conference property holds a value (not FALSE)."""
+    rows = lines.rows(names)
+    pairs = _pairs(lines.name_array.take(pa.array(rows, pa.int64())), lines.values.take(pa.array(rows, pa.int64())))
+
+    def holds(name: str, raw: str) -> bool:
+        value = value_of(name, raw).strip()
+        return bool(value) and value.upper() != "FALSE"
+
+    found = np.zeros(lines.count, bool)
+    found[lines.event[rows[np.asarray(each_distinct(pairs, _of_pair(holds), pa.bool_()), bool)]]] = True
+    return found
+
+
+# -- times ---------------------------------------------------------------------------------------
+UTC_KIND, DATE_KIND, ONE_BY_ONE = 0, 1, 2  # how an event's start and end are read
+
+
+def _plain_params(written: str) -> bool:
+    """Parameters that leave a date or date-time as written: no TZID, VALUE DATE or DATE-TIME."""
+    given = params(written)
+    return "TZID" not in given and given.get("VALUE", "DATE").upper() in ("DATE", "DATE-TIME")
+
+
+def _utc_times(values: pa.Array) -> pa.Array:
+    """``20261110T090000Z`` -> a UTC timestamp; null where Python's datetime would refuse it."""
+    return _parsed(values, "%Y%m%dT%H%M%S", 15)
+
+
+def _parsed(values: pa.Array, layout: str, width: int) -> pa.Array:
+    """The date or date-time in the first ``width`` characters, as UTC; null where Python's
+    datetime would refuse it (Arrow's strptime takes 24:00 or 30 February)."""
+    digits = pc.utf8_slice_codeunits(values, 0, width)
+    parsed = pc.strptime(digits, layout, "s", error_is_null=True)
+    in_range = pc.match_substring_regex(digits, _RE2_IN_RANGE[width])
+    same_day = pc.equal(pc.day(parsed), pc.cast(pc.utf8_slice_codeunits(digits, 6, 8), pa.int64(), safe=False))
+    sound = pc.and_kleene(in_range, same_day)
+    return pc.if_else(sound, parsed, pa.scalar(None, parsed.type)).cast(pa.timestamp("us")).cast(UTC_TS)
+
+
+_DAY = r"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+_RE2_IN_RANGE = {8: rf"^{_DAY}$", 15: rf"^{_DAY}T(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]$"}
+
+
+def _updated(lines: _Lines) -> tuple[pa.Array, np.ndarray]:
+    """``updated`` per event: the first of LAST-MODIFIED, DTSTAMP, CREATED written, as UTC (a
+    TZID does not count there); and whether it reads (icalendar would fail the event otherwise)."""
+    raw = pc.coalesce(*(lines.column(n) for n in STAMPS))
+    written = pc.coalesce(*(lines.column(n, lines.params) for n in STAMPS))
+    typed = each_distinct(
+        written, lambda w: params(w).get("VALUE", "DATE").upper() in ("DATE", "DATE-TIME"), pa.bool_()
+    )
+    forms = pc.make_struct(pc.match_substring_regex(raw, _RE2_DATE), pc.match_substring_regex(raw, _RE2_STAMP))
+    stamp = pc.case_when(forms, _parsed(raw, "%Y%m%d", 8), _parsed(raw, "%Y%m%dT%H%M%S", 15))
+    reads = pc.or_kleene(pc.is_null(raw), pc.and_kleene(pc.is_valid(stamp), typed))
+    return pc.if_else(pc.is_null(raw), pa.scalar(ics.EPOCH, UTC_TS), stamp), np.asarray(pc.fill_null(reads, False))
+
+
+def _times_read(lines: _Lines) -> tuple[dict[str, pa.Array], np.ndarray]:
+    """How each event's start and end are read (``kind``), what of them can be read before the
+    calendar's zone is known, and whether they read at all (as ``_single`` checked them: an end
+    of the same kind not before the start, a DURATION only after a date-time and not negative)."""
+    raw = {name: lines.column(name) for name in ("DTSTART", "DTEND", "DURATION")}
+    written = {name: lines.column(name, lines.params) for name in ("DTSTART", "DTEND")}
+    plain = {name: pc.fill_null(each_distinct(written[name], _plain_params, pa.bool_()), False) for name in written}
+    no_end = pc.is_null(raw["DTEND"])
+
+    def written_as(form: str) -> np.ndarray:
+        start = pc.and_kleene(plain["DTSTART"], pc.fill_null(pc.match_substring_regex(raw["DTSTART"], form), False))
+        end = pc.or_kleene(
+            no_end, pc.and_kleene(plain["DTEND"], pc.fill_null(pc.match_substring_regex(raw["DTEND"], form), False))
+        )
+        return np.asarray(pc.and_kleene(pc.and_kleene(start, end), pc.is_null(raw["DURATION"])))
+
+    utc, day = written_as(_RE2_UTC), written_as(_RE2_DATE)
+    kind = np.where(utc, UTC_KIND, np.where(day, DATE_KIND, ONE_BY_ONE))
+    start_utc = _utc_times(raw["DTSTART"])
+    end_utc = pc.if_else(no_end, start_utc, _utc_times(raw["DTEND"]))
+    utc_read = utc & np.asarray(pc.fill_null(pc.greater_equal(end_utc, start_utc), False))
+
+    def is_date(values: pa.Array) -> pa.Array:
+        return pc.is_valid(_parsed(values, "%Y%m%d", 8))
+
+    later = pc.or_kleene(no_end, pc.and_kleene(is_date(raw["DTEND"]), pc.greater_equal(raw["DTEND"], raw["DTSTART"])))
+    day_read = day & np.asarray(pc.fill_null(pc.and_kleene(is_date(raw["DTSTART"]), later), False))
+    spans: list[tuple | None] = [None] * lines.count
+    one_by_one = np.flatnonzero((kind == ONE_BY_ONE) & np.asarray(pc.is_valid(raw["DTSTART"])))
+    picked = pa.array(one_by_one, pa.int64())
+    given = zip(
+        *(
+            values.take(picked).to_pylist()
+            for values in (written["DTSTART"], raw["DTSTART"], written["DTEND"], raw["DTEND"], raw["DURATION"])
+        ),
+        strict=True,
+    )
+    for row, (start_written, start, end_written, end, duration) in zip(one_by_one.tolist(), given, strict=False):
+        spans[row] = _read_span((start_written, start), None if end is None else (end_written, end), duration)
+    read_one_by_one = np.array([span is not None for span in spans], bool)
+    utc_column, day_column = pa.array(kind == UTC_KIND), pa.array(kind == DATE_KIND)
+    columns = {
+        "kind": pa.array(kind, pa.int8()),
+        "start_utc": pc.if_else(utc_column, start_utc, pa.scalar(None, UTC_TS)),
+        "end_utc": pc.if_else(utc_column, end_utc, pa.scalar(None, UTC_TS)),
+        "start_date": pc.if_else(day_column, raw["DTSTART"], pa.scalar(None, pa.string())),
+        "end_date": pc.if_else(day_column, raw["DTEND"], pa.scalar(None, pa.string())),
+        "spans": spans,
+    }
+    return columns, utc_read | day_read | read_one_by_one
+
+
+def _read_span(start: tuple[str, str], end: tuple[str, str] | None, duration: str | None) -> tuple | None:
+    """(start, end, duration) as icalendar reads them, None when they are not for this reader."""
+    try:
+        first = _time(*start, True)
+        last = _time(*end, True) if end else None
+        length = _duration(duration) if duration is not None else None
+    except ValueError:
+        return None
+    if last is not None and (not ics._same_kind(first, last) or last < first):
+        return None
+    if last is None and length is not None and (not isinstance(first, datetime) or length < timedelta(0)):
+        return None
+    return first, last, length
+
+
+def _span(read: tuple, cal) -> tuple[datetime, datetime, str, bool]:
+    """(start, end, tz, all day) of an event read one at a time, as recurring_ical_events and
+    ``connectors.ics._record`` make them: localised, the end as the start plus its length (on
+    the start's wall clock)."""
+    first, last, length = read
+    start = ics._localised(first, cal.zone, cal.utc_too)
+    if last is not None:
+        end = start + (ics._localised(last, cal.zone, cal.utc_too) - start)
+    elif length is not None:
+        end = start + length
+    else:
+        end = start if isinstance(start, datetime) else start + timedelta(days=1)
+    return (
+        ics._utc(start, cal.zone),
+        ics._utc(end, cal.zone),
+        ics._zone_name(start, cal.zone),
+        not isinstance(start, datetime),
+    )
+
+
+def _times(columns: dict[str, pa.Array], spans: list[tuple | None], cal) -> tuple[pa.Array, ...]:
+    """start, end, tz and all_day of the events in the calendar's zone."""
+    zone = cal.zone
+    kind = np.asarray(columns["kind"])
+    end = columns["end_utc"]
+    if cal.utc_too:
+        # Under X-WR-TIMEZONE a UTC end is read on the zone's wall clock (see _span): the same
+        # instant, but the earlier one when the clock shows that time twice.
+        local = pc.local_timestamp(end.cast(pa.timestamp("us", zone.key)))
+        end = pc.assume_timezone(local, zone.key, ambiguous="earliest").cast(UTC_TS)
+    midnight = functools.partial(_midnight, zone=zone)
+    next_day = each_distinct(columns["start_date"], functools.partial(midnight, days=1), UTC_TS)
+    day_end = pc.if_else(
+        pc.is_null(columns["end_date"]), next_day, each_distinct(columns["end_date"], midnight, UTC_TS)
+    )
+    read = [_span(span, cal) if span is not None else (None, None, None, None) for span in spans]
+    one_by_one = (
+        [
+            pa.array(values, type)
+            for values, type in zip(zip(*read, strict=True), (UTC_TS, UTC_TS, pa.string(), pa.bool_()), strict=True)
+        ]
+        if read
+        else [pa.array([], t) for t in (UTC_TS, UTC_TS, pa.string(), pa.bool_())]
+    )
+    start = pc.coalesce(columns["start_utc"], each_distinct(columns["start_date"], midnight, UTC_TS), one_by_one[0])
+    end = pc.coalesce(end, day_end, one_by_one[1])
+    tz = pc.if_else(pa.array(kind == ONE_BY_ONE), one_by_one[2], zone.key)
+    all_day = pc.if_else(pa.array(kind == ONE_BY_ONE), one_by_one[3], pa.array(kind == DATE_KIND))
+    return start, pc.if_else(pc.less(end, start), start, end), tz, all_day
+
+
+def _midnight(raw: str, zone: tzinfo, days: int = 0) -> datetime:
+    return ics._utc(_time("", raw, False) + timedelta(days=days), zone)
+
+
+def _overlapping(starts: pa.Array, ends: pa.Array, start: datetime, end: datetime) -> pa.Array:
+    """``connectors.ics._overlaps`` of each event."""
+    start, end = pa.scalar(start, UTC_TS), pa.scalar(end, UTC_TS)
+    touching = pc.and_kleene(pc.equal(ends, starts), pc.greater_equal(starts, start))
+    return pc.and_kleene(pc.less(starts, end), pc.or_kleene(pc.greater(ends, start), touching))
+
+
+# -- attendees -----------------------------------------------------------------------------------
+@dataclass
+class _People:
+    """The distinct runs of ATTENDEE lines of a file, read."""
+
+    guests: pa.Array  # per run: its people as the lake lists them
+    run: np.ndarray  # per ATTENDEE line: its run
+    emails: pa.Array  # per ATTENDEE line: its address (null when the line is not read)
+    responses: pa.Array
+
+    def own(self, account: str) -> pa.Array:
+        """Per run: the account's response where it is first listed, else null (``connectors.ics._guests``)."""
+        lines = np.flatnonzero(np.asarray(pc.fill_null(pc.equal(self.emails, account), False)))
+        runs, first = np.unique(self.run[lines], return_index=True)
+        at = np.full(len(self.guests), -1, np.int64)
+        at[runs] = lines[first]
+        return self.responses.take(pa.array(at, mask=at < 0))
+
+
+def _runs(runs: pa.Array, nl: str) -> tuple[_People, pa.Array, np.ndarray]:
+    """The distinct runs read (each line once per distinct line), each event's run, and whether
+    it reads as icalendar reads it."""
+    encoded = pc.dictionary_encode(runs)
+    texts = encoded.dictionary.cast(pa.string())  # raises when not UTF-8
+    lines = pc.split_pattern(_unfolded(texts, nl), nl)
+    run = np.asarray(pc.list_parent_indices(lines))
+    codes = pc.dictionary_encode(pc.list_flatten(lines))
+    read = [_attendee_line(line) for line in codes.dictionary.to_pylist()]
+    fields = [pa.array([r[i] if r else None for r in read], t).take(codes.indices) for i, t in enumerate(_LINE_TYPES)]
+    email, response, optional, person = fields
+    unread = ~np.asarray(pc.is_valid(email))
+    reads = np.asarray(pc.invert(pc.match_substring_regex(texts, _RE2_STRUCTURE)))
+    reads &= np.bincount(run[unread], minlength=len(texts)) == 0
+    reads |= np.asarray(pc.equal(pc.binary_length(texts), 0))  # no attendees
+    people = np.flatnonzero(np.asarray(pc.fill_null(person, False)))
+    at = pa.array(people, pa.int64())
+    listed = pa.StructArray.from_arrays([email.take(at), response.take(at), optional.take(at)], fields=list(_GUEST))
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(run[people], minlength=len(texts)))])
+    guests = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), listed, type=EVENT_SCHEMA.field("attendees").type)
+    return _People(guests, run, email, response), encoded.indices, reads[np.asarray(encoded.indices)]
+
+
+_GUEST = EVENT_SCHEMA.field("attendees").type.value_type
+_LINE_TYPES = (pa.string(), pa.string(), pa.bool_(), pa.bool_())
+
+
+@functools.lru_cache(maxsize=65536)  # the same people are invited again and again, line for line
+def _attendee_line(line: str) -> tuple[str, str, bool, bool] | None:
+    """(email, response, optional, a person) of an unfolded ATTENDEE line, as icalendar reads it
+    (``connectors.ics._attendee``); None when the line is not plain or is typed (VALUE=)."""
+    match = _ATTENDEE.match(f"\n{line}")
+    if match is None:
+        return None
+    written, raw = match.groups()
+    given = params(written)
+    return None if "VALUE" in given else ics._attendee(value_of("ATTENDEE", raw), given)
+
+
+# -- the skeleton ----------------------------------------------------------------------------------
+def _skeleton(data: bytes, texts: list[tuple[int, int]], taken: set[int]) -> tuple[str, list[int]] | None:
+    """The file without the taken events, and where in it (as text) each was."""
+    pieces: list[str] = []
+    cuts: list[int] = []
+    done = length = 0
+    try:
+        for row, (start, end) in enumerate(texts):
+            if row in taken:
+                if start > done:
+                    pieces.append(data[done:start].decode())
+                    length += len(pieces[-1])
+                cuts.append(length)
+                done = end
+        pieces.append(data[done:].decode())
+    except UnicodeDecodeError:
+        return None
+    return "".join(pieces), cuts
+
+
+def _places(skeleton: str, cuts: list[int]) -> list[int | None] | None:
+    """Per top-level VEVENT of the file, in order: None for one left in the skeleton, else the
+    row of the taken event. None when the skeleton's structure is anything the structure check
+    (``connectors.ics._event_lines``) would report, or a taken event was not directly inside
+    the VCALENDAR."""
+    if ics._odd_line_breaks(skeleton) or ics._begin_lines(skeleton) is None:
+        return None
+    places: list[int | None] = []
+    stack: list[str] = []
+    row = 0
+    for boundary in ics._BEGIN_OR_END.finditer(f"\n{skeleton}"):
+        while row < len(cuts) and cuts[row] <= boundary.start():
+            if stack != ["VCALENDAR"]:
+                return None
+            places.append(row)
+            row += 1
+        upper = boundary.group().strip().upper()
+        if upper.startswith("BEGIN:"):
+            if upper == "BEGIN:VEVENT" and len(stack) == 1:
+                places.append(None)
+            stack.append(upper[6:])
+        else:
+            stack.pop()
+    return places if row == len(cuts) else None
