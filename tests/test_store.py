@@ -16,9 +16,10 @@ import pytest
 
 from timeaudit.errors import StoreError
 from timeaudit.model import SCHEMA_VERSION
-from timeaudit.store import Lake
+from timeaudit.party_lists import party_lists_of
+from timeaudit.store import Lake, sql_string
 
-from records import event, utc
+from records import event, message, utc
 
 ME = "me@northwind.com"
 T0, T1 = utc(2026, 11, 17, 10), utc(2026, 11, 17, 11)
@@ -140,7 +141,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {tests!r})
-    from records import event, utc
+    from records import event, message, utc
     from timeaudit.store import Lake
     lake = Lake({root!r})
     batch = [event("me@northwind.com", utc(2026, 11, 17, 10), utc(2026, 11, 17, 11), id=str(i)) for i in range(20000)]
@@ -356,3 +357,42 @@ def test_analysis_memory_is_capped_and_a_bad_cap_is_named(tmp_path, monkeypatch)
     monkeypatch.setenv("TIMEAUDIT_MEMORY_LIMIT", "lots")
     with pytest.raises(StoreError, match="TIMEAUDIT_MEMORY_LIMIT='lots'.*e.g. 2GB"):
         lake.connect()
+
+
+def test_party_lists_made_in_memory_are_the_ones_made_from_the_file(tmp_path):
+    """write_arrow makes a batch's lists from the batch in memory (timeaudit.party_lists);
+    compaction and old files make them with party_lists_<table>.sql: the same lists."""
+    from timeaudit.sql import read_sql
+    from timeaudit.store import COPY_OPTIONS, _read_parquet, records_to_arrow, sql_string, with_party_key
+
+    lake = Lake(tmp_path)
+    events = [
+        event(ME, T0, T1, with_=["Ann@Northwind.com", "bo@acme.com", "ann@northwind.com"], organizer="BO@acme.com"),
+        event(ME, T0, T1, with_=["ann@northwind.com", "bo@acme.com", "ann@northwind.com"], organizer="bo@acme.com"),
+        event(ME, T1, T1, with_=["ann@northwind.com", "bo@acme.com", "ann@northwind.com"], organizer="bo@acme.com"),
+        event(ME, T0, T1, organizer=""),  # nobody: an empty list
+        event("cy@northwind.com", T0, T1, with_=["bo@acme.com", ""], organizer="cy@northwind.com"),
+    ]
+    messages = [
+        message(ME, T0, sender="Bo@Acme.com", to=[ME, "ann@northwind.com"], cc=["ann@northwind.com", "DI@x.org"]),
+        message(ME, T0, sender="bo@acme.com", to=[ME], cc=[]),
+        message(ME, T0, sender="", to=[], cc=[]),
+        message(ME, T1, sender="bo@acme.com", to=[ME], cc=[]),  # the same list as the second
+    ]
+    for table, records in (("events", events), ("messages", messages)):
+        data = with_party_key(table, records_to_arrow(table, records))
+        path = tmp_path / f"{table}.parquet"
+        pq.write_table(data, path)
+        query = read_sql(f"party_lists_{table}.sql").format(raw=_read_parquet([path], hive=False))
+        con = lake.connect()
+        con.execute(f"COPY ({query}) TO {sql_string(tmp_path / 'sql.parquet')} ({COPY_OPTIONS})")
+        pq.write_table(party_lists_of(table, data), tmp_path / "arrow.parquet")
+        from_sql, from_arrow = (_sorted_lists(con, tmp_path / name) for name in ("sql.parquet", "arrow.parquet"))
+        assert from_arrow == from_sql
+        assert len(from_arrow) == len(set(data["party_key"].to_pylist())) < len(records)  # each list once
+        assert () in {addresses for _, addresses in from_arrow}
+
+
+def _sorted_lists(con, path) -> list[tuple]:
+    rows = con.execute(f"SELECT party_key, list_sort(addresses) FROM {sql_string(path)} ORDER BY 1").fetchall()
+    return [(key, tuple(addresses)) for key, addresses in rows]

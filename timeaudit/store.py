@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from timeaudit.errors import StoreError
 from timeaudit.model import ATTENDEE_TYPE, SCHEMA_VERSION, TABLES
+from timeaudit.party_lists import party_lists_of
 from timeaudit.sql import read_sql
 
 DATA_ENV = "TIMEAUDIT_DATA"
@@ -186,7 +187,7 @@ class Lake:
         tmp = folder / f".{final.name}{_TMP_SUFFIX}"
         try:
             write_parquet(data, tmp)
-            self.write_party_lists(table, tmp, final)
+            self.write_party_lists(table, tmp, final, data)
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
@@ -234,20 +235,24 @@ class Lake:
         """Where the party lists of the batch file ``batch`` (its final name) are kept."""
         return self.lake_dir / PARTY_LISTS_DIR / table / batch.parent.name / batch.name
 
-    def write_party_lists(self, table: str, written: Path, batch: Path) -> None:
+    def write_party_lists(self, table: str, written: Path, batch: Path, data: pa.Table | None = None) -> None:
         """Keep the distinct party lists of ``written`` (a batch file, possibly still under its
-        temporary name) for the batch file ``batch``. Called before the batch is renamed into
-        place, so a batch never lacks them; lists whose batch never landed are stray, harmless,
-        and removed by ``remove_stray_party_lists``."""
+        temporary name) for the batch file ``batch``; made from ``data``, the batch still in
+        memory, when given (``party_lists_of``), else read from the file (party_lists_<table>.sql).
+        Called before the batch is renamed into place, so a batch never lacks them; lists whose
+        batch never landed are stray, harmless, and removed by ``remove_stray_party_lists``."""
         if table not in PARTY_TABLES:
             return
         final = self.party_lists_path(table, batch)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}{_TMP_SUFFIX}")
-        query = read_sql(f"party_lists_{table}.sql").format(raw=_read_parquet([written], hive=False))
         try:
-            with writer_duckdb() as con:
-                con.execute(f"COPY ({query}) TO {sql_string(tmp)} ({COPY_OPTIONS})")
+            if data is not None:
+                write_parquet(party_lists_of(table, data), tmp)
+            else:
+                query = read_sql(f"party_lists_{table}.sql").format(raw=_read_parquet([written], hive=False))
+                with writer_duckdb() as con:
+                    con.execute(f"COPY ({query}) TO {sql_string(tmp)} ({COPY_OPTIONS})")
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
