@@ -74,7 +74,7 @@ _RE2_BARE = (
 )
 _RE2_PARAMETERS = rf"(?:;[A-Za-z0-9-]+=(?:{_QUOTED}|{_RE2_BARE}|))*"
 _RE2_LINE = rf"^[A-Z][A-Z0-9-]*{_RE2_PARAMETERS}:[^{_BREAKS}]*$"
-_RE2_LINE_PARTS = rf"^([A-Z][A-Z0-9-]*)({_RE2_PARAMETERS}):([^{_BREAKS}]*)$"  # name, parameters, value
+_RE2_LINE_PARTS = rf"^(?P<name>[A-Z][A-Z0-9-]*)(?P<params>{_RE2_PARAMETERS}):(?P<value>[^{_BREAKS}]*)$"
 # What makes the file's structure check (connectors.ics._event_lines) stop at a line, in the
 # folded text: a BEGIN or END after blanks (a folded line can start so), or an odd line break.
 _RE2_STRUCTURE = (
@@ -173,9 +173,8 @@ def _spans(data: bytes, nl: bytes) -> _Spans:
         e = find(end, b + len(begin) - step)
         if e < 0:
             break
-        after = e + len(end)  # where the line after END:VEVENT starts
-        if after == len(data) or data[after] not in blanks:  # else END:VEVENT is folded into more
-            head = b + len(begin)
+        head, after = b + len(begin), e + len(end)  # where its first line and the line after it start
+        if e >= head and (after == len(data) or data[after] not in blanks):  # empty, or END:VEVENT folded into more
             a = find(attendee, head - step, e)
             if a < 0:
                 offsets += (head, e, e, e, e, e)
@@ -183,7 +182,8 @@ def _spans(data: bytes, nl: bytes) -> _Spans:
                 k = find(nl, rfind(attendee, a, e) + step)
                 while data[k + step] in blanks:  # the last attendee line goes on
                     k = find(nl, k + step)
-                offsets += (head, a, a + step, k, k + step if k < e else e, e)
+                # (when the attendees come first, their line end is the BEGIN line's)
+                offsets += (head, max(a, head), a + step, k, k + step if k < e else e, e)
         b = find(begin, after - step)
     offsets.append(len(data))
     # Rows 6i+1: the event's lines before its first ATTENDEE, 6i+3: the run of attendees, 6i+5: the
@@ -194,6 +194,13 @@ def _spans(data: bytes, nl: bytes) -> _Spans:
         pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(bounds), pa.py_buffer(data)]
     )
     return _Spans(texts, pieces)
+
+
+def _utf8(pieces: pa.Array) -> pa.Array:
+    try:
+        return pieces.cast(pa.string())
+    except pa.ArrowInvalid:
+        raise NotPlain from None  # the file is not UTF-8: it is read as Latin-1
 
 
 def _rows(pieces: pa.Array, first: int, count: int) -> pa.Array:
@@ -366,7 +373,7 @@ def cut(data: bytes) -> Taken | None:
     spans = _spans(data, nl)
     try:
         taken = _read(spans, nl.decode())
-    except (NotPlain, pa.ArrowInvalid):
+    except NotPlain:
         return None
     rows = np.flatnonzero(taken["plain"])
     skeleton, cuts = _skeleton(data, spans.texts, set(rows.tolist()))
@@ -399,7 +406,7 @@ def _read(spans: _Spans, nl: str) -> dict:
     plain (``plain``: a bool per event)."""
     count = len(spans.texts)
     heads, runs, tails = (_rows(spans.pieces, i, count) for i in (1, 3, 5))
-    heads, tails = heads.cast(pa.string()), tails.cast(pa.string())  # raises when not UTF-8
+    heads, tails = _utf8(heads), _utf8(tails)
     joined = pc.binary_join_element_wise(heads, tails, nl)
     rests = pc.if_else(pc.equal(pc.binary_length(tails), 0), heads, joined)
     rests = pc.if_else(pc.equal(pc.binary_length(heads), 0), tails, rests)
@@ -493,7 +500,8 @@ def _parsed(values: pa.Array, layout: str, width: int) -> pa.Array:
     digits = pc.utf8_slice_codeunits(values, 0, width)
     parsed = pc.strptime(digits, layout, "s", error_is_null=True)
     in_range = pc.match_substring_regex(digits, _RE2_IN_RANGE[width])
-    same_day = pc.equal(pc.day(parsed), pc.cast(pc.utf8_slice_codeunits(digits, 6, 8), pa.int64(), safe=False))
+    day = pc.if_else(in_range, pc.utf8_slice_codeunits(digits, 6, 8), "0").cast(pa.int64())
+    same_day = pc.equal(pc.day(parsed), day)
     sound = pc.and_kleene(in_range, same_day)
     return pc.if_else(sound, parsed, pa.scalar(None, parsed.type)).cast(pa.timestamp("us")).cast(UTC_TS)
 
@@ -668,7 +676,7 @@ def _runs(runs: pa.Array, nl: str) -> tuple[_People, pa.Array, np.ndarray]:
     """The distinct runs read (each line once per distinct line), each event's run, and whether
     it reads as icalendar reads it."""
     encoded = pc.dictionary_encode(runs)
-    texts = encoded.dictionary.cast(pa.string())  # raises when not UTF-8
+    texts = _utf8(encoded.dictionary)
     lines = pc.split_pattern(_unfolded(texts, nl), nl)
     run = np.asarray(pc.list_parent_indices(lines))
     codes = pc.dictionary_encode(pc.list_flatten(lines))
