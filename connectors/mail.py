@@ -227,7 +227,7 @@ class _Reading:
         table, others = mail_columns.message_table(heads, self.box, _header_labels, MAX_HEADER_BYTES)
         self.read += table.num_rows
         records, positions = [], []
-        for i, block in zip(others, _chunk_blocks(chunk, others, from_lines, heads), strict=True):
+        for i, block in _chunk_blocks(chunk, others, from_lines, heads):
             record = self.record(block)
             if record is not None:
                 records.append(record)
@@ -498,9 +498,11 @@ _HEADS = re.compile(rb"\n\r?\n(From [^\n]*)((?:\n[^\n]*)*?)(?=\n\r?\n)")
 
 
 def _chunk_blocks(
-    chunk: _Chunk, which: Iterable[int], from_lines: Sequence[bytes], heads: Sequence[bytes]
-) -> Iterator[Block]:
+    chunk: _Chunk, which: Sequence[int], from_lines: Sequence[bytes], heads: Sequence[bytes]
+) -> Iterator[tuple[int, Block]]:
     """The messages ``which`` (in increasing order) of ``chunk`` as ``_mbox_block`` gives them."""
+    if not which:
+        return
     text = b"\n\n" + chunk.text
     starts = [m.start(1) for m in _HEADS.finditer(text)]
     line, at = chunk.line, starts[0]
@@ -512,9 +514,9 @@ def _chunk_blocks(
         cut = min(len(from_lines[i]) + 1, MAX_LINE)  # _Window.line reads at most MAX_LINE bytes
         from_line, header = whole[:cut], whole[cut:]
         if len(header) > MAX_HEADER_BYTES:
-            yield where, b"", _no_time, set(), TOO_LARGE
+            yield i, (where, b"", _no_time, set(), TOO_LARGE)
         else:
-            yield where, header, functools.partial(_from_line_date, from_line), set(), ""
+            yield i, (where, header, functools.partial(_from_line_date, from_line), set(), "")
 
 
 # A message starts at a "From " line after a blank line (or at the start of the file), and its

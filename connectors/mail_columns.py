@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors import mail_headers as rules
-from timeaudit.model import MESSAGE_SCHEMA
+from timeaudit.model import MESSAGE_SCHEMA, UTC_TS
 
 # Labels of a message from its X-Gmail-Labels and X-Mozilla-Status values (None when absent);
 # None when the message is left out (a draft, spam, trash, deleted by the mail client).
@@ -41,11 +41,12 @@ LabelRule = Callable[[str | None, str | None], tuple[str, ...] | None]
 # The lake's message columns but ingested_at, and where each record's message is in its chunk.
 SCHEMA = pa.schema([*(f for f in MESSAGE_SCHEMA if f.name != "ingested_at"), pa.field("position", pa.int64())])
 LABEL_HEADERS = ("x-gmail-labels", "x-mozilla-status")
-READ = frozenset(rules.WANTED | set(LABEL_HEADERS))
+READ = sorted(rules.WANTED | set(LABEL_HEADERS))
 # "\nName: value" lines and their continuation lines, printable ASCII and tabs only (so that
 # Python's and Arrow's ideas of case, blanks and \s agree), as the reader hands blocks over.
 HEADER_LINES = r"^(?:\n[\x21-\x39\x3b-\x7e]+:[\t\x20-\x7e]*(?:\n[ \t][\t\x20-\x7e]*)*)+$"
-MESSAGE_ID = r"<(?P<id>[^<>\s]+)>"
+MESSAGE_ID = r"<(?P<id>[^<>\s]+)>"  # mail_headers' _MSG_ID
+WHOLE_ID = r"^<[^<>\s]+>$"
 # mail_headers' _RFC_DATE with the clock's and zone's ranges checked, as datetime() checks them.
 DATE = (
     r"^(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(?P<day>\d{1,2}) "
@@ -64,35 +65,38 @@ def message_table(
     blocks = pa.array(heads, pa.binary())
     plain = _plain(blocks, max_header_bytes)
     where = pc.indices_nonzero(plain)
-    blocks = blocks.filter(plain).cast(pa.string())
+    blocks = (blocks if len(where) == len(blocks) else blocks.filter(plain)).cast(pa.string())
     n = len(blocks)
 
-    first, counts, rows, folded_labels = _header_columns(blocks)
+    first, counts, every, folded_labels = _header_columns(blocks)
     label_key, labels_fine = _label_keys(first, counts)
 
-    def labels_with(test: Callable[[tuple[str, ...]], Any], type: pa.DataType) -> pa.Array:
-        return _each(label_key, lambda key: test(_labels_of(key, label_rule) or ()), type)
+    label_keys = _Distinct(label_key)
 
-    left_out = _each(label_key, lambda key: _labels_of(key, label_rule) is None, pa.bool_())
+    def labels_with(test: Callable[[tuple[str, ...]], Any], type: pa.DataType) -> pa.Array:
+        return label_keys.each(lambda key: test(_labels_of(key, label_rule) or ()), type)
+
+    left_out = label_keys.each(lambda key: _labels_of(key, label_rule) is None, pa.bool_())
     ts, date_fine = _dates(first["date"])
-    message_id = _message_id(first["message-id"])
+    message_id = _first_ids(first["message-id"])  # null: the message needs a hash id
     in_reply_to, reply_fine = _in_reply_to(first["in-reply-to"])
-    references = pc.fill_null(_extract(first["references"], MESSAGE_ID, "id"), "")
+    references = pc.fill_null(_first_ids(first["references"]), "")
 
     froms, from_fine = _addresses(*_present(first["from"]), n)
-    to, to_fine = _addresses(*_rows_of(rows, "to"), n)
-    cc, cc_fine = _addresses(*_rows_of(rows, "cc"), n)
+    to, to_fine = _addresses(*every["to"], n)
+    cc, cc_fine = _addresses(*every["cc"], n)
     sender = _first_of_each(froms)
 
     me = pa.array(sorted(rules.own_addresses(box.account, box.aliases)), pa.string())
     sent = pc.or_(labels_with(lambda labels: "SENT" in labels, pa.bool_()), pc.is_in(sender, value_set=me))
     self_in = pc.if_else(sent, "from", pc.if_else(_any_of(to, me), "to", pc.if_else(_any_of(cc, me), "cc", "bcc")))
-    subject = _each(pc.fill_null(first["subject"], ""), rules.decode_words, pa.string())
+    subjects = _Distinct(pc.fill_null(first["subject"], ""))
+    subject = subjects.each(rules.decode_words, pa.string())
     thread = _first_nonempty(references, in_reply_to, message_id)
 
     columns = {
         "account": pa.repeat(pa.scalar(box.account.strip().lower()), n),
-        "id": pc.binary_join_element_wise(f"{box.slug}/", message_id, ""),
+        "id": pc.binary_replace_slice(message_id, 0, 0, f"{box.slug}/"),
         "thread_id": thread,
         "ts": ts,
         "direction": pc.if_else(sent, "sent", "received"),
@@ -103,10 +107,12 @@ def message_table(
         "labels": labels_with(list, pa.list_(pa.string())),
         "unread": labels_with(lambda labels: "UNREAD" in labels, pa.bool_()),
         "bulk": _any(_bulk(first, sender), labels_with(rules.bulk_labels, pa.bool_())),
-        "auto": _auto(first, subject),
+        "auto": _any(_auto(first), subjects.each(lambda s: rules.auto_subject(rules.decode_words(s)), pa.bool_())),
         "message_id": message_id,
         "in_reply_to": in_reply_to,
-        "subject_tags": _each(subject, lambda s: list(rules.subject_tags(s, box.words)), pa.list_(pa.string())),
+        "subject_tags": subjects.each(
+            lambda s: list(rules.subject_tags(rules.decode_words(s), box.words)), pa.list_(pa.string())
+        ),
         "subject": subject if box.settings.privacy.store_subjects else pa.nulls(n, pa.string()),
         "updated": ts,
         "deleted": pa.repeat(pa.scalar(False), n),
@@ -125,7 +131,8 @@ def message_table(
     )
     others = pc.indices_nonzero(pc.invert(plain)).to_pylist()
     others += where.filter(pc.invert(fine)).to_pylist()
-    return table.filter(pc.and_(fine, pc.invert(left_out))), sorted(others)
+    kept = pc.and_(fine, pc.invert(left_out))
+    return (table if pc.all(kept).as_py() else table.filter(kept)), sorted(others)
 
 
 # -- which messages are plain -------------------------------------------------------------------
@@ -137,67 +144,67 @@ def _plain(blocks: pa.Array, max_header_bytes: int) -> pa.Array:
 
 
 # -- headers as columns -------------------------------------------------------------------------
-def _header_columns(blocks: pa.Array) -> tuple[dict[str, pa.Array], dict[str, pa.Array], pa.Table, pa.Array]:
+def _header_columns(blocks: pa.Array) -> tuple[dict[str, pa.Array], dict[str, pa.Array], dict[str, tuple], pa.Array]:
     """The first value of each header in ``READ`` by name (null when absent); how many times each
-    of ``LABEL_HEADERS`` occurs; every such header as a row (message, name, value); and whether
-    a label header is folded (its line breaks would count). Values are unfolded and trimmed as
+    of ``LABEL_HEADERS`` occurs; (message, value) of every To and Cc header; and whether a label
+    header is folded (its line breaks would count). Values are unfolded and trimmed as
     ``mail_headers`` does it."""
     n = len(blocks)
-    rows, folded_names = _header_rows(blocks)
-    codes = pc.dictionary_encode(rows["name"]).combine_chunks()
-    code, message = codes.indices.to_numpy(), rows["message"].to_numpy()
-    # Rows by name, each name's in message order; the first row of each (name, message) run.
+    message, code, value, folded_labels = _header_rows(blocks)
+    # Rows by name, each name's in message order: the first row of each (name, message) run is its first value.
     order = np.argsort(code, kind="stable")
-    code, message = code[order], message[order]
-    first_row = np.ones(len(order), bool)
-    first_row[1:] = (code[1:] != code[:-1]) | (message[1:] != message[:-1])
-    runs = np.flatnonzero(first_row)
-    run_lengths = np.diff(np.append(runs, len(order)))
-    first = dict.fromkeys(READ, pa.nulls(n, pa.string()))
-    counts = dict.fromkeys(LABEL_HEADERS, pa.repeat(pa.scalar(0), n))
-    values = rows["value"].combine_chunks()
-    for i, name in enumerate(codes.dictionary.to_pylist()):
-        these = runs[code[runs] == i]
-        first[name] = _scatter(n, message[these], values.take(order[these]))
+    by_code, by_message = code[order], message[order]
+    run = np.ones(len(order), bool)
+    run[1:] = (by_code[1:] != by_code[:-1]) | (by_message[1:] != by_message[:-1])
+    runs = np.flatnonzero(run)
+    run_lengths = pa.array(np.diff(np.append(runs, len(order))))
+    first, counts = {}, {}
+    for i, name in enumerate(READ):
+        these = np.flatnonzero(by_code[runs] == i)
+        if not len(these):
+            first[name] = pa.nulls(n, pa.string())
+            if name in LABEL_HEADERS:
+                counts[name] = pa.repeat(pa.scalar(0), n)
+            continue
+        first[name] = value.take(_placed(n, by_message[runs[these]], order[runs[these]]))
         if name in LABEL_HEADERS:
-            counts[name] = pc.fill_null(_scatter(n, message[these], pa.array(run_lengths[code[runs] == i])), 0)
-    folded_labels = _anywhere(n, folded_names["message"], pc.is_in(folded_names["name"], pa.array(LABEL_HEADERS)))
-    return first, counts, rows, folded_labels
+            counts[name] = pc.fill_null(run_lengths.take(_placed(n, by_message[runs[these]], these)), 0)
+    every = {name: (message[code == READ.index(name)], value.filter(code == READ.index(name))) for name in ("to", "cc")}
+    return first, counts, every, folded_labels
 
 
-def _header_rows(blocks: pa.Array) -> tuple[pa.Table, pa.Table]:
-    """(message, name in lower case, value) of every header in ``READ``, in order, the value
-    unfolded (a line break and the blanks after it become one space) and trimmed; and (message,
-    name) of every folded header."""
-    lines = pc.split_pattern(blocks, "\n")
-    line, message = pc.list_flatten(lines), pc.list_parent_indices(lines)
-    kept = pc.indices_nonzero(pc.greater(pc.binary_length(line), 0))  # not the "" before each block's first "\n"
-    line, message = line.take(kept), message.take(kept).to_numpy()
-    continued = np.asarray(pc.is_in(pc.utf8_slice_codeunits(line, 0, 1), value_set=pa.array([" ", "\t"])))
+def _header_rows(blocks: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array, pa.Array]:
+    """(message, name as its index in ``READ``, value) of every header in ``READ``, in order,
+    the value unfolded (a line break and the blanks after it become one space) and trimmed;
+    and whether each message has a folded label header."""
+    lines = pc.split_pattern(blocks, "\n")  # (the "" before each block's first "\n" is a nameless header)
+    line, message = pc.list_flatten(lines), pc.list_parent_indices(lines).to_numpy()
+    continued = np.asarray(pc.or_(pc.starts_with(line, " "), pc.starts_with(line, "\t")))
     starts = np.flatnonzero(~continued)
+    owner = np.cumsum(~continued) - 1  # each line's header, as an index in starts
     name_value = pc.split_pattern(line.take(starts), ":", max_splits=1)
-    name = pc.ascii_lower(pc.list_element(name_value, 0))
-    value = pc.utf8_ltrim(pc.list_element(name_value, 1), " \t")
-    owner = np.cumsum(~continued) - 1  # each line's header
-    if continued.any():
-        # Each header's pieces, its value then its continuation lines without their blanks, joined by spaces.
-        place = np.empty(len(line), np.int64)
-        place[starts] = np.arange(len(starts))
-        place[continued] = len(starts) + np.arange(int(continued.sum()))
-        pieces = pa.concat_arrays([value, pc.utf8_ltrim(line.filter(pa.array(continued)), " \t")]).take(place)
-        offsets = pa.array(np.searchsorted(owner, np.arange(len(starts) + 1)), pa.int32())
-        value = pc.binary_join(pa.ListArray.from_arrays(offsets, pieces), " ")
-    folded = np.unique(owner[continued])
-    header_message = message[starts]
-    rows = pa.table({"message": header_message, "name": name, "value": pc.utf8_trim(value, " \t")})
-    folded_names = pa.table({"message": header_message[folded], "name": name.take(folded)})
-    return rows.filter(pc.is_in(name, value_set=pa.array(sorted(READ)))), folded_names
+    first_part = np.asarray(name_value.offsets)[:-1]
+    name = pc.ascii_lower(name_value.values.take(first_part))
+    code = pc.fill_null(pc.index_in(name, value_set=pa.array(READ)), -1).to_numpy()
+    kept = np.flatnonzero(code >= 0)
+    value = name_value.values.take(first_part[kept] + 1)
+    folds = np.flatnonzero(continued)
+    folds = folds[code[owner[folds]] >= 0]  # continuation lines of the headers kept
+    if len(folds):
+        value = _unfolded(value, np.searchsorted(kept, owner[folds]), pc.utf8_ltrim(line.take(folds), " \t"))
+    label_folds = np.isin(code[owner[folds]], [READ.index(name) for name in LABEL_HEADERS])
+    folded_labels = _anywhere(len(blocks), message[folds], pa.array(label_folds))
+    return message[starts[kept]], code[kept], pc.utf8_trim(value, " \t"), folded_labels
 
 
-def _rows_of(rows: pa.Table, name: str) -> tuple[pa.Array, pa.Array]:
-    """(message, value) of every ``name`` header, in order."""
-    these = rows.filter(pc.equal(rows["name"], name))
-    return these["message"].combine_chunks(), these["value"].combine_chunks()
+def _unfolded(values: pa.Array, header: np.ndarray, continuations: pa.Array) -> pa.Array:
+    """``values`` with the ``continuations`` (each the continuation of the value at ``header``,
+    in order) joined on with a space each."""
+    group = np.concatenate([np.arange(len(values)), header])
+    order = np.argsort(group, kind="stable")  # each value, then its continuations
+    pieces = pa.concat_arrays([values, continuations]).take(order)
+    offsets = pa.array(np.searchsorted(group[order], np.arange(len(values) + 1)), pa.int32())
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, pieces), " ")
 
 
 def _present(column: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -227,32 +234,34 @@ def _labels_of(key: str, label_rule: LabelRule) -> tuple[str, ...] | None:
 
 
 def _dates(dates: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(the Date as a UTC time, whether it is in the plain form and a real date)."""
-    parts = pc.extract_regex(dates, DATE)
-    field = functools.partial(pc.struct_field, parts)
-    local = pc.strptime(
-        pc.binary_join_element_wise(field("year"), field("month"), field("day"), field("clock"), "-"),
-        format="%Y-%b-%d-%H:%M:%S",
-        unit="us",
-        error_is_null=True,
+    """(the Date as a UTC time, whether it is in the plain form and a real date). The day is
+    read once per distinct day by ``mail_headers.parse_date``, the clock and zone by slicing."""
+    plain = pc.fill_null(pc.match_substring_regex(dates, DATE), False)
+    dates = pc.if_else(plain, dates, "1 Jan 2000 00:00:00 +0000")  # (what the others hold does not matter)
+    day, clock, zone = (
+        pc.utf8_slice_codeunits(dates, start, stop) for start, stop in ((0, -15), (-14, -6), (-5, None))
     )
-    minutes = pc.add(pc.multiply(pc.cast(field("hours"), pa.int64()), 60), pc.cast(field("minutes"), pa.int64()))
-    east = pc.if_else(pc.equal(field("sign"), "+"), minutes, pc.negate(minutes))
-    offset = pc.cast(pc.multiply(east, 60_000_000), pa.duration("us"))
-    ts = pc.subtract(local, offset).cast(pa.timestamp("us", tz="UTC"))
-    # strptime moves 31 February to 3 March; datetime() refuses it, and so does mail_headers.
-    real = pc.equal(pc.day(local), pc.cast(field("day"), pa.int64()))
-    return ts, pc.fill_null(real, False)
+    midnight = _each(day, lambda day: rules.parse_date(f"{day} 00:00:00 +0000"), UTC_TS)  # None: no such day
+    hours, minutes, seconds = (pc.cast(pc.utf8_slice_codeunits(clock, i, i + 2), pa.int64()) for i in (0, 3, 6))
+    east = _each(zone, lambda zone: (-1 if zone[0] == "+" else 1) * (int(zone[1:3]) * 60 + int(zone[3:5])), pa.int64())
+    since_midnight = pc.add(pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)), seconds)
+    utc = pc.multiply(pc.add(since_midnight, pc.multiply(east, 60)), 1_000_000).cast(pa.duration("us"))
+    ts = pc.add(midnight, utc)
+    return ts, pc.and_(plain, pc.is_valid(ts))
 
 
-def _message_id(values: pa.Array) -> pa.Array:
-    """The first <id> of Message-ID, null when there is none (the message then needs a hash id)."""
-    return _extract(values, MESSAGE_ID, "id")
+def _first_ids(values: pa.Array) -> pa.Array:
+    """The first <id> of each Message-ID, In-Reply-To or References value, without the brackets;
+    null when there is none. A value that is one <id> and nothing else is sliced, not searched."""
+    whole = pc.fill_null(pc.match_substring_regex(values, WHOLE_ID), False)
+    ids = pc.if_else(whole, pc.utf8_slice_codeunits(values, 1, -1), pa.scalar(None, pa.string()))
+    searched = pc.and_(pc.is_valid(values), pc.invert(whole))
+    return pc.replace_with_mask(ids, searched, _extract(values.filter(searched), MESSAGE_ID, "id"))
 
 
 def _in_reply_to(values: pa.Array) -> tuple[pa.Array, pa.Array]:
     """(the first <id> of In-Reply-To or "", whether it was absent, empty or in angle brackets)."""
-    found = _extract(values, MESSAGE_ID, "id")
+    found = _first_ids(values)
     fine = _any(pc.is_null(values), pc.equal(values, ""), pc.is_valid(found))
     return pc.fill_null(found, ""), pc.fill_null(fine, False)
 
@@ -271,13 +280,13 @@ def _bulk(first: dict, sender: pa.Array) -> pa.Array:
     )
 
 
-def _auto(first: dict, subject: pa.Array) -> pa.Array:
+def _auto(first: dict) -> pa.Array:
+    """Auto by the headers (the subject is the caller's)."""
     flags = [pc.fill_null(_each(first[h], rules.auto_reply, pa.bool_()), False) for h in rules.AUTO_REPLY_HEADERS]
     return _any(
         _each(pc.fill_null(first["auto-submitted"], ""), rules.auto_submitted, pa.bool_()),
         *flags,
         _each(pc.fill_null(first["content-type"], ""), rules.calendar_reply, pa.bool_()),
-        _each(subject, rules.auto_subject, pa.bool_()),
     )
 
 
@@ -317,23 +326,33 @@ def _any_of(lists: pa.Array, value_set: pa.Array) -> pa.Array:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+class _Distinct:
+    """A column's distinct values, for computing on each once and spreading the results to every
+    row (a null row gets null)."""
+
+    def __init__(self, values: pa.Array):
+        encoded = _array(pc.dictionary_encode(values))
+        self.values, self.indices = encoded.dictionary.to_pylist(), encoded.indices
+
+    def each(self, function: Callable, type: pa.DataType) -> pa.Array:
+        return pa.array([function(v) for v in self.values], type).take(self.indices)
+
+
 def _each(values: pa.Array, function: Callable, type: pa.DataType) -> pa.Array:
-    """``function`` of every non-null value, computed once per distinct value (null stays null)."""
-    encoded = pc.dictionary_encode(values)
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
-    return pa.array([function(v) for v in encoded.dictionary.to_pylist()], type).take(encoded.indices)
+    """``function`` of every value, computed once per distinct value (null stays null)."""
+    return _Distinct(values).each(function, type)
 
 
 def _extract(values: pa.Array, pattern: str, group: str) -> pa.Array:
     return pc.struct_field(pc.extract_regex(values, pattern), group)
 
 
-def _scatter(n: int, at: pa.Array, values: pa.Array) -> pa.Array:
-    """A column of ``n`` rows holding ``values`` at rows ``at`` and null elsewhere."""
+def _placed(n: int, at: np.ndarray, rows: np.ndarray) -> pa.Array:
+    """Indices to ``take`` for a column of ``n`` rows holding the value of row ``rows[i]`` at row
+    ``at[i]``, null elsewhere."""
     index = np.full(n, -1, np.int64)
-    index[np.asarray(at)] = np.arange(len(values))
-    return _array(values).take(pa.array(index, mask=index < 0))
+    index[at] = rows
+    return pa.array(index, mask=index < 0)
 
 
 def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -94,7 +94,7 @@ def message_fields(
     first, to_lines, cc_lines = _wanted_values(headers)
     if "from" not in first and "date" not in first and internal_ts is None:
         raise BadHeaders("no From and no Date header")
-    ts = _date(first.get("date", "")) or _utc(internal_ts)
+    ts = parse_date(first.get("date", "")) or _utc(internal_ts)
     if ts is None:
         raise BadHeaders(f"unreadable Date header {first.get('date', '')[:60]!r}" if "date" in first else "no Date")
 
@@ -263,6 +263,7 @@ def _simple_addresses(values: tuple[str, ...]) -> list[str] | None:
     return found
 
 
+@functools.lru_cache(maxsize=65536)  # a mailbox's correspondents recur
 def simple_address(entry: str) -> str | None:
     """The address of one comma-separated entry of an address header in the common form ("Name
     <a@b>" or "a@b"); "" for a blank entry, None for any other form."""
@@ -283,7 +284,8 @@ _RFC_DATE = re.compile(
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
 
 
-def _date(value: str) -> datetime | None:
+def parse_date(value: str) -> datetime | None:
+    """A Date header's time in UTC, None when it has none."""
     if not value:
         return None
     m = _RFC_DATE.fullmatch(value)
