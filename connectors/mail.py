@@ -220,10 +220,9 @@ class _Reading:
     def chunk(self, chunk: _Chunk) -> pa.Table:
         """The records of a chunk's messages, in file order: the plain ones read column by column
         (``mail_columns``), the others one by one."""
-        found = _HEADS.findall(b"\n\n" + chunk.text)
-        from_lines, heads = zip(*found, strict=True)
+        from_lines, heads = zip(*chunk.heads, strict=True)
         if max(map(len, from_lines)) >= MAX_LINE:  # longer than _Window.line reads: such messages are read one by one
-            heads = [b"" if len(f) >= MAX_LINE else h for f, h in found]  # (mail_columns reads no empty block)
+            heads = [b"" if len(f) >= MAX_LINE else h for f, h in chunk.heads]  # (mail_columns reads no empty block)
         table, others = mail_columns.message_table(heads, self.box, _header_labels, MAX_HEADER_BYTES)
         self.read += table.num_rows
         records, positions = [], []
@@ -461,8 +460,9 @@ class _Chunk:
     line: int  # and its line number
 
     @functools.cached_property
-    def count(self) -> int:
-        return self.text.count(b"\n\nFrom ") + self.text.count(b"\n\r\nFrom ") + 1
+    def heads(self) -> list[tuple[bytes, bytes]]:
+        """Each message's "From " line and header block (see _HEADS)."""
+        return _HEADS.findall(b"\n\n" + self.text)
 
 
 def _mbox_parts(path: Path, on_progress: Callable[[int], None] | None) -> Iterator[_Chunk | Block]:
@@ -482,7 +482,7 @@ def _mbox_parts(path: Path, on_progress: Callable[[int], None] | None) -> Iterat
                 yield block
             else:
                 chunk = _Chunk(path, window.bytes(start, end), number + 1, window.line_of(start))
-                number += chunk.count
+                number += len(chunk.heads)
                 yield chunk
                 start = end
             if on_progress and start is not None:
@@ -494,7 +494,7 @@ def _mbox_parts(path: Path, on_progress: Callable[[int], None] | None) -> Iterat
 # A message of a chunk: its "From " line and its header block, each header line after a "\n"
 # (the form mail_columns reads), ending at the first blank line as in _mbox_block. The chunk is
 # read with "\n\n" before it, as if after a blank line.
-_HEADS = re.compile(rb"\n\r?\n(From [^\n]*)((?:\n[^\n]*)*?)(?=\n\r?\n)")
+_HEADS = re.compile(rb"\n\r?\n(From .*)((?:\n.*)*?)(?=\n\r?\n)")  # ("." is any byte but "\n")
 
 
 def _chunk_blocks(

@@ -165,7 +165,8 @@ def import_mail(
         return mail.read_mail(path, account, settings, aliases, skip, advanced)
 
     records = _read_all("messages", paths, read, mail.ImportFileError, report)
-    scope = Scope(frozenset(i.split("/", 1)[0] for i in pc.unique(records["id"]).to_pylist()))
+    mailboxes = pc.unique(pc.list_element(pc.split_pattern(records["id"], "/", max_splits=1), 0))
+    scope = Scope(frozenset(mailboxes.to_pylist()))
     return _land(lake, "messages", report, records, scope)
 
 
