@@ -721,7 +721,7 @@ def _component(item: icalendar.Component | int, taken: ics_plain.Taken | None, c
     recurring_ical_events with the others after all."""
     if not isinstance(item, int):
         return item
-    [calendar] = icalendar.Calendar.from_ical(f"BEGIN:VCALENDAR\n{taken.texts[item]}END:VCALENDAR\n", multiple=True)
+    [calendar] = icalendar.Calendar.from_ical(f"BEGIN:VCALENDAR\n{taken.text(item)}END:VCALENDAR\n", multiple=True)
     component = calendar.subcomponents[0]
     _localise(component, cal.zone, utc_too=cal.utc_too)
     return component

@@ -64,22 +64,20 @@ _TIME = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})(?:T([0-9]{2})([0-9]{2})([0-9
 
 # -- the same grammar in RE2, for the other lines of all events at once ---------------------
 # Python's \s (which _BARE excludes at either end) spelled out, and the characters other than
-# LF and CRLF that str.splitlines() breaks lines at (the structure check then reads the file
-# line by line): a line holding one is left to icalendar.
+# LF and CRLF that str.splitlines() breaks lines at: the file's structure check then reads the
+# file line by line, so a line holding one is left to icalendar.
 _BLANKS = r"\t\x0b\x0c\r\x1c-\x1f \x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
 _BREAKS = r"\r\n\x0b\x0c\x1c\x1d\x1e\x85\x{2028}\x{2029}"
 _RE2_BARE = (
     rf'[^{_BLANKS}";:,%^\\\x00-\x1f\x7f]'
     rf'(?:[^";:,%^\\\x00-\x08\x0a-\x1f\x7f\x85\x{{2028}}\x{{2029}}]*[^{_BLANKS}";:,%^\\\x00-\x1f\x7f])?'
 )
-_RE2_PARAMETERS = rf"(?:;[A-Za-z0-9-]+=(?:{_QUOTED}|{_RE2_BARE}|))*"
+_RE2_QUOTED = r'"[^"%^\\\x00-\x08\x0a-\x1f\x7f\x85\x{2028}\x{2029}]*"'
+_RE2_PARAMETERS = rf"(?:;[A-Za-z0-9-]+=(?:{_RE2_QUOTED}|{_RE2_BARE}|))*"
 _RE2_LINE = rf"^[A-Z][A-Z0-9-]*{_RE2_PARAMETERS}:[^{_BREAKS}]*$"
 _RE2_LINE_PARTS = rf"^(?P<name>[A-Z][A-Z0-9-]*)(?P<params>{_RE2_PARAMETERS}):(?P<value>[^{_BREAKS}]*)$"
-# What makes the file's structure check (connectors.ics._event_lines) stop at a line, in the
-# folded text: a BEGIN or END after blanks (a folded line can start so), or an odd line break.
-_RE2_STRUCTURE = (
-    rf"\n[{_BLANKS}]*(?:[Bb][Ee][Gg][Iiı][Nn]|[Ee][Nn][Dd]):|[\x0b\x0c\x1c\x1d\x1e\x85\x{{2028}}\x{{2029}}]|\r[^\n]|\r$"
-)
+# A folded line going on with BEGIN or END after blanks: the structure check takes it for one.
+_RE2_FOLDED_BOUNDARY = rf"\n[ \t][{_BLANKS}]*(?:[Bb][Ee][Gg][Iiı][Nn]|[Ee][Nn][Dd]):"
 _RE2_UTC = r"^[0-9]{8}T[0-9]{6}Z$"
 _RE2_DATE = r"^[0-9]{8}$"
 _RE2_STAMP = r"^[0-9]{8}T[0-9]{6}Z?$"
@@ -204,6 +202,7 @@ def _utf8(pieces: pa.Array) -> pa.Array:
 
 
 def _rows(pieces: pa.Array, first: int, count: int) -> pa.Array:
+    """Pieces ``first``, ``first + 6``... of each event (see ``_spans``)."""
     return pieces.take(pa.array(range(first, 6 * count, 6), pa.int64()))
 
 
@@ -294,6 +293,19 @@ def each_distinct(values: pa.Array, read: Callable, type: pa.DataType) -> pa.Arr
     return pa.array([read(v) for v in encoded.dictionary.to_pylist()], type).take(encoded.indices)
 
 
+def where_needed(values: pa.Array, needed: pa.Array, read: Callable[[str], str]) -> pa.Array:
+    """``read`` of the (string) values where ``needed``, the values as they are elsewhere: for
+    columns of mostly distinct values that Python has to read only now and then."""
+    if not pc.any(needed).as_py():
+        return values
+    return pc.if_else(needed, each_distinct(pc.if_else(needed, values, None), read, pa.string()), values)
+
+
+def _stripped(values: pa.Array) -> pa.Array:
+    """Python's ``str.strip`` of each value (Arrow's trim knows other blanks)."""
+    return where_needed(values, pc.match_substring_regex(values, f"^[{_BLANKS}\\n]|[{_BLANKS}\\n]$"), str.strip)
+
+
 def _pairs(params: pa.Array, values: pa.Array) -> pa.Array:
     """Parameters and value of a line as one string, NUL between (neither holds one)."""
     return pc.binary_join_element_wise(params, values, "\x00")
@@ -310,12 +322,18 @@ class Taken:
 
     skeleton: str  # the file without them, for icalendar
     places: list[int | None]  # per top-level VEVENT in file order: the row of a taken event, or None
-    texts: list[str]  # each taken event's text, for when icalendar has to read it after all
+    data: bytes
+    texts: list[tuple[int, int]]  # where each taken event's text is in ``data``
     uids: list[str]
     columns: dict[str, pa.Array]  # the values that do not depend on the calendar, by record field
     spans: list[tuple | None]  # per row: (start, end, duration) when its times are read one at a time
     people: _People  # the distinct runs of ATTENDEE lines
     run_of: pa.Array  # per row: its run's index in ``people``
+
+    def text(self, row: int) -> str:
+        """The event's text, for when icalendar has to read it after all."""
+        start, end = self.texts[row]
+        return self.data[start:end].decode()
 
     def records(self, rows: list[int], cal, start: datetime, end: datetime) -> pa.Table:
         """The lake's columns (``ingested_at`` aside) of the taken events ``rows`` of one calendar
@@ -382,11 +400,11 @@ def cut(data: bytes) -> Taken | None:
         return None
     picked = pa.array(rows, pa.int64())
     columns = {name: taken[name].take(picked) for name in _COLUMNS}
-    texts = [data[s:e].decode() for s, e in (spans.texts[r] for r in rows)]
     return Taken(
         skeleton=skeleton,
         places=places,
-        texts=texts,
+        data=data,
+        texts=[spans.texts[r] for r in rows],
         uids=columns["key"].to_pylist(),
         columns=columns,
         spans=[taken["spans"][r] for r in rows],
@@ -405,13 +423,13 @@ def _read(spans: _Spans, nl: str) -> dict:
     """Every candidate event's values that do not depend on the calendar, and whether it is
     plain (``plain``: a bool per event)."""
     count = len(spans.texts)
-    heads, runs, tails = (_rows(spans.pieces, i, count) for i in (1, 3, 5))
+    heads, tails = (_rows(spans.pieces, i, count) for i in (1, 5))
     heads, tails = _utf8(heads), _utf8(tails)
     joined = pc.binary_join_element_wise(heads, tails, nl)
     rests = pc.if_else(pc.equal(pc.binary_length(tails), 0), heads, joined)
     rests = pc.if_else(pc.equal(pc.binary_length(heads), 0), tails, rests)
     lines = _lines(rests, nl)
-    plain = ~np.asarray(pc.match_substring_regex(rests, _RE2_STRUCTURE))
+    plain = ~_folded_boundaries(rests, nl)
     plain &= np.bincount(lines.event[lines.codes < 0], minlength=count) == 0  # a line that is not plain
     plain &= ~lines.has(NOT_PLAIN)
     conference = [n for n in lines.names if n in ics.CONFERENCE_PROPERTIES or n.startswith(ics.CONFERENCE_PREFIXES)]
@@ -420,10 +438,11 @@ def _read(spans: _Spans, nl: str) -> dict:
     plain &= ~lines.typed([n for n in read_once if n not in TIME_NAMES])
 
     def text(name: str) -> pa.Array:
-        return each_distinct(lines.column(name).fill_null(""), functools.partial(value_of, name), pa.string())
+        raw = lines.column(name).fill_null("")
+        return where_needed(raw, pc.match_substring(raw, "\\"), functools.partial(value_of, name))
 
     ical_uid = text("UID")
-    key = each_distinct(ical_uid, str.strip, pa.string())
+    key = _stripped(ical_uid)
     plain &= np.asarray(pc.not_equal(key, ""))
     plain &= np.asarray(pc.fill_null(pc.match_substring_regex(lines.column("SEQUENCE"), r"^-?[0-9]+$"), True))
     busy = each_distinct(text("X-MICROSOFT-CDO-BUSYSTATUS"), lambda v: v.strip().upper(), pa.string())
@@ -435,7 +454,7 @@ def _read(spans: _Spans, nl: str) -> dict:
     values = dict(
         key=key,
         ical_uid=ical_uid,
-        summary=each_distinct(text("SUMMARY"), str.strip, pa.string()),
+        summary=_stripped(text("SUMMARY")),
         busy=busy,
         status=each_distinct(text("STATUS"), lambda v: statuses.get(v.upper()) or "confirmed", pa.string()),
         transparency=pc.if_else(transparent, "transparent", "opaque"),
@@ -456,9 +475,20 @@ def _read(spans: _Spans, nl: str) -> dict:
     )
     values["updated"], stamped = _updated(lines)
     times, timed = _times_read(lines)
-    people, run_of, attended = _runs(runs, nl)
+    people, run_of, attended = _runs(spans.pieces, count, nl)
     plain &= stamped & timed & attended
     return dict(values, **times, plain=plain, people=people, run_of=run_of)
+
+
+def _folded_boundaries(texts: pa.Array, nl: str) -> np.ndarray:
+    """Whether a folded line of each text goes on with BEGIN or END (after blanks): the file's
+    structure check would take it for one. Every other line of a plain event starts with its
+    name, and the line pattern leaves out the other characters the check stops at."""
+    folds = pc.or_(pc.match_substring(texts, nl + " "), pc.match_substring(texts, nl + "\t"))
+    folded = pa.array(np.flatnonzero(np.asarray(folds)), pa.int64())
+    found = np.zeros(len(texts), bool)
+    found[np.asarray(folded)] = np.asarray(pc.match_substring_regex(texts.take(folded), _RE2_FOLDED_BOUNDARY), bool)
+    return found
 
 
 def _organizer(written: str, raw: str) -> str:
@@ -672,11 +702,15 @@ class _People:
         return self.responses.take(pa.array(at, mask=at < 0))
 
 
-def _runs(runs: pa.Array, nl: str) -> tuple[_People, pa.Array, np.ndarray]:
+def _runs(pieces: pa.Array, count: int, nl: str) -> tuple[_People, pa.Array, np.ndarray]:
     """The distinct runs read (each line once per distinct line), each event's run, and whether
     it reads as icalendar reads it."""
-    encoded = pc.dictionary_encode(runs)
-    texts = _utf8(encoded.dictionary)
+    # Encoding all the pieces hashes the runs where they lie; taking them out first copies them.
+    encoded = pc.dictionary_encode(pieces)
+    runs = encoded.indices.take(pa.array(range(3, 6 * count, 6), pa.int64()))
+    distinct = pc.unique(runs)
+    texts = _utf8(encoded.dictionary.take(distinct))
+    run_of = pc.index_in(runs, value_set=distinct)
     lines = pc.split_pattern(_unfolded(texts, nl), nl)
     run = np.asarray(pc.list_parent_indices(lines))
     codes = pc.dictionary_encode(pc.list_flatten(lines))
@@ -684,19 +718,24 @@ def _runs(runs: pa.Array, nl: str) -> tuple[_People, pa.Array, np.ndarray]:
     fields = [pa.array([r[i] if r else None for r in read], t).take(codes.indices) for i, t in enumerate(_LINE_TYPES)]
     email, response, optional, person = fields
     unread = ~np.asarray(pc.is_valid(email))
-    reads = np.asarray(pc.invert(pc.match_substring_regex(texts, _RE2_STRUCTURE)))
-    reads &= np.bincount(run[unread], minlength=len(texts)) == 0
+    reads = np.bincount(run[unread], minlength=len(texts)) == 0
     reads |= np.asarray(pc.equal(pc.binary_length(texts), 0))  # no attendees
     people = np.flatnonzero(np.asarray(pc.fill_null(person, False)))
     at = pa.array(people, pa.int64())
     listed = pa.StructArray.from_arrays([email.take(at), response.take(at), optional.take(at)], fields=list(_GUEST))
     offsets = np.concatenate([[0], np.cumsum(np.bincount(run[people], minlength=len(texts)))])
     guests = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), listed, type=EVENT_SCHEMA.field("attendees").type)
-    return _People(guests, run, email, response), encoded.indices, reads[np.asarray(encoded.indices)]
+    return _People(guests, run, email, response), run_of, reads[np.asarray(run_of)]
 
 
 _GUEST = EVENT_SCHEMA.field("attendees").type.value_type
 _LINE_TYPES = (pa.string(), pa.string(), pa.bool_(), pa.bool_())
+
+
+# What the file's structure check could stop at in a run of ATTENDEE lines: a line folded before
+# BEGIN: or END: (taken for a boundary), an odd line break. Runs are checked unfolded, so any
+# BEGIN: or END: counts.
+_NOT_IN_A_RUN = re.compile("[Bb][Ee][Gg][Iiı][Nn]:|[Ee][Nn][Dd]:|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 @functools.lru_cache(maxsize=65536)  # the same people are invited again and again, line for line
@@ -704,7 +743,7 @@ def _attendee_line(line: str) -> tuple[str, str, bool, bool] | None:
     """(email, response, optional, a person) of an unfolded ATTENDEE line, as icalendar reads it
     (``connectors.ics._attendee``); None when the line is not plain or is typed (VALUE=)."""
     match = _ATTENDEE.match(f"\n{line}")
-    if match is None:
+    if match is None or _NOT_IN_A_RUN.search(line):
         return None
     written, raw = match.groups()
     given = params(written)
