@@ -161,7 +161,9 @@ def dashboard(
 
 def _run_until_stopped(command: list[str], **popen) -> int:
     """Run ``command`` and wait for it, passing Ctrl+C, SIGTERM and SIGHUP on to it, so that
-    stopping the CLI stops the server under it too; its exit code (128 + signal if killed)."""
+    stopping the CLI stops the server under it too. Its exit code: 0 when it ended on a signal
+    passed on to it (Streamlit's server shuts down cleanly, then raises the signal again, as
+    uvicorn does), 128 + signal when something else killed it."""
     started: list[subprocess.Popen] = []
     received: list[int] = []
 
@@ -182,6 +184,8 @@ def _run_until_stopped(command: list[str], **popen) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(getattr(signal, s), handler)
+    if code < 0 and -code in received:
+        return 0
     return 128 - code if code < 0 else code
 
 
