@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -181,8 +182,8 @@ def read_mail(
         yield from reading.records(_BLOCKS[fmt](path, on_progress))
     else:
         for part in _mbox_parts(path, on_progress):
-            if isinstance(part, _Chunk):
-                yield reading.chunk(part)
+            if isinstance(part, _Heads):
+                yield reading.table(part)
             else:
                 yield from reading.records([part])
     reading.finish()
@@ -217,22 +218,20 @@ class _Reading:
             self.read += 1
         return message
 
-    def chunk(self, chunk: _Chunk) -> pa.Table:
-        """The records of a chunk's messages, in file order: the plain ones read column by column
+    def table(self, heads: _Heads) -> pa.Table:
+        """The records of many messages, in file order: the plain ones read column by column
         (``mail_columns``), the others one by one."""
-        from_lines, heads = zip(*chunk.heads, strict=True)
-        if max(map(len, from_lines)) >= MAX_LINE:  # longer than _Window.line reads: such messages are read one by one
-            heads = [b"" if len(f) >= MAX_LINE else h for f, h in chunk.heads]  # (mail_columns reads no empty block)
-        table, others = mail_columns.message_table(heads, self.box, _header_labels, MAX_HEADER_BYTES)
-        self.read += table.num_rows
-        records, positions = [], []
-        for i, block in _chunk_blocks(chunk, others, from_lines, heads):
-            record = self.record(block)
+        blocks = heads.blocks
+        if max(map(len, heads.from_lines)) >= MAX_LINE:  # longer than _Window.line reads: such messages
+            blocks = [b"" if len(f) >= MAX_LINE else b for f, b in zip(heads.from_lines, blocks, strict=True)]
+        table, others = mail_columns.message_table(blocks, self.box, _header_labels, MAX_HEADER_BYTES)
+        self.read += table.num_rows  # (mail_columns reads no empty block)
+        records = []
+        for i in others:
+            record = self.record(heads.block(i))
             if record is not None:
-                records.append(record)
-                positions.append(i)
+                records.append(dict(record, position=i))
         if records:
-            records = [dict(record, position=i) for record, i in zip(records, positions, strict=True)]
             table = pa.concat_tables([table, pa.Table.from_pylist(records, schema=mail_columns.SCHEMA)])
             table = table.sort_by("position")
         return table.drop_columns(["position"])
@@ -449,74 +448,83 @@ def _mbox_block(window: _Window, start: int, name: str) -> tuple[Block, int | No
     return block, window.search(_SEPARATOR, header_end - 1)
 
 
-@dataclass(frozen=True)
-class _Chunk:
-    """Whole messages of an mbox file: ``text`` runs from a "From " line to the blank line before
-    a later message's."""
-
-    path: Path
-    text: bytes
-    number: int  # the first message's number in the file
-    line: int  # and its line number
-
-    @functools.cached_property
-    def heads(self) -> list[tuple[bytes, bytes]]:
-        """Each message's "From " line and header block (see _HEADS)."""
-        return _HEADS.findall(b"\n\n" + self.text)
-
-
-def _mbox_parts(path: Path, on_progress: Callable[[int], None] | None) -> Iterator[_Chunk | Block]:
-    """An mbox file's messages as chunks of about MESSAGES_CHUNK bytes; a message that does not
-    fit in one (a large attachment), and the file's last one, come alone, as ``_mbox_blocks``
-    gives them. Memory stays flat: the window holds one chunk."""
+def _mbox_parts(path: Path, on_progress: Callable[[int], None] | None) -> Iterator[_Heads | Block]:
+    """An mbox file's messages: the header blocks of many at a time, found in windows of about
+    WINDOW_BYTES of whole messages; a message larger than the window, and the file's last one,
+    come alone, as ``_mbox_blocks`` gives them. Memory stays flat: the bodies go with the window."""
     number = 0
+    heads = _Heads(path)
     with path.open("rb") as f:
         window = _Window(f)
         start = window.search(_SEPARATOR, window.start)
         while start is not None:
-            window.fill(start, MESSAGES_CHUNK)
+            window.fill(start, WINDOW_BYTES)
             end = window.last_message_start(start)
             if end is None:
+                if heads.blocks:
+                    yield heads
+                    heads = _Heads(path)
                 number += 1
                 block, start = _mbox_block(window, start, f"{path} message {number}")
                 yield block
             else:
-                chunk = _Chunk(path, window.bytes(start, end), number + 1, window.line_of(start))
-                number += len(chunk.heads)
-                yield chunk
+                number += heads.add(window.bytes(start, end), number + 1, window.line_of(start))
                 start = end
+                if heads.full:
+                    yield heads
+                    heads = _Heads(path)
             if on_progress and start is not None:
                 on_progress(start)
+        if heads.blocks:
+            yield heads
         if on_progress:
             on_progress(window.end)
 
 
-# A message of a chunk: its "From " line and its header block, each header line after a "\n"
-# (the form mail_columns reads), ending at the first blank line as in _mbox_block. The chunk is
-# read with "\n\n" before it, as if after a blank line.
-_HEADS = re.compile(rb"\n\r?\n(From .*)((?:\n.*)*?)(?=\n\r?\n)")  # ("." is any byte but "\n")
+class _Heads:
+    """The header blocks of many messages of an mbox file, with what ``_mbox_block`` needs to
+    give any of them as it would."""
 
+    def __init__(self, path: Path):
+        self.path = path
+        self.numbers: list[int] = []  # of each message in the file
+        self.lines: list[int] = []  # where each starts
+        self.from_lines: list[bytes] = []  # without the line break
+        self.blocks: list[bytes] = []  # header lines, each after a "\n" (the form mail_columns reads)
+        self.size = 0
 
-def _chunk_blocks(
-    chunk: _Chunk, which: Sequence[int], from_lines: Sequence[bytes], heads: Sequence[bytes]
-) -> Iterator[tuple[int, Block]]:
-    """The messages ``which`` (in increasing order) of ``chunk`` as ``_mbox_block`` gives them."""
-    if not which:
-        return
-    text = b"\n\n" + chunk.text
-    starts = [m.start(1) for m in _HEADS.finditer(text)]
-    line, at = chunk.line, starts[0]
-    for i in which:
-        line += text.count(b"\n", at, starts[i])
-        at = starts[i]
-        where = f"{chunk.path} message {chunk.number + i} (line {line})"
-        whole = from_lines[i] + b"\n" + (heads[i][1:] + b"\n" if heads[i] else b"")
-        cut = min(len(from_lines[i]) + 1, MAX_LINE)  # _Window.line reads at most MAX_LINE bytes
+    @property
+    def full(self) -> bool:
+        return len(self.blocks) >= MESSAGES_PER_TABLE or self.size >= HEADER_BYTES_PER_TABLE
+
+    def add(self, text: bytes, number: int, line: int) -> int:
+        """Add the messages of ``text`` (whole messages from a "From " line on, the first one's
+        number and line given); returns how many there were."""
+        padded = b"\n\n" + text
+        found = list(_HEADS.finditer(padded))
+        starts = [m.start(1) for m in found]
+        self.numbers += range(number, number + len(found))
+        self.lines += itertools.accumulate(map(padded.count, itertools.repeat(b"\n"), starts, starts[1:]), initial=line)
+        self.from_lines += [m[1] for m in found]
+        self.blocks += [m[2] for m in found]
+        self.size += len(text)
+        return len(found)
+
+    def block(self, i: int) -> Block:
+        """The ``i``th message as ``_mbox_block`` gives it."""
+        where = f"{self.path} message {self.numbers[i]} (line {self.lines[i]})"
+        lines = self.blocks[i][1:] + b"\n" if self.blocks[i] else b""
+        whole = self.from_lines[i] + b"\n" + lines
+        cut = min(len(self.from_lines[i]) + 1, MAX_LINE)  # _Window.line reads at most MAX_LINE bytes
         from_line, header = whole[:cut], whole[cut:]
         if len(header) > MAX_HEADER_BYTES:
-            yield i, (where, b"", _no_time, set(), TOO_LARGE)
-        else:
-            yield i, (where, header, functools.partial(_from_line_date, from_line), set(), "")
+            return where, b"", _no_time, set(), TOO_LARGE
+        return where, header, functools.partial(_from_line_date, from_line), set(), ""
+
+
+# A message's "From " line and its header lines, each after a "\n", up to the first blank line,
+# as in _mbox_block; in a text read after "\n\n", as if after a blank line.
+_HEADS = re.compile(rb"\n\r?\n(From .*)((?:\n.*)*?)(?=\n\r?\n)")  # ("." is any byte but "\n")
 
 
 # A message starts at a "From " line after a blank line (or at the start of the file), and its
@@ -525,7 +533,9 @@ _SEPARATOR = re.compile(rb"\n\r?\n(?=From )")
 _HEADER_END = re.compile(rb"\n(?=\r?\n)")
 _LONGEST_MATCH = 8  # "\n\r\nFrom ": a match this long can straddle two reads
 CHUNK = 1 << 20
-MESSAGES_CHUNK = 4 << 20  # the text read column by column at once
+WINDOW_BYTES = 4 << 20  # whole messages read at a time, bodies and all
+MESSAGES_PER_TABLE = 8192  # header blocks read column by column at a time...
+HEADER_BYTES_PER_TABLE = 16 << 20  # ...and the most text they come from
 
 
 class _Window:

@@ -16,7 +16,7 @@ import psutil
 import pyarrow as pa
 import pytest
 
-from connectors.mail import ImportFileError, detect_format, iter_mail_messages, mailbox_of
+from connectors.mail import ImportFileError, detect_format, iter_mail_messages, mailbox_of, read_mail
 from timeaudit.config import Privacy, Settings
 from timeaudit.errors import UserError
 
@@ -253,7 +253,22 @@ def _write_big_mbox(path: Path, target_bytes: int) -> int:
     return count
 
 
-def test_200_mb_mbox_streams_in_flat_memory(tmp_path):
+def _one_by_one(path, on_skip, on_progress):
+    for message in iter_mail_messages(path, ME, Settings(), [], on_skip, on_progress):
+        assert message.unread and message.subject_tags == ["weekly", "report"]
+        yield 1
+
+
+def _column_wise(path, on_skip, on_progress):
+    for records in read_mail(path, ME, Settings(), [], on_skip, on_progress):
+        table = records if isinstance(records, pa.Table) else pa.Table.from_pylist([records])
+        assert set(table["unread"].to_pylist()) == {True}
+        assert set(map(tuple, table["subject_tags"].to_pylist())) == {("weekly", "report")}
+        yield table.num_rows
+
+
+@pytest.mark.parametrize("reader", [_one_by_one, _column_wise])
+def test_200_mb_mbox_streams_in_flat_memory(tmp_path, reader):
     path = tmp_path / "big.mbox"
     expected = _write_big_mbox(path, 200 * 1024 * 1024)
     size = path.stat().st_size
@@ -276,11 +291,8 @@ def test_200_mb_mbox_streams_in_flat_memory(tmp_path):
     count, last_progress, skipped = 0, [0], []
     started = time.monotonic()
     try:
-        for message in iter_mail_messages(
-            path, ME, Settings(), [], lambda i, r: skipped.append(i), lambda n: last_progress.append(n)
-        ):
-            count += 1
-            assert message.unread and message.subject_tags == ["weekly", "report"]
+        for read in reader(path, lambda i, r: skipped.append(i), last_progress.append):
+            count += read
         traced_mb = tracemalloc.get_traced_memory()[1] / 2**20
     finally:
         tracemalloc.stop()
@@ -421,7 +433,7 @@ def _generated_mbox() -> bytes:
 
 def _both_readers(path: Path, settings: Settings, aliases=()):
     """(table, skipped, last progress) as the per-message reader and as the column-wise reader give them."""
-    from connectors.mail import iter_mail_records, read_mail
+    from connectors.mail import iter_mail_records
     from connectors.mail_columns import SCHEMA
 
     schema = pa.schema([f for f in SCHEMA if f.name != "position"])
@@ -444,9 +456,10 @@ def _both_readers(path: Path, settings: Settings, aliases=()):
 def test_column_wise_reader_gives_the_records_of_the_per_message_reader(tmp_path, monkeypatch, chunk_bytes, settings):
     from connectors import mail, mail_columns
 
-    if chunk_bytes:  # messages larger than a chunk come alone
-        monkeypatch.setattr(mail, "MESSAGES_CHUNK", chunk_bytes)
+    if chunk_bytes:  # messages larger than a window come alone
+        monkeypatch.setattr(mail, "WINDOW_BYTES", chunk_bytes)
         monkeypatch.setattr(mail, "CHUNK", chunk_bytes // 2)
+        monkeypatch.setattr(mail, "MESSAGES_PER_TABLE", 7)
     read_column_wise, column_wise_reader = [], mail_columns.message_table
 
     def message_table(*args):
