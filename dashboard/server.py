@@ -38,6 +38,8 @@ from dashboard import nodelay
 APP = Path(__file__).with_name("app.py")
 APP_STATIC = Path(__file__).with_name("static")  # served by Streamlit at app/static/
 PRELOAD = b'<link rel="preload" href="./app/static/plotly-basic.min.js" as="script">'
+# A page's length changes, and its validators would vouch for the file as it is on disk.
+REWRITTEN_PAGE_DROPS = (b"content-length", b"etag", b"last-modified")
 HASHED_CACHE = b"public, immutable, max-age=31536000"  # Streamlit's own for its hashed bundles
 
 
@@ -115,7 +117,7 @@ def _with_preload(send: Callable) -> Callable:
             if message.get("more_body"):
                 return
             body = b"".join(parts).replace(b"</head>", PRELOAD + b"</head>", 1)
-            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            headers = [(k, v) for k, v in start["headers"] if k.lower() not in REWRITTEN_PAGE_DROPS]
             await send(dict(start, headers=[*headers, (b"content-length", str(len(body)).encode())]))
             message = {"type": "http.response.body", "body": body}
         await send(message)

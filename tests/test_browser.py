@@ -298,6 +298,7 @@ def test_the_server_sends_the_frontends_files_whole_and_has_pages_preload_plotly
         page = r.read()
     assert f'<link rel="preload" href="./app/static/{PLOTLY_JS}" as="script"></head>'.encode() in page
     assert int(r.headers["Content-Length"]) == len(page)
+    assert r.headers["ETag"] is None  # the file's validators would vouch for it unchanged
 
     bundle = re.search(rb'src="\./(static/js/[^"]+\.js)"', page)[1].decode()
     on_disk = Path(streamlit.__file__).parent / "static" / bundle
