@@ -1,19 +1,33 @@
 """Mail files -> ``Message`` records: mbox (Google Takeout, Thunderbird, any mboxrd/mboxo), Maildir, .eml.
 
-Only header blocks are ever read into memory. Each one is parsed with the standard library's
-``BytesHeaderParser`` and turned into a record by ``connectors.mail_headers`` (the rules the Gmail
-API connector shares), so bodies are never parsed, kept or even buffered:
+Only header blocks are ever read into memory; bodies are never parsed or kept. There are two
+ways from header blocks to records, and they give the same records:
 
-- mbox is streamed line by line. A message starts at a "From " line at the start of the file or
-  after a blank line; quoted ">From " body lines are not separators. Memory stays flat however
-  large the file (``mailbox.mbox`` would build a table of contents of the whole file first).
-- Maildir: the files under cur/ and new/, in name order; new/ or a missing "S" flag means unread.
-- .eml: one file, or every .eml file under a folder, in path order.
+- One by one (``iter_mail_records``; what Maildir and .eml always use, and what an mbox import
+  uses for the messages the other way leaves): each block's headers are read as the standard
+  library's ``BytesHeaderParser`` (``policy=compat32``) gives them and turned into a dict of the
+  ``Message`` fields by ``connectors.mail_headers``, the rules the Gmail API connector shares.
+  compat32 hands header values back exactly as written (8-bit bytes as surrogate escapes) and
+  never interprets them, so decoding happens in one place under rules that never raise. This
+  costs tens of microseconds of Python per message.
+- Column by column (``read_mail``, what an import reads): the header blocks of up to
+  MESSAGES_PER_TABLE messages of an mbox at a time become one Arrow table, made by
+  ``connectors.mail_columns`` with ``pyarrow.compute`` kernels over all of them at once, the
+  rules with few distinct inputs (labels, subjects, senders) being ``mail_headers``' own run
+  once per distinct value. It reads only messages in the plain form nearly every mailer writes
+  and hands every other one back to be read one by one, in its place, so an odd header never
+  changes a record; tests/test_mail_import.py holds the two ways to the same tables.
 
-The parser runs with ``policy=compat32``: it hands header values back exactly as written (8-bit
-bytes as surrogate escapes) and never interprets them, so decoding happens in one place
-(``mail_headers``) under rules that never raise. The default policy parses address and date
-headers eagerly on access and reformats them, and has raised on malformed headers before.
+Finding the messages of an mbox (a message starts at a "From " line at the start of the file or
+after a blank line; quoted ">From " body lines are not separators): the file is read in pieces
+into a sliding window that drops what lies behind (``_Window``), so memory stays flat however
+large the file (``mailbox.mbox`` would build a table of contents of the whole file first). One
+by one, ``_mbox_block`` finds a message's "From " line and its header block (to the first blank
+line) and then the next message. Column by column, ``_mbox_parts`` reads windows of about
+WINDOW_BYTES of whole messages and finds all their header blocks with one regular expression
+(``_HEADS``), which keeps only the blocks; a message larger than a window, and the file's last
+one, go through ``_mbox_block``. Maildir: the files under cur/ and new/, in name order; new/ or
+a missing "S" flag means unread. .eml: one file, or every .eml file under a folder, in path order.
 
 Google Takeout's X-Gmail-Labels become Gmail label ids (SENT, UNREAD, CATEGORY_PROMOTIONS, ...);
 Thunderbird's X-Mozilla-Status tells read from unread. Threads follow the header rule (the root
@@ -22,9 +36,6 @@ within one mailbox, so it is the thread only of a message with no ids to thread 
 Gmail's API would not list by default (drafts, spam, trash) and ones the mail client has already
 deleted are left out. The mbox "From " line's date (Maildir: the delivery time in the file name)
 stands in for a missing or broken Date header.
-
-``iter_mail_records`` gives each message as a dict of the ``Message`` fields, from which an
-import builds its Arrow columns directly (``iter_mail_messages``: as ``Message`` objects).
 
 Ids are "<mailbox slug>/<Message-ID>", or a hash of the message's stable headers when it has no
 Message-ID, and ``updated`` is the message's own time: importing the same file twice yields
@@ -172,9 +183,10 @@ def read_mail(
     on_skip: OnSkip,
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[dict | pa.Table]:
-    """``iter_mail_records``' records, in the same order, those of an mbox file as Arrow tables
-    of many messages each (the lake's message columns but ``ingested_at``), read column by
-    column; what an import reads."""
+    """``iter_mail_records``' records in the same order, what an import reads: those of an mbox
+    file as Arrow tables of many messages each (the lake's message columns but ``ingested_at``),
+    read column by column, with dicts between them for the messages read alone (see
+    ``_mbox_parts``); those of a Maildir or .eml folder as dicts."""
     path = Path(path)
     fmt = detect_format(path)
     reading = _Reading(path, account, settings, aliases, on_skip)
@@ -507,7 +519,7 @@ class _Heads:
         self.lines += itertools.accumulate(map(padded.count, itertools.repeat(b"\n"), starts, starts[1:]), initial=line)
         self.from_lines += [m[1] for m in found]
         self.blocks += [m[2] for m in found]
-        self.size += len(text)
+        self.size += sum(map(len, self.blocks[-len(found) :]))
         return len(found)
 
     def block(self, i: int) -> Block:
@@ -535,7 +547,7 @@ _LONGEST_MATCH = 8  # "\n\r\nFrom ": a match this long can straddle two reads
 CHUNK = 1 << 20
 WINDOW_BYTES = 4 << 20  # whole messages read at a time, bodies and all
 MESSAGES_PER_TABLE = 8192  # header blocks read column by column at a time...
-HEADER_BYTES_PER_TABLE = 16 << 20  # ...and the most text they come from
+HEADER_BYTES_PER_TABLE = 16 << 20  # ...and at most this much of them
 
 
 class _Window:

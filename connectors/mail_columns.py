@@ -1,24 +1,26 @@
 """Header blocks of many messages -> one Arrow table of their records, column by column.
 
 Reading a message in Python costs tens of microseconds, which caps an import at some ten
-thousand messages a second. Here the header blocks of a whole chunk of an mbox file are one
-Arrow array, and every step is a ``pyarrow.compute`` kernel (RE2 regular expressions) run over
-all of them at once:
+thousand messages a second. Here the header blocks of thousands of messages of an mbox file
+(``connectors.mail._Heads``) are one Arrow array, and every step is a ``pyarrow.compute``
+kernel (RE2 regular expressions, splits, takes) or a numpy operation over all of them at once:
 
-1. Messages in the plain form every mailer writes are picked out: ASCII, no RFC 2047 encoded
-   word, "Name: value" lines only, a Date in the RFC 5322 form, a Message-ID in angle brackets,
+1. Messages in the plain form nearly every mailer writes are picked out: "Name: value" lines
+   of printable ASCII only, a Date in the RFC 5322 form, a Message-ID in angle brackets,
    address headers of bare or "Name <a@b>" entries, at most one X-Gmail-Labels or
-   X-Mozilla-Status header. The others go back to the caller, who reads them one by one with
-   ``connectors.mail_headers`` as before: this module never guesses.
-2. The headers are unfolded and split into one row per header line (message, name, value);
-   each wanted header's first value per message becomes a column.
-3. Rules whose input takes few distinct values (labels, subjects, senders, Precedence,
-   Content-Type, ...) are the very functions ``mail_headers`` applies to one message, run once
-   per distinct value and spread to every row with ``take``. Values nearly every message has
-   its own of (dates, message ids, address lists) are computed by kernels.
+   X-Mozilla-Status header (not folded). The others go back to the caller, who reads them one
+   by one with ``connectors.mail_headers`` in their place: this module never guesses.
+2. The blocks are split into header lines, one row each (message, name, value), continuation
+   lines joined to their header as ``mail_headers`` unfolds them; each wanted header's first
+   value per message becomes a column, and every To and Cc value is kept.
+3. Rules whose inputs take few distinct values (labels, subjects and their encoded words,
+   senders, address entries, Precedence, Content-Type, days of the Date) are the very
+   functions ``mail_headers`` applies to one message, run once per distinct value
+   (``_Distinct``) and spread to every row with ``take``. What nearly every message has its
+   own of (times of day, message ids, address lists and their order) is computed by kernels.
 
 A record made here equals, field for field, the one the per-message reader makes of the same
-message (tests/test_mail_import.py checks both readers against each other).
+message: tests/test_mail_import.py holds the two readers to the same tables.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ whatever the source. Only the headers in ``HEADERS`` are looked at; bodies never
 Header values may carry RFC 2047 encoded words, raw 8-bit bytes (smuggled through as surrogate
 escapes by the standard library's parser) or plain garbage: decoding never raises. A message
 whose date cannot be known at all raises ``BadHeaders`` so the caller can skip and report it.
+
+Each rule that reads one value (``simple_address``, ``parse_date``, ``automated_sender``,
+``auto_submitted``, ...) is a function of its own: ``connectors.mail_columns`` applies the same
+functions to each distinct value of a whole column of messages, so both readers share them.
 """
 
 from __future__ import annotations
