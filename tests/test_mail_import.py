@@ -425,6 +425,19 @@ def _generated_mbox() -> bytes:
         b"From 6@xxx Tue Mar 03 08:00:00 +0000 2026\nMessage-ID: <dup@client.com>\n"
         b"Date: Tue, 3 Mar 2026 09:15:00 +0100\nSubject: third version\n\n"
     )
+    for n, odd_headers in enumerate(
+        [
+            b"Date: Tue, 3 Mar 2026 09:15:00 +0100\nDate: Wed, 4 Mar 2026 09:15:00 +0100",  # the first counts
+            b"Message-ID: <x1@x>\nMessage-ID: <x2@x>\nFrom: a@x.com\nFrom: b@x.com\nSubject: one\nSubject: two",
+            b"Subject:\nMessage-ID: <x3@x> (comment)\nReferences: <r1@x>\n\t<r2@x>",
+            b"Message-ID:  <x4@x>  \nCc: Dee <DEE@X.COM>,\tana@ACME.com\nPrecedence:\n list",
+            b"Message-ID: <x5@x>\nX-Gmail-Labels: Inbox\nX-Gmail-Labels: Unread",  # two label headers
+            b"Message-ID: <x6@x>\nX-Mozilla-Status: 0001\nX-Mozilla-Status: 0000",
+            b'Message-ID: <x7@x>\nIn-Reply-To: <a@x> <b@x>\nContent-Type: Text/Calendar;\n method="REPLY"',
+        ]
+    ):
+        date = b"" if b"Date:" in odd_headers else b"Date: Tue, 3 Mar 2026 09:15:00 +0100\n"
+        out.append(b"From %d@xxx Tue Mar 03 08:00:00 +0000 2026\n%s%s\n\nbody\n\n" % (n, date, odd_headers))
     out.append(
         b"From 7@xxx Tue Mar 03 08:00:00 +0000 2026\nMessage-ID: <last@x>\nDate: Tue, 3 Mar 2026 09:15:00 +0100\n"
     )
