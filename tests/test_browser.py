@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -286,8 +287,9 @@ def test_a_member_signs_in_and_cannot_reach_anyone_elses_view(browser, demo_dir,
 
 def test_the_server_sends_the_frontends_files_whole_and_has_pages_preload_plotly(server):
     """dashboard/server.py: Streamlit's scripts and the app's plotly.js come from memory, as
-    they are on disk (never gzipped on each request), cached as Streamlit caches them; every
-    page asks for plotly.js while the frontend starts."""
+    they are on disk (never gzipped on each request), cached as Streamlit caches them, and not
+    sent again to a browser that has them; every page asks for plotly.js while the frontend
+    starts."""
     import re
 
     import streamlit
@@ -312,8 +314,13 @@ def test_the_server_sends_the_frontends_files_whole_and_has_pages_preload_plotly
             assert r.headers["Content-Encoding"] is None
             assert "javascript" in r.headers["Content-Type"]
             assert cache in r.headers["Cache-Control"]
+            etag = r.headers["ETag"]
         with urllib.request.urlopen(urllib.request.Request(f"{server}/{path}", method="HEAD")) as r:
             assert r.read() == b"" and int(r.headers["Content-Length"]) == len(expected)
+        again = urllib.request.Request(f"{server}/{path}", headers={"If-None-Match": etag})
+        with pytest.raises(urllib.error.HTTPError) as unchanged:  # urllib raises on a 304
+            urllib.request.urlopen(again)
+        assert unchanged.value.code == 304
     # Anything else is Streamlit's to answer, as before: an unknown file gets the app's page.
     with urllib.request.urlopen(f"{server}/static/js/no-such-file.js") as r:
         assert r.headers["Content-Type"].startswith("text/html")
