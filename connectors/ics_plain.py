@@ -203,7 +203,7 @@ def _utf8(pieces: pa.Array) -> pa.Array:
 
 def _rows(pieces: pa.Array, first: int, count: int) -> pa.Array:
     """Pieces ``first``, ``first + 6``... of each event (see ``_spans``)."""
-    return pieces.take(pa.array(range(first, 6 * count, 6), pa.int64()))
+    return pieces.take(pa.array(np.arange(first, 6 * count, 6)))
 
 
 # -- 2. + 3. reading the events' lines --------------------------------------------------------
@@ -220,8 +220,15 @@ class _Lines:
     values: pa.Array
     count: int  # events
 
+    def __post_init__(self) -> None:
+        order = np.argsort(self.codes, kind="stable")
+        codes, starts = np.unique(self.codes[order], return_index=True)
+        self._rows = dict(zip(codes.tolist(), np.split(order, starts[1:]), strict=False))  # none for no lines
+
     def rows(self, names: Iterable[str]) -> np.ndarray:
-        return np.flatnonzero(np.isin(self.codes, [self.names.index(n) for n in names if n in self.names]))
+        """The lines of ``names``, in order."""
+        found = [self._rows[self.names.index(n)] for n in set(names) if n in self.names]
+        return np.sort(np.concatenate(found)) if len(found) > 1 else found[0] if found else np.zeros(0, np.int64)
 
     def has(self, names: Iterable[str]) -> np.ndarray:
         found = np.zeros(self.count, bool)
@@ -253,25 +260,25 @@ class _Lines:
 
 
 def _lines(rests: pa.Array, nl: str) -> _Lines:
-    """The events' lines around their attendees, unfolded and parsed."""
-    lines = pc.split_pattern(_unfolded(rests, nl), nl)
+    """The (unfolded) events' lines around their attendees, parsed."""
+    lines = pc.split_pattern(rests, nl)
     flat = pc.list_flatten(lines)
     plain = pc.match_substring_regex(flat, _RE2_LINE)
-    flat = pc.if_else(plain, flat, ":")  # every line now splits in two
-    written, value = _halves(flat, ":")
-    quoted = pc.match_substring(written, '"')  # a quoted parameter may hold a colon: read those exactly
+    flat = pc.if_else(plain, flat, ":")  # every line now has a colon
+    written, value = _cut_at(flat, ":", 1)
+    quoted = pc.match_substring(written, '"')  # a quoted parameter may hold the first colon: read those exactly
     if pc.any(quoted).as_py():
         exact = pc.extract_regex(pc.filter(flat, quoted), _RE2_LINE_PARTS)
         written = pc.replace_with_mask(written, quoted, pc.binary_join_element_wise(exact.field(0), exact.field(1), ""))
         value = pc.replace_with_mask(value, quoted, exact.field(2))
-    name, params = _halves(pc.binary_join_element_wise(written, ";", ""), ";")
+    name, params = _cut_at(written, ";", 0)
     names = pc.dictionary_encode(name)
     return _Lines(
         event=np.asarray(pc.list_parent_indices(lines)),
         codes=np.where(np.asarray(plain), np.asarray(names.indices), -1),
         names=names.dictionary.to_pylist(),
         name_array=name,
-        params=pc.binary_join_element_wise(";", params, ""),  # as written, with a ';' after
+        params=params,
         values=value,
         count=len(rests),
     )
@@ -281,10 +288,18 @@ def _unfolded(texts: pa.Array, nl: str) -> pa.Array:
     return pc.replace_substring(pc.replace_substring(texts, nl + " ", ""), nl + "\t", "")
 
 
-def _halves(texts: pa.Array, separator: str) -> tuple[pa.Array, pa.Array]:
-    """What comes before and after the first ``separator`` of each text (each holds one)."""
-    halves = pc.split_pattern(texts, separator, max_splits=1)
-    return pc.list_element(halves, 0), pc.list_element(halves, 1)
+def _cut_at(texts: pa.Array, separator: str, skip: int) -> tuple[pa.Array, pa.Array]:
+    """Each text cut where ``separator`` first is (the whole text before when it is not),
+    leaving out ``skip`` characters there. Offsets into the texts' own bytes cut them in three,
+    then the outer thirds are taken: two copies, where splitting makes lists first."""
+    bounds = np.frombuffer(texts.buffers()[1], np.int32)[texts.offset : texts.offset + len(texts) + 1]
+    starts, ends = bounds[:-1], bounds[1:]
+    at = np.asarray(pc.find_substring(texts, separator))  # in bytes
+    cut = np.where(at < 0, ends, starts + at)
+    offsets = np.empty(3 * len(texts) + 1, np.int32)
+    offsets[0:-1:3], offsets[1::3], offsets[2::3], offsets[-1] = starts, cut, np.minimum(cut + skip, ends), bounds[-1]
+    thirds = pa.StringArray.from_buffers(3 * len(texts), pa.py_buffer(offsets), texts.buffers()[2])
+    return (thirds.take(pa.array(np.arange(first, 3 * len(texts), 3))) for first in (0, 2))
 
 
 def each_distinct(values: pa.Array, read: Callable, type: pa.DataType) -> pa.Array:
@@ -428,8 +443,9 @@ def _read(spans: _Spans, nl: str) -> dict:
     joined = pc.binary_join_element_wise(heads, tails, nl)
     rests = pc.if_else(pc.equal(pc.binary_length(tails), 0), heads, joined)
     rests = pc.if_else(pc.equal(pc.binary_length(heads), 0), tails, rests)
-    lines = _lines(rests, nl)
-    plain = ~_folded_boundaries(rests, nl)
+    unfolded = _unfolded(rests, nl)
+    lines = _lines(unfolded, nl)
+    plain = ~_folded_boundaries(rests, unfolded)
     plain &= np.bincount(lines.event[lines.codes < 0], minlength=count) == 0  # a line that is not plain
     plain &= ~lines.has(NOT_PLAIN)
     conference = [n for n in lines.names if n in ics.CONFERENCE_PROPERTIES or n.startswith(ics.CONFERENCE_PREFIXES)]
@@ -480,12 +496,11 @@ def _read(spans: _Spans, nl: str) -> dict:
     return dict(values, **times, plain=plain, people=people, run_of=run_of)
 
 
-def _folded_boundaries(texts: pa.Array, nl: str) -> np.ndarray:
+def _folded_boundaries(texts: pa.Array, unfolded: pa.Array) -> np.ndarray:
     """Whether a folded line of each text goes on with BEGIN or END (after blanks): the file's
     structure check would take it for one. Every other line of a plain event starts with its
     name, and the line pattern leaves out the other characters the check stops at."""
-    folds = pc.or_(pc.match_substring(texts, nl + " "), pc.match_substring(texts, nl + "\t"))
-    folded = pa.array(np.flatnonzero(np.asarray(folds)), pa.int64())
+    folded = pa.array(np.flatnonzero(np.asarray(pc.not_equal(pc.binary_length(texts), pc.binary_length(unfolded)))))
     found = np.zeros(len(texts), bool)
     found[np.asarray(folded)] = np.asarray(pc.match_substring_regex(texts.take(folded), _RE2_FOLDED_BOUNDARY), bool)
     return found
@@ -519,6 +534,11 @@ def _plain_params(written: str) -> bool:
     return "TZID" not in given and given.get("VALUE", "DATE").upper() in ("DATE", "DATE-TIME")
 
 
+def _where(mask: pa.Array, values: pa.Array) -> pa.Array:
+    """The values where ``mask``, else null."""
+    return pc.if_else(mask, values, pa.scalar(None, values.type))
+
+
 def _utc_times(values: pa.Array) -> pa.Array:
     """``20261110T090000Z`` -> a UTC timestamp; null where Python's datetime would refuse it."""
     return _parsed(values, "%Y%m%dT%H%M%S", 15)
@@ -548,8 +568,11 @@ def _updated(lines: _Lines) -> tuple[pa.Array, np.ndarray]:
     typed = each_distinct(
         written, lambda w: params(w).get("VALUE", "DATE").upper() in ("DATE", "DATE-TIME"), pa.bool_()
     )
-    forms = pc.make_struct(pc.match_substring_regex(raw, _RE2_DATE), pc.match_substring_regex(raw, _RE2_STAMP))
-    stamp = pc.case_when(forms, _parsed(raw, "%Y%m%d", 8), _parsed(raw, "%Y%m%dT%H%M%S", 15))
+    dates = pc.match_substring_regex(raw, _RE2_DATE)
+    stamp = pc.coalesce(
+        _parsed(_where(dates, raw), "%Y%m%d", 8),
+        _parsed(_where(pc.match_substring_regex(raw, _RE2_STAMP), raw), "%Y%m%dT%H%M%S", 15),
+    )
     reads = pc.or_kleene(pc.is_null(raw), pc.and_kleene(pc.is_valid(stamp), typed))
     return pc.if_else(pc.is_null(raw), pa.scalar(ics.EPOCH, UTC_TS), stamp), np.asarray(pc.fill_null(reads, False))
 
@@ -572,12 +595,13 @@ def _times_read(lines: _Lines) -> tuple[dict[str, pa.Array], np.ndarray]:
 
     utc, day = written_as(_RE2_UTC), written_as(_RE2_DATE)
     kind = np.where(utc, UTC_KIND, np.where(day, DATE_KIND, ONE_BY_ONE))
-    start_utc = _utc_times(raw["DTSTART"])
-    end_utc = pc.if_else(no_end, start_utc, _utc_times(raw["DTEND"]))
+    utc_column, day_column = pa.array(utc), pa.array(day)
+    start_utc = _utc_times(_where(utc_column, raw["DTSTART"]))
+    end_utc = pc.if_else(no_end, start_utc, _utc_times(_where(utc_column, raw["DTEND"])))
     utc_read = utc & np.asarray(pc.fill_null(pc.greater_equal(end_utc, start_utc), False))
 
     def is_date(values: pa.Array) -> pa.Array:
-        return pc.is_valid(_parsed(values, "%Y%m%d", 8))
+        return pc.is_valid(_parsed(_where(day_column, values), "%Y%m%d", 8))
 
     later = pc.or_kleene(no_end, pc.and_kleene(is_date(raw["DTEND"]), pc.greater_equal(raw["DTEND"], raw["DTSTART"])))
     day_read = day & np.asarray(pc.fill_null(pc.and_kleene(is_date(raw["DTSTART"]), later), False))
@@ -594,13 +618,12 @@ def _times_read(lines: _Lines) -> tuple[dict[str, pa.Array], np.ndarray]:
     for row, (start_written, start, end_written, end, duration) in zip(one_by_one.tolist(), given, strict=False):
         spans[row] = _read_span((start_written, start), None if end is None else (end_written, end), duration)
     read_one_by_one = np.array([span is not None for span in spans], bool)
-    utc_column, day_column = pa.array(kind == UTC_KIND), pa.array(kind == DATE_KIND)
     columns = {
         "kind": pa.array(kind, pa.int8()),
-        "start_utc": pc.if_else(utc_column, start_utc, pa.scalar(None, UTC_TS)),
-        "end_utc": pc.if_else(utc_column, end_utc, pa.scalar(None, UTC_TS)),
-        "start_date": pc.if_else(day_column, raw["DTSTART"], pa.scalar(None, pa.string())),
-        "end_date": pc.if_else(day_column, raw["DTEND"], pa.scalar(None, pa.string())),
+        "start_utc": start_utc,
+        "end_utc": end_utc,
+        "start_date": _where(day_column, raw["DTSTART"]),
+        "end_date": _where(day_column, raw["DTEND"]),
         "spans": spans,
     }
     return columns, utc_read | day_read | read_one_by_one
@@ -707,7 +730,7 @@ def _runs(pieces: pa.Array, count: int, nl: str) -> tuple[_People, pa.Array, np.
     it reads as icalendar reads it."""
     # Encoding all the pieces hashes the runs where they lie; taking them out first copies them.
     encoded = pc.dictionary_encode(pieces)
-    runs = encoded.indices.take(pa.array(range(3, 6 * count, 6), pa.int64()))
+    runs = encoded.indices.take(pa.array(np.arange(3, 6 * count, 6)))
     distinct = pc.unique(runs)
     texts = _utf8(encoded.dictionary.take(distinct))
     run_of = pc.index_in(runs, value_set=distinct)

@@ -134,7 +134,8 @@ def import_ics(
                 progress(path.name, done, len(calendars))
 
     records = _read_all("events", paths, read, ics.ImportFileError, report)
-    scope = Scope(frozenset(map(ics.feed_of, pc.unique(records["id"]).to_pylist())), start, end)
+    feeds = pc.list_element(pc.split_pattern(records["id"], "/", max_splits=1), 0)  # ics.feed_of of each id
+    scope = Scope(frozenset(pc.unique(feeds).to_pylist()), start, end)
     return _land(lake, "events", report, records, scope)
 
 
