@@ -44,6 +44,7 @@ from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
+import numpy as np
 import pyarrow as pa
 import recurring_ical_events
 from icalendar.error import BrokenCalendarProperty
@@ -623,10 +624,15 @@ def iter_ics_records(
         cal = _Calendar(account, _feed(calendar, name), zone, x_wr is not None, words, settings.privacy.store_titles)
         groups: dict[str, list] = {}
         first_event: dict[str, int] = {}  # the index in the file of each UID's first event
+        alone = _alone(calendar, taken) if taken else None
+        if taken and alone.any():
+            yield taken.records(np.flatnonzero(alone), cal, start, end)
         for item in _vevents(calendar, taken.places if taken else None):
             index += 1
             if isinstance(item, int):
-                uid = taken.uids[item]
+                if alone[item]:
+                    continue
+                uid = taken.uid(item)
             else:
                 uid = str(item.get("UID") or "").strip()
                 problem = _problem(item)
@@ -637,12 +643,7 @@ def iter_ics_records(
             groups.setdefault(uid, []).append(item)
             first_event.setdefault(uid, index - 1)
 
-        plain_rows = _plain_rows(groups)
-        if plain_rows:
-            yield taken.records(sorted(plain_rows), cal, start, end)
         for uid, items in groups.items():
-            if len(items) == 1 and isinstance(items[0], int) and items[0] in plain_rows:
-                continue
             try:
                 components = [_component(item, taken, cal) for item in items]
                 events = _series_events(uid, components, cal, start, end)
@@ -686,18 +687,13 @@ def _read(
     return _calendars(name, text), line_of, None
 
 
-def _plain_rows(groups: dict[str, list]) -> set[int]:
-    """The taken events that are one occurrence: their UID is no other event's (else they go to
-    recurring_ical_events with the others), and when the calendar has a series, holds no '/'
-    (so that no occurrence's id can be theirs)."""
-    series = any(
-        key in item for items in groups.values() for item in items if not isinstance(item, int) for key in RECURRING
-    )
-    return {
-        items[0]
-        for uid, items in groups.items()
-        if len(items) == 1 and isinstance(items[0], int) and not (series and "/" in uid)
-    }
+def _alone(calendar: icalendar.Calendar, taken: ics_plain.Taken) -> np.ndarray:
+    """Per taken event: whether it is one occurrence. Its UID must be no other event's (else it
+    goes to recurring_ical_events with the others) and, when the calendar has a series, hold no
+    '/' (so that no occurrence's id can be its id)."""
+    others = [c for c in calendar.subcomponents if c.name == "VEVENT"]
+    series = any(key in c for c in others for key in RECURRING)
+    return taken.alone([str(c.get("UID") or "").strip() for c in others], series)
 
 
 def _where(name: str, line_of: Callable[[int], int], index: int, uid: str) -> str:

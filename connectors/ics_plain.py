@@ -339,24 +339,40 @@ class Taken:
     places: list[int | None]  # per top-level VEVENT in file order: the row of a taken event, or None
     data: bytes
     texts: list[tuple[int, int]]  # where each taken event's text is in ``data``
-    uids: list[str]
     columns: dict[str, pa.Array]  # the values that do not depend on the calendar, by record field
-    spans: list[tuple | None]  # per row: (start, end, duration) when its times are read one at a time
+    spans: dict[int, tuple]  # by row: (start, end, duration) of the events whose times are read one at a time
     people: _People  # the distinct runs of ATTENDEE lines
     run_of: pa.Array  # per row: its run's index in ``people``
+
+    def uid(self, row: int) -> str:
+        return self.columns["key"][row].as_py()
+
+    def alone(self, others: list[str], series: bool) -> np.ndarray:
+        """Per row: whether its UID is no other event's, neither another taken one's nor one of
+        ``others``; and when there is a series, holds no '/'."""
+        keys = self.columns["key"]
+        counts = pc.value_counts(keys)
+        twice = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+        shared = pc.or_(pc.is_in(keys, value_set=twice), pc.is_in(keys, value_set=pa.array(others, pa.string())))
+        if series:
+            shared = pc.or_(shared, pc.match_substring(keys, "/"))
+        return ~np.asarray(shared)
 
     def text(self, row: int) -> str:
         """The event's text, for when icalendar has to read it after all."""
         start, end = self.texts[row]
         return self.data[start:end].decode()
 
-    def records(self, rows: list[int], cal, start: datetime, end: datetime) -> pa.Table:
+    def records(self, rows: np.ndarray, cal, start: datetime, end: datetime) -> pa.Table:
         """The lake's columns (``ingested_at`` aside) of the taken events ``rows`` of one calendar
         (a ``connectors.ics._Calendar``) that overlap [start, end)."""
-        picked = pa.array(rows, pa.int64())
-        columns = {name: values.take(picked) for name, values in self.columns.items()}
-        runs = self.run_of.take(picked)
-        start_at, end_at, tz, all_day = _times(columns, [self.spans[r] for r in rows], cal)
+        picked = pa.array(rows)
+        every = len(rows) == len(self.run_of)  # rows are sorted: then they are all, in order
+        columns = self.columns if every else {name: values.take(picked) for name, values in self.columns.items()}
+        runs = self.run_of if every else self.run_of.take(picked)
+        at = {row: int(np.searchsorted(rows, row)) for row in self.spans}
+        spans = {at[row]: span for row, span in self.spans.items() if at[row] < len(rows) and rows[at[row]] == row}
+        start_at, end_at, tz, all_day = _times(columns, spans, cal)
         keep = _overlapping(start_at, end_at, start, end)
         organizer = columns["organizer"]
         own = self.people.own(cal.account).take(runs)
@@ -393,7 +409,7 @@ class Taken:
         }
         schema = pa.schema([f for f in EVENT_SCHEMA if f.name != "ingested_at"])
         table = pa.Table.from_arrays([record[f.name].cast(f.type) for f in schema], schema=schema)
-        return table.filter(keep)
+        return table if pc.all(keep).as_py() else table.filter(keep)
 
 
 def cut(data: bytes) -> Taken | None:
@@ -420,9 +436,10 @@ def cut(data: bytes) -> Taken | None:
         places=places,
         data=data,
         texts=[spans.texts[r] for r in rows],
-        uids=columns["key"].to_pylist(),
         columns=columns,
-        spans=[taken["spans"][r] for r in rows],
+        spans={
+            int(np.searchsorted(rows, event)): span for event, span in taken["spans"].items() if taken["plain"][event]
+        },
         people=taken["people"],
         run_of=taken["run_of"].take(picked),
     )
@@ -605,7 +622,7 @@ def _times_read(lines: _Lines) -> tuple[dict[str, pa.Array], np.ndarray]:
 
     later = pc.or_kleene(no_end, pc.and_kleene(is_date(raw["DTEND"]), pc.greater_equal(raw["DTEND"], raw["DTSTART"])))
     day_read = day & np.asarray(pc.fill_null(pc.and_kleene(is_date(raw["DTSTART"]), later), False))
-    spans: list[tuple | None] = [None] * lines.count
+    spans: dict[int, tuple] = {}  # by event
     one_by_one = np.flatnonzero((kind == ONE_BY_ONE) & np.asarray(pc.is_valid(raw["DTSTART"])))
     picked = pa.array(one_by_one, pa.int64())
     given = zip(
@@ -616,8 +633,11 @@ def _times_read(lines: _Lines) -> tuple[dict[str, pa.Array], np.ndarray]:
         strict=True,
     )
     for row, (start_written, start, end_written, end, duration) in zip(one_by_one.tolist(), given, strict=False):
-        spans[row] = _read_span((start_written, start), None if end is None else (end_written, end), duration)
-    read_one_by_one = np.array([span is not None for span in spans], bool)
+        span = _read_span((start_written, start), None if end is None else (end_written, end), duration)
+        if span is not None:
+            spans[row] = span
+    read_one_by_one = np.zeros(lines.count, bool)
+    read_one_by_one[list(spans)] = True
     columns = {
         "kind": pa.array(kind, pa.int8()),
         "start_utc": start_utc,
@@ -664,8 +684,12 @@ def _span(read: tuple, cal) -> tuple[datetime, datetime, str, bool]:
     )
 
 
-def _times(columns: dict[str, pa.Array], spans: list[tuple | None], cal) -> tuple[pa.Array, ...]:
-    """start, end, tz and all_day of the events in the calendar's zone."""
+_SPAN_TYPES = (UTC_TS, UTC_TS, pa.string(), pa.bool_())
+
+
+def _times(columns: dict[str, pa.Array], spans: dict[int, tuple], cal) -> tuple[pa.Array, ...]:
+    """start, end, tz and all_day of the events in the calendar's zone; ``spans``: what ``_read_span``
+    read of those read one at a time, by position."""
     zone = cal.zone
     kind = np.asarray(columns["kind"])
     end = columns["end_utc"]
@@ -679,15 +703,11 @@ def _times(columns: dict[str, pa.Array], spans: list[tuple | None], cal) -> tupl
     day_end = pc.if_else(
         pc.is_null(columns["end_date"]), next_day, each_distinct(columns["end_date"], midnight, UTC_TS)
     )
-    read = [_span(span, cal) if span is not None else (None, None, None, None) for span in spans]
-    one_by_one = (
-        [
-            pa.array(values, type)
-            for values, type in zip(zip(*read, strict=True), (UTC_TS, UTC_TS, pa.string(), pa.bool_()), strict=True)
-        ]
-        if read
-        else [pa.array([], t) for t in (UTC_TS, UTC_TS, pa.string(), pa.bool_())]
-    )
+    one_by_one = [[None] * len(kind) for _ in range(4)]  # start, end, tz, all day of the few read so
+    for position, span in spans.items():
+        for values, value in zip(one_by_one, _span(span, cal), strict=True):
+            values[position] = value
+    one_by_one = [pa.array(values, type) for values, type in zip(one_by_one, _SPAN_TYPES, strict=True)]
     start = pc.coalesce(columns["start_utc"], each_distinct(columns["start_date"], midnight, UTC_TS), one_by_one[0])
     end = pc.coalesce(end, day_end, one_by_one[1])
     tz = pc.if_else(pa.array(kind == ONE_BY_ONE), one_by_one[2], zone.key)
