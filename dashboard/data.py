@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -244,6 +245,7 @@ def warm_up() -> None:
     of the default period for everyone. The server runs this when it starts (dashboard/server.py),
     so the first person to open the Team or Time wasters page does not wait for it; the caches
     are the pages' own, so nothing is computed twice. Any problem is left for a page to show."""
+    started = time.monotonic()
     try:
         version = lake_version()
         if _weekly(version).empty:
@@ -252,6 +254,7 @@ def warm_up() -> None:
         weeks = audit_weeks(last_complete_week(all_weeks()), DEFAULT_AUDIT_WEEKS)
         if weeks:
             _audit(version, tuple(sorted(weeks)), None)
+        print(f"  Every page's figures are ready ({time.monotonic() - started:.0f} s).", flush=True)
     except Exception as e:  # noqa: BLE001 - the pages report it to whoever opens them
         _log.warning("timeaudit: not warmed up (%s: %s); the pages will compute on first view", type(e).__name__, e)
 
