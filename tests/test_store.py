@@ -268,7 +268,9 @@ def test_a_lake_from_before_party_keys_reads_the_same_and_compaction_brings_it_u
     pq.write_table(pq.read_table(path).drop_columns(["party_key"]), path)
     lake.party_lists_path("events", path).unlink()
     assert _classified(lake) == expected
+    assert lake.outdated("events") == 1
     assert lake.compact("events") == (1, 1)
+    assert lake.outdated("events") == 0
     (updated,) = lake.files("events")
     assert "party_key" in pq.read_schema(updated).names
     assert lake.party_lists_path("events", updated).exists()

@@ -401,8 +401,22 @@ def compact(data: DataOption = None, config: ConfigOption = None) -> None:
     lake, _ = open_workspace(data, config)
     lake.check_schema()
     for table in ("events", "messages"):
+        outdated = lake.outdated(table)
         before, after = lake.compact(table)
-        out.print(f"{table}: {before} files -> {after}")
+        out.print(f"{table}: {compaction_line(before, after, outdated)}")
+
+
+def compaction_line(before: int, after: int, outdated: int) -> str:
+    def files(n: int) -> str:
+        return f"{n:,} file{'s' if n != 1 else ''}"
+
+    if before > after:
+        done = f"{files(before)} merged into {after:,}"
+    elif outdated:
+        done = f"{files(outdated)} brought up to date"
+    else:
+        return f"{files(before)}, nothing to do"
+    return done + (f" ({outdated:,} written by an older timeaudit)" if outdated and before > after else "")
 
 
 @app.command()

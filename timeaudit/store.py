@@ -370,6 +370,10 @@ class Lake:
         self.remove_stray_party_lists(table)
         return before, after
 
+    def outdated(self, table: str) -> int:
+        """How many of the table's batch files an older version wrote (compaction rewrites them)."""
+        return sum(not self._up_to_date(table, p) for p in self.files(table))
+
     def _up_to_date(self, table: str, batch: Path) -> bool:
         """Whether a batch file has what this version stores: for events and messages, the
         party keys and the party lists beside it. Compaction rewrites a file that lacks them."""
