@@ -1,36 +1,39 @@
 """Plain single events of an .ics file read column by column, for ``connectors.ics``.
 
-Nearly every event of a real export is a single event written in plain lines, and most of
-its bytes are folded ATTENDEE lines: a team's meetings list dozens of people, the same people
-meeting after meeting. icalendar turns each line into an object and Python code touched every
-event: about 120 µs an event. Here Python does a few string searches per event and nothing per
-line or per attendee; everything else is done once per distinct value or by Arrow kernels
-over all events of the file at once:
+Nearly every event of a real export is a single event written in plain lines, and most of its
+bytes are folded ATTENDEE lines: a team's meetings list dozens of people, the same people
+meeting after meeting. Reading each line in Python (icalendar makes an object of each) cost
+about 100 µs an event. Here Python does a few byte searches per event and nothing per line or
+per attendee; the rest is done by Arrow kernels over all events of the file at once, or once
+per distinct value:
 
-1. ``cut`` finds each event between a canonical ``BEGIN:VEVENT`` and ``END:VEVENT`` line with
-   ``bytes.find`` and cuts it in three: the lines before its first ATTENDEE line, the run of
-   ATTENDEE lines, the lines after. Offsets into the file's bytes make these Arrow arrays
-   without copying the file.
-2. Runs are keyed by their raw bytes (``dictionary_encode``): each distinct run is unfolded
-   and read once (``connectors.ics._run_people``), then spread over its events by index.
-3. The other lines are unfolded and split by Arrow and parsed by one RE2 pattern into
-   (name, parameters, value); each wanted property becomes a column. Values are read per
-   distinct value with the same functions icalendar's values go through elsewhere, and times
-   in UTC by Arrow's ``strptime``.
-4. An event takes this path only when it is certain to read exactly as icalendar reads it;
-   every other event stays in a *skeleton* text, with the calendar's own lines and time zones,
-   that ``connectors.ics`` gives to icalendar as before. Certain means: every line is a plain
+1. ``_spans`` finds each event between a canonical BEGIN:VEVENT and END:VEVENT line and cuts it
+   in three: the lines before its first ATTENDEE line, the run of ATTENDEE lines, the lines
+   after. Offsets into the file's bytes make these an Arrow array without copying the file.
+2. ``_runs``: the runs are hashed where they lie (``dictionary_encode``), and each distinct run
+   is unfolded and split into lines, each distinct line read once (``_attendee_line``), then
+   spread over the events by index.
+3. ``_lines``: the other lines are unfolded, split, checked against the plain line pattern (RE2)
+   and cut into name, parameters and value; ``_Lines.column`` gives the value of a property per
+   event. Text values are read by Python only where they need it (an escape, blanks to strip),
+   other values once per distinct value, with the same functions as elsewhere.
+4. Times: UTC date-times and dates, the forms of a Google export, are parsed and converted by
+   Arrow; times with a TZID, floating times and durations are read one event at a time with the
+   icalendar path's own rules (``_read_span``, ``_span``).
+5. An event is *taken* only when it is certain to read exactly as icalendar reads it; every
+   other event stays in a *skeleton* text, with the calendar's own lines and time zones, that
+   ``connectors.ics`` gives to icalendar as before. Certain means: every line is a plain
    ``NAME(;PARAM=value)*:value`` line (no nested component, no odd line break, no folded line
-   that the file's structure check would take for BEGIN or END), all ATTENDEE lines are
-   together, no recurrence, no repeated or typed (VALUE=) property the record reads, a UID,
-   a DTSTART and an end of the same kind not before it, the times in plain form.
-5. ``Taken.records`` then makes the lake's columns of the taken events for one calendar (its
-   zone, account and feed), keeping those that overlap the import window.
+   that the file's structure check would take for BEGIN or END), the ATTENDEE lines are
+   together, no recurrence, no repeated or typed (VALUE=) property the record reads, a UID, a
+   DTSTART and an end of the same kind not before it, times in plain form and IANA zones.
+   A file that is not UTF-8, or whose skeleton is not one sound calendar, is read whole by
+   icalendar: whatever is reported on a broken file does not depend on this reader.
+6. ``Taken.records`` makes the lake's columns of the taken events of one calendar (its zone,
+   account and feed) that overlap the import window: one Arrow table, no object per event.
 
-Times: UTC times and dates, the forms of a Google export, are converted column-wise; times
-with a TZID, floating times and durations one event at a time, with the icalendar reader's own
-rules (``_span``). The reads of text values, addresses and times below are those icalendar
-would give (tests/test_ics.py holds the two paths to the same records).
+tests/test_ics.py holds the two paths to the same records, over the fixtures and generated
+calendars.
 """
 
 from __future__ import annotations
@@ -313,7 +316,7 @@ def where_needed(values: pa.Array, needed: pa.Array, read: Callable[[str], str])
     columns of mostly distinct values that Python has to read only now and then."""
     if not pc.any(needed).as_py():
         return values
-    return pc.if_else(needed, each_distinct(pc.if_else(needed, values, None), read, pa.string()), values)
+    return pc.if_else(needed, each_distinct(_masked(needed, values), read, pa.string()), values)
 
 
 def _stripped(values: pa.Array) -> pa.Array:
@@ -425,21 +428,21 @@ def cut(data: bytes) -> Taken | None:
     except NotPlain:
         return None
     rows = np.flatnonzero(taken["plain"])
-    skeleton, cuts = _skeleton(data, spans.texts, set(rows.tolist()))
-    places = _places(skeleton, cuts) if skeleton is not None else None
+    skeleton = _skeleton(data, spans.texts, set(rows.tolist()))
+    places = _places(*skeleton) if skeleton is not None else None
     if places is None:
         return None
     picked = pa.array(rows, pa.int64())
     columns = {name: taken[name].take(picked) for name in _COLUMNS}
+    position = np.full(len(spans.texts), -1)
+    position[rows] = np.arange(len(rows))
     return Taken(
-        skeleton=skeleton,
+        skeleton=skeleton[0],
         places=places,
         data=data,
         texts=[spans.texts[r] for r in rows],
         columns=columns,
-        spans={
-            int(np.searchsorted(rows, event)): span for event, span in taken["spans"].items() if taken["plain"][event]
-        },
+        spans={int(position[event]): span for event, span in taken["spans"].items() if position[event] >= 0},
         people=taken["people"],
         run_of=taken["run_of"].take(picked),
     )
@@ -551,7 +554,7 @@ def _plain_params(written: str) -> bool:
     return "TZID" not in given and given.get("VALUE", "DATE").upper() in ("DATE", "DATE-TIME")
 
 
-def _where(mask: pa.Array, values: pa.Array) -> pa.Array:
+def _masked(mask: pa.Array, values: pa.Array) -> pa.Array:
     """The values where ``mask``, else null."""
     return pc.if_else(mask, values, pa.scalar(None, values.type))
 
@@ -587,8 +590,8 @@ def _updated(lines: _Lines) -> tuple[pa.Array, np.ndarray]:
     )
     dates = pc.match_substring_regex(raw, _RE2_DATE)
     stamp = pc.coalesce(
-        _parsed(_where(dates, raw), "%Y%m%d", 8),
-        _parsed(_where(pc.match_substring_regex(raw, _RE2_STAMP), raw), "%Y%m%dT%H%M%S", 15),
+        _parsed(_masked(dates, raw), "%Y%m%d", 8),
+        _parsed(_masked(pc.match_substring_regex(raw, _RE2_STAMP), raw), "%Y%m%dT%H%M%S", 15),
     )
     reads = pc.or_kleene(pc.is_null(raw), pc.and_kleene(pc.is_valid(stamp), typed))
     return pc.if_else(pc.is_null(raw), pa.scalar(ics.EPOCH, UTC_TS), stamp), np.asarray(pc.fill_null(reads, False))
@@ -613,12 +616,12 @@ def _times_read(lines: _Lines) -> tuple[dict[str, pa.Array], np.ndarray]:
     utc, day = written_as(_RE2_UTC), written_as(_RE2_DATE)
     kind = np.where(utc, UTC_KIND, np.where(day, DATE_KIND, ONE_BY_ONE))
     utc_column, day_column = pa.array(utc), pa.array(day)
-    start_utc = _utc_times(_where(utc_column, raw["DTSTART"]))
-    end_utc = pc.if_else(no_end, start_utc, _utc_times(_where(utc_column, raw["DTEND"])))
+    start_utc = _utc_times(_masked(utc_column, raw["DTSTART"]))
+    end_utc = pc.if_else(no_end, start_utc, _utc_times(_masked(utc_column, raw["DTEND"])))
     utc_read = utc & np.asarray(pc.fill_null(pc.greater_equal(end_utc, start_utc), False))
 
     def is_date(values: pa.Array) -> pa.Array:
-        return pc.is_valid(_parsed(_where(day_column, values), "%Y%m%d", 8))
+        return pc.is_valid(_parsed(_masked(day_column, values), "%Y%m%d", 8))
 
     later = pc.or_kleene(no_end, pc.and_kleene(is_date(raw["DTEND"]), pc.greater_equal(raw["DTEND"], raw["DTSTART"])))
     day_read = day & np.asarray(pc.fill_null(pc.and_kleene(is_date(raw["DTSTART"]), later), False))
@@ -642,8 +645,8 @@ def _times_read(lines: _Lines) -> tuple[dict[str, pa.Array], np.ndarray]:
         "kind": pa.array(kind, pa.int8()),
         "start_utc": start_utc,
         "end_utc": end_utc,
-        "start_date": _where(day_column, raw["DTSTART"]),
-        "end_date": _where(day_column, raw["DTEND"]),
+        "start_date": _masked(day_column, raw["DTSTART"]),
+        "end_date": _masked(day_column, raw["DTEND"]),
         "spans": spans,
     }
     return columns, utc_read | day_read | read_one_by_one

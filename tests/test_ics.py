@@ -548,3 +548,42 @@ def test_column_wise_reader_lands_what_icalendar_reads_for_every_fixture(fixture
 
 
 UNREADABLE = ("not_icalendar.ics", "truncated.ics")
+
+
+def plain_event(uid: str, extra: str = "") -> str:
+    return (
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTART:20261102T090000Z\r\nDTEND:20261102T100000Z\r\n"
+        f"SUMMARY:Planning\r\n{extra}ATTENDEE;PARTSTAT=ACCEPTED:mailto:bob@northwind.com\r\nEND:VEVENT\r\n"
+    )
+
+
+CALENDAR = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nX-WR-CALNAME:Ann\r\n{}END:VCALENDAR\r\n"
+ODD_FILES = {
+    "folded into END": CALENDAR.format(plain_event("a", "DESCRIPTION:see the\r\n END:VEVENT\r\n") + plain_event("b")),
+    "folded into begin": CALENDAR.format(plain_event("a", "DESCRIPTION:x\r\n \tbegin:VALARM\r\n") + plain_event("b")),
+    "attendee folded into END": CALENDAR.format(
+        plain_event("a", "ATTENDEE:mailto:x@y.com\r\n END:VEVENT\r\n") + plain_event("b")
+    ),
+    "END folded on": CALENDAR.format(plain_event("a").removesuffix("\r\n") + "\r\n X\r\n" + plain_event("b")),
+    "empty event": CALENDAR.format("BEGIN:VEVENT\r\nEND:VEVENT\r\n" + plain_event("b")),
+    "nested in a to-do": CALENDAR.format(
+        "BEGIN:VTODO\r\nUID:t\r\n" + plain_event("a") + "END:VTODO\r\n" + plain_event("b")
+    ),
+    "before the calendar": plain_event("a") + CALENDAR.format(plain_event("b")),
+    "two calendars": CALENDAR.format(plain_event("a")) + CALENDAR.format(plain_event("b")),
+    "cut short": CALENDAR.format(plain_event("a") + plain_event("b")).removesuffix("END:VCALENDAR\r\n"),
+    "lone carriage return": CALENDAR.format(plain_event("a", "DESCRIPTION:x\ry\r\n") + plain_event("b")),
+    "vertical tab": CALENDAR.format(plain_event("a", "SUMMARY:x\x0bEND:VEVENT\r\n") + plain_event("b")),
+    "line separator": CALENDAR.format(plain_event("a", "LOCATION:x\u2028y\r\n") + plain_event("b")),
+    "byte order mark": "\ufeff" + CALENDAR.format(plain_event("a") + plain_event("b")),
+    "attendees first": CALENDAR.format(
+        "BEGIN:VEVENT\r\nATTENDEE:mailto:x@y.com\r\nUID:a\r\nDTSTART:20261102T090000Z\r\nEND:VEVENT\r\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD_FILES))
+def test_plain_reader_leaves_odd_files_as_icalendar_reads_them(case):
+    for data in (ODD_FILES[case].encode(), ODD_FILES[case].replace("Planning", "Café").encode("latin-1", "replace")):
+        plain, reference = both_ways("odd.ics", data)
+        assert plain == reference
