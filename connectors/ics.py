@@ -23,13 +23,18 @@ objects). Storing, detecting unchanged records and tombstoning are the caller's 
 Kept per event: as in the Google connector. Descriptions are only checked for being
 non-empty; the title only when ``privacy.store_titles`` is on.
 
-Speed: building icalendar's objects for every line was most of an import's time, so single
-events written in plain lines (nearly all of an export) are read by ``connectors.ics_plain``
-instead, into exactly the values icalendar would give; series, overrides and anything unusual
-still go through icalendar and recurring_ical_events. tests/test_ics.py holds the two to the
-same records. Records are plain dicts of the ``Event`` fields, attendees as tuples, so that an
-import builds its Arrow columns without an object per event and per attendee (most events of
-a team list one of a few dozen lists of people, each read once).
+How it reads a file, and why: most of an export is single events written in plain lines, with
+dozens of folded ATTENDEE lines each, and reading them line by line in Python (icalendar makes
+an object of every line) was nearly all of an import's time. So ``iter_ics_records`` first hands
+the file's bytes to ``connectors.ics_plain``, which reads those events column by column (Arrow
+kernels over all of them at once, each distinct list of attendees once) and gives them as one
+Arrow table of the lake's columns; it takes an event only when it is certain to read exactly as
+icalendar reads it. Everything else (series, overrides, time zone definitions, anything unusual,
+and whole files that are odd or broken) stays in the text icalendar and recurring_ical_events
+read as before, and comes out as one dict per event (the ``Event`` fields, attendees as tuples
+of (email, response, optional)). Both paths
+make the same records: ``_record`` is the reference, and tests/test_ics.py holds the column-wise
+reader to it over the fixtures and generated calendars.
 """
 
 from __future__ import annotations
@@ -368,10 +373,9 @@ def _as_updated(value: date) -> datetime:
 
 
 # -- one occurrence -> Event ---------------------------------------------------------------
-# A record is made from a reader of the few properties it needs: _ComponentProps over an
-# icalendar component (an occurrence from recurring_ical_events), _PlainProps over a plain
-# event (connectors.ics_plain). Both give the values icalendar gives; _record is the one place
-# that turns them into an Event.
+# A record is made from an icalendar component (an occurrence from recurring_ical_events)
+# through _ComponentProps; _record is the one place that turns one into an Event (the plain
+# events read column-wise, connectors.ics_plain, follow it column by column).
 Guest = tuple[str, str, bool]  # (email, response, optional)
 
 
@@ -517,7 +521,6 @@ def _event_of_row(row: dict) -> Event:
     return Event(**{**row, "source": SOURCE, "attendees": [Attendee(**guest) for guest in row["attendees"]]})
 
 
-# -- one plain single event ----------------------------------------------------------------
 # The properties _record and recurring_ical_events read as one value (SEQUENCE is compared):
 # a plain event that repeats one of them, or types one with a VALUE parameter, is read by icalendar.
 _ONE_VALUE = frozenset(
