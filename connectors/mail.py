@@ -480,7 +480,7 @@ def _mbox_parts(path: Path, on_progress: Callable[[int], None] | None) -> Iterat
                 block, start = _mbox_block(window, start, f"{path} message {number}")
                 yield block
             else:
-                number += heads.add(window.bytes(start, end), number + 1, window.line_of(start))
+                number += heads.add(window.finditer(_HEADS, start, end), number + 1, window.line_of(start))
                 start = end
                 if heads.full:
                     yield heads
@@ -509,14 +509,15 @@ class _Heads:
     def full(self) -> bool:
         return len(self.blocks) >= MESSAGES_PER_TABLE or self.size >= HEADER_BYTES_PER_TABLE
 
-    def add(self, text: bytes, number: int, line: int) -> int:
-        """Add the messages of ``text`` (whole messages from a "From " line on, the first one's
-        number and line given); returns how many there were."""
-        padded = b"\n\n" + text
-        found = list(_HEADS.finditer(padded))
-        starts = [m.start(1) for m in found]
+    def add(self, found: Iterable[re.Match], number: int, line: int) -> int:
+        """Add the messages ``found`` by ``_HEADS`` (the first one's number and line given);
+        returns how many there were."""
+        found = list(found)
+        if not found:
+            return 0
+        text, starts = found[0].string, [m.start(1) for m in found]
         self.numbers += range(number, number + len(found))
-        self.lines += itertools.accumulate(map(padded.count, itertools.repeat(b"\n"), starts, starts[1:]), initial=line)
+        self.lines += itertools.accumulate(map(text.count, itertools.repeat(b"\n"), starts, starts[1:]), initial=line)
         self.from_lines += [m[1] for m in found]
         self.blocks += [m[2] for m in found]
         self.size += sum(map(len, self.blocks[-len(found) :]))
@@ -534,8 +535,8 @@ class _Heads:
         return where, header, functools.partial(_from_line_date, from_line), set(), ""
 
 
-# A message's "From " line and its header lines, each after a "\n", up to the first blank line,
-# as in _mbox_block; in a text read after "\n\n", as if after a blank line.
+# A message's "From " line (after a blank line) and its header lines, each after a "\n", up to
+# the first blank line, as in _mbox_block.
 _HEADS = re.compile(rb"\n\r?\n(From .*)((?:\n.*)*?)(?=\n\r?\n)")  # ("." is any byte but "\n")
 
 
@@ -544,6 +545,7 @@ _HEADS = re.compile(rb"\n\r?\n(From .*)((?:\n.*)*?)(?=\n\r?\n)")  # ("." is any 
 _SEPARATOR = re.compile(rb"\n\r?\n(?=From )")
 _HEADER_END = re.compile(rb"\n(?=\r?\n)")
 _LONGEST_MATCH = 8  # "\n\r\nFrom ": a match this long can straddle two reads
+_BLANK_LINE = 3  # "\n\r\n": the end of a line and a blank one before a message
 CHUNK = 1 << 20
 WINDOW_BYTES = 4 << 20  # whole messages read at a time, bodies and all
 MESSAGES_PER_TABLE = 8192  # header blocks read column by column at a time...
@@ -586,9 +588,14 @@ class _Window:
 
     def fill(self, start: int, size: int) -> None:
         """Read on until the window holds ``size`` bytes from ``start`` (or the rest of the file);
-        what lies before ``start`` may be dropped."""
+        what lies before the blank line before ``start`` may be dropped."""
         if not self.eof and self.end - start < size:
-            self._read(start, size - (self.end - start))
+            self._read(start - _BLANK_LINE, size - (self.end - start))
+
+    def finditer(self, pattern: re.Pattern, start: int, end: int) -> Iterator[re.Match]:
+        """The matches of ``pattern`` from the blank line before ``start`` up to ``end``, in the
+        window's buffer (``match.string``)."""
+        return pattern.finditer(self.buf, max(start - _BLANK_LINE - self.base, 0), end - self.base)
 
     def last_message_start(self, start: int) -> int | None:
         """Where the last message that starts after ``start`` in the window starts ("From " after a

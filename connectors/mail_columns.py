@@ -26,6 +26,7 @@ message: tests/test_mail_import.py holds the two readers to the same tables.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,9 +45,9 @@ LabelRule = Callable[[str | None, str | None], tuple[str, ...] | None]
 SCHEMA = pa.schema([*(f for f in MESSAGE_SCHEMA if f.name != "ingested_at"), pa.field("position", pa.int64())])
 LABEL_HEADERS = ("x-gmail-labels", "x-mozilla-status")
 READ = sorted(rules.WANTED | set(LABEL_HEADERS))
-# "\nName: value" lines and their continuation lines, printable ASCII and tabs only (so that
-# Python's and Arrow's ideas of case, blanks and \s agree), as the reader hands blocks over.
-HEADER_LINES = r"^(?:\n[\x21-\x39\x3b-\x7e]+:[\t\x20-\x7e]*(?:\n[ \t][\t\x20-\x7e]*)*)+$"
+PRINTABLE = bytes([9, 10, *range(0x20, 0x7F)])
+NOT_PRINTABLE = r"[^\t\n\x20-\x7e]"
+HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")  # as the per-message reader reads names
 MESSAGE_ID = r"<(?P<id>[^<>\s]+)>"  # mail_headers' _MSG_ID
 WHOLE_ID = r"^<[^<>\s]+>$"
 # mail_headers' _RFC_DATE with the clock's and zone's ranges checked, as datetime() checks them.
@@ -65,12 +66,12 @@ def message_table(
     indices of the other messages, which the caller reads one by one. Messages the label rule
     leaves out are in neither. ``box`` is the mailbox's ``connectors.mail._Mailbox``."""
     blocks = pa.array(heads, pa.binary())
-    plain = _plain(blocks, max_header_bytes)
+    plain = _all(pc.less_equal(pc.binary_length(blocks), max_header_bytes), _printable(heads, blocks))
     where = pc.indices_nonzero(plain)
     blocks = (blocks if len(where) == len(blocks) else blocks.filter(plain)).cast(pa.string())
     n = len(blocks)
 
-    first, counts, every, folded_labels = _header_columns(blocks)
+    first, counts, every, folded_labels, well_formed = _header_columns(blocks)
     label_key, labels_fine = _label_keys(first, counts)
 
     label_keys = _Distinct(label_key)
@@ -122,6 +123,7 @@ def message_table(
     }
     table = pa.table(columns, schema=SCHEMA)
     fine = _all(
+        well_formed,
         pc.invert(folded_labels),
         labels_fine,
         date_fine,
@@ -138,21 +140,25 @@ def message_table(
 
 
 # -- which messages are plain -------------------------------------------------------------------
-def _plain(blocks: pa.Array, max_header_bytes: int) -> pa.Array:
-    return _all(
-        pc.less_equal(pc.binary_length(blocks), max_header_bytes),
-        pc.match_substring_regex(blocks, HEADER_LINES),
-    )
+def _printable(heads: Sequence[bytes], blocks: pa.Array) -> pa.Array:
+    """Whether each block is printable ASCII, tabs and line breaks only (so that Python's and
+    Arrow's ideas of case, blanks and \\s agree): all at once in the common case."""
+    if not b"".join(heads).translate(None, PRINTABLE):
+        return pa.repeat(pa.scalar(True), len(blocks))
+    return pc.invert(pc.match_substring_regex(blocks, NOT_PRINTABLE))
 
 
 # -- headers as columns -------------------------------------------------------------------------
-def _header_columns(blocks: pa.Array) -> tuple[dict[str, pa.Array], dict[str, pa.Array], dict[str, tuple], pa.Array]:
+def _header_columns(
+    blocks: pa.Array,
+) -> tuple[dict[str, pa.Array], dict[str, pa.Array], dict[str, tuple], pa.Array, pa.Array]:
     """The first value of each header in ``READ`` by name (null when absent); how many times each
-    of ``LABEL_HEADERS`` occurs; (message, value) of every To and Cc header; and whether a label
-    header is folded (its line breaks would count). Values are unfolded and trimmed as
-    ``mail_headers`` does it."""
+    of ``LABEL_HEADERS`` occurs; (message, value) of every To and Cc header; whether a label
+    header is folded (its line breaks would count); and whether each block is "Name: value"
+    lines and their continuation lines only. Values are unfolded and trimmed as ``mail_headers``
+    does it."""
     n = len(blocks)
-    message, code, value, folded_labels = _header_rows(blocks)
+    message, code, value, folded_labels, well_formed = _header_rows(blocks)
     # Rows by name, each name's in message order: the first row of each (name, message) run is its first value.
     order = np.argsort(code, kind="stable")
     by_code, by_message = code[order], message[order]
@@ -172,13 +178,14 @@ def _header_columns(blocks: pa.Array) -> tuple[dict[str, pa.Array], dict[str, pa
         if name in LABEL_HEADERS:
             counts[name] = pc.fill_null(run_lengths.take(_placed(n, by_message[runs[these]], these)), 0)
     every = {name: (message[code == READ.index(name)], value.filter(code == READ.index(name))) for name in ("to", "cc")}
-    return first, counts, every, folded_labels
+    return first, counts, every, folded_labels, well_formed
 
 
-def _header_rows(blocks: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array, pa.Array]:
+def _header_rows(blocks: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array, pa.Array, pa.Array]:
     """(message, name as its index in ``READ``, value) of every header in ``READ``, in order,
     the value unfolded (a line break and the blanks after it become one space) and trimmed;
-    and whether each message has a folded label header."""
+    whether each message has a folded label header; and whether each block is well formed
+    (what a block that is not holds is read, but not to be used)."""
     lines = pc.split_pattern(blocks, "\n")  # (the "" before each block's first "\n" is a nameless header)
     line, message = pc.list_flatten(lines), pc.list_parent_indices(lines).to_numpy()
     continued = np.asarray(pc.or_(pc.starts_with(line, " "), pc.starts_with(line, "\t")))
@@ -186,17 +193,43 @@ def _header_rows(blocks: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array, pa
     owner = np.cumsum(~continued) - 1  # each line's header, as an index in starts
     name_value = pc.split_pattern(line.take(starts), ":", max_splits=1)
     first_part = np.asarray(name_value.offsets)[:-1]
-    name = pc.ascii_lower(name_value.values.take(first_part))
-    code = pc.fill_null(pc.index_in(name, value_set=pa.array(READ)), -1).to_numpy()
-    kept = np.flatnonzero(code >= 0)
+    names = name_value.values.take(first_part)
+    named = (np.diff(name_value.offsets) == 2) & np.asarray(_each(names, _is_name, pa.bool_()))
+    code = pc.fill_null(pc.index_in(pc.ascii_lower(names), value_set=pa.array(READ)), -1).to_numpy()
+    kept = np.flatnonzero((code >= 0) & named)
     value = name_value.values.take(first_part[kept] + 1)
     folds = np.flatnonzero(continued)
-    folds = folds[code[owner[folds]] >= 0]  # continuation lines of the headers kept
+    folds = folds[np.isin(owner[folds], kept)]  # continuation lines of the headers kept
     if len(folds):
         value = _unfolded(value, np.searchsorted(kept, owner[folds]), pc.utf8_ltrim(line.take(folds), " \t"))
     label_folds = np.isin(code[owner[folds]], [READ.index(name) for name in LABEL_HEADERS])
     folded_labels = _anywhere(len(blocks), message[folds], pa.array(label_folds))
-    return message[starts[kept]], code[kept], pc.utf8_trim(value, " \t"), folded_labels
+    return (
+        message[starts[kept]],
+        code[kept],
+        pc.utf8_trim(value, " \t"),
+        folded_labels,
+        _well_formed(lines, continued, starts, named),
+    )
+
+
+def _well_formed(lines: pa.ListArray, continued: np.ndarray, starts: np.ndarray, named: np.ndarray) -> pa.Array:
+    """Whether each block (lines after a "") has a first line, that line and every one not
+    continuing another being "Name: value"."""
+    first_lines = np.asarray(lines.offsets)[:-1]
+    has_lines = np.diff(lines.offsets) > 1
+    starting = np.zeros(len(continued), bool)
+    starting[first_lines[has_lines] + 1] = True  # each block's first line after its ""
+    bad = np.zeros(len(continued), bool)
+    bad[starts] = ~named
+    bad[first_lines] = False
+    bad |= starting & continued
+    message = pc.list_parent_indices(lines).to_numpy()
+    return pc.and_(pa.array(has_lines), pc.invert(_anywhere(len(lines), message, pa.array(bad))))
+
+
+def _is_name(name: str) -> bool:
+    return HEADER_NAME.fullmatch(name) is not None
 
 
 def _unfolded(values: pa.Array, header: np.ndarray, continuations: pa.Array) -> pa.Array:

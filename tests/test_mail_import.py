@@ -255,15 +255,16 @@ def _write_big_mbox(path: Path, target_bytes: int) -> int:
 
 def _one_by_one(path, on_skip, on_progress):
     for message in iter_mail_messages(path, ME, Settings(), [], on_skip, on_progress):
-        assert message.unread and message.subject_tags == ["weekly", "report"]
+        assert path.name != "big.mbox" or (message.unread and message.subject_tags == ["weekly", "report"])
         yield 1
 
 
 def _column_wise(path, on_skip, on_progress):
     for records in read_mail(path, ME, Settings(), [], on_skip, on_progress):
         table = records if isinstance(records, pa.Table) else pa.Table.from_pylist([records])
-        assert set(table["unread"].to_pylist()) == {True}
-        assert set(map(tuple, table["subject_tags"].to_pylist())) == {("weekly", "report")}
+        if path.name == "big.mbox":
+            assert set(table["unread"].to_pylist()) == {True}
+            assert set(map(tuple, table["subject_tags"].to_pylist())) == {("weekly", "report")}
         yield table.num_rows
 
 
@@ -273,6 +274,7 @@ def test_200_mb_mbox_streams_in_flat_memory(tmp_path, reader):
     expected = _write_big_mbox(path, 200 * 1024 * 1024)
     size = path.stat().st_size
 
+    list(reader(FIXTURES / "takeout.mbox", lambda i, r: None, None))  # libraries loaded before measuring
     process = psutil.Process()
     gc.collect()
     baseline = process.memory_info().rss
@@ -434,10 +436,18 @@ def _generated_mbox() -> bytes:
             b"Message-ID: <x5@x>\nX-Gmail-Labels: Inbox\nX-Gmail-Labels: Unread",  # two label headers
             b"Message-ID: <x6@x>\nX-Mozilla-Status: 0001\nX-Mozilla-Status: 0000",
             b'Message-ID: <x7@x>\nIn-Reply-To: <a@x> <b@x>\nContent-Type: Text/Calendar;\n method="REPLY"',
+            b"Message-ID: <s1@x>\nFrom: a@x.com\ngarbage line without a colon\nTo: ana@acme.com",
+            b"Message-ID: <s2@x>\nBad Name: value",
+            b"Message-ID: <s3@x>\n: no name",
+            b"Message-ID: <s4@x>\nX-Control: \x01",
+            b"Message-ID: <s6@x>\nSubject: Budget\x0b",
+            b"Message-ID: <s7@x>\nSubject: \x1cBudget\nTo: \x1fana@acme.com",
         ]
     ):
         date = b"" if b"Date:" in odd_headers else b"Date: Tue, 3 Mar 2026 09:15:00 +0100\n"
         out.append(b"From %d@xxx Tue Mar 03 08:00:00 +0000 2026\n%s%s\n\nbody\n\n" % (n, date, odd_headers))
+    leading_blank = b"\n leading blank\nMessage-ID: <s5@x>\nDate: 3 Mar 2026 09:15:00 +0100\n\n"
+    out.append(b"From 8@xxx Tue Mar 03 08:00:00 +0000 2026" + leading_blank)
     out.append(
         b"From 7@xxx Tue Mar 03 08:00:00 +0000 2026\nMessage-ID: <last@x>\nDate: Tue, 3 Mar 2026 09:15:00 +0100\n"
     )
