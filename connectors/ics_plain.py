@@ -266,19 +266,18 @@ def _lines(rests: pa.Array, nl: str) -> _Lines:
     """The (unfolded) events' lines around their attendees, parsed."""
     lines = pc.split_pattern(rests, nl)
     flat = pc.list_flatten(lines)
-    plain = pc.match_substring_regex(flat, _RE2_LINE)
-    flat = pc.if_else(plain, flat, ":")  # every line now has a colon
+    plain = pc.match_substring_regex(flat, _RE2_LINE)  # the other lines' parts are not read
     written, value = _cut_at(flat, ":", 1)
-    quoted = pc.match_substring(written, '"')  # a quoted parameter may hold the first colon: read those exactly
+    quoted = pc.and_(plain, pc.match_substring(written, '"'))  # a quoted parameter may hold the first colon
     if pc.any(quoted).as_py():
         exact = pc.extract_regex(pc.filter(flat, quoted), _RE2_LINE_PARTS)
         written = pc.replace_with_mask(written, quoted, pc.binary_join_element_wise(exact.field(0), exact.field(1), ""))
         value = pc.replace_with_mask(value, quoted, exact.field(2))
     name, params = _cut_at(written, ";", 0)
-    names = pc.dictionary_encode(name)
+    names = pc.dictionary_encode(_masked(plain, name))
     return _Lines(
         event=np.asarray(pc.list_parent_indices(lines)),
-        codes=np.where(np.asarray(plain), np.asarray(names.indices), -1),
+        codes=np.asarray(names.indices.fill_null(-1)),
         names=names.dictionary.to_pylist(),
         name_array=name,
         params=params,
