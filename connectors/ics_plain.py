@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
+import icalendar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -103,7 +104,7 @@ def params(written: str) -> Mapping[str, str]:
 @functools.lru_cache(maxsize=256)
 def _verbatim(name: str) -> bool:
     """Whether icalendar keeps the property's value as written (UNKNOWN values: X- properties)."""
-    return ics.icalendar.Component.types_factory.for_property(name) is vUnknown
+    return icalendar.Component.types_factory.for_property(name) is vUnknown
 
 
 def value_of(name: str, raw: str) -> str:
@@ -598,8 +599,9 @@ def _updated(lines: _Lines) -> tuple[pa.Array, np.ndarray]:
 
 def _times_read(lines: _Lines) -> tuple[dict[str, pa.Array], np.ndarray]:
     """How each event's start and end are read (``kind``), what of them can be read before the
-    calendar's zone is known, and whether they read at all (as ``_single`` checked them: an end
-    of the same kind not before the start, a DURATION only after a date-time and not negative)."""
+    calendar's zone is known, and whether they read as icalendar reads them without complaint
+    (an end of the same kind not before the start, a DURATION only after a date-time and not
+    negative; else the event goes to icalendar, which reports or settles it)."""
     raw = {name: lines.column(name) for name in ("DTSTART", "DTEND", "DURATION")}
     written = {name: lines.column(name, lines.params) for name in ("DTSTART", "DTEND")}
     plain = {name: pc.fill_null(each_distinct(written[name], _plain_params, pa.bool_()), False) for name in written}
