@@ -28,7 +28,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -71,8 +72,9 @@ def message_table(
     blocks = (blocks if len(where) == len(blocks) else blocks.filter(plain)).cast(pa.string())
     n = len(blocks)
 
-    first, counts, every, folded_labels, well_formed = _header_columns(blocks)
-    label_key, labels_fine = _label_keys(first, counts)
+    headers = _header_columns(blocks)
+    first = headers.first
+    label_key, labels_fine = _label_keys(first, headers.counts)
 
     label_keys = _Distinct(label_key)
 
@@ -86,8 +88,8 @@ def message_table(
     references = pc.fill_null(_first_ids(first["references"]), "")
 
     froms, from_fine = _addresses(*_present(first["from"]), n)
-    to, to_fine = _addresses(*every["to"], n)
-    cc, cc_fine = _addresses(*every["cc"], n)
+    to, to_fine = _addresses(*headers.every["to"], n)
+    cc, cc_fine = _addresses(*headers.every["cc"], n)
     sender = _first_of_each(froms)
 
     me = pa.array(sorted(rules.own_addresses(box.account, box.aliases)), pa.string())
@@ -123,8 +125,8 @@ def message_table(
     }
     table = pa.table(columns, schema=SCHEMA)
     fine = _all(
-        well_formed,
-        pc.invert(folded_labels),
+        headers.well_formed,
+        pc.invert(headers.folded_labels),
         labels_fine,
         date_fine,
         pc.is_valid(message_id),
@@ -149,14 +151,27 @@ def _printable(heads: Sequence[bytes], blocks: pa.Array) -> pa.Array:
 
 
 # -- headers as columns -------------------------------------------------------------------------
-def _header_columns(
-    blocks: pa.Array,
-) -> tuple[dict[str, pa.Array], dict[str, pa.Array], dict[str, tuple], pa.Array, pa.Array]:
-    """The first value of each header in ``READ`` by name (null when absent); how many times each
-    of ``LABEL_HEADERS`` occurs; (message, value) of every To and Cc header; whether a label
-    header is folded (its line breaks would count); and whether each block is "Name: value"
-    lines and their continuation lines only. Values are unfolded and trimmed as ``mail_headers``
-    does it."""
+@dataclass
+class _Headers:
+    """The headers of many blocks, by name (lower case); values unfolded and trimmed as
+    ``mail_headers`` does it."""
+
+    first: dict[str, pa.Array]  # the first value of each header in READ, null when absent
+    counts: dict[str, pa.Array]  # how many times each of LABEL_HEADERS occurs
+    every: dict[str, tuple[np.ndarray, pa.Array]]  # (message, value) of every To and every Cc header
+    folded_labels: pa.Array  # a label header is folded (its line breaks would count)
+    well_formed: pa.Array  # the block is "Name: value" lines and their continuation lines only
+
+
+class _Rows(NamedTuple):
+    message: np.ndarray
+    code: np.ndarray  # the header's name as its index in READ
+    value: pa.Array
+    folded_labels: pa.Array
+    well_formed: pa.Array
+
+
+def _header_columns(blocks: pa.Array) -> _Headers:
     n = len(blocks)
     message, code, value, folded_labels, well_formed = _header_rows(blocks)
     # Rows by name, each name's in message order: the first row of each (name, message) run is its first value.
@@ -178,14 +193,13 @@ def _header_columns(
         if name in LABEL_HEADERS:
             counts[name] = pc.fill_null(run_lengths.take(_placed(n, by_message[runs[these]], these)), 0)
     every = {name: (message[code == READ.index(name)], value.filter(code == READ.index(name))) for name in ("to", "cc")}
-    return first, counts, every, folded_labels, well_formed
+    return _Headers(first, counts, every, folded_labels, well_formed)
 
 
-def _header_rows(blocks: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array, pa.Array, pa.Array]:
-    """(message, name as its index in ``READ``, value) of every header in ``READ``, in order,
-    the value unfolded (a line break and the blanks after it become one space) and trimmed;
-    whether each message has a folded label header; and whether each block is well formed
-    (what a block that is not holds is read, but not to be used)."""
+def _header_rows(blocks: pa.Array) -> _Rows:
+    """Every header in ``READ``, in order, the value unfolded (a line break and the blanks after
+    it become one space) and trimmed; and for each block, whether it has a folded label header
+    and whether it is well formed (what a block that is not holds is read, but not to be used)."""
     lines = pc.split_pattern(blocks, "\n")  # (the "" before each block's first "\n" is a nameless header)
     line, message = pc.list_flatten(lines), pc.list_parent_indices(lines).to_numpy()
     continued = np.asarray(pc.or_(pc.starts_with(line, " "), pc.starts_with(line, "\t")))
@@ -204,13 +218,8 @@ def _header_rows(blocks: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array, pa
         value = _unfolded(value, np.searchsorted(kept, owner[folds]), pc.utf8_ltrim(line.take(folds), " \t"))
     label_folds = np.isin(code[owner[folds]], [READ.index(name) for name in LABEL_HEADERS])
     folded_labels = _anywhere(len(blocks), message[folds], pa.array(label_folds))
-    return (
-        message[starts[kept]],
-        code[kept],
-        pc.utf8_trim(value, " \t"),
-        folded_labels,
-        _well_formed(lines, continued, starts, named),
-    )
+    well_formed = _well_formed(lines, continued, starts, named)
+    return _Rows(message[starts[kept]], code[kept], pc.utf8_trim(value, " \t"), folded_labels, well_formed)
 
 
 def _well_formed(lines: pa.ListArray, continued: np.ndarray, starts: np.ndarray, named: np.ndarray) -> pa.Array:
