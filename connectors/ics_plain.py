@@ -750,23 +750,22 @@ class _People:
 
 
 def _runs(pieces: pa.Array, count: int, nl: str) -> tuple[_People, pa.Array, np.ndarray]:
-    """The distinct runs read (each line once per distinct line), each event's run, and whether
-    it reads as icalendar reads it."""
+    """The distinct runs read (each distinct line once), each event's run, and whether it reads
+    as icalendar reads it."""
     # Encoding all the pieces hashes the runs where they lie; taking them out first copies them.
     encoded = pc.dictionary_encode(pieces)
     runs = encoded.indices.take(pa.array(np.arange(3, 6 * count, 6)))
     distinct = pc.unique(runs)
     texts = _utf8(encoded.dictionary.take(distinct))
     run_of = pc.index_in(runs, value_set=distinct)
-    lines = pc.split_pattern(_unfolded(texts, nl), nl)
+    # Cut before each ATTENDEE name: lines stay folded (a folded line goes on after a blank).
+    lines = pc.list_slice(pc.split_pattern(pc.binary_join_element_wise(nl, texts, ""), nl + "ATTENDEE"), 1)
     run = np.asarray(pc.list_parent_indices(lines))
     codes = pc.dictionary_encode(pc.list_flatten(lines))
-    read = [_attendee_line(line) for line in codes.dictionary.to_pylist()]
+    read = [_attendee_line(line, nl) for line in codes.dictionary.to_pylist()]
     fields = [pa.array([r[i] if r else None for r in read], t).take(codes.indices) for i, t in enumerate(_LINE_TYPES)]
     email, response, optional, person = fields
-    unread = ~np.asarray(pc.is_valid(email))
-    reads = np.bincount(run[unread], minlength=len(texts)) == 0
-    reads |= np.asarray(pc.equal(pc.binary_length(texts), 0))  # no attendees
+    reads = np.bincount(run[~np.asarray(pc.is_valid(email))], minlength=len(texts)) == 0
     people = np.flatnonzero(np.asarray(pc.fill_null(person, False)))
     at = pa.array(people, pa.int64())
     listed = pa.StructArray.from_arrays([email.take(at), response.take(at), optional.take(at)], fields=list(_GUEST))
@@ -779,18 +778,22 @@ _GUEST = EVENT_SCHEMA.field("attendees").type.value_type
 _LINE_TYPES = (pa.string(), pa.string(), pa.bool_(), pa.bool_())
 
 
-# What the file's structure check could stop at in a run of ATTENDEE lines: a line folded before
-# BEGIN: or END: (taken for a boundary), an odd line break. Runs are checked unfolded, so any
-# BEGIN: or END: counts.
-_NOT_IN_A_RUN = re.compile("[Bb][Ee][Gg][Iiı][Nn]:|[Ee][Nn][Dd]:|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+# What makes the file's structure check stop at an ATTENDEE line as written: a folded line going
+# on with BEGIN or END after blanks (taken for a boundary); once unfolded, a line break of any kind.
+_FOLDED_BOUNDARY = re.compile(r"\n[ \t][^\S\n]*(?:[Bb][Ee][Gg][Iiı][Nn]|[Ee][Nn][Dd]):")
+_BREAK = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 @functools.lru_cache(maxsize=65536)  # the same people are invited again and again, line for line
-def _attendee_line(line: str) -> tuple[str, str, bool, bool] | None:
-    """(email, response, optional, a person) of an unfolded ATTENDEE line, as icalendar reads it
-    (``connectors.ics._attendee``); None when the line is not plain or is typed (VALUE=)."""
-    match = _ATTENDEE.match(f"\n{line}")
-    if match is None or _NOT_IN_A_RUN.search(line):
+def _attendee_line(folded: str, nl: str) -> tuple[str, str, bool, bool] | None:
+    """(email, response, optional, a person) of an ATTENDEE line as written (folded, without its
+    name), as icalendar reads it (``connectors.ics._attendee``); None when the line is not plain
+    or is typed (VALUE=)."""
+    if _FOLDED_BOUNDARY.search(folded):
+        return None
+    line = "ATTENDEE" + folded.replace(nl + " ", "").replace(nl + "\t", "")
+    match = None if _BREAK.search(line) else _ATTENDEE.match(f"\n{line}")
+    if match is None:
         return None
     written, raw = match.groups()
     given = params(written)
