@@ -46,6 +46,7 @@ LabelRule = Callable[[str | None, str | None], tuple[str, ...] | None]
 SCHEMA = pa.schema([*(f for f in MESSAGE_SCHEMA if f.name != "ingested_at"), pa.field("position", pa.int64())])
 LABEL_HEADERS = ("x-gmail-labels", "x-mozilla-status")
 READ = sorted(rules.WANTED | set(LABEL_HEADERS))
+READ_CODE = {name: i for i, name in enumerate(READ)}
 PRINTABLE = bytes([9, 10, *range(0x20, 0x7F)])
 NOT_PRINTABLE = r"[^\t\n\x20-\x7e]"
 HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")  # as the per-message reader reads names
@@ -207,9 +208,9 @@ def _header_rows(blocks: pa.Array) -> _Rows:
     owner = np.cumsum(~continued) - 1  # each line's header, as an index in starts
     name_value = pc.split_pattern(line.take(starts), ":", max_splits=1)
     first_part = np.asarray(name_value.offsets)[:-1]
-    names = name_value.values.take(first_part)
-    named = (np.diff(name_value.offsets) == 2) & np.asarray(_each(names, _is_name, pa.bool_()))
-    code = pc.fill_null(pc.index_in(pc.ascii_lower(names), value_set=pa.array(READ)), -1).to_numpy()
+    names = _Distinct(name_value.values.take(first_part))
+    named = (np.diff(name_value.offsets) == 2) & np.asarray(names.each(_is_name, pa.bool_()))
+    code = np.asarray(names.each(lambda name: READ_CODE.get(name.lower(), -1), pa.int64()))
     kept = np.flatnonzero((code >= 0) & named)
     value = name_value.values.take(first_part[kept] + 1)
     folds = np.flatnonzero(continued)
