@@ -205,11 +205,6 @@ def _utf8(pieces: pa.Array) -> pa.Array:
         raise NotPlain from None  # the file is not UTF-8: it is read as Latin-1
 
 
-def _rows(pieces: pa.Array, first: int, count: int) -> pa.Array:
-    """Pieces ``first``, ``first + 6``... of each event (see ``_spans``)."""
-    return pieces.take(pa.array(np.arange(first, 6 * count, 6)))
-
-
 # -- 2. + 3. reading the events' lines --------------------------------------------------------
 @dataclass
 class _Lines:
@@ -242,10 +237,10 @@ class _Lines:
     def repeated(self, names: Iterable[str]) -> np.ndarray:
         """Per event: whether one of ``names`` is written more than once."""
         rows = self.rows(names)
-        pairs, counts = np.unique(self.event[rows] * len(self.names) + self.codes[rows], return_counts=True)
-        found = np.zeros(self.count, bool)
-        found[pairs[counts > 1] // len(self.names)] = True
-        return found
+        counts = np.bincount(
+            self.event[rows] * len(self.names) + self.codes[rows], minlength=self.count * len(self.names)
+        )
+        return (counts.reshape(self.count, len(self.names)) > 1).any(axis=1)
 
     def typed(self, names: Iterable[str]) -> np.ndarray:
         """Per event: whether a line of ``names`` has a VALUE parameter."""
@@ -263,9 +258,9 @@ class _Lines:
         return (self.values if of is None else of).take(pa.array(at, mask=at < 0))
 
 
-def _lines(rests: pa.Array, nl: str) -> _Lines:
-    """The (unfolded) events' lines around their attendees, parsed."""
-    lines = pc.split_pattern(rests, nl)
+def _lines(sides: pa.Array, nl: str, count: int) -> _Lines:
+    """The lines of the (unfolded) sides of the ``count`` events, parsed."""
+    lines = pc.split_pattern(sides, nl)
     flat = pc.list_flatten(lines)
     plain = pc.match_substring_regex(flat, _RE2_LINE)  # the other lines' parts are not read
     written, value = _cut_at(flat, ":", 1)
@@ -277,13 +272,13 @@ def _lines(rests: pa.Array, nl: str) -> _Lines:
     name, params = _cut_at(written, ";", 0)
     names = pc.dictionary_encode(_masked(plain, name))
     return _Lines(
-        event=np.asarray(pc.list_parent_indices(lines)),
+        event=np.asarray(pc.list_parent_indices(lines)) // 2,
         codes=np.asarray(names.indices.fill_null(-1)),
         names=names.dictionary.to_pylist(),
         name_array=name,
         params=params,
         values=value,
-        count=len(rests),
+        count=count,
     )
 
 
@@ -458,14 +453,12 @@ def _read(spans: _Spans, nl: str) -> dict:
     """Every candidate event's values that do not depend on the calendar, and whether it is
     plain (``plain``: a bool per event)."""
     count = len(spans.texts)
-    heads, tails = (_rows(spans.pieces, i, count) for i in (1, 5))
-    heads, tails = _utf8(heads), _utf8(tails)
-    joined = pc.binary_join_element_wise(heads, tails, nl)
-    rests = pc.if_else(pc.equal(pc.binary_length(tails), 0), heads, joined)
-    rests = pc.if_else(pc.equal(pc.binary_length(heads), 0), tails, rests)
-    unfolded = _unfolded(rests, nl)
-    lines = _lines(unfolded, nl)
-    plain = ~_folded_boundaries(rests, unfolded)
+    # The lines before and after each event's attendees (rows 6i+1 and 6i+5 of the pieces).
+    sides = _utf8(spans.pieces.take(pa.array((6 * np.arange(count)[:, None] + [1, 5]).ravel())))
+    sides = _masked(pc.not_equal(pc.binary_length(sides), 0), sides)  # an empty side has no line
+    unfolded = _unfolded(sides, nl)
+    lines = _lines(unfolded, nl, count)
+    plain = ~_folded_boundaries(sides, unfolded).reshape(count, 2).any(axis=1)
     plain &= np.bincount(lines.event[lines.codes < 0], minlength=count) == 0  # a line that is not plain
     plain &= ~lines.has(NOT_PLAIN)
     conference = [n for n in lines.names if n in ics.CONFERENCE_PROPERTIES or n.startswith(ics.CONFERENCE_PREFIXES)]
@@ -520,7 +513,8 @@ def _folded_boundaries(texts: pa.Array, unfolded: pa.Array) -> np.ndarray:
     """Whether a folded line of each text goes on with BEGIN or END (after blanks): the file's
     structure check would take it for one. Every other line of a plain event starts with its
     name, and the line pattern leaves out the other characters the check stops at."""
-    folded = pa.array(np.flatnonzero(np.asarray(pc.not_equal(pc.binary_length(texts), pc.binary_length(unfolded)))))
+    lengths = pc.not_equal(pc.binary_length(texts), pc.binary_length(unfolded))
+    folded = pa.array(np.flatnonzero(np.asarray(pc.fill_null(lengths, False))))
     found = np.zeros(len(texts), bool)
     found[np.asarray(folded)] = np.asarray(pc.match_substring_regex(texts.take(folded), _RE2_FOLDED_BOUNDARY), bool)
     return found
