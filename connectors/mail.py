@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -58,7 +57,9 @@ from email.policy import compat32
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from connectors import mail_columns
 from connectors.mail_headers import BadHeaders, clean_text, decode_words, message_fields
@@ -233,9 +234,9 @@ class _Reading:
     def table(self, heads: _Heads) -> pa.Table:
         """The records of many messages, in file order: the plain ones read column by column
         (``mail_columns``), the others one by one."""
-        blocks = heads.blocks
-        if max(map(len, heads.from_lines)) >= MAX_LINE:  # longer than _Window.line reads: such messages
-            blocks = [b"" if len(f) >= MAX_LINE else b for f, b in zip(heads.from_lines, blocks, strict=True)]
+        # A "From " line longer than _Window.line reads: such messages are read one by one.
+        too_long = pc.greater_equal(pc.binary_length(heads.from_lines), MAX_LINE)
+        blocks = pc.if_else(too_long, pa.scalar(b"", pa.binary()), heads.blocks)
         table, others = mail_columns.message_table(blocks, self.box, _header_labels, MAX_HEADER_BYTES)
         self.read += table.num_rows  # (mail_columns reads no empty block)
         records = []
@@ -473,21 +474,21 @@ def _mbox_parts(path: Path, on_progress: Callable[[int], None] | None) -> Iterat
             window.fill(start, WINDOW_BYTES)
             end = window.last_message_start(start)
             if end is None:
-                if heads.blocks:
+                if heads.count:
                     yield heads
                     heads = _Heads(path)
                 number += 1
                 block, start = _mbox_block(window, start, f"{path} message {number}")
                 yield block
             else:
-                number += heads.add(window.finditer(_HEADS, start, end), number + 1, window.line_of(start))
+                number += heads.add(window, start, end, number + 1)
                 start = end
                 if heads.full:
                     yield heads
                     heads = _Heads(path)
             if on_progress and start is not None:
                 on_progress(start)
-        if heads.blocks:
+        if heads.count:
             yield heads
         if on_progress:
             on_progress(window.end)
@@ -495,49 +496,80 @@ def _mbox_parts(path: Path, on_progress: Callable[[int], None] | None) -> Iterat
 
 class _Heads:
     """The header blocks of many messages of an mbox file, with what ``_mbox_block`` needs to
-    give any of them as it would."""
+    give any of them as it would. Filled window by window (``add``), then read whole."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.numbers: list[int] = []  # of each message in the file
-        self.lines: list[int] = []  # where each starts
-        self.from_lines: list[bytes] = []  # without the line break
-        self.blocks: list[bytes] = []  # header lines, each after a "\n" (the form mail_columns reads)
-        self.size = 0
+        self.count = self.size = 0  # messages, and bytes of their header blocks
+        self._numbers: list[np.ndarray] = []  # of each message in the file
+        self._lines: list[np.ndarray] = []  # where each starts
+        self._from_lines: list[pa.Array] = []  # without the line break
+        self._blocks: list[pa.Array] = []  # header lines, each after a "\n" (the form mail_columns reads)
 
     @property
     def full(self) -> bool:
-        return len(self.blocks) >= MESSAGES_PER_TABLE or self.size >= HEADER_BYTES_PER_TABLE
+        return self.count >= MESSAGES_PER_TABLE or self.size >= HEADER_BYTES_PER_TABLE
 
-    def add(self, found: Iterable[re.Match], number: int, line: int) -> int:
-        """Add the messages ``found`` by ``_HEADS`` (the first one's number and line given);
-        returns how many there were."""
-        found = list(found)
-        if not found:
-            return 0
-        text, starts = found[0].string, [m.start(1) for m in found]
-        self.numbers += range(number, number + len(found))
-        self.lines += itertools.accumulate(map(text.count, itertools.repeat(b"\n"), starts, starts[1:]), initial=line)
-        self.from_lines += [m[1] for m in found]
-        self.blocks += [m[2] for m in found]
-        self.size += sum(map(len, self.blocks[-len(found) :]))
-        return len(found)
+    def add(self, window: _Window, start: int, end: int, number: int) -> int:
+        """Add the messages from ``start`` to ``end`` in ``window`` (whole messages, the first
+        one's number given); returns how many there were."""
+        buf, low, high = window.buf, max(start - _BLANK_LINE - window.base, 0), end - window.base
+        starts, from_ends, header_ends, newlines = _message_heads(buf, low, high)
+        offsets = np.empty(3 * len(starts) + 1, np.int32)
+        offsets[0:-1:3], offsets[1:-1:3], offsets[2:-1:3], offsets[-1] = starts, from_ends, header_ends, high
+        # One array of each message's "From " line, header lines and the rest, over the window's bytes.
+        pieces = pa.Array.from_buffers(pa.binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+        self._from_lines.append(pieces.take(np.arange(0, len(offsets) - 1, 3)))
+        self._blocks.append(pieces.take(np.arange(1, len(offsets) - 1, 3)))
+        self._numbers.append(np.arange(number, number + len(starts)))
+        self._lines.append(window.line_of(start) + newlines)
+        self.count += len(starts)
+        self.size += int((header_ends - from_ends).sum())
+        return len(starts)
+
+    @functools.cached_property
+    def blocks(self) -> pa.Array:
+        return pa.concat_arrays(self._blocks)
+
+    @functools.cached_property
+    def from_lines(self) -> pa.Array:
+        return pa.concat_arrays(self._from_lines)
 
     def block(self, i: int) -> Block:
         """The ``i``th message as ``_mbox_block`` gives it."""
-        where = f"{self.path} message {self.numbers[i]} (line {self.lines[i]})"
-        lines = self.blocks[i][1:] + b"\n" if self.blocks[i] else b""
-        whole = self.from_lines[i] + b"\n" + lines
-        cut = min(len(self.from_lines[i]) + 1, MAX_LINE)  # _Window.line reads at most MAX_LINE bytes
+        number, line = np.concatenate(self._numbers)[i], np.concatenate(self._lines)[i]
+        where = f"{self.path} message {number} (line {line})"
+        block, from_line = self.blocks[i].as_py(), self.from_lines[i].as_py()
+        whole = from_line + b"\n" + (block[1:] + b"\n" if block else b"")
+        cut = min(len(from_line) + 1, MAX_LINE)  # _Window.line reads at most MAX_LINE bytes
         from_line, header = whole[:cut], whole[cut:]
         if len(header) > MAX_HEADER_BYTES:
             return where, b"", _no_time, set(), TOO_LARGE
         return where, header, functools.partial(_from_line_date, from_line), set(), ""
 
 
-# A message's "From " line (after a blank line) and its header lines, each after a "\n", up to
-# the first blank line, as in _mbox_block.
-_HEADS = re.compile(rb"\n\r?\n(From .*)((?:\n.*)*?)(?=\n\r?\n)")  # ("." is any byte but "\n")
+def _message_heads(buf: bytes, low: int, high: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The messages of ``buf[low:high]`` (whole messages, after the blank line before the first
+    one), with numpy over all the bytes at once: where each starts, where its "From " line
+    ends, where its header block ends (the line break before the first blank line, as in
+    ``_mbox_block``), and how many line breaks lie between the first one's start and its own."""
+    text = np.frombuffer(buf, np.uint8)[low : min(len(buf), high + 8)]
+    breaks = np.flatnonzero(text == ord("\n"))
+
+    def at(positions: np.ndarray) -> np.ndarray:  # (past the end reads the last byte: no "\n" nor "From ")
+        return text[np.minimum(positions, len(text) - 1)]
+
+    blank = breaks + 1 + (at(breaks + 1) == ord("\r"))  # where the next line's "\n" is if it is blank
+    before_blank = at(blank) == ord("\n")
+    header_ends = breaks[before_blank]
+    starts = blank[before_blank] + 1
+    starts = starts[
+        np.logical_and.reduce([at(starts + i) == c for i, c in enumerate(b"From ")]) & (starts < high - low)
+    ]
+    from_ends = breaks[np.searchsorted(breaks, starts)]
+    header_ends = header_ends[np.searchsorted(header_ends, from_ends)]
+    newlines = np.searchsorted(breaks, starts)
+    return starts + low, from_ends + low, header_ends + low, newlines - newlines[:1]
 
 
 # A message starts at a "From " line after a blank line (or at the start of the file), and its
@@ -591,11 +623,6 @@ class _Window:
         what lies before the blank line before ``start`` may be dropped."""
         if not self.eof and self.end - start < size:
             self._read(start - _BLANK_LINE, size - (self.end - start))
-
-    def finditer(self, pattern: re.Pattern, start: int, end: int) -> Iterator[re.Match]:
-        """The matches of ``pattern`` from the blank line before ``start`` up to ``end``, in the
-        window's buffer (``match.string``)."""
-        return pattern.finditer(self.buf, max(start - _BLANK_LINE - self.base, 0), end - self.base)
 
     def last_message_start(self, start: int) -> int | None:
         """Where the last message that starts after ``start`` in the window starts ("From " after a

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -47,7 +47,6 @@ SCHEMA = pa.schema([*(f for f in MESSAGE_SCHEMA if f.name != "ingested_at"), pa.
 LABEL_HEADERS = ("x-gmail-labels", "x-mozilla-status")
 READ = sorted(rules.WANTED | set(LABEL_HEADERS))
 READ_CODE = {name: i for i, name in enumerate(READ)}
-PRINTABLE = bytes([9, 10, *range(0x20, 0x7F)])
 NOT_PRINTABLE = r"[^\t\n\x20-\x7e]"
 HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")  # as the per-message reader reads names
 MESSAGE_ID = r"<(?P<id>[^<>\s]+)>"  # mail_headers' _MSG_ID
@@ -61,14 +60,13 @@ DATE = (
 
 
 def message_table(
-    heads: Sequence[bytes], box: Any, label_rule: LabelRule, max_header_bytes: int
+    blocks: pa.Array, box: Any, label_rule: LabelRule, max_header_bytes: int
 ) -> tuple[pa.Table, list[int]]:
-    """The records of the plain messages among ``heads`` (header blocks, each line preceded by
-    "\\n"), in order, with their index in ``heads`` in a last column "position", and the
+    """The records of the plain messages among ``blocks`` (header blocks, each line preceded by
+    "\\n"), in order, with their index in ``blocks`` in a last column "position", and the
     indices of the other messages, which the caller reads one by one. Messages the label rule
     leaves out are in neither. ``box`` is the mailbox's ``connectors.mail._Mailbox``."""
-    blocks = pa.array(heads, pa.binary())
-    plain = _all(pc.less_equal(pc.binary_length(blocks), max_header_bytes), _printable(heads, blocks))
+    plain = _all(pc.less_equal(pc.binary_length(blocks), max_header_bytes), _printable(blocks))
     where = pc.indices_nonzero(plain)
     blocks = (blocks if len(where) == len(blocks) else blocks.filter(plain)).cast(pa.string())
     n = len(blocks)
@@ -143,10 +141,11 @@ def message_table(
 
 
 # -- which messages are plain -------------------------------------------------------------------
-def _printable(heads: Sequence[bytes], blocks: pa.Array) -> pa.Array:
+def _printable(blocks: pa.Array) -> pa.Array:
     """Whether each block is printable ASCII, tabs and line breaks only (so that Python's and
     Arrow's ideas of case, blanks and \\s agree): all at once in the common case."""
-    if not b"".join(heads).translate(None, PRINTABLE):
+    text = np.frombuffer(blocks.buffers()[2] or b"", np.uint8)
+    if not ((text > 126) | ((text < 32) & (text != 9) & (text != 10))).any():
         return pa.repeat(pa.scalar(True), len(blocks))
     return pc.invert(pc.match_substring_regex(blocks, NOT_PRINTABLE))
 
