@@ -176,7 +176,8 @@ def _spans(data: bytes, nl: bytes) -> _Spans:
         if e < 0:
             break
         head, after = b + len(begin), e + len(end)  # where its first line and the line after it start
-        if e >= head and (after == len(data) or data[after] not in blanks):  # empty, or END:VEVENT folded into more
+        # (an empty event, or an END:VEVENT line folded into more, is left to icalendar)
+        if e >= head and (after == len(data) or data[after] not in blanks):
             a = find(attendee, head - step, e)
             if a < 0:
                 offsets += (head, e, e, e, e, e)
