@@ -24,9 +24,10 @@ into a sliding window that drops what lies behind (``_Window``), so memory stays
 large the file (``mailbox.mbox`` would build a table of contents of the whole file first). One
 by one, ``_mbox_block`` finds a message's "From " line and its header block (to the first blank
 line) and then the next message. Column by column, ``_mbox_parts`` reads windows of about
-WINDOW_BYTES of whole messages and finds all their header blocks with one regular expression
-(``_HEADS``), which keeps only the blocks; a message larger than a window, and the file's last
-one, go through ``_mbox_block``. Maildir: the files under cur/ and new/, in name order; new/ or
+WINDOW_BYTES of whole messages and finds all their messages and header blocks at once with
+numpy (``_message_heads``: the line breaks, the blank lines among them, the "From " lines after
+those), keeping only the blocks; a message larger than a window, and the file's last one, go
+through ``_mbox_block``. Maildir: the files under cur/ and new/, in name order; new/ or
 a missing "S" flag means unread. .eml: one file, or every .eml file under a folder, in path order.
 
 Google Takeout's X-Gmail-Labels become Gmail label ids (SENT, UNREAD, CATEGORY_PROMOTIONS, ...);
