@@ -536,10 +536,14 @@ class _Heads:
     def from_lines(self) -> pa.Array:
         return pa.concat_arrays(self._from_lines)
 
+    @functools.cached_property
+    def _places(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.concatenate(self._numbers), np.concatenate(self._lines)
+
     def block(self, i: int) -> Block:
         """The ``i``th message as ``_mbox_block`` gives it."""
-        number, line = np.concatenate(self._numbers)[i], np.concatenate(self._lines)[i]
-        where = f"{self.path} message {number} (line {line})"
+        numbers, lines = self._places
+        where = f"{self.path} message {numbers[i]} (line {lines[i]})"
         block, from_line = self.blocks[i].as_py(), self.from_lines[i].as_py()
         whole = from_line + b"\n" + (block[1:] + b"\n" if block else b"")
         cut = min(len(from_line) + 1, MAX_LINE)  # _Window.line reads at most MAX_LINE bytes
@@ -557,7 +561,9 @@ def _message_heads(buf: bytes, low: int, high: int) -> tuple[np.ndarray, np.ndar
     text = np.frombuffer(buf, np.uint8)[low : min(len(buf), high + 8)]
     breaks = np.flatnonzero(text == ord("\n"))
 
-    def at(positions: np.ndarray) -> np.ndarray:  # (past the end reads the last byte: no "\n" nor "From ")
+    def at(positions: np.ndarray) -> np.ndarray:
+        # Past the end reads the last byte again: a line break there may look like one before a
+        # blank line, but it lies past every message asked for.
         return text[np.minimum(positions, len(text) - 1)]
 
     blank = breaks + 1 + (at(breaks + 1) == ord("\r"))  # where the next line's "\n" is if it is blank
