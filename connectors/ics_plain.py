@@ -43,7 +43,7 @@ import re
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import icalendar
 import numpy as np
@@ -693,10 +693,7 @@ def _times(columns: dict[str, pa.Array], spans: dict[int, tuple], cal) -> tuple[
     kind = np.asarray(columns["kind"])
     end = columns["end_utc"]
     if cal.utc_too:
-        # Under X-WR-TIMEZONE a UTC end is read on the zone's wall clock (see _span): the same
-        # instant, but the earlier one when the clock shows that time twice.
-        local = pc.local_timestamp(end.cast(pa.timestamp("us", zone.key)))
-        end = pc.assume_timezone(local, zone.key, ambiguous="earliest").cast(UTC_TS)
+        end = _on_the_wall_clock(end, zone)
     midnight = functools.partial(_midnight, zone=zone)
     next_day = each_distinct(columns["start_date"], functools.partial(midnight, days=1), UTC_TS)
     day_end = pc.if_else(
@@ -712,6 +709,16 @@ def _times(columns: dict[str, pa.Array], spans: dict[int, tuple], cal) -> tuple[
     tz = pc.if_else(pa.array(kind == ONE_BY_ONE), one_by_one[2], zone.key)
     all_day = pc.if_else(pa.array(kind == ONE_BY_ONE), one_by_one[3], pa.array(kind == DATE_KIND))
     return start, pc.if_else(pc.less(end, start), start, end), tz, all_day
+
+
+def _on_the_wall_clock(ends: pa.Array, zone: zoneinfo.ZoneInfo) -> pa.Array:
+    """UTC ends as ``_span`` makes them under X-WR-TIMEZONE, read on the zone's wall clock: the
+    same instant, but the earlier one when the clock shows that time twice."""
+    try:
+        local = pc.local_timestamp(ends.cast(pa.timestamp("us", zone.key)))
+        return pc.assume_timezone(local, zone.key, ambiguous="earliest").cast(UTC_TS)
+    except pa.ArrowInvalid:  # Arrow has no time zone database here (Windows without tzdata for it)
+        return each_distinct(ends, lambda end: end.astimezone(zone).replace(fold=0).astimezone(UTC), UTC_TS)
 
 
 def _midnight(raw: str, zone: tzinfo, days: int = 0) -> datetime:

@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
@@ -24,6 +25,7 @@ from connectors.ics import SOURCE, ImportFileError, calendar_files, feed_of, ite
 from connectors.ics import iter_ics_records as iics_records
 from timeaudit.config import parse_settings
 from timeaudit.imports import _to_arrow, _with_ingested_at
+from timeaudit.model import UTC_TS
 from timeaudit.store import records_to_arrow
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ics"
@@ -587,3 +589,12 @@ def test_plain_reader_leaves_odd_files_as_icalendar_reads_them(case):
     for data in (ODD_FILES[case].encode(), ODD_FILES[case].replace("Planning", "Café").encode("latin-1", "replace")):
         plain, reference = both_ways("odd.ics", data)
         assert plain == reference
+
+
+@pytest.mark.parametrize("zone", ["Europe/London", "America/New_York", "Australia/Lord_Howe", "Asia/Tokyo"])
+def test_ends_on_the_wall_clock_as_python_reads_them(zone):
+    """Arrow's time zone rules give what Python's zoneinfo gives, around every change of a year."""
+    tz = ZoneInfo(zone)
+    ends = pa.array([utc(2026, 1, 1) + timedelta(minutes=30 * n) for n in range(2 * 24 * 365)], UTC_TS)
+    python = [end.astimezone(tz).replace(fold=0).astimezone(UTC) for end in ends.to_pylist()]
+    assert ics_plain._on_the_wall_clock(ends, tz).to_pylist() == python
