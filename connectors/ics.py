@@ -32,9 +32,9 @@ Arrow table of the lake's columns; it takes an event only when it is certain to 
 icalendar reads it. Everything else (series, overrides, time zone definitions, anything unusual,
 and whole files that are odd or broken) stays in the text icalendar and recurring_ical_events
 read as before, and comes out as one dict per event (the ``Event`` fields, attendees as tuples
-of (email, response, optional)). Both paths
-make the same records: ``_record`` is the reference, and tests/test_ics.py holds the column-wise
-reader to it over the fixtures and generated calendars.
+of (email, response, optional)). Both paths make the same records: ``_record`` is the reference,
+and tests/test_ics.py holds the column-wise reader to it over the fixtures and generated
+calendars.
 """
 
 from __future__ import annotations
