@@ -6,10 +6,10 @@ thousand messages a second. Here the header blocks of thousands of messages of a
 kernel (RE2 regular expressions, splits, takes) or a numpy operation over all of them at once:
 
 1. Messages in the plain form nearly every mailer writes are picked out: "Name: value" lines
-   of printable ASCII only, a Date in the RFC 5322 form, a Message-ID in angle brackets,
-   address headers of bare or "Name <a@b>" entries, at most one X-Gmail-Labels or
-   X-Mozilla-Status header (not folded). The others go back to the caller, who reads them one
-   by one with ``connectors.mail_headers`` in their place: this module never guesses.
+   of printable ASCII only, a Date in the RFC 5322 form, a Message-ID in angle brackets, at
+   most one X-Gmail-Labels or X-Mozilla-Status header (not folded). The others go back to the
+   caller, who reads them one by one with ``connectors.mail_headers`` in their place: this
+   module never guesses.
 2. The blocks are split into header lines, one row each (message, name, value), continuation
    lines joined to their header as ``mail_headers`` unfolds them; each wanted header's first
    value per message becomes a column, and every To and Cc value is kept.
@@ -17,7 +17,9 @@ kernel (RE2 regular expressions, splits, takes) or a numpy operation over all of
    senders, address entries, Precedence, Content-Type, days of the Date) are the very
    functions ``mail_headers`` applies to one message, run once per distinct value
    (``_Distinct``) and spread to every row with ``take``. What nearly every message has its
-   own of (times of day, message ids, address lists and their order) is computed by kernels.
+   own of (times of day, message ids, address lists and their order) is computed by kernels;
+   an address list with an entry in another form than "a@b" or "Name <a@b>" (quoted, commented,
+   encoded) is read by ``mail_headers.addresses`` itself, once per distinct list.
 
 A record made here equals, field for field, the one the per-message reader makes of the same
 message: tests/test_mail_import.py holds the two readers to the same tables.
@@ -26,6 +28,7 @@ message: tests/test_mail_import.py holds the two readers to the same tables.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,9 +90,9 @@ def message_table(
     in_reply_to, reply_fine = _in_reply_to(first["in-reply-to"])
     references = pc.fill_null(_first_ids(first["references"]), "")
 
-    froms, from_fine = _addresses(*_present(first["from"]), n)
-    to, to_fine = _addresses(*headers.every["to"], n)
-    cc, cc_fine = _addresses(*headers.every["cc"], n)
+    froms = _addresses(*_present(first["from"]), n)
+    to = _addresses(*headers.every["to"], n)
+    cc = _addresses(*headers.every["cc"], n)
     sender = _first_of_each(froms)
 
     me = pa.array(sorted(rules.own_addresses(box.account, box.aliases)), pa.string())
@@ -131,9 +134,6 @@ def message_table(
         date_fine,
         pc.is_valid(message_id),
         reply_fine,
-        from_fine,
-        to_fine,
-        cc_fine,
     )
     others = pc.indices_nonzero(pc.invert(plain)).to_pylist()
     others += where.filter(pc.invert(fine)).to_pylist()
@@ -335,18 +335,19 @@ def _auto(first: dict) -> pa.Array:
     )
 
 
-def _addresses(message: pa.Array, values: pa.Array, n: int) -> tuple[pa.Array, pa.Array]:
-    """Each message's addresses from its ``values`` of one address header, as ``mail_headers.addresses``
-    gives them (lower case, in order, once each); and whether every value was in the simple form
-    that ``mail_headers.simple_address`` reads."""
+def _addresses(message: np.ndarray, values: pa.Array, n: int) -> pa.Array:
+    """Each message's addresses from its ``values`` of one address header, as
+    ``mail_headers.addresses`` gives them (lower case, in order, once each): the common entries
+    that ``mail_headers.simple_address`` reads column by column, the messages with any other
+    entry by ``mail_headers.addresses`` itself, once per distinct list of values."""
+    message = np.asarray(message)
     entries = pc.split_pattern(values, ",")
-    entry_message = np.asarray(message)[np.asarray(pc.list_parent_indices(entries))]
+    entry_message = message[np.asarray(pc.list_parent_indices(entries))]
     found = _each(pc.list_flatten(entries), rules.simple_address, pa.string())  # "": blank, null: not simple
-    odd = _anywhere(n, entry_message, pc.is_null(found))
+    odd = np.asarray(_anywhere(n, entry_message, pc.is_null(found)))
     # A message whose values have no entry at all goes to the standard library's parser, which may find one.
-    counted = _anywhere(n, entry_message, pc.not_equal(found, ""))
-    given = _anywhere(n, message, pc.not_equal(values, ""))
-    odd = _any(odd, pc.and_(given, pc.invert(counted)))
+    counted = np.asarray(_anywhere(n, entry_message, pc.not_equal(found, "")))
+    odd |= np.asarray(_anywhere(n, message, pc.not_equal(values, ""))) & ~counted
 
     # Each address once per message, where it first occurs.
     kept = np.flatnonzero(np.asarray(pc.fill_null(pc.not_equal(found, ""), False)))
@@ -355,7 +356,20 @@ def _addresses(message: pa.Array, values: pa.Array, n: int) -> tuple[pa.Array, p
     key = entry_message[kept] * max(len(codes.dictionary), 1) + codes.indices.to_numpy()
     once = np.sort(np.unique(key, return_index=True)[1])
     offsets = pa.array(np.searchsorted(entry_message[kept][once], np.arange(n + 1)), pa.int32())
-    return pa.ListArray.from_arrays(offsets, address.take(once)), pc.invert(odd)
+    simple = pa.ListArray.from_arrays(offsets, address.take(once))
+    if not odd.any():
+        return simple
+    return pc.if_else(pa.array(odd), _addresses_read_whole(message, values, odd, n), simple)
+
+
+def _addresses_read_whole(message: np.ndarray, values: pa.Array, odd: np.ndarray, n: int) -> pa.Array:
+    """The addresses of the ``odd`` messages by ``mail_headers.addresses`` (null for the others)."""
+    rows = np.flatnonzero(odd[message])
+    texts = values.take(rows).to_pylist()
+    groups = itertools.groupby(zip(message[rows].tolist(), texts, strict=True), key=lambda row: row[0])
+    found = [rules.addresses([text for _, text in group]) for _, group in groups]
+    readers = np.flatnonzero(odd)
+    return pa.array(found, pa.list_(pa.string())).take(_placed(n, readers, np.arange(len(readers))))
 
 
 def _first_of_each(lists: pa.ListArray) -> pa.Array:
