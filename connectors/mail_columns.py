@@ -6,10 +6,10 @@ thousand messages a second. Here the header blocks of thousands of messages of a
 kernel (RE2 regular expressions, splits, takes) or a numpy operation over all of them at once:
 
 1. Messages in the plain form nearly every mailer writes are picked out: "Name: value" lines
-   of printable ASCII only, a Date in the RFC 5322 form, a Message-ID in angle brackets, at
-   most one X-Gmail-Labels or X-Mozilla-Status header (not folded). The others go back to the
-   caller, who reads them one by one with ``connectors.mail_headers`` in their place: this
-   module never guesses.
+   of printable ASCII only, a readable Date, a Message-ID, at most one X-Gmail-Labels or
+   X-Mozilla-Status header (not folded). The others (8-bit headers, a broken or missing Date
+   or Message-ID, ...) go back to the caller, who reads them one by one with
+   ``connectors.mail_headers`` in their place: this module never guesses.
 2. The blocks are split into header lines, one row each (message, name, value), continuation
    lines joined to their header as ``mail_headers`` unfolds them; each wanted header's first
    value per message becomes a column, and every To and Cc value is kept.
@@ -17,9 +17,10 @@ kernel (RE2 regular expressions, splits, takes) or a numpy operation over all of
    senders, address entries, Precedence, Content-Type, days of the Date) are the very
    functions ``mail_headers`` applies to one message, run once per distinct value
    (``_Distinct``) and spread to every row with ``take``. What nearly every message has its
-   own of (times of day, message ids, address lists and their order) is computed by kernels;
-   an address list with an entry in another form than "a@b" or "Name <a@b>" (quoted, commented,
-   encoded) is read by ``mail_headers.addresses`` itself, once per distinct list.
+   own of (times of day, message ids, address lists and their order) is computed by kernels
+   for the common forms ("Tue, 3 Mar 2026 09:15:00 +0100", "<id>", "a@b" and "Name <a@b>");
+   a value in any other form (quoted or encoded names, a Date with a comment) is read by the
+   ``mail_headers`` function itself, once per distinct value.
 
 A record made here equals, field for field, the one the per-message reader makes of the same
 message: tests/test_mail_import.py holds the two readers to the same tables.
@@ -53,7 +54,6 @@ READ_CODE = {name: i for i, name in enumerate(READ)}
 NOT_PRINTABLE = r"[^\t\n\x20-\x7e]"
 PRINTABLE = bytes([9, 10, *range(0x20, 0x7F)])
 HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")  # as the per-message reader reads names
-MESSAGE_ID = r"<(?P<id>[^<>\s]+)>"  # mail_headers' _MSG_ID
 WHOLE_ID = r"^<[^<>\s]+>$"
 # mail_headers' _RFC_DATE with the clock's and zone's ranges checked, as datetime() checks them.
 DATE = (
@@ -86,9 +86,9 @@ def message_table(
 
     left_out = label_keys.each(lambda key: _labels_of(key, label_rule) is None, pa.bool_())
     ts, date_fine = _dates(first["date"])
-    message_id = _first_ids(first["message-id"])  # null: the message needs a hash id
-    in_reply_to, reply_fine = _in_reply_to(first["in-reply-to"])
-    references = pc.fill_null(_first_ids(first["references"]), "")
+    message_id = _ids(first["message-id"], rules.first_id)  # "": the message needs a hash id
+    in_reply_to = _ids(first["in-reply-to"], rules.first_id)
+    references = _ids(first["references"], rules.root_id)
 
     froms = _addresses(*_present(first["from"]), n)
     to = _addresses(*headers.every["to"], n)
@@ -132,8 +132,7 @@ def message_table(
         pc.invert(headers.folded_labels),
         labels_fine,
         date_fine,
-        pc.is_valid(message_id),
-        reply_fine,
+        pc.not_equal(message_id, ""),
     )
     others = pc.indices_nonzero(pc.invert(plain)).to_pylist()
     others += where.filter(pc.invert(fine)).to_pylist()
@@ -279,8 +278,10 @@ def _labels_of(key: str, label_rule: LabelRule) -> tuple[str, ...] | None:
 
 
 def _dates(dates: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(the Date as a UTC time, whether it is in the plain form and a real date). The day is
-    read once per distinct day by ``mail_headers.parse_date``, the clock and zone by slicing."""
+    """(the Date as a UTC time, whether it has one) as ``mail_headers.parse_date`` reads it: in
+    the plain form, the day once per distinct day by ``parse_date``, the clock and zone by
+    slicing; in any other, the whole value by ``parse_date``."""
+    original = dates
     plain = pc.fill_null(pc.match_substring_regex(dates, DATE), False)
     dates = pc.if_else(plain, dates, "1 Jan 2000 00:00:00 +0000")  # (what the others hold does not matter)
     day, clock, zone = (
@@ -291,24 +292,25 @@ def _dates(dates: pa.Array) -> tuple[pa.Array, pa.Array]:
     east = _each(zone, lambda zone: (-1 if zone[0] == "+" else 1) * (int(zone[1:3]) * 60 + int(zone[3:5])), pa.int64())
     since_midnight = pc.add(pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)), seconds)
     utc = pc.multiply(pc.add(since_midnight, pc.multiply(east, 60)), 1_000_000).cast(pa.duration("us"))
-    ts = pc.add(midnight, utc)
-    return ts, pc.and_(plain, pc.is_valid(ts))
+    ts = pc.if_else(plain, pc.add(midnight, utc), pa.scalar(None, UTC_TS))
+    others = np.flatnonzero(~np.asarray(plain) & np.asarray(pc.is_valid(original)))
+    if len(others):  # other forms: the standard library's parser, once per distinct value
+        parsed = _each(original.take(others), rules.parse_date, UTC_TS)
+        ts = pc.coalesce(ts, parsed.take(_placed(len(ts), others, np.arange(len(others)))))
+    return ts, pc.is_valid(ts)
 
 
-def _first_ids(values: pa.Array) -> pa.Array:
-    """The first <id> of each Message-ID, In-Reply-To or References value, without the brackets;
-    null when there is none. A value that is one <id> and nothing else is sliced, not searched."""
+def _ids(values: pa.Array, rule: Callable[[str], str]) -> pa.Array:
+    """``rule`` (``mail_headers.first_id`` or ``root_id``) of each Message-ID, In-Reply-To or
+    References value, "" for an absent one: a value that is one <id> and nothing else is
+    sliced, any other read by ``rule`` once per distinct value."""
     whole = pc.fill_null(pc.match_substring_regex(values, WHOLE_ID), False)
-    ids = pc.if_else(whole, pc.utf8_slice_codeunits(values, 1, -1), pa.scalar(None, pa.string()))
-    searched = pc.and_(pc.is_valid(values), pc.invert(whole))
-    return pc.replace_with_mask(ids, searched, _extract(values.filter(searched), MESSAGE_ID, "id"))
-
-
-def _in_reply_to(values: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(the first <id> of In-Reply-To or "", whether it was absent, empty or in angle brackets)."""
-    found = _first_ids(values)
-    fine = _any(pc.is_null(values), pc.equal(values, ""), pc.is_valid(found))
-    return pc.fill_null(found, ""), pc.fill_null(fine, False)
+    ids = pc.if_else(whole, pc.utf8_slice_codeunits(values, 1, -1), pc.fill_null(values, ""))
+    read = np.flatnonzero(~np.asarray(whole))
+    if not len(read):
+        return ids
+    found = _each(ids.take(read), rule, pa.string()).take(_placed(len(ids), read, np.arange(len(read))))
+    return pc.coalesce(found, ids)
 
 
 def _first_nonempty(*columns: pa.Array) -> pa.Array:
@@ -400,10 +402,6 @@ class _Distinct:
 def _each(values: pa.Array, function: Callable, type: pa.DataType) -> pa.Array:
     """``function`` of every value, computed once per distinct value (null stays null)."""
     return _Distinct(values).each(function, type)
-
-
-def _extract(values: pa.Array, pattern: str, group: str) -> pa.Array:
-    return pc.struct_field(pc.extract_regex(values, pattern), group)
 
 
 def _placed(n: int, at: np.ndarray, rows: np.ndarray) -> pa.Array:

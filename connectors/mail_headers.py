@@ -120,10 +120,9 @@ def message_fields(
         self_in = "bcc"
 
     subject = decode_words(first.get("subject", ""))
-    message_id = _first_id(first.get("message-id", ""))
-    in_reply_to = _first_id(first.get("in-reply-to", ""))
-    references = _MSG_ID.findall(first.get("references", ""))
-    thread = thread_id or (references[0] if references else "") or in_reply_to or message_id
+    message_id = first_id(first.get("message-id", ""))
+    in_reply_to = first_id(first.get("in-reply-to", ""))
+    thread = thread_id or root_id(first.get("references", "")) or in_reply_to or message_id
 
     return {
         "source": source,
@@ -319,7 +318,14 @@ def _utc(value: datetime | None) -> datetime | None:
         return None
 
 
-def _first_id(value: str) -> str:
+def root_id(references: str) -> str:
+    """The first id of References: the root of the thread."""
+    m = _MSG_ID.search(references)
+    return m.group(1) if m else ""
+
+
+def first_id(value: str) -> str:
+    """The id of a Message-ID or In-Reply-To header, without its angle brackets."""
     m = _MSG_ID.search(value)
     if m:
         return m.group(1)
