@@ -6,7 +6,7 @@ thousand messages a second. Here the header blocks of thousands of messages of a
 kernel (RE2 regular expressions, splits, takes) or a numpy operation over all of them at once:
 
 1. Messages in the plain form nearly every mailer writes are picked out: "Name: value" lines
-   of printable ASCII only, a readable Date, a Message-ID, at most one X-Gmail-Labels or
+   of printable ASCII only (LF or CRLF line ends), a readable Date, a Message-ID, at most one X-Gmail-Labels or
    X-Mozilla-Status header (not folded). The others (8-bit headers, a broken or missing Date
    or Message-ID, ...) go back to the caller, who reads them one by one with
    ``connectors.mail_headers`` in their place: this module never guesses.
@@ -70,7 +70,9 @@ def message_table(
     "\\n"), in order, with their index in ``blocks`` in a last column "position", and the
     indices of the other messages, which the caller reads one by one. Messages the label rule
     leaves out are in neither. ``box`` is the mailbox's ``connectors.mail._Mailbox``."""
-    plain = _all(pc.less_equal(pc.binary_length(blocks), max_header_bytes), _printable(blocks))
+    small = pc.less_equal(pc.binary_length(blocks), max_header_bytes)
+    blocks = _with_lf_line_ends(blocks)
+    plain = _all(small, _printable(blocks))
     where = pc.indices_nonzero(plain)
     blocks = (blocks if len(where) == len(blocks) else blocks.filter(plain)).cast(pa.string())
     n = len(blocks)
@@ -141,6 +143,15 @@ def message_table(
 
 
 # -- which messages are plain -------------------------------------------------------------------
+def _with_lf_line_ends(blocks: pa.Array) -> pa.Array:
+    """``blocks`` with CRLF line ends made LF ones, as the per-message reader reads both; a "\\r"
+    anywhere else stays, and the block is then not printable."""
+    text = blocks.buffers()[2]
+    if text is None or b"\r" not in text.to_pybytes():
+        return blocks
+    return pc.replace_substring_regex(blocks, "\r(\n|$)", "\\1")
+
+
 def _printable(blocks: pa.Array) -> pa.Array:
     """Whether each block is printable ASCII, tabs and line breaks only (so that Python's and
     Arrow's ideas of case, blanks and \\s agree): all at once in the common case."""

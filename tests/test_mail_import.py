@@ -442,6 +442,7 @@ def _generated_mbox() -> bytes:
             b"Message-ID: <s4@x>\nX-Control: \x01",
             b"Message-ID: <s6@x>\nSubject: Budget\x0b",
             b"Message-ID: <s7@x>\nSubject: \x1cBudget\nTo: \x1fana@acme.com",
+            b"Message-ID: <s8@x>\nSubject: Budget\rreview",  # a lone carriage return
         ]
     ):
         date = b"" if b"Date:" in odd_headers else b"Date: Tue, 3 Mar 2026 09:15:00 +0100\n"
@@ -495,9 +496,12 @@ def test_column_wise_reader_gives_the_records_of_the_per_message_reader(tmp_path
     generated.write_bytes(_generated_mbox())
     crlf = tmp_path / "thunderbird-crlf.mbox"
     crlf.write_bytes((FIXTURES / "thunderbird.mbox").read_bytes().replace(b"\n", b"\r\n"))
+    generated_crlf = tmp_path / "generated-crlf.mbox"
+    generated_crlf.write_bytes(_generated_mbox().replace(b"\n", b"\r\n"))
     mixed = tmp_path / "mixed.mbox"
     mixed.write_bytes((FIXTURES / "binary_junk.mbox").read_bytes() + b"\n\n" + (FIXTURES / "takeout.mbox").read_bytes())
-    paths = [generated, crlf, mixed] + [FIXTURES / n for n in ("takeout.mbox", "thunderbird.mbox", "truncated.mbox")]
+    fixtures = [FIXTURES / name for name in ("takeout.mbox", "thunderbird.mbox", "truncated.mbox")]
+    paths = [generated, generated_crlf, crlf, mixed, *fixtures]
     for path in paths:
         (one_by_one, skipped, progress), (column_wise, skipped_too, progress_too) = _both_readers(
             path, settings, aliases=["ana.s@acme.com"]
@@ -505,4 +509,4 @@ def test_column_wise_reader_gives_the_records_of_the_per_message_reader(tmp_path
         assert column_wise.num_rows == one_by_one.num_rows > 0
         assert column_wise.equals(one_by_one), path.name
         assert (skipped_too, progress_too) == (skipped, progress)
-    assert sum(read_column_wise) > 50
+    assert sum(read_column_wise) > 100
