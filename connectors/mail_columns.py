@@ -6,10 +6,10 @@ thousand messages a second. Here the header blocks of thousands of messages of a
 kernel (RE2 regular expressions, splits, takes) or a numpy operation over all of them at once:
 
 1. Messages in the plain form nearly every mailer writes are picked out: "Name: value" lines
-   of printable ASCII only (LF or CRLF line ends), a readable Date, a Message-ID, at most one X-Gmail-Labels or
-   X-Mozilla-Status header (not folded). The others (8-bit headers, a broken or missing Date
-   or Message-ID, ...) go back to the caller, who reads them one by one with
-   ``connectors.mail_headers`` in their place: this module never guesses.
+   of printable ASCII only (LF or CRLF line ends), a readable Date, a Message-ID, at most one
+   X-Gmail-Labels or X-Mozilla-Status header (not folded). The others (8-bit headers, a
+   broken or missing Date or Message-ID, ...) go back to the caller, who reads them one by one
+   with ``connectors.mail_headers`` in their place: this module never guesses.
 2. The blocks are split into header lines, one row each (message, name, value), continuation
    lines joined to their header as ``mail_headers`` unfolds them; each wanted header's first
    value per message becomes a column, and every To and Cc value is kept.
