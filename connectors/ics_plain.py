@@ -54,6 +54,7 @@ from icalendar.prop import vDDDTypes, vUnknown
 from icalendar.timezone import tzp
 
 from connectors import ics
+from connectors.columns import each_distinct
 from timeaudit.model import EVENT_SCHEMA
 
 # -- the plain line grammar (Python, for attendee runs) -------------------------------------
@@ -299,12 +300,6 @@ def _cut_at(texts: pa.Array, separator: str, skip: int) -> tuple[pa.Array, pa.Ar
     offsets[0:-1:3], offsets[1::3], offsets[2::3], offsets[-1] = starts, cut, np.minimum(cut + skip, ends), bounds[-1]
     thirds = pa.StringArray.from_buffers(3 * len(texts), pa.py_buffer(offsets), texts.buffers()[2])
     return (thirds.take(pa.array(np.arange(first, 3 * len(texts), 3))) for first in (0, 2))
-
-
-def each_distinct(values: pa.Array, read: Callable, type: pa.DataType) -> pa.Array:
-    """``read`` of each value (nulls stay null), called once per distinct value."""
-    encoded = pc.dictionary_encode(values)
-    return pa.array([read(v) for v in encoded.dictionary.to_pylist()], type).take(encoded.indices)
 
 
 def where_needed(values: pa.Array, needed: pa.Array, read: Callable[[str], str]) -> pa.Array:

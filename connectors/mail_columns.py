@@ -16,7 +16,7 @@ kernel (RE2 regular expressions, splits, takes) or a numpy operation over all of
 3. Rules whose inputs take few distinct values (labels, subjects and their encoded words,
    senders, address entries, Precedence, Content-Type, days of the Date) are the very
    functions ``mail_headers`` applies to one message, run once per distinct value
-   (``_Distinct``) and spread to every row with ``take``. What nearly every message has its
+   (``connectors.columns.Distinct``) and spread to every row with ``take``. What nearly every message has its
    own of (times of day, message ids, address lists and their order) is computed by kernels
    for the common forms ("Tue, 3 Mar 2026 09:15:00 +0100", "<id>", "a@b" and "Name <a@b>");
    a value in any other form (quoted or encoded names, a Date with a comment) is read by the
@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors import mail_headers as rules
+from connectors.columns import Distinct, each_distinct
 from timeaudit.model import MESSAGE_SCHEMA, UTC_TS
 
 # Labels of a message from its X-Gmail-Labels and X-Mozilla-Status values (None when absent);
@@ -81,7 +82,7 @@ def message_table(
     first = headers.first
     label_key, labels_fine = _label_keys(first, headers.counts)
 
-    label_keys = _Distinct(label_key)
+    label_keys = Distinct(label_key)
 
     def labels_with(test: Callable[[tuple[str, ...]], Any], type: pa.DataType) -> pa.Array:
         return label_keys.each(lambda key: test(_labels_of(key, label_rule) or ()), type)
@@ -95,12 +96,12 @@ def message_table(
     froms = _addresses(*_present(first["from"]), n)
     to = _addresses(*headers.every["to"], n)
     cc = _addresses(*headers.every["cc"], n)
-    sender = _first_of_each(froms)
+    sender = _first_ofeach_distinct(froms)
 
     me = pa.array(sorted(rules.own_addresses(box.account, box.aliases)), pa.string())
     sent = pc.or_(labels_with(lambda labels: "SENT" in labels, pa.bool_()), pc.is_in(sender, value_set=me))
     self_in = pc.if_else(sent, "from", pc.if_else(_any_of(to, me), "to", pc.if_else(_any_of(cc, me), "cc", "bcc")))
-    subjects = _Distinct(pc.fill_null(first["subject"], ""))
+    subjects = Distinct(pc.fill_null(first["subject"], ""))
     subject = subjects.each(rules.decode_words, pa.string())
     thread = _first_nonempty(references, in_reply_to, message_id)
 
@@ -218,7 +219,7 @@ def _header_rows(blocks: pa.Array) -> _Rows:
     owner = np.cumsum(~continued) - 1  # each line's header, as an index in starts
     name_value = pc.split_pattern(line.take(starts), ":", max_splits=1)
     first_part = np.asarray(name_value.offsets)[:-1]
-    names = _Distinct(name_value.values.take(first_part))
+    names = Distinct(name_value.values.take(first_part))
     named = (np.diff(name_value.offsets) == 2) & np.asarray(names.each(_is_name, pa.bool_()))
     code = np.asarray(names.each(lambda name: READ_CODE.get(name.lower(), -1), pa.int64()))
     kept = np.flatnonzero((code >= 0) & named)
@@ -298,15 +299,17 @@ def _dates(dates: pa.Array) -> tuple[pa.Array, pa.Array]:
     day, clock, zone = (
         pc.utf8_slice_codeunits(dates, start, stop) for start, stop in ((0, -15), (-14, -6), (-5, None))
     )
-    midnight = _each(day, lambda day: rules.parse_date(f"{day} 00:00:00 +0000"), UTC_TS)  # None: no such day
+    midnight = each_distinct(day, lambda day: rules.parse_date(f"{day} 00:00:00 +0000"), UTC_TS)  # None: no such day
     hours, minutes, seconds = (pc.cast(pc.utf8_slice_codeunits(clock, i, i + 2), pa.int64()) for i in (0, 3, 6))
-    east = _each(zone, lambda zone: (-1 if zone[0] == "+" else 1) * (int(zone[1:3]) * 60 + int(zone[3:5])), pa.int64())
+    east = each_distinct(
+        zone, lambda zone: (-1 if zone[0] == "+" else 1) * (int(zone[1:3]) * 60 + int(zone[3:5])), pa.int64()
+    )
     since_midnight = pc.add(pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)), seconds)
     utc = pc.multiply(pc.add(since_midnight, pc.multiply(east, 60)), 1_000_000).cast(pa.duration("us"))
     ts = pc.if_else(plain, pc.add(midnight, utc), pa.scalar(None, UTC_TS))
     others = np.flatnonzero(~np.asarray(plain) & np.asarray(pc.is_valid(original)))
     if len(others):  # other forms: the standard library's parser, once per distinct value
-        parsed = _each(original.take(others), rules.parse_date, UTC_TS)
+        parsed = each_distinct(original.take(others), rules.parse_date, UTC_TS)
         ts = pc.coalesce(ts, parsed.take(_placed(len(ts), others, np.arange(len(others)))))
     return ts, pc.is_valid(ts)
 
@@ -320,7 +323,7 @@ def _ids(values: pa.Array, rule: Callable[[str], str]) -> pa.Array:
     read = np.flatnonzero(~np.asarray(whole))
     if not len(read):
         return ids
-    found = _each(ids.take(read), rule, pa.string()).take(_placed(len(ids), read, np.arange(len(read))))
+    found = each_distinct(ids.take(read), rule, pa.string()).take(_placed(len(ids), read, np.arange(len(read))))
     return pc.coalesce(found, ids)
 
 
@@ -333,18 +336,20 @@ def _bulk(first: dict, sender: pa.Array) -> pa.Array:
     listed = _any(*(pc.not_equal(pc.fill_null(first[h], ""), "") for h in ("list-id", "list-unsubscribe")))
     return _any(
         listed,
-        _each(pc.fill_null(first["precedence"], ""), rules.bulk_precedence, pa.bool_()),
-        _each(sender, rules.automated_sender, pa.bool_()),
+        each_distinct(pc.fill_null(first["precedence"], ""), rules.bulk_precedence, pa.bool_()),
+        each_distinct(sender, rules.automated_sender, pa.bool_()),
     )
 
 
 def _auto(first: dict) -> pa.Array:
     """Auto by the headers (the subject is the caller's)."""
-    flags = [pc.fill_null(_each(first[h], rules.auto_reply, pa.bool_()), False) for h in rules.AUTO_REPLY_HEADERS]
+    flags = [
+        pc.fill_null(each_distinct(first[h], rules.auto_reply, pa.bool_()), False) for h in rules.AUTO_REPLY_HEADERS
+    ]
     return _any(
-        _each(pc.fill_null(first["auto-submitted"], ""), rules.auto_submitted, pa.bool_()),
+        each_distinct(pc.fill_null(first["auto-submitted"], ""), rules.auto_submitted, pa.bool_()),
         *flags,
-        _each(pc.fill_null(first["content-type"], ""), rules.calendar_reply, pa.bool_()),
+        each_distinct(pc.fill_null(first["content-type"], ""), rules.calendar_reply, pa.bool_()),
     )
 
 
@@ -356,7 +361,7 @@ def _addresses(message: np.ndarray, values: pa.Array, n: int) -> pa.Array:
     message = np.asarray(message)
     entries = pc.split_pattern(values, ",")
     entry_message = message[np.asarray(pc.list_parent_indices(entries))]
-    found = _each(pc.list_flatten(entries), rules.simple_address, pa.string())  # "": blank, null: not simple
+    found = each_distinct(pc.list_flatten(entries), rules.simple_address, pa.string())  # "": blank, null: not simple
     odd = np.asarray(_anywhere(n, entry_message, pc.is_null(found)))
     # A message whose values have no entry at all goes to the standard library's parser, which may find one.
     counted = np.asarray(_anywhere(n, entry_message, pc.not_equal(found, "")))
@@ -385,7 +390,7 @@ def _addresses_read_whole(message: np.ndarray, values: pa.Array, odd: np.ndarray
     return pa.array(found, pa.list_(pa.string())).take(_placed(n, readers, np.arange(len(readers))))
 
 
-def _first_of_each(lists: pa.ListArray) -> pa.Array:
+def _first_ofeach_distinct(lists: pa.ListArray) -> pa.Array:
     """The first item of each list, "" for an empty one."""
     starts = np.asarray(lists.offsets)
     empty = starts[1:] == starts[:-1]
@@ -398,23 +403,6 @@ def _any_of(lists: pa.Array, value_set: pa.Array) -> pa.Array:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-class _Distinct:
-    """A column's distinct values, for computing on each once and spreading the results to every
-    row (a null row gets null)."""
-
-    def __init__(self, values: pa.Array):
-        encoded = _array(pc.dictionary_encode(values))
-        self.values, self.indices = encoded.dictionary.to_pylist(), encoded.indices
-
-    def each(self, function: Callable, type: pa.DataType) -> pa.Array:
-        return pa.array([function(v) for v in self.values], type).take(self.indices)
-
-
-def _each(values: pa.Array, function: Callable, type: pa.DataType) -> pa.Array:
-    """``function`` of every value, computed once per distinct value (null stays null)."""
-    return _Distinct(values).each(function, type)
-
-
 def _placed(n: int, at: np.ndarray, rows: np.ndarray) -> pa.Array:
     """Indices to ``take`` for a column of ``n`` rows holding the value of row ``rows[i]`` at row
     ``at[i]``, null elsewhere."""
