@@ -45,7 +45,8 @@ def exports(data: Path, **_) -> dict:
 
 def _ingest(data: Path, kind: str) -> dict:
     """Import every sampled person's export into an empty lake, one import per person as a user
-    would; the rate counts the records the files gave over the time of the imports alone."""
+    would; the rate counts the records the files gave over the time of the imports alone, the
+    files already in the system's file cache."""
     from bench.exports import sample_people, stem
     from timeaudit.imports import import_ics, import_mail
     from timeaudit.store import Lake
@@ -58,8 +59,12 @@ def _ingest(data: Path, kind: str) -> dict:
     # A window wider than any run's weeks, so the imports keep every event.
     first, last = END - timedelta(weeks=60), END + timedelta(weeks=1)
     items = skipped = 0
+    people = sample_people(data, IMPORT_PEOPLE)
+    # Read once first, as a file just exported is: the rate is the import's, not the disk's.
+    for email, _zone in people:
+        (folder / f"{stem(email)}.{kind}").read_bytes()
     t = time.perf_counter()
-    for email, _zone in sample_people(data, IMPORT_PEOPLE):
+    for email, _zone in people:
         if kind == "ics":
             r = import_ics(lake, settings, [folder / f"{stem(email)}.ics"], email, since=first, until=last)
         else:
