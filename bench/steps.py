@@ -216,9 +216,10 @@ def _median_phases(marks: list[dict[str, float]]) -> dict[str, float]:
 
 def browser(data: Path, **_) -> dict:
     """The team page in headless Chromium: a cold first load as the server starts, then, once the
-    server says every page's figures are ready, the median of 5 warm loads, each a first visit (a new browser context; the server's caches warm), and beside it the
-    median of 5 loads with the browser's cache warm too; then every page once, checked for
-    Streamlit exceptions and script errors."""
+    server says every page's figures are ready, the median of 5 warm loads, each a first visit
+    (a new browser context; the server's caches warm), and beside it the median of 5 loads with
+    the browser's cache warm too; then every page once, checked for Streamlit exceptions and
+    script errors."""
     import statistics
 
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
