@@ -81,8 +81,8 @@ class FrontendFiles:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        base = "/" + config.get_option("server.baseUrlPath").strip("/")
-        path = scope["path"].removeprefix(base.rstrip("/"))
+        base = config.get_option("server.baseUrlPath").strip("/")
+        path = scope["path"].removeprefix(f"/{base}") if base else scope["path"]
         found = _frontend_files().get(path)
         if found is not None:
             await _send_file(scope, send, *found)

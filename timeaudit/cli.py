@@ -411,12 +411,11 @@ def compaction_line(before: int, after: int, outdated: int) -> str:
         return f"{n:,} file{'s' if n != 1 else ''}"
 
     if before > after:
-        done = f"{files(before)} merged into {after:,}"
-    elif outdated:
-        done = f"{files(outdated)} brought up to date"
-    else:
-        return f"{files(before)}, nothing to do"
-    return done + (f" ({outdated:,} written by an older timeaudit)" if outdated and before > after else "")
+        older = f" ({outdated:,} written by an older timeaudit)" if outdated else ""
+        return f"{files(before)} merged into {after:,}{older}"
+    if outdated:
+        return f"{files(outdated)} brought up to date"
+    return f"{files(before)}, nothing to do"
 
 
 @app.command()

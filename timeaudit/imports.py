@@ -134,8 +134,7 @@ def import_ics(
                 progress(path.name, done, len(calendars))
 
     records = _read_all("events", paths, read, ics.ImportFileError, report)
-    feeds = pc.list_element(pc.split_pattern(records["id"], "/", max_splits=1), 0)  # ics.feed_of of each id
-    scope = Scope(frozenset(pc.unique(feeds).to_pylist()), start, end)
+    scope = Scope(_id_prefixes(records), start, end)
     return _land(lake, "events", report, records, scope)
 
 
@@ -166,9 +165,13 @@ def import_mail(
         return mail.read_mail(path, account, settings, aliases, skip, advanced)
 
     records = _read_all("messages", paths, read, mail.ImportFileError, report)
-    mailboxes = pc.unique(pc.list_element(pc.split_pattern(records["id"], "/", max_splits=1), 0))
-    scope = Scope(frozenset(mailboxes.to_pylist()))
+    scope = Scope(_id_prefixes(records))
     return _land(lake, "messages", report, records, scope)
+
+
+def _id_prefixes(records: pa.Table) -> frozenset[str]:
+    """The feeds or mailboxes the records' ids start with ("<slug>/..."), as ``Scope`` reads them."""
+    return frozenset(pc.unique(pc.list_element(pc.split_pattern(records["id"], "/", max_splits=1), 0)).to_pylist())
 
 
 def _account(value: str) -> str:
