@@ -1,7 +1,7 @@
 """Export files for the import benchmarks: one .ics calendar and one Takeout-style mbox per person.
 
 They are written from the generated organisation's records as the lake holds them (the lake is
-the cache of ``connectors.demo_records``' output: generating the records again would cost as
+the cache of ``connectors.demo.records``' output: generating the records again would cost as
 much as the generate step). Each sampled person gets what Google Takeout would give them:
 
 - ``<person>.ics``: every event of their calendar as a VEVENT, in UTC with X-WR-TIMEZONE, with
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import icalendar
 
-from timeaudit.store import Lake
+from timeaudit.lake.store import Lake
 
 PARTSTAT = {"accepted": "ACCEPTED", "declined": "DECLINED", "tentative": "TENTATIVE", "needsAction": "NEEDS-ACTION"}
 LABELS = {

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from timeaudit.export import CHROMIUM_FLAGS
+from timeaudit.outputs.export import CHROMIUM_FLAGS
 
 END = date(2026, 11, 23)
 
 
 def generate(data: Path, people: int, weeks: int) -> dict:
     """The demo organisation into the lake, as `timeaudit demo` does."""
-    from connectors import demo_records
-    from connectors.demo_org import build_org
-    from timeaudit.store import Lake
-    from timeaudit.sync import replace_source
+    from connectors.demo import records as demo_records
+    from connectors.demo.org import build_org
+    from timeaudit.lake.store import Lake
+    from timeaudit.lake.sync import replace_source
 
     org = build_org(people=people, weeks=weeks, seed=7, end=END)
     lake = Lake(data)
@@ -48,8 +48,8 @@ def _ingest(data: Path, kind: str) -> dict:
     would; the rate counts the records the files gave over the time of the imports alone, the
     files already in the system's file cache."""
     from bench.exports import sample_people, stem
-    from timeaudit.imports import import_ics, import_mail
-    from timeaudit.store import Lake
+    from timeaudit.lake.imports import import_ics, import_mail
+    from timeaudit.lake.store import Lake
 
     _, settings = _workspace(data)
     folder = data.parent / "exports"
@@ -291,7 +291,7 @@ def compact(data: Path, **_) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from timeaudit.store import Lake
+    from timeaudit.lake.store import Lake
 
     copy = data.parent / (data.name + "-compact")
     shutil.rmtree(copy, ignore_errors=True)
@@ -325,15 +325,16 @@ def compact(data: Path, **_) -> dict:
 
 
 def _workspace(data: Path):
-    from timeaudit.config import load_settings
-    from timeaudit.store import Lake
+    from timeaudit.core.config import load_settings
+    from timeaudit.lake.store import Lake
 
     return Lake(data), load_settings(data / "timeaudit.toml")
 
 
 def weekly(data: Path, **_) -> dict:
     """Computed from the lake: given an analysis, weekly_metrics never reads derived tables."""
-    from timeaudit.metrics import open_analysis, weekly_metrics
+    from timeaudit.analysis.metrics import open_analysis
+    from timeaudit.outputs.derived import weekly_metrics
 
     lake, settings = _workspace(data)
     df = weekly_metrics(lake, settings, open_analysis(lake, settings))
@@ -345,7 +346,8 @@ def weekly(data: Path, **_) -> dict:
 
 def team_page(data: Path, **_) -> dict:
     """The team page's queries once the weekly table is cached: one timing per query."""
-    from timeaudit.metrics import team_weekly, weekly_metrics
+    from timeaudit.analysis.metrics import team_weekly
+    from timeaudit.outputs.derived import weekly_metrics
 
     lake, settings = _workspace(data)
     df = weekly_metrics(lake, settings)
@@ -362,9 +364,9 @@ def team_page(data: Path, **_) -> dict:
 
 
 def audit_rankings(data: Path, **_) -> dict:
-    from timeaudit import audit
-    from timeaudit.metrics import open_analysis
-    from timeaudit.summary import weeks_ending
+    from timeaudit.analysis import audit
+    from timeaudit.analysis.metrics import open_analysis
+    from timeaudit.core.weeks import weeks_ending
 
     lake, settings = _workspace(data)
     a = open_analysis(lake, settings)
@@ -376,8 +378,8 @@ def audit_rankings(data: Path, **_) -> dict:
 
 
 def report(data: Path, **_) -> dict:
-    from timeaudit.export import render
-    from timeaudit.summary import build_summary
+    from timeaudit.outputs.export import render
+    from timeaudit.outputs.summary import build_summary
 
     lake, settings = _workspace(data)
     size = len(render(build_summary(lake, settings, "2026-W47", team="Support"), "xlsx"))
@@ -388,7 +390,7 @@ def baseline(data: Path, **_) -> dict:
     import pandas as pd
 
     from bench.baseline import weekly_meeting_hours
-    from timeaudit.metrics import open_analysis
+    from timeaudit.analysis.metrics import open_analysis
 
     lake, settings = _workspace(data)
     a = open_analysis(lake, settings)
@@ -424,11 +426,11 @@ def _derive(engine: str, data: str, out: str, queue) -> None:
     t = time.perf_counter()
     try:
         if engine == "duckdb":
-            from timeaudit.derived import run_duckdb
+            from timeaudit.outputs.derived import run_duckdb
 
             _, names = run_duckdb(lake, settings, now, Path(out))
         else:
-            from timeaudit.spark import open_session, run_metrics
+            from timeaudit.outputs.spark import open_session, run_metrics
 
             spark = open_session(SPARK_MASTER, SPARK_CONF)
             result["startup_seconds"] = time.perf_counter() - t

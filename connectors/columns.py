@@ -1,4 +1,4 @@
-"""What the column-wise readers (``connectors.mail_columns``, ``connectors.ics_plain``) share:
+"""What the column-wise readers (``connectors.mail.columns``, ``connectors.ics.plain``) share:
 Python's rules applied to a column once per distinct value, not once per row."""
 
 from __future__ import annotations

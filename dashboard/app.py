@@ -8,9 +8,9 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script by streamlit
 
 from dashboard import data, nodelay  # noqa: E402
-from timeaudit.errors import UserError  # noqa: E402
+from timeaudit.core.errors import UserError  # noqa: E402
+from timeaudit.lake.secret_files import check_secret_files  # noqa: E402
 from timeaudit.privacy import NotOnRoster  # noqa: E402
-from timeaudit.secret_files import check_secret_files  # noqa: E402
 
 nodelay.install()  # connections accepted from now on answer without Nagle's 40 ms waits
 st.set_page_config(page_title="timeaudit", page_icon="⏱", layout="wide")

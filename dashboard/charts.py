@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from timeaudit.figures import weekly_split_figure
+from timeaudit.outputs.figures import weekly_split_figure
 
 __all__ = ["weekly_split_figure", "share_trend_figure", "team_share_figure"]
 

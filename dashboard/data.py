@@ -17,20 +17,14 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
-from timeaudit.config import CONFIG_ENV, Settings, find_config, load_settings
-from timeaudit.errors import UserError
-from timeaudit.metrics import (
-    event_reasons,
-    last_complete_week,
-    open_analysis,
-    team_weekly,
-    top_meetings,
-    weekly_metrics,
-)
-from timeaudit.model import Person
+from timeaudit.analysis.metrics import event_reasons, last_complete_week, open_analysis, team_weekly, top_meetings
+from timeaudit.core.config import CONFIG_ENV, Settings, find_config, load_settings
+from timeaudit.core.errors import UserError
+from timeaudit.core.model import Person
+from timeaudit.core.roster import load_people
+from timeaudit.lake.store import Lake, default_data_dir
+from timeaudit.outputs.derived import weekly_metrics
 from timeaudit.privacy import VIEWER_ENV, Access, access_for, local_access
-from timeaudit.roster import load_people
-from timeaudit.store import Lake, default_data_dir
 
 _log = logging.getLogger(__name__)
 
@@ -185,7 +179,7 @@ def load_or_explain() -> pd.DataFrame | None:
 
 @st.cache_data(show_spinner="Preparing the summary…")
 def _summary(version: tuple, week: str, person: str | None, team: str | None):
-    from timeaudit.summary import build_summary
+    from timeaudit.outputs.summary import build_summary
 
     lake, s = workspace()
     return build_summary(lake, s, week, person=person, team=team, metrics=_all_weekly())
@@ -202,7 +196,7 @@ def summary(week: str, person: str | None = None, team: str | None = None):
 
 @st.cache_data(show_spinner="Ranking the meetings…")
 def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str, pd.DataFrame]:
-    from timeaudit import audit
+    from timeaudit.analysis import audit
 
     lake, s = workspace()
     a = open_analysis(lake, s)
@@ -231,7 +225,7 @@ def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str
 
 def audit_weeks(last: str | None, count: int) -> list[str]:
     """The ``count`` weeks ending with ``last`` that the data covers."""
-    from timeaudit.summary import weeks_ending
+    from timeaudit.core.weeks import weeks_ending
 
     first = all_weeks()[0]
     return [w for w in weeks_ending(last, count) if w >= first] if last else []

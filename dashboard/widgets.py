@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
-from timeaudit.export import safe_frame
+from timeaudit.outputs.export import safe_frame
 
 
 def pct(value: float) -> str:
@@ -113,8 +113,8 @@ def summary_downloads(key: str, week: str, person: str | None = None, team: str 
 
     Nothing is made until the user asks: the summary is built when they press the button, and
     each file is written only when its own button is clicked. Opening the page costs neither."""
-    from timeaudit.errors import UserError
-    from timeaudit.export import render
+    from timeaudit.core.errors import UserError
+    from timeaudit.outputs.export import render
 
     scope = (week, person, team)
     asked = f"{key}-asked"
@@ -148,7 +148,7 @@ def audit_period(key: str) -> tuple[list[str], str | None, dict[str, pd.DataFram
     """Pickers for the audit pages (the last week, how many weeks, and a team or everyone; only
     teams of at least ``privacy.min_group_size`` people are offered), and the audit's tables
     for what they pick."""
-    from timeaudit.metrics import last_complete_week
+    from timeaudit.analysis.metrics import last_complete_week
 
     all_weeks, min_group = data.all_weeks(), data.settings().privacy.min_group_size
     teams = ["Everyone"] + sorted(t for t, n in data.team_sizes().items() if n >= min_group)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from timeaudit.model import Attendee, Event, Message
+from timeaudit.core.model import Attendee, Event, Message
 
 UPDATED = datetime(2026, 1, 1, tzinfo=UTC)
 _counter = iter(range(1, 10**9))

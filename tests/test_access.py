@@ -12,9 +12,9 @@ import csv
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from timeaudit.config import load_settings
+from timeaudit.core.config import load_settings
+from timeaudit.core.roster import read_roster
 from timeaudit.privacy import HIDDEN, AccessDenied, access_for, local_access
-from timeaudit.roster import read_roster
 
 from conftest import ROOT
 

@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from connectors.demo_org import NEGLECTED
-from timeaudit import audit
-from timeaudit.config import load_settings
-from timeaudit.metrics import open_analysis, weekly_metrics
-from timeaudit.store import Lake
-from timeaudit.summary import weeks_ending
+from connectors.demo.org import NEGLECTED
+from timeaudit.analysis import audit
+from timeaudit.analysis.metrics import open_analysis
+from timeaudit.core.config import load_settings
+from timeaudit.core.weeks import weeks_ending
+from timeaudit.lake.store import Lake
+from timeaudit.outputs.derived import weekly_metrics
 
 from conftest import ROOT
 

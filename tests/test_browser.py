@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from timeaudit.export import CHROMIUM_FLAGS
-from timeaudit.store import Lake
+from timeaudit.lake.store import Lake
+from timeaudit.outputs.export import CHROMIUM_FLAGS
 
 from conftest import ROOT
 

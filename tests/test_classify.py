@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from timeaudit.classify import register_rules
-from timeaudit.config import parse_settings
-from timeaudit.model import Person
-from timeaudit.store import Lake
+from timeaudit.analysis.classify import register_rules
+from timeaudit.core.config import parse_settings
+from timeaudit.core.model import Person
+from timeaudit.lake.store import Lake
 
 from records import event, message, utc
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from timeaudit.config import Settings, load_settings
-from timeaudit.errors import ConfigError
+from timeaudit.core.config import Settings, load_settings
+from timeaudit.core.errors import ConfigError
 
 ROOT = Path(__file__).parent.parent
 

@@ -7,9 +7,10 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from timeaudit.config import load_settings
-from timeaudit.metrics import team_weekly, weekly_metrics
-from timeaudit.store import Lake
+from timeaudit.analysis.metrics import team_weekly
+from timeaudit.core.config import load_settings
+from timeaudit.lake.store import Lake
+from timeaudit.outputs.derived import weekly_metrics
 
 from conftest import ROOT
 

@@ -7,10 +7,10 @@ from datetime import UTC, date
 
 import pytest
 
-from connectors.demo_org import NEGLECT_WEEKS, NEGLECTED, build_org
-from connectors.demo_records import iter_events, iter_messages, write_org_files
-from timeaudit.config import load_settings, parse_settings
-from timeaudit.roster import load_people
+from connectors.demo.org import NEGLECT_WEEKS, NEGLECTED, build_org
+from connectors.demo.records import iter_events, iter_messages, write_org_files
+from timeaudit.core.config import load_settings, parse_settings
+from timeaudit.core.roster import load_people
 
 END = date(2026, 11, 23)
 

@@ -18,12 +18,20 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from timeaudit import derived, metrics
+from timeaudit.analysis import metrics
+from timeaudit.analysis.metrics import open_analysis
 from timeaudit.cli import app
-from timeaudit.config import load_settings
-from timeaudit.derived import DERIVED_TABLES, MANIFEST, manifest_in_use, replace_folder, run_duckdb
-from timeaudit.metrics import open_analysis, weekly_metrics
-from timeaudit.store import Lake
+from timeaudit.core.config import load_settings
+from timeaudit.lake.store import Lake
+from timeaudit.outputs import derived
+from timeaudit.outputs.derived import (
+    DERIVED_TABLES,
+    MANIFEST,
+    manifest_in_use,
+    replace_folder,
+    run_duckdb,
+    weekly_metrics,
+)
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 # DuckDB sums floats in parallel, so two runs over the same rows can differ in the last bit.

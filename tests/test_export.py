@@ -15,13 +15,14 @@ import openpyxl
 import pytest
 from pypdf import PdfReader
 
-from timeaudit.config import load_settings, parse_settings
-from timeaudit.export import _hidden_note, render, to_csv, to_html, to_xlsx
-from timeaudit.metrics import customer_share, weekly_metrics
-from timeaudit.model import Person
-from timeaudit.roster import write_roster
-from timeaudit.store import Lake
-from timeaudit.summary import build_summary
+from timeaudit.analysis.metrics import customer_share
+from timeaudit.core.config import load_settings, parse_settings
+from timeaudit.core.model import Person
+from timeaudit.core.roster import write_roster
+from timeaudit.lake.store import Lake
+from timeaudit.outputs.derived import weekly_metrics
+from timeaudit.outputs.export import _hidden_note, render, to_csv, to_html, to_xlsx
+from timeaudit.outputs.summary import build_summary
 
 from records import event, utc
 

@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 from connectors.google import auth
 from connectors.google.gmail import SOURCE
 from connectors.google.http import RetryPolicy
-from connectors.mail_headers import HEADERS
+from connectors.mail.headers import HEADERS
 from timeaudit.cli import app
-from timeaudit.config import parse_settings
-from timeaudit.gmail_sync import sync_gmail
-from timeaudit.store import Lake
+from timeaudit.core.config import parse_settings
+from timeaudit.lake.gmail_sync import sync_gmail
+from timeaudit.lake.store import Lake
 
 ANN, BOB = "ann@northwind.com", "bob@northwind.com"
 FAST = RetryPolicy(base=0.001, max_delay=0.01)
@@ -292,7 +292,7 @@ def test_direction_cc_only_bulk_and_auto_come_from_the_headers_and_labels_read_t
 
 
 # -- crash safety --------------------------------------------------------------------------------------
-BOOT = "import timeaudit.gmail_sync as g; g.BATCH_SIZE = 25; from timeaudit.cli import app; app()"
+BOOT = "import timeaudit.lake.gmail_sync as g; g.BATCH_SIZE = 25; from timeaudit.cli import app; app()"
 
 
 def killed_sync(standin: StandIn, data: Path, at: int, env: dict, cwd: Path) -> None:
@@ -424,8 +424,8 @@ def test_reply_latency_counts_working_hours_over_weekends_and_zones_and_shows_on
 ):
     from streamlit.testing.v1 import AppTest
 
-    from timeaudit import audit
-    from timeaudit.metrics import open_analysis
+    from timeaudit.analysis import audit
+    from timeaudit.analysis.metrics import open_analysis
 
     # Ann works 09:00-17:30 in New York; her customer writes from Paris (+0100).
     settings = parse_settings(

@@ -19,15 +19,16 @@ import pytest
 from google_standin import StandIn
 from typer.testing import CliRunner
 
-import timeaudit.google_sync as google_sync
+import timeaudit.lake.google_sync as google_sync
 from connectors.google import auth
 from connectors.google.calendar import SOURCE
 from connectors.google.http import RateLimiter, RetryPolicy
+from timeaudit.analysis.metrics import event_reasons
 from timeaudit.cli import app
-from timeaudit.config import parse_settings
-from timeaudit.google_sync import sync_google_calendar
-from timeaudit.metrics import event_reasons, weekly_metrics
-from timeaudit.store import Lake
+from timeaudit.core.config import parse_settings
+from timeaudit.lake.google_sync import sync_google_calendar
+from timeaudit.lake.store import Lake
+from timeaudit.outputs.derived import weekly_metrics
 
 ANN, BOB, CAT, DAN = "ann@northwind.com", "bob@northwind.com", "cat@northwind.com", "dan@northwind.com"
 CUSTOMER, COLLEAGUE = "joe@acme.com", "carl@northwind.com"
@@ -494,7 +495,7 @@ def test_revoked_token_says_to_authorise_again_and_writes_nothing(standin, token
 
 
 # -- crash safety -----------------------------------------------------------------------------------
-BOOT = "import timeaudit.google_sync as g; g.BATCH_SIZE = 4; from timeaudit.cli import app; app()"
+BOOT = "import timeaudit.lake.google_sync as g; g.BATCH_SIZE = 4; from timeaudit.cli import app; app()"
 
 
 def killed_sync(standin: StandIn, data: Path, at: int, env: dict, cwd: Path) -> None:

@@ -18,15 +18,15 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pytest
 
-from connectors import ics_plain
-from connectors.demo_org import build_org
-from connectors.demo_records import iter_events
-from connectors.ics import SOURCE, ImportFileError, calendar_files, feed_of, iter_ics_events
-from connectors.ics import iter_ics_records as iics_records
-from timeaudit.config import parse_settings
-from timeaudit.imports import _to_arrow, _with_ingested_at
-from timeaudit.model import UTC_TS
-from timeaudit.store import records_to_arrow
+from connectors.demo.org import build_org
+from connectors.demo.records import iter_events
+from connectors.ics import plain as ics_plain
+from connectors.ics.reader import SOURCE, ImportFileError, calendar_files, feed_of, iter_ics_events
+from connectors.ics.reader import iter_ics_records as iics_records
+from timeaudit.core.config import parse_settings
+from timeaudit.core.model import UTC_TS
+from timeaudit.lake.imports import _to_arrow, _with_ingested_at
+from timeaudit.lake.store import records_to_arrow
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ics"
 ANN = "ann@northwind.com"

@@ -15,10 +15,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from timeaudit.config import parse_settings
-from timeaudit.imports import NothingImported, _to_arrow, import_ics, import_mail
-from timeaudit.metrics import weekly_metrics
-from timeaudit.store import Lake, records_to_arrow
+from timeaudit.core.config import parse_settings
+from timeaudit.lake.imports import NothingImported, _to_arrow, import_ics, import_mail
+from timeaudit.lake.store import Lake, records_to_arrow
+from timeaudit.outputs.derived import weekly_metrics
 
 import records
 
@@ -229,7 +229,7 @@ def test_imports_build_the_same_table_as_the_store_does_from_model_records():
 def test_records_read_as_tables_and_as_dicts_land_as_one_table_the_last_read_winning(tmp_path):
     """A reader may give records one by one or many at once as Arrow tables (a column-wise
     reader): both land alike, and an id read twice keeps its place and its last version."""
-    from timeaudit.imports import ImportReport, _read_all
+    from timeaudit.lake.imports import ImportReport, _read_all
 
     first = records.message(ANN, records.utc(2026, 11, 2, 9), subject="First", labels=["SENT"])
     second = records.message(ANN, records.utc(2026, 11, 3, 9), subject="Second")

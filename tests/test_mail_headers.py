@@ -1,4 +1,4 @@
-"""Header and label rules shared by the mail connectors (connectors.mail_headers)."""
+"""Header and label rules shared by the mail connectors (connectors.mail.headers)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.mail_headers import BadHeaders, message_from_headers
-from timeaudit.config import Privacy, Settings
+from connectors.mail.headers import BadHeaders, message_from_headers
+from timeaudit.core.config import Privacy, Settings
 
 ME = "ana@acme.com"
 DATE = "Tue, 03 Mar 2026 09:15:00 +0100"
@@ -181,7 +181,7 @@ ADDRESS_LINES = [
 def test_simple_address_lines_read_as_the_standard_library_reads_them(first, second):
     from email.utils import getaddresses
 
-    from connectors.mail_headers import _addresses
+    from connectors.mail.headers import _addresses
 
     values = tuple(v for v in (first, second) if v)
     expected = list(dict.fromkeys(a.strip().lower() for _, a in getaddresses(list(values)) if a.strip()))
@@ -191,7 +191,7 @@ def test_simple_address_lines_read_as_the_standard_library_reads_them(first, sec
 def test_a_long_address_line_that_is_not_simple_is_read_quickly():
     """The simple-list pattern gives up in one pass (a pattern that backtracks over the blanks
     would take hours on this line)."""
-    from connectors.mail_headers import _addresses
+    from connectors.mail.headers import _addresses
 
     started = datetime.now()
     _addresses(("ann@acme.com," + " " * 200_000 + "x",))

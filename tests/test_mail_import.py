@@ -1,4 +1,4 @@
-"""The mail-file connector (connectors.mail) on real files: mbox, Maildir, .eml, broken inputs, a 200 MB mbox."""
+"""The mail-file connector (connectors.mail.reader) on real files: mbox, Maildir, .eml, broken inputs, a 200 MB mbox."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import psutil
 import pyarrow as pa
 import pytest
 
-from connectors.mail import ImportFileError, detect_format, iter_mail_messages, mailbox_of, read_mail
-from timeaudit.config import Privacy, Settings
-from timeaudit.errors import UserError
+from connectors.mail.reader import ImportFileError, detect_format, iter_mail_messages, mailbox_of, read_mail
+from timeaudit.core.config import Privacy, Settings
+from timeaudit.core.errors import UserError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
 ME = "ana@acme.com"
@@ -457,8 +457,8 @@ def _generated_mbox() -> bytes:
 
 def _both_readers(path: Path, settings: Settings, aliases=()):
     """(table, skipped, last progress) as the per-message reader and as the column-wise reader give them."""
-    from connectors.mail import iter_mail_records
-    from connectors.mail_columns import SCHEMA
+    from connectors.mail.columns import SCHEMA
+    from connectors.mail.reader import iter_mail_records
 
     schema = pa.schema([f for f in SCHEMA if f.name != "position"])
 
@@ -478,7 +478,8 @@ def _both_readers(path: Path, settings: Settings, aliases=()):
 @pytest.mark.parametrize("chunk_bytes", [None, 1500], ids=["one-chunk", "many-chunks"])
 @pytest.mark.parametrize("settings", [KEEP_SUBJECTS, Settings()], ids=["subjects", "tags-only"])
 def test_column_wise_reader_gives_the_records_of_the_per_message_reader(tmp_path, monkeypatch, chunk_bytes, settings):
-    from connectors import mail, mail_columns
+    from connectors.mail import columns as mail_columns
+    from connectors.mail import reader as mail
 
     if chunk_bytes:  # messages larger than a window come alone
         monkeypatch.setattr(mail, "WINDOW_BYTES", chunk_bytes)

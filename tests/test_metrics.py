@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from timeaudit.config import parse_settings
-from timeaudit.metrics import team_weekly, weekly_metrics
-from timeaudit.model import Person
-from timeaudit.roster import write_roster
-from timeaudit.store import Lake
+from timeaudit.analysis.metrics import team_weekly
+from timeaudit.core.config import parse_settings
+from timeaudit.core.model import Person
+from timeaudit.core.roster import write_roster
+from timeaudit.lake.store import Lake
+from timeaudit.outputs.derived import weekly_metrics
 
 from records import event, message, utc
 

@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from timeaudit.config import find_config, load_settings
-from timeaudit.metrics import weekly_metrics
-from timeaudit.personal_data import Scrubber
-from timeaudit.store import Lake
+from timeaudit.core.config import find_config, load_settings
+from timeaudit.lake.personal_data import Scrubber
+from timeaudit.lake.store import Lake
+from timeaudit.outputs.derived import weekly_metrics
 
 from conftest import DEMO_END
 from records import event, message, utc

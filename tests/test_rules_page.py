@@ -6,7 +6,7 @@ import shutil
 
 from streamlit.testing.v1 import AppTest
 
-from timeaudit.config import load_settings, save_rules
+from timeaudit.core.config import load_settings, save_rules
 
 from conftest import ROOT
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-import connectors.demo_records as demo_records
-from connectors.demo_org import build_org
-from timeaudit.config import find_config, load_settings
-from timeaudit.errors import UserError
-from timeaudit.secret_files import check_private, check_secret_files
-from timeaudit.store import Lake
+import connectors.demo.records as demo_records
+from connectors.demo.org import build_org
+from timeaudit.core.config import find_config, load_settings
+from timeaudit.core.errors import UserError
+from timeaudit.lake.secret_files import check_private, check_secret_files
+from timeaudit.lake.store import Lake
 
 from conftest import DEMO_END
 

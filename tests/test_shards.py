@@ -12,12 +12,12 @@ from test_gmail import UNLIMITED
 from test_google_calendar import FAST, corpus, live
 
 from connectors.google import auth
-from timeaudit.config import load_settings
-from timeaudit.errors import UserError
-from timeaudit.gmail_sync import sync_gmail
-from timeaudit.google_sync import sync_google_calendar
-from timeaudit.shards import parse_shard, shard_of
-from timeaudit.store import Lake
+from timeaudit.core.config import load_settings
+from timeaudit.core.errors import UserError
+from timeaudit.lake.gmail_sync import sync_gmail
+from timeaudit.lake.google_sync import sync_google_calendar
+from timeaudit.lake.shards import parse_shard, shard_of
+from timeaudit.lake.store import Lake
 
 ROSTER = [f"p{i:02d}@northwind.com" for i in range(12)]
 

@@ -1,4 +1,4 @@
-"""The same SQL on Apache Spark: every file in timeaudit/sql translates to Spark SQL that
+"""The same SQL on Apache Spark: every file in timeaudit/{lake,analysis}/sql translates to Spark SQL that
 Spark accepts, and PySpark in local mode computes the demo organisation's weekly metrics and
 audit tables equal, row for row, to DuckDB's.
 
@@ -22,31 +22,32 @@ import sqlglot
 from sqlglot import exp
 from typer.testing import CliRunner
 
-from timeaudit import metrics
+from timeaudit.analysis import metrics
+from timeaudit.analysis.metrics import open_analysis
 from timeaudit.cli import app
-from timeaudit.config import load_settings
-from timeaudit.derived import (
+from timeaudit.core.config import load_settings
+from timeaudit.lake.store import Lake
+from timeaudit.outputs.derived import (
     DERIVED_DIR,
     DERIVED_TABLES,
     MANIFEST,
     duckdb_writer,
     manifest_in_use,
     replace_folder,
+    weekly_metrics,
     write_derived,
 )
-from timeaudit.metrics import open_analysis, weekly_metrics
-from timeaudit.sql import read_sql
-from timeaudit.store import Lake
 
 pyspark = pytest.importorskip("pyspark")
 if not shutil.which("java"):
     pytest.skip("Spark needs Java", allow_module_level=True)
 
-from timeaudit.spark import local_folder, open_session, run_metrics, translate  # noqa: E402
+from timeaudit.outputs.spark import local_folder, open_session, run_metrics, translate  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
-SQL_FILES = sorted(p.name for p in (Path(__file__).parent.parent / "timeaudit" / "sql").glob("*.sql"))
+SQL_FOLDERS = [Path(__file__).parent.parent / "timeaudit" / layer / "sql" for layer in ("lake", "analysis")]
+SQL_FILES = sorted(p.name for folder in SQL_FOLDERS for p in folder.glob("*.sql"))
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)  # the audit's "now": noon on the demo's end Monday
 ROUNDING = 1e-6
 
@@ -82,7 +83,7 @@ def duckdb_out(demo_dir, settings, tmp_path_factory) -> Path:
 
 def _runnable(name: str) -> str:
     """A SQL file as the code runs it: templates filled in, $parameters given a value."""
-    sql = read_sql(name)
+    sql = next((folder / name).read_text(encoding="utf-8") for folder in SQL_FOLDERS if (folder / name).exists())
     fill = {
         "table": "events",
         "raw": "raw_events",

@@ -14,10 +14,10 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from timeaudit.errors import StoreError
-from timeaudit.model import SCHEMA_VERSION
-from timeaudit.party_lists import party_lists_of
-from timeaudit.store import Lake, sql_string
+from timeaudit.core.errors import StoreError
+from timeaudit.core.model import SCHEMA_VERSION
+from timeaudit.lake.party_lists import party_lists_of
+from timeaudit.lake.store import Lake, sql_string
 
 from records import event, message, utc
 
@@ -89,7 +89,7 @@ def test_a_record_repeated_in_one_batch_lands_once_newest_first(tmp_path):
 
 
 def test_a_regenerated_source_is_one_file_with_each_record_once(tmp_path):
-    from timeaudit.store import records_to_arrow
+    from timeaudit.lake.store import records_to_arrow
 
     lake = Lake(tmp_path)
     first = records_to_arrow("events", [event(ME, T0, T1, id="a", updated=utc(2026, 1, 1)), event(ME, T0, T1, id="b")])
@@ -142,7 +142,7 @@ WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from records import event, message, utc
-    from timeaudit.store import Lake
+    from timeaudit.lake.store import Lake
     lake = Lake({root!r})
     batch = [event("me@northwind.com", utc(2026, 11, 17, 10), utc(2026, 11, 17, 11), id=str(i)) for i in range(20000)]
     print("ready", flush=True)
@@ -245,8 +245,8 @@ def test_each_batch_keeps_its_distinct_party_lists_beside_it(tmp_path):
 
 
 def _classified(lake: Lake) -> list[tuple]:
-    from timeaudit.config import Settings
-    from timeaudit.metrics import open_analysis
+    from timeaudit.analysis.metrics import open_analysis
+    from timeaudit.core.config import Settings
 
     con = open_analysis(lake, Settings()).con
     return con.execute("SELECT id, category, reason FROM classified_events ORDER BY id").fetchall()
@@ -300,8 +300,8 @@ def test_cursor_round_trip_and_clear(tmp_path):
 
 
 def test_analysis_survives_a_compaction_between_listing_and_reading(tmp_path, monkeypatch):
-    from timeaudit.config import Settings
-    from timeaudit.metrics import open_analysis
+    from timeaudit.analysis.metrics import open_analysis
+    from timeaudit.core.config import Settings
 
     lake = Lake(tmp_path)
     for i in range(3):
@@ -362,10 +362,10 @@ def test_analysis_memory_is_capped_and_a_bad_cap_is_named(tmp_path, monkeypatch)
 
 
 def test_party_lists_made_in_memory_are_the_ones_made_from_the_file(tmp_path):
-    """write_arrow makes a batch's lists from the batch in memory (timeaudit.party_lists);
+    """write_arrow makes a batch's lists from the batch in memory (timeaudit.lake.party_lists);
     compaction and old files make them with party_lists_<table>.sql: the same lists."""
-    from timeaudit.sql import read_sql
-    from timeaudit.store import COPY_OPTIONS, _read_parquet, records_to_arrow, sql_string, with_party_key
+    from timeaudit.analysis.sql import read_sql
+    from timeaudit.lake.store import COPY_OPTIONS, _read_parquet, records_to_arrow, sql_string, with_party_key
 
     lake = Lake(tmp_path)
     events = [

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from timeaudit.config import Settings
-from timeaudit.errors import UserError
-from timeaudit.model import Person
+from timeaudit.core.config import Settings
+from timeaudit.core.errors import UserError
+from timeaudit.core.model import Person
 
 LOCAL = "local"
 VIEWER_ENV = "TIMEAUDIT_VIEWER"  # `timeaudit dashboard --as EMAIL`: see the dashboard as that person, without sign-in

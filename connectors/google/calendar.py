@@ -28,10 +28,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from googleapiclient.errors import HttpError
 
-from timeaudit.config import Settings
-from timeaudit.model import Attendee, Event
-from timeaudit.sync import Cursor
-from timeaudit.tags import tags_of, vocabulary
+from connectors.base import Cursor
+from timeaudit.core.config import Settings
+from timeaudit.core.model import Attendee, Event
+from timeaudit.core.tags import tags_of, vocabulary
 
 SOURCE = "google_calendar"
 PRIMARY_KEY = ("source", "account", "id")  # id: the event id; "<calendar id>/<event id>" off the primary calendar

@@ -22,7 +22,7 @@ labels, never a body), following Google's synchronisation guide and spending few
   retried. Quota units are counted per call with Google's published costs (``COSTS``) and
   paced to stay under the per-user limit.
 
-Kept per message: what ``connectors.mail_headers.message_from_headers`` makes of the headers
+Kept per message: what ``connectors.mail.headers.message_from_headers`` makes of the headers
 and labels, so Gmail and mail-file records are alike; the thread is the header rule's (the root
 of References), which also joins one conversation across mailboxes. ``updated`` is the
 message's ``internalDate`` plus its ``historyId`` in microseconds: any label change raises the
@@ -41,11 +41,11 @@ from datetime import UTC, datetime, timedelta
 
 from googleapiclient.errors import HttpError
 
+from connectors.base import Cursor
 from connectors.google.http import GoogleClient, execute_batch, http_error_details
-from connectors.mail_headers import HEADERS, BadHeaders, message_from_headers
-from timeaudit.config import Settings
-from timeaudit.model import Message
-from timeaudit.sync import Cursor
+from connectors.mail.headers import HEADERS, BadHeaders, message_from_headers
+from timeaudit.core.config import Settings
+from timeaudit.core.model import Message
 
 SOURCE = "gmail"
 PRIMARY_KEY = ("source", "account", "id")  # id: Gmail's message id

@@ -10,10 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from timeaudit.derived import manifest_in_use
-from timeaudit.errors import UserError
-from timeaudit.imports import import_ics, import_mail
-from timeaudit.store import holdings
+from timeaudit.core.errors import UserError
+from timeaudit.lake.imports import import_ics, import_mail
+from timeaudit.lake.store import holdings
+from timeaudit.outputs.derived import manifest_in_use
 
 SOURCE_NAMES = {
     "demo": "Demo organisation",

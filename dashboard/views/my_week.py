@@ -6,7 +6,8 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.widgets import chart, csv_download, hours, pct, summary_downloads, week_picker
-from timeaudit.summary import headline_figures, sum_weeks, weeks_ending
+from timeaudit.core.weeks import weeks_ending
+from timeaudit.outputs.summary import headline_figures, sum_weeks
 
 TREND_WEEKS = 13
 SHARE_HELP = (

@@ -7,10 +7,10 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import data
-from timeaudit.audit import preview_rules
-from timeaudit.config import parse_settings, save_rules
-from timeaudit.errors import UserError
-from timeaudit.tags import vocabulary
+from timeaudit.analysis.audit import preview_rules
+from timeaudit.core.config import parse_settings, save_rules
+from timeaudit.core.errors import UserError
+from timeaudit.core.tags import vocabulary
 
 
 def _words(text: str) -> list[str]:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.widgets import audit_period, chart, csv_download, pct, summary_downloads
-from timeaudit.audit import what_if
+from timeaudit.analysis.audit import what_if
 
 
 def show() -> None:

@@ -1,0 +1,1 @@
+"""The generated demo organisation: roster, customers, calendars and mail."""

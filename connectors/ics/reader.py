@@ -1,0 +1,726 @@
+"""iCalendar (.ics) exports -> ``Event`` records, for teams that import files instead of syncing.
+
+Google Calendar, Outlook/Exchange and Apple Calendar all export .ics files (Google as a .zip
+of them). ``calendar_files`` reads a file or a zip; ``iter_ics_records`` turns one calendar
+into the events of one account that overlap a window (``iter_ics_events``: as ``Event``
+objects). Storing, detecting unchanged records and tombstoning are the caller's business
+(``timeaudit.lake.imports``).
+
+- Recurrences are expanded by ``recurring_ical_events`` only (RRULE, RDATE, EXDATE,
+  RECURRENCE-ID overrides including RANGE=THISANDFUTURE), never by hand.
+- Ids are stable across re-imports: ``<feed>/<UID>`` for a single event and
+  ``<feed>/<UID>/<original start in UTC>`` for an occurrence (a date for all-day series),
+  so a moved occurrence keeps its id. The feed is a slug of the calendar's X-WR-RELCALID,
+  else X-WR-CALNAME, else the file name.
+- Time zones: VTIMEZONE blocks and IANA names (through icalendar), Windows names such as
+  "W. Europe Standard Time" (icalendar's Windows->IANA table). Floating times and all-day
+  dates are read in the calendar's X-WR-TIMEZONE, else the organisation's time zone. A TZID
+  that none of these explains makes the event skipped, not guessed: a wrong zone would move
+  every occurrence by hours without anyone noticing.
+- A file that is not iCalendar, is cut short or is a broken zip raises ``ImportFileError``.
+  A broken event is reported through ``on_skip`` and the rest of the file still comes out.
+
+Kept per event: as in the Google connector. Descriptions are only checked for being
+non-empty; the title only when ``privacy.store_titles`` is on.
+
+How it reads a file, and why: most of an export is single events written in plain lines, with
+dozens of folded ATTENDEE lines each, and reading them line by line in Python (icalendar makes
+an object of every line) was nearly all of an import's time. So ``iter_ics_records`` first hands
+the file's bytes to ``connectors.ics.plain``, which reads those events column by column (Arrow
+kernels over all of them at once, each distinct list of attendees once) and gives them as one
+Arrow table of the lake's columns; it takes an event only when it is certain to read exactly as
+icalendar reads it. Everything else (series, overrides, time zone definitions, anything unusual,
+and whole files that are odd or broken) stays in the text icalendar and recurring_ical_events
+read as before, and comes out as one dict per event (the ``Event`` fields, attendees as tuples
+of (email, response, optional)). Both paths make the same records: ``_record`` is the reference,
+and tests/test_ics.py holds the column-wise reader to it over the fixtures and generated
+calendars.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path, PurePosixPath
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import icalendar
+import numpy as np
+import pyarrow as pa
+import recurring_ical_events
+from icalendar.error import BrokenCalendarProperty
+from icalendar.timezone.tzid import tzid_from_dt
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+from connectors.ics import plain as ics_plain
+from timeaudit.core.config import Settings
+from timeaudit.core.errors import UserError
+from timeaudit.core.model import Attendee, Event
+from timeaudit.core.tags import tags_of, vocabulary
+
+SOURCE = "ics"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # `updated` of an event that carries no timestamp at all
+RECURRING = ("RRULE", "RDATE", "RECURRENCE-ID")  # what makes an event a series or a part of one
+TIME_PROPERTIES = ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "RRULE", "RDATE", "EXDATE")
+RESPONSES = {
+    "ACCEPTED": "accepted",
+    "DECLINED": "declined",
+    "TENTATIVE": "tentative",
+    "NEEDS-ACTION": "needsAction",
+    "DELEGATED": "declined",  # someone else goes in the account's place
+}
+CONFERENCE_PROPERTIES = ("CONFERENCE", "X-GOOGLE-CONFERENCE", "X-MICROSOFT-SKYPETEAMSMEETINGURL")
+CONFERENCE_PREFIXES = ("X-MICROSOFT-ONLINEMEETING",)
+_CONFERENCE_STARTS = (*CONFERENCE_PROPERTIES, *CONFERENCE_PREFIXES)  # how every conference property's name starts
+MEETING_URL = re.compile(
+    r"https?://[^\s]*(zoom\.us|teams\.microsoft\.com|teams\.live\.com|meet\.google\.com|webex\.com|"
+    r"gotomeeting\.com|gotomeet\.me|whereby\.com|chime\.aws|bluejeans\.com|meet\.jit\.si|facetime\.apple\.com)",
+    re.IGNORECASE,
+)
+# The expansion asks for a little more than the window, then keeps exactly what overlaps it.
+MARGIN = timedelta(days=2)
+
+
+class ImportFileError(UserError):
+    """A calendar file that cannot be read at all."""
+
+
+# -- files ---------------------------------------------------------------------------------
+def calendar_files(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(display name, bytes) of a .ics file, of each .ics in a .zip, or of each .ics/.zip in a folder."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".ics", ".zip") and p.is_file())
+        for p in found:
+            yield from calendar_files(p)
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ImportFileError(f"{path.name}: cannot be read ({e.strerror or e}); check the path") from None
+    if path.suffix.lower() != ".zip":
+        yield path.name, data
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [
+                m
+                for m in archive.infolist()
+                if not m.is_dir() and m.filename.lower().endswith(".ics") and "__MACOSX" not in m.filename
+            ]
+            if not members:
+                raise ImportFileError(f"{path.name}: the zip holds no .ics file; export the calendars again")
+            for member in members:
+                yield f"{path.name}/{member.filename}", archive.read(member)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
+        raise ImportFileError(
+            f"{path.name}: not a readable zip file ({e}); download the export again, or unpack it and import the .ics"
+        ) from None
+
+
+def feed_of(event_id: str) -> str:
+    """The feed part of an id made by ``iter_ics_events`` (feeds never hold '/')."""
+    return event_id.split("/", 1)[0]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48].strip("-")
+
+
+def _feed(calendar: icalendar.Calendar, name: str) -> str:
+    for key in ("X-WR-RELCALID", "X-WR-CALNAME"):
+        slug = _slug(str(calendar.get(key) or ""))
+        if slug:
+            return slug
+    return _slug(PurePosixPath(name).stem) or "calendar"
+
+
+# -- reading and checking the file ---------------------------------------------------------
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # older Outlook exports; any byte decodes, the structure check decides
+
+
+# Lines that may begin or end a component ("begın" upper-cases to "BEGIN" too), from the newline
+# before them (searching for a literal is fast; "^" is tried at every character).
+_BEGIN_OR_END = re.compile(r"\n[^\S\n]*(?:[Bb][Ee][Gg][Iiı][Nn]|[Ee][Nn][Dd]):.*")
+
+
+def _event_lines(name: str, text: str) -> Callable[[int], int]:
+    """The line of the n-th top-level BEGIN:VEVENT (0 past the last); ImportFileError if the
+    structure is broken.
+
+    icalendar's own messages on a cut-short or foreign file name neither the file nor the line.
+    Only the BEGIN and END lines are looked at one by one; a file with something to report is
+    then read line by line, which words the report.
+    """
+    line_of = None if _odd_line_breaks(text) else _begin_lines(text)
+    if line_of is not None:
+        return line_of
+    numbers = _check_every_line(name, text)
+    return lambda n: numbers[n] if n < len(numbers) else 0
+
+
+def _odd_line_breaks(text: str) -> bool:
+    """Whether str.splitlines() breaks ``text`` anywhere but at LF and CRLF."""
+    return text.count("\r") != text.count("\r\n") or any(c in text for c in "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def _begin_lines(text: str) -> Callable[[int], int] | None:
+    """What ``_check_every_line`` finds for a sound file, as a function; None for a file it would
+    report on. Lines are counted only when one is asked for (only a skipped event needs it)."""
+    first = re.search(r"\S", text)
+    if first is None:
+        return None
+    line_end = text.find("\n", first.start())
+    first_line = text[text.rfind("\n", 0, first.start()) + 1 : None if line_end < 0 else line_end]
+    if first_line.strip().upper() != "BEGIN:VCALENDAR":
+        return None
+    text = "\n" + text  # each line after a newline; the count of newlines up to a line is its number
+    events = _top_level_events([line.strip().upper() for line in _BEGIN_OR_END.findall(text)])
+    if events is None:
+        return None
+
+    @functools.cache
+    def numbers() -> list[int]:
+        starts = [line.start() + 1 for line in _BEGIN_OR_END.finditer(text)]
+        found, newlines, counted = [], 0, 0
+        for event in events:
+            newlines += text.count("\n", counted, starts[event])
+            counted = starts[event]
+            found.append(newlines)
+        return found
+
+    return lambda n: numbers()[n] if n < len(events) else 0
+
+
+def _top_level_events(lines: list[str]) -> list[int] | None:
+    """Where among a file's BEGIN and END lines (upper case) each top-level VEVENT begins; None
+    when they are not nested one inside the other."""
+    stack: list[str] = []
+    events: list[int] = []
+    for position, upper in enumerate(lines):
+        if upper.startswith("BEGIN:"):
+            if upper == "BEGIN:VEVENT" and len(stack) == 1:
+                events.append(position)
+            stack.append(upper[6:])
+        elif stack and stack[-1] == upper[4:]:
+            stack.pop()
+        else:
+            return None
+    return None if stack else events
+
+
+def _check_every_line(name: str, text: str) -> list[int]:
+    stack: list[tuple[str, int]] = []
+    events: list[int] = []
+    seen_calendar = False
+    last = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        last = number
+        upper = line.upper()
+        if not seen_calendar and upper != "BEGIN:VCALENDAR":
+            raise ImportFileError(
+                f"{name}: not an iCalendar file (line {number} should be BEGIN:VCALENDAR); "
+                "export the calendar as .ics (iCalendar) and import that file"
+            )
+        if upper.startswith("BEGIN:"):
+            seen_calendar = True
+            kind = upper[6:]
+            if kind == "VEVENT" and len(stack) == 1:
+                events.append(number)
+            stack.append((kind, number))
+        elif upper.startswith("END:"):
+            kind = upper[4:]
+            if not stack or stack[-1][0] != kind:
+                open_kind = f"{stack[-1][0]} begun at line {stack[-1][1]}" if stack else "nothing"
+                raise ImportFileError(
+                    f"{name}: line {number} ends {kind} but {open_kind} is open; the file is damaged, export it again"
+                )
+            stack.pop()
+    if not seen_calendar:
+        raise ImportFileError(f"{name}: the file is empty; export the calendar as .ics again")
+    if stack:
+        kind, begun = stack[-1]
+        raise ImportFileError(
+            f"{name}: cut short at line {last} inside {kind} begun at line {begun} (no END:VCALENDAR); "
+            "the export or download was interrupted, export it again"
+        )
+    return events
+
+
+def _calendars(name: str, text: str) -> list[icalendar.Calendar]:
+    try:
+        return icalendar.Calendar.from_ical(text, multiple=True)
+    except ValueError as e:
+        raise ImportFileError(f"{name}: not valid iCalendar ({e}); export the calendar as .ics again") from None
+
+
+# -- time zones ----------------------------------------------------------------------------
+def _zone(name: str) -> ZoneInfo | None:
+    name = name.strip()
+    try:
+        return ZoneInfo(WINDOWS_TO_OLSON.get(name, name)) if name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _zone_name(value: date, default: ZoneInfo) -> str:
+    """The IANA name of a start's zone: its own when it has one, else (dates, UTC, custom zones) the calendar's."""
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() == timedelta(0) == value.dst():
+        return default.key
+    zone = value.tzinfo if isinstance(value.tzinfo, ZoneInfo) else _zone(tzid_from_dt(value) or "")
+    return zone.key if zone else default.key
+
+
+def _props(component: icalendar.Component, key: str) -> list:
+    value = component.get(key)
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _time_values(component: icalendar.Component) -> Iterator[tuple[str, object, object]]:
+    """(property name, property, vDDDTypes) of every date or date-time that places the event."""
+    for key in ("DTSTART", "DTEND", "RECURRENCE-ID", "RDATE", "EXDATE"):
+        for prop in _props(component, key):
+            for value in getattr(prop, "dts", None) or [prop]:
+                yield key, prop, value
+
+
+def _problem(component: icalendar.Component) -> str | None:
+    """Why an event cannot be imported, or None."""
+    if not str(component.get("UID") or "").strip():
+        return "has no UID, so it cannot be told apart on the next import; give it one or remove it"
+    for key, message in component.errors:
+        if key in TIME_PROPERTIES:
+            return f"{key} cannot be read ({message}); fix or remove this event in the source calendar"
+    if "DTSTART" not in component:
+        return "has no DTSTART; fix or remove this event in the source calendar"
+    start, end = component.get("DTSTART").dt, component.get("DTEND")
+    if end is not None and _ends_before_start(start, end.dt):
+        return "ends before it starts (DTEND is earlier than DTSTART); fix or remove this event in the source calendar"
+    for key, prop, value in _time_values(component):
+        tzid = str(prop.params.get("TZID") or value.params.get("TZID") or "")
+        if tzid and isinstance(value.dt, datetime) and value.dt.tzinfo is None:
+            return (
+                f"{key} uses time zone '{tzid}', which is neither an IANA nor a Windows zone and is not defined "
+                "by a VTIMEZONE in the file; export with time zone definitions or fix the TZID"
+            )
+    return None
+
+
+def _ends_before_start(start: date, end: date) -> bool:
+    if not _same_kind(start, end):
+        return False  # a date against a date-time, or floating against zoned: recurring_ical_events decides
+    return end < start
+
+
+def _same_kind(start: date, end: date) -> bool:
+    """Both dates, both floating date-times or both zoned ones."""
+    if type(start) is not type(end):
+        return False
+    return not isinstance(start, datetime) or (start.tzinfo is None) == (end.tzinfo is None)
+
+
+def _localise(component: icalendar.Component, zone: tzinfo, utc_too: bool) -> None:
+    """Floating times -> the calendar's zone, in place (and UTC times too under Google's X-WR-TIMEZONE).
+
+    X-WR-TIMEZONE means "UTC times recur by this zone's wall clock"; recurring_ical_events would
+    apply it itself, but dropping the RANGE parameter of a RECURRENCE-ID on the way.
+    """
+    for _key, _prop, value in _time_values(component):
+        localised = _localised(value.dt, zone, utc_too)
+        if localised is not value.dt:
+            value.dt = localised
+
+
+def _localised(value: date, zone: tzinfo, utc_too: bool) -> date:
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=zone)
+    if utc_too and value.utcoffset() == timedelta(0) and str(value.tzname()).upper() == "UTC":
+        return value.astimezone(zone)
+    return value
+
+
+def _utc(value: date, zone: tzinfo) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.combine(value, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def _stamp(value: date) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return value.strftime("%Y%m%d")
+
+
+def _as_updated(value: date) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.combine(value, time(0), tzinfo=UTC)
+
+
+# -- one occurrence -> Event ---------------------------------------------------------------
+# A record is made from an icalendar component (an occurrence from recurring_ical_events)
+# through _ComponentProps; _record is the one place that turns one into an Event (the plain
+# events read column-wise, connectors.ics.plain, follow it column by column).
+Guest = tuple[str, str, bool]  # (email, response, optional)
+
+
+def _address(value: str, params: Mapping) -> str:
+    address = value.strip()
+    if address.lower().startswith("mailto:"):
+        address = address[7:]
+    if "@" not in address:
+        address = str(params.get("EMAIL") or "")
+    return address.strip().lower() if "@" in address else ""
+
+
+def _attendee(value: str, params: Mapping) -> tuple[str, str, bool, bool]:
+    """(email, response, optional, a person rather than a room or resource) of one ATTENDEE."""
+    email = _address(value, params)
+    response = RESPONSES.get(str(params.get("PARTSTAT", "")).upper(), "needsAction")
+    optional = str(params.get("ROLE", "")).upper() in ("OPT-PARTICIPANT", "NON-PARTICIPANT")
+    person = bool(email) and str(params.get("CUTYPE", "")).upper() not in ("ROOM", "RESOURCE")
+    return email, response, optional, person
+
+
+def _guests(attendees: Iterable[tuple[str, str, bool, bool]], account: str) -> tuple[tuple[Guest, ...], str | None]:
+    """The people among the attendees, and the account's own response when it is listed."""
+    guests, responses = _people(attendees)
+    return guests, responses.get(account)
+
+
+def _people(attendees: Iterable[tuple[str, str, bool, bool]]) -> tuple[tuple[Guest, ...], dict[str, str]]:
+    """The people among the attendees, and each address's response (where it is first listed)."""
+    guests: list[Guest] = []
+    responses: dict[str, str] = {}
+    for email, response, optional, person in attendees:
+        responses.setdefault(email, response)
+        if person:
+            guests.append((email, response, optional))
+    return tuple(guests), responses
+
+
+class _ComponentProps:
+    def __init__(self, component: icalendar.Component):
+        self.component = component
+
+    def text(self, key: str) -> str:
+        return str(self.component.get(key) or "")
+
+    def has(self, key: str) -> bool:
+        return key in self.component
+
+    def names(self) -> Iterable[str]:
+        return self.component.keys()
+
+    def organizer(self) -> tuple[str, Mapping]:
+        prop = self.component.get("ORGANIZER")
+        return str(prop or ""), getattr(prop, "params", {})
+
+    def guests(self, account: str) -> tuple[tuple[Guest, ...], str | None]:
+        attendees = _props(self.component, "ATTENDEE")
+        return _guests((_attendee(str(p or ""), getattr(p, "params", {})) for p in attendees), account)
+
+    def updated(self) -> datetime:
+        for key in ("LAST-MODIFIED", "DTSTAMP", "CREATED"):
+            prop = self.component.get(key)
+            try:
+                value = prop.dt if prop is not None else None
+            except BrokenCalendarProperty:
+                continue
+            if isinstance(value, date):
+                return _as_updated(value)
+        return EPOCH
+
+
+def _has_conference(props) -> bool:
+    for key in [key for key in props.names() if key.startswith(_CONFERENCE_STARTS)]:
+        if key in CONFERENCE_PROPERTIES or key.startswith(CONFERENCE_PREFIXES):
+            value = props.text(key).strip()
+            if value and value.upper() != "FALSE":
+                return True
+    return any(MEETING_URL.search(props.text(key)) for key in ("LOCATION", "URL"))
+
+
+@functools.lru_cache(maxsize=65536)  # titles repeat (weekly meetings), and tagging one is slow
+def _tags(summary: str, words: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(tags_of(summary, words))
+
+
+@dataclass(frozen=True)
+class _Calendar:
+    """What every event of one calendar shares."""
+
+    account: str
+    feed: str
+    zone: ZoneInfo
+    utc_too: bool  # UTC times are read in ``zone`` too (X-WR-TIMEZONE)
+    words: tuple[str, ...]
+    store_titles: bool
+
+
+def _record(props, start: date, end: date, key: str, series_id: str, cal: _Calendar) -> dict:
+    """The ``Event`` fields of one occurrence by name, its attendees as (email, response, optional)."""
+    start_at, end_at = _utc(start, cal.zone), _utc(end, cal.zone)
+    organizer = _address(*props.organizer())
+    summary = props.text("SUMMARY").strip()
+    busy = props.text("X-MICROSOFT-CDO-BUSYSTATUS").strip().upper()
+    status = {"CANCELLED": "cancelled", "TENTATIVE": "tentative"}.get(props.text("STATUS").upper())
+    guests, own = props.guests(cal.account)
+    # An event with no guests, or a copy the account is not listed on, is the account's own time.
+    self_response = "accepted" if organizer == cal.account else own or "accepted"
+    if busy == "TENTATIVE" and self_response == "accepted" and organizer != cal.account:
+        self_response = "tentative"  # Outlook shows the account as tentative in this meeting
+    transparent = props.text("TRANSP").upper() == "TRANSPARENT" or busy == "FREE"
+    return dict(
+        source=SOURCE,
+        account=cal.account,
+        id=f"{cal.feed}/{key}",
+        start=start_at,
+        end=max(end_at, start_at),
+        updated=props.updated(),
+        ical_uid=props.text("UID"),
+        series_id=series_id,
+        tz=_zone_name(start, cal.zone),
+        all_day=not isinstance(start, datetime),
+        status=status or "confirmed",
+        self_response=self_response,
+        transparency="transparent" if transparent else "opaque",
+        event_type="outOfOffice" if busy == "OOF" else "default",
+        organizer=organizer,
+        attendees=guests,
+        has_agenda=bool(props.text("DESCRIPTION").strip()) or props.has("ATTACH"),
+        has_conference=_has_conference(props),
+        title_tags=list(_tags(summary, cal.words)),
+        title=summary if cal.store_titles and summary else None,
+        deleted=False,
+    )
+
+
+def event_of(record: dict) -> Event:
+    """The ``Event`` of a record made by ``_record``."""
+    return Event(**{**record, "attendees": [Attendee(*guest) for guest in record["attendees"]]})
+
+
+def _event_of_row(row: dict) -> Event:
+    """The ``Event`` of a row of the lake's columns."""
+    return Event(**{**row, "source": SOURCE, "attendees": [Attendee(**guest) for guest in row["attendees"]]})
+
+
+# The properties _record and recurring_ical_events read as one value (SEQUENCE is compared):
+# a plain event that repeats one of them, or types one with a VALUE parameter, is read by icalendar.
+_ONE_VALUE = frozenset(
+    {"UID", "DTSTART", "DTEND", "DURATION", "LAST-MODIFIED", "DTSTAMP", "CREATED", "SEQUENCE", "ORGANIZER"}
+    | {"SUMMARY", "STATUS", "TRANSP", "DESCRIPTION", "LOCATION", "URL", "X-MICROSOFT-CDO-BUSYSTATUS"}
+    | set(CONFERENCE_PROPERTIES)
+)
+
+
+# -- one series -> its occurrences in the window -------------------------------------------
+def _original_start(occurrence: icalendar.Component, moved: dict[str, timedelta]) -> date:
+    """The slot an occurrence was generated for, before any override moved it.
+
+    recurring_ical_events gives every occurrence a RECURRENCE-ID, but the occurrences after a
+    RANGE=THISANDFUTURE override carry the override's; they were moved by the same amount.
+    """
+    rid = occurrence.get("RECURRENCE-ID")
+    if rid is None:
+        return occurrence.start
+    shift = moved.get(_stamp(rid.dt))
+    if shift is None or str(rid.params.get("RANGE", "")).upper() != "THISANDFUTURE":
+        return rid.dt
+    return occurrence.start - shift
+
+
+def _this_and_future_shifts(components: list[icalendar.Component]) -> dict[str, timedelta]:
+    shifts = {}
+    for c in components:
+        rid = c.get("RECURRENCE-ID")
+        if rid is not None and str(rid.params.get("RANGE", "")).upper() == "THISANDFUTURE":
+            start, original = c.start, rid.dt
+            if isinstance(start, datetime) != isinstance(original, datetime):
+                continue
+            shifts[_stamp(original)] = start - original
+    return shifts
+
+
+def _occurrences(components: list[icalendar.Component], start: datetime, end: datetime) -> list[icalendar.Component]:
+    series = icalendar.Calendar()
+    for component in components:
+        series.add_component(component)
+    return recurring_ical_events.of(series).between(start - MARGIN, end + MARGIN)
+
+
+def _series_events(
+    uid: str, components: list[icalendar.Component], cal: _Calendar, start: datetime, end: datetime
+) -> list[dict]:
+    """The events of one UID's components (a series and its overrides, or a single event), as
+    recurring_ical_events expands them; raises whatever it raises on a broken series."""
+    occurrences = _occurrences(components, start, end)
+    recurring = any(k in c for c in components for k in RECURRING)
+    moved = _this_and_future_shifts(components)
+    events = []
+    for occurrence in occurrences:
+        key = f"{uid}/{_stamp(_original_start(occurrence, moved))}" if recurring else uid
+        series_id = f"{cal.feed}/{uid}" if recurring else ""
+        events.append(_record(_ComponentProps(occurrence), occurrence.start, occurrence.end, key, series_id, cal))
+    return events
+
+
+def _overlaps(s: datetime, e: datetime, start: datetime, end: datetime) -> bool:
+    return s < end and (e > start or (e == s and s >= start))
+
+
+# -- a file -> events ------------------------------------------------------------------------
+def iter_ics_events(*args, **kwargs) -> Iterator[Event]:
+    """``iter_ics_records`` as ``Event`` objects."""
+    for item in iter_ics_records(*args, **kwargs):
+        if isinstance(item, pa.Table):
+            yield from map(_event_of_row, item.drop_columns(["attendee_count"]).to_pylist())
+        else:
+            yield event_of(item)
+
+
+def iter_ics_records(
+    name: str,
+    data: bytes,
+    account: str,
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    on_skip: Callable[[str, str], None],
+    *,
+    plain: bool = True,
+) -> Iterator[dict | pa.Table]:
+    """The events of one .ics file, as seen by ``account``, overlapping [start, end) (aware UTC):
+    ``Event`` fields by name, attendees as (email, response, optional) (see ``event_of``), and
+    the plain single events as one Arrow table of the lake's columns (``ingested_at`` aside).
+
+    ``on_skip(item, reason)`` hears of every event that could not be imported; ``item`` names
+    the file, the line and the UID (never the title). Raises ImportFileError for a file that
+    cannot be read at all. ``plain=False`` reads every event through icalendar, the reference
+    the tests hold the plain reader (``connectors.ics.plain``) to.
+    """
+    account = account.strip().lower()
+    calendars, line_of, taken = _read(name, data, plain)
+    words = vocabulary(settings.rules)
+    org_zone = ZoneInfo(settings.organisation.timezone)
+    seen: set[str] = set()
+    index = 0
+    for calendar in calendars:
+        x_wr = _zone(str(calendar.get("X-WR-TIMEZONE") or ""))
+        zone = x_wr or org_zone
+        cal = _Calendar(account, _feed(calendar, name), zone, x_wr is not None, words, settings.privacy.store_titles)
+        groups: dict[str, list] = {}
+        first_event: dict[str, int] = {}  # the index in the file of each UID's first event
+        alone = _alone(calendar, taken) if taken else None
+        if taken and alone.any():
+            yield taken.records(np.flatnonzero(alone), cal, start, end)
+        for item in _vevents(calendar, taken.places if taken else None):
+            index += 1
+            if isinstance(item, int):
+                if alone[item]:
+                    continue
+                uid = taken.uid(item)
+            else:
+                uid = str(item.get("UID") or "").strip()
+                problem = _problem(item)
+                if problem:
+                    on_skip(_where(name, line_of, index - 1, uid or "without UID"), problem)
+                    continue
+                _localise(item, cal.zone, utc_too=cal.utc_too)
+            groups.setdefault(uid, []).append(item)
+            first_event.setdefault(uid, index - 1)
+
+        for uid, items in groups.items():
+            try:
+                components = [_component(item, taken, cal) for item in items]
+                events = _series_events(uid, components, cal, start, end)
+            except Exception as e:  # whatever breaks one series must not stop the others
+                on_skip(
+                    _where(name, line_of, first_event[uid], uid),
+                    f"its dates or recurrence rule cannot be expanded ({e}); fix or remove it",
+                )
+                continue
+            for event in events:
+                if not _overlaps(event["start"], event["end"], start, end):
+                    continue
+                if event["id"] in seen:
+                    on_skip(
+                        _where(name, line_of, first_event[uid], uid),
+                        f"repeats id {event['id']}; only its first copy is imported",
+                    )
+                    continue
+                seen.add(event["id"])
+                yield event
+
+
+def _read(
+    name: str, data: bytes, plain: bool
+) -> tuple[list[icalendar.Calendar], Callable[[int], int], ics_plain.Taken | None]:
+    """The file's calendars as icalendar reads them, the line of each VEVENT, and the plain
+    events taken out of the text icalendar read (None: it read the whole file). The plain reader
+    takes a file only when the rest of it is sound and one calendar; any other file is read
+    whole, so that what is reported on it and how does not depend on the plain reader."""
+    taken = ics_plain.cut(data) if plain else None
+    if taken is not None:
+        try:
+            calendars = icalendar.Calendar.from_ical(taken.skeleton, multiple=True)
+        except ValueError:
+            calendars = []
+        if len(calendars) == 1:
+            lines = functools.cache(lambda: _event_lines(name, _text(data)))  # only a skip needs them
+            return calendars, lambda n: lines()(n), taken
+    text = _text(data)
+    line_of = _event_lines(name, text)
+    return _calendars(name, text), line_of, None
+
+
+def _alone(calendar: icalendar.Calendar, taken: ics_plain.Taken) -> np.ndarray:
+    """Per taken event: whether it is one occurrence. Its UID must be no other event's (else it
+    goes to recurring_ical_events with the others) and, when the calendar has a series, hold no
+    '/' (so that no occurrence's id can be its id)."""
+    others = [c for c in calendar.subcomponents if c.name == "VEVENT"]
+    series = any(key in c for c in others for key in RECURRING)
+    return taken.alone([str(c.get("UID") or "").strip() for c in others], series)
+
+
+def _where(name: str, line_of: Callable[[int], int], index: int, uid: str) -> str:
+    """How a skip names the event: the file, the line of the index-th event and the UID."""
+    return f"{name} line {line_of(index)}: event {uid}"
+
+
+def _vevents(calendar: icalendar.Calendar, places: list[int | None] | None) -> Iterator:
+    """The calendar's events in file order: its icalendar components, with the rows of the
+    plain events taken out of the text icalendar read in their places."""
+    components = (c for c in calendar.subcomponents if c.name == "VEVENT")
+    if places is None:
+        yield from components
+        return
+    for row in places:
+        yield next(components) if row is None else row
+
+
+def _component(item: icalendar.Component | int, taken: ics_plain.Taken | None, cal: _Calendar) -> icalendar.Component:
+    """An event as icalendar reads it: a plain event whose UID turned out to be shared goes to
+    recurring_ical_events with the others after all."""
+    if not isinstance(item, int):
+        return item
+    [calendar] = icalendar.Calendar.from_ical(f"BEGIN:VCALENDAR\n{taken.text(item)}END:VCALENDAR\n", multiple=True)
+    component = calendar.subcomponents[0]
+    _localise(component, cal.zone, utc_too=cal.utc_too)
+    return component

@@ -1,0 +1,1 @@
+"""Mail files (mbox, Maildir, .eml): headers only, never bodies."""

@@ -1,0 +1,1 @@
+"""Classification, weekly metrics and the audit, as SQL over one snapshot of the lake."""

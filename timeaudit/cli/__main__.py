@@ -1,0 +1,3 @@
+from timeaudit.cli.app import app
+
+app()

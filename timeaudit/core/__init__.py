@@ -1,0 +1,1 @@
+"""What every layer shares: the record model, settings, the roster, tags, ISO weeks and errors."""

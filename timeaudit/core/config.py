@@ -1,0 +1,249 @@
+"""timeaudit.toml -> validated settings.
+
+Every key has a default, so no file at all is a valid configuration. Errors name the file,
+the key and the fix in one line (``ConfigError``), which the CLI turns into exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import time
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from timeaudit.core.errors import ConfigError
+
+CONFIG_ENV = "TIMEAUDIT_CONFIG"
+CONFIG_NAME = "timeaudit.toml"
+
+DAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+def parse_working_hours(value: str) -> tuple[time, time]:
+    """'09:00-17:30' -> (09:00, 17:30). '24:00' is accepted as an end."""
+    m = _HOURS.match(value.strip())
+    if not m:
+        raise ValueError(f"'{value}' is not a range like '09:00-17:30'")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if (h2, m2) <= (h1, m1) or (h2 == 24 and m2 != 0):
+        raise ValueError(f"'{value}' must end after it starts, within one day")
+    end = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
+    return time(h1, m1), end
+
+
+def check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"'{value}' is not an IANA time zone such as 'Europe/London'") from None
+    return value
+
+
+def check_domain(value: str) -> str:
+    value = value.strip().lower()
+    if not _DOMAIN.match(value):
+        raise ValueError(f"'{value}' is not a domain name such as 'example.com'")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Organisation(_Section):
+    name: str = "My organisation"
+    domains: list[str] = Field(default_factory=list)
+    timezone: str = "UTC"
+    working_hours: str = "09:00-17:00"
+    working_days: list[str] = Field(default_factory=lambda: DAY_NAMES[:5])
+
+    _domains = field_validator("domains", mode="after")(lambda v: [check_domain(d) for d in v])
+    _tz = field_validator("timezone")(lambda v: check_timezone(v))
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, v: str) -> str:
+        parse_working_hours(v)
+        return v
+
+    @field_validator("working_days")
+    @classmethod
+    def _days(cls, v: list[str]) -> list[str]:
+        out = []
+        for day in v:
+            name = day.strip()[:3].title()
+            if name not in DAY_NAMES:
+                raise ValueError(f"'{day}' is not a weekday; use Mon, Tue, ... Sun")
+            out.append(name)
+        return out
+
+
+class CustomerConfig(_Section):
+    name: str
+    domains: list[str]
+    tier: str = ""
+    owner: str = ""
+
+    _domains = field_validator("domains", mode="after")(lambda v: [check_domain(d) for d in v])
+
+
+DEFAULT_ADMIN_KEYWORDS: dict[str, list[str]] = {
+    "budgets": ["budget", "forecast", "spend", "procurement", "invoice", "purchase"],
+    "records": ["record", "records", "crm", "data entry", "filing", "timesheet", "timesheets"],
+    "forms": ["form", "forms", "expense", "expenses", "approval", "paperwork"],
+    "policy": ["policy", "compliance", "audit", "governance", "risk"],
+    "reports": ["report", "reporting", "kpi", "metrics", "status update", "dashboard"],
+}
+DEFAULT_COMMITTEE_KEYWORDS = ["committee", "board", "council", "steering", "working group", "taskforce"]
+
+
+class Rules(_Section):
+    admin_keywords: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ADMIN_KEYWORDS))
+    committee_keywords: list[str] = Field(default_factory=lambda: list(DEFAULT_COMMITTEE_KEYWORDS))
+    external_is_customer: bool = False
+    focus_min_hours: float = Field(2.0, gt=0, le=8)
+    large_meeting: int = Field(8, ge=2)
+    long_meeting_minutes: int = Field(60, ge=1)
+    # Viva Insights charges 87.2 s per read email (29.2 s reading + 58 s refocusing).
+    email_minutes_per_read: float = Field(87.2 / 60, ge=0)
+    email_minutes_per_sent: float = Field(5.0, ge=0)
+    max_event_hours: float = Field(8.0, gt=0)
+
+    @field_validator("admin_keywords")
+    @classmethod
+    def _lower_admin(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {kind: [k.strip().lower() for k in words if k.strip()] for kind, words in v.items()}
+
+    @field_validator("committee_keywords")
+    @classmethod
+    def _lower_committee(cls, v: list[str]) -> list[str]:
+        return [k.strip().lower() for k in v if k.strip()]
+
+
+class Privacy(_Section):
+    min_group_size: int = Field(5, ge=1)
+    store_titles: bool = False
+    store_subjects: bool = False
+    leads_see_individuals: bool = False
+
+
+class Audit(_Section):
+    neglected_after_days: int = Field(30, ge=1)
+    target_customer_share: float = Field(0.5, ge=0, le=1)
+    default_hourly_cost: float = Field(75.0, ge=0)
+    currency: str = "EUR"
+    tier_order: list[str] = Field(default_factory=lambda: ["gold", "silver", "bronze"])
+
+
+class Google(_Section):
+    weeks_back: int = Field(26, ge=1, le=520)
+    weeks_ahead: int = Field(4, ge=0, le=104)
+    calendars: list[str] = Field(default_factory=lambda: ["primary"])
+    requests_per_minute: int = Field(600, ge=1, le=10_000)
+
+
+class Imports(_Section):
+    weeks_back: int = Field(52, ge=1, le=520)
+    weeks_ahead: int = Field(8, ge=0, le=104)
+
+
+class Settings(_Section):
+    roster: str = ""
+    organisation: Organisation = Field(default_factory=Organisation)
+    customers: list[CustomerConfig] = Field(default_factory=list)
+    rules: Rules = Field(default_factory=Rules)
+    privacy: Privacy = Field(default_factory=Privacy)
+    audit: Audit = Field(default_factory=Audit)
+    google: Google = Field(default_factory=Google)
+    imports: Imports = Field(default_factory=Imports)
+
+    # Where the file was read from ("" = built-in defaults); not a key of the file.
+    path: str = Field("", exclude=True)
+
+    def roster_path(self) -> Path | None:
+        if not self.roster:
+            return None
+        p = Path(self.roster).expanduser()
+        if not p.is_absolute() and self.path:
+            p = Path(self.path).parent / p
+        return p
+
+    def customer_domains(self) -> dict[str, str]:
+        """domain -> customer name."""
+        return {d: c.name for c in self.customers for d in c.domains}
+
+
+def _explain(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key '{key}'; remove it or check its spelling (see timeaudit.example.toml)"
+    if kind == "missing":
+        return f"{source}: '{key}' is required; add it (see timeaudit.example.toml)"
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"{source}: '{key}' is invalid: {msg}; fix it (see timeaudit.example.toml)"
+
+
+def parse_settings(data: dict, source: str = "timeaudit.toml") -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, source)) from None
+
+
+def find_config(explicit: str | Path | None, data_dir: Path) -> Path | None:
+    """--config, then $TIMEAUDIT_CONFIG, then ./timeaudit.toml, then <data>/timeaudit.toml."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    for candidate in (Path.cwd() / CONFIG_NAME, data_dir / CONFIG_NAME):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(path: Path | None) -> Settings:
+    if path is None:
+        return Settings()
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found; create it from timeaudit.example.toml or drop --config")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e}); fix the syntax") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    settings = parse_settings(data, str(path))
+    settings.path = str(path)
+    return settings
+
+
+def save_rules(path: Path, admin_keywords: dict[str, list[str]], committee_keywords: list[str]) -> Settings:
+    """Write new keyword rules into the settings file, keeping its comments and other keys.
+
+    The result is validated before anything is written; the file is replaced atomically.
+    """
+    import tomlkit
+
+    doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.is_file() else tomlkit.document()
+    rules = doc.setdefault("rules", tomlkit.table())
+    rules["committee_keywords"] = committee_keywords
+    table = tomlkit.table()
+    for kind, words in admin_keywords.items():
+        table[kind] = words
+    rules["admin_keywords"] = table
+    text = tomlkit.dumps(doc)
+    settings = parse_settings(tomllib.loads(text), str(path))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    settings.path = str(path)
+    return settings

@@ -1,0 +1,363 @@
+"""What timeaudit holds about one person: forgetting it (`timeaudit forget`) and handing a
+copy to them (`timeaudit export-mine`).
+
+A person is in the lake twice over: as the account whose calendar and mailbox were read,
+and as a name in everyone else's records (organizer, attendee, sender, recipient, cc).
+Forgetting removes the first and scrubs the second: in other people's records their address
+becomes ``forgotten@<their domain>``, so attendee counts and the internal/external/customer
+split still hold while nobody is named. Only the batch files that mention them are rewritten,
+each written whole under a temporary name and renamed into place; the rest are not touched.
+
+The roster is the user's own file: it is read, never edited; the user is told to remove the
+person there. A later sync of their account, or of a calendar shared with them, brings
+records back: forget them again after such a sync.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from timeaudit.core.config import Settings
+from timeaudit.core.errors import UserError
+from timeaudit.core.model import TABLES
+from timeaudit.core.roster import ROSTER_COLUMNS
+from timeaudit.lake.sql import read_sql
+from timeaudit.lake.store import Lake, _atomic_write_bytes, write_parquet
+
+FORGOTTEN = "forgotten"
+DERIVED_DIR = "derived"  # timeaudit.outputs.derived.DERIVED_DIR, without importing the metrics engine
+# Files named ".*" in the lake are writes that never finished (see Lake.write_arrow); younger
+# ones may belong to a sync running right now, so they are left alone and reported.
+_DEBRIS_AGE_S = 3600
+
+
+def checked_address(email: str) -> str:
+    address = email.strip().lower()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address):
+        raise UserError(f"--person {email}: not an email address; give it as in their calendar, e.g. ann@example.com")
+    return address
+
+
+class Scrubber:
+    """Finds one address in any value and replaces it.
+
+    A value that *is* the address (organizer, an attendee, sender, to, cc) becomes
+    ``forgotten@<domain>``. An address *inside* a longer value (an id such as
+    ``1on1-ann@example.com-3``, a kept title, a cursor's calendar id) becomes
+    ``forgotten-<random>@<domain>``, the same within one run: ids stay consistent across
+    batch files and never collide with the ids of someone forgotten earlier.
+    """
+
+    def __init__(self, address: str):
+        self.address = address
+        domain = address.rsplit("@", 1)[1]
+        self.whole = f"{FORGOTTEN}@{domain}"
+        self.inside = f"{FORGOTTEN}-{secrets.token_hex(4)}@{domain}"
+        # Not part of a longer address: "bob.ann@..." and "ann@example.com.au" are others.
+        self._pattern = re.compile(
+            rf"(?<![A-Za-z0-9._%+]){re.escape(address)}(?![A-Za-z0-9_]|\.[A-Za-z0-9])", re.IGNORECASE
+        )
+
+    def mentions(self, text: str) -> bool:
+        return bool(self._pattern.search(text))
+
+    def text(self, value: str) -> str:
+        if value.strip().lower() == self.address:
+            return self.whole
+        return self._pattern.sub(self.inside, value)
+
+    def value(self, value):
+        """Any decoded value: strings, lists and dicts (struct fields, JSON keys) all the way down."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        if isinstance(value, dict):
+            return {self.value(k): self.value(v) for k, v in value.items()}
+        return value
+
+
+# -- forgetting -------------------------------------------------------------------------------
+@dataclass
+class TableReport:
+    removed: int = 0  # rows of the person's own account
+    scrubbed: int = 0  # rows of others in which their address was replaced
+    files: int = 0
+    rewritten: int = 0  # files rewritten or, when nothing was left in them, deleted
+
+
+@dataclass
+class ForgetReport:
+    address: str
+    replacement: str
+    tables: dict[str, TableReport] = field(default_factory=dict)
+    cursors_removed: list[str] = field(default_factory=list)  # sources
+    cursors_scrubbed: int = 0
+    derived_removed: list[str] = field(default_factory=list)
+    debris_removed: int = 0
+    debris_left: list[Path] = field(default_factory=list)
+
+
+def forget_person(lake: Lake, email: str) -> ForgetReport:
+    """Remove ``email``'s own records and cursors, and scrub their address from everything else
+    under the data folder: other people's records, other cursors, derived tables."""
+    scrub = Scrubber(checked_address(email))
+    report = ForgetReport(scrub.address, scrub.whole)
+    for table in TABLES:
+        report.tables[table] = _forget_in_table(lake, table, scrub)
+    _forget_in_state(lake, scrub, report)
+    _forget_in_derived(lake, scrub, report)
+    _remove_debris(lake, report)
+    return report
+
+
+def _forget_in_table(lake: Lake, table: str, scrub: Scrubber) -> TableReport:
+    result = TableReport()
+    for path in lake.files(table):
+        result.files += 1
+        data = pq.ParquetFile(path).read()
+        own = pc.equal(pc.utf8_lower(data["account"]), scrub.address)
+        gone = pc.sum(own.cast("int64")).as_py() or 0
+        kept = data.filter(pc.invert(own)) if gone else data
+        kept, scrubbed = _scrub_table(kept, scrub)
+        if not gone and not scrubbed:
+            continue
+        result.removed += gone
+        result.scrubbed += scrubbed
+        result.rewritten += 1
+        # The file's party lists name the address too: gone first, so a forget cut short
+        # leaves none behind (readers then find the lists in the file itself).
+        lake.remove_party_lists(table, path)
+        if kept.num_rows:
+            tmp = path.with_name(f".{path.name}.forget.tmp")
+            try:
+                write_parquet(kept, tmp)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            lake.write_party_lists(table, path, path)
+        else:
+            path.unlink()
+    lake.remove_stray_party_lists(table)
+    return result
+
+
+def _scrub_table(data: pa.Table, scrub: Scrubber) -> tuple[pa.Table, int]:
+    """``data`` with the address replaced in every string, nested ones included; and how many
+    rows changed. Columns that do not mention it are not decoded at all."""
+    changed = [False] * data.num_rows
+    for i, column in enumerate(data.columns):
+        if not _may_mention(column, scrub):
+            continue
+        before = column.to_pylist()
+        after = [scrub.value(v) for v in before]
+        changed = [c or a != b for c, a, b in zip(changed, after, before, strict=True)]
+        data = data.set_column(i, data.schema.field(i), pa.array(after, type=column.type))
+    return data, sum(changed)
+
+
+def _may_mention(column, scrub: Scrubber) -> bool:
+    """A quick test before decoding: does any string in the column contain the address?"""
+    return any(pc.any(pc.match_substring(leaf, scrub.address, ignore_case=True)).as_py() for leaf in _strings(column))
+
+
+def _strings(array) -> list:
+    """Every string array inside ``array``, through lists and structs."""
+    if isinstance(array, pa.ChunkedArray):
+        return [leaf for chunk in array.chunks for leaf in _strings(chunk)]
+    kind = array.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return [array]
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _strings(array.flatten())
+    if pa.types.is_struct(kind):
+        return [leaf for j in range(kind.num_fields) for leaf in _strings(array.field(j))]
+    return []
+
+
+def _forget_in_state(lake: Lake, scrub: Scrubber, report: ForgetReport) -> None:
+    if not lake.state_dir.exists():
+        return
+    for source in sorted(p for p in lake.state_dir.iterdir() if p.is_dir()):
+        if lake.read_cursor(source.name, scrub.address) is not None:
+            lake.clear_cursor(source.name, scrub.address)
+            report.cursors_removed.append(source.name)
+    # Other accounts' cursors can name them too, e.g. a shared calendar's id.
+    for path in sorted(p for p in lake.state_dir.rglob("*") if p.is_file()):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if scrub.mentions(text):
+            try:
+                cleaned = json.dumps(scrub.value(json.loads(text)), indent=1)
+            except ValueError:
+                cleaned = scrub.text(text)
+            _atomic_write_bytes(path, cleaned.encode())
+            report.cursors_scrubbed += 1
+
+
+def _forget_in_derived(lake: Lake, scrub: Scrubber, report: ForgetReport) -> None:
+    """Derived tables (`timeaudit.outputs.derived`) hold per-person figures; they are recomputed from
+    the lake, so a table that mentions the person is removed rather than patched."""
+    folder = lake.root / DERIVED_DIR
+    if not folder.is_dir():
+        return
+    for table in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = sorted(table.rglob("*.parquet"))
+        if any(_file_mentions(f, scrub) for f in files):
+            shutil.rmtree(table)
+            report.derived_removed.append(table.name)
+
+
+def _file_mentions(path: Path, scrub: Scrubber) -> bool:
+    return _scrub_table(pq.ParquetFile(path).read(), scrub)[1] > 0
+
+
+def _remove_debris(lake: Lake, report: ForgetReport) -> None:
+    if not lake.lake_dir.exists():
+        return
+    now = time.time()
+    for path in sorted(lake.lake_dir.rglob(".*")):
+        if not path.exists():  # inside a debris folder removed just before
+            continue
+        if now - path.stat().st_mtime < _DEBRIS_AGE_S:
+            report.debris_left.append(path)
+        elif path.is_dir():
+            shutil.rmtree(path)
+            report.debris_removed += 1
+        else:
+            path.unlink()
+            report.debris_removed += 1
+
+
+def roster_mentions(settings: Settings, address: str) -> tuple[Path | None, list[dict[str, str]], int]:
+    """(roster file, the person's rows as written, how many rows name them as manager)."""
+    path = settings.roster_path()
+    if not path or not path.is_file():
+        return path, [], 0
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    own = [r for r in rows if (r.get("email") or "").strip().lower() == address]
+    managed = sum((r.get("manager") or "").strip().lower() == address for r in rows)
+    return path, own, managed
+
+
+def user_files_naming(settings: Settings, address: str) -> list[tuple[Path, str]]:
+    """The user's own files that still name the person, with where: timeaudit reads the
+    roster and the settings but never edits them, so the user is told instead."""
+    found = []
+    roster, rows, managed = roster_mentions(settings, address)
+    if rows or managed:
+        where = ["their row"] * bool(rows) + [f"manager of {managed}"] * bool(managed)
+        found.append((roster, ", ".join(where)))
+    config = Path(settings.path) if settings.path else None
+    if config and config.is_file():
+        scrub = Scrubber(address)
+        text = config.read_text(encoding="utf-8").splitlines()
+        lines = [str(n) for n, line in enumerate(text, 1) if scrub.mentions(line)]
+        if lines:
+            found.append((config, "line " + ", ".join(lines)))
+    return found
+
+
+# -- a person's copy --------------------------------------------------------------------------
+README_TEXT = """\
+What timeaudit holds about {address}, exported on {when}.
+
+events.csv     Calendar events: the ones in your own calendar ("own" in the relation column)
+               and every event in a colleague's calendar that names you as "organizer" or
+               "attendee". On colleagues' copies their own answer is left out: it is theirs.
+messages.csv   Email metadata: the messages of your own mailbox ("own") and every message in
+               a colleague's mailbox that names you as "sender", "recipient" (To) or "cc".
+               On colleagues' copies their labels, unread flag and the way they received it
+               (self_in) are left out. Message bodies are never read or stored.
+roster.csv     Your row in the roster (team, manager, role, hours), if you are on it.
+sync-state.json  Where each sync of your account left off; tokens are shown as "(present)".
+
+{titles}
+{subjects}
+Times are in UTC. Records replaced by a newer version and not yet compacted are not listed.
+"""
+
+
+def export_mine(lake: Lake, settings: Settings, email: str) -> tuple[bytes, dict[str, int]]:
+    """A zip of everything held about ``email``, and the rows per file."""
+    from datetime import UTC, datetime
+
+    from timeaudit.outputs.export import safe_frame
+
+    address = checked_address(email)
+    con = lake.connect()
+    files: dict[str, bytes] = {}
+    counts: dict[str, int] = {}
+    for table in TABLES:
+        frame = con.execute(read_sql(f"mine_{table}.sql"), {"email": address}).df()
+        counts[f"{table}.csv"] = len(frame)
+        files[f"{table}.csv"] = safe_frame(frame).to_csv(index=False).encode("utf-8")
+    _, rows, _ = roster_mentions(settings, address)
+    counts["roster.csv"] = len(rows)
+    files["roster.csv"] = _roster_csv(rows)
+    files["sync-state.json"] = json.dumps(_cursors(lake, address), indent=1, sort_keys=True).encode()
+    privacy = settings.privacy
+    files["README.txt"] = README_TEXT.format(
+        address=address,
+        when=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        titles="Event titles are kept in full (store_titles = true)."
+        if privacy.store_titles
+        else "Event titles are not kept: only keyword tags taken from them (title_tags).",
+        subjects="Email subjects are kept in full (store_subjects = true)."
+        if privacy.store_subjects
+        else "Email subjects are not kept: only keyword tags taken from them (subject_tags).",
+    ).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, payload in files.items():
+            z.writestr(name, payload)
+    return buffer.getvalue(), counts
+
+
+def _roster_csv(rows: list[dict[str, str]]) -> bytes:
+    from timeaudit.outputs.export import neutralise
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ROSTER_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: neutralise(v) for k, v in r.items()} for r in rows)
+    return out.getvalue().encode("utf-8")
+
+
+def _cursors(lake: Lake, address: str) -> dict:
+    if not lake.state_dir.exists():
+        return {}
+    held = {}
+    for source in sorted(p.name for p in lake.state_dir.iterdir() if p.is_dir()):
+        cursor = lake.read_cursor(source, address)
+        if cursor is not None:
+            held[source] = _hide_tokens(cursor)
+    return held
+
+
+def _hide_tokens(value):
+    """Sync tokens are credentials of a kind and mean nothing to a reader: say one is held."""
+    if isinstance(value, dict):
+        return {k: "(present)" if _is_token(k) and v else _hide_tokens(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide_tokens(v) for v in value]
+    return value
+
+
+def _is_token(key: str) -> bool:
+    key = key.lower()
+    return "token" in key or key in ("history_id", "historyid")

@@ -1,0 +1,73 @@
+"""Files holding secrets must be readable by their owner only.
+
+Streamlit's ``secrets.toml`` holds the sign-in (OIDC) client secret and cookie secret; the
+token folder holds a Google refresh token or a service-account key. Anyone who can read one
+can sign in as the app or read every calendar it reads. timeaudit writes its own tokens with
+mode 0600, but a copied or hand-made file can be 0644, so the dashboard refuses to start and
+`timeaudit doctor` reports it. POSIX permissions only: on Windows nothing is checked.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from timeaudit.core.errors import UserError
+
+_OTHERS_READ = stat.S_IRGRP | stat.S_IROTH
+_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+# The folder `timeaudit dashboard` runs Streamlit in: Streamlit reads <cwd>/.streamlit there.
+APP_ROOT = Path(__file__).resolve().parent.parent
+
+
+def check_private(path: Path, what: str) -> None:
+    """Raise a UserError when group or others can read or write ``path``; a missing file passes."""
+    if os.name == "nt":
+        return
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & (_OTHERS_READ | _OTHERS_WRITE):
+        can = "readable" if mode & _OTHERS_READ else "writable"
+        raise UserError(f"{path}: {what} is {can} by other users (mode {mode:04o}); run `chmod 600 {path}`")
+
+
+def secret_files(*streamlit_files: Path | str) -> list[tuple[Path, str]]:
+    """Every file timeaudit knows to hold a secret, whether it exists or not, with what it is:
+    Streamlit's secrets in the current folder, the folder the dashboard runs in and the home
+    folder, plus ``streamlit_files`` (the files Streamlit was told to read), and the saved
+    Google credentials."""
+    from connectors.google.auth import SERVICE_ACCOUNT_FILE, USER_TOKEN_FILE, token_dir
+
+    defaults = [folder / ".streamlit" / "secrets.toml" for folder in (Path.cwd(), APP_ROOT, Path.home())]
+    named = [Path(p).expanduser().absolute() for p in streamlit_files]
+    found = [(path, "Streamlit's secrets file") for path in dict.fromkeys([*defaults, *named])]
+    tokens = token_dir()
+    found += [
+        (tokens / USER_TOKEN_FILE, "the saved Google token"),
+        (tokens / SERVICE_ACCOUNT_FILE, "the saved Google service-account key"),
+    ]
+    return found
+
+
+def secret_file_problems(*streamlit_files: Path | str) -> list[str]:
+    """One message per secret file that others can read or write."""
+    problems = []
+    for path, what in secret_files(*streamlit_files):
+        try:
+            check_private(path, what)
+        except UserError as e:
+            problems.append(str(e))
+    return problems
+
+
+def check_secret_files(*streamlit_files: Path | str) -> None:
+    """Stop (UserError) when any secret file is open to others. `timeaudit dashboard` calls it
+    before serving; the app calls it first too, with ``st.get_option("secrets.files")``."""
+    problems = secret_file_problems(*streamlit_files)
+    if len(problems) > 1:
+        raise UserError(f"{problems[0]} ({len(problems) - 1} more: see `timeaudit doctor`)")
+    if problems:
+        raise UserError(problems[0])

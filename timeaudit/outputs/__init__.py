@@ -1,0 +1,1 @@
+"""What people take away: derived tables, summaries, exports, figures and text reports."""

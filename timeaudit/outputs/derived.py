@@ -1,0 +1,219 @@
+"""The tables `timeaudit metrics` writes, the same on every engine.
+
+Each derived table is a query over an analysis (the lake, the rules and the people's days
+registered on one connection, see ``metrics.prepare``): the weekly and daily metrics, and the
+audit tables over every week with data and everyone on the roster. The engine only decides
+how a query's result becomes Parquet; DuckDB writes one file per table, Spark a folder of
+part files. Either way the table is read back as ``<out>/<name>/*.parquet``, by default
+``<data>/derived/<name>/``, and replaced by building it beside the old one and swapping
+(``replace_folder``) wherever ``<out>`` is a local folder.
+
+When the lake and ``<out>`` are local folders, a run also writes ``<out>/manifest.json``,
+last: the engine, when, a hash of the lake version the tables were computed from, and a
+fingerprint of the settings, roster and code that shape the numbers. ``stored_weekly`` reads
+``<data>/derived/weekly_metrics`` in place of computing it only while all of these still match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from timeaudit.analysis.audit import open_scope
+from timeaudit.analysis.metrics import Analysis, compute_weekly, open_analysis, typed_weekly
+from timeaudit.analysis.sql import read_sql
+from timeaudit.core.config import Settings
+from timeaudit.core.model import SCHEMA_VERSION
+from timeaudit.lake.store import Lake, sql_string, write_parquet
+
+DERIVED_DIR = "derived"
+# Name -> what it holds; written in this order.
+DERIVED_TABLES = {
+    "weekly_metrics": "one row per person-week (docs/metrics.md)",
+    "daily_metrics": "one row per person and local day, the rows weekly_metrics sums",
+    "audit_series": "internal meetings and recurring series with their waste facts",
+    "audit_admin": "admin hours by kind, team and week",
+    "audit_threads": "internal email threads by people-minutes",
+    "customer_contacts": "every configured customer with last contact and hours",
+    "customer_replies": "customer emails received and the working hours to the first reply",
+}
+
+
+def derived_queries(a: Analysis, now: datetime) -> Iterator[tuple[str, str]]:
+    """(name, query) for every derived table, registering what each needs on ``a.con`` first.
+    The audit scope is every week in the data, everyone on the roster, and ``now``."""
+    a.con.execute("CREATE OR REPLACE TEMP TABLE daily_metrics AS " + read_sql("daily.sql"))
+    yield "weekly_metrics", read_sql("weekly.sql")
+    yield "daily_metrics", "SELECT * FROM daily_metrics ORDER BY day, person"
+    weeks = [w for (w,) in a.con.execute("SELECT DISTINCT week FROM person_days ORDER BY week").fetchall()]
+    if not weeks:
+        return
+    open_scope(a, weeks, now=now)
+    yield "audit_series", read_sql("audit_series.sql")
+    yield "audit_admin", read_sql("audit_admin.sql")
+    yield "audit_threads", read_sql("audit_threads.sql")
+    yield "customer_contacts", read_sql("customer_contacts.sql")
+    a.con.execute(read_sql("customer_replies.sql"))
+    yield "customer_replies", "SELECT * FROM customer_replies ORDER BY received_at, person, id"
+
+
+def write_derived(a: Analysis, now: datetime, write: Callable[[str, str], None]) -> list[str]:
+    """Run every derived query and hand it to ``write(name, query)``; returns the names."""
+    names = []
+    for name, query in derived_queries(a, now):
+        write(name, query)
+        names.append(name)
+    return names
+
+
+def replace_folder(final: Path, fill: Callable[[Path], None]) -> None:
+    """Give ``final`` new contents: ``fill(staging)`` builds a folder beside it, which is then
+    renamed into place. A reader sees the old folder or the new one, never half of one (between
+    the two renames, for an instant, none); a ``fill`` that fails leaves the old folder as it was."""
+    tag = uuid.uuid4().hex[:8]
+    staging = final.with_name(f".{final.name}-{tag}")
+    old = final.with_name(f".{final.name}-old-{tag}")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fill(staging)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def duckdb_writer(a: Analysis, out: Path) -> Callable[[str, str], None]:
+    """Write each table as ``<out>/<name>/part-00000.parquet``, swapped in whole."""
+
+    def write(name: str, query: str) -> None:
+        data = a.con.sql(query).to_arrow_table()
+
+        def fill(staging: Path) -> None:
+            staging.mkdir()
+            write_parquet(data, staging / "part-00000.parquet")
+
+        replace_folder(out / name, fill)
+
+    return write
+
+
+def run_duckdb(lake: Lake, settings: Settings, now: datetime, out: Path | None = None) -> tuple[Path, list[str]]:
+    """Every derived table on DuckDB, written under ``out`` (default ``<data>/derived``) with
+    its manifest. Returns ``out`` and the names of the tables written."""
+    out = out or lake.root / DERIVED_DIR
+    stamp = begin_manifest(out, lake, settings, "duckdb")
+    a = open_analysis(lake, settings)
+    names = write_derived(a, now, duckdb_writer(a, out))
+    finish_manifest(out, stamp, now, names)
+    return out, names
+
+
+# -- the manifest: which lake, settings and code the tables were computed from ----------------
+MANIFEST = "manifest.json"
+
+
+def lake_version(lake: Lake) -> str:
+    """A hash of every batch file's name and modification time (``Lake.version``), with paths
+    relative to the data folder so that ``--data ./data`` and an absolute path agree."""
+    files = [(os.path.relpath(path, lake.root), mtime) for path, mtime in lake.version()]
+    return hashlib.sha256(json.dumps(files).encode()).hexdigest()
+
+
+def fingerprint(settings: Settings) -> str:
+    """A hash of what shapes the numbers besides the lake: the settings (as loaded, so edits
+    made in memory count too), the roster file's contents, and timeaudit's own code and SQL."""
+    roster = settings.roster_path()
+    h = hashlib.sha256(settings.model_dump_json().encode())
+    h.update(roster.read_bytes() if roster and roster.is_file() else b"")
+    h.update(_code_hash().encode())
+    return h.hexdigest()
+
+
+@cache
+def _code_hash() -> str:
+    """Every source and SQL file of the timeaudit package: an upgrade or an edit of the
+    definitions makes the stored tables stale."""
+    root = Path(__file__).parents[1]
+    h = hashlib.sha256(str(SCHEMA_VERSION).encode())
+    for path in sorted([*root.rglob("*.py"), *root.rglob("*.sql")]):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def begin_manifest(out: Path | None, lake: Lake | None, settings: Settings, engine: str) -> dict | None:
+    """Before a run reads the lake: what its manifest will say (None when the lake or ``out``
+    is not a local folder), and the old manifest removed, so that while tables are being
+    replaced none vouches for them. A batch landing after this makes the manifest stale."""
+    if out is None:
+        return None
+    (out / MANIFEST).unlink(missing_ok=True)
+    if lake is None:
+        return None
+    return {"engine": engine, "lake_version": lake_version(lake), "fingerprint": fingerprint(settings)}
+
+
+def finish_manifest(out: Path | None, stamp: dict | None, now: datetime, names: list[str]) -> None:
+    """After every table has been written: the manifest, written whole under a temporary name."""
+    if out is None or stamp is None:
+        return
+    text = json.dumps(stamp | {"computed_at": now.isoformat(timespec="seconds"), "tables": names}, indent=1)
+    tmp = out / f".{MANIFEST}.{uuid.uuid4().hex[:8]}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text + "\n", encoding="utf-8")
+        os.replace(tmp, out / MANIFEST)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def manifest_in_use(lake: Lake, settings: Settings) -> dict | None:
+    """The manifest of ``<data>/derived`` when it matches the lake and the fingerprint now
+    (its tables are then what computing would give), else None."""
+    try:
+        found = json.loads((lake.root / DERIVED_DIR / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict) or "weekly_metrics" not in found.get("tables", []):
+        return None
+    if found.get("lake_version") != lake_version(lake) or found.get("fingerprint") != fingerprint(settings):
+        return None
+    return found
+
+
+def stored_weekly(lake: Lake, settings: Settings) -> pd.DataFrame | None:
+    """``<data>/derived/weekly_metrics`` as ``weekly.sql`` gives it (before ``weekly_metrics``
+    sets its types), when the manifest is in use and stays so while the table is read; else None."""
+    lake.check_schema()  # the same clear stop as computing from a lake of another version
+    before = manifest_in_use(lake, settings)
+    if before is None:
+        return None
+    files = sql_string(lake.root / DERIVED_DIR / "weekly_metrics" / "*.parquet")
+    con = duckdb.connect()
+    try:
+        df = con.execute(f"SELECT * FROM read_parquet({files}) ORDER BY week, person").df()
+    except (duckdb.Error, OSError):
+        return None  # replaced or removed while being read: compute instead
+    finally:
+        con.close()
+    return df if manifest_in_use(lake, settings) == before else None
+
+
+def weekly_metrics(lake: Lake, settings: Settings, analysis: Analysis | None = None) -> pd.DataFrame:
+    """One row per person-week (docs/metrics.md). Without an analysis, the table `timeaudit
+    metrics` wrote while it matches the lake and settings; else computed."""
+    stored = stored_weekly(lake, settings) if analysis is None else None
+    if stored is not None:
+        return typed_weekly(stored)
+    return compute_weekly(analysis or open_analysis(lake, settings))

@@ -1,0 +1,183 @@
+"""The weekly summary: what a person, a team or the organisation reports for one week.
+
+Built from the weekly metrics, obeying the same privacy rule as the screen: group figures
+only for groups of at least ``privacy.min_group_size`` people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from timeaudit.analysis.metrics import CATEGORY_COLUMNS, COUNT_COLUMNS, HOUR_COLUMNS, customer_share, team_weekly
+from timeaudit.core.config import Settings
+from timeaudit.core.errors import UserError
+from timeaudit.core.weeks import week_start, weeks_ending
+from timeaudit.lake.store import Lake
+from timeaudit.outputs.derived import weekly_metrics
+
+DEFINITIONS: dict[str, str] = {
+    "Customer share": "(customer meetings + customer email) / (customer meetings + internal meetings + admin + "
+    "all email), over the hours of the group in the week",
+    "Change": "customer share this week minus its average over the four weeks before, in percentage points",
+    "Capacity": "working hours in the week less out-of-office",
+    "Customer meetings": "meetings with anyone at a customer's domain; every minute counted once",
+    "Customer email": "estimated time on email with a customer (87.2 s per read email, 5 min per sent one)",
+    "Internal meetings": "meetings with colleagues only, not already counted as customer or admin time",
+    "Admin": "internal events whose title carries an admin keyword (budgets, records, forms, policy, reports)",
+    "Internal email": "estimated time on email without a customer: internal, cc-only and newsletters",
+    "Focus": "focus blocks plus free working time in unbroken gaps of 2 hours or more",
+    "Fragmented": "free working time in gaps shorter than 2 hours",
+    "Double-booked": "time covered by two or more counted events at once",
+    "After hours": "meetings outside working hours plus emails sent outside them",
+    "Top wasters": "internal meetings and recurring series over the last four weeks ranked by person-hours, "
+    "with a suggested action and the hours per week it would give back",
+    "Neglected customers": "customers with no meeting or email for the configured number of days (default 30)",
+    "Waiting": "the ten oldest customer emails with no answer yet, with who holds them",
+}
+AUDIT_WEEKS = 4
+WAITING_ROWS = 10  # the oldest; `timeaudit customers` lists them all
+
+
+@dataclass
+class Summary:
+    scope: str  # "person" | "team" | "organisation"
+    subject: str  # the person's email, the team's name, or the organisation's name
+    week: str
+    weekly: pd.DataFrame  # one row per week (oldest first): hours per category and customer_share
+    rows: pd.DataFrame  # the week's metric rows: the person, the team, or one per team
+    headline: dict[str, float] = field(default_factory=dict)
+    hidden_teams: dict[str, int] = field(default_factory=dict)
+    wasters: pd.DataFrame = field(default_factory=pd.DataFrame)  # top five series, with suggestions
+    neglected: pd.DataFrame = field(default_factory=pd.DataFrame)
+    waiting: pd.DataFrame = field(default_factory=pd.DataFrame)
+    admin: pd.DataFrame = field(default_factory=pd.DataFrame)  # hours by kind
+    definitions: dict[str, str] = field(default_factory=lambda: dict(DEFINITIONS))
+
+    @property
+    def title(self) -> str:
+        return f"timeaudit weekly summary: {self.subject}, {self.week}"
+
+
+def sum_weeks(frame: pd.DataFrame, weeks: list[str]) -> pd.DataFrame:
+    columns = HOUR_COLUMNS + COUNT_COLUMNS + ["non_customer_email_hours"]
+    summed = frame.groupby("week", as_index=False)[columns].sum()
+    summed = pd.DataFrame({"week": weeks}).merge(summed, on="week", how="left").fillna(0.0)
+    summed["customer_share"] = customer_share(summed)
+    return summed
+
+
+def headline_figures(weekly: pd.DataFrame) -> dict[str, float]:
+    this = weekly.iloc[-1]
+    before = weekly.iloc[-5:-1]
+    previous = customer_share(before.sum(numeric_only=True).to_frame().T).iloc[0] if len(before) else float("nan")
+    out = {"Customer share": float(this["customer_share"]), "Previous 4 weeks": float(previous)}
+    out["Change"] = out["Customer share"] - out["Previous 4 weeks"]
+    out["Capacity"] = float(this["capacity_hours"])
+    for label, column in CATEGORY_COLUMNS.items():
+        out[label] = float(this[column])
+    out["Double-booked"] = float(this["double_booked_hours"])
+    out["After hours"] = float(this["after_hours_hours"])
+    return out
+
+
+def build_summary(
+    lake: Lake,
+    settings: Settings,
+    week: str,
+    *,
+    weeks: int = 12,
+    person: str | None = None,
+    team: str | None = None,
+    metrics: pd.DataFrame | None = None,
+) -> Summary:
+    """The summary of ``week`` and the ``weeks - 1`` weeks before it for one scope."""
+    data = metrics if metrics is not None else weekly_metrics(lake, settings)
+    if week not in set(data["week"]):
+        known = sorted(set(data["week"]))
+        span = f"{known[0]} to {known[-1]}" if known else "none: the lake is empty; run `timeaudit demo` or a sync"
+        raise UserError(f"--week {week}: no data for that week; weeks with data: {span}")
+    first_week = min(data["week"])
+    span = [w for w in weeks_ending(week, weeks) if w >= first_week]
+    min_group = settings.privacy.min_group_size
+    hidden: dict[str, int] = {}
+    if person:
+        scope, subject = "person", person.lower()
+        chosen = data[data["person"] == subject]
+        if chosen.empty:
+            raise UserError(f"--person {person}: not in the roster or the data; check the address")
+        rows = chosen[chosen["week"] == week]
+    elif team:
+        scope, subject = "team", team
+        chosen = data[data["team"] == team]
+        if chosen.empty:
+            raise UserError(f"--team {team}: no such team; teams: {', '.join(sorted(set(data['team'])))}")
+        size = chosen["person"].nunique()
+        if size < min_group:
+            raise UserError(
+                f"--team {team}: has {size} people, fewer than privacy.min_group_size ({min_group}); "
+                "team figures are withheld to protect individuals"
+            )
+        rows = team_weekly(chosen[chosen["week"] == week], min_group)
+    else:
+        scope, subject = "organisation", settings.organisation.name
+        teams = team_weekly(data, min_group)
+        hidden = teams.attrs["hidden_teams"]
+        if data["person"].nunique() < min_group:
+            raise UserError(
+                f"the organisation has {data['person'].nunique()} people, fewer than privacy.min_group_size "
+                f"({min_group}); use --person for your own summary"
+            )
+        chosen = data
+        rows = teams[teams["week"] == week]
+    weekly_table = sum_weeks(chosen[chosen["week"].isin(span)], span)
+    headline = headline_figures(weekly_table)
+    summary = Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline, hidden)
+    add_audit(summary, lake, settings, sorted(set(chosen["person"])), [w for w in span if w in set(data["week"])])
+    return summary
+
+
+def add_audit(summary: Summary, lake: Lake, settings: Settings, people: list[str], weeks: list[str]) -> None:
+    """The audit's short lists for the summary's people, over its last four weeks."""
+    from timeaudit.analysis import audit
+    from timeaudit.analysis.metrics import open_analysis
+
+    analysis = open_analysis(lake, settings)
+    end = datetime.combine(week_start(summary.week) + timedelta(days=7), datetime.min.time(), UTC)
+    scope = audit.open_scope(analysis, weeks[-AUDIT_WEEKS:], people, now=end)
+    series = audit.meeting_series(analysis, scope).head(5)
+    summary.wasters = pd.DataFrame(
+        {
+            "Meeting": series.get("title", []),
+            "Person-hours": series.get("person_hours", []),
+            "Flags": series.get("flags", []),
+            "Suggestion": series.get("action", []),
+            "Hours back per week": series.get("hours_back_per_week", []),
+        }
+    )
+    contacts = audit.customer_contacts(analysis, scope)
+    neglected = audit.neglected_customers(analysis, contacts)
+    if summary.scope != "organisation":
+        neglected = neglected[neglected["owner"].isin(people)]
+    summary.neglected = pd.DataFrame(
+        {
+            "Customer": neglected["customer"],
+            "Tier": neglected["tier"],
+            "Owner": neglected["owner"],
+            "Days silent": neglected["days_silent"],
+        }
+    )
+    waiting = audit.waiting_threads(audit.customer_replies(analysis, scope)).head(WAITING_ROWS)
+    summary.waiting = pd.DataFrame(
+        {
+            "Received": waiting["received_at"].astype(str).str[:16],
+            "Customer": waiting["customer"],
+            "Held by": waiting["held_by"],
+            "Working hours waiting": waiting["working_hours"],
+        }
+    )
+    admin = audit.admin_by_kind(analysis, scope)
+    admin = admin[admin["week"] == summary.week].groupby("kind", as_index=False)["hours"].sum()
+    summary.admin = admin.sort_values("hours", ascending=False).rename(columns={"kind": "Kind", "hours": "Hours"})
