@@ -364,7 +364,7 @@ def test_analysis_memory_is_capped_and_a_bad_cap_is_named(tmp_path, monkeypatch)
 def test_party_lists_made_in_memory_are_the_ones_made_from_the_file(tmp_path):
     """write_arrow makes a batch's lists from the batch in memory (timeaudit.lake.party_lists);
     compaction and old files make them with party_lists_<table>.sql: the same lists."""
-    from timeaudit.analysis.sql import read_sql
+    from timeaudit.lake.sql import read_sql
     from timeaudit.lake.store import COPY_OPTIONS, _read_parquet, records_to_arrow, sql_string, with_party_key
 
     lake = Lake(tmp_path)

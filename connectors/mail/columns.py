@@ -411,10 +411,6 @@ def _placed(n: int, at: np.ndarray, rows: np.ndarray) -> pa.Array:
     return pa.array(index, mask=index < 0)
 
 
-def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-
-
 def _anywhere(n: int, at: pa.Array, flags: pa.Array) -> pa.Array:
     """For each of ``n`` rows, whether any of ``flags`` whose ``at`` is that row is true."""
     hit = np.zeros(n, bool)

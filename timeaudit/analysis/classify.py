@@ -21,9 +21,6 @@ from timeaudit.core.config import Settings
 from timeaudit.core.model import Person
 from timeaudit.lake.store import PARTY_TABLES, party_lists_view
 
-COUNTED_EVENT_CATEGORIES = ("customer", "admin", "internal", "focus")
-EMAIL_CATEGORIES = ("customer", "internal", "cc_only", "bulk")
-
 
 def rule_tables(settings: Settings, people: list[Person]) -> dict[str, pd.DataFrame]:
     """The settings as tables: customer domains, own domains, keywords and the scalar rules,

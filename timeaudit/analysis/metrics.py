@@ -220,18 +220,6 @@ def ensure_daily(a: Analysis) -> None:
         a.con.execute("CREATE TEMP TABLE daily_metrics AS " + read_sql("daily.sql"))
 
 
-def daily_metrics(lake: Lake, settings: Settings, analysis: Analysis | None = None) -> pd.DataFrame:
-    """One row per person and local day (the rows weekly_metrics sums)."""
-    a = analysis or open_analysis(lake, settings)
-    ensure_daily(a)
-    df = a.con.execute(
-        """SELECT d.*, rp.name, rp.team FROM daily_metrics AS d
-           LEFT JOIN roster_people AS rp ON rp.person = d.person ORDER BY d.day, d.person"""
-    ).df()
-    df["day"] = pd.to_datetime(df["day"]).dt.date
-    return df
-
-
 def compute_weekly(a: Analysis) -> pd.DataFrame:
     """One row per person-week of the analysis; see docs/metrics.md for every column."""
     ensure_daily(a)
