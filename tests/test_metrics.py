@@ -8,6 +8,7 @@ the change from summer to winter time (Sunday 25 October), so her working hours 
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from timeaudit.analysis.metrics import team_weekly
@@ -165,3 +166,23 @@ def test_team_rollup_hides_small_groups(weekly):
     hidden = team_weekly(weekly, min_group_size=5)
     assert hidden.empty
     assert hidden.attrs["hidden_teams"] == {"Sales": 1, "Support": 1}
+
+
+def test_the_python_column_lists_match_what_weekly_sql_gives(weekly):
+    """HOUR_COLUMNS, COUNT_COLUMNS and CATEGORY_COLUMNS name columns weekly.sql really makes,
+    and docs/metrics.md documents each of them."""
+    from pathlib import Path
+
+    from timeaudit.analysis.metrics import CATEGORY_COLUMNS, COUNT_COLUMNS, HOUR_COLUMNS
+
+    named = {*HOUR_COLUMNS, *COUNT_COLUMNS, *CATEGORY_COLUMNS.values(), "customer_share"}
+    assert named <= set(weekly.columns)
+    documented = (Path(__file__).parent.parent / "docs" / "metrics.md").read_text(encoding="utf-8")
+    assert [c for c in sorted(named) if f"`{c}`" not in documented] == []
+
+
+def test_customer_share_of_a_row_is_the_one_weekly_sql_gives(weekly):
+    """metrics.customer_share (for sums of rows) and weekly.sql (per person-week) define it alike."""
+    from timeaudit.analysis.metrics import customer_share
+
+    pd.testing.assert_series_equal(customer_share(weekly), weekly["customer_share"], check_names=False, atol=1e-12)
