@@ -17,17 +17,16 @@ END = date(2026, 11, 23)
 
 def generate(data: Path, people: int, weeks: int) -> dict:
     """The demo organisation into the lake, as `timeaudit demo` does."""
-    from connectors.demo import records as demo_records
     from connectors.demo.org import build_org
+    from connectors.demo.records import write_org_files
+    from connectors.demo.source import demo_sources
     from timeaudit.lake.store import Lake
-    from timeaudit.lake.sync import replace_source
+    from timeaudit.lake.sync import run_source
 
     org = build_org(people=people, weeks=weeks, seed=7, end=END)
     lake = Lake(data)
-    counts = {}
-    for table, records in (("events", demo_records.iter_events(org)), ("messages", demo_records.iter_messages(org))):
-        counts[table] = replace_source(lake, table, "demo", records)
-    demo_records.write_org_files(org, data)
+    counts = {source.table: run_source(lake, source)[0].rows for source in demo_sources(org)}
+    write_org_files(org, data)
     return counts
 
 

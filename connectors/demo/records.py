@@ -322,9 +322,8 @@ def _personal_meetings(org: DemoOrg, w: int, monday: date, rng: random.Random) -
             yield _invite_noise(m, rng)
 
 
-def iter_events(org: DemoOrg, *, cursor: dict | None = None) -> Iterator[Event]:
-    """Every calendar event of every person, week by week. ``cursor`` is ignored: the demo
-    is always generated whole."""
+def iter_events(org: DemoOrg) -> Iterator[Event]:
+    """Every calendar event of every person, week by week."""
     for w, monday in weeks_of(org):
         for meeting in meetings_of_week(org, w, monday):
             yield from meeting.copies()
@@ -445,7 +444,7 @@ def _bulk(p: Person, w: int, monday: date, rng: random.Random) -> Iterator[Messa
         )
 
 
-def iter_messages(org: DemoOrg, *, cursor: dict | None = None) -> Iterator[Message]:
+def iter_messages(org: DemoOrg) -> Iterator[Message]:
     """Every mailbox's message metadata, week by week (the sender's and each recipient's copy)."""
     for w, monday in weeks_of(org):
         rng = _rng(org, "messages", w)

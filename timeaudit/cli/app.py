@@ -29,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
+NOUNS = {"events": "calendar events", "messages": "email messages"}
 WEEK_PATTERN = re.compile(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$")
 
 
@@ -48,9 +49,10 @@ def demo(
 
     Replaces any earlier demo data; data from other sources is left alone.
     """
-    from connectors.demo import records as demo_source
     from connectors.demo.org import build_org
-    from timeaudit.lake.sync import replace_source
+    from connectors.demo.records import write_org_files
+    from connectors.demo.source import demo_sources
+    from timeaudit.lake.sync import run_source
 
     data_dir = data or default_data_dir()
     try:
@@ -60,16 +62,15 @@ def demo(
     org = build_org(people=people, weeks=weeks, seed=seed, end=end_day)
     lake = Lake(data_dir)
     lake.check_schema()
+    counts = {}
     with record_progress() as bar:
-        task = bar.add_task("calendar events", total=None)
-        n_events = replace_source(lake, "events", "demo", demo_source.iter_events(org), lambda n: bar.advance(task, n))
-        bar.update(task, total=n_events, completed=n_events)
-        task = bar.add_task("email messages", total=None)
-        n_messages = replace_source(
-            lake, "messages", "demo", demo_source.iter_messages(org), lambda n: bar.advance(task, n)
-        )
-        bar.update(task, total=n_messages, completed=n_messages)
-    config_path = demo_source.write_org_files(org, data_dir)
+        for source in demo_sources(org):
+            task = bar.add_task(NOUNS[source.table], total=None)
+            [result] = run_source(lake, source, lambda n, task=task: bar.advance(task, n))
+            counts[source.table] = result.rows
+            bar.update(task, total=result.rows, completed=result.rows)
+    n_events, n_messages = counts["events"], counts["messages"]
+    config_path = write_org_files(org, data_dir)
     out.print(
         f"Demo organisation: {len(org.people)} people, {len(org.customers)} customers, {org.weeks} weeks "
         f"from {org.start}: {n_events:,} calendar events and {n_messages:,} messages in {lake.lake_dir}."

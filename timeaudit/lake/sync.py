@@ -1,14 +1,16 @@
-"""Runs a connector's records into the lake: in batches, with progress, cursor after load."""
+"""The sync driver: runs any ``connectors.base.Source`` into the lake, in batches, with
+progress, saving each account's cursor only after the records it covers have landed."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 
 import pyarrow as pa
 
-from connectors.base import Cursor
+from connectors.base import Cursor, Source
 from timeaudit.lake.store import Lake, records_to_arrow, utc_now
 
 BATCH_SIZE = 50_000
@@ -29,11 +31,6 @@ def arrow_batches(
         yield records_to_arrow(table, chunk, ingested_at=stamp)
         if progress:
             progress(len(chunk))
-
-
-def replace_source(lake: Lake, table: str, source: str, records: Iterable, progress: Progress | None = None) -> int:
-    """Make ``records`` the whole content of ``source`` in ``table`` (a regenerated source)."""
-    return lake.replace_source(table, source, arrow_batches(table, records, progress))
 
 
 def append(
@@ -79,3 +76,17 @@ def sync_account(
         lake.write_cursor(source, account, cursor.new_value)
         result.cursor_saved = True
     return result
+
+
+def run_source(
+    lake: Lake, source: Source, progress: Progress | None = None, batch_size: int = BATCH_SIZE
+) -> list[SyncResult]:
+    """Every account of ``source`` into the lake, as its write disposition says."""
+    if source.write_disposition == "replace":
+        records = (record for account in source.accounts() for record in source.read(account, Cursor()))
+        rows = lake.replace_source(source.table, source.name, arrow_batches(source.table, records, progress))
+        return [SyncResult(account=", ".join(source.accounts()), rows=rows)]
+    return [
+        sync_account(lake, source.table, source.name, account, partial(source.read, account), progress, batch_size)
+        for account in source.accounts()
+    ]

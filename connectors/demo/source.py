@@ -1,0 +1,31 @@
+"""The demo organisation as two sources, its calendars and its mailboxes, generated whole."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from connectors.base import Cursor
+from connectors.demo.org import DemoOrg
+from connectors.demo.records import iter_events, iter_messages
+
+SOURCE = "demo"
+EVERYONE = "*"  # one read gives every person's records: the organisation is generated as one
+
+
+@dataclass
+class DemoSource:
+    org: DemoOrg
+    table: str  # "events" or "messages"
+    name: str = SOURCE
+    write_disposition: str = "replace"
+
+    def accounts(self) -> Sequence[str]:
+        return [EVERYONE]
+
+    def read(self, account: str, cursor: Cursor) -> Iterator:
+        yield from (iter_events if self.table == "events" else iter_messages)(self.org)
+
+
+def demo_sources(org: DemoOrg) -> list[DemoSource]:
+    return [DemoSource(org, "events"), DemoSource(org, "messages")]
