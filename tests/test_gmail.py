@@ -36,7 +36,7 @@ SETTINGS = parse_settings(
         "customers": [{"name": "Acme", "domains": ["acme.com"]}],
     }
 )
-UNLIMITED = 10**9  # quota units per minute: the tests do not wait for Google's per-user pace
+UNLIMITED = 10**9  # quota units per second and minute: the tests do not wait for Google's per-user pace
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def sign_in(standin: StandIn, tokens: Path, user: str = ANN) -> dict:
 
 
 def sync(lake: Lake, settings=SETTINGS, **kwargs):
-    return sync_gmail(lake, settings, policy=FAST, units_per_minute=UNLIMITED, **kwargs)
+    return sync_gmail(lake, settings, policy=FAST, units_per_second=UNLIMITED, units_per_minute=UNLIMITED, **kwargs)
 
 
 def small_mailbox(standin: StandIn, n: int = 600):

@@ -257,7 +257,10 @@ def test_first_sync_lands_every_event_over_many_pages_and_saves_the_token_only_a
     summary = result["summary"]
     calls = event_requests(standin)
     assert len(calls) == expected_pages > 8
-    assert summary.requests == expected_pages and summary.calendars[0].pages == expected_pages
+    refreshes = [c for c in standin.log if c.path == "/token"]
+    assert len(refreshes) == 1, "the expired access token is refreshed once"
+    assert summary.requests == expected_pages + 1 and summary.calendars[0].pages == expected_pages
+    assert summary.retries == 0
     first = calls[0].query
     assert first["singleEvents"] == "true" and first["showDeleted"] == "true" and first["maxResults"] == "2500"
     assert "timeMin" in first and "timeMax" in first and "syncToken" not in first
