@@ -252,6 +252,49 @@ def test_in_a_batch_only_the_call_that_got_429_is_sent_again(standin, tokens, tm
     assert stubborn.failed == 1 and "503" in stubborn.mailboxes[0].error
 
 
+def test_a_3000_message_mailbox_under_250_units_a_second_draws_no_429_and_reports_the_units_served(
+    standin, tokens, tmp_path
+):
+    generate_mailbox(standin.gmail, ANN, 3_000, weeks=26, seed=11)
+    standin.gmail.units_per_second = 250  # Google's per-user limit, enforced over a sliding second
+    sign_in(standin, tokens)
+    lake = Lake(tmp_path / "data")
+    started = time.monotonic()
+    summary = sync_gmail(lake, SETTINGS, policy=FAST)  # Google's limits: 250 units/s, 15,000/min
+    seconds = time.monotonic() - started
+    report = summary.mailboxes[0]
+    print(
+        f"\nGmail first sync at 250 units/s: {report.messages:,} messages, {report.units:,} units, "
+        f"{report.requests} requests, {standin.gmail.rate_limited.get(ANN, 0)} 429s, {seconds:.1f} s"
+    )
+    assert report.error == "" and report.messages > 2_000
+    assert standin.gmail.rate_limited.get(ANN, 0) == 0, "paced under the per-second limit: no 429"
+    assert report.units == standin.gmail.units[ANN], "units reported are the units served"
+    assert report.refused == 0 and report.retries == 0
+    fetches = {c.batch for c in gmail_calls(standin) if c.batch}
+    assert all(sum(10 if "/threads/" in c.path else 5 for c in standin.batch_calls(b)) <= 250 for b in fetches)
+
+
+def test_refused_calls_are_sent_again_but_only_answered_units_count():
+    from connectors.google.gmail import QuotaMeter
+
+    now, slept = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    meter = QuotaMeter(250, 15_000, clock=lambda: now[0], sleep=sleep)
+    with meter.budget.spending(250):
+        now[0] += 0.3  # the batch is answered 0.3 s after it went out
+    entry = meter.budget.take(5)
+    assert slept and slept[0] == pytest.approx(1.0), "a second after the answer, not after sending"
+    meter.budget.settle(entry)
+    assert meter.budget.capacity == 250
+    with pytest.raises(ValueError):
+        QuotaMeter(0)
+
+
 # -- what lands per message ----------------------------------------------------------------------------
 def test_direction_cc_only_bulk_and_auto_come_from_the_headers_and_labels_read_through_the_api(
     standin, tokens, tmp_path
