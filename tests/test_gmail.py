@@ -275,6 +275,17 @@ def test_a_3000_message_mailbox_under_250_units_a_second_draws_no_429_and_report
     assert all(sum(10 if "/threads/" in c.path else 5 for c in standin.batch_calls(b)) <= 250 for b in fetches)
 
 
+def test_a_token_saved_without_its_account_is_asked_whose_it_is_through_get_profile(standin, tokens, tmp_path):
+    small_mailbox(standin, 100)
+    info = sign_in(standin, tokens)
+    path = tokens / auth.USER_TOKEN_FILE
+    path.write_text(json.dumps({k: v for k, v in info.items() if k != "account"}))
+    summary = sync(Lake(tmp_path / "data"))
+    assert summary.failed == 0 and summary.mailboxes[0].account == ANN
+    assert json.loads(path.read_text())["account"] == ANN
+    assert [c.path for c in gmail_calls(standin)][:2] == ["/gmail/v1/users/me/profile"] * 2, "asked, then synced"
+
+
 def test_refused_calls_are_sent_again_but_only_answered_units_count():
     from connectors.google.gmail import QuotaMeter
 
