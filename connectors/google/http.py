@@ -349,10 +349,7 @@ class RetryingHttp:
             try:
                 resp, content = self._send_once(uri, method, body, headers, kwargs)
             except TokenEndpointUnreachable as e:
-                if attempt >= TOKEN_RETRIES or self.gate.down:
-                    self.gate.down = self.gate.down or e
-                    raise self.gate.down from None
-                self._pause(self.policy.delay(attempt))
+                self._wait_for_token_endpoint(e, attempt)
                 attempt += 1
                 continue
             except (OSError, httplib2.HttpLib2Error) as e:  # refused, reset, timed out
@@ -379,6 +376,27 @@ class RetryingHttp:
                 )
             self._pause(self.policy.delay(attempt, retry_after))
             attempt += 1
+
+    def ensure_token(self) -> None:
+        """Refresh an expired access token through this layer (counted, its endpoint named);
+        a batch request would otherwise refresh it on a bare connection of its own."""
+        credentials = self.inner.credentials
+        attempt = 0
+        while not credentials.valid:
+            try:
+                credentials.refresh(google_auth_httplib2.Request(self.inner.http))
+            except TokenEndpointUnreachable as e:
+                self._wait_for_token_endpoint(e, attempt)
+                attempt += 1
+
+    def _wait_for_token_endpoint(self, e: TokenEndpointUnreachable, attempt: int) -> None:
+        """Back off before trying the token endpoint again, or give up on it for the whole run."""
+        if attempt >= TOKEN_RETRIES or self.gate.down:
+            self.gate.down = self.gate.down or e
+            raise self.gate.down from None
+        pause = self.policy.delay(attempt)  # nothing was sent: what follows is no retry
+        self.stats.waited += pause
+        self._sleep(pause)
 
     def _send_once(self, uri, method, body, headers, kwargs):
         """One attempt through google-auth; every API request after the attempt's first (sent
@@ -533,6 +551,7 @@ def _send_batch(
     batch = BatchHttpRequest(callback=done, batch_uri=client.batch_uri)
     for key, request in chunk:
         batch.add(request, request_id=key)
+    client.http.ensure_token()
     with meter.spending([r for _, r in chunk]) if meter else contextlib.nullcontext():
         batch.execute(http=client.http)
     if meter:
