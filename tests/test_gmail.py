@@ -286,7 +286,9 @@ def test_a_token_saved_without_its_account_is_asked_whose_it_is_through_get_prof
     assert [c.path for c in gmail_calls(standin)][:2] == ["/gmail/v1/users/me/profile"] * 2, "asked, then synced"
 
 
-def test_refused_calls_are_sent_again_but_only_answered_units_count():
+def test_units_come_back_a_window_after_the_answer_and_only_answered_calls_count():
+    from types import SimpleNamespace
+
     from connectors.google.gmail import QuotaMeter
 
     now, slept = [0.0], []
@@ -295,13 +297,20 @@ def test_refused_calls_are_sent_again_but_only_answered_units_count():
         slept.append(seconds)
         now[0] += seconds
 
-    meter = QuotaMeter(250, 15_000, clock=lambda: now[0], sleep=sleep)
+    meter = QuotaMeter(250, 400, clock=lambda: now[0], sleep=sleep)
+    assert meter.budget.capacity == 250
     with meter.budget.spending(250):
         now[0] += 0.3  # the batch is answered 0.3 s after it went out
-    entry = meter.budget.take(5)
-    assert slept and slept[0] == pytest.approx(1.0), "a second after the answer, not after sending"
-    meter.budget.settle(entry)
-    assert meter.budget.capacity == 250
+    with meter.budget.spending(100):
+        pass
+    assert slept == [pytest.approx(1.0)], "a second after the answer, not after sending"
+    with meter.budget.spending(100):
+        pass
+    assert slept[1] == pytest.approx(60 - 1.0), "the minute's 400 units: wait for the first 250 to leave it"
+    get = SimpleNamespace(methodId="gmail.users.threads.get")
+    meter.record(get, answered=True)
+    meter.record(get, answered=False)
+    assert (meter.units, meter.refused, meter.refused_units) == (10, 1, 10)
     with pytest.raises(ValueError):
         QuotaMeter(0)
 

@@ -526,8 +526,8 @@ def test_an_unreachable_token_endpoint_stops_the_roster_run_once_with_one_line(s
     config = tmp_path / "timeaudit.toml"
     config.write_text('roster = "people.csv"\n[organisation]\ndomains = ["northwind.com"]\n')
     data = tmp_path / "data"
-    for command in ("google-calendar", "gmail"):
-        result = run_cli("sync", command, "--data", str(data), "--config", str(config))
+    for command in (["google-calendar"], ["gmail"], ["gmail", "--workers", "3"]):
+        result = run_cli("sync", *command, "--data", str(data), "--config", str(config))
         assert result.exit_code == 2, result.output
         lines = result.stderr.splitlines()
         assert len(lines) == 1, lines

@@ -48,7 +48,7 @@ RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "RESOURCE_EX
 TIMEOUT_SECONDS = 60
 BATCH_LIMIT = 50  # Google: "larger batch sizes are likely to trigger rate limiting"; 100 is the hard cap
 IN_FLIGHT_POLL = 0.05  # seconds between looks at a budget whose units are all still in flight
-TOKEN_RETRIES = 2  # an unreachable token endpoint is tried this many more times, then the run stops
+TOKEN_RETRIES = 2  # a token endpoint refusing connections is tried this many more times, then the run stops
 
 
 class ApiError(Exception):
@@ -266,6 +266,7 @@ class TokenEndpointUnreachable(Exception):
     def __init__(self, host: str, cause: BaseException | str):
         super().__init__(f"{host} did not answer ({cause})")
         self.host, self.cause = host, str(cause)
+        self.timed_out = isinstance(cause, TimeoutError)  # waited a whole timeout already: no retry
 
 
 @dataclass
@@ -391,7 +392,7 @@ class RetryingHttp:
 
     def _wait_for_token_endpoint(self, e: TokenEndpointUnreachable, attempt: int) -> None:
         """Back off before trying the token endpoint again, or give up on it for the whole run."""
-        if attempt >= TOKEN_RETRIES or self.gate.down:
+        if attempt >= TOKEN_RETRIES or self.gate.down or e.timed_out:
             self.gate.down = self.gate.down or e
             raise self.gate.down from None
         pause = self.policy.delay(attempt)  # nothing was sent: what follows is no retry
