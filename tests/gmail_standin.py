@@ -10,8 +10,12 @@ It holds mailboxes and answers the routes of the gmail v1 discovery document tha
   kept, after ``expire_history``).
 - What the metadata scope refuses: ``q`` (403 "Metadata scope does not support 'q'
   parameter") and ``format=full``/``raw``.
-- ``units``: quota units spent per user, with Google's published per-method costs, counted
-  for every call that reaches the API (inside batches too, failed ones included).
+- ``units``: quota units served per user, with Google's published per-method costs, counted
+  for every call answered (inside batches too, errors included) except those refused to be
+  served now (429, rate-limit 403, 5xx).
+- Per-user limits, off unless set: ``units_per_second`` (Google's 250) and
+  ``units_per_minute`` (15,000), over sliding windows of the units served; a call that would
+  exceed one is answered 429 ``rateLimitExceeded`` and counted in ``rate_limited``.
 
 Every change (``add``, ``relabel``, ``delete``) raises the mailbox's history id and writes a
 history record shaped like the API's. ``generate_mailbox`` builds the standard corpus: a
@@ -24,6 +28,7 @@ The OAuth, fault, hold and log machinery stays in ``google_standin``; the batch 
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -102,7 +107,11 @@ class GmailApi:
         self.page_size = page_size
         self.history_page_size = history_page_size
         self.mailboxes: dict[str, Mailbox] = {}
-        self.units: dict[str, int] = {}  # user -> quota units spent
+        self.units: dict[str, int] = {}  # user -> quota units of the calls served
+        self.units_per_second: int | None = None  # per-user limits enforced (None: none)
+        self.units_per_minute: int | None = None
+        self.served: dict[str, deque[tuple[float, int]]] = {}  # user -> (when, units) of the last minute
+        self.rate_limited: dict[str, int] = {}  # user -> calls refused with 429 for the limits above
         self.calls: dict[str, int] = {}  # method -> calls received
 
     # -- data ----------------------------------------------------------------------------------
@@ -167,9 +176,27 @@ class GmailApi:
             return f"users.{parts[0]}." + ("get" if len(parts) == 2 else "list")
         return ""
 
-    def charge(self, path: str, subject: str) -> None:
+    def admit(self, path: str, subject: str, now: float) -> bool:
+        """Whether a call fits the per-user unit limits (``units_per_second``, ``units_per_minute``:
+        units of the calls served in the sliding second / minute before ``now``); one that does not
+        is refused with 429 and counted in ``rate_limited``."""
+        cost = COSTS.get(self.method_of(path), 0)
+        served = self.served.setdefault(subject, deque())
+        while served and served[0][0] <= now - 60:
+            served.popleft()
+        for limit, seconds in ((self.units_per_second, 1.0), (self.units_per_minute, 60.0)):
+            if limit is not None and sum(u for t, u in served if t > now - seconds) + cost > limit:
+                self.rate_limited[subject] = self.rate_limited.get(subject, 0) + 1
+                return False
+        served.append((now, cost))
+        return True
+
+    def charge(self, path: str, subject: str, status: int = 200, body: dict | None = None) -> None:
+        """Count the units of a call served: answered with anything but a refusal to serve it now."""
+        reason = ((body or {}).get("error") or {}).get("errors", [{}])[0].get("reason", "") if status >= 400 else ""
+        refused = status == 429 or status >= 500 or (status == 403 and reason.endswith("ateLimitExceeded"))
         method = self.method_of(path)
-        if method:
+        if method and not refused:
             self.units[subject] = self.units.get(subject, 0) + COSTS[method]
             self.calls[method] = self.calls.get(method, 0) + 1
 

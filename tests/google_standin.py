@@ -17,8 +17,8 @@ talks to it through the real client library exactly as it talks to Google:
   with ``Retry-After``), ``hold`` to stop at the n-th API request until released, and a
   log of every request for assertions.
 
-Gmail v1 (``users.*`` under ``/gmail/v1/``, the mailbox state and the quota-unit counter) lives
-in ``gmail_standin.GmailApi`` as ``StandIn.gmail``; the batch endpoint (``POST /batch``,
+Gmail v1 (``users.*`` under ``/gmail/v1/``, the mailbox state, the quota-unit counter and the
+per-user unit limits) lives in ``gmail_standin.GmailApi`` as ``StandIn.gmail``; the batch endpoint (``POST /batch``,
 multipart/mixed as the client library sends it) is answered here: every call inside a batch
 goes through the same faults, hold, log and quota count as a call of its own, so one call
 of a batch can fail while the others succeed.
@@ -37,6 +37,7 @@ import json
 import secrets
 import sys
 import threading
+import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -353,9 +354,13 @@ class StandIn:
         with self.lock:
             token = authorization.removeprefix("Bearer ").strip()
             subject = self.access.get(token, "")
-            if subject and path.startswith("/gmail/"):
-                self.gmail.charge(path, subject)
-            status, body, headers = self._api(path, query, subject, token)
+            gmail = bool(subject) and path.startswith("/gmail/")
+            if gmail and not self.gmail.admit(path, subject, time.monotonic()):
+                status, body, headers = _error(429, "rateLimitExceeded", "User-rate limit exceeded")
+            else:
+                status, body, headers = self._api(path, query, subject, token)
+                if gmail:
+                    self.gmail.charge(path, subject, status, body)
             self.log.append(Logged(n, "GET", path, query, status, subject, batch))
             return status, body, headers
 

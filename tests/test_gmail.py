@@ -36,7 +36,7 @@ SETTINGS = parse_settings(
         "customers": [{"name": "Acme", "domains": ["acme.com"]}],
     }
 )
-UNLIMITED = 10**9  # quota units per minute: the tests do not wait for Google's per-user pace
+UNLIMITED = 10**9  # quota units per second and minute: the tests do not wait for Google's per-user pace
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def sign_in(standin: StandIn, tokens: Path, user: str = ANN) -> dict:
 
 
 def sync(lake: Lake, settings=SETTINGS, **kwargs):
-    return sync_gmail(lake, settings, policy=FAST, units_per_minute=UNLIMITED, **kwargs)
+    return sync_gmail(lake, settings, policy=FAST, units_per_second=UNLIMITED, units_per_minute=UNLIMITED, **kwargs)
 
 
 def small_mailbox(standin: StandIn, n: int = 600):
@@ -250,6 +250,69 @@ def test_in_a_batch_only_the_call_that_got_429_is_sent_again(standin, tokens, tm
     standin.gmail.expire_history(ANN)
     stubborn = sync_gmail(Lake(tmp_path / "other"), SETTINGS, policy=RetryPolicy(2, 0.001, 0.01))
     assert stubborn.failed == 1 and "503" in stubborn.mailboxes[0].error
+
+
+def test_a_3000_message_mailbox_under_250_units_a_second_draws_no_429_and_reports_the_units_served(
+    standin, tokens, tmp_path
+):
+    generate_mailbox(standin.gmail, ANN, 3_000, weeks=26, seed=11)
+    standin.gmail.units_per_second = 250  # Google's per-user limit, enforced over a sliding second
+    sign_in(standin, tokens)
+    lake = Lake(tmp_path / "data")
+    started = time.monotonic()
+    summary = sync_gmail(lake, SETTINGS, policy=FAST)  # Google's limits: 250 units/s, 15,000/min
+    seconds = time.monotonic() - started
+    report = summary.mailboxes[0]
+    print(
+        f"\nGmail first sync at 250 units/s: {report.messages:,} messages, {report.units:,} units, "
+        f"{report.requests} requests, {standin.gmail.rate_limited.get(ANN, 0)} 429s, {seconds:.1f} s"
+    )
+    assert report.error == "" and report.messages > 2_000
+    assert standin.gmail.rate_limited.get(ANN, 0) == 0, "paced under the per-second limit: no 429"
+    assert report.units == standin.gmail.units[ANN], "units reported are the units served"
+    assert report.refused == 0 and report.retries == 0
+    fetches = {c.batch for c in gmail_calls(standin) if c.batch}
+    assert all(sum(10 if "/threads/" in c.path else 5 for c in standin.batch_calls(b)) <= 250 for b in fetches)
+
+
+def test_a_token_saved_without_its_account_is_asked_whose_it_is_through_get_profile(standin, tokens, tmp_path):
+    small_mailbox(standin, 100)
+    info = sign_in(standin, tokens)
+    path = tokens / auth.USER_TOKEN_FILE
+    path.write_text(json.dumps({k: v for k, v in info.items() if k != "account"}))
+    summary = sync(Lake(tmp_path / "data"))
+    assert summary.failed == 0 and summary.mailboxes[0].account == ANN
+    assert json.loads(path.read_text())["account"] == ANN
+    assert [c.path for c in gmail_calls(standin)][:2] == ["/gmail/v1/users/me/profile"] * 2, "asked, then synced"
+
+
+def test_units_come_back_a_window_after_the_answer_and_only_answered_calls_count():
+    from types import SimpleNamespace
+
+    from connectors.google.gmail import QuotaMeter
+
+    now, slept = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    meter = QuotaMeter(250, 400, clock=lambda: now[0], sleep=sleep)
+    assert meter.budget.capacity == 250
+    with meter.budget.spending(250):
+        now[0] += 0.3  # the batch is answered 0.3 s after it went out
+    with meter.budget.spending(100):
+        pass
+    assert slept == [pytest.approx(1.0)], "a second after the answer, not after sending"
+    with meter.budget.spending(100):
+        pass
+    assert slept[1] == pytest.approx(60 - 1.0), "the minute's 400 units: wait for the first 250 to leave it"
+    get = SimpleNamespace(methodId="gmail.users.threads.get")
+    meter.record(get, answered=True)
+    meter.record(get, answered=False)
+    assert (meter.units, meter.refused, meter.refused_units) == (10, 1, 10)
+    with pytest.raises(ValueError):
+        QuotaMeter(0)
 
 
 # -- what lands per message ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -258,7 +259,10 @@ def test_first_sync_lands_every_event_over_many_pages_and_saves_the_token_only_a
     summary = result["summary"]
     calls = event_requests(standin)
     assert len(calls) == expected_pages > 8
-    assert summary.requests == expected_pages and summary.calendars[0].pages == expected_pages
+    refreshes = [c for c in standin.log if c.path == "/token"]
+    assert len(refreshes) == 1, "the expired access token is refreshed once"
+    assert summary.requests == expected_pages + 1 and summary.calendars[0].pages == expected_pages
+    assert summary.retries == 0
     first = calls[0].query
     assert first["singleEvents"] == "true" and first["showDeleted"] == "true" and first["maxResults"] == "2500"
     assert "timeMin" in first and "timeMax" in first and "syncToken" not in first
@@ -492,6 +496,66 @@ def test_revoked_token_says_to_authorise_again_and_writes_nothing(standin, token
     result = run_cli("sync", "google-calendar", "--data", str(data))
     assert result.exit_code == 2 and "re-run `timeaudit auth google`" in result.stderr
     assert event_requests(standin) == [] and lake.files("events") == files
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: a connection to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_401_then_a_refresh_counts_every_request_sent_and_the_retry(standin, tokens, tmp_path):
+    corpus(standin)
+    info = sign_in(standin, tokens)
+    del standin.access[info["token"]]  # the saved access token no longer works; its refresh token does
+    summary = sync(Lake(tmp_path / "data"))
+    calls, refreshes = event_requests(standin), standin.requests("/token")
+    assert summary.failed == 0 and [c.status for c in calls][:2] == [401, 200] and len(refreshes) == 1
+    assert summary.requests == len(calls) + 1, "the 401, the refresh and the request sent again all count"
+    assert summary.retries == 1
+    assert "(1 retry)" in summary.line()
+
+
+def test_an_unreachable_token_endpoint_stops_the_roster_run_once_with_one_line(standin, tokens, tmp_path):
+    for user in (ANN, BOB, CAT):
+        corpus(standin, user)
+    port = closed_port()
+    key = dict(standin.service_account_key(), token_uri=f"http://127.0.0.1:{port}/token")
+    auth.write_private(tokens / auth.SERVICE_ACCOUNT_FILE, json.dumps(key))
+    (tmp_path / "people.csv").write_text("email,team\n" + "".join(f"{u},Support\n" for u in (ANN, BOB, CAT)))
+    config = tmp_path / "timeaudit.toml"
+    config.write_text('roster = "people.csv"\n[organisation]\ndomains = ["northwind.com"]\n')
+    data = tmp_path / "data"
+    for command in (["google-calendar"], ["gmail"], ["gmail", "--workers", "3"]):
+        result = run_cli("sync", *command, "--data", str(data), "--config", str(config))
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, lines
+        assert f"127.0.0.1:{port}" in lines[0] and "token endpoint" in lines[0] and "did not answer" in lines[0]
+        assert standin.url.split("/")[2] not in lines[0], "the API host is not blamed"
+        assert "check that this machine can reach" in lines[0] and str(auth.SERVICE_ACCOUNT_FILE) in lines[0]
+    assert standin.log == [], "nothing reached the API"
+    assert not Lake(data).files("events") and not Lake(data).files("messages")
+
+
+def test_a_token_saved_without_its_account_is_asked_whose_it_is_once(standin, tokens, tmp_path):
+    corpus(standin)
+    info = sign_in(standin, tokens)
+    path = tokens / auth.USER_TOKEN_FILE
+    path.write_text(json.dumps({k: v for k, v in info.items() if k != "account"}))
+    lake = Lake(tmp_path / "data")
+    summary = sync(lake)
+    asked = standin.requests("/calendars/primary")
+    assert summary.failed == 0 and [c.path for c in asked if not c.path.endswith("/events")] == [
+        "/calendar/v3/calendars/primary"
+    ]
+    assert {r[1] for r in live(lake)} == {ANN}
+    saved = json.loads(path.read_text())
+    assert saved["account"] == ANN and stat.S_IMODE(path.stat().st_mode) == 0o600
+    standin.clear_log()
+    sync(lake)
+    assert all(c.path.endswith("/events") for c in standin.log if c.n), "asked once: the file now says whose"
 
 
 # -- crash safety -----------------------------------------------------------------------------------

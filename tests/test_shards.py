@@ -59,8 +59,10 @@ def test_shards_cover_every_account_exactly_once_and_workers_change_nothing(org,
     assert live(sharded) == live(plain)
 
     mail_plain, mail_parallel = Lake(tmp_path / "mail-plain"), Lake(tmp_path / "mail-parallel")
-    one = sync_gmail(mail_plain, settings, policy=FAST, units_per_minute=UNLIMITED)
-    many = sync_gmail(mail_parallel, settings, policy=FAST, units_per_minute=UNLIMITED, workers=6)
+    one = sync_gmail(mail_plain, settings, policy=FAST, units_per_second=UNLIMITED, units_per_minute=UNLIMITED)
+    many = sync_gmail(
+        mail_parallel, settings, policy=FAST, units_per_second=UNLIMITED, units_per_minute=UNLIMITED, workers=6
+    )
     assert [m.account for m in many.mailboxes] == [m.account for m in one.mailboxes] == ROSTER
     query = "SELECT account, id, ts, direction, sender FROM messages ORDER BY account, id"
     assert mail_parallel.connect().execute(query).fetchall() == mail_plain.connect().execute(query).fetchall()

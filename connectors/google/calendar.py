@@ -66,6 +66,11 @@ def default_window(settings: Settings, now: datetime | None = None) -> Window:
     return Window.around(now, settings.google.weeks_back, settings.google.weeks_ahead)
 
 
+def primary_address(service) -> str:
+    """Whose credentials ``service`` uses: the id of their primary calendar (one request)."""
+    return str(service.calendars().get(calendarId=PRIMARY).execute().get("id", "")).lower()
+
+
 def is_primary(calendar_id: str, account: str) -> bool:
     return calendar_id in (PRIMARY, account)
 

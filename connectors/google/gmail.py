@@ -18,9 +18,10 @@ labels, never a body), following Google's synchronisation guide and spending few
   ones become tombstones. No change costs one request.
 - ``404`` from ``history.list`` (history too old, typically after a week): the cursor is
   dropped (``cursor.reset``) and a full sync runs.
-- Every fetch goes through ``execute_batch``: batches of at most 50 calls, only failed calls
-  retried. Quota units are counted per call with Google's published costs (``COSTS``) and
-  paced to stay under the per-user limit.
+- Every fetch goes through ``execute_batch``: batches of at most 50 calls and at most one
+  second's units, only failed calls retried. Quota units are paced with Google's published
+  costs (``COSTS``) under both per-user limits (per second and per minute) and counted for
+  the calls Gmail answered.
 
 Kept per message: what ``connectors.mail.headers.message_from_headers`` makes of the headers
 and labels, so Gmail and mail-file records are alike; the thread is the header rule's (the root
@@ -32,9 +33,7 @@ mailbox here; a message moving there becomes a tombstone.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from googleapiclient.errors import HttpError
 
 from connectors.base import Cursor
-from connectors.google.http import GoogleClient, execute_batch, http_error_details
+from connectors.google.http import GoogleClient, UnitBudget, UnitMeter, execute_batch, http_error_details
 from connectors.mail.headers import HEADERS, BadHeaders, message_from_headers
 from timeaudit.core.config import Settings
 from timeaudit.core.model import Message
@@ -51,8 +50,10 @@ SOURCE = "gmail"
 PRIMARY_KEY = ("source", "account", "id")  # id: Gmail's message id
 CURSOR_FIELD = "historyId"  # saved per mailbox as {"history_id", "since"}
 PAGE_SIZE = 500  # the largest page messages.list and history.list serve
-UNITS_PER_MINUTE = 15_000  # Google's per-user limit
-# Google's published quota units per method (developers.google.com/gmail/api/reference/quota).
+# Google's per-user limits and published quota units per method
+# (developers.google.com/gmail/api/reference/quota; the per-second one on its earlier version).
+UNITS_PER_MINUTE = 15_000
+UNITS_PER_SECOND = 250
 COSTS = {
     "gmail.users.getProfile": 1,
     "gmail.users.history.list": 2,
@@ -69,43 +70,18 @@ class HistoryExpired(Exception):
     """history.list answered 404: the saved historyId is too old; a full sync is needed."""
 
 
-class QuotaMeter:
-    """Counts the quota units of every call and keeps them under ``limit`` in any sliding minute."""
+class QuotaMeter(UnitMeter):
+    """Gmail's quota units (``COSTS``): paced under the per-user limits, per second and per
+    minute, and counted for the calls Gmail answered."""
 
     def __init__(
         self,
-        limit: int = UNITS_PER_MINUTE,
-        window: float = 60.0,
+        units_per_second: int = UNITS_PER_SECOND,
+        units_per_minute: int = UNITS_PER_MINUTE,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        self.limit, self.window = limit, window
-        self._clock, self._sleep = clock, sleep
-        self._spent: deque[tuple[float, int]] = deque()
-        self._in_window = 0
-        self._lock = threading.Lock()
-        self.units = 0
-        self.by_method: dict[str, int] = {}
-        self.waited = 0.0
-
-    def spend(self, request) -> None:
-        cost = COSTS.get(request.methodId, 0)
-        with self._lock:
-            now = self._drop_old(self._clock())
-            while self._spent and self._in_window + cost > self.limit:
-                pause = self.window - (now - self._spent[0][0])
-                self._sleep(pause)
-                self.waited += pause
-                now = self._drop_old(self._clock())
-            self._spent.append((now, cost))
-            self._in_window += cost
-            self.units += cost
-            self.by_method[request.methodId] = self.by_method.get(request.methodId, 0) + 1
-
-    def _drop_old(self, now: float) -> float:
-        while self._spent and now - self._spent[0][0] >= self.window:
-            self._in_window -= self._spent.popleft()[1]
-        return now
+        super().__init__(COSTS, UnitBudget([(units_per_second, 1.0), (units_per_minute, 60.0)], clock, sleep))
 
 
 @dataclass
@@ -170,8 +146,7 @@ class Mailbox:
         return self.client.service.users()
 
     def execute(self, request) -> dict:
-        self.meter.spend(request)
-        return request.execute()
+        return self.meter.execute(request)
 
     def metadata(self, kind: str, id_: str):
         resource = self.users.threads() if kind == "thread" else self.users.messages()
@@ -202,7 +177,7 @@ class Mailbox:
         for start in range(0, len(calls), 50):
             chunk = calls[start : start + 50]
             requests = [(key, self.metadata("thread" if key[0] == "t" else "message", key[2:])) for key, _ in chunk]
-            results = execute_batch(self.client, requests, on_send=self.meter.spend)
+            results = execute_batch(self.client, requests, meter=self.meter)
             for key, ids in chunk:
                 result = results[key]
                 if isinstance(result, HttpError):
@@ -223,6 +198,11 @@ class Mailbox:
 
 def _fields(kind: str) -> str:
     return f"id,historyId,messages({FIELDS})" if kind == "thread" else FIELDS
+
+
+def profile_address(service) -> str:
+    """Whose credentials ``service`` uses: the mailbox's address (``getProfile``, 1 unit)."""
+    return str(service.users().getProfile(userId="me").execute().get("emailAddress", "")).lower()
 
 
 # -- full sync ---------------------------------------------------------------------------------------

@@ -116,18 +116,17 @@ def _account_of(credentials) -> str:
     from googleapiclient.errors import HttpError
 
     from connectors.google.auth import AuthError
+    from connectors.google.calendar import primary_address
     from connectors.google.http import build_service, http_error_details
 
-    client = build_service("calendar", "v3", credentials)
     try:
-        primary = client.service.calendars().get(calendarId="primary").execute()
+        return primary_address(build_service("calendar", "v3", credentials).service)
     except HttpError as e:
         status, reason, message = http_error_details(e)
         raise AuthError(
             f"signed in, but reading your primary calendar failed ({status} {reason}: {message}); "
             "check the Calendar API is enabled for the OAuth client's project"
         ) from None
-    return str(primary.get("id", "")).lower()
 
 
 def _day(value: str | None, option: str) -> datetime | None:
@@ -297,8 +296,8 @@ class _MailboxLines:
     def done(self, report) -> None:
         if not report.error:
             err.print(
-                f"{report.account}: {report.messages:,} messages, {report.requests:,} requests, "
-                f"{report.units:,} quota units, {_outcome(report)}",
+                f"{report.account}: {report.messages:,} messages, {report.requests:,} requests "
+                f"({report.retries:,} retries), {report.units:,} quota units, {_outcome(report)}",
                 highlight=False,
                 soft_wrap=True,
             )

@@ -3,8 +3,10 @@
 Each mailbox runs through ``sync_account``: its messages land in batches, then its history
 id is saved. Credentials, roster targets and refusals are handled as for Calendar (shared in
 ``timeaudit.lake.google_sync``): one person's failure is recorded and the others go on; a refused
-personal token stops the run with one line. The summary counts messages, the HTTP requests
-made (a batch of up to 50 calls is one) and the quota units spent (Google's per-call costs).
+personal token or an unreachable token endpoint stops the run with one line. The summary
+counts messages, every HTTP request sent (a batch of calls is one; retries and token requests
+included, and how many were retries) and the quota units of the calls Gmail answered
+(Google's per-call costs), with the calls refused and sent again apart.
 """
 
 from __future__ import annotations
@@ -19,13 +21,32 @@ from googleapiclient.errors import HttpError
 
 from connectors.base import Cursor
 from connectors.google import auth
-from connectors.google.gmail import SOURCE, UNITS_PER_MINUTE, Progress, QuotaMeter, iter_messages
-from connectors.google.http import ApiError, GoogleClient, RetryPolicy, build_service, http_error_details
+from connectors.google.gmail import (
+    SOURCE,
+    UNITS_PER_MINUTE,
+    UNITS_PER_SECOND,
+    Progress,
+    QuotaMeter,
+    iter_messages,
+    profile_address,
+)
+from connectors.google.http import ApiError, GoogleClient, RetryPolicy, TokenGate, build_service, http_error_details
 from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.model import Message
-from timeaudit.lake.google_sync import Refused, describe_failure, load_google_identity, refusal_error, targets
-from timeaudit.lake.shards import Shard, check_workers, run_each
+from timeaudit.lake.google_sync import (
+    AccountReport,
+    Refused,
+    Totals,
+    Whose,
+    counting,
+    describe_failure,
+    load_google_identity,
+    refusal_error,
+    run_accounts,
+    targets,
+)
+from timeaudit.lake.shards import Shard, check_workers
 from timeaudit.lake.store import Lake
 from timeaudit.lake.sync import sync_account
 
@@ -34,39 +55,34 @@ BATCH_SIZE = 5000  # records per batch file
 
 
 @dataclass
-class MailboxReport:
-    account: str
+class MailboxReport(AccountReport):
     messages: int = 0  # records received, tombstones included
     added: int = 0
     updated: int = 0
     deleted: int = 0
-    requests: int = 0
-    units: int = 0
-    full_sync: bool = False
-    error: str = ""
+    units: int = 0  # quota units of the calls Gmail answered
+    refused: int = 0  # calls refused (rate limit, server fault) and sent again
 
 
 @dataclass
-class GmailSummary:
+class GmailSummary(Totals):
     mode: str  # "personal" | "service account"
     mailboxes: list[MailboxReport] = field(default_factory=list)
 
-    def _sum(self, name: str) -> int:
-        return sum(getattr(r, name) for r in self.mailboxes)
-
-    messages = property(lambda self: self._sum("messages"))
-    added = property(lambda self: self._sum("added"))
-    updated = property(lambda self: self._sum("updated"))
-    deleted = property(lambda self: self._sum("deleted"))
-    requests = property(lambda self: self._sum("requests"))
-    units = property(lambda self: self._sum("units"))
-    failed = property(lambda self: sum(1 for r in self.mailboxes if r.error))
+    reports = property(lambda self: self.mailboxes)
+    messages = property(lambda self: self.total("messages"))
+    added = property(lambda self: self.total("added"))
+    updated = property(lambda self: self.total("updated"))
+    deleted = property(lambda self: self.total("deleted"))
+    units = property(lambda self: self.total("units"))
+    refused = property(lambda self: self.total("refused"))
 
     def line(self) -> str:
+        refused = f" ({self.refused:,} calls refused and sent again)" if self.refused else ""
         return (
             f"Gmail: {len(self.mailboxes)} mailbox(es), {self.messages:,} messages ({self.added:,} added, "
             f"{self.updated:,} updated, {self.deleted:,} deleted), {self.failed} failed, "
-            f"{self.requests:,} requests, {self.units:,} quota units"
+            f"{self.requests_text()}, {self.units:,} quota units{refused}"
         )
 
 
@@ -148,17 +164,17 @@ def _sync_mailbox(
                 reporter.progress(account, progress.fetched, progress.listed)
         report.full_sync = report.full_sync or cursor.reset
 
-    requests_before, units_before = client.requests, meter.units
+    units_before, refused_before = meter.units, meter.refused
     reporter.start(account)
     try:
-        sync_account(lake, TABLE, SOURCE, account, fetch, batch_size=BATCH_SIZE)
+        with counting(client, report):
+            sync_account(lake, TABLE, SOURCE, account, fetch, batch_size=BATCH_SIZE)
     except (HttpError, RefreshError, TransportError, ApiError) as e:
         report.error = _failure(e, account)
         if auth.refused(e):
             raise Refused(e, report) from e
     finally:
-        report.requests = client.requests - requests_before
-        report.units = meter.units - units_before
+        report.units, report.refused = meter.units - units_before, meter.refused - refused_before
     if not report.error:
         kinds = list(outcome.values())
         report.added, report.updated, report.deleted = (kinds.count(k) for k in ("added", "updated", "deleted"))
@@ -175,6 +191,7 @@ def sync_gmail(
     reporter: Reporter | None = None,
     identity: auth.Identity | None = None,
     policy: RetryPolicy | None = None,
+    units_per_second: int = UNITS_PER_SECOND,
     units_per_minute: int = UNITS_PER_MINUTE,
     shard: Shard | None = None,
     workers: int = 1,
@@ -183,7 +200,8 @@ def sync_gmail(
     with ``shard`` only that share of the roster, on up to ``workers`` mailboxes at a time.
 
     A first sync reads the messages received since ``since`` (default: ``[google] weeks_back``
-    weeks ago); later syncs read only what changed.
+    weeks ago); later syncs read only what changed. Calls are paced under ``units_per_second``
+    and ``units_per_minute`` quota units per mailbox (Google's per-user limits).
     """
     reporter = reporter or _Silent()
     lake.check_schema()
@@ -192,18 +210,21 @@ def sync_gmail(
     since = since or (datetime.now(UTC).replace(microsecond=0) - timedelta(weeks=settings.google.weeks_back))
     if since > datetime.now(UTC):
         raise UserError("--since is in the future; give the first day of the window, e.g. 2026-01-05")
-    personal = isinstance(identity, auth.UserIdentity)
-    summary = GmailSummary("personal" if personal else "service account")
-    accounts = targets(identity, settings, [auth.GMAIL_METADATA], shard)
+    summary = GmailSummary("personal" if isinstance(identity, auth.UserIdentity) else "service account")
+    gate = TokenGate()
+    accounts = targets(identity, settings, [auth.GMAIL_METADATA], shard, whose=mailbox_owner(policy), gate=gate)
     live = _live_messages(lake)
-    token_before = identity.credentials.token if personal else None
 
-    def sync_one_mailbox(target: tuple[str, object]) -> MailboxReport:
-        account, credentials = target
+    def sync_one_mailbox(account: str, credentials: object) -> MailboxReport:
         client = build_service(
-            "gmail", "v1", credentials, policy=policy, requests_per_minute=settings.google.requests_per_minute
+            "gmail",
+            "v1",
+            credentials,
+            policy=policy,
+            requests_per_minute=settings.google.requests_per_minute,
+            gate=gate,
         )
-        meter = QuotaMeter(units_per_minute)  # Google's unit limit is per user
+        meter = QuotaMeter(units_per_second, units_per_minute)  # Google's unit limits are per user
         try:
             return _sync_mailbox(lake, client, account, settings, since, live.get(account, {}), meter, reporter)
         except Refused as refusal:
@@ -213,7 +234,14 @@ def sync_gmail(
             reporter.done(refusal.report)
             return refusal.report
 
-    summary.mailboxes.extend(run_each(accounts, sync_one_mailbox, workers))
-    if personal:
-        identity.save_if_refreshed(token_before)
+    summary.mailboxes.extend(run_accounts(identity, accounts, sync_one_mailbox, workers))
     return summary
+
+
+def mailbox_owner(policy: RetryPolicy | None = None) -> Whose:
+    """Whose credentials these are, for Gmail: the mailbox address ``getProfile`` gives."""
+
+    def whose(credentials: object, gate: TokenGate) -> str:
+        return profile_address(build_service("gmail", "v1", credentials, policy=policy, gate=gate).service)
+
+    return whose

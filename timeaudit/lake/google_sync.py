@@ -1,28 +1,48 @@
 """Google Calendar into the lake, for one person (OAuth token) or a roster (service account),
 and what every Google source's sync shares (``load_google_identity``, ``targets``,
-``Refused``/``refusal_error``, ``describe_failure``); ``timeaudit.lake.gmail_sync`` reuses them.
+``run_accounts``, ``Refused``/``refusal_error``, ``describe_failure``, ``AccountReport``,
+``Totals``); ``timeaudit.lake.gmail_sync`` reuses them.
 
 Each calendar of each account runs through ``sync_account``: its events land in batches,
 then its sync token is saved beside the other calendars' tokens of that account. One
 person's failure (403 not delegated, 404 unknown user or calendar, Google unavailable) is
 recorded and the others go on; a refused personal token stops the run with one line
-telling the user to authorise again. The summary counts what changed and the requests made.
+telling the user to authorise again, and so does a token endpoint that cannot be reached
+(once for the whole run). The summary counts what changed and every request sent, retries
+and token requests included, saying how many were retries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.errors import HttpError
 
 from connectors.base import Cursor
 from connectors.google import auth
-from connectors.google.calendar import SOURCE, FullSyncRequired, Window, belongs_to, default_window, iter_events
-from connectors.google.http import ApiError, GoogleClient, RetryPolicy, build_service, http_error_details
+from connectors.google.calendar import (
+    SOURCE,
+    FullSyncRequired,
+    Window,
+    belongs_to,
+    default_window,
+    iter_events,
+    primary_address,
+)
+from connectors.google.http import (
+    ApiError,
+    GoogleClient,
+    RetryPolicy,
+    TokenEndpointUnreachable,
+    TokenGate,
+    build_service,
+    http_error_details,
+)
 from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.model import Event
@@ -32,6 +52,7 @@ from timeaudit.lake.store import Lake
 from timeaudit.lake.sync import sync_account
 
 TABLE = "events"
+R = TypeVar("R")
 BATCH_SIZE = 2500  # one full Google page per batch file at most
 
 
@@ -40,37 +61,70 @@ class GoogleAuthError(UserError):
 
 
 @dataclass
-class CalendarReport:
+class AccountReport:
+    """What one account's sync (a calendar of it, its mailbox) did, and the requests it cost."""
+
     account: str
+    _: KW_ONLY
+    requests: int = 0  # every request sent: retries and token requests included
+    retries: int = 0  # of which requests repeating an earlier one
+    full_sync: bool = False
+    error: str = ""
+
+
+@contextlib.contextmanager
+def counting(client: GoogleClient, report: AccountReport) -> Iterator[None]:
+    """Put the requests ``client`` sends meanwhile (and how many were retries) in ``report``."""
+    stats = client.http.stats
+    requests, retries = stats.requests, stats.retries
+    try:
+        yield
+    finally:
+        report.requests, report.retries = stats.requests - requests, stats.retries - retries
+
+
+class Totals:
+    """Sums over a summary's per-account ``reports``."""
+
+    @property
+    def reports(self) -> list[AccountReport]:
+        raise NotImplementedError
+
+    def total(self, name: str) -> int:
+        return sum(getattr(r, name) for r in self.reports)
+
+    requests = property(lambda self: self.total("requests"))
+    retries = property(lambda self: self.total("retries"))
+    failed = property(lambda self: sum(1 for r in self.reports if r.error))
+
+    def requests_text(self) -> str:
+        return f"{self.requests:,} requests ({self.retries:,} {'retry' if self.retries == 1 else 'retries'})"
+
+
+@dataclass
+class CalendarReport(AccountReport):
     calendar: str
     pages: int = 0
     events: int = 0  # records received, tombstones included
     added: int = 0
     updated: int = 0
     cancelled: int = 0
-    requests: int = 0
-    full_sync: bool = False
-    error: str = ""
 
 
 @dataclass
-class SyncSummary:
+class SyncSummary(Totals):
     mode: str  # "personal" | "service account"
     calendars: list[CalendarReport] = field(default_factory=list)
 
-    def _sum(self, name: str) -> int:
-        return sum(getattr(r, name) for r in self.calendars)
-
-    added = property(lambda self: self._sum("added"))
-    updated = property(lambda self: self._sum("updated"))
-    cancelled = property(lambda self: self._sum("cancelled"))
-    requests = property(lambda self: self._sum("requests"))
-    failed = property(lambda self: sum(1 for r in self.calendars if r.error))
+    reports = property(lambda self: self.calendars)
+    added = property(lambda self: self.total("added"))
+    updated = property(lambda self: self.total("updated"))
+    cancelled = property(lambda self: self.total("cancelled"))
 
     def line(self) -> str:
         return (
             f"Google Calendar: {len(self.calendars)} calendar(s), {self.added:,} added, {self.updated:,} updated, "
-            f"{self.cancelled:,} cancelled, {self.failed} failed, {self.requests:,} requests"
+            f"{self.cancelled:,} cancelled, {self.failed} failed, {self.requests_text()}"
         )
 
 
@@ -209,16 +263,14 @@ def _sync_calendar(
             tokens[calendar] = inner.new_value
             cursor.new_value = dict(cursor.value or {}, calendars=tokens)
 
-    requests_before = client.requests
     reporter.start(account, calendar)
     try:
-        sync_account(lake, TABLE, SOURCE, account, fetch, batch_size=BATCH_SIZE)
+        with counting(client, report):
+            sync_account(lake, TABLE, SOURCE, account, fetch, batch_size=BATCH_SIZE)
     except (HttpError, RefreshError, TransportError, ApiError, FullSyncRequired) as e:
         report.error = _failure(e, account, calendar)
         if auth.refused(e):
             raise Refused(e, report) from e
-    finally:
-        report.requests = client.requests - requests_before
     if not report.error:
         kinds = list(outcome.values())
         report.added, report.updated, report.cancelled = (kinds.count(k) for k in ("added", "updated", "cancelled"))
@@ -248,15 +300,27 @@ def load_google_identity(identity: auth.Identity | None = None) -> auth.Identity
     return identity
 
 
+Whose = Callable[[object, TokenGate], str]  # credentials -> the address they belong to (one request)
+
+
 def targets(
-    identity: auth.Identity, settings: Settings, scopes: list[str], shard: Shard | None = None
+    identity: auth.Identity,
+    settings: Settings,
+    scopes: list[str],
+    shard: Shard | None = None,
+    *,
+    whose: Whose | None = None,
+    gate: TokenGate | None = None,
 ) -> list[tuple[str, object]]:
     """(account, credentials) to sync: the signed-in person, or every roster member through the
     service account (those of ``shard`` only), asking only for ``scopes`` (each source its own,
-    so delegating one is enough)."""
+    so delegating one is enough). A token saved without its ``account`` (an older version's) is
+    asked ``whose`` it is once, and saved again with it."""
     if isinstance(identity, auth.UserIdentity):
         if not identity.account:
-            raise GoogleAuthError(f"{identity.path}: the token does not say whose it is; {auth.REAUTH}")
+            if whose is None:
+                raise GoogleAuthError(f"{identity.path}: the token does not say whose it is; {auth.REAUTH}")
+            _identify(identity, whose, gate or TokenGate())
         return [(identity.account, identity.credentials)]
     people = load_people(settings)
     if not people:
@@ -265,6 +329,57 @@ def targets(
             f"{where}: 'roster' is empty; a service account syncs the roster's people, so set roster = \"people.csv\""
         )
     return [(p.email, identity.for_user(p.email, scopes)) for p in in_shard(people, shard, lambda p: p.email)]
+
+
+def _identify(identity: auth.UserIdentity, whose: Whose, gate: TokenGate) -> None:
+    """Ask the API whose the saved token is, and write the token file back with that ``account``."""
+    try:
+        account = whose(identity.credentials, gate).strip().lower()
+    except TokenEndpointUnreachable as e:
+        raise unreachable_error(identity, e) from None
+    except (HttpError, RefreshError, TransportError, ApiError) as e:
+        if auth.refused(e):
+            raise refusal_error(identity, "you", e) from None
+        raise GoogleAuthError(
+            f"{identity.path}: the token does not say whose it is and asking Google failed "
+            f"({describe_failure(e, 'you')}); {auth.REAUTH}"
+        ) from None
+    if not account:
+        raise GoogleAuthError(f"{identity.path}: the token does not say whose it is; {auth.REAUTH}")
+    identity.account = account
+    auth.save_user(identity.credentials, account, identity.path.parent)
+
+
+def unreachable_error(identity: auth.Identity, e: TokenEndpointUnreachable) -> GoogleAuthError:
+    """The one line that ends a run whose token endpoint cannot be reached."""
+    return GoogleAuthError(
+        f"{identity.path}: the token endpoint {e.host} (its token_uri) did not answer ({e.cause}); "
+        f"check that this machine can reach {e.host} (network, proxy, firewall), then sync again"
+    )
+
+
+def run_accounts(
+    identity: auth.Identity,
+    accounts: list[tuple[str, object]],
+    work: Callable[[str, object], R],
+    workers: int,
+) -> list[R]:
+    """``work(account, credentials)`` for every account, on up to ``workers`` at a time; an
+    unreachable token endpoint ends the whole run with one line; a refreshed personal token is
+    kept for the next run."""
+    personal = isinstance(identity, auth.UserIdentity)
+    token_before = identity.credentials.token if personal else None
+
+    def one(target: tuple[str, object]) -> R:
+        try:
+            return work(*target)
+        except TokenEndpointUnreachable as e:
+            raise unreachable_error(identity, e) from None
+
+    results = run_each(accounts, one, workers)
+    if personal:
+        identity.save_if_refreshed(token_before)
+    return results
 
 
 def refusal_error(identity: auth.Identity, account: str, cause: BaseException) -> GoogleAuthError | None:
@@ -305,16 +420,19 @@ def sync_google_calendar(
     identity = load_google_identity(identity)
     window, chosen = resolve_window(settings, since, until)
     calendars = calendars or settings.google.calendars
-    personal = isinstance(identity, auth.UserIdentity)
-    summary = SyncSummary("personal" if personal else "service account")
-    accounts = targets(identity, settings, [auth.CALENDAR_READONLY], shard)
+    summary = SyncSummary("personal" if isinstance(identity, auth.UserIdentity) else "service account")
+    gate = TokenGate()
+    accounts = targets(identity, settings, [auth.CALENDAR_READONLY], shard, whose=calendar_owner(policy), gate=gate)
     live = _LiveRecords(lake)
-    token_before = identity.credentials.token if personal else None
 
-    def sync_account_calendars(target: tuple[str, object]) -> list[CalendarReport]:
-        account, credentials = target
+    def sync_account_calendars(account: str, credentials: object) -> list[CalendarReport]:
         client = build_service(
-            "calendar", "v3", credentials, policy=policy, requests_per_minute=settings.google.requests_per_minute
+            "calendar",
+            "v3",
+            credentials,
+            policy=policy,
+            requests_per_minute=settings.google.requests_per_minute,
+            gate=gate,
         )
         reports = []
         for calendar in calendars:
@@ -333,11 +451,18 @@ def sync_google_calendar(
                 break  # this person's other calendars would be refused too
         return reports
 
-    for reports in run_each(accounts, sync_account_calendars, workers):
+    for reports in run_accounts(identity, accounts, sync_account_calendars, workers):
         summary.calendars.extend(reports)
-    if personal:
-        identity.save_if_refreshed(token_before)
     return summary
+
+
+def calendar_owner(policy: RetryPolicy | None = None) -> Whose:
+    """Whose credentials these are, for Calendar: the id of their primary calendar."""
+
+    def whose(credentials: object, gate: TokenGate) -> str:
+        return primary_address(build_service("calendar", "v3", credentials, policy=policy, gate=gate).service)
+
+    return whose
 
 
 def _key_refused(e: BaseException) -> bool:
