@@ -30,6 +30,7 @@ from timeaudit.metrics import (
 from timeaudit.model import Person
 from timeaudit.privacy import VIEWER_ENV, Access, access_for, local_access
 from timeaudit.roster import load_people
+from timeaudit.sign_in import require_roster, verified_address
 from timeaudit.store import Lake, default_data_dir
 
 _log = logging.getLogger(__name__)
@@ -93,16 +94,18 @@ def sign_in_configured() -> bool:
 
 
 def access() -> Access:
-    """The viewer's access, from the sign-in (or local mode without one)."""
+    """The viewer's access, from the sign-in (or local mode without one). With sign-in
+    configured there is no local mode: ``SignInRefused`` says why the identity is not let in."""
     settings = workspace()[1]
     version = lake_version()
     people, teams = _people(version), _teams(version)
     if sign_in_configured():
         if not st.user.is_logged_in:
             raise SignInNeeded()
-        email = str(st.user.get("email") or "")
-    else:
-        email = os.environ.get(VIEWER_ENV, "")
+        email = verified_address(st.user.to_dict())
+        require_roster(people)
+        return access_for(email, settings, people, teams)
+    email = os.environ.get(VIEWER_ENV, "")
     if not people or not email:
         return local_access(settings, teams)
     return access_for(email, settings, people, teams)

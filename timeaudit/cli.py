@@ -21,6 +21,7 @@ from timeaudit.cli_common import ConfigOption, DataOption, err, open_workspace, 
 from timeaudit.config import CONFIG_ENV
 from timeaudit.errors import UserError
 from timeaudit.privacy import VIEWER_ENV
+from timeaudit.sign_in import ALLOW_NETWORK_FLAG
 from timeaudit.store import DATA_ENV, Lake, default_data_dir
 
 app = typer.Typer(
@@ -83,7 +84,17 @@ def demo(
 @user_errors
 def dashboard(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8501,
-    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 to share on your network.")] = "localhost",
+    host: Annotated[
+        str,
+        typer.Option(help="Address to listen on; another than loopback needs sign-in (--secrets) or the flag below."),
+    ] = "localhost",
+    allow_anyone_on_the_network: Annotated[
+        bool,
+        typer.Option(
+            ALLOW_NETWORK_FLAG,
+            help="Serve without sign-in on a --host others can reach: everyone who reaches it sees everything.",
+        ),
+    ] = False,
     viewer: Annotated[
         str | None,
         typer.Option(
@@ -107,9 +118,11 @@ def dashboard(
     With an \\[auth] section in the secrets file everyone signs in (OpenID Connect, e.g.
     Google Workspace or Microsoft Entra ID) and sees what their roster role allows; see
     docs/privacy.md. Refuses to start while a secrets file or a saved Google token is readable
-    by other users.
+    by other users, and on a --host others can reach without sign-in unless told
+    --allow-anyone-on-the-network.
     """
     from timeaudit.secret_files import check_secret_files
+    from timeaudit.sign_in import check_exposure
 
     lake, settings = open_workspace(data, config)
     lake.check_schema()
@@ -128,6 +141,7 @@ def dashboard(
     if secrets and not secrets.is_file():
         raise UserError(f"--secrets {secrets}: no such file")
     check_secret_files(*([secrets] if secrets else []))
+    check_exposure(host, signs_in=bool(secrets) and has_auth_section(secrets), allowed=allow_anyone_on_the_network)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     out.print(f"timeaudit dashboard: http://{shown}:{port}  (data: {lake.root}; Ctrl+C stops it)")
     command = [
@@ -157,6 +171,16 @@ def dashboard(
     if secrets:  # Streamlit runs in the project folder, so the user's secrets file is named to it
         command += ["--secrets.files", str(secrets.resolve())]
     raise typer.Exit(_run_until_stopped(command, env=env, cwd=app_file.parent.parent))
+
+
+def has_auth_section(secrets: Path) -> bool:
+    """Whether a Streamlit secrets file switches sign-in on (an ``[auth]`` section)."""
+    import tomllib
+
+    try:
+        return "auth" in tomllib.loads(secrets.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"--secrets {secrets}: not a readable TOML file ({e}); fix it or leave --secrets out") from None
 
 
 def _run_until_stopped(command: list[str], **popen) -> int:
