@@ -1,7 +1,8 @@
 """Weekly summaries people keep and send: CSV, Excel, Markdown, HTML and PDF.
 
-Every format holds the same content (see ``timeaudit.summary``). Text cells that a
-spreadsheet would run as a formula are neutralised in CSV and Excel; HTML escapes every name.
+Every format holds the same content (see ``timeaudit.summary``), and text stays text: cells
+that a spreadsheet would run as a formula are neutralised in CSV and Excel, Excel writes no
+string as a link, Markdown escapes link, emphasis and HTML syntax, HTML escapes every name.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import html
 import io
 import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +34,17 @@ def neutralise(value):
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value
+
+
+# Backslash-escaped in Markdown text: links and images ([ ] !), raw HTML and autolinks (< >),
+# emphasis and code (* _ ~ `), table cells (|) and the escape itself.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~!])")
+
+
+def markdown_text(value) -> str:
+    """Any value as Markdown that renders as the same text: nothing in it becomes a link,
+    an image, HTML or formatting, and it stays on one line."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(value).splitlines()))
 
 
 def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -111,7 +124,9 @@ def to_xlsx(summary: Summary) -> bytes:
         **audit_tables(summary),
         "Definitions": definitions_table(summary),
     }
-    with pd.ExcelWriter(buf, engine="xlsxwriter") as writer:
+    # Text stays text: no string is turned into a live link (https://, ftp://, mailto:, ...).
+    options = {"strings_to_urls": False, "strings_to_formulas": False}
+    with pd.ExcelWriter(buf, engine="xlsxwriter", engine_kwargs={"options": options}) as writer:
         book = writer.book
         hours = book.add_format({"num_format": "0.0"})
         share = book.add_format({"num_format": "0%"})
@@ -151,9 +166,9 @@ def _md_table(frame: pd.DataFrame) -> str:
     def cell(v) -> str:
         if isinstance(v, float):
             return "–" if math.isnan(v) else f"{v:.1f}"
-        return str(v).replace("|", "\\|").replace("\n", " ")
+        return markdown_text(v)
 
-    lines = ["| " + " | ".join(str(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines = ["| " + " | ".join(markdown_text(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
 
@@ -161,7 +176,7 @@ def _md_table(frame: pd.DataFrame) -> str:
 def to_markdown(summary: Summary) -> bytes:
     head = headline_table(summary)
     parts = [
-        f"# {summary.title}",
+        f"# {markdown_text(summary.title)}",
         "",
         "## Headline",
         "",
@@ -179,10 +194,11 @@ def to_markdown(summary: Summary) -> bytes:
         _md_table(_share_as_percent(weekly_split(summary))),
         "",
     ]
-    parts += _hidden_note(summary)
+    parts += [markdown_text(line) if line else line for line in _hidden_note(summary)]
     for name, table in audit_tables(summary).items():
         parts += [f"## {name}", "", _md_table(table) if len(table) else "None.", ""]
-    parts += ["## Definitions", ""] + [f"- **{k}**: {v}" for k, v in summary.definitions.items()]
+    definitions = [f"- **{markdown_text(k)}**: {markdown_text(v)}" for k, v in summary.definitions.items()]
+    parts += ["## Definitions", "", *definitions]
     return ("\n".join(parts) + "\n").encode("utf-8")
 
 
