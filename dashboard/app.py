@@ -12,8 +12,10 @@ from timeaudit.errors import UserError  # noqa: E402
 from timeaudit.privacy import NotOnRoster  # noqa: E402
 from timeaudit.secret_files import check_secret_files  # noqa: E402
 from timeaudit.sign_in import SignInRefused  # noqa: E402
+from timeaudit.store import keep_private  # noqa: E402
 
 nodelay.install()  # connections accepted from now on answer without Nagle's 40 ms waits
+keep_private()  # imports and settings written from the Data and Rules pages: the user's only
 st.set_page_config(page_title="timeaudit", page_icon="⏱", layout="wide")
 
 

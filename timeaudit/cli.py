@@ -22,7 +22,7 @@ from timeaudit.config import CONFIG_ENV
 from timeaudit.errors import UserError
 from timeaudit.privacy import VIEWER_ENV
 from timeaudit.sign_in import ALLOW_NETWORK_FLAG
-from timeaudit.store import DATA_ENV, Lake, default_data_dir
+from timeaudit.store import DATA_ENV, Lake, default_data_dir, keep_private
 
 app = typer.Typer(
     help="timeaudit: where your working hours go — customers, meetings, admin, email and focus.",
@@ -31,6 +31,11 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 WEEK_PATTERN = re.compile(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$")
+
+
+@app.callback()
+def private_files() -> None:
+    keep_private()
 
 
 @app.command()

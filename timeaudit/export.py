@@ -320,10 +320,13 @@ def render(summary: Summary, fmt: str) -> bytes:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """The file appears whole or not at all."""
+    """The file appears whole or not at all, readable by its user only (0600): reports and
+    personal exports hold people's hours."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_bytes(data)
+        tmp.unlink(missing_ok=True)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

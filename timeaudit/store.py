@@ -51,6 +51,24 @@ PARTY_KEY = "party_key"
 PARTY_LISTS_DIR = "party_lists"
 
 
+# The data folder holds personal data: what timeaudit creates is its user's only.
+PRIVATE_UMASK = 0o077
+
+
+def keep_private() -> None:
+    """Every file and folder this process creates from now on is readable by its user only
+    (0600 files, 0700 folders), whoever writes it: pyarrow, DuckDB, Spark, xlsxwriter."""
+    os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
+
+
+def looser_than_private(root: Path) -> list[Path]:
+    """``root`` and everything under it that others than its owner may read, write or enter."""
+    if not root.exists():
+        return []
+    paths = [root, *sorted(root.rglob("*"))]
+    return [p for p in paths if not p.is_symlink() and p.stat().st_mode & PRIVATE_UMASK]
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get(DATA_ENV) or "data")
 
