@@ -378,7 +378,10 @@ def forget(
     theirs = f"theirs removed for {', '.join(done.cursors_removed)}" if done.cursors_removed else "none of theirs held"
     say(f"  sync cursors: {theirs}; {done.cursors_scrubbed} of other accounts naming them scrubbed")
     if done.derived_removed:
-        say(f"  derived tables removed, recompute them: {', '.join(done.derived_removed)}")
+        say(
+            f"  derived tables removed, all computed with their records: {', '.join(done.derived_removed)}; "
+            "recompute them with `timeaudit metrics` once the roster no longer lists them"
+        )
     if done.debris_removed:
         say(f"  leftovers of interrupted writes removed: {done.debris_removed}")
     for path in done.debris_left:
@@ -403,7 +406,8 @@ def export_mine(
     """Give a person everything timeaudit holds about them, as one .zip.
 
     Their own calendar and email records, every colleague's record that names them, their
-    roster row and their sync cursors (tokens hidden), with a README saying what each file is.
+    roster row, the rows of stored derived tables that name them and their sync cursors
+    (tokens hidden), with a README saying what each file is.
     """
     from timeaudit.export import write_atomically
     from timeaudit.personal_data import checked_address
