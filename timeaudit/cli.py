@@ -418,8 +418,10 @@ def export_mine(
     payload, counts = build(lake, settings, email)
     target = output or Path(f"timeaudit-{re.sub(r'[^A-Za-z0-9._-]', '_', email.split('@')[0])}.zip")
     write_atomically(target, payload)
+    derived = sum(n for name, n in counts.items() if name.startswith("derived/"))
     out.print(
-        f"Wrote {target}: {counts['events.csv']:,} calendar events, {counts['messages.csv']:,} messages "
+        f"Wrote {target}: {counts['events.csv']:,} calendar events, {counts['messages.csv']:,} messages, "
+        f"{derived:,} rows of derived tables "
         f"and {counts['roster.csv']} roster row{'s' if counts['roster.csv'] != 1 else ''} about {email}.",
         highlight=False,
         soft_wrap=True,

@@ -8,7 +8,7 @@ from timeaudit.config import find_config, load_settings
 from timeaudit.errors import UserError
 from timeaudit.model import TABLES
 from timeaudit.roster import load_people
-from timeaudit.store import Lake, holdings, looser_than_private
+from timeaudit.store import Lake, holdings, looser_than_private, permission_bits
 
 Finding = tuple[str, str]  # (ok | info | warn | error, text)
 
@@ -22,7 +22,7 @@ def privacy_findings(data_dir: Path) -> list[Finding]:
     loose = looser_than_private(data_dir)
     if not loose:
         return [("ok", f"{data_dir}: readable by you only")] if data_dir.exists() else []
-    shown = ", ".join(f"{p} ({p.stat().st_mode & 0o777:o})" for p in loose[:5])
+    shown = ", ".join(f"{p} ({permission_bits(p):o})" for p in loose[:5])
     more = f" and {len(loose) - 5} more" if len(loose) > 5 else ""
     return [
         (

@@ -65,8 +65,15 @@ def looser_than_private(root: Path) -> list[Path]:
     """``root`` and everything under it that others than its owner may read, write or enter."""
     if not root.exists():
         return []
-    paths = [root, *sorted(root.rglob("*"))]
-    return [p for p in paths if not p.is_symlink() and p.stat().st_mode & PRIVATE_UMASK]
+    return [p for p in [root, *sorted(root.rglob("*"))] if permission_bits(p) & PRIVATE_UMASK]
+
+
+def permission_bits(path: Path) -> int:
+    """A path's own permission bits; 0 for a link (its target's are what count) or one just removed."""
+    try:
+        return 0 if path.is_symlink() else path.stat().st_mode & 0o777
+    except OSError:
+        return 0
 
 
 def default_data_dir() -> Path:
