@@ -228,6 +228,4 @@ async def _warm_up_in_background(_app):
 
 
 nodelay.install()
-app = st.App(
-    APP, middleware=[Middleware(SignedInMedia), Middleware(FrontendFiles)], lifespan=_warm_up_in_background
-)
+app = st.App(APP, middleware=[Middleware(SignedInMedia), Middleware(FrontendFiles)], lifespan=_warm_up_in_background)

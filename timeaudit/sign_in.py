@@ -32,9 +32,7 @@ def verified_address(claims: Mapping[str, object]) -> str:
             "ask its administrator to release the email claim (scope 'openid profile email')"
         )
     if str(claims.get("email_verified", True)).strip().lower() == "false":  # some providers send a string
-        raise SignInRefused(
-            f"{address} is not verified by your sign-in provider; verify it there, then sign in again"
-        )
+        raise SignInRefused(f"{address} is not verified by your sign-in provider; verify it there, then sign in again")
     return address
 
 
