@@ -9,10 +9,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from dashboard import data, nodelay  # noqa: E402
 from timeaudit.core.errors import UserError  # noqa: E402
+from timeaudit.core.sign_in import SignInRefused  # noqa: E402
 from timeaudit.lake.secret_files import check_secret_files  # noqa: E402
+from timeaudit.lake.store import keep_private  # noqa: E402
 from timeaudit.privacy import NotOnRoster  # noqa: E402
 
 nodelay.install()  # connections accepted from now on answer without Nagle's 40 ms waits
+keep_private()  # imports and settings written from the Data and Rules pages: the user's only
 st.set_page_config(page_title="timeaudit", page_icon="⏱", layout="wide")
 
 
@@ -24,7 +27,11 @@ def sign_in_page() -> None:
 
 
 def not_on_roster_page(reason: str) -> None:
-    st.title("Not on the roster")
+    refusal_page("Not on the roster", reason)
+
+
+def refusal_page(title: str, reason: str) -> None:
+    st.title(title)
     st.error(reason)
     st.button("Sign out", on_click=st.logout)
 
@@ -42,6 +49,9 @@ except data.SignInNeeded:
     st.stop()
 except NotOnRoster as e:
     not_on_roster_page(str(e))
+    st.stop()
+except SignInRefused as e:
+    refusal_page("Sign-in refused", str(e))
     st.stop()
 
 pages = [

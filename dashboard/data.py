@@ -22,6 +22,7 @@ from timeaudit.core.config import CONFIG_ENV, Settings, find_config, load_settin
 from timeaudit.core.errors import UserError
 from timeaudit.core.model import Person
 from timeaudit.core.roster import load_people
+from timeaudit.core.sign_in import require_roster, verified_address
 from timeaudit.lake.store import Lake, default_data_dir
 from timeaudit.outputs.derived import weekly_metrics
 from timeaudit.privacy import VIEWER_ENV, Access, access_for, local_access
@@ -87,16 +88,18 @@ def sign_in_configured() -> bool:
 
 
 def access() -> Access:
-    """The viewer's access, from the sign-in (or local mode without one)."""
+    """The viewer's access, from the sign-in (or local mode without one). With sign-in
+    configured there is no local mode: ``SignInRefused`` says why the identity is not let in."""
     settings = workspace()[1]
     version = lake_version()
     people, teams = _people(version), _teams(version)
     if sign_in_configured():
         if not st.user.is_logged_in:
             raise SignInNeeded()
-        email = str(st.user.get("email") or "")
-    else:
-        email = os.environ.get(VIEWER_ENV, "")
+        email = verified_address(st.user.to_dict())
+        require_roster(people)
+        return access_for(email, settings, people, teams)
+    email = os.environ.get(VIEWER_ENV, "")
     if not people or not email:
         return local_access(settings, teams)
     return access_for(email, settings, people, teams)

@@ -14,6 +14,9 @@ cannot do, because they must be in place before the first request:
 - every page's HTML asks the browser to fetch plotly.js while Streamlit's frontend starts, so
   the first chart does not wait for it to download.
 - Nagle's algorithm is off for every connection from the start (``nodelay``).
+- with sign-in configured, download and media files (``/media/...``) are served only to a
+  request that carries the sign-in cookie of an identity the dashboard lets in (``SignedInMedia``):
+  Streamlit itself serves them to anyone who has the address.
 - when the server starts, the tables every first visitor needs (the weekly table, the team
   figures, the last four weeks' audit) are computed in the background (``data.warm_up``),
   instead of by whoever opens the dashboard first.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import mimetypes
 import threading
@@ -32,9 +36,18 @@ from pathlib import Path
 
 import streamlit as st
 from starlette.middleware import Middleware
+from starlette.requests import Request
 from streamlit import config, file_util
+from streamlit.auth_util import get_cookie_with_chunks, get_origin_from_redirect_uri
+from streamlit.web.server.server_util import get_cookie_secret
+from streamlit.web.server.starlette.starlette_app_utils import decode_signed_value
+from streamlit.web.server.starlette.starlette_server_config import USER_COOKIE_NAME
 
 from dashboard import nodelay
+from timeaudit.core.config import Settings
+from timeaudit.core.errors import UserError
+from timeaudit.core.roster import load_people
+from timeaudit.core.sign_in import require_roster, verified_address
 
 APP = Path(__file__).with_name("app.py")
 APP_STATIC = Path(__file__).with_name("static")  # served by Streamlit at app/static/
@@ -81,9 +94,7 @@ class FrontendFiles:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        base = config.get_option("server.baseUrlPath").strip("/")
-        path = scope["path"].removeprefix(f"/{base}") if base else scope["path"]
-        found = _frontend_files().get(path)
+        found = _frontend_files().get(_path(scope))
         if found is not None:
             await _send_file(scope, send, *found)
             return
@@ -130,6 +141,73 @@ def _with_preload(send: Callable) -> Callable:
     return sending
 
 
+MEDIA_PREFIX = "/media/"
+FORBIDDEN = b"Sign in to the dashboard to download this file.\n"
+
+
+class SignedInMedia:
+    """ASGI middleware: with sign-in configured, ``/media/...`` (downloads, images) only for a
+    request signed in as someone the dashboard lets in; 403 for anyone else."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and _path(scope).startswith(MEDIA_PREFIX) and not _may_fetch_media(scope):
+            await _send_forbidden(send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _path(scope) -> str:
+    base = config.get_option("server.baseUrlPath").strip("/")
+    return scope["path"].removeprefix(f"/{base}") if base else scope["path"]
+
+
+def _may_fetch_media(scope) -> bool:
+    from dashboard import data
+
+    if not data.sign_in_configured():
+        return True
+    claims = signed_in_claims(Request(scope).cookies)
+    return bool(claims.get("is_logged_in")) and admitted(claims, data.settings())
+
+
+def signed_in_claims(cookies: dict[str, str]) -> dict:
+    """The identity in Streamlit's sign-in cookie, checked as Streamlit checks it for ``st.user``:
+    its signature (the ``cookie_secret``), its age, and the origin it was issued for; {} if any fails."""
+    secret = get_cookie_secret()
+
+    def one(name: str) -> bytes | None:
+        raw = cookies.get(name)
+        return None if raw is None else decode_signed_value(secret, name, raw.encode("latin-1"))
+
+    try:
+        payload = json.loads(get_cookie_with_chunks(one, USER_COOKIE_NAME) or b"{}")
+    except (UnicodeError, ValueError):
+        return {}
+    if not isinstance(payload, dict) or payload.get("origin") != get_origin_from_redirect_uri():
+        return {}
+    return payload
+
+
+def admitted(claims: dict, settings: Settings) -> bool:
+    """Whether the dashboard lets this identity in: a verified address on the roster."""
+    try:
+        people = load_people(settings)
+        require_roster(people)
+        address = verified_address(claims)
+    except UserError:
+        return False
+    return any(p.email == address for p in people)
+
+
+async def _send_forbidden(send) -> None:
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(FORBIDDEN)).encode())]
+    await send({"type": "http.response.start", "status": 403, "headers": headers})
+    await send({"type": "http.response.body", "body": FORBIDDEN})
+
+
 WARM_UP_THREAD = "timeaudit-warm-up"
 
 
@@ -150,4 +228,4 @@ async def _warm_up_in_background(_app):
 
 
 nodelay.install()
-app = st.App(APP, middleware=[Middleware(FrontendFiles)], lifespan=_warm_up_in_background)
+app = st.App(APP, middleware=[Middleware(SignedInMedia), Middleware(FrontendFiles)], lifespan=_warm_up_in_background)

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
-from timeaudit.outputs.export import safe_frame
+from timeaudit.core.safe_text import safe_frame
 
 
 def pct(value: float) -> str:

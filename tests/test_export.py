@@ -274,3 +274,44 @@ def test_teams_under_the_minimum_group_size_have_no_figures_in_any_format(demo, 
     assert note and note in flat.replace("**", "")
     rest = flat.replace("**", "").replace(note, "")
     assert not [team for team in summary.hidden_teams if team in rest]
+
+
+LINKS = {  # team names a hostile roster could hold, each of which a reader could turn into a link or markup
+    "https://evil.example/login": "a web address",
+    "ftp://evil.example/x": "an ftp address",
+    "mailto:boss@evil.example": "a mail link",
+    "[x](javascript:alert(1))": "a script link",
+    "[x](https://evil.example)": "a Markdown link",
+    "<img src=x onerror=alert(1)>": "raw HTML",
+    "![i](https://evil.example/t.png)": "a Markdown image",
+}
+
+
+def linked_summary(tmp_path, team: str):
+    people = [Person(f"p{i}@n.com", team) for i in range(5)]
+    write_roster(tmp_path / "people.csv", people)
+    settings = parse_settings({"roster": str(tmp_path / "people.csv"), "organisation": {"domains": ["n.com"]}})
+    lake = Lake(tmp_path / "data")
+    start, end = utc(2026, 11, 17, 10), utc(2026, 11, 17, 11)
+    lake.write_batch("events", "test", [event(p.email, start, end, with_=["x@n.com"]) for p in people])
+    return build_summary(lake, settings, WEEK, team=team)
+
+
+@pytest.mark.parametrize("team", LINKS, ids=list(LINKS.values()))
+def test_text_cells_stay_text_in_every_format(tmp_path, team):
+    from markdown_it import MarkdownIt
+
+    summary = linked_summary(tmp_path, team)
+    (tmp_path / "s.xlsx").write_bytes(to_xlsx(summary))
+    book = openpyxl.load_workbook(tmp_path / "s.xlsx")
+    cells = [c for sheet in book for row in sheet.iter_rows() for c in row]
+    assert any(c.value == team for c in cells), "the name is there, as text"
+    assert not [c.coordinate for c in cells if c.hyperlink], "and nothing is a link"
+
+    page = MarkdownIt("commonmark").render(render(summary, "md").decode())
+    assert team in page.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
+    assert "<a " not in page and "<img" not in page, "no link, image or HTML made of it"
+    assert "](" not in render(summary, "md").decode().replace("\\]", ""), "nor by a renderer allowing any scheme"
+
+    html_page = re.sub(r"<script.*?</script>", "", to_html(summary).decode(), flags=re.S)
+    assert "<a " not in html_page and "<img" not in html_page

@@ -294,3 +294,48 @@ def test_export_mine_for_someone_unknown_is_empty_but_complete(data, tmp_path):
     files = read_zip(target)
     assert [len(csv_rows(files[n])) for n in ("events.csv", "messages.csv", "roster.csv")] == [0, 0, 0]
     assert json.loads(files["sync-state.json"]) == {}
+
+
+# -- derived tables: computed with everyone's records ------------------------------------------
+USERS_OWN_FILES = ("people.csv", "timeaudit.toml")  # read, never edited: forget names them instead
+
+
+def test_forget_removes_every_derived_table_and_leaves_no_trace_in_the_data_folder(data):
+    person = lead_with_reports(data)
+    assert timeaudit("metrics", "--data", str(data)).returncode == 0
+    tables = sorted(p.name for p in (data / "derived").iterdir() if p.is_dir())
+    assert {"audit_admin", "audit_threads", "customer_contacts", "weekly_metrics"} <= set(tables)
+
+    result = timeaudit("forget", "--person", person, "--yes", "--data", str(data))
+
+    assert result.returncode == 0, result.stderr
+    assert not (data / "derived").exists(), "every table was computed with their records, naming them or not"
+    assert f"derived tables removed, all computed with their records: {', '.join(tables)}" in " ".join(
+        result.stdout.split()
+    )
+    found = [t for t in traces(data, person) if not t.endswith(USERS_OWN_FILES)]
+    assert not found, found
+    for name in USERS_OWN_FILES:
+        assert f"{name} still names them" in result.stdout
+
+
+def test_export_mine_holds_the_derived_rows_that_name_them(data, tmp_path):
+    person = lead_with_reports(data)
+    assert timeaudit("metrics", "--data", str(data)).returncode == 0
+    target = tmp_path / "mine.zip"
+
+    result = timeaudit("export-mine", "--person", person, "--data", str(data), "--output", str(target))
+
+    assert result.returncode == 0, result.stderr
+    files = read_zip(target)
+    con = duckdb.connect()
+    for table, column in (("weekly_metrics", "person"), ("daily_metrics", "person"), ("customer_replies", "person")):
+        stored = con.execute(
+            f"SELECT count(*) FROM read_parquet('{data}/derived/{table}/*.parquet') WHERE {column} = ?", [person]
+        ).fetchone()[0]
+        rows = csv_rows(files[f"derived/{table}.csv"])
+        assert len(rows) == stored > 0, table
+        assert {r[column] for r in rows} == {person}, table
+    admin = csv_rows(files["derived/audit_admin.csv"])
+    assert admin == [], "group figures that name nobody are not theirs"
+    assert "derived/" in files["README.txt"]

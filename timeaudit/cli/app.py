@@ -20,7 +20,8 @@ import typer
 from timeaudit.cli.common import ConfigOption, DataOption, err, open_workspace, out, record_progress, user_errors
 from timeaudit.core.config import CONFIG_ENV
 from timeaudit.core.errors import UserError
-from timeaudit.lake.store import DATA_ENV, Lake, default_data_dir
+from timeaudit.core.sign_in import ALLOW_NETWORK_FLAG
+from timeaudit.lake.store import DATA_ENV, Lake, default_data_dir, keep_private
 from timeaudit.privacy import VIEWER_ENV
 
 app = typer.Typer(
@@ -31,6 +32,11 @@ app = typer.Typer(
 )
 NOUNS = {"events": "calendar events", "messages": "email messages"}
 WEEK_PATTERN = re.compile(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$")
+
+
+@app.callback()
+def private_files() -> None:
+    keep_private()
 
 
 @app.command()
@@ -84,7 +90,17 @@ def demo(
 @user_errors
 def dashboard(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8501,
-    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 to share on your network.")] = "localhost",
+    host: Annotated[
+        str,
+        typer.Option(help="Address to listen on; another than loopback needs sign-in (--secrets) or the flag below."),
+    ] = "localhost",
+    allow_anyone_on_the_network: Annotated[
+        bool,
+        typer.Option(
+            ALLOW_NETWORK_FLAG,
+            help="Serve without sign-in on a --host others can reach: everyone who reaches it sees everything.",
+        ),
+    ] = False,
     viewer: Annotated[
         str | None,
         typer.Option(
@@ -108,8 +124,10 @@ def dashboard(
     With an \\[auth] section in the secrets file everyone signs in (OpenID Connect, e.g.
     Google Workspace or Microsoft Entra ID) and sees what their roster role allows; see
     docs/privacy.md. Refuses to start while a secrets file or a saved Google token is readable
-    by other users.
+    by other users, and on a --host others can reach without sign-in unless told
+    --allow-anyone-on-the-network.
     """
+    from timeaudit.core.sign_in import check_exposure
     from timeaudit.lake.secret_files import check_secret_files
 
     lake, settings = open_workspace(data, config)
@@ -129,6 +147,7 @@ def dashboard(
     if secrets and not secrets.is_file():
         raise UserError(f"--secrets {secrets}: no such file")
     check_secret_files(*([secrets] if secrets else []))
+    check_exposure(host, signs_in=bool(secrets) and has_auth_section(secrets), allowed=allow_anyone_on_the_network)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     out.print(f"timeaudit dashboard: http://{shown}:{port}  (data: {lake.root}; Ctrl+C stops it)")
     command = [
@@ -158,6 +177,16 @@ def dashboard(
     if secrets:  # Streamlit runs in the project folder, so the user's secrets file is named to it
         command += ["--secrets.files", str(secrets.resolve())]
     raise typer.Exit(_run_until_stopped(command, env=env, cwd=app_file.parent.parent))
+
+
+def has_auth_section(secrets: Path) -> bool:
+    """Whether a Streamlit secrets file switches sign-in on (an ``[auth]`` section)."""
+    import tomllib
+
+    try:
+        return "auth" in tomllib.loads(secrets.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"--secrets {secrets}: not a readable TOML file ({e}); fix it or leave --secrets out") from None
 
 
 def _run_until_stopped(command: list[str], **popen) -> int:
@@ -351,7 +380,10 @@ def forget(
     theirs = f"theirs removed for {', '.join(done.cursors_removed)}" if done.cursors_removed else "none of theirs held"
     say(f"  sync cursors: {theirs}; {done.cursors_scrubbed} of other accounts naming them scrubbed")
     if done.derived_removed:
-        say(f"  derived tables removed, recompute them: {', '.join(done.derived_removed)}")
+        say(
+            f"  derived tables removed, all computed with their records: {', '.join(done.derived_removed)}; "
+            "recompute them with `timeaudit metrics` once the roster no longer lists them"
+        )
     if done.debris_removed:
         say(f"  leftovers of interrupted writes removed: {done.debris_removed}")
     for path in done.debris_left:
@@ -376,7 +408,8 @@ def export_mine(
     """Give a person everything timeaudit holds about them, as one .zip.
 
     Their own calendar and email records, every colleague's record that names them, their
-    roster row and their sync cursors (tokens hidden), with a README saying what each file is.
+    roster row, the rows of stored derived tables that name them and their sync cursors
+    (tokens hidden), with a README saying what each file is.
     """
     from timeaudit.lake.personal_data import checked_address
     from timeaudit.lake.personal_data import export_mine as build
@@ -387,8 +420,10 @@ def export_mine(
     payload, counts = build(lake, settings, email)
     target = output or Path(f"timeaudit-{re.sub(r'[^A-Za-z0-9._-]', '_', email.split('@')[0])}.zip")
     write_atomically(target, payload)
+    derived = sum(n for name, n in counts.items() if name.startswith("derived/"))
     out.print(
-        f"Wrote {target}: {counts['events.csv']:,} calendar events, {counts['messages.csv']:,} messages "
+        f"Wrote {target}: {counts['events.csv']:,} calendar events, {counts['messages.csv']:,} messages, "
+        f"{derived:,} rows of derived tables "
         f"and {counts['roster.csv']} roster row{'s' if counts['roster.csv'] != 1 else ''} about {email}.",
         highlight=False,
         soft_wrap=True,

@@ -8,13 +8,29 @@ from timeaudit.core.config import find_config, load_settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.model import TABLES
 from timeaudit.core.roster import load_people
-from timeaudit.lake.store import Lake, holdings
+from timeaudit.lake.store import Lake, holdings, looser_than_private, permission_bits
 
 Finding = tuple[str, str]  # (ok | info | warn | error, text)
 
 
 def diagnose(data_dir: Path, config: Path | None) -> list[Finding]:
-    return [*data_findings(data_dir, config), *secret_findings()]
+    return [*data_findings(data_dir, config), *privacy_findings(data_dir), *secret_findings()]
+
+
+def privacy_findings(data_dir: Path) -> list[Finding]:
+    """The data folder holds personal data: anything in it others may read is reported."""
+    loose = looser_than_private(data_dir)
+    if not loose:
+        return [("ok", f"{data_dir}: readable by you only")] if data_dir.exists() else []
+    shown = ", ".join(f"{p} ({permission_bits(p):o})" for p in loose[:5])
+    more = f" and {len(loose) - 5} more" if len(loose) > 5 else ""
+    return [
+        (
+            "warn",
+            f"{data_dir}: {len(loose)} files or folders others may read: {shown}{more}; "
+            f"make them yours only: chmod -R go-rwx {data_dir}",
+        )
+    ]
 
 
 def data_findings(data_dir: Path, config: Path | None) -> list[Finding]:

@@ -27,6 +27,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -35,6 +36,7 @@ from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.model import TABLES
 from timeaudit.core.roster import ROSTER_COLUMNS
+from timeaudit.core.safe_text import neutralise, safe_frame
 from timeaudit.lake.sql import read_sql
 from timeaudit.lake.store import Lake, _atomic_write_bytes, write_parquet
 
@@ -120,7 +122,7 @@ def forget_person(lake: Lake, email: str) -> ForgetReport:
     for table in TABLES:
         report.tables[table] = _forget_in_table(lake, table, scrub)
     _forget_in_state(lake, scrub, report)
-    _forget_in_derived(lake, scrub, report)
+    _forget_in_derived(lake, report)
     _remove_debris(lake, report)
     return report
 
@@ -208,21 +210,16 @@ def _forget_in_state(lake: Lake, scrub: Scrubber, report: ForgetReport) -> None:
             report.cursors_scrubbed += 1
 
 
-def _forget_in_derived(lake: Lake, scrub: Scrubber, report: ForgetReport) -> None:
-    """Derived tables (`timeaudit.outputs.derived`) hold per-person figures; they are recomputed from
-    the lake, so a table that mentions the person is removed rather than patched."""
+def _forget_in_derived(lake: Lake, report: ForgetReport) -> None:
+    """Every derived table (`timeaudit.outputs.derived`) was computed with the person's records: their
+    hours are in every team's sums, their threads and replies among the audit's, whether or not
+    a row names them. So all of them go, with the manifest that vouches for them, and any
+    unfinished write; `timeaudit metrics` computes them again from what is left."""
     folder = lake.root / DERIVED_DIR
     if not folder.is_dir():
         return
-    for table in sorted(p for p in folder.iterdir() if p.is_dir()):
-        files = sorted(table.rglob("*.parquet"))
-        if any(_file_mentions(f, scrub) for f in files):
-            shutil.rmtree(table)
-            report.derived_removed.append(table.name)
-
-
-def _file_mentions(path: Path, scrub: Scrubber) -> bool:
-    return _scrub_table(pq.ParquetFile(path).read(), scrub)[1] > 0
+    report.derived_removed = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    shutil.rmtree(folder)
 
 
 def _remove_debris(lake: Lake, report: ForgetReport) -> None:
@@ -283,6 +280,10 @@ messages.csv   Email metadata: the messages of your own mailbox ("own") and ever
                a colleague's mailbox that names you as "sender", "recipient" (To) or "cc".
                On colleagues' copies their labels, unread flag and the way they received it
                (self_in) are left out. Message bodies are never read or stored.
+derived/       Rows of the figures computed from those records and stored (`timeaudit metrics`)
+               that name you: your weekly and daily hours, customer emails you received or
+               answered, one file per table. Figures of groups that include you without
+               naming anyone are not listed.
 roster.csv     Your row in the roster (team, manager, role, hours), if you are on it.
 sync-state.json  Where each sync of your account left off; tokens are shown as "(present)".
 
@@ -296,7 +297,6 @@ def export_mine(lake: Lake, settings: Settings, email: str) -> tuple[bytes, dict
     """A zip of everything held about ``email``, and the rows per file."""
     from datetime import UTC, datetime
 
-    from timeaudit.outputs.export import safe_frame
 
     address = checked_address(email)
     con = lake.connect()
@@ -306,6 +306,9 @@ def export_mine(lake: Lake, settings: Settings, email: str) -> tuple[bytes, dict
         frame = con.execute(read_sql(f"mine_{table}.sql"), {"email": address}).df()
         counts[f"{table}.csv"] = len(frame)
         files[f"{table}.csv"] = safe_frame(frame).to_csv(index=False).encode("utf-8")
+    for name, frame in derived_rows_naming(lake, Scrubber(address)).items():
+        counts[name] = len(frame)
+        files[name] = safe_frame(frame).to_csv(index=False).encode("utf-8")
     _, rows, _ = roster_mentions(settings, address)
     counts["roster.csv"] = len(rows)
     files["roster.csv"] = _roster_csv(rows)
@@ -328,8 +331,31 @@ def export_mine(lake: Lake, settings: Settings, email: str) -> tuple[bytes, dict
     return buffer.getvalue(), counts
 
 
+def derived_rows_naming(lake: Lake, scrub: Scrubber) -> dict[str, pd.DataFrame]:
+    """``derived/<table>.csv`` -> the rows of each stored derived table that name the person
+    (their weekly and daily figures, the customer emails they received or answered, ...)."""
+    folder = lake.root / DERIVED_DIR
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for table in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        parts = [_rows_naming(pq.ParquetFile(f).read(), scrub) for f in sorted(table.glob("*.parquet"))]
+        if parts:
+            found[f"{DERIVED_DIR}/{table.name}.csv"] = pa.concat_tables(parts).to_pandas()
+    return found
+
+
+def _rows_naming(data: pa.Table, scrub: Scrubber) -> pa.Table:
+    """The rows of ``data`` in which any value names the person; columns that cannot are not decoded."""
+    naming = [False] * data.num_rows
+    for column in data.columns:
+        if _may_mention(column, scrub):
+            values = column.to_pylist()
+            naming = [n or scrub.mentions(json.dumps(v, default=str)) for n, v in zip(naming, values, strict=True)]
+    return data.filter(pa.array(naming, pa.bool_()))
+
+
 def _roster_csv(rows: list[dict[str, str]]) -> bytes:
-    from timeaudit.outputs.export import neutralise
 
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ROSTER_COLUMNS, extrasaction="ignore")

@@ -51,6 +51,31 @@ PARTY_KEY = "party_key"
 PARTY_LISTS_DIR = "party_lists"
 
 
+# The data folder holds personal data: what timeaudit creates is its user's only.
+PRIVATE_UMASK = 0o077
+
+
+def keep_private() -> None:
+    """Every file and folder this process creates from now on is readable by its user only
+    (0600 files, 0700 folders), whoever writes it: pyarrow, DuckDB, Spark, xlsxwriter."""
+    os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
+
+
+def looser_than_private(root: Path) -> list[Path]:
+    """``root`` and everything under it that others than its owner may read, write or enter."""
+    if not root.exists():
+        return []
+    return [p for p in [root, *sorted(root.rglob("*"))] if permission_bits(p) & PRIVATE_UMASK]
+
+
+def permission_bits(path: Path) -> int:
+    """A path's own permission bits; 0 for a link (its target's are what count) or one just removed."""
+    try:
+        return 0 if path.is_symlink() else path.stat().st_mode & 0o777
+    except OSError:
+        return 0
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get(DATA_ENV) or "data")
 

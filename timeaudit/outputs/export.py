@@ -1,7 +1,8 @@
 """Weekly summaries people keep and send: CSV, Excel, Markdown, HTML and PDF.
 
-Every format holds the same content (see ``timeaudit.outputs.summary``). Text cells that a
-spreadsheet would run as a formula are neutralised in CSV and Excel; HTML escapes every name.
+Every format holds the same content (see ``timeaudit.outputs.summary``), and text stays text: cells
+that a spreadsheet would run as a formula are neutralised in CSV and Excel, Excel writes no
+string as a link, Markdown escapes link, emphasis and HTML syntax, HTML escapes every name.
 """
 
 from __future__ import annotations
@@ -19,29 +20,12 @@ import pandas as pd
 
 from timeaudit.analysis.metrics import CATEGORY_COLUMNS, COUNT_COLUMNS, HOUR_COLUMNS
 from timeaudit.core.errors import UserError
+from timeaudit.core.safe_text import markdown_text, safe_frame
 from timeaudit.outputs.figures import weekly_split_figure
 from timeaudit.outputs.summary import Summary
 
 FORMATS = ("csv", "xlsx", "md", "html", "pdf")
 REPORT_COLUMNS = ["week", "person", "team", *HOUR_COLUMNS, *COUNT_COLUMNS, "customer_share"]
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value):
-    """A text cell a spreadsheet would run as a formula gets a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(neutralise)
-    return out
-
-
 def metric_rows(summary: Summary) -> pd.DataFrame:
     """The week's rows with the documented metric columns (team rows have no person)."""
     rows = summary.rows.copy()
@@ -111,7 +95,9 @@ def to_xlsx(summary: Summary) -> bytes:
         **audit_tables(summary),
         "Definitions": definitions_table(summary),
     }
-    with pd.ExcelWriter(buf, engine="xlsxwriter") as writer:
+    # Text stays text: no string is turned into a live link (https://, ftp://, mailto:, ...).
+    options = {"strings_to_urls": False, "strings_to_formulas": False}
+    with pd.ExcelWriter(buf, engine="xlsxwriter", engine_kwargs={"options": options}) as writer:
         book = writer.book
         hours = book.add_format({"num_format": "0.0"})
         share = book.add_format({"num_format": "0%"})
@@ -151,9 +137,9 @@ def _md_table(frame: pd.DataFrame) -> str:
     def cell(v) -> str:
         if isinstance(v, float):
             return "–" if math.isnan(v) else f"{v:.1f}"
-        return str(v).replace("|", "\\|").replace("\n", " ")
+        return markdown_text(v)
 
-    lines = ["| " + " | ".join(str(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines = ["| " + " | ".join(markdown_text(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
 
@@ -161,7 +147,7 @@ def _md_table(frame: pd.DataFrame) -> str:
 def to_markdown(summary: Summary) -> bytes:
     head = headline_table(summary)
     parts = [
-        f"# {summary.title}",
+        f"# {markdown_text(summary.title)}",
         "",
         "## Headline",
         "",
@@ -179,10 +165,11 @@ def to_markdown(summary: Summary) -> bytes:
         _md_table(_share_as_percent(weekly_split(summary))),
         "",
     ]
-    parts += _hidden_note(summary)
+    parts += [markdown_text(line) if line else line for line in _hidden_note(summary)]
     for name, table in audit_tables(summary).items():
         parts += [f"## {name}", "", _md_table(table) if len(table) else "None.", ""]
-    parts += ["## Definitions", ""] + [f"- **{k}**: {v}" for k, v in summary.definitions.items()]
+    definitions = [f"- **{markdown_text(k)}**: {markdown_text(v)}" for k, v in summary.definitions.items()]
+    parts += ["## Definitions", "", *definitions]
     return ("\n".join(parts) + "\n").encode("utf-8")
 
 
@@ -304,10 +291,13 @@ def render(summary: Summary, fmt: str) -> bytes:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """The file appears whole or not at all."""
+    """The file appears whole or not at all, readable by its user only (0600): reports and
+    personal exports hold people's hours."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_bytes(data)
+        tmp.unlink(missing_ok=True)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

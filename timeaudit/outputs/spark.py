@@ -153,6 +153,8 @@ def open_session(master: str | None = None, conf: dict[str, str] | None = None) 
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+        # Hadoop's file systems apply their own umask (022), not the process's: tables stay private.
+        "spark.hadoop.fs.permissions.umask-mode": "077",
     }
     if master:
         builder = builder.master(master)
