@@ -107,7 +107,7 @@ def message_table(
 
     columns = {
         "account": pa.repeat(pa.scalar(box.account.strip().lower()), n),
-        "id": pc.binary_replace_slice(message_id, 0, 0, f"{box.slug}/"),
+        "id": pc.binary_join_element_wise("<", message_id, ">", ""),  # as connectors.mail.message_key
         "thread_id": thread,
         "ts": ts,
         "direction": pc.if_else(sent, "sent", "received"),
