@@ -28,30 +28,24 @@ NOT_MAIL_SUFFIXES = frozenset({".msf", ".dat", ".db", ".json", ".sqlite", ".inde
 _HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")
 _KNOWN_HEADER = re.compile(rb"^(from|date|message-id|subject|received|return-path|to|mime-version):", re.I | re.M)
 
-# Folder names (the last part of a folder's path, lower case) -> the label of their role.
-# "" leaves the folder out: drafts, spam and trash, which Gmail's API would not list either.
+# Folder names (the last part of a folder's path, lower case, "|" between them) by role: Sent
+# folders make their mail sent mail; drafts, spam and trash are left out, as Gmail's API does.
+INBOX_NAMES = "inbox|posteingang|boîte de réception|bandeja de entrada|inkorgen|postvak in"
+SENT_NAMES = (
+    "sent|sent items|sent messages|sent mail|sent-mail|sentmail|gesendet|gesendete objekte|gesendete elemente"
+    "|gesendete nachrichten|envoyés|envoyes|éléments envoyés|messages envoyés|enviados|elementos enviados"
+    "|posta inviata|inviata|inviati|verzonden|verzonden items|skickat|skickade objekt|sendt|sendte elementer"
+    "|lähetetyt|wysłane|elementy wysłane|odeslané|itens enviados|отправленные|送信済み|已发送"
+)
+LEFT_OUT_NAMES = (
+    "drafts|draft|entwürfe|brouillons|borradores|bozze|concepten|utkast|trash|deleted items|deleted messages"
+    "|bin|papierkorb|gelöschte elemente|corbeille|éléments supprimés|papelera|elementos eliminados|cestino"
+    "|prullenbak|spam|junk|junk e-mail|junk email|bulk mail|spamverdacht"
+)
 ROLES: dict[str, str] = {
-    **dict.fromkeys(("inbox", "posteingang", "boîte de réception", "bandeja de entrada", "inkorgen"), "INBOX"),
-    **dict.fromkeys(
-        (
-            "sent", "sent items", "sent messages", "sent mail", "sent-mail", "outbox sent", "sentmail",
-            "gesendet", "gesendete objekte", "gesendete elemente", "gesendete nachrichten",
-            "envoyés", "envoyes", "éléments envoyés", "messages envoyés", "enviados", "elementos enviados",
-            "posta inviata", "inviata", "inviati", "verzonden", "verzonden items", "skickat", "skickade objekt",
-            "sendt", "sendte elementer", "sendte", "lähetetyt", "wysłane", "elementy wysłane", "odeslané",
-            "itens enviados", "отправленные", "送信済み", "已发送",
-        ),  # fmt: skip
-        "SENT",
-    ),
-    **dict.fromkeys(
-        (
-            "drafts", "draft", "entwürfe", "brouillons", "borradores", "bozze", "concepten", "utkast",
-            "trash", "deleted items", "deleted messages", "bin", "papierkorb", "gelöschte elemente",
-            "corbeille", "éléments supprimés", "papelera", "elementos eliminados", "cestino", "prullenbak",
-            "spam", "junk", "junk e-mail", "junk email", "bulk mail", "junk-e-mail", "spamverdacht",
-        ),  # fmt: skip
-        "",
-    ),
+    **dict.fromkeys(INBOX_NAMES.split("|"), "INBOX"),
+    **dict.fromkeys(SENT_NAMES.split("|"), "SENT"),
+    **dict.fromkeys(LEFT_OUT_NAMES.split("|"), ""),  # "": the folder is left out
 }
 
 
@@ -73,8 +67,8 @@ class Folder:
 
     @property
     def role(self) -> str | None:
-        """The label of the folder's role ("SENT", "INBOX"), "" for one left out, None for none."""
-        return ROLES.get(self.name.rpartition("/")[2].strip().lower())
+        """The label of the folder's role ("SENT", "INBOX"), or None."""
+        return ROLES.get(self.name.rpartition("/")[2].strip().lower()) or None
 
 
 def sniff(head: bytes) -> str:
@@ -93,6 +87,9 @@ def tree_folders(root: Path) -> list[Folder]:
         here = Path(top)
         subfolders.sort()
         name = _tree_name(root, here)
+        if here != root and _left_out(name):
+            subfolders.clear()
+            continue
         if any(part in subfolders for part in ("cur", "new")):
             found.append(Folder(here, "maildir", name))
             subfolders[:] = [s for s in subfolders if s not in MAILDIR_PARTS and _walked(here / s)]
@@ -102,13 +99,19 @@ def tree_folders(root: Path) -> list[Folder]:
         if messages:
             found.append(Folder(here, "files", name, tuple(messages)))
         below = "" if here == root else name
-        found += [Folder(m, "mbox", _joined(below, _part_name(m.name, mbox=True))) for m in mboxes]
+        in_here = (Folder(m, "mbox", _joined(below, _part_name(m.name, mbox=True))) for m in mboxes)
+        found += [folder for folder in in_here if not _left_out(folder.name)]
     return found
 
 
 def file_folder(path: Path, fmt: str) -> Folder:
     """The mailbox of one mbox or message file given on its own."""
     return Folder(path, fmt, _part_name(path.name, mbox=fmt == "mbox"))
+
+
+def _left_out(name: str) -> bool:
+    """Drafts, spam and trash folders are not read."""
+    return ROLES.get(name.rpartition("/")[2].strip().lower()) == ""
 
 
 def _walked(folder: Path) -> bool:

@@ -11,6 +11,13 @@ and source:
   longer has is *removed* (a tombstone). For calendars only records inside the expansion
   window count, so a window that moved on does not delete the past.
 
+Mail is one record per message and account, whatever mailboxes hold it (as Gmail's All Mail
+holds it): its id is its Message-ID, its labels are those of every copy, each mailbox holding
+it among them as ``mailbox:<digest>``. A message one mailbox no longer holds is removed only
+when no other mailbox holds it; threads are joined over all of the account's messages
+(``connectors.mail_threads``). Records an older version imported with the mailbox's name in
+their ids ("inbox/<id>") are replaced when their mailbox is imported again.
+
 Everything an import changes lands in a single batch file, written whole and renamed into
 place: a killed import leaves the lake as it was, never half-imported. Items a connector
 cannot read are reported with their reason and the rest still import; when no file could
@@ -27,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -48,6 +56,7 @@ class ImportReport:
     source: str
     account: str
     files: int = 0
+    folders: int = 0  # mailboxes read (mail)
     read: int = 0  # records the files gave
     imported: int = 0
     updated: int = 0
@@ -58,8 +67,9 @@ class ImportReport:
 
     def line(self) -> str:
         noun = {"ics": "calendar", "mail": "mail"}.get(self.source, self.source)
+        read = f"{self.folders:,} folder(s), {self.read:,} message(s) read; " if self.source == "mail" else ""
         return (
-            f"{noun} import for {self.account}: {self.imported:,} imported, {self.updated:,} updated, "
+            f"{noun} import for {self.account}: {read}{self.imported:,} imported, {self.updated:,} updated, "
             f"{self.removed:,} removed, {self.unchanged:,} unchanged, {len(self.skipped):,} skipped"
             + (f", {len(self.failed_files)} file(s) unreadable" if self.failed_files else "")
         )
@@ -79,6 +89,21 @@ class Scope:
         if self.start is None or "start" not in row:
             return True
         return row["end"] > self.start and row["start"] < self.end
+
+
+@dataclass(frozen=True)
+class MailScope:
+    """Which of the lake's messages a mail import speaks for: those that only the mailboxes it
+    read hold, and those an older version imported from the same paths ("<slug>/<id>")."""
+
+    mailboxes: frozenset[str]  # the mailboxes' labels (``connectors.mail_folders.Folder.key``)
+    slugs: frozenset[str]  # ``connectors.mail.mailbox_of`` of each path read
+
+    def covers(self, row: dict) -> bool:
+        held = _mailboxes(row["labels"])
+        if held:
+            return held <= self.mailboxes
+        return row["id"].split("/", 1)[0] in self.slugs
 
 
 def import_window(settings: Settings, since: date | None, until: date | None) -> tuple[datetime, datetime]:
@@ -154,6 +179,8 @@ def import_mail(
     account = _account(account)
     aliases = [_account(a) for a in aliases]
     report = ImportReport(mail.SOURCE, account)
+    mailboxes: set[str] = set()
+    slugs: set[str] = set()
 
     def read(path: Path, skip) -> Iterator:
         total = path.stat().st_size if path.is_file() else None
@@ -162,11 +189,15 @@ def import_mail(
             if progress:
                 progress(path.name, done, total)
 
-        return mail.read_mail(path, account, settings, aliases, skip, advanced)
+        folders = mail.mail_folders(path)
+        yield from mail.read_mail(path, account, settings, aliases, skip, advanced, folders=folders)
+        report.folders += len(folders)
+        mailboxes.update(folder.key for folder in folders)
+        slugs.add(mail.mailbox_of(path))
 
-    records = _read_all("messages", paths, read, mail.ImportFileError, report)
-    scope = Scope(_id_prefixes(records))
-    return _land(lake, "messages", report, records, scope)
+    records = _read_all("messages", paths, read, mail.ImportFileError, report, _one_per_message)
+    scope = MailScope(frozenset(mailboxes), frozenset(slugs))
+    return _land(lake, "messages", report, records, scope, functools.partial(_with_every_copy, scope=scope))
 
 
 def _id_prefixes(records: pa.Table) -> frozenset[str]:
@@ -181,11 +212,19 @@ def _account(value: str) -> str:
     return address
 
 
-def _read_all(table: str, paths: Iterable[Path], read, file_error: type[Exception], report: ImportReport) -> pa.Table:
-    """Every record of every file as one Arrow table, a later file winning over an earlier one with
-    the same id; unreadable files are noted. ``read`` gives records one at a time (the model's
-    fields by name) or many at once as Arrow tables of the lake's columns (``ingested_at`` aside),
-    which a reader that works column by column makes without a Python object per record."""
+def _read_all(
+    table: str,
+    paths: Iterable[Path],
+    read,
+    file_error: type[Exception],
+    report: ImportReport,
+    one_per_id: Callable[[pa.Table], pa.Table] | None = None,
+) -> pa.Table:
+    """Every record of every file as one Arrow table, one per id (``one_per_id``; by default a
+    later file winning over an earlier one with the same id); unreadable files are noted.
+    ``read`` gives records one at a time (the model's fields by name) or many at once as Arrow
+    tables of the lake's columns (``ingested_at`` aside), which a reader that works column by
+    column makes without a Python object per record."""
     now = utc_now()
     parts: list[pa.Table] = []
     pending: list[dict] = []
@@ -218,7 +257,7 @@ def _read_all(table: str, paths: Iterable[Path], read, file_error: type[Exceptio
             problems.append(str(e))
     take_pending()
     report.failed_files = problems
-    records = _last_of_each_id(pa.concat_tables(parts) if parts else _to_arrow(table, [], now))
+    records = (one_per_id or _last_of_each_id)(pa.concat_tables(parts) if parts else _to_arrow(table, [], now))
     if problems and not records.num_rows:
         raise NothingImported("; ".join(problems))
     return records
@@ -239,17 +278,31 @@ def _last_of_each_id(data: pa.Table) -> pa.Table:
     return data.take(each.sort_by("at_min")["at_max"])
 
 
-def _land(lake: Lake, table: str, report: ImportReport, new: pa.Table, scope: Scope) -> ImportReport:
-    """Compare with the lake (column by column, in DuckDB) and write what changed as one batch."""
+Combine = Callable[[pa.Table, pa.Table], pa.Table]  # (records read, the lake's live ones) -> what to land
+
+
+def _land(
+    lake: Lake,
+    table: str,
+    report: ImportReport,
+    new: pa.Table,
+    scope: Scope | MailScope,
+    combine: Combine | None = None,
+) -> ImportReport:
+    """Compare with the lake (column by column, in DuckDB) and write what changed as one batch.
+    ``combine`` makes of the records read and the lake's what is to land (mail: every copy of a
+    message as one, threads over all of them)."""
     lake.check_schema()
     now = utc_now()
     if not _may_hold(lake, table, report.source, report.account):  # a first import: nothing to compare
+        new = combine(new, TABLES[table][1].empty_table()) if combine else new
         report.imported += new.num_rows
         lake.write_arrow(table, report.source, new)  # writes nothing for an empty table
         return report
     con = lake.connect()
     try:
         live = _live_rows(con, table, report.source, report.account)
+        new = combine(new, live) if combine else new
         before, same = _compare(con, new, live)
     finally:
         con.close()
@@ -332,3 +385,106 @@ def _account_ranges(path: str, _mtime_ns: int) -> tuple[tuple[str | None, str | 
         stats = metadata.row_group(group).column(column).statistics
         ranges.append((stats.min, stats.max) if stats is not None and stats.has_min_max else (None, None))
     return tuple(ranges)
+
+
+# -- mail: one record per message and account, whatever mailboxes hold it ----------------------
+def _mailboxes(labels: list[str] | None) -> set[str]:
+    from connectors.mail import MAILBOX_LABEL
+
+    return {label for label in labels or () if label.startswith(MAILBOX_LABEL)}
+
+
+def _one_per_message(data: pa.Table) -> pa.Table:
+    """One row per id: the copies of a message read from several mailboxes become one with the
+    labels of all (``_merged_copies``), where the first copy was read."""
+    if pc.count_distinct(data["id"]).as_py() == data.num_rows:
+        return data
+    counts = data.group_by("id", use_threads=False).aggregate([("id", "count")])
+    copied = pc.is_in(data["id"], value_set=counts.filter(pc.greater(counts["id_count"], 1))["id"])
+    positions = pa.array(range(data.num_rows), pa.int64())
+    merged: dict[str, tuple[int, dict]] = {}
+    for at, row in zip(positions.filter(copied).to_pylist(), data.filter(copied).to_pylist(), strict=True):
+        first = merged.get(row["id"])
+        merged[row["id"]] = (at, row) if first is None else (first[0], _merged_copies(first[1], row))
+    rows = [row for _, row in merged.values()]
+    at = pa.array([at for at, _ in merged.values()], pa.int64())
+    joined = pa.concat_tables(
+        [
+            data.filter(pc.invert(copied)).append_column("at", positions.filter(pc.invert(copied))),
+            pa.Table.from_pylist(rows, schema=data.schema).append_column("at", at),
+        ]
+    )
+    return joined.sort_by("at").drop_columns(["at"])
+
+
+def _merged_copies(earlier: dict, later: dict) -> dict:
+    """Two copies of one message as one: the later one's fields, the labels of both (in sorted
+    order, so that any order of reading gives the same record), sent when either copy is, unread
+    only when both are."""
+    unread = bool(earlier["unread"]) and bool(later["unread"])
+    labels = sorted(set(earlier["labels"] or ()) | set(later["labels"] or ()))
+    row = dict(later, labels=[label for label in labels if unread or label != "UNREAD"], unread=unread)
+    if "sent" in (earlier["direction"], later["direction"]):
+        row.update(direction="sent", self_in="from")
+    return row
+
+
+def _with_every_copy(new: pa.Table, live: pa.Table, scope: MailScope) -> pa.Table:
+    """The messages read, each merged with the lake's copy where mailboxes this import did not
+    read hold it too; the lake's messages that the mailboxes read no longer hold but others
+    still do, without the mailboxes read; and the lake's messages whose thread the messages
+    read change. Messages only the mailboxes read held are left out: they are removed."""
+    new = _with_copies_elsewhere(new, live, scope)
+    kept = live.filter(pc.invert(pc.is_in(live["id"], value_set=new["id"])))
+    covered = [scope.covers(row) for row in kept.select(["id", "labels"]).to_pylist()]
+    kept = kept.filter(pc.invert(pa.array(covered, pa.bool_())))
+    return _threaded(new, kept)
+
+
+def _with_copies_elsewhere(new: pa.Table, live: pa.Table, scope: MailScope) -> pa.Table:
+    held = [_mailboxes(labels) for labels in live["labels"].to_pylist()]
+    elsewhere = pa.array([bool(boxes - scope.mailboxes) for boxes in held], pa.bool_())
+    others = live.filter(elsewhere)
+    if not others.num_rows:
+        return new
+    at_new = pc.index_in(others["id"], value_set=new["id"])
+    reread = pc.is_valid(at_new)
+    read_again = dict(zip(pc.drop_null(at_new).to_pylist(), new.take(pc.drop_null(at_new)).to_pylist(), strict=True))
+    changed: dict[int, dict] = {}
+    added: list[dict] = []
+    ingested_at = utc_now()
+    for row, at, again in zip(others.to_pylist(), at_new.to_pylist(), reread.to_pylist(), strict=True):
+        rest = dict(row, labels=[label for label in row["labels"] if label not in scope.mailboxes])
+        if again:
+            changed[at] = _merged_copies(rest, read_again[at])
+        elif len(rest["labels"]) < len(row["labels"]):  # a mailbox read no longer holds it
+            added.append(dict(rest, ingested_at=ingested_at))
+    if changed:
+        keep = np.ones(new.num_rows, bool)
+        keep[list(changed)] = False
+        parts = [new.filter(pa.array(keep)).append_column("at", pa.array(np.flatnonzero(keep)))]
+        redone = pa.Table.from_pylist(list(changed.values()), schema=new.schema)
+        parts.append(redone.append_column("at", pa.array(list(changed), pa.int64())))
+        new = pa.concat_tables(parts).sort_by("at").drop_columns(["at"])
+    if added:
+        new = pa.concat_tables([new, pa.Table.from_pylist(added, schema=new.schema)])
+    return new
+
+
+def _threaded(new: pa.Table, kept: pa.Table) -> pa.Table:
+    """``new`` with each message's thread joined over all of the account's messages, and the
+    ``kept`` ones (the lake's, not read again) whose thread that changes."""
+    from connectors.mail_threads import joined_threads
+
+    both = pa.concat_tables([new, kept.select(new.schema.names)])
+    threads = joined_threads(both["id"], both["message_id"], both["thread_id"], both["in_reply_to"], both["ts"])
+    column = new.schema.get_field_index("thread_id")
+    new = new.set_column(column, "thread_id", threads.slice(0, new.num_rows))
+    kept_threads = threads.slice(new.num_rows)
+    moved = pc.fill_null(pc.not_equal(kept_threads, kept["thread_id"]), False)
+    if not pc.any(moved).as_py():
+        return new
+    moved_rows = kept.filter(moved).set_column(column, "thread_id", kept_threads.filter(moved))
+    ingested = pa.repeat(pa.scalar(utc_now(), new.schema.field("ingested_at").type), moved_rows.num_rows)
+    moved_rows = moved_rows.set_column(new.schema.get_field_index("ingested_at"), "ingested_at", ingested)
+    return pa.concat_tables([new, moved_rows.select(new.schema.names)])
