@@ -750,18 +750,19 @@ def _from_line_date(line: bytes) -> datetime | None:
 def _maildir_blocks(folder: Folder, on_progress: Callable[[int], None] | None) -> Iterator[Block]:
     path, number = folder.path, 0
     for sub in ("new", "cur"):
-        folder = path / sub
-        if not folder.is_dir():
+        files = path / sub
+        if not files.is_dir():
             continue
-        for name in sorted(os.listdir(folder)):
-            file = folder / name
+        for name in sorted(os.listdir(files)):
+            file = files / name
             if name.startswith(".") or not file.is_file():
                 continue
             info = name.rpartition(":2,")[2] if ":2," in name else ""
             if "T" in info or "D" in info:  # trashed, or a draft
                 continue
             number += 1
-            flags = {"UNREAD"} if sub == "new" or "S" not in info else set()
+            unseen = (sub == "new" or "S" not in info) and folder.role != "SENT"  # one's own mail is read
+            flags = {"UNREAD"} if unseen else set()
             block, problem = _file_header(file)
             yield f"{file} message {number} (line 1)", block, functools.partial(_delivery_time, name), flags, problem
             if on_progress:

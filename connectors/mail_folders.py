@@ -92,7 +92,7 @@ def tree_folders(root: Path) -> list[Folder]:
             continue
         if any(part in subfolders for part in ("cur", "new")):
             found.append(Folder(here, "maildir", name))
-            subfolders[:] = [s for s in subfolders if s not in MAILDIR_PARTS and _walked(here / s)]
+            subfolders[:] = [s for s in subfolders if s not in MAILDIR_PARTS]  # Maildir++ folders start with "."
             continue
         subfolders[:] = [s for s in subfolders if _walked(here / s)]
         messages, mboxes = _message_files(here, sorted(files))
@@ -115,7 +115,8 @@ def _left_out(name: str) -> bool:
 
 
 def _walked(folder: Path) -> bool:
-    """Whether a subfolder is walked: hidden ones (.notmuch, .git) only when Maildir++ folders."""
+    """Whether a subfolder of a folder that is not a Maildir is walked: a hidden one (.git,
+    .Trash-1000) only when it is a Maildir."""
     return not folder.name.startswith(".") or any((folder / part).is_dir() for part in ("cur", "new"))
 
 
