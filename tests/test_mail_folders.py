@@ -76,7 +76,7 @@ def test_a_maildir_plus_plus_tree_is_read_whole_each_folder_a_mailbox(tmp_path):
     sbd = root / ".Projects" / "Acme.sbd"  # Thunderbird keeps subfolders as mbox files in ".sbd" folders
     sbd.mkdir(parents=True)
     mbox(sbd / "Renewal", message(7))
-    (sbd / "Renewal.msf").write_text("// <!-- <mdb:mork:z v=\"1.4\"/> -->")
+    (sbd / "Renewal.msf").write_text('// <!-- <mdb:mork:z v="1.4"/> -->')
 
     names = {folder.name: folder.format for folder in mail_folders(root)}
     assert names == {
