@@ -136,11 +136,12 @@ def detect_format(path: Path) -> str:
     )
 
 
-def mail_folders(path: Path) -> list[Folder]:
-    """The mailboxes at ``path``: the file's, or every one in the folder and its subfolders."""
+def mail_folders(path: Path, base: Path | None = None) -> list[Folder]:
+    """The mailboxes at ``path``: the file's, or every one in the folder and its subfolders.
+    ``base``: what their places are told from (``Folder.place``), when not the file system's root."""
     path = Path(path)
     fmt = detect_format(path)
-    return tree_folders(path) if path.is_dir() else [file_folder(path, fmt)]
+    return tree_folders(path, base) if path.is_dir() else [file_folder(path, fmt, base)]
 
 
 def mailbox_of(path: Path) -> str:

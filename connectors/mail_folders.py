@@ -6,8 +6,9 @@ nested as Thunderbird and Evolution keep them; mbox files anywhere in it (Thunde
 ``Inbox`` beside ``Inbox.msf``, ``Archive.sbd/2024``); and folders of message files, one RFC
 822 message each, named ``.eml`` or not (MH's numbers, notmuch, plain dumps), told by content.
 
-A mailbox's identity (``Folder.key``) is a digest of its format and its full path, never its
-name: two folders named alike never stand for each other, and a name that says something
+A mailbox's identity (``Folder.key``) is a digest of its format and its full path (or its path
+below a given base, for files uploaded to a temporary folder), never its name alone: two
+folders named alike never stand for each other, and a name that says something
 ("Zanzibar Merger Secret") stays out of the lake's ids. Its name within the tree (``name``) is
 a label only where the settings keep subjects; its role (``role``, from the name: Sent, Sent
 Items, Gesendet, ...) always counts, so mail in a Sent folder is sent mail.
@@ -58,12 +59,19 @@ class Folder:
     format: str
     name: str
     files: tuple[Path, ...] = field(default=(), repr=False)  # of a "files" folder, in name order
+    base: Path | None = None  # what its place is told from; None: the root of the file system
 
     @property
     def key(self) -> str:
-        """The mailbox's identity as a label: a digest of its format and full path."""
-        digest = hashlib.sha256(f"{self.format}\0{self.path.resolve()}".encode("utf-8", "surrogateescape"))
+        """The mailbox's identity as a label: a digest of its format and its place."""
+        digest = hashlib.sha256(f"{self.format}\0{self.place}".encode("utf-8", "surrogateescape"))
         return "mailbox:" + digest.hexdigest()[:20]
+
+    @property
+    def place(self) -> str:
+        """Its full path, or its path below ``base``."""
+        path = self.path.resolve()
+        return path.relative_to(self.base.resolve()).as_posix() if self.base else str(path)
 
     @property
     def role(self) -> str | None:
@@ -80,8 +88,9 @@ def sniff(head: bytes) -> str:
     return "eml" if _HEADER_LINE.match(block) and _KNOWN_HEADER.search(block) else ""
 
 
-def tree_folders(root: Path) -> list[Folder]:
-    """Every mailbox in the folder ``root`` and its subfolders, in path order (``root`` first)."""
+def tree_folders(root: Path, base: Path | None = None) -> list[Folder]:
+    """Every mailbox in the folder ``root`` and its subfolders, in path order (``root`` first);
+    their places told from ``base`` (see ``Folder.place``)."""
     found: list[Folder] = []
     for top, subfolders, files in os.walk(root):
         here = Path(top)
@@ -91,22 +100,22 @@ def tree_folders(root: Path) -> list[Folder]:
             subfolders.clear()
             continue
         if any(part in subfolders for part in ("cur", "new")):
-            found.append(Folder(here, "maildir", name))
+            found.append(Folder(here, "maildir", name, base=base))
             subfolders[:] = [s for s in subfolders if s not in MAILDIR_PARTS]  # Maildir++ folders start with "."
             continue
         subfolders[:] = [s for s in subfolders if _walked(here / s)]
         messages, mboxes = _message_files(here, sorted(files))
         if messages:
-            found.append(Folder(here, "files", name, tuple(messages)))
+            found.append(Folder(here, "files", name, tuple(messages), base))
         below = "" if here == root else name
-        in_here = (Folder(m, "mbox", _joined(below, _part_name(m.name, mbox=True))) for m in mboxes)
+        in_here = (Folder(m, "mbox", _joined(below, _part_name(m.name, mbox=True)), base=base) for m in mboxes)
         found += [folder for folder in in_here if not _left_out(folder.name)]
     return found
 
 
-def file_folder(path: Path, fmt: str) -> Folder:
+def file_folder(path: Path, fmt: str, base: Path | None = None) -> Folder:
     """The mailbox of one mbox or message file given on its own."""
-    return Folder(path, fmt, _part_name(path.name, mbox=fmt == "mbox"))
+    return Folder(path, fmt, _part_name(path.name, mbox=fmt == "mbox"), base=base)
 
 
 def _left_out(name: str) -> bool:

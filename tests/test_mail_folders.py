@@ -243,3 +243,14 @@ def test_threads_join_over_the_whole_graph_in_one_pass():
         ts,
     )
     assert threads.to_pylist() == ["a", "a", "a"]
+
+
+def test_an_upload_is_known_by_its_path_below_the_upload_folder(tmp_path):
+    """The dashboard writes each upload to a new temporary folder: a newer upload of the same
+    file still stands for the same mailbox."""
+    lake = Lake(tmp_path / "data")
+    first, second = tmp_path / "upload-1", tmp_path / "upload-2"
+    first.mkdir(), second.mkdir()
+    import_mail(lake, SETTINGS, [mbox(first / "Inbox.mbox", message(1), message(2))], ANN, base=first)
+    report = import_mail(lake, SETTINGS, [mbox(second / "Inbox.mbox", message(1))], ANN, base=second)
+    assert (report.removed, report.unchanged) == (1, 1)

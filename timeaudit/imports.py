@@ -172,8 +172,11 @@ def import_mail(
     *,
     aliases: Iterable[str] = (),
     progress: Progress | None = None,
+    base: Path | None = None,
 ) -> ImportReport:
-    """Import mbox files, Maildirs or .eml folders (headers only) into ``account``'s mailbox."""
+    """Import mbox files, Maildirs, folders of message files and trees of them (headers only)
+    into ``account``'s mail. A mailbox is known by its full path, or by its path below ``base``
+    (files uploaded to a temporary folder)."""
     from connectors import mail
 
     account = _account(account)
@@ -189,7 +192,7 @@ def import_mail(
             if progress:
                 progress(path.name, done, total)
 
-        folders = mail.mail_folders(path)
+        folders = mail.mail_folders(path, base)
         yield from mail.read_mail(path, account, settings, aliases, skip, advanced, folders=folders)
         report.folders += len(folders)
         mailboxes.update(folder.key for folder in folders)

@@ -64,7 +64,7 @@ def show() -> None:
         )
         account = st.text_input("Whose mailbox is it?", placeholder="ann@example.com", key="mail-account")
         if st.form_submit_button("Import mail"):
-            _run_import(files, account, lambda paths: import_mail(lake, settings, paths, account))
+            _run_import(files, account, lambda paths: import_mail(lake, settings, paths, account, base=paths[0].parent))
 
 
 def _show_holdings(lake) -> None:
