@@ -439,15 +439,30 @@ def _with_every_copy(new: pa.Table, live: pa.Table, scope: MailScope) -> pa.Tabl
     read change. Messages only the mailboxes read held are left out: they are removed."""
     new = _with_copies_elsewhere(new, live, scope)
     kept = live.filter(pc.invert(pc.is_in(live["id"], value_set=new["id"])))
-    covered = [scope.covers(row) for row in kept.select(["id", "labels"]).to_pylist()]
-    kept = kept.filter(pc.invert(pa.array(covered, pa.bool_())))
-    return _threaded(new, kept)
+    held_here, held_elsewhere = _held(kept, scope)
+    legacy = pc.is_in(
+        pc.list_element(pc.split_pattern(kept["id"], "/", max_splits=1), 0), pa.array(sorted(scope.slugs))
+    )
+    covered = np.where(held_here | held_elsewhere, held_here & ~held_elsewhere, np.asarray(legacy))
+    return _threaded(new, kept.filter(pa.array(~covered)))
+
+
+def _held(rows: pa.Table, scope: MailScope) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, whether mailboxes the import read hold it, and whether others do."""
+    from connectors.mail import MAILBOX_LABEL
+
+    labels = rows["labels"].combine_chunks()
+    flat, row = pc.list_flatten(labels), np.asarray(pc.list_parent_indices(labels))
+    box = np.asarray(pc.starts_with(pc.fill_null(flat, ""), MAILBOX_LABEL))
+    read = np.asarray(pc.is_in(flat, value_set=pa.array(sorted(scope.mailboxes), pa.string())))
+    here, elsewhere = np.zeros(rows.num_rows, bool), np.zeros(rows.num_rows, bool)
+    here[row[box & read]] = True
+    elsewhere[row[box & ~read]] = True
+    return here, elsewhere
 
 
 def _with_copies_elsewhere(new: pa.Table, live: pa.Table, scope: MailScope) -> pa.Table:
-    held = [_mailboxes(labels) for labels in live["labels"].to_pylist()]
-    elsewhere = pa.array([bool(boxes - scope.mailboxes) for boxes in held], pa.bool_())
-    others = live.filter(elsewhere)
+    others = live.filter(pa.array(_held(live, scope)[1]))
     if not others.num_rows:
         return new
     at_new = pc.index_in(others["id"], value_set=new["id"])
