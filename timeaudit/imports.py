@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import functools
 import gc
+import hashlib
 import operator
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -143,24 +145,73 @@ def import_ics(
     since: date | None = None,
     until: date | None = None,
     progress: Progress | None = None,
+    base: Path | None = None,
 ) -> ImportReport:
-    """Import calendar exports (.ics files, or .zip files of them) into ``account``'s calendar."""
+    """Import calendar exports (.ics files, or .zip files of them) into ``account``'s calendar.
+    A calendar is known by its own id or name (X-WR-RELCALID, X-WR-CALNAME), so a newer export
+    under another file name replaces it; a calendar without either by its full path (below
+    ``base`` when given: files uploaded to a temporary folder). Ids hold either as a digest."""
     from connectors import ics
 
     account = _account(account)
     start, end = import_window(settings, since, until)
     report = ImportReport(ics.SOURCE, account)
+    slugs: set[str] = set()  # the feeds as ids of older versions began ("<slug>/<UID>")
 
     def read(path: Path, skip) -> Iterator:
         calendars = list(ics.calendar_files(path))
+        folder = _place(path, base).rpartition("/")[0] if path.is_file() else _place(path, base)
         for done, (name, data) in enumerate(calendars, 1):
-            yield from ics.iter_ics_records(name, data, account, settings, start, end, skip)
+            place = "" if _CALENDAR_NAME.search(data) else f"{folder}/{name}"
+            for item in ics.iter_ics_records(name, data, account, settings, start, end, skip):
+                yield _with_calendar_keys(item, place, slugs)
             if progress:
                 progress(path.name, done, len(calendars))
 
     records = _read_all("events", paths, read, ics.ImportFileError, report)
-    scope = Scope(_id_prefixes(records), start, end)
+    scope = Scope(_id_prefixes(records) | slugs, start, end)
     return _land(lake, "events", report, records, scope)
+
+
+_CALENDAR_NAME = re.compile(rb"^X-WR-(?:RELCALID|CALNAME)(?:;[^:\r\n]*)?:[ \t]*\S", re.M | re.I)
+
+
+def _place(path: Path, base: Path | None) -> str:
+    """A file's or folder's full path, or its path below ``base``."""
+    path = path.resolve()
+    return path.relative_to(base.resolve()).as_posix() if base else path.as_posix()
+
+
+@functools.lru_cache(maxsize=4096)
+def _calendar_key(place: str, feed: str) -> str:
+    """A calendar's identity in its events' ids: a digest of the feed the connector names it by
+    (X-WR-RELCALID, else X-WR-CALNAME, else the file name) and, for a calendar without an id or
+    name, of where it was read (the file, and the member of a zip); no name reaches the ids."""
+    return "calendar:" + hashlib.sha256(f"ics\0{place}\0{feed}".encode("utf-8", "surrogateescape")).hexdigest()[:20]
+
+
+def _with_calendar_keys(item: dict | pa.Table, place: str, slugs: set[str]) -> dict | pa.Table:
+    """Records of ``connectors.ics`` with the feed that begins their id and series id ("<feed>/...")
+    made ``_calendar_key``; each feed is noted in ``slugs``."""
+    if isinstance(item, dict):
+        feed, rest = item["id"].split("/", 1)
+        slugs.add(feed)
+        key = _calendar_key(place, feed)
+        series = item["series_id"]
+        return dict(item, id=f"{key}/{rest}", series_id=f"{key}/{series.split('/', 1)[1]}" if series else "")
+    parts = pc.split_pattern(item["id"], "/", max_splits=1)
+    feeds = pc.list_element(parts, 0)
+    distinct = pc.unique(feeds).to_pylist()
+    slugs.update(distinct)
+    keys = pa.array([_calendar_key(place, feed) for feed in distinct], pa.string()).take(
+        pc.index_in(feeds, value_set=pa.array(distinct, pa.string()))
+    )
+    ids = pc.binary_join_element_wise(keys, pc.list_element(parts, 1), "/")
+    series = item["series_id"]
+    series_rest = pc.list_element(pc.split_pattern(pc.if_else(pc.equal(series, ""), "/", series), "/", max_splits=1), 1)
+    series = pc.if_else(pc.equal(series, ""), "", pc.binary_join_element_wise(keys, series_rest, "/"))
+    item = item.set_column(item.schema.get_field_index("id"), "id", ids)
+    return item.set_column(item.schema.get_field_index("series_id"), "series_id", series)
 
 
 @_without_cycle_collection
