@@ -28,20 +28,27 @@ WINDOW_BYTES of whole messages and finds all their messages and header blocks at
 numpy (``_message_heads``: the line breaks, the blank lines among them, the "From " lines after
 those), keeping only the blocks; a message larger than a window, and the file's last one, go
 through ``_mbox_block``. Maildir: the files under cur/ and new/, in name order; new/ or
-a missing "S" flag means unread. .eml: one file, or every .eml file under a folder, in path order.
+a missing "S" flag means unread (not in a Sent folder). A folder is read whole, each of its
+folders a mailbox (``connectors.mail_folders``): Maildirs, mbox files, and folders of message
+files (one message each, .eml or not), in path order.
 
 Google Takeout's X-Gmail-Labels become Gmail label ids (SENT, UNREAD, CATEGORY_PROMOTIONS, ...);
-Thunderbird's X-Mozilla-Status tells read from unread. Threads follow the header rule (the root
-Message-ID), which joins a conversation across mailboxes; Takeout's X-GM-THRID is only known
-within one mailbox, so it is the thread only of a message with no ids to thread by. Messages
-Gmail's API would not list by default (drafts, spam, trash) and ones the mail client has already
-deleted are left out. The mbox "From " line's date (Maildir: the delivery time in the file name)
-stands in for a missing or broken Date header.
+Thunderbird's X-Mozilla-Status tells read from unread. Each message also carries its folder's
+labels: its role (INBOX, SENT: mail in a Sent folder is sent mail), its name where subjects are
+kept, and its identity (``mailbox:<digest>``), which tells an import which mailboxes hold it.
+Threads follow the header rule (the root Message-ID), which joins a conversation across
+mailboxes; an import then joins them over the whole Message-ID graph (``connectors.mail_threads``).
+Takeout's X-GM-THRID is only known within one mailbox, so it is the thread only of a message
+with no ids to thread by. Messages Gmail's API would not list by default (drafts, spam, trash;
+their folders too) and ones the mail client has already deleted are left out. The mbox "From "
+line's date (Maildir: the delivery time in the file name) stands in for a missing or broken
+Date header.
 
-Ids are "<mailbox slug>/<Message-ID>", or a hash of the message's stable headers when it has no
-Message-ID, and ``updated`` is the message's own time: importing the same file twice yields
-identical records. A message that cannot be read is reported through ``on_skip`` and the others
-still come out; input that is not mail at all raises ``ImportFileError`` naming the file.
+Ids are "<Message-ID>" (``message_key``), the same whichever mailboxes hold the message, or a
+hash of the message's stable headers when it has no Message-ID, and ``updated`` is the
+message's own time: importing the same file twice yields identical records. A message that
+cannot be read is reported through ``on_skip`` and the others still come out; input that is
+not mail at all raises ``ImportFileError`` naming the file.
 """
 
 from __future__ import annotations
