@@ -166,7 +166,9 @@ def mailbox_of(path: Path) -> str:
 
 def iter_mail_messages(*args, **kwargs) -> Iterator[Message]:
     """``iter_mail_records`` as ``Message`` objects."""
-    return (Message(**record) for record in iter_mail_records(*args, **kwargs))
+    for record in iter_mail_records(*args, **kwargs):
+        record.pop("gmail_thread")
+        yield Message(**record)
 
 
 def iter_mail_records(
@@ -340,8 +342,8 @@ def _message(block: bytes, box: _Mailbox, fallback_time: FallbackTime, flags: se
         key = name.lower()
         if key == "x-gmail-labels":
             labels.extend(_takeout_labels(clean_text(value)))
-        elif key == "x-gm-thrid":
-            gmail_thread = clean_text(value).strip()
+        elif key == "x-gm-thrid" and not gmail_thread:
+            gmail_thread = " ".join(clean_text(value).split())
         elif key == "x-mozilla-status":
             status = _mozilla_labels(clean_text(value))
             if status is None:
@@ -372,6 +374,7 @@ def _message(block: bytes, box: _Mailbox, fallback_time: FallbackTime, flags: se
     # Gmail connector's does; Gmail's own thread id is only known inside this mailbox, so it is
     # the thread only of a message with no Message-ID, References or In-Reply-To at all.
     message["thread_id"] = message["thread_id"] or gmail_thread
+    message["gmail_thread"] = gmail_thread  # (not a Message field: an import joins threads by it)
     message["id"] = message_key(message["message_id"]) if message["message_id"] else _header_hash(headers)
     return message
 

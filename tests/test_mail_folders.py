@@ -254,3 +254,16 @@ def test_an_upload_is_known_by_its_path_below_the_upload_folder(tmp_path):
     import_mail(lake, SETTINGS, [mbox(first / "Inbox.mbox", message(1), message(2))], ANN, base=first)
     report = import_mail(lake, SETTINGS, [mbox(second / "Inbox.mbox", message(1))], ANN, base=second)
     assert (report.removed, report.unchanged) == (1, 1)
+
+
+def test_gmail_thread_ids_join_what_the_headers_do_not(tmp_path):
+    """Takeout's X-GM-THRID: Gmail threaded a reply that names no id of its thread."""
+    texts = [
+        message(1).replace("Message-ID:", "X-GM-THRID: 1790000000000000001\nMessage-ID:"),
+        message(2).replace("Message-ID:", "X-GM-THRID: 1790000000000000001\nMessage-ID:"),  # no References at all
+        message(3).replace("Message-ID:", "X-GM-THRID: 1790000000000000002\nMessage-ID:"),
+    ]
+    lake = Lake(tmp_path / "data")
+    import_mail(lake, SETTINGS, [mbox(tmp_path / "All mail.mbox", *texts)], ANN)
+    threads = {m: row["thread_id"] for m, row in by_message(lake).items()}
+    assert threads == {"m1@acme.com": "m1@acme.com", "m2@acme.com": "m1@acme.com", "m3@acme.com": "m3@acme.com"}

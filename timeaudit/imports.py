@@ -235,6 +235,7 @@ def import_mail(
     report = ImportReport(mail.SOURCE, account)
     mailboxes: set[str] = set()
     slugs: set[str] = set()
+    gmail_threads: list[pa.Table] = []  # (id, gmail_thread) of the messages read with one
 
     def read(path: Path, skip) -> Iterator:
         total = path.stat().st_size if path.is_file() else None
@@ -244,14 +245,18 @@ def import_mail(
                 progress(path.name, done, total)
 
         folders = mail.mail_folders(path, base)
-        yield from mail.read_mail(path, account, settings, aliases, skip, advanced, folders=folders)
+        for item in mail.read_mail(path, account, settings, aliases, skip, advanced, folders=folders):
+            gmail_threads.append(_gmail_threads(item))
+            yield item
         report.folders += len(folders)
         mailboxes.update(folder.key for folder in folders)
         slugs.add(mail.mailbox_of(path))
 
     records = _read_all("messages", paths, read, mail.ImportFileError, report, _one_per_message)
     scope = MailScope(frozenset(mailboxes), frozenset(slugs))
-    return _land(lake, "messages", report, records, scope, functools.partial(_with_every_copy, scope=scope))
+    threads = pa.concat_tables(gmail_threads) if gmail_threads else None
+    combine = functools.partial(_with_every_copy, scope=scope, gmail_threads=threads)
+    return _land(lake, "messages", report, records, scope, combine)
 
 
 def _id_prefixes(records: pa.Table) -> frozenset[str]:
@@ -483,7 +488,20 @@ def _merged_copies(earlier: dict, later: dict) -> dict:
     return row
 
 
-def _with_every_copy(new: pa.Table, live: pa.Table, scope: MailScope) -> pa.Table:
+def _gmail_threads(item: dict | pa.Table) -> pa.Table:
+    """(id, gmail_thread) of the messages read that have Gmail's thread id (X-GM-THRID)."""
+    if isinstance(item, dict):
+        thread = item.get("gmail_thread") or ""
+        return pa.table({"id": [item["id"]] * bool(thread), "gmail_thread": [thread] * bool(thread)}, GMAIL_THREADS)
+    return item.filter(pc.not_equal(item["gmail_thread"], "")).select(GMAIL_THREADS.names).cast(GMAIL_THREADS)
+
+
+GMAIL_THREADS = pa.schema([("id", pa.string()), ("gmail_thread", pa.string())])
+
+
+def _with_every_copy(
+    new: pa.Table, live: pa.Table, scope: MailScope, gmail_threads: pa.Table | None = None
+) -> pa.Table:
     """The messages read, each merged with the lake's copy where mailboxes this import did not
     read hold it too; the lake's messages that the mailboxes read no longer hold but others
     still do, without the mailboxes read; and the lake's messages whose thread the messages
@@ -495,7 +513,7 @@ def _with_every_copy(new: pa.Table, live: pa.Table, scope: MailScope) -> pa.Tabl
         pc.list_element(pc.split_pattern(kept["id"], "/", max_splits=1), 0), pa.array(sorted(scope.slugs))
     )
     covered = np.where(held_here | held_elsewhere, held_here & ~held_elsewhere, np.asarray(legacy))
-    return _threaded(new, kept.filter(pa.array(~covered)))
+    return _threaded(new, kept.filter(pa.array(~covered)), gmail_threads)
 
 
 def _held(rows: pa.Table, scope: MailScope) -> tuple[np.ndarray, np.ndarray]:
@@ -540,13 +558,17 @@ def _with_copies_elsewhere(new: pa.Table, live: pa.Table, scope: MailScope) -> p
     return new
 
 
-def _threaded(new: pa.Table, kept: pa.Table) -> pa.Table:
-    """``new`` with each message's thread joined over all of the account's messages, and the
-    ``kept`` ones (the lake's, not read again) whose thread that changes."""
+def _threaded(new: pa.Table, kept: pa.Table, gmail_threads: pa.Table | None) -> pa.Table:
+    """``new`` with each message's thread joined over all of the account's messages (and Gmail's
+    thread ids of the messages read), and the ``kept`` ones (the lake's, not read again) whose
+    thread that changes."""
     from connectors.mail_threads import joined_threads
 
     both = pa.concat_tables([new, kept.select(new.schema.names)])
-    threads = joined_threads(both["id"], both["message_id"], both["thread_id"], both["in_reply_to"], both["ts"])
+    groups = (gmail_threads["id"], gmail_threads["gmail_thread"]) if gmail_threads else None
+    threads = joined_threads(
+        both["id"], both["message_id"], both["thread_id"], both["in_reply_to"], both["ts"], groups=groups
+    )
     column = new.schema.get_field_index("thread_id")
     new = new.set_column(column, "thread_id", threads.slice(0, new.num_rows))
     kept_threads = threads.slice(new.num_rows)
