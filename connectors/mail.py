@@ -147,8 +147,11 @@ def mail_folders(path: Path, base: Path | None = None) -> list[Folder]:
     """The mailboxes at ``path``: the file's, or every one in the folder and its subfolders.
     ``base``: what their places are told from (``Folder.place``), when not the file system's root."""
     path = Path(path)
-    fmt = detect_format(path)
-    return tree_folders(path, base) if path.is_dir() else [file_folder(path, fmt, base)]
+    if not path.is_dir():
+        return [file_folder(path, detect_format(path), base)]
+    if folders := tree_folders(path, base):
+        return folders
+    raise ImportFileError(f"{path}: no mail found in this folder; expected {EXPECTED}")
 
 
 def mailbox_of(path: Path) -> str:
