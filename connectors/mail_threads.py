@@ -28,34 +28,41 @@ def joined_threads(
 ) -> pa.Array:
     """Each message's thread, given each one's record id, Message-ID, header thread (root of
     References, else In-Reply-To, else its own Message-ID; "" for none), In-Reply-To and time.
-    ``groups``: (record id, Gmail's thread id) of messages whose mailbox threaded them too (a
-    message without ids takes Gmail's thread id as its header thread, so they meet)."""
+    ``groups``: (``own_node`` of a message, Gmail's thread id) of messages whose mailbox threaded
+    them too (a message without ids takes Gmail's thread id as its header thread, so they meet)."""
     n = len(ids)
     if n == 0:
         return pa.array([], pa.string())
-    own = pc.if_else(pc.equal(message_ids, ""), ids, message_ids)  # without a Message-ID: the record's id
-    group_ids, group_names = groups if groups is not None else (pa.array([], pa.string()),) * 2
-    in_groups = pc.index_in(group_ids, value_set=_plain(ids))
-    every = [_plain(own), _plain(threads), _plain(in_reply_to), _plain(group_names)]
-    names = pc.dictionary_encode(pa.chunked_array(every).combine_chunks())
-    codes = np.asarray(names.indices)
-    node, thread_node, reply_node, group_node = codes[:n], codes[n : 2 * n], codes[2 * n : 3 * n], codes[3 * n :]
-    has_thread = np.asarray(pc.not_equal(threads, ""))
-    has_reply = np.asarray(pc.not_equal(in_reply_to, ""))
-    grouped = np.asarray(pc.is_valid(in_groups))
-    grouped_rows = np.asarray(pc.drop_null(in_groups), np.int64)
-    start = np.concatenate([node[has_thread], node[has_reply], node[grouped_rows]])
-    end = np.concatenate([thread_node[has_thread], reply_node[has_reply], group_node[grouped]])
-    part = components(len(names.dictionary), start, end)[node]
+    own = own_node(ids, message_ids)
+    threads, in_reply_to = _plain(threads), _plain(in_reply_to)
+    # Only ids other than the message's own are edges: a thread's first message names itself.
+    has_thread = np.asarray(pc.and_(pc.not_equal(threads, ""), pc.not_equal(threads, own)))
+    has_reply = np.asarray(pc.and_(pc.not_equal(in_reply_to, ""), pc.not_equal(in_reply_to, own)))
+    members, group_names = groups if groups is not None else (pa.array([], pa.string()),) * 2
+    every = [own, threads.filter(has_thread), in_reply_to.filter(has_reply), _plain(members), _plain(group_names)]
+    encoded = pc.dictionary_encode(pa.chunked_array(every))
+    codes = np.concatenate([np.asarray(chunk.indices) for chunk in encoded.chunks])
+    sizes = np.cumsum([n, int(has_thread.sum()), int(has_reply.sum()), len(members)])
+    node, thread_node, reply_node, member_node, group_node = np.split(codes, sizes)
+    start = np.concatenate([node[has_thread], node[has_reply], member_node])
+    end = np.concatenate([thread_node, reply_node, group_node])
+    size = len(encoded.chunks[0].dictionary) if encoded.num_chunks else 0
+    part = components(size, start, end)[node]
 
     # Each part's name: the header thread of its earliest message (one with a thread first).
-    table = pa.table({"part": part, "none": ~has_thread, "ts": ts, "id": ids})
+    has_any = np.asarray(pc.not_equal(threads, ""))
+    table = pa.table({"part": part, "none": ~has_any, "ts": ts, "id": ids})
     order = np.asarray(pc.sort_indices(table, [(c, "ascending") for c in table.column_names]))
     first = np.ones(n, bool)
     first[1:] = part[order][1:] != part[order][:-1]
     named = np.full(int(part.max()) + 1, -1, np.int64)
     named[part[order][first]] = order[first]
-    return pc.take(_plain(threads), pa.array(named[part]))
+    return pc.take(threads, pa.array(named[part]))
+
+
+def own_node(ids: pa.Array, message_ids: pa.Array) -> pa.Array:
+    """A message's own node in the graph: its Message-ID, or its record id when it has none."""
+    return pc.if_else(pc.equal(_plain(message_ids), ""), _plain(ids), _plain(message_ids))
 
 
 def components(size: int, start: np.ndarray, end: np.ndarray) -> np.ndarray:

@@ -489,14 +489,17 @@ def _merged_copies(earlier: dict, later: dict) -> dict:
 
 
 def _gmail_threads(item: dict | pa.Table) -> pa.Table:
-    """(id, gmail_thread) of the messages read that have Gmail's thread id (X-GM-THRID)."""
+    """(node, gmail_thread) of the messages read that have Gmail's thread id (X-GM-THRID), their
+    node as ``connectors.mail_threads.own_node`` names it."""
+    from connectors.mail_threads import own_node
+
     if isinstance(item, dict):
-        thread = item.get("gmail_thread") or ""
-        return pa.table({"id": [item["id"]] * bool(thread), "gmail_thread": [thread] * bool(thread)}, GMAIL_THREADS)
-    return item.filter(pc.not_equal(item["gmail_thread"], "")).select(GMAIL_THREADS.names).cast(GMAIL_THREADS)
+        item = pa.Table.from_pylist([item]).select(["id", "message_id", "gmail_thread"])
+    item = item.filter(pc.not_equal(item["gmail_thread"], ""))
+    return pa.table([own_node(item["id"], item["message_id"]), item["gmail_thread"]], GMAIL_THREADS)
 
 
-GMAIL_THREADS = pa.schema([("id", pa.string()), ("gmail_thread", pa.string())])
+GMAIL_THREADS = pa.schema([("node", pa.string()), ("gmail_thread", pa.string())])
 
 
 def _with_every_copy(
@@ -565,7 +568,7 @@ def _threaded(new: pa.Table, kept: pa.Table, gmail_threads: pa.Table | None) -> 
     from connectors.mail_threads import joined_threads
 
     both = pa.concat_tables([new, kept.select(new.schema.names)])
-    groups = (gmail_threads["id"], gmail_threads["gmail_thread"]) if gmail_threads else None
+    groups = (gmail_threads["node"], gmail_threads["gmail_thread"]) if gmail_threads else None
     threads = joined_threads(
         both["id"], both["message_id"], both["thread_id"], both["in_reply_to"], both["ts"], groups=groups
     )
