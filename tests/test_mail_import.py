@@ -16,7 +16,14 @@ import psutil
 import pyarrow as pa
 import pytest
 
-from connectors.mail.reader import ImportFileError, detect_format, iter_mail_messages, mailbox_of, read_mail
+from connectors.mail.reader import (
+    ImportFileError,
+    detect_format,
+    iter_mail_messages,
+    mail_folders,
+    mailbox_of,
+    read_mail,
+)
 from timeaudit.core.config import Privacy, Settings
 from timeaudit.core.errors import UserError
 
@@ -32,6 +39,9 @@ def read(path: Path, settings: Settings = KEEP_SUBJECTS, aliases=()):
     messages = list(
         iter_mail_messages(path, ME, settings, aliases, lambda item, why: skipped.append((item, why)), progress.append)
     )
+    names = {folder.name for folder in mail_folders(path)}
+    for m in messages:  # the folder's own labels are tested in test_mail_folders.py
+        m.labels = [label for label in m.labels if not label.startswith("mailbox:") and label not in names]
     return {m.id: m for m in messages}, skipped, progress
 
 
@@ -51,30 +61,30 @@ def test_takeout_mbox_labels_threads_and_flags():
     found, skipped, progress = read(FIXTURES / "takeout.mbox")
     assert not skipped
     assert progress[-1] == (FIXTURES / "takeout.mbox").stat().st_size and progress == sorted(progress)
-    assert "takeout/d1@acme.com" not in found  # a draft, which Gmail's API would not list either
+    assert "<d1@acme.com>" not in found  # a draft, which Gmail's API would not list either
 
-    question = found["takeout/q1@client.com"]
+    question = found["<q1@client.com>"]
     assert (question.direction, question.self_in, question.unread) == ("received", "to", True)
     assert question.labels == ["INBOX", "UNREAD", "IMPORTANT", "Clients/Acme"]
     assert question.thread_id == "q1@client.com" and question.cc == ["carl@acme.com"]
     assert question.ts == datetime(2026, 3, 3, 8, 15, tzinfo=UTC) == question.updated
     assert question.subject_tags == ["renewal", "planning"]
 
-    reply = found["takeout/r1@acme.com"]
+    reply = found["<r1@acme.com>"]
     assert (reply.direction, reply.self_in, reply.labels, reply.unread) == ("sent", "from", ["SENT"], False)
     assert (reply.in_reply_to, reply.thread_id) == ("q1@client.com", question.thread_id)
 
-    promo = found["takeout/p1@shop.example"]
+    promo = found["<p1@shop.example>"]
     assert promo.bulk and promo.labels == ["CATEGORY_PROMOTIONS", "INBOX"]
-    updates = found["takeout/u1@ci.example"]  # an RFC 2047 encoded label list
+    updates = found["<u1@ci.example>"]  # an RFC 2047 encoded label list
     assert updates.bulk and updates.unread and updates.labels == ["CATEGORY_UPDATES", "UNREAD", "Projets été"]
 
     # A broken Date falls back to the time on the mbox "From " line.
-    assert found["takeout/b1@client.com"].ts == datetime(2026, 3, 5, 8, 30, tzinfo=UTC)
+    assert found["<b1@client.com>"].ts == datetime(2026, 3, 5, 8, 30, tzinfo=UTC)
     # Threads are by Message-ID (they join across mailboxes); Gmail's thread id only without one.
     (social,) = [m for m in found.values() if not m.message_id]
     assert social.bulk and social.labels == ["CATEGORY_SOCIAL"] and social.thread_id == "1791234567890444444"
-    assert social.id.startswith("takeout/sha256-")
+    assert social.id.startswith("sha256-")
 
 
 def test_reimport_gives_identical_records():
@@ -95,18 +105,18 @@ def test_thunderbird_mbox_quoted_from_lines_and_status(tmp_path, crlf):
     found, skipped, _ = read(path)
     assert not skipped
     # ">From" and a "From " line with no blank line before it split nothing; the expunged one is left out.
-    assert len(found) == 3 and "thunderbird/t3@acme.com" not in found
-    assert found["thunderbird/t1@acme.com"].unread is False
-    cc = found["thunderbird/t2@acme.com"]
+    assert len(found) == 3 and "<t3@acme.com>" not in found
+    assert found["<t1@acme.com>"].unread is False
+    cc = found["<t2@acme.com>"]
     assert (cc.unread, cc.self_in, cc.labels, cc.subject_tags) == (True, "cc", ["UNREAD"], ["budget", "forms"])
     (accepted,) = [m for m in found.values() if not m.message_id]
-    assert accepted.auto and accepted.id.startswith("thunderbird/sha256-") and accepted.labels == []
+    assert accepted.auto and accepted.id.startswith("sha256-") and accepted.labels == []
 
 
 def test_folder_of_eml_files():
     found, skipped, progress = read(FIXTURES / "eml_folder", aliases=["ana.s@acme.com"])
     assert not skipped and progress == [1, 2, 3]  # notes.txt is not an .eml and not read
-    question, reply = found["eml-folder/e1@client.com"], found["eml-folder/e2@acme.com"]
+    question, reply = found["<e1@client.com>"], found["<e2@acme.com>"]
     assert question.direction == "received" and question.subject_tags == ["support", "escalation"]
     assert (reply.direction, reply.in_reply_to, reply.thread_id) == ("sent", "e1@client.com", "e1@client.com")
     (news,) = [m for m in found.values() if not m.message_id]
@@ -133,11 +143,11 @@ def test_maildir_flags_and_bad_messages(tmp_path):
 
     found, skipped, progress = read(tmp_path / "Inbox")
     assert len(found) == 4 and progress[-1] == 6
-    assert found["inbox/e1@client.com"].unread is False
-    assert found["inbox/e2@acme.com"].unread is True
+    assert found["<e1@client.com>"].unread is False
+    assert found["<e2@acme.com>"].unread is True
     (news,) = [m for m in found.values() if not m.message_id]
-    assert news.unread and news.labels == ["UNREAD"]
-    assert abs((found["inbox/bd@client.com"].ts - before).total_seconds()) < 120
+    assert news.unread and news.labels == ["UNREAD", "INBOX"]  # the folder named Inbox is one
+    assert abs((found["<bd@client.com>"].ts - before).total_seconds()) < 120
     assert len(skipped) == 2
     for item, why in skipped:
         assert str(tmp_path / "Inbox") in item and "message" in item and why
@@ -180,7 +190,7 @@ def test_eml_without_a_usable_date_is_skipped_by_name(name, why):
 
 def test_truncated_mbox_keeps_the_good_messages():
     found, skipped, _ = read(FIXTURES / "truncated.mbox")
-    assert list(found) == ["truncated/ok@acme.com"]
+    assert list(found) == ["<ok@acme.com>"]
     assert skipped == [(f"{FIXTURES / 'truncated.mbox'} message 2 (line 10)", skipped[0][1])]
     assert "truncated" in skipped[0][1]
 

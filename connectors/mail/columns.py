@@ -47,10 +47,18 @@ from timeaudit.core.model import MESSAGE_SCHEMA, UTC_TS
 # None when the message is left out (a draft, spam, trash, deleted by the mail client).
 LabelRule = Callable[[str | None, str | None], tuple[str, ...] | None]
 
-# The lake's message columns but ingested_at, and where each record's message is in its chunk.
-SCHEMA = pa.schema([*(f for f in MESSAGE_SCHEMA if f.name != "ingested_at"), pa.field("position", pa.int64())])
+# The lake's message columns but ingested_at, Gmail's thread id (X-GM-THRID, "" for none: an
+# import joins threads by it, the lake does not keep it), and where each record's message is in its chunk.
+SCHEMA = pa.schema(
+    [
+        *(f for f in MESSAGE_SCHEMA if f.name != "ingested_at"),
+        pa.field("gmail_thread", pa.string()),
+        pa.field("position", pa.int64()),
+    ]
+)
 LABEL_HEADERS = ("x-gmail-labels", "x-mozilla-status")
-READ = sorted(rules.WANTED | set(LABEL_HEADERS))
+GMAIL_THREAD = "x-gm-thrid"
+READ = sorted(rules.WANTED | {*LABEL_HEADERS, GMAIL_THREAD})
 READ_CODE = {name: i for i, name in enumerate(READ)}
 NOT_PRINTABLE = r"[^\t\n\x20-\x7e]"
 PRINTABLE = bytes([9, 10, *range(0x20, 0x7F)])
@@ -107,7 +115,7 @@ def message_table(
 
     columns = {
         "account": pa.repeat(pa.scalar(box.account.strip().lower()), n),
-        "id": pc.binary_replace_slice(message_id, 0, 0, f"{box.slug}/"),
+        "id": pc.binary_join_element_wise("<", message_id, ">", ""),  # as connectors.mail.reader.message_key
         "thread_id": thread,
         "ts": ts,
         "direction": pc.if_else(sent, "sent", "received"),
@@ -127,6 +135,7 @@ def message_table(
         "subject": subject if box.settings.privacy.store_subjects else pa.nulls(n, pa.string()),
         "updated": ts,
         "deleted": pa.repeat(pa.scalar(False), n),
+        "gmail_thread": pc.fill_null(first[GMAIL_THREAD], ""),
         "position": where,
     }
     table = pa.table(columns, schema=SCHEMA)

@@ -28,20 +28,27 @@ WINDOW_BYTES of whole messages and finds all their messages and header blocks at
 numpy (``_message_heads``: the line breaks, the blank lines among them, the "From " lines after
 those), keeping only the blocks; a message larger than a window, and the file's last one, go
 through ``_mbox_block``. Maildir: the files under cur/ and new/, in name order; new/ or
-a missing "S" flag means unread. .eml: one file, or every .eml file under a folder, in path order.
+a missing "S" flag means unread (not in a Sent folder). A folder is read whole, each of its
+folders a mailbox (``connectors.mail.folders``): Maildirs, mbox files, and folders of message
+files (one message each, .eml or not), in path order.
 
 Google Takeout's X-Gmail-Labels become Gmail label ids (SENT, UNREAD, CATEGORY_PROMOTIONS, ...);
-Thunderbird's X-Mozilla-Status tells read from unread. Threads follow the header rule (the root
-Message-ID), which joins a conversation across mailboxes; Takeout's X-GM-THRID is only known
-within one mailbox, so it is the thread only of a message with no ids to thread by. Messages
-Gmail's API would not list by default (drafts, spam, trash) and ones the mail client has already
-deleted are left out. The mbox "From " line's date (Maildir: the delivery time in the file name)
-stands in for a missing or broken Date header.
+Thunderbird's X-Mozilla-Status tells read from unread. Each message also carries its folder's
+labels: its role (INBOX, SENT: mail in a Sent folder is sent mail), its name where subjects are
+kept, and its identity (``mailbox:<digest>``), which tells an import which mailboxes hold it.
+Threads follow the header rule (the root Message-ID), which joins a conversation across
+mailboxes; an import then joins them over the whole Message-ID graph (``connectors.mail.threads``).
+Takeout's X-GM-THRID is only known within one mailbox, so it is the thread only of a message
+with no ids to thread by. Messages Gmail's API would not list by default (drafts, spam, trash;
+their folders too) and ones the mail client has already deleted are left out. The mbox "From "
+line's date (Maildir: the delivery time in the file name) stands in for a missing or broken
+Date header.
 
-Ids are "<mailbox slug>/<Message-ID>", or a hash of the message's stable headers when it has no
-Message-ID, and ``updated`` is the message's own time: importing the same file twice yields
-identical records. A message that cannot be read is reported through ``on_skip`` and the others
-still come out; input that is not mail at all raises ``ImportFileError`` naming the file.
+Ids are "<Message-ID>" (``message_key``), the same whichever mailboxes hold the message, or a
+hash of the message's stable headers when it has no Message-ID, and ``updated`` is the
+message's own time: importing the same file twice yields identical records. A message that
+cannot be read is reported through ``on_skip`` and the others still come out; input that is
+not mail at all raises ``ImportFileError`` naming the file.
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.mail import columns as mail_columns
+from connectors.mail.folders import Folder, file_folder, sniff, tree_folders
 from connectors.mail.headers import BadHeaders, clean_text, decode_words, message_fields
 from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
@@ -70,7 +78,8 @@ from timeaudit.core.model import Message
 from timeaudit.core.tags import vocabulary
 
 SOURCE = "mail"
-EXPECTED = "an mbox file, a Maildir folder (with cur/ and new/), an .eml file or a folder of .eml files"
+EXPECTED = "an mbox file, a Maildir folder (with cur/ and new/), an .eml file or a folder of message files"
+MAILBOX_LABEL = "mailbox:"  # + a digest of a mailbox's identity: which mailboxes hold a message
 MAX_HEADER_BYTES = 1 << 20  # a header block larger than this is not a real message's
 MAX_LINE = 1 << 16  # lines are read in pieces of at most this, so a file without newlines stays cheap
 SNIFF_BYTES = 1 << 16
@@ -96,7 +105,6 @@ MOZILLA_EXPUNGED = 0x0008
 VOLATILE_HEADERS = frozenset({"x-gmail-labels", "x-mozilla-status", "x-mozilla-status2", "x-mozilla-keys", "status"})
 
 _HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")
-_KNOWN_HEADER = re.compile(rb"^(from|date|message-id|subject|received|return-path|to|mime-version):", re.I | re.M)
 _FROM_LINE_DATE = re.compile(
     rb"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) +([A-Z][a-z]{2}) +(\d{1,2}) +(\d{1,2}:\d{2}:\d{2})(?: +([+-]\d{4}))? +(\d{4})"
 )
@@ -110,12 +118,13 @@ class ImportFileError(UserError):
 
 
 def detect_format(path: Path) -> str:
-    """Which reader fits ``path`` ("mbox", "maildir" or "eml"), judged by content, not by name."""
+    """Which reader fits ``path`` ("mbox", "maildir" or "eml": a message file or a folder of
+    mail other than a Maildir), judged by content, not by name."""
     path = Path(path)
     if path.is_dir():
         if (path / "cur").is_dir() or (path / "new").is_dir():
             return "maildir"
-        if any(p.is_file() for p in _eml_files(path)):
+        if tree_folders(path):
             return "eml"
         raise ImportFileError(f"{path}: no mail found in this folder; expected {EXPECTED}")
     if not path.is_file():
@@ -125,23 +134,30 @@ def detect_format(path: Path) -> str:
             head = f.read(SNIFF_BYTES)
     except OSError as e:
         raise ImportFileError(f"{path}: cannot be read ({e.strerror or e})") from None
-    head = head.removeprefix(b"\xef\xbb\xbf")
-    if not head.strip():
+    if not head.removeprefix(b"\xef\xbb\xbf").strip():
         raise ImportFileError(f"{path}: the file is empty; expected {EXPECTED}")
-    if head.startswith(b"From "):
-        return "mbox"
-    block = re.split(rb"\r?\n\r?\n", head, maxsplit=1)[0]
-    if _HEADER_LINE.match(block) and _KNOWN_HEADER.search(block):
-        return "eml"
+    if kind := sniff(head):
+        return kind
     raise ImportFileError(
         f"{path}: not a mail file (no mbox 'From ' line and no message headers at the start); expected {EXPECTED}"
     )
 
 
+def mail_folders(path: Path, base: Path | None = None) -> list[Folder]:
+    """The mailboxes at ``path``: the file's, or every one in the folder and its subfolders.
+    ``base``: what their places are told from (``Folder.place``), when not the file system's root."""
+    path = Path(path)
+    if not path.is_dir():
+        return [file_folder(path, detect_format(path), base)]
+    if folders := tree_folders(path, base):
+        return folders
+    raise ImportFileError(f"{path}: no mail found in this folder; expected {EXPECTED}")
+
+
 def mailbox_of(path: Path) -> str:
-    """A stable slug naming the mailbox, used as the prefix of message ids: the file's stem for an
-    mbox, the folder's name for a Maildir or a folder of .eml files. A single .eml takes its folder's
-    name, so importing one file of a folder gives the same ids as importing the folder."""
+    """The slug that older versions put before the Message-ID in a message's id ("inbox/<id>"):
+    an import finds by it the records it replaces. The file's stem for an mbox, the folder's
+    name for a Maildir or a folder of .eml files, the folder's name for a single .eml."""
     path = Path(path).resolve()
     if path.is_file():
         name = path.parent.name if path.suffix.lower() == ".eml" else path.stem
@@ -153,7 +169,9 @@ def mailbox_of(path: Path) -> str:
 
 def iter_mail_messages(*args, **kwargs) -> Iterator[Message]:
     """``iter_mail_records`` as ``Message`` objects."""
-    return (Message(**record) for record in iter_mail_records(*args, **kwargs))
+    for record in iter_mail_records(*args, **kwargs):
+        record.pop("gmail_thread")
+        yield Message(**record)
 
 
 def iter_mail_records(
@@ -171,9 +189,10 @@ def iter_mail_records(
     Raises ``ImportFileError`` when ``path`` is not mail, or when not one of its messages was readable.
     """
     path = Path(path)
-    fmt = detect_format(path)
     reading = _Reading(path, account, settings, aliases, on_skip)
-    yield from reading.records(_BLOCKS[fmt](path, on_progress))
+    for folder, progress in _with_progress(path, mail_folders(path), on_progress, reading):
+        reading.open(folder)
+        yield from reading.records(_BLOCKS[folder.format](folder, progress))
     reading.finish()
 
 
@@ -184,18 +203,21 @@ def read_mail(
     aliases: Iterable[str],
     on_skip: OnSkip,
     on_progress: Callable[[int], None] | None = None,
+    folders: list[Folder] | None = None,
 ) -> Iterator[dict | pa.Table]:
     """``iter_mail_records``' records in the same order, what an import reads: those of an mbox
     file as Arrow tables of many messages each (the lake's message columns but ``ingested_at``),
     read column by column, with dicts between them for the messages read alone (see
-    ``_mbox_parts``); those of a Maildir or .eml folder as dicts."""
+    ``_mbox_parts``); those of a Maildir or a folder of message files as dicts.
+    ``folders`` are ``mail_folders(path)`` when the caller has them already."""
     path = Path(path)
-    fmt = detect_format(path)
     reading = _Reading(path, account, settings, aliases, on_skip)
-    if fmt != "mbox":
-        yield from reading.records(_BLOCKS[fmt](path, on_progress))
-    else:
-        for part in _mbox_parts(path, on_progress):
+    for folder, progress in _with_progress(path, folders or mail_folders(path), on_progress, reading):
+        reading.open(folder)
+        if folder.format != "mbox":
+            yield from reading.records(_BLOCKS[folder.format](folder, progress))
+            continue
+        for part in _mbox_parts(folder.path, progress):
             if isinstance(part, _Heads):
                 yield reading.table(part)
             else:
@@ -203,13 +225,49 @@ def read_mail(
     reading.finish()
 
 
+def _with_progress(
+    path: Path, folders: list[Folder], on_progress: Callable[[int], None] | None, reading: _Reading
+) -> Iterator[tuple[Folder, Callable[[int], None] | None]]:
+    """Each folder with what to tell ``on_progress``: a file's own running total (bytes of an
+    mbox, messages of a message file); for a folder, the messages read so far in all of it."""
+    if on_progress is None or not path.is_dir():
+        yield from ((folder, on_progress) for folder in folders)
+        return
+    for folder in folders:
+        if folder.format == "mbox":
+            yield folder, None
+            on_progress(reading.read + reading.skipped)
+        else:
+            yield folder, functools.partial(_counted_on, on_progress, reading.read + reading.skipped)
+
+
+def _counted_on(on_progress: Callable[[int], None], before: int, done: int) -> None:
+    on_progress(before + done)
+
+
 class _Reading:
     """The reading of one file: header blocks -> records; unreadable messages are reported and counted."""
 
     def __init__(self, path: Path, account: str, settings: Settings, aliases: Iterable[str], on_skip: OnSkip):
         self.path, self.on_skip = path, on_skip
-        self.box = _Mailbox(mailbox_of(path), account, settings, tuple(aliases), vocabulary(settings.rules))
+        self.account, self.settings, self.aliases = account, settings, tuple(aliases)
+        self.words = vocabulary(settings.rules)
         self.read = self.skipped = 0
+        self.folders = 0
+        self.box = self._mailbox(None)
+
+    def open(self, folder: Folder) -> None:
+        """Read the next messages as ``folder``'s."""
+        self.box = self._mailbox(folder)
+        self.folders += 1
+
+    def _mailbox(self, folder: Folder | None) -> _Mailbox:
+        labels: tuple[str, ...] = ()
+        if folder is not None:
+            kept_name = (folder.name,) if self.settings.privacy.store_subjects and folder.name else ()
+            labels = (*filter(None, [folder.role]), *kept_name, folder.key)
+        label_rule = functools.partial(_header_labels, folder_labels=labels)
+        return _Mailbox(self.account, self.settings, self.aliases, self.words, labels, label_rule)
 
     def records(self, blocks: Iterable[Block]) -> Iterator[dict]:
         for block in blocks:
@@ -238,7 +296,7 @@ class _Reading:
         # A "From " line longer than _Window.line reads: such messages are read one by one.
         too_long = pc.greater_equal(pc.binary_length(heads.from_lines), MAX_LINE)
         blocks = pc.if_else(too_long, pa.scalar(b"", pa.binary()), heads.blocks)
-        table, others = mail_columns.message_table(blocks, self.box, _header_labels, MAX_HEADER_BYTES)
+        table, others = mail_columns.message_table(blocks, self.box, self.box.label_rule, MAX_HEADER_BYTES)
         self.read += table.num_rows  # (mail_columns reads no empty block)
         records = []
         for i in others:
@@ -266,11 +324,12 @@ class _Reading:
 class _Mailbox:
     """What every message of one import shares."""
 
-    slug: str
     account: str
     settings: Settings
     aliases: tuple[str, ...]
     words: tuple[str, ...]  # the tag vocabulary
+    labels: tuple[str, ...]  # the folder's: its role, its name where kept, its identity (``Folder.key``)
+    label_rule: mail_columns.LabelRule
 
 
 def _message(block: bytes, box: _Mailbox, fallback_time: FallbackTime, flags: set[str]) -> dict | None:
@@ -286,13 +345,14 @@ def _message(block: bytes, box: _Mailbox, fallback_time: FallbackTime, flags: se
         key = name.lower()
         if key == "x-gmail-labels":
             labels.extend(_takeout_labels(clean_text(value)))
-        elif key == "x-gm-thrid":
-            gmail_thread = clean_text(value).strip()
+        elif key == "x-gm-thrid" and not gmail_thread:
+            gmail_thread = " ".join(clean_text(value).split())
         elif key == "x-mozilla-status":
             status = _mozilla_labels(clean_text(value))
             if status is None:
                 return None
             labels.extend(status)
+    labels.extend(box.labels)
     if LEFT_OUT_LABELS.intersection(labels):
         return None
 
@@ -317,7 +377,8 @@ def _message(block: bytes, box: _Mailbox, fallback_time: FallbackTime, flags: se
     # Gmail connector's does; Gmail's own thread id is only known inside this mailbox, so it is
     # the thread only of a message with no Message-ID, References or In-Reply-To at all.
     message["thread_id"] = message["thread_id"] or gmail_thread
-    message["id"] = f"{box.slug}/{message['message_id'] or _header_hash(headers)}"
+    message["gmail_thread"] = gmail_thread  # (not a Message field: an import joins threads by it)
+    message["id"] = message_key(message["message_id"]) if message["message_id"] else _header_hash(headers)
     return message
 
 
@@ -378,16 +439,25 @@ def _mozilla_labels(value: str) -> tuple[str, ...] | None:
     return () if status & MOZILLA_READ else ("UNREAD",)
 
 
-def _header_labels(gmail: str | None, mozilla: str | None) -> tuple[str, ...] | None:
+def _header_labels(
+    gmail: str | None, mozilla: str | None, folder_labels: tuple[str, ...] = ()
+) -> tuple[str, ...] | None:
     """The labels of a message with at most one X-Gmail-Labels and X-Mozilla-Status header (None
-    when absent), as ``_message`` finds them; None when the message is left out."""
+    when absent) in a folder with ``folder_labels``, as ``_message`` finds them; None when the
+    message is left out."""
     labels = _takeout_labels(clean_text(gmail)) if gmail is not None else ()
     if mozilla is not None:
         status = _mozilla_labels(clean_text(mozilla))
         if status is None:
             return None
         labels += status
+    labels += folder_labels
     return None if LEFT_OUT_LABELS.intersection(labels) else labels
+
+
+def message_key(message_id: str) -> str:
+    """The id of a message with a Message-ID: the same whichever mailboxes of an account hold it."""
+    return f"<{message_id}>"
 
 
 def _split_labels(value: str) -> list[str]:
@@ -691,21 +761,22 @@ def _from_line_date(line: bytes) -> datetime | None:
     return ts
 
 
-def _maildir_blocks(path: Path, on_progress: Callable[[int], None] | None) -> Iterator[Block]:
-    number = 0
+def _maildir_blocks(folder: Folder, on_progress: Callable[[int], None] | None) -> Iterator[Block]:
+    path, number = folder.path, 0
     for sub in ("new", "cur"):
-        folder = path / sub
-        if not folder.is_dir():
+        files = path / sub
+        if not files.is_dir():
             continue
-        for name in sorted(os.listdir(folder)):
-            file = folder / name
+        for name in sorted(os.listdir(files)):
+            file = files / name
             if name.startswith(".") or not file.is_file():
                 continue
             info = name.rpartition(":2,")[2] if ":2," in name else ""
             if "T" in info or "D" in info:  # trashed, or a draft
                 continue
             number += 1
-            flags = {"UNREAD"} if sub == "new" or "S" not in info else set()
+            unseen = (sub == "new" or "S" not in info) and folder.role != "SENT"  # one's own mail is read
+            flags = {"UNREAD"} if unseen else set()
             block, problem = _file_header(file)
             yield f"{file} message {number} (line 1)", block, functools.partial(_delivery_time, name), flags, problem
             if on_progress:
@@ -722,12 +793,9 @@ def _delivery_time(name: str) -> datetime | None:
     return datetime.fromtimestamp(int(m.group(1)), UTC) if m else None
 
 
-def _eml_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".eml" and p.is_file())
-
-
-def _eml_blocks(path: Path, on_progress: Callable[[int], None] | None) -> Iterator[Block]:
-    files = _eml_files(path) if path.is_dir() else [path]
+def _file_blocks(folder: Folder, on_progress: Callable[[int], None] | None) -> Iterator[Block]:
+    """The messages of a folder of message files, or of one message file."""
+    files = folder.files if folder.format == "files" else (folder.path,)
     for number, file in enumerate(files, start=1):
         block, problem = _file_header(file)
         yield f"{file} message {number} (line 1)", block, _no_time, set(), problem
@@ -757,4 +825,8 @@ def _file_header(file: Path) -> tuple[bytes, str]:
     return b"".join(lines), ""
 
 
-_BLOCKS = {"mbox": _mbox_blocks, "maildir": _maildir_blocks, "eml": _eml_blocks}
+def _mbox_folder_blocks(folder: Folder, on_progress: Callable[[int], None] | None) -> Iterator[Block]:
+    return _mbox_blocks(folder.path, on_progress)
+
+
+_BLOCKS = {"mbox": _mbox_folder_blocks, "maildir": _maildir_blocks, "files": _file_blocks, "eml": _file_blocks}

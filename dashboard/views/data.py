@@ -54,7 +54,7 @@ def show() -> None:
         )
         account = st.text_input("Whose calendar is it?", placeholder="ann@example.com", key="ics-account")
         if st.form_submit_button("Import calendar"):
-            _run_import(files, account, lambda paths: import_ics(lake, settings, paths, account))
+            _run_import(files, account, lambda paths: import_ics(lake, settings, paths, account, base=paths[0].parent))
     with mail_tab, st.form("import-mail", clear_on_submit=True):
         files = st.file_uploader(
             "Mail exports",
@@ -64,7 +64,7 @@ def show() -> None:
         )
         account = st.text_input("Whose mailbox is it?", placeholder="ann@example.com", key="mail-account")
         if st.form_submit_button("Import mail"):
-            _run_import(files, account, lambda paths: import_mail(lake, settings, paths, account))
+            _run_import(files, account, lambda paths: import_mail(lake, settings, paths, account, base=paths[0].parent))
 
 
 def _show_holdings(lake) -> None:

@@ -111,7 +111,7 @@ def import_mail_command(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="mbox files (Google Takeout, Thunderbird), Maildir folders, or .eml files and folders.",
+            help="mbox files (Google Takeout, Thunderbird), Maildir folders and trees, or message files and folders.",
             show_default=False,
         ),
     ],
@@ -123,10 +123,13 @@ def import_mail_command(
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Import mail headers (never bodies) from mbox, Maildir or .eml files; the format is detected.
+    """Import mail headers (never bodies) from mbox, Maildir or message files; the format is detected.
 
-    Sent mail is recognised by Takeout's labels or by the sender being --account or an --alias.
-    Broken messages are skipped and listed; exit code 2 when no file was readable.
+    A folder is read whole, each subfolder a mailbox (Maildir++, Thunderbird, Evolution, MH);
+    drafts, spam and trash folders are left out. A message held by several mailboxes counts
+    once. Sent mail is recognised by its folder (Sent, Sent Items, ...), Takeout's labels, or the
+    sender being --account or an --alias. Broken messages are skipped and listed; exit code 2
+    when no file was readable.
     """
     lake, settings = open_workspace(data, config)
     report = _run_with_progress(
