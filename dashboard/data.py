@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,7 @@ from timeaudit.metrics import (
     weekly_metrics,
 )
 from timeaudit.model import Person
-from timeaudit.privacy import VIEWER_ENV, Access, access_for, local_access
+from timeaudit.privacy import VIEWER_ENV, Access, access_for, gate, local_access
 from timeaudit.roster import load_people
 from timeaudit.store import Lake, default_data_dir
 
@@ -40,6 +41,7 @@ MASKED = {
     "replies": ["person", "replier"],
     "waiting": ["held_by"],
 }
+SUMMARY_MASKED = ["Held by"]
 
 
 def workspace() -> tuple[Lake, Settings]:
@@ -114,16 +116,18 @@ def weekly() -> pd.DataFrame:
 
 
 def group_weekly(team: str | None) -> pd.DataFrame:
-    """A team's (or everyone's) weekly rows for sums over the group, without who is who."""
-    access().require_group(team)
-    full = _all_weekly()
-    rows = full if team is None else full[full["team"] == team]
+    """A team's (or everyone's) weekly rows for sums over the group, without who is who; the
+    ``team`` column names the group each row is counted in (``timeaudit.privacy.gate``)."""
+    viewer = access()
+    viewer.require_group(team)
+    rows = gate(_all_weekly(), viewer.groups())
+    rows = rows if team is None else rows[rows["team"] == team]
     return rows.drop(columns=["person", "name"])
 
 
-def team_sizes() -> dict[str, int]:
-    full = _all_weekly()
-    return full.groupby("team")["person"].nunique().to_dict() if not full.empty else {}
+def shown_teams() -> list[str]:
+    """The teams whose figures are shown on their own (what team pickers offer)."""
+    return access().groups().teams
 
 
 def all_weeks() -> list[str]:
@@ -192,12 +196,15 @@ def _summary(version: tuple, week: str, person: str | None, team: str | None):
 
 
 def summary(week: str, person: str | None = None, team: str | None = None):
-    """The weekly summary of a person or a team (what the export formats hold)."""
+    """The weekly summary of a person or a team (what the export formats hold), with the
+    people the viewer may not see individually as "a colleague", as on the screen."""
+    viewer = access()
     if person:
-        access().require_person(person)
+        viewer.require_person(person)
     else:
-        access().require_group(team)
-    return _summary(lake_version(), week, person, team)
+        viewer.require_group(team)
+    full = _summary(lake_version(), week, person, team)
+    return replace(full, waiting=viewer.masked(full.waiting, SUMMARY_MASKED))
 
 
 @st.cache_data(show_spinner="Ranking the meetings…")
@@ -268,4 +275,5 @@ def audit_tables(weeks: list[str], team: str | None = None) -> dict[str, pd.Data
     for name, columns in MASKED.items():
         tables[name] = viewer.masked(tables[name], columns)
     tables["latency_people"] = viewer.people_rows(tables["latency_people"])
+    tables["replies"] = viewer.without_record_ids(tables["replies"])
     return tables

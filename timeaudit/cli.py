@@ -252,7 +252,8 @@ def report(
 def _audit_scope(data, config, week: str, weeks: int, team: str | None):
     from timeaudit import audit
     from timeaudit.metrics import open_analysis, weekly_metrics
-    from timeaudit.summary import weeks_ending
+    from timeaudit.privacy import visible_groups
+    from timeaudit.summary import refuse_hidden_team, weeks_ending
 
     lake, settings = open_workspace(data, config)
     analysis = open_analysis(lake, settings)
@@ -267,8 +268,8 @@ def _audit_scope(data, config, week: str, weeks: int, team: str | None):
             raise UserError(
                 f"--team {team}: no such team; teams: {', '.join(sorted({p.team for p in analysis.people}))}"
             )
-        if len(people) < settings.privacy.min_group_size:
-            raise UserError(f"--team {team}: fewer than privacy.min_group_size people; figures withheld")
+        groups = visible_groups({p.email: p.team for p in analysis.people}, settings.privacy.min_group_size)
+        refuse_hidden_team(team, len(people), groups)
     scope = audit.open_scope(analysis, [w for w in weeks_ending(week, weeks) if w >= known[0]], people)
     return analysis, scope
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 from timeaudit.classify import register_rules
 from timeaudit.config import DAY_NAMES, Settings, parse_working_hours
 from timeaudit.model import Person
+from timeaudit.privacy import gate, visible_groups
 from timeaudit.roster import load_people
 from timeaudit.sql import read_sql
 from timeaudit.store import Lake
@@ -258,11 +259,12 @@ def customer_share(frame: pd.DataFrame) -> pd.Series:
 
 
 def team_weekly(person_weeks: pd.DataFrame, min_group_size: int) -> pd.DataFrame:
-    """Sums per team and week; teams with fewer than ``min_group_size`` people are left out
-    and named in ``.attrs["hidden_teams"]`` (team -> number of people)."""
-    sizes = person_weeks.groupby("team")["person"].nunique()
-    hidden = {t: int(n) for t, n in sizes.items() if n < min_group_size}
-    shown = person_weeks[~person_weeks["team"].isin(list(hidden))]
+    """Sums per shown group and week, through the privacy gate (``timeaudit.privacy``): teams
+    under ``min_group_size`` people are summed in one pooled group, never on their own.
+    ``.attrs["hidden_teams"]`` names the teams not shown on their own (team -> people),
+    ``.attrs["shown_teams"]`` the teams that are."""
+    groups = visible_groups(teams_of(person_weeks), min_group_size)
+    shown = gate(person_weeks, groups) if groups.complete else person_weeks.iloc[0:0]
     columns = HOUR_COLUMNS + COUNT_COLUMNS + ["non_customer_email_hours"]
     out = (
         shown.groupby(["week", "week_start", "team"], as_index=False)
@@ -271,8 +273,19 @@ def team_weekly(person_weeks: pd.DataFrame, min_group_size: int) -> pd.DataFrame
         .reset_index(drop=True)
     )
     out["customer_share"] = customer_share(out)
-    out.attrs["hidden_teams"] = hidden
+    out.attrs["hidden_teams"] = groups.pooled if groups.complete else _sizes(person_weeks)
+    out.attrs["shown_teams"] = groups.teams if groups.complete else []
     return out
+
+
+def teams_of(person_rows: pd.DataFrame) -> dict[str, str]:
+    """person -> team, from per-person rows."""
+    pairs = person_rows[["person", "team"]].drop_duplicates("person")
+    return dict(zip(pairs["person"], pairs["team"], strict=True))
+
+
+def _sizes(person_rows: pd.DataFrame) -> dict[str, int]:
+    return {t: int(n) for t, n in person_rows.groupby("team")["person"].nunique().items()}
 
 
 def top_meetings(

@@ -19,8 +19,10 @@ from timeaudit.metrics import (
     HOUR_COLUMNS,
     customer_share,
     team_weekly,
+    teams_of,
     weekly_metrics,
 )
+from timeaudit.privacy import Groups, visible_groups
 from timeaudit.store import Lake
 
 DEFINITIONS: dict[str, str] = {
@@ -134,12 +136,7 @@ def build_summary(
         chosen = data[data["team"] == team]
         if chosen.empty:
             raise UserError(f"--team {team}: no such team; teams: {', '.join(sorted(set(data['team'])))}")
-        size = chosen["person"].nunique()
-        if size < min_group:
-            raise UserError(
-                f"--team {team}: has {size} people, fewer than privacy.min_group_size ({min_group}); "
-                "team figures are withheld to protect individuals"
-            )
+        refuse_hidden_team(team, chosen["person"].nunique(), visible_groups(teams_of(data), min_group))
         rows = team_weekly(chosen[chosen["week"] == week], min_group)
     else:
         scope, subject = "organisation", settings.organisation.name
@@ -157,6 +154,17 @@ def build_summary(
     summary = Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline, hidden)
     add_audit(summary, lake, settings, sorted(set(chosen["person"])), [w for w in span if w in set(data["week"])])
     return summary
+
+
+def refuse_hidden_team(team: str, size: int, groups: Groups) -> None:
+    """A team the privacy gate does not show on its own gets no figures of its own."""
+    if team in groups.teams:
+        return
+    if size < groups.min_group_size:
+        reason = f"has {size} people, fewer than privacy.min_group_size ({groups.min_group_size})"
+    else:
+        reason = f"is counted only in {groups.pool}, with a team smaller than privacy.min_group_size"
+    raise UserError(f"--team {team}: {reason}; team figures are withheld to protect individuals")
 
 
 def add_audit(summary: Summary, lake: Lake, settings: Settings, people: list[str], weeks: list[str]) -> None:

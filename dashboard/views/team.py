@@ -21,16 +21,17 @@ def show() -> None:
     if hidden:
         names = ", ".join(f"{t} ({n} people)" for t, n in sorted(hidden.items()))
         st.warning(
-            f"Hidden: {names}. Team figures are shown only for teams of at least {min_group} people, "
-            "so nobody's own hours can be read from them."
+            f"Hidden: {names}. Team figures are shown only for teams of at least {min_group} people; "
+            "smaller teams are counted together as one group (with the next smallest team while that "
+            "group is still too small), so nobody's own hours can be read from them or from the totals."
         )
-    if teams.empty:
+    names = teams.attrs["shown_teams"]
+    if teams.empty or not names:
         st.info(f"No team has at least {min_group} people, so there is nothing to show here.")
         return
     weeks = sorted(teams["week"].unique())
     left, right = st.columns(2)
     with left:
-        names = sorted(teams["team"].unique())
         team = st.selectbox("Team", names, key="team")
     with right:
         week = week_picker(weeks, data.default_week(weeks), "team-week")
