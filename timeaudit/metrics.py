@@ -262,7 +262,7 @@ def team_weekly(person_weeks: pd.DataFrame, min_group_size: int) -> pd.DataFrame
     """Sums per shown group and week, through the privacy gate (``timeaudit.privacy``): teams
     under ``min_group_size`` people are summed in one pooled group, never on their own.
     ``.attrs["hidden_teams"]`` names the teams not shown on their own (team -> people),
-    ``.attrs["shown_teams"]`` the teams that are."""
+    ``.attrs["shown_teams"]`` the teams that are, ``.attrs["pool"]`` the pooled group's label."""
     groups = visible_groups(teams_of(person_weeks), min_group_size)
     shown = gate(person_weeks, groups) if groups.complete else person_weeks.iloc[0:0]
     columns = HOUR_COLUMNS + COUNT_COLUMNS + ["non_customer_email_hours"]
@@ -275,6 +275,7 @@ def team_weekly(person_weeks: pd.DataFrame, min_group_size: int) -> pd.DataFrame
     out["customer_share"] = customer_share(out)
     out.attrs["hidden_teams"] = groups.pooled if groups.complete else _sizes(person_weeks)
     out.attrs["shown_teams"] = groups.teams if groups.complete else []
+    out.attrs["pool"] = groups.pool if groups.complete else ""
     return out
 
 

@@ -57,6 +57,7 @@ class Summary:
     rows: pd.DataFrame  # the week's metric rows: the person, the team, or one per team
     headline: dict[str, float] = field(default_factory=dict)
     hidden_teams: dict[str, int] = field(default_factory=dict)
+    pool: str = ""  # the row the hidden teams are counted in, "" if none
     wasters: pd.DataFrame = field(default_factory=pd.DataFrame)  # top five series, with suggestions
     neglected: pd.DataFrame = field(default_factory=pd.DataFrame)
     waiting: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -125,6 +126,7 @@ def build_summary(
     span = [w for w in weeks_ending(week, weeks) if w >= first_week]
     min_group = settings.privacy.min_group_size
     hidden: dict[str, int] = {}
+    pool = ""
     if person:
         scope, subject = "person", person.lower()
         chosen = data[data["person"] == subject]
@@ -141,7 +143,7 @@ def build_summary(
     else:
         scope, subject = "organisation", settings.organisation.name
         teams = team_weekly(data, min_group)
-        hidden = teams.attrs["hidden_teams"]
+        hidden, pool = teams.attrs["hidden_teams"], teams.attrs["pool"]
         if data["person"].nunique() < min_group:
             raise UserError(
                 f"the organisation has {data['person'].nunique()} people, fewer than privacy.min_group_size "
@@ -151,7 +153,7 @@ def build_summary(
         rows = teams[teams["week"] == week]
     weekly_table = sum_weeks(chosen[chosen["week"].isin(span)], span)
     headline = headline_figures(weekly_table)
-    summary = Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline, hidden)
+    summary = Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline, hidden, pool)
     add_audit(summary, lake, settings, sorted(set(chosen["person"])), [w for w in span if w in set(data["week"])])
     return summary
 
