@@ -319,3 +319,18 @@ def test_the_cli_refuses_a_pooled_team_and_the_org_report_counts_the_pool(small_
     assert org.returncode == 0, org.stderr
     rows = pd.read_csv(io.StringIO(org.stdout))
     assert set(rows["team"]) == {"Operations", "Sales", "Support", "Other teams (2)"}
+
+
+def test_the_groups_are_the_same_in_every_week(small_team_demo):
+    """Stable pooling: the same groups with the same people in every week, so one week's
+    group total minus another's never follows one person in or out of a group."""
+    from timeaudit.config import load_settings
+    from timeaudit.metrics import team_weekly, weekly_metrics
+    from timeaudit.store import Lake
+
+    weekly = weekly_metrics(Lake(small_team_demo), load_settings(small_team_demo / "timeaudit.toml"))
+    teams = team_weekly(weekly, MINIMUM)
+    per_week = {week: dict(zip(rows["team"], rows["people"], strict=True)) for week, rows in teams.groupby("week")}
+    assert len(per_week) >= 10
+    assert all(groups == per_week[min(per_week)] for groups in per_week.values())
+    assert per_week[min(per_week)] == {"Operations": 5, "Sales": 5, "Support": 5, "Other teams (2)": 9}
