@@ -144,7 +144,8 @@ def _teams_weekly(version: tuple, min_group: int) -> pd.DataFrame:
 
 
 def teams() -> pd.DataFrame:
-    """Team rollups; teams under ``privacy.min_group_size`` are left out (listed in attrs)."""
+    """Team rollups through the privacy gate: teams under ``privacy.min_group_size`` are counted
+    only in the pooled group (named in attrs)."""
     return _teams_weekly(lake_version(), settings().privacy.min_group_size)
 
 
