@@ -273,8 +273,8 @@ def team_weekly(person_weeks: pd.DataFrame, min_group_size: int) -> pd.DataFrame
         .reset_index(drop=True)
     )
     out["customer_share"] = customer_share(out)
-    out.attrs["hidden_teams"] = groups.pooled if groups.complete else _sizes(person_weeks)
-    out.attrs["shown_teams"] = groups.teams if groups.complete else []
+    out.attrs["hidden_teams"] = groups.pooled
+    out.attrs["shown_teams"] = groups.teams
     out.attrs["pool"] = groups.pool if groups.complete else ""
     return out
 
@@ -283,10 +283,6 @@ def teams_of(person_rows: pd.DataFrame) -> dict[str, str]:
     """person -> team, from per-person rows."""
     pairs = person_rows[["person", "team"]].drop_duplicates("person")
     return dict(zip(pairs["person"], pairs["team"], strict=True))
-
-
-def _sizes(person_rows: pd.DataFrame) -> dict[str, int]:
-    return {t: int(n) for t, n in person_rows.groupby("team")["person"].nunique().items()}
 
 
 def top_meetings(

@@ -190,7 +190,7 @@ class Groups:
 
     of: dict[str, str]  # person -> the group they are counted in
     sizes: dict[str, int]  # group -> people
-    pooled: dict[str, int] = field(default_factory=dict)  # team -> people, for teams counted only in a pool
+    pooled: dict[str, int] = field(default_factory=dict)  # team -> people, for teams not shown on their own
     pool: str = ""  # the pool's label, "" without one
     min_group_size: int = 5
 
@@ -219,8 +219,8 @@ def visible_groups(teams: Mapping[str, str], min_group_size: int) -> Groups:
     differenced)."""
     sizes = _team_sizes(teams)
     everyone = {p: EVERYONE for p in teams}
-    if sum(sizes.values()) < min_group_size:
-        return Groups(everyone, {EVERYONE: len(teams)} if teams else {}, min_group_size=min_group_size)
+    if sum(sizes.values()) < min_group_size:  # no team is shown on its own
+        return Groups(everyone, {EVERYONE: len(teams)} if teams else {}, sizes, EVERYONE, min_group_size)
     by_size = sorted(sizes, key=lambda t: (sizes[t], t))
     pooled = [t for t in by_size if sizes[t] < min_group_size]
     rest = [t for t in by_size if sizes[t] >= min_group_size]
