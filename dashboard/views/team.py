@@ -10,6 +10,10 @@ from dashboard.widgets import chart, csv_download, pct, summary_downloads, week_
 CHARTS = ["Hours by category", "Customer share by team", "Customer share over time"]
 
 
+def pooled_as(pool: str) -> str:
+    return f" as “{pool}”" if pool else ""
+
+
 def show() -> None:
     st.title("Team")
     if data.load_or_explain() is None:
@@ -22,8 +26,8 @@ def show() -> None:
         names = ", ".join(f"{t} ({n} people)" for t, n in sorted(hidden.items()))
         st.warning(
             f"Hidden: {names}. Team figures are shown only for teams of at least {min_group} people; "
-            "smaller teams are counted together as one group (with the next smallest team while that "
-            "group is still too small), so nobody's own hours can be read from them or from the totals."
+            f"smaller teams are counted together{pooled_as(teams.attrs['pool'])} (with the next smallest "
+            "team while that is still too few), so nobody's own hours can be read from them or from the totals."
         )
     names = teams.attrs["shown_teams"]
     if teams.empty or not names:
