@@ -48,6 +48,7 @@ PREPARE = {
     "views/wasters.py": "wasters-summary-prepare",
     "views/customers.py": "customers-summary-prepare",
 }
+PICKERS = {"views/team.py": "team", "views/wasters.py": "wasters-team", "views/customers.py": "customers-team"}
 TEAM_TABS = ["Hours by category", "Customer share by team", "Customer share over time"]
 READABLE = (".csv", ".xlsx")  # the other formats hold the same content (timeaudit.export)
 
@@ -175,21 +176,31 @@ def download_contents(made: dict[str, bytes], seen: Seen) -> None:
 
 
 def visit_everything(at: AppTest, pages: list[str], seen: Seen, made: dict[str, bytes]) -> None:
-    """Every page, every chart tab of the Team page, every summary download prepared."""
+    """Every page for every team its picker offers, every chart tab of the Team page, every
+    summary download prepared."""
     for page in pages:
         at.switch_page(page).run()
         assert not at.exception, (page, at.exception)
-        tabs = TEAM_TABS if page == "views/team.py" and at.get("tabs") else [None]
-        for tab in tabs:
-            if tab:
-                at.session_state["team-chart"] = tab
-                at.run()
-            page_contents(at, seen, f"{page}[{tab}]" if tab else page)
-        if page in PREPARE and any(b.key == PREPARE[page] for b in at.button):
-            at.button(key=PREPARE[page]).click().run()
-            assert not at.exception, (page, at.exception)
-            page_contents(at, seen, page)
+        picker = PICKERS.get(page)
+        offered = [s.options for s in at.selectbox if s.key == picker]
+        for choice in offered[0] if offered else [None]:
+            if choice is not None:
+                at.selectbox(key=picker).set_value(choice).run()
+            visit_page(at, page, f"{page} {choice or ''}".strip(), seen)
     download_contents(made, seen)
+
+
+def visit_page(at: AppTest, page: str, where: str, seen: Seen) -> None:
+    tabs = TEAM_TABS if page == "views/team.py" and at.get("tabs") else [None]
+    for tab in tabs:
+        if tab:
+            at.session_state["team-chart"] = tab
+            at.run()
+        page_contents(at, seen, f"{where} [{tab}]" if tab else where)
+    if page in PREPARE and any(b.key == PREPARE[page] for b in at.button):
+        at.button(key=PREPARE[page]).click().run()
+        assert not at.exception, (where, at.exception)
+        page_contents(at, seen, where)
 
 
 def assert_no_group_isolates_a_small_team(seen: Seen, sizes: dict[str, int]) -> None:
