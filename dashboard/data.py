@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +26,7 @@ from timeaudit.core.roster import load_people
 from timeaudit.core.sign_in import require_roster, verified_address
 from timeaudit.lake.store import Lake, default_data_dir
 from timeaudit.outputs.derived import weekly_metrics
-from timeaudit.privacy import VIEWER_ENV, Access, access_for, local_access
+from timeaudit.privacy import VIEWER_ENV, Access, access_for, gate, local_access
 
 _log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ MASKED = {
     "replies": ["person", "replier"],
     "waiting": ["held_by"],
 }
+SUMMARY_MASKED = ["Held by"]
 
 
 def workspace() -> tuple[Lake, Settings]:
@@ -111,16 +113,18 @@ def weekly() -> pd.DataFrame:
 
 
 def group_weekly(team: str | None) -> pd.DataFrame:
-    """A team's (or everyone's) weekly rows for sums over the group, without who is who."""
-    access().require_group(team)
-    full = _all_weekly()
-    rows = full if team is None else full[full["team"] == team]
+    """A team's (or everyone's) weekly rows for sums over the group, without who is who; the
+    ``team`` column names the group each row is counted in (``timeaudit.privacy.gate``)."""
+    viewer = access()
+    viewer.require_group(team)
+    rows = gate(_all_weekly(), viewer.groups())
+    rows = rows if team is None else rows[rows["team"] == team]
     return rows.drop(columns=["person", "name"])
 
 
-def team_sizes() -> dict[str, int]:
-    full = _all_weekly()
-    return full.groupby("team")["person"].nunique().to_dict() if not full.empty else {}
+def shown_teams() -> list[str]:
+    """The teams whose figures are shown on their own (what team pickers offer)."""
+    return access().groups().teams
 
 
 def all_weeks() -> list[str]:
@@ -137,7 +141,8 @@ def _teams_weekly(version: tuple, min_group: int) -> pd.DataFrame:
 
 
 def teams() -> pd.DataFrame:
-    """Team rollups; teams under ``privacy.min_group_size`` are left out (listed in attrs)."""
+    """Team rollups through the privacy gate: teams under ``privacy.min_group_size`` are counted
+    only in the pooled group (named in attrs)."""
     return _teams_weekly(lake_version(), settings().privacy.min_group_size)
 
 
@@ -189,12 +194,15 @@ def _summary(version: tuple, week: str, person: str | None, team: str | None):
 
 
 def summary(week: str, person: str | None = None, team: str | None = None):
-    """The weekly summary of a person or a team (what the export formats hold)."""
+    """The weekly summary of a person or a team (what the export formats hold), with the
+    people the viewer may not see individually as "a colleague", as on the screen."""
+    viewer = access()
     if person:
-        access().require_person(person)
+        viewer.require_person(person)
     else:
-        access().require_group(team)
-    return _summary(lake_version(), week, person, team)
+        viewer.require_group(team)
+    full = _summary(lake_version(), week, person, team)
+    return replace(full, waiting=viewer.masked(full.waiting, SUMMARY_MASKED))
 
 
 @st.cache_data(show_spinner="Ranking the meetings…")
@@ -265,4 +273,5 @@ def audit_tables(weeks: list[str], team: str | None = None) -> dict[str, pd.Data
     for name, columns in MASKED.items():
         tables[name] = viewer.masked(tables[name], columns)
     tables["latency_people"] = viewer.people_rows(tables["latency_people"])
+    tables["replies"] = viewer.without_record_ids(tables["replies"])
     return tables

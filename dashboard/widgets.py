@@ -146,12 +146,12 @@ def summary_downloads(key: str, week: str, person: str | None = None, team: str 
 
 def audit_period(key: str) -> tuple[list[str], str | None, dict[str, pd.DataFrame]]:
     """Pickers for the audit pages (the last week, how many weeks, and a team or everyone; only
-    teams of at least ``privacy.min_group_size`` people are offered), and the audit's tables
+    teams the privacy gate shows on their own are offered), and the audit's tables
     for what they pick."""
     from timeaudit.analysis.metrics import last_complete_week
 
-    all_weeks, min_group = data.all_weeks(), data.settings().privacy.min_group_size
-    teams = ["Everyone"] + sorted(t for t, n in data.team_sizes().items() if n >= min_group)
+    all_weeks = data.all_weeks()
+    teams = ["Everyone", *data.shown_teams()]
     c1, c2, c3 = st.columns(3)
     with c1:
         week = week_picker(all_weeks, last_complete_week(all_weeks), f"{key}-week")

@@ -252,16 +252,17 @@ def test_teams_under_the_minimum_group_size_have_no_figures_in_any_format(demo, 
     strict = settings.model_copy(update={"privacy": settings.privacy.model_copy(update={"min_group_size": 9})})
     summary = build_summary(lake, strict, WEEK, metrics=weekly)
     assert set(summary.hidden_teams) == {"Engineering", "Finance", "Operations", "Sales"}
+    assert summary.pool == "Other teams (4)"  # counted together, never on their own
     data = render(summary, fmt)
     if fmt == "csv":
-        assert {r["team"] for r in csv.DictReader(io.StringIO(data.decode()))} == {"Support"}
+        assert {r["team"] for r in csv.DictReader(io.StringIO(data.decode()))} == {"Support", summary.pool}
         return
     if fmt == "xlsx":
         (tmp_path / "s.xlsx").write_bytes(data)
         sheet = openpyxl.load_workbook(tmp_path / "s.xlsx")["Figures"]
         header = [c.value for c in sheet[1]]
         teams = {row[header.index("team")] for row in sheet.iter_rows(min_row=2, values_only=True)}
-        assert teams == {"Support"}
+        assert teams == {"Support", summary.pool}
         return
     if fmt == "pdf":
         text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)

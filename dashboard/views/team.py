@@ -10,6 +10,10 @@ from dashboard.widgets import chart, csv_download, pct, summary_downloads, week_
 CHARTS = ["Hours by category", "Customer share by team", "Customer share over time"]
 
 
+def pooled_as(pool: str) -> str:
+    return f" as “{pool}”" if pool else ""
+
+
 def show() -> None:
     st.title("Team")
     if data.load_or_explain() is None:
@@ -21,16 +25,17 @@ def show() -> None:
     if hidden:
         names = ", ".join(f"{t} ({n} people)" for t, n in sorted(hidden.items()))
         st.warning(
-            f"Hidden: {names}. Team figures are shown only for teams of at least {min_group} people, "
-            "so nobody's own hours can be read from them."
+            f"Hidden: {names}. Team figures are shown only for teams of at least {min_group} people; "
+            f"smaller teams are counted together{pooled_as(teams.attrs['pool'])} (with the next smallest "
+            "team while that is still too few), so nobody's own hours can be read from them or from the totals."
         )
-    if teams.empty:
+    names = teams.attrs["shown_teams"]
+    if teams.empty or not names:
         st.info(f"No team has at least {min_group} people, so there is nothing to show here.")
         return
     weeks = sorted(teams["week"].unique())
     left, right = st.columns(2)
     with left:
-        names = sorted(teams["team"].unique())
         team = st.selectbox("Team", names, key="team")
     with right:
         week = week_picker(weeks, data.default_week(weeks), "team-week")

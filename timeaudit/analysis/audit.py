@@ -16,6 +16,7 @@ from timeaudit.analysis.metrics import Analysis, customer_share, ensure_daily
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import Settings
 from timeaudit.core.weeks import week_start
+from timeaudit.privacy import Groups, gate, visible_groups
 
 WRITTEN_UPDATE_MINUTES = 10  # what reading a written update costs each person, per occurrence
 SHORT_MEETING_MINUTES = 30
@@ -28,6 +29,7 @@ class Scope:
     weeks: list[str]
     people: list[str]  # emails
     now: datetime
+    groups: Groups  # the group each person's figures are counted in (timeaudit.privacy)
 
     @property
     def t0(self) -> datetime:
@@ -39,14 +41,17 @@ class Scope:
 
 
 def open_scope(a: Analysis, weeks: list[str], people: list[str] | None = None, now: datetime | None = None) -> Scope:
-    """Register the scope's tables on the analysis connection."""
+    """Register the scope's tables on the analysis connection. ``audit_people.team`` is the
+    group the privacy gate counts each person in, so every per-team table is made of shown
+    groups only."""
     teams = {p.email: p.team for p in a.people}
+    groups = visible_groups(teams, a.settings.privacy.min_group_size)
     chosen = people if people is not None else list(teams)
-    scope = Scope(sorted(weeks), chosen, now or datetime.now(UTC))
+    scope = Scope(sorted(weeks), chosen, now or datetime.now(UTC), groups)
     a.con.register("audit_weeks", pd.DataFrame({"week": scope.weeks}, dtype="string"))
     a.con.register(
         "audit_people",
-        pd.DataFrame({"person": chosen, "team": [teams.get(p, "") for p in chosen]}, dtype="string"),
+        pd.DataFrame({"person": chosen, "team": [groups.of.get(p, "") for p in chosen]}, dtype="string"),
     )
     a.con.register("audit_range", pd.DataFrame({"t0": [scope.t0], "t1": [scope.t1], "now": [scope.now]}))
     a.con.execute(read_sql("meetings.sql"))
@@ -195,9 +200,7 @@ def customer_replies(a: Analysis, scope: Scope) -> pd.DataFrame:
     working hours it waited (until the reply, or until now)."""
     a.con.execute(read_sql("customer_replies.sql"))
     df = a.con.execute("SELECT * FROM customer_replies ORDER BY received_at").df()
-    teams = {p.email: p.team for p in a.people}
-    df["team"] = df["person"].map(teams)
-    return df
+    return gate(df, scope.groups)
 
 
 def waiting_threads(replies: pd.DataFrame) -> pd.DataFrame:

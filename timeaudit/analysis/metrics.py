@@ -26,6 +26,7 @@ from timeaudit.core.model import Person
 from timeaudit.core.roster import load_people
 from timeaudit.core.weeks import week_label, week_labels
 from timeaudit.lake.store import Lake
+from timeaudit.privacy import gate, visible_groups
 
 NO_TEAM = "(no team)"
 # How far back metrics reach from the newest data: bounds the work a stray old event causes.
@@ -244,11 +245,12 @@ def customer_share(frame: pd.DataFrame) -> pd.Series:
 
 
 def team_weekly(person_weeks: pd.DataFrame, min_group_size: int) -> pd.DataFrame:
-    """Sums per team and week; teams with fewer than ``min_group_size`` people are left out
-    and named in ``.attrs["hidden_teams"]`` (team -> number of people)."""
-    sizes = person_weeks.groupby("team")["person"].nunique()
-    hidden = {t: int(n) for t, n in sizes.items() if n < min_group_size}
-    shown = person_weeks[~person_weeks["team"].isin(list(hidden))]
+    """Sums per shown group and week, through the privacy gate (``timeaudit.privacy``): teams
+    under ``min_group_size`` people are summed in one pooled group, never on their own.
+    ``.attrs["hidden_teams"]`` names the teams not shown on their own (team -> people),
+    ``.attrs["shown_teams"]`` the teams that are, ``.attrs["pool"]`` the pooled group's label."""
+    groups = visible_groups(teams_of(person_weeks), min_group_size)
+    shown = gate(person_weeks, groups) if groups.complete else person_weeks.iloc[0:0]
     columns = HOUR_COLUMNS + COUNT_COLUMNS + ["non_customer_email_hours"]
     out = (
         shown.groupby(["week", "week_start", "team"], as_index=False)
@@ -257,8 +259,16 @@ def team_weekly(person_weeks: pd.DataFrame, min_group_size: int) -> pd.DataFrame
         .reset_index(drop=True)
     )
     out["customer_share"] = customer_share(out)
-    out.attrs["hidden_teams"] = hidden
+    out.attrs["hidden_teams"] = groups.pooled
+    out.attrs["shown_teams"] = groups.teams
+    out.attrs["pool"] = groups.pool if groups.complete else ""
     return out
+
+
+def teams_of(person_rows: pd.DataFrame) -> dict[str, str]:
+    """person -> team, from per-person rows."""
+    pairs = person_rows[["person", "team"]].drop_duplicates("person")
+    return dict(zip(pairs["person"], pairs["team"], strict=True))
 
 
 def top_meetings(

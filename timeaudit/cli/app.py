@@ -284,6 +284,8 @@ def _audit_scope(data, config, week: str, weeks: int, team: str | None):
     from timeaudit.analysis.metrics import open_analysis
     from timeaudit.core.weeks import weeks_ending
     from timeaudit.outputs.derived import weekly_metrics
+    from timeaudit.outputs.summary import refuse_hidden_team
+    from timeaudit.privacy import visible_groups
 
     lake, settings = open_workspace(data, config)
     analysis = open_analysis(lake, settings)
@@ -298,8 +300,8 @@ def _audit_scope(data, config, week: str, weeks: int, team: str | None):
             raise UserError(
                 f"--team {team}: no such team; teams: {', '.join(sorted({p.team for p in analysis.people}))}"
             )
-        if len(people) < settings.privacy.min_group_size:
-            raise UserError(f"--team {team}: fewer than privacy.min_group_size people; figures withheld")
+        groups = visible_groups({p.email: p.team for p in analysis.people}, settings.privacy.min_group_size)
+        refuse_hidden_team(team, len(people), groups)
     scope = audit.open_scope(analysis, [w for w in weeks_ending(week, weeks) if w >= known[0]], people)
     return analysis, scope
 

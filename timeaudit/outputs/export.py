@@ -183,7 +183,12 @@ def _hidden_note(summary: Summary) -> list[str]:
     if not summary.hidden_teams:
         return []
     names = ", ".join(f"{t} ({n})" for t, n in sorted(summary.hidden_teams.items()))
-    return [f"Teams with fewer than the minimum group size are not shown: {names}.", ""]
+    counted = f"; they are counted together in {summary.pool}" if summary.pool else ""
+    return [
+        f"Not shown on their own, so that no number, alone or subtracted from another, covers fewer people "
+        f"than the minimum group size: {names}{counted}.",
+        "",
+    ]
 
 
 # -- HTML -----------------------------------------------------------------------------------

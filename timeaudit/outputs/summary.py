@@ -11,12 +11,20 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from timeaudit.analysis.metrics import CATEGORY_COLUMNS, COUNT_COLUMNS, HOUR_COLUMNS, customer_share, team_weekly
+from timeaudit.analysis.metrics import (
+    CATEGORY_COLUMNS,
+    COUNT_COLUMNS,
+    HOUR_COLUMNS,
+    customer_share,
+    team_weekly,
+    teams_of,
+)
 from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.weeks import week_start, weeks_ending
 from timeaudit.lake.store import Lake
 from timeaudit.outputs.derived import weekly_metrics
+from timeaudit.privacy import Groups, visible_groups
 
 DEFINITIONS: dict[str, str] = {
     "Customer share": "(customer meetings + customer email) / (customer meetings + internal meetings + admin + "
@@ -50,6 +58,7 @@ class Summary:
     rows: pd.DataFrame  # the week's metric rows: the person, the team, or one per team
     headline: dict[str, float] = field(default_factory=dict)
     hidden_teams: dict[str, int] = field(default_factory=dict)
+    pool: str = ""  # the row the hidden teams are counted in, "" if none
     wasters: pd.DataFrame = field(default_factory=pd.DataFrame)  # top five series, with suggestions
     neglected: pd.DataFrame = field(default_factory=pd.DataFrame)
     waiting: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -103,6 +112,7 @@ def build_summary(
     span = [w for w in weeks_ending(week, weeks) if w >= first_week]
     min_group = settings.privacy.min_group_size
     hidden: dict[str, int] = {}
+    pool = ""
     if person:
         scope, subject = "person", person.lower()
         chosen = data[data["person"] == subject]
@@ -114,17 +124,12 @@ def build_summary(
         chosen = data[data["team"] == team]
         if chosen.empty:
             raise UserError(f"--team {team}: no such team; teams: {', '.join(sorted(set(data['team'])))}")
-        size = chosen["person"].nunique()
-        if size < min_group:
-            raise UserError(
-                f"--team {team}: has {size} people, fewer than privacy.min_group_size ({min_group}); "
-                "team figures are withheld to protect individuals"
-            )
+        refuse_hidden_team(team, chosen["person"].nunique(), visible_groups(teams_of(data), min_group))
         rows = team_weekly(chosen[chosen["week"] == week], min_group)
     else:
         scope, subject = "organisation", settings.organisation.name
         teams = team_weekly(data, min_group)
-        hidden = teams.attrs["hidden_teams"]
+        hidden, pool = teams.attrs["hidden_teams"], teams.attrs["pool"]
         if data["person"].nunique() < min_group:
             raise UserError(
                 f"the organisation has {data['person'].nunique()} people, fewer than privacy.min_group_size "
@@ -134,9 +139,20 @@ def build_summary(
         rows = teams[teams["week"] == week]
     weekly_table = sum_weeks(chosen[chosen["week"].isin(span)], span)
     headline = headline_figures(weekly_table)
-    summary = Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline, hidden)
+    summary = Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline, hidden, pool)
     add_audit(summary, lake, settings, sorted(set(chosen["person"])), [w for w in span if w in set(data["week"])])
     return summary
+
+
+def refuse_hidden_team(team: str, size: int, groups: Groups) -> None:
+    """A team the privacy gate does not show on its own gets no figures of its own."""
+    if team in groups.teams:
+        return
+    if size < groups.min_group_size:
+        reason = f"has {size} people, fewer than privacy.min_group_size ({groups.min_group_size})"
+    else:
+        reason = f"is counted only in {groups.pool}, with a team smaller than privacy.min_group_size"
+    raise UserError(f"--team {team}: {reason}; team figures are withheld to protect individuals")
 
 
 def add_audit(summary: Summary, lake: Lake, settings: Settings, people: list[str], weeks: list[str]) -> None:
