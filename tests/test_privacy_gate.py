@@ -225,9 +225,6 @@ ROLES = {
     "stranger": ("stranger", "", ""),
     "identity without an email": ("no email", "", ""),
 }
-NO_EMAIL = pytest.mark.xfail(
-    strict=False, reason="sign-in without an email claim becomes a refusal in the sign-in work of the same issue"
-)
 
 
 def claims_of(folder, kind: str, team: str) -> dict:
@@ -246,7 +243,7 @@ def assert_only_a_refusal(at: AppTest) -> None:
     assert not at.get("download_button") and not at.selectbox
 
 
-@pytest.mark.parametrize("role", [pytest.param(r, marks=NO_EMAIL) if ROLES[r][0] == "no email" else r for r in ROLES])
+@pytest.mark.parametrize("role", list(ROLES))
 def test_no_table_chart_or_download_isolates_a_small_team(role, small_team_demo, configure, downloads):
     kind, team, extra = ROLES[role]
     configure(extra)
