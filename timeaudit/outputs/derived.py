@@ -210,10 +210,14 @@ def stored_weekly(lake: Lake, settings: Settings) -> pd.DataFrame | None:
     return df if manifest_in_use(lake, settings) == before else None
 
 
-def weekly_metrics(lake: Lake, settings: Settings, analysis: Analysis | None = None) -> pd.DataFrame:
-    """One row per person-week (docs/metrics.md). Without an analysis, the table `timeaudit
-    metrics` wrote while it matches the lake and settings; else computed."""
-    stored = stored_weekly(lake, settings) if analysis is None else None
-    if stored is not None:
-        return typed_weekly(stored)
+def weekly_metrics(
+    lake: Lake, settings: Settings, analysis: Analysis | None = None, *, stored_first: bool | None = None
+) -> pd.DataFrame:
+    """One row per person-week (docs/metrics.md): the table `timeaudit metrics` stored while it
+    matches the lake, settings and code, else computed on ``analysis`` (opened when None).
+    ``stored_first`` defaults to reading the stored table only when no analysis is given."""
+    if stored_first if stored_first is not None else analysis is None:
+        stored = stored_weekly(lake, settings)
+        if stored is not None:
+            return typed_weekly(stored)
     return compute_weekly(analysis or open_analysis(lake, settings))

@@ -11,11 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from timeaudit.analysis import audit
 from timeaudit.analysis.metrics import (
     CATEGORY_COLUMNS,
     COUNT_COLUMNS,
     HOUR_COLUMNS,
+    Analysis,
     customer_share,
+    open_analysis,
     team_weekly,
     teams_of,
 )
@@ -101,9 +104,12 @@ def build_summary(
     person: str | None = None,
     team: str | None = None,
     metrics: pd.DataFrame | None = None,
+    analysis: Analysis | None = None,
 ) -> Summary:
-    """The summary of ``week`` and the ``weeks - 1`` weeks before it for one scope."""
-    data = metrics if metrics is not None else weekly_metrics(lake, settings)
+    """The summary of ``week`` and the ``weeks - 1`` weeks before it for one scope. One
+    analysis of the lake serves the weekly table (unless ``metrics`` is given) and the audit."""
+    analysis = analysis or open_analysis(lake, settings)
+    data = metrics if metrics is not None else weekly_metrics(lake, settings, analysis, stored_first=True)
     if week not in set(data["week"]):
         known = sorted(set(data["week"]))
         span = f"{known[0]} to {known[-1]}" if known else "none: the lake is empty; run `timeaudit demo` or a sync"
@@ -140,7 +146,7 @@ def build_summary(
     weekly_table = sum_weeks(chosen[chosen["week"].isin(span)], span)
     headline = headline_figures(weekly_table)
     summary = Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline, hidden, pool)
-    add_audit(summary, lake, settings, sorted(set(chosen["person"])), [w for w in span if w in set(data["week"])])
+    add_audit(summary, analysis, sorted(set(chosen["person"])), [w for w in span if w in set(data["week"])])
     return summary
 
 
@@ -155,12 +161,8 @@ def refuse_hidden_team(team: str, size: int, groups: Groups) -> None:
     raise UserError(f"--team {team}: {reason}; team figures are withheld to protect individuals")
 
 
-def add_audit(summary: Summary, lake: Lake, settings: Settings, people: list[str], weeks: list[str]) -> None:
+def add_audit(summary: Summary, analysis: Analysis, people: list[str], weeks: list[str]) -> None:
     """The audit's short lists for the summary's people, over its last four weeks."""
-    from timeaudit.analysis import audit
-    from timeaudit.analysis.metrics import open_analysis
-
-    analysis = open_analysis(lake, settings)
     end = datetime.combine(week_start(summary.week) + timedelta(days=7), datetime.min.time(), UTC)
     scope = audit.open_scope(analysis, weeks[-AUDIT_WEEKS:], people, now=end)
     series = audit.meeting_series(analysis, scope).head(5)
