@@ -40,6 +40,7 @@ calendars.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -297,10 +298,26 @@ def _time_values(component: icalendar.Component) -> Iterator[tuple[str, object, 
                 yield key, prop, value
 
 
+# What tells an event without a UID apart: its times, rules, title, organizer and place.
+CONTENT_KEYS = ("DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID", "SUMMARY")
+CONTENT_KEYS += ("ORGANIZER", "LOCATION")
+CONTENT_UID_PREFIX = "no-uid-"
+
+
+def _content_uid(component: icalendar.Component) -> str:
+    """A stable UID for an event that has none, from its content as written (before any time
+    is localised): the same event gets it on every import, distinct events distinct ones."""
+    digest = hashlib.sha256()
+    for key in CONTENT_KEYS:
+        for prop in _props(component, key):
+            params = ";".join(f"{k}={v}" for k, v in sorted(getattr(prop, "params", {}).items()))
+            value = prop.to_ical() if hasattr(prop, "to_ical") else str(prop).encode()
+            digest.update(f"{key};{params}:".encode() + value + b"\n")
+    return CONTENT_UID_PREFIX + digest.hexdigest()[:20]
+
+
 def _problem(component: icalendar.Component) -> str | None:
     """Why an event cannot be imported, or None."""
-    if not str(component.get("UID") or "").strip():
-        return "has no UID, so it cannot be told apart on the next import; give it one or remove it"
     for key, message in component.errors:
         if key in TIME_PROPERTIES:
             return f"{key} cannot be read ({message}); fix or remove this event in the source calendar"
@@ -642,6 +659,7 @@ def iter_ics_records(
                 if problem:
                     on_skip(_where(name, line_of, index - 1, uid or "without UID"), problem)
                     continue
+                uid = uid or _content_uid(item)
                 _localise(item, cal.zone, utc_too=cal.utc_too)
             groups.setdefault(uid, []).append(item)
             first_event.setdefault(uid, index - 1)

@@ -232,19 +232,19 @@ def test_ids_are_stable_across_parses():
 # -- broken input -------------------------------------------------------------------------------------
 def test_broken_components_are_skipped_and_the_rest_imported():
     events, skips = parse("broken_component.ics")
-    assert sorted(e.id for e in events) == ["broken-bits/good-1@google.com", "broken-bits/good-2@google.com"]
+    good = ["broken-bits/good-1@google.com", "broken-bits/good-2@google.com"]
+    assert sorted(e.id for e in events if e.ical_uid) == good
+    assert [e.start for e in events if not e.ical_uid] == [utc(2026, 11, 2, 14)]  # the event without a UID
     items = [item for item, _ in skips]
     assert items == [
         "broken_component.ics line 13: event bad-start@google.com",
-        "broken_component.ics line 20: event without UID",
         "broken_component.ics line 26: event bad-rule@google.com",
         "broken_component.ics line 33: event ends-before-start@google.com",
     ]
     reasons = [reason for _, reason in skips]
     assert "DTSTART cannot be read" in reasons[0] and "noonish" in reasons[0]
-    assert "no UID" in reasons[1]
-    assert "RRULE cannot be read" in reasons[2]
-    assert "ends before it starts" in reasons[3]
+    assert "RRULE cannot be read" in reasons[1]
+    assert "ends before it starts" in reasons[2]
     assert not any("Secret" in item + reason for item, reason in skips)  # titles never leak into reports
 
 
@@ -598,3 +598,32 @@ def test_ends_on_the_wall_clock_as_python_reads_them(zone):
     ends = pa.array([utc(2026, 1, 1) + timedelta(minutes=30 * n) for n in range(2 * 24 * 365)], UTC_TS)
     python = [end.astimezone(tz).replace(fold=0).astimezone(UTC) for end in ends.to_pylist()]
     assert ics_plain._on_the_wall_clock(ends, tz).to_pylist() == python
+
+
+# -- events without a UID --------------------------------------------------------------------------------
+def no_uid_event(start: str, summary: str, extra: str = "") -> str:
+    return (
+        f"BEGIN:VEVENT\r\nDTSTART:{start}\r\nDURATION:PT1H\r\nSUMMARY:{summary}\r\n{extra}"
+        "DTSTAMP:20261101T000000Z\r\nEND:VEVENT\r\n"
+    )
+
+
+def test_events_without_uid_get_stable_ids_from_their_content():
+    data = CALENDAR.format(
+        no_uid_event("20261102T090000Z", "Planning")
+        + no_uid_event("20261102T090000Z", "Review")  # same time, another event
+        + no_uid_event("20261103T090000Z", "Standup", "RRULE:FREQ=DAILY;COUNT=3\r\n")
+        + plain_event("with-uid")
+    ).encode()
+    events, skips = parse("no-uid.ics", data)
+    assert not skips
+    without = [e for e in events if not e.ical_uid]
+    assert len(without) == 5 and len({e.id for e in without}) == 5
+    series = sorted(e.start for e in without if e.series_id)
+    assert series == [utc(2026, 11, 3, 9), utc(2026, 11, 4, 9), utc(2026, 11, 5, 9)]
+    again, _ = parse("no-uid.ics", data)
+    assert sorted(e.id for e in again) == sorted(e.id for e in events)  # stable across imports
+    restamped, _ = parse("no-uid.ics", data.replace(b"DTSTAMP:20261101", b"DTSTAMP:20261115"))
+    assert sorted(e.id for e in restamped) == sorted(e.id for e in events)  # a new export stamp keeps them
+    plain, reference = tables_both_ways("no-uid.ics", data)
+    assert plain[0].equals(reference[0]) and plain[1] == reference[1]

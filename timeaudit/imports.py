@@ -53,6 +53,7 @@ class ImportReport:
     updated: int = 0
     removed: int = 0
     unchanged: int = 0
+    without_uid: int = 0  # calendar events that had no UID: their ids are made from their content
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (item, reason)
     failed_files: list[str] = field(default_factory=list)  # whole files that could not be read
 
@@ -62,6 +63,7 @@ class ImportReport:
             f"{noun} import for {self.account}: {self.imported:,} imported, {self.updated:,} updated, "
             f"{self.removed:,} removed, {self.unchanged:,} unchanged, {len(self.skipped):,} skipped"
             + (f", {len(self.failed_files)} file(s) unreadable" if self.failed_files else "")
+            + (f"; {self.without_uid:,} event(s) had no UID (ids made from their content)" if self.without_uid else "")
         )
 
 
@@ -134,6 +136,7 @@ def import_ics(
                 progress(path.name, done, len(calendars))
 
     records = _read_all("events", paths, read, ics.ImportFileError, report)
+    report.without_uid = pc.sum(pc.equal(records["ical_uid"], "")).as_py() or 0
     scope = Scope(_id_prefixes(records), start, end)
     return _land(lake, "events", report, records, scope)
 
