@@ -259,6 +259,59 @@ def _check_every_line(name: str, text: str) -> list[int]:
     return events
 
 
+_LINE_BREAKS = re.compile("[^\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
+
+
+def _without_broken_parts(name: str, text: str) -> tuple[str, list[tuple[str, str]]]:
+    """The text with each component whose END does not match its BEGIN blanked out (its lines
+    kept empty, so every other line keeps its number), and (item, reason) of each. A file that
+    is not iCalendar or is cut short is left as it is: ``_event_lines`` refuses it whole."""
+    if not _odd_line_breaks(text) and _begin_lines(text) is not None:
+        return text, []
+    stack: list[tuple[str, int, int]] = []  # (kind, line, offset of the BEGIN line)
+    blank: list[tuple[int, int]] = []
+    broken: list[tuple[str, str]] = []
+    offset = 0
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        at, offset = offset, offset + len(line)
+        upper = line.strip().upper()
+        if upper.startswith("BEGIN:"):
+            stack.append((upper[6:], number, at))
+        elif upper.startswith("END:") and stack and stack[-1][0] != upper[4:]:
+            kind, open_kinds = upper[4:], [open_kind for open_kind, _, _ in stack]
+            if kind in open_kinds:  # the components inside it never ended
+                depth = len(open_kinds) - 1 - open_kinds[::-1].index(kind)
+                inner, begun, start = stack[depth + 1]
+                blank.append((start, at))
+                reason = f"has no END:{inner} before line {number} ends {kind}; lines {begun}-{number - 1} skipped"
+                broken.append((f"{name} line {begun}: {inner}", f"{reason}, fix or export it again"))
+                del stack[depth:]
+            elif len(stack) > 1:  # a mistyped END of the innermost one
+                inner, begun, start = stack.pop()
+                blank.append((start, offset))
+                reason = f"ends with END:{kind} at line {number} instead of END:{inner}; lines {begun}-{number} skipped"
+                broken.append((f"{name} line {begun}: {inner}", f"{reason}, fix or export it again"))
+            else:
+                blank.append((at, offset))
+                broken.append((f"{name} line {number}", f"END:{kind} ends nothing that is open; the line is skipped"))
+        elif upper.startswith("END:") and stack:
+            stack.pop()
+    return _blanked(text, blank), broken
+
+
+def _blanked(text: str, spans: list[tuple[int, int]]) -> str:
+    """The text with everything but the line breaks in ``spans`` (start, end offsets) taken out."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in reversed(merged):
+        text = text[:start] + _LINE_BREAKS.sub("", text[start:end]) + text[end:]
+    return text
+
+
 def _calendars(name: str, text: str) -> list[icalendar.Calendar]:
     try:
         return icalendar.Calendar.from_ical(text, multiple=True)
@@ -633,7 +686,7 @@ def iter_ics_records(
     the tests hold the plain reader (``connectors.ics_plain``) to.
     """
     account = account.strip().lower()
-    calendars, line_of, taken = _read(name, data, plain)
+    calendars, line_of, taken = _read(name, data, plain, on_skip)
     words = vocabulary(settings.rules)
     org_zone = ZoneInfo(settings.organisation.timezone)
     seen: set[str] = set()
@@ -688,24 +741,50 @@ def iter_ics_records(
 
 
 def _read(
-    name: str, data: bytes, plain: bool
+    name: str, data: bytes, plain: bool, on_skip: Callable[[str, str], None]
 ) -> tuple[list[icalendar.Calendar], Callable[[int], int], ics_plain.Taken | None]:
     """The file's calendars as icalendar reads them, the line of each VEVENT, and the plain
     events taken out of the text icalendar read (None: it read the whole file). The plain reader
     takes a file only when the rest of it is sound and one calendar; any other file is read
-    whole, so that what is reported on it and how does not depend on the plain reader."""
-    taken = ics_plain.cut(data) if plain else None
-    if taken is not None:
-        try:
-            calendars = icalendar.Calendar.from_ical(taken.skeleton, multiple=True)
-        except ValueError:
-            calendars = []
-        if len(calendars) == 1:
-            lines = functools.cache(lambda: _event_lines(name, _text(data)))  # only a skip needs them
-            return calendars, lambda n: lines()(n), taken
-    text = _text(data)
+    whole, so that what is reported on it and how does not depend on the plain reader. Broken
+    components are blanked out first and reported through ``on_skip``."""
+    read = _read_plain(name, data) if plain else None
+    if read is not None:
+        return read
+    text, broken = _without_broken_parts(name, _text(data))
+    for item, reason in broken:
+        on_skip(item, reason)
+    if broken and plain and _is_utf8(data):
+        read = _read_plain(name, text.encode())
+        if read is not None:
+            return read
     line_of = _event_lines(name, text)
     return _calendars(name, text), line_of, None
+
+
+def _read_plain(
+    name: str, data: bytes
+) -> tuple[list[icalendar.Calendar], Callable[[int], int], ics_plain.Taken] | None:
+    """``_read`` with the plain reader, None when it does not take the file."""
+    taken = ics_plain.cut(data)
+    if taken is None:
+        return None
+    try:
+        calendars = icalendar.Calendar.from_ical(taken.skeleton, multiple=True)
+    except ValueError:
+        return None
+    if len(calendars) != 1:
+        return None
+    lines = functools.cache(lambda: _event_lines(name, _text(data)))  # only a skip needs them
+    return calendars, lambda n: lines()(n), taken
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _alone(calendar: icalendar.Calendar, taken: ics_plain.Taken) -> np.ndarray:

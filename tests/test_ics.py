@@ -274,8 +274,34 @@ def test_empty_and_damaged_files():
     with pytest.raises(ImportFileError, match="empty.ics: the file is empty"):
         parse("empty.ics", data=b"")
     damaged = b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nEND:VCALENDAR\r\n"
-    with pytest.raises(ImportFileError, match="damaged.ics: line 4 ends VCALENDAR but VEVENT begun at line 2"):
-        parse("damaged.ics", data=damaged)
+    events, [(item, reason)] = parse("damaged.ics", data=damaged)  # the broken event is skipped, not the file
+    assert not events and item == "damaged.ics line 2: VEVENT"
+    assert reason.startswith("has no END:VEVENT before line 4 ends VCALENDAR; lines 2-3 skipped")
+
+
+@pytest.mark.parametrize("line_end", ["\r\n", "\n"])
+def test_a_broken_component_elsewhere_is_skipped_with_its_line_and_the_events_import(line_end):
+    todo = "BEGIN:VTODO\r\nUID:t\r\nSUMMARY:Secret chore\r\nBEGIN:VALARM\r\nEND:VALARM\r\nEND:VTOOD\r\n"
+    stray = "END:VJOURNAL\r\n"
+    text = CALENDAR.format(plain_event("a") + todo + plain_event("b") + stray + plain_event("c"))
+    data = text.replace("\r\n", line_end).encode()
+    events, skips = parse("typo.ics", data)
+    assert sorted(e.id for e in events) == ["ann/a", "ann/b", "ann/c"]
+    assert skips == [
+        ("typo.ics line 11: VTODO", "ends with END:VTOOD at line 16 instead of END:VTODO; lines 11-16 skipped, "
+         "fix or export it again"),
+        ("typo.ics line 24", "END:VJOURNAL ends nothing that is open; the line is skipped"),
+    ]  # fmt: skip
+    plain, reference = both_ways("typo.ics", data)
+    assert plain == reference
+    broken_event = CALENDAR.format(plain_event("a") + plain_event("b").replace("END:VEVENT", "END:VEVNT"))
+    events, [(item, reason)] = parse("typo.ics", broken_event.encode())
+    assert [e.id for e in events] == ["ann/a"] and item == "typo.ics line 11: VEVENT" and "END:VEVNT" in reason
+    after = CALENDAR.format(todo + plain_event("a").replace("DTSTART:", "DTSTART:bad"))
+    assert [item for item, _ in parse("typo.ics", after.encode())[1]] == [
+        "typo.ics line 4: VTODO",
+        "typo.ics line 10: event a",  # the events after a skipped part keep their line numbers
+    ]
 
 
 # -- files and zips -----------------------------------------------------------------------------------
