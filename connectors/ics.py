@@ -541,6 +541,7 @@ class _Calendar:
     utc_too: bool  # UTC times are read in ``zone`` too (X-WR-TIMEZONE)
     words: tuple[str, ...]
     store_titles: bool
+    max_occurrences: int = 10_000  # per series, in the window
 
 
 def _record(props, start: date, end: date, key: str, series_id: str, cal: _Calendar) -> dict:
@@ -628,19 +629,111 @@ def _this_and_future_shifts(components: list[icalendar.Component]) -> dict[str, 
     return shifts
 
 
-def _occurrences(components: list[icalendar.Component], start: datetime, end: datetime) -> list[icalendar.Component]:
+# A rule whose steps from its start to the window's end could pass this many times the cap is
+# not expanded at all: dateutil walks every step from DTSTART, inside the window or not.
+STEPS_PER_OCCURRENCE_CAP = 20
+_PERIOD_SECONDS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400, "WEEKLY": 7 * 86400}
+_PERIOD_SECONDS |= {"MONTHLY": 28 * 86400, "YEARLY": 365 * 86400}  # the shortest month and year
+_DAYS_IN_PERIOD = {"WEEKLY": 7, "MONTHLY": 31, "YEARLY": 366}
+_DAY_PARTS = ("BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH")
+_TIME_PARTS = (("BYSECOND", 1), ("BYMINUTE", 60), ("BYHOUR", 3600))
+
+
+def _rule_steps(rule: Mapping, first: datetime, last: datetime) -> int:
+    """At most how many times ``rule`` (an RRULE as icalendar reads it) repeats from ``first``
+    to ``last``: whole periods, times what its BY parts may add to each, within its COUNT."""
+    freq = str(rule["FREQ"][0]).upper()
+    period = _PERIOD_SECONDS[freq] * max(1, int((rule.get("INTERVAL") or [1])[0]))
+    if rule.get("UNTIL"):
+        last = min(last, _as_utc(rule["UNTIL"][0]) + timedelta(days=1))
+    steps = max(0, int((last - first).total_seconds() // period)) + 1
+    for part, seconds in _TIME_PARTS:
+        if rule.get(part) and seconds < _PERIOD_SECONDS[freq]:
+            steps *= len(rule[part])
+    if freq in _DAYS_IN_PERIOD and any(rule.get(part) for part in _DAY_PARTS):
+        steps *= _DAYS_IN_PERIOD[freq]
+    return min(steps, int(rule["COUNT"][0])) if rule.get("COUNT") else steps
+
+
+def _as_utc(value: date) -> datetime:
+    """A date or date-time in UTC, a floating one read as UTC (for bounds only)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return _utc(value, UTC)
+
+
+def _series_steps(components: list[icalendar.Component], last: datetime, since: datetime | None = None) -> int:
+    """At most how many times the RRULEs of a series repeat from their DTSTART (or ``since``,
+    when later) to ``last``; 0 when a rule cannot be read (recurring_ical_events then says
+    what is wrong)."""
+    steps = 0
+    try:
+        for component in components:
+            first = _as_utc(component.get("DTSTART").dt) if "DTSTART" in component else last
+            first = max(first, since) if since else first
+            steps += sum(_rule_steps(rule, first, last) for rule in _props(component, "RRULE"))
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError):
+        return 0
+    return steps
+
+
+def _occurrences(
+    components: list[icalendar.Component], start: datetime, end: datetime, cap: int
+) -> tuple[list[icalendar.Component], str | None]:
+    """The occurrences of one series around the window, at most ``cap`` of them, and why not
+    all were taken (None when they were). A rule that may repeat more often is expanded lazily,
+    a stretch of the window at a time, and cut at the cap; one that would take more than
+    ``STEPS_PER_OCCURRENCE_CAP`` times the cap in steps from its start is stopped there."""
     series = icalendar.Calendar()
     for component in components:
         series.add_component(component)
-    return recurring_ical_events.of(series).between(start - MARGIN, end + MARGIN)
+    query = recurring_ical_events.of(series)
+    low, high = start - MARGIN, end + MARGIN
+    if _series_steps(components, high) <= cap:
+        return query.between(low, high), None
+    setting = f"the cap of {cap:,} occurrences per series (imports.max_occurrences_per_series)"
+    budget = STEPS_PER_OCCURRENCE_CAP * cap
+    if _series_steps(components, low) > budget:
+        return [], f"its RRULE repeats it over {budget:,} times before the window starts, far over {setting}; skipped"
+    taken, reached = _first_occurrences(query, components, low, high, cap, budget)
+    if len(taken) > cap:
+        return taken[:cap], f"its RRULE repeats it more than {setting}; only its first {cap:,} are imported"
+    if reached < high:
+        return taken, f"its RRULE needs over {budget:,} steps to reach the end ({setting}); cut at {reached:%F}"
+    return taken, None
+
+
+def _first_occurrences(
+    query, components: list[icalendar.Component], low: datetime, high: datetime, cap: int, budget: int
+) -> tuple[list[icalendar.Component], datetime]:
+    """Up to cap + 1 occurrences from ``low``, asked for a stretch at a time (the first one as
+    long as the rule's densest cap + 1 steps, then twice as long each time), lazily, and how far
+    they reach. recurring_ical_events' own ``between`` would make every occurrence of the window."""
+    dense = _series_steps(components, high, since=low)
+    span = (high - low) * min(1.0, (cap + 1) / max(dense, 1))
+    taken: list[icalendar.Component] = []
+    seen: set = set()
+    reached = low
+    while reached < high and len(taken) <= cap:
+        up = min(reached + span, high)
+        if _series_steps(components, up) > budget:
+            break
+        for one in query.series:
+            for occurrence in one.between(reached, up):
+                if occurrence.id not in seen and len(taken) <= cap:
+                    seen.add(occurrence.id)
+                    taken.append(occurrence.as_component(query.keep_recurrence_attributes))
+        reached, span = up, span * 2
+    return taken, reached
 
 
 def _series_events(
     uid: str, components: list[icalendar.Component], cal: _Calendar, start: datetime, end: datetime
-) -> list[dict]:
+) -> tuple[list[dict], str | None]:
     """The events of one UID's components (a series and its overrides, or a single event), as
-    recurring_ical_events expands them; raises whatever it raises on a broken series."""
-    occurrences = _occurrences(components, start, end)
+    recurring_ical_events expands them, and why some were left (see ``_occurrences``); raises
+    whatever it raises on a broken series."""
+    occurrences, cut = _occurrences(components, start, end, cal.max_occurrences)
     recurring = any(k in c for c in components for k in RECURRING)
     moved = _this_and_future_shifts(components)
     events = []
@@ -648,7 +741,7 @@ def _series_events(
         key = f"{uid}/{_stamp(_original_start(occurrence, moved))}" if recurring else uid
         series_id = f"{cal.feed}/{uid}" if recurring else ""
         events.append(_record(_ComponentProps(occurrence), occurrence.start, occurrence.end, key, series_id, cal))
-    return events
+    return events, cut
 
 
 def _overlaps(s: datetime, e: datetime, start: datetime, end: datetime) -> bool:
@@ -694,7 +787,10 @@ def iter_ics_records(
     for calendar in calendars:
         x_wr = _zone(str(calendar.get("X-WR-TIMEZONE") or ""))
         zone = x_wr or org_zone
-        cal = _Calendar(account, _feed(calendar, name), zone, x_wr is not None, words, settings.privacy.store_titles)
+        cal = _Calendar(
+            account, _feed(calendar, name), zone, x_wr is not None, words, settings.privacy.store_titles,
+            settings.imports.max_occurrences_per_series,
+        )  # fmt: skip
         groups: dict[str, list] = {}
         first_event: dict[str, int] = {}  # the index in the file of each UID's first event
         alone = _alone(calendar, taken) if taken else None
@@ -720,13 +816,15 @@ def iter_ics_records(
         for uid, items in groups.items():
             try:
                 components = [_component(item, taken, cal) for item in items]
-                events = _series_events(uid, components, cal, start, end)
+                events, cut = _series_events(uid, components, cal, start, end)
             except Exception as e:  # whatever breaks one series must not stop the others
                 on_skip(
                     _where(name, line_of, first_event[uid], uid),
                     f"its dates or recurrence rule cannot be expanded ({e}); fix or remove it",
                 )
                 continue
+            if cut:
+                on_skip(_where(name, line_of, first_event[uid], uid), cut)
             for event in events:
                 if not _overlaps(event["start"], event["end"], start, end):
                     continue

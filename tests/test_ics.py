@@ -653,3 +653,34 @@ def test_events_without_uid_get_stable_ids_from_their_content():
     assert sorted(e.id for e in restamped) == sorted(e.id for e in events)  # a new export stamp keeps them
     plain, reference = tables_both_ways("no-uid.ics", data)
     assert plain[0].equals(reference[0]) and plain[1] == reference[1]
+
+
+# -- bounded work ------------------------------------------------------------------------------------------
+def endless(uid: str, start: str, rule: str) -> str:
+    return f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTART:{start}\r\nDURATION:PT1M\r\nRRULE:{rule}\r\nEND:VEVENT\r\n"
+
+
+def test_an_endless_minutely_rule_is_cut_at_the_cap_and_said_so():
+    capped = parse_settings({"imports": {"max_occurrences_per_series": 50}})
+    data = CALENDAR.format(
+        endless("every-minute", "20261001T000000Z", "FREQ=MINUTELY")
+        + endless("every-second-since-2020", "20200101T000000Z", "FREQ=SECONDLY")
+        + endless("hourly-at-nine", "20261001T090000Z", "FREQ=HOURLY;BYHOUR=9;COUNT=40")  # 40 days: not cut
+        + plain_event("a")
+    ).encode()
+    events, skips = parse("hostile.ics", data, settings=capped)
+    series = defaultdict(list)
+    for e in events:
+        series[e.id.split("/")[1]].append(e.start)
+    assert sorted(series) == ["a", "every-minute", "hourly-at-nine"]
+    assert series["every-minute"] == [utc(2026, 10, 1) + timedelta(minutes=n) for n in range(50)]  # the first ones
+    assert len(series["hourly-at-nine"]) == 40
+    assert [item for item, _ in skips] == [
+        "hostile.ics line 4: event every-minute",
+        "hostile.ics line 10: event every-second-since-2020",
+    ]
+    assert "more than the cap of 50 occurrences per series (imports.max_occurrences_per_series)" in skips[0][1]
+    assert "only its first 50 are imported" in skips[0][1]
+    assert "before the window starts" in skips[1][1] and skips[1][1].endswith("skipped")
+    plain, reference = tables_both_ways("hostile.ics", data, settings=capped)
+    assert plain[0].equals(reference[0]) and plain[1] == reference[1]
