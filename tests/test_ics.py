@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pytest
 
-from connectors import ics_plain
+from connectors import ics, ics_plain
 from connectors.demo_org import build_org
 from connectors.demo_records import iter_events
 from connectors.ics import SOURCE, ImportFileError, calendar_files, feed_of, iter_ics_events
@@ -683,4 +683,34 @@ def test_an_endless_minutely_rule_is_cut_at_the_cap_and_said_so():
     assert "only its first 50 are imported" in skips[0][1]
     assert "before the window starts" in skips[1][1] and skips[1][1].endswith("skipped")
     plain, reference = tables_both_ways("hostile.ics", data, settings=capped)
+    assert plain[0].equals(reference[0]) and plain[1] == reference[1]
+
+
+def override(uid: str, day: int, sequence: int, summary: str) -> str:
+    return (
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nRECURRENCE-ID:202611{day:02}T090000Z\r\nDTSTART:202611{day:02}T100000Z\r\n"
+        f"DURATION:PT30M\r\nSEQUENCE:{sequence}\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\n"
+    )
+
+
+def test_many_copies_of_one_uid_are_read_once():
+    series = endless("daily", "20261102T090000Z", "FREQ=DAILY;COUNT=5").replace("PT1M", "PT30M")
+    overrides = [override("daily", 3, n, f"Moved {n}") for n in range(300)]  # each a newer version of the last
+    overrides += [override("daily", 4, 0, "Same")] * 300
+    data = CALENDAR.format(plain_event("copied") * 300 + series + "".join(overrides) + plain_event("late")).encode()
+    read = ics._without_superseded(data)
+    assert read.count(b"BEGIN:VEVENT") == 5 and read.count(b"\n") == data.count(b"\n")  # lines keep their numbers
+    titled = parse_settings({"privacy": {"store_titles": True}})
+    events, skips = parse("copies.ics", data, settings=titled)
+    assert not skips
+    assert sorted((e.id, e.start.day, e.title) for e in events) == [
+        ("ann/copied", 2, "Planning"),
+        ("ann/daily/20261102T090000Z", 2, None),
+        ("ann/daily/20261103T090000Z", 3, "Moved 299"),  # the highest SEQUENCE wins, as recurring_ical_events has it
+        ("ann/daily/20261104T090000Z", 4, "Same"),
+        ("ann/daily/20261105T090000Z", 5, None),
+        ("ann/daily/20261106T090000Z", 6, None),
+        ("ann/late", 2, "Planning"),
+    ]
+    plain, reference = tables_both_ways("copies.ics", data, settings=titled)
     assert plain[0].equals(reference[0]) and plain[1] == reference[1]
