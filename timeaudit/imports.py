@@ -128,12 +128,15 @@ def import_ics(
     start, end = import_window(settings, since, until)
     report = ImportReport(ics.SOURCE, account)
 
+    limits = ics.ZipLimits(settings.imports.max_zip_mb * 2**20, settings.imports.max_zip_ratio)
+
     def read(path: Path, skip) -> Iterator:
-        calendars = list(ics.calendar_files(path))
-        for done, (name, data) in enumerate(calendars, 1):
+        total = ics.calendar_file_count(path)
+        for done, (name, data) in enumerate(ics.calendar_files(path, limits), 1):
             yield from ics.iter_ics_records(name, data, account, settings, start, end, skip)
+            del data  # one calendar's bytes in memory at a time
             if progress:
-                progress(path.name, done, len(calendars))
+                progress(path.name, done, total)
 
     records = _read_all("events", paths, read, ics.ImportFileError, report)
     report.without_uid = pc.sum(pc.equal(records["ical_uid"], "")).as_py() or 0
