@@ -18,7 +18,14 @@ objects). Storing, detecting unchanged records and tombstoning are the caller's 
   that none of these explains makes the event skipped, not guessed: a wrong zone would move
   every occurrence by hours without anyone noticing.
 - A file that is not iCalendar, is cut short or is a broken zip raises ``ImportFileError``.
-  A broken event is reported through ``on_skip`` and the rest of the file still comes out.
+  A broken event, or a component whose END does not match its BEGIN (``END:VTOOD``), is
+  reported through ``on_skip`` with its line and the rest of the file still comes out.
+- An event without a UID gets one made from its content (``_content_uid``), the same on every
+  import; its ``ical_uid`` stays empty, which is how the import counts them.
+- Work is bounded: a series yields at most ``imports.max_occurrences_per_series`` occurrences
+  in the window (``_occurrences``), events superseded by another of the same UID and
+  RECURRENCE-ID are dropped before either reader (``_without_superseded``), and a zip is
+  unpacked one member at a time within ``imports.max_zip_mb`` and ``imports.max_zip_ratio``.
 
 Kept per event: as in the Google connector. Descriptions are only checked for being
 non-empty; the title only when ``privacy.store_titles`` is on.
