@@ -792,7 +792,7 @@ def _occurrences(
     budget = STEPS_PER_OCCURRENCE_CAP * cap
     if _series_steps(components, low) > budget:
         return [], f"its RRULE repeats it over {budget:,} times before the window starts, far over {setting}; skipped"
-    taken, reached = _first_occurrences(query, components, low, high, cap, budget)
+    taken, reached = _first_occurrences(query, components, (low, start, high), cap, budget)
     if len(taken) > cap:
         return taken[:cap], f"its RRULE repeats it more than {setting}; only its first {cap:,} are imported"
     if reached < high:
@@ -801,27 +801,35 @@ def _occurrences(
 
 
 def _first_occurrences(
-    query, components: list[icalendar.Component], low: datetime, high: datetime, cap: int, budget: int
+    query, components: list[icalendar.Component], bounds: tuple[datetime, datetime, datetime], cap: int, budget: int
 ) -> tuple[list[icalendar.Component], datetime]:
-    """Up to cap + 1 occurrences from ``low``, asked for a stretch at a time (the first one as
-    long as the rule's densest cap + 1 steps, then twice as long each time), lazily, and how far
-    they reach. recurring_ical_events' own ``between`` would make every occurrence of the window."""
+    """Up to cap + 1 occurrences that do not end before the window's start, asked for from
+    ``low`` to ``high`` a stretch at a time (the first one as long as the rule's densest cap + 1
+    steps, then twice as long each time), lazily, and how far they reach. ``bounds``: (low,
+    the window's start, high). recurring_ical_events' own ``between`` would make every
+    occurrence of the window at once."""
+    low, start, high = bounds
     dense = _series_steps(components, high, since=low)
     span = (high - low) * min(1.0, (cap + 1) / max(dense, 1))
     taken: list[icalendar.Component] = []
     seen: set = set()
     reached = low
-    while reached < high and len(taken) <= cap:
+    while reached < high and _series_steps(components, min(reached + span, high)) <= budget:
         up = min(reached + span, high)
-        if _series_steps(components, up) > budget:
-            break
-        for one in query.series:
-            for occurrence in one.between(reached, up):
-                if occurrence.id not in seen and len(taken) <= cap:
-                    seen.add(occurrence.id)
-                    taken.append(occurrence.as_component(query.keep_recurrence_attributes))
+        for occurrence in (o for one in query.series for o in one.between(reached, up)):
+            if occurrence.id in seen or _before(occurrence, start):
+                continue
+            seen.add(occurrence.id)
+            taken.append(occurrence.as_component(query.keep_recurrence_attributes))
+            if len(taken) > cap:
+                return taken, up
         reached, span = up, span * 2
     return taken, reached
+
+
+def _before(occurrence, start: datetime) -> bool:
+    """Whether an occurrence ends before ``start`` (``_overlaps`` would leave it out)."""
+    return _as_utc(occurrence.end) <= start and _as_utc(occurrence.start) < start
 
 
 def _series_events(

@@ -666,18 +666,21 @@ def test_an_endless_minutely_rule_is_cut_at_the_cap_and_said_so():
         endless("every-minute", "20261001T000000Z", "FREQ=MINUTELY")
         + endless("every-second-since-2020", "20200101T000000Z", "FREQ=SECONDLY")
         + endless("hourly-at-nine", "20261001T090000Z", "FREQ=HOURLY;BYHOUR=9;COUNT=40")  # 40 days: not cut
+        + endless("begun-before", "20260930T200000Z", "FREQ=MINUTELY;INTERVAL=2")
         + plain_event("a")
     ).encode()
     events, skips = parse("hostile.ics", data, settings=capped)
     series = defaultdict(list)
     for e in events:
         series[e.id.split("/")[1]].append(e.start)
-    assert sorted(series) == ["a", "every-minute", "hourly-at-nine"]
+    assert sorted(series) == ["a", "begun-before", "every-minute", "hourly-at-nine"]
     assert series["every-minute"] == [utc(2026, 10, 1) + timedelta(minutes=n) for n in range(50)]  # the first ones
+    assert series["begun-before"] == [utc(2026, 10, 1) + timedelta(minutes=2 * n) for n in range(50)]  # in the window
     assert len(series["hourly-at-nine"]) == 40
     assert [item for item, _ in skips] == [
         "hostile.ics line 4: event every-minute",
         "hostile.ics line 10: event every-second-since-2020",
+        "hostile.ics line 22: event begun-before",
     ]
     assert "more than the cap of 50 occurrences per series (imports.max_occurrences_per_series)" in skips[0][1]
     assert "only its first 50 are imported" in skips[0][1]
