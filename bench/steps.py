@@ -537,6 +537,12 @@ def spark(data: Path, **_) -> dict:
     }
 
 
+def hostile(data: Path, **_) -> dict:
+    from bench.hostile import hostile as run_hostile
+
+    return run_hostile(data)
+
+
 STEPS = {
     "generate": generate,
     "exports": exports,
@@ -550,6 +556,7 @@ STEPS = {
     "report": report,
     "baseline": baseline,
     "spark": spark,
+    "hostile": hostile,
 }
 
 

@@ -21,6 +21,7 @@ import pytest
 from connectors.demo.org import build_org
 from connectors.demo.records import iter_events
 from connectors.ics import plain as ics_plain
+from connectors.ics import reader as ics
 from connectors.ics.reader import SOURCE, ImportFileError, calendar_files, feed_of, iter_ics_events
 from connectors.ics.reader import iter_ics_records as iics_records
 from timeaudit.core.config import parse_settings
@@ -232,19 +233,19 @@ def test_ids_are_stable_across_parses():
 # -- broken input -------------------------------------------------------------------------------------
 def test_broken_components_are_skipped_and_the_rest_imported():
     events, skips = parse("broken_component.ics")
-    assert sorted(e.id for e in events) == ["broken-bits/good-1@google.com", "broken-bits/good-2@google.com"]
+    good = ["broken-bits/good-1@google.com", "broken-bits/good-2@google.com"]
+    assert sorted(e.id for e in events if e.ical_uid) == good
+    assert [e.start for e in events if not e.ical_uid] == [utc(2026, 11, 2, 14)]  # the event without a UID
     items = [item for item, _ in skips]
     assert items == [
         "broken_component.ics line 13: event bad-start@google.com",
-        "broken_component.ics line 20: event without UID",
         "broken_component.ics line 26: event bad-rule@google.com",
         "broken_component.ics line 33: event ends-before-start@google.com",
     ]
     reasons = [reason for _, reason in skips]
     assert "DTSTART cannot be read" in reasons[0] and "noonish" in reasons[0]
-    assert "no UID" in reasons[1]
-    assert "RRULE cannot be read" in reasons[2]
-    assert "ends before it starts" in reasons[3]
+    assert "RRULE cannot be read" in reasons[1]
+    assert "ends before it starts" in reasons[2]
     assert not any("Secret" in item + reason for item, reason in skips)  # titles never leak into reports
 
 
@@ -274,8 +275,34 @@ def test_empty_and_damaged_files():
     with pytest.raises(ImportFileError, match="empty.ics: the file is empty"):
         parse("empty.ics", data=b"")
     damaged = b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nEND:VCALENDAR\r\n"
-    with pytest.raises(ImportFileError, match="damaged.ics: line 4 ends VCALENDAR but VEVENT begun at line 2"):
-        parse("damaged.ics", data=damaged)
+    events, [(item, reason)] = parse("damaged.ics", data=damaged)  # the broken event is skipped, not the file
+    assert not events and item == "damaged.ics line 2: VEVENT"
+    assert reason.startswith("has no END:VEVENT before line 4 ends VCALENDAR; lines 2-3 skipped")
+
+
+@pytest.mark.parametrize("line_end", ["\r\n", "\n"])
+def test_a_broken_component_elsewhere_is_skipped_with_its_line_and_the_events_import(line_end):
+    todo = "BEGIN:VTODO\r\nUID:t\r\nSUMMARY:Secret chore\r\nBEGIN:VALARM\r\nEND:VALARM\r\nEND:VTOOD\r\n"
+    stray = "END:VJOURNAL\r\n"
+    text = CALENDAR.format(plain_event("a") + todo + plain_event("b") + stray + plain_event("c"))
+    data = text.replace("\r\n", line_end).encode()
+    events, skips = parse("typo.ics", data)
+    assert sorted(e.id for e in events) == ["ann/a", "ann/b", "ann/c"]
+    assert skips == [
+        ("typo.ics line 11: VTODO", "ends with END:VTOOD at line 16 instead of END:VTODO; lines 11-16 skipped, "
+         "fix or export it again"),
+        ("typo.ics line 24", "END:VJOURNAL ends nothing that is open; the line is skipped"),
+    ]  # fmt: skip
+    plain, reference = both_ways("typo.ics", data)
+    assert plain == reference
+    broken_event = CALENDAR.format(plain_event("a") + plain_event("b").replace("END:VEVENT", "END:VEVNT"))
+    events, [(item, reason)] = parse("typo.ics", broken_event.encode())
+    assert [e.id for e in events] == ["ann/a"] and item == "typo.ics line 11: VEVENT" and "END:VEVNT" in reason
+    after = CALENDAR.format(todo + plain_event("a").replace("DTSTART:", "DTSTART:bad"))
+    assert [item for item, _ in parse("typo.ics", after.encode())[1]] == [
+        "typo.ics line 4: VTODO",
+        "typo.ics line 10: event a",  # the events after a skipped part keep their line numbers
+    ]
 
 
 # -- files and zips -----------------------------------------------------------------------------------
@@ -598,3 +625,96 @@ def test_ends_on_the_wall_clock_as_python_reads_them(zone):
     ends = pa.array([utc(2026, 1, 1) + timedelta(minutes=30 * n) for n in range(2 * 24 * 365)], UTC_TS)
     python = [end.astimezone(tz).replace(fold=0).astimezone(UTC) for end in ends.to_pylist()]
     assert ics_plain._on_the_wall_clock(ends, tz).to_pylist() == python
+
+
+# -- events without a UID --------------------------------------------------------------------------------
+def no_uid_event(start: str, summary: str, extra: str = "") -> str:
+    return (
+        f"BEGIN:VEVENT\r\nDTSTART:{start}\r\nDURATION:PT1H\r\nSUMMARY:{summary}\r\n{extra}"
+        "DTSTAMP:20261101T000000Z\r\nEND:VEVENT\r\n"
+    )
+
+
+def test_events_without_uid_get_stable_ids_from_their_content():
+    data = CALENDAR.format(
+        no_uid_event("20261102T090000Z", "Planning")
+        + no_uid_event("20261102T090000Z", "Review")  # same time, another event
+        + no_uid_event("20261103T090000Z", "Standup", "RRULE:FREQ=DAILY;COUNT=3\r\n")
+        + plain_event("with-uid")
+    ).encode()
+    events, skips = parse("no-uid.ics", data)
+    assert not skips
+    without = [e for e in events if not e.ical_uid]
+    assert len(without) == 5 and len({e.id for e in without}) == 5
+    series = sorted(e.start for e in without if e.series_id)
+    assert series == [utc(2026, 11, 3, 9), utc(2026, 11, 4, 9), utc(2026, 11, 5, 9)]
+    again, _ = parse("no-uid.ics", data)
+    assert sorted(e.id for e in again) == sorted(e.id for e in events)  # stable across imports
+    restamped, _ = parse("no-uid.ics", data.replace(b"DTSTAMP:20261101", b"DTSTAMP:20261115"))
+    assert sorted(e.id for e in restamped) == sorted(e.id for e in events)  # a new export stamp keeps them
+    plain, reference = tables_both_ways("no-uid.ics", data)
+    assert plain[0].equals(reference[0]) and plain[1] == reference[1]
+
+
+# -- bounded work ------------------------------------------------------------------------------------------
+def endless(uid: str, start: str, rule: str) -> str:
+    return f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTART:{start}\r\nDURATION:PT1M\r\nRRULE:{rule}\r\nEND:VEVENT\r\n"
+
+
+def test_an_endless_minutely_rule_is_cut_at_the_cap_and_said_so():
+    capped = parse_settings({"imports": {"max_occurrences_per_series": 50}})
+    data = CALENDAR.format(
+        endless("every-minute", "20261001T000000Z", "FREQ=MINUTELY")
+        + endless("every-second-since-2020", "20200101T000000Z", "FREQ=SECONDLY")
+        + endless("hourly-at-nine", "20261001T090000Z", "FREQ=HOURLY;BYHOUR=9;COUNT=40")  # 40 days: not cut
+        + endless("begun-before", "20260930T200000Z", "FREQ=MINUTELY;INTERVAL=2")
+        + plain_event("a")
+    ).encode()
+    events, skips = parse("hostile.ics", data, settings=capped)
+    series = defaultdict(list)
+    for e in events:
+        series[e.id.split("/")[1]].append(e.start)
+    assert sorted(series) == ["a", "begun-before", "every-minute", "hourly-at-nine"]
+    assert series["every-minute"] == [utc(2026, 10, 1) + timedelta(minutes=n) for n in range(50)]  # the first ones
+    assert series["begun-before"] == [utc(2026, 10, 1) + timedelta(minutes=2 * n) for n in range(50)]  # in the window
+    assert len(series["hourly-at-nine"]) == 40
+    assert [item for item, _ in skips] == [
+        "hostile.ics line 4: event every-minute",
+        "hostile.ics line 10: event every-second-since-2020",
+        "hostile.ics line 22: event begun-before",
+    ]
+    assert "more than the cap of 50 occurrences per series (imports.max_occurrences_per_series)" in skips[0][1]
+    assert "only its first 50 are imported" in skips[0][1]
+    assert "before the window starts" in skips[1][1] and skips[1][1].endswith("skipped")
+    plain, reference = tables_both_ways("hostile.ics", data, settings=capped)
+    assert plain[0].equals(reference[0]) and plain[1] == reference[1]
+
+
+def override(uid: str, day: int, sequence: int, summary: str) -> str:
+    return (
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nRECURRENCE-ID:202611{day:02}T090000Z\r\nDTSTART:202611{day:02}T100000Z\r\n"
+        f"DURATION:PT30M\r\nSEQUENCE:{sequence}\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\n"
+    )
+
+
+def test_many_copies_of_one_uid_are_read_once():
+    series = endless("daily", "20261102T090000Z", "FREQ=DAILY;COUNT=5").replace("PT1M", "PT30M")
+    overrides = [override("daily", 3, n, f"Moved {n}") for n in range(300)]  # each a newer version of the last
+    overrides += [override("daily", 4, 0, "Same")] * 300
+    data = CALENDAR.format(plain_event("copied") * 300 + series + "".join(overrides) + plain_event("late")).encode()
+    read = ics._without_superseded(data)
+    assert read.count(b"BEGIN:VEVENT") == 5 and read.count(b"\n") == data.count(b"\n")  # lines keep their numbers
+    titled = parse_settings({"privacy": {"store_titles": True}})
+    events, skips = parse("copies.ics", data, settings=titled)
+    assert not skips
+    assert sorted((e.id, e.start.day, e.title) for e in events) == [
+        ("ann/copied", 2, "Planning"),
+        ("ann/daily/20261102T090000Z", 2, None),
+        ("ann/daily/20261103T090000Z", 3, "Moved 299"),  # the highest SEQUENCE wins, as recurring_ical_events has it
+        ("ann/daily/20261104T090000Z", 4, "Same"),
+        ("ann/daily/20261105T090000Z", 5, None),
+        ("ann/daily/20261106T090000Z", 6, None),
+        ("ann/late", 2, "Planning"),
+    ]
+    plain, reference = tables_both_ways("copies.ics", data, settings=titled)
+    assert plain[0].equals(reference[0]) and plain[1] == reference[1]

@@ -296,3 +296,38 @@ def test_records_read_as_tables_and_as_dicts_land_as_one_table_the_last_read_win
     assert landed["id"].to_pylist() == [first.id, second.id]
     assert landed["labels"].to_pylist() == [["SENT", "STARRED"], []]
     assert landed.schema == records_to_arrow("messages", [], ingested_at=now).schema
+
+
+# -- bounded imports -------------------------------------------------------------------------------------
+def test_a_zip_bomb_is_refused_naming_the_file_and_the_limit_and_the_lake_is_left_alone(tmp_path):
+    import zipfile
+
+    lake = Lake(tmp_path / "data")
+    bomb = tmp_path / "takeout.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("Calendar/ok.ics", calendar("Work", QBR))
+        z.writestr("Calendar/huge.ics", calendar("Work", QBR).replace("END:VCALENDAR", "X-PAD:" + "A" * 5_000_000))
+    with pytest.raises(NothingImported) as refused:
+        imp(lake, bomb)
+    message = str(refused.value)
+    assert "takeout.zip/Calendar/huge.ics: unpacks to" in message and "imports.max_zip_ratio" in message
+    assert not lake.files("events")  # not even the sound member: the zip is checked before any is read
+
+    big = tmp_path / "big.zip"
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_STORED) as z:  # packed not at all: only the total counts
+        for n in range(3):
+            z.writestr(f"Calendar/{n}.ics", calendar(f"C{n}", QBR) + " " * 600_000)
+    small = parse_settings({**SETTINGS.model_dump(), "imports": {"max_zip_mb": 1}})
+    too_big = r"big.zip: its .ics files unpack to 2 MB or more, over the limit of 1 MB \(imports.max_zip_mb\)"
+    with pytest.raises(NothingImported, match=too_big):
+        import_ics(lake, small, [big], ANN)
+    assert import_ics(lake, SETTINGS, [big], ANN).imported == 3  # within the default limits
+
+
+def test_the_report_counts_events_without_a_uid(tmp_path):
+    lake = Lake(tmp_path / "data")
+    nameless = vevent("x", "20261110T100000", "20261110T110000").replace("UID:x\r\n", "")
+    report = imp(lake, write(tmp_path, "work.ics", calendar("Work", QBR, nameless)))
+    assert (report.imported, report.without_uid, report.skipped) == (2, 1, [])
+    assert "1 event(s) had no UID (ids made from their content)" in report.line()
+    assert imp(lake, write(tmp_path, "work.ics", calendar("Work", QBR, nameless))).unchanged == 2  # the same ids

@@ -18,7 +18,14 @@ objects). Storing, detecting unchanged records and tombstoning are the caller's 
   that none of these explains makes the event skipped, not guessed: a wrong zone would move
   every occurrence by hours without anyone noticing.
 - A file that is not iCalendar, is cut short or is a broken zip raises ``ImportFileError``.
-  A broken event is reported through ``on_skip`` and the rest of the file still comes out.
+  A broken event, or a component whose END does not match its BEGIN (``END:VTOOD``), is
+  reported through ``on_skip`` with its line and the rest of the file still comes out.
+- An event without a UID gets one made from its content (``_content_uid``), the same on every
+  import; its ``ical_uid`` stays empty, which is how the import counts them.
+- Work is bounded: a series yields at most ``imports.max_occurrences_per_series`` occurrences
+  in the window (``_occurrences``), events superseded by another of the same UID and
+  RECURRENCE-ID are dropped before either reader (``_without_superseded``), and a zip is
+  unpacked one member at a time within ``imports.max_zip_mb`` and ``imports.max_zip_ratio``.
 
 Kept per event: as in the Google connector. Descriptions are only checked for being
 non-empty; the title only when ``privacy.store_titles`` is on.
@@ -40,8 +47,10 @@ calendars.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -90,36 +99,125 @@ class ImportFileError(UserError):
 
 
 # -- files ---------------------------------------------------------------------------------
-def calendar_files(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(display name, bytes) of a .ics file, of each .ics in a .zip, or of each .ics/.zip in a folder."""
+@dataclass(frozen=True)
+class ZipLimits:
+    """What a .zip export may unpack to (``imports.max_zip_mb``, ``imports.max_zip_ratio``)."""
+
+    max_bytes: int = 1024 * 2**20
+    max_ratio: int = 100
+
+
+def calendar_files(path: Path, limits: ZipLimits = ZipLimits()) -> Iterator[tuple[str, bytes]]:
+    """(display name, bytes) of a .ics file, of each .ics in a .zip, or of each .ics/.zip in a
+    folder, one at a time. A zip is unpacked one member at a time, within ``limits``."""
     path = Path(path)
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".ics", ".zip") and p.is_file())
-        for p in found:
-            yield from calendar_files(p)
+        for p in _calendar_paths(path):
+            yield from calendar_files(p, limits)
+        return
+    if path.suffix.lower() == ".zip":
+        yield from _zip_members(path, limits)
         return
     try:
         data = path.read_bytes()
     except OSError as e:
         raise ImportFileError(f"{path.name}: cannot be read ({e.strerror or e}); check the path") from None
+    yield path.name, data
+
+
+def calendar_file_count(path: Path) -> int:
+    """How many calendars ``calendar_files`` gives (for progress), without unpacking any."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(calendar_file_count(p) for p in _calendar_paths(path))
     if path.suffix.lower() != ".zip":
-        yield path.name, data
-        return
+        return 1
     try:
         with zipfile.ZipFile(path) as archive:
-            members = [
-                m
-                for m in archive.infolist()
-                if not m.is_dir() and m.filename.lower().endswith(".ics") and "__MACOSX" not in m.filename
-            ]
+            return len(_ics_members(archive))
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError):
+        return 1  # calendar_files says what is wrong
+
+
+def _calendar_paths(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".ics", ".zip") and p.is_file())
+
+
+def _ics_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    return [
+        m
+        for m in archive.infolist()
+        if not m.is_dir() and m.filename.lower().endswith(".ics") and "__MACOSX" not in m.filename
+    ]
+
+
+def _zip_members(path: Path, limits: ZipLimits) -> Iterator[tuple[str, bytes]]:
+    """Each .ics member of a zip, unpacked one at a time; ImportFileError for a broken zip, or
+    one whose members would unpack past ``limits`` (checked on what the zip declares before
+    anything is unpacked, and on what is actually unpacked)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = _ics_members(archive)
             if not members:
                 raise ImportFileError(f"{path.name}: the zip holds no .ics file; export the calendars again")
+            _check_declared(path, members, limits)
+            unpacked = 0
             for member in members:
-                yield f"{path.name}/{member.filename}", archive.read(member)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
+                data = _unpacked(path, archive, member, limits, limits.max_bytes - unpacked)
+                item, data = (f"{path.name}/{member.filename}", data), None
+                unpacked += len(item[1])
+                yield item
+                del item  # the next member is unpacked with this one let go
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
         raise ImportFileError(
             f"{path.name}: not a readable zip file ({e}); download the export again, or unpack it and import the .ics"
         ) from None
+
+
+def _too_big(path: Path, size: int, limits: ZipLimits) -> ImportFileError:
+    return ImportFileError(
+        f"{path.name}: its .ics files unpack to {_mb(size)} or more, over the limit of {_mb(limits.max_bytes)} "
+        "(imports.max_zip_mb); unpack it and import the .ics files one by one, or raise the limit"
+    )
+
+
+def _too_packed(path: Path, member: zipfile.ZipInfo, ratio: float, limits: ZipLimits) -> ImportFileError:
+    return ImportFileError(
+        f"{path.name}/{member.filename}: unpacks to {ratio:,.0f} times its packed size, over the limit of "
+        f"{limits.max_ratio} (imports.max_zip_ratio); a calendar export does not pack that well, so it is not read"
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:,.0f} MB"
+
+
+def _check_declared(path: Path, members: list[zipfile.ZipInfo], limits: ZipLimits) -> None:
+    total = sum(m.file_size for m in members)
+    if total > limits.max_bytes:
+        raise _too_big(path, total, limits)
+    for member in members:
+        if member.file_size > limits.max_ratio * max(member.compress_size, 1):
+            raise _too_packed(path, member, member.file_size / max(member.compress_size, 1), limits)
+
+
+CHUNK = 2**20
+
+
+def _unpacked(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, limits: ZipLimits, room: int) -> bytes:
+    """A member's bytes, read a chunk at a time and stopped as soon as they pass what is left of
+    the total or the ratio (a zip may declare sizes it does not keep to)."""
+    most = min(room, limits.max_ratio * max(member.compress_size, 1))
+    chunks, size = [], 0
+    with archive.open(member) as stream:
+        while chunk := stream.read(CHUNK):
+            size += len(chunk)
+            if size > most:
+                if size > room:
+                    raise _too_big(path, limits.max_bytes - room + size, limits)
+                raise _too_packed(path, member, size / max(member.compress_size, 1), limits)
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def feed_of(event_id: str) -> str:
@@ -258,6 +356,59 @@ def _check_every_line(name: str, text: str) -> list[int]:
     return events
 
 
+_LINE_BREAKS = re.compile("[^\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
+
+
+def _without_broken_parts(name: str, text: str) -> tuple[str, list[tuple[str, str]]]:
+    """The text with each component whose END does not match its BEGIN blanked out (its lines
+    kept empty, so every other line keeps its number), and (item, reason) of each. A file that
+    is not iCalendar or is cut short is left as it is: ``_event_lines`` refuses it whole."""
+    if not _odd_line_breaks(text) and _begin_lines(text) is not None:
+        return text, []
+    stack: list[tuple[str, int, int]] = []  # (kind, line, offset of the BEGIN line)
+    blank: list[tuple[int, int]] = []
+    broken: list[tuple[str, str]] = []
+    offset = 0
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        at, offset = offset, offset + len(line)
+        upper = line.strip().upper()
+        if upper.startswith("BEGIN:"):
+            stack.append((upper[6:], number, at))
+        elif upper.startswith("END:") and stack and stack[-1][0] != upper[4:]:
+            kind, open_kinds = upper[4:], [open_kind for open_kind, _, _ in stack]
+            if kind in open_kinds:  # the components inside it never ended
+                depth = len(open_kinds) - 1 - open_kinds[::-1].index(kind)
+                inner, begun, start = stack[depth + 1]
+                blank.append((start, at))
+                reason = f"has no END:{inner} before line {number} ends {kind}; lines {begun}-{number - 1} skipped"
+                broken.append((f"{name} line {begun}: {inner}", f"{reason}, fix or export it again"))
+                del stack[depth:]
+            elif len(stack) > 1:  # a mistyped END of the innermost one
+                inner, begun, start = stack.pop()
+                blank.append((start, offset))
+                reason = f"ends with END:{kind} at line {number} instead of END:{inner}; lines {begun}-{number} skipped"
+                broken.append((f"{name} line {begun}: {inner}", f"{reason}, fix or export it again"))
+            else:
+                blank.append((at, offset))
+                broken.append((f"{name} line {number}", f"END:{kind} ends nothing that is open; the line is skipped"))
+        elif upper.startswith("END:") and stack:
+            stack.pop()
+    return _blanked(text, blank), broken
+
+
+def _blanked(text: str, spans: list[tuple[int, int]]) -> str:
+    """The text with everything but the line breaks in ``spans`` (start, end offsets) taken out."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in reversed(merged):
+        text = text[:start] + _LINE_BREAKS.sub("", text[start:end]) + text[end:]
+    return text
+
+
 def _calendars(name: str, text: str) -> list[icalendar.Calendar]:
     try:
         return icalendar.Calendar.from_ical(text, multiple=True)
@@ -297,10 +448,26 @@ def _time_values(component: icalendar.Component) -> Iterator[tuple[str, object, 
                 yield key, prop, value
 
 
+# What tells an event without a UID apart: its times, rules, title, organizer and place.
+CONTENT_KEYS = ("DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID", "SUMMARY")
+CONTENT_KEYS += ("ORGANIZER", "LOCATION")
+CONTENT_UID_PREFIX = "no-uid-"
+
+
+def _content_uid(component: icalendar.Component) -> str:
+    """A stable UID for an event that has none, from its content as written (before any time
+    is localised): the same event gets it on every import, distinct events distinct ones."""
+    digest = hashlib.sha256()
+    for key in CONTENT_KEYS:
+        for prop in _props(component, key):
+            params = ";".join(f"{k}={v}" for k, v in sorted(getattr(prop, "params", {}).items()))
+            value = prop.to_ical() if hasattr(prop, "to_ical") else str(prop).encode()
+            digest.update(f"{key};{params}:".encode() + value + b"\n")
+    return CONTENT_UID_PREFIX + digest.hexdigest()[:20]
+
+
 def _problem(component: icalendar.Component) -> str | None:
     """Why an event cannot be imported, or None."""
-    if not str(component.get("UID") or "").strip():
-        return "has no UID, so it cannot be told apart on the next import; give it one or remove it"
     for key, message in component.errors:
         if key in TIME_PROPERTIES:
             return f"{key} cannot be read ({message}); fix or remove this event in the source calendar"
@@ -471,6 +638,7 @@ class _Calendar:
     utc_too: bool  # UTC times are read in ``zone`` too (X-WR-TIMEZONE)
     words: tuple[str, ...]
     store_titles: bool
+    max_occurrences: int = 10_000  # per series, in the window
 
 
 def _record(props, start: date, end: date, key: str, series_id: str, cal: _Calendar) -> dict:
@@ -558,19 +726,119 @@ def _this_and_future_shifts(components: list[icalendar.Component]) -> dict[str, 
     return shifts
 
 
-def _occurrences(components: list[icalendar.Component], start: datetime, end: datetime) -> list[icalendar.Component]:
+# A rule whose steps from its start to the window's end could pass this many times the cap is
+# not expanded at all: dateutil walks every step from DTSTART, inside the window or not.
+STEPS_PER_OCCURRENCE_CAP = 20
+_PERIOD_SECONDS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400, "WEEKLY": 7 * 86400}
+_PERIOD_SECONDS |= {"MONTHLY": 28 * 86400, "YEARLY": 365 * 86400}  # the shortest month and year
+_DAYS_IN_PERIOD = {"WEEKLY": 7, "MONTHLY": 31, "YEARLY": 366}
+_DAY_PARTS = ("BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH")
+_TIME_PARTS = (("BYSECOND", 1), ("BYMINUTE", 60), ("BYHOUR", 3600))
+
+
+def _rule_steps(rule: Mapping, first: datetime, last: datetime) -> int:
+    """At most how many times ``rule`` (an RRULE as icalendar reads it) repeats from ``first``
+    to ``last``: whole periods, times what its BY parts may add to each, within its COUNT."""
+    freq = str(rule["FREQ"][0]).upper()
+    period = _PERIOD_SECONDS[freq] * max(1, int((rule.get("INTERVAL") or [1])[0]))
+    if rule.get("UNTIL"):
+        last = min(last, _as_utc(rule["UNTIL"][0]) + timedelta(days=1))
+    steps = max(0, int((last - first).total_seconds() // period)) + 1
+    for part, seconds in _TIME_PARTS:
+        if rule.get(part) and seconds < _PERIOD_SECONDS[freq]:
+            steps *= len(rule[part])
+    if freq in _DAYS_IN_PERIOD and any(rule.get(part) for part in _DAY_PARTS):
+        steps *= _DAYS_IN_PERIOD[freq]
+    return min(steps, int(rule["COUNT"][0])) if rule.get("COUNT") else steps
+
+
+def _as_utc(value: date) -> datetime:
+    """A date or date-time in UTC, a floating one read as UTC (for bounds only)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return _utc(value, UTC)
+
+
+def _series_steps(components: list[icalendar.Component], last: datetime, since: datetime | None = None) -> int:
+    """At most how many times the RRULEs of a series repeat from their DTSTART (or ``since``,
+    when later) to ``last``; 0 when a rule cannot be read (recurring_ical_events then says
+    what is wrong)."""
+    steps = 0
+    try:
+        for component in components:
+            first = _as_utc(component.get("DTSTART").dt) if "DTSTART" in component else last
+            first = max(first, since) if since else first
+            steps += sum(_rule_steps(rule, first, last) for rule in _props(component, "RRULE"))
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError):
+        return 0
+    return steps
+
+
+def _occurrences(
+    components: list[icalendar.Component], start: datetime, end: datetime, cap: int
+) -> tuple[list[icalendar.Component], str | None]:
+    """The occurrences of one series around the window, at most ``cap`` of them, and why not
+    all were taken (None when they were). A rule that may repeat more often is expanded lazily,
+    a stretch of the window at a time, and cut at the cap; one that would take more than
+    ``STEPS_PER_OCCURRENCE_CAP`` times the cap in steps from its start is stopped there."""
     series = icalendar.Calendar()
     for component in components:
         series.add_component(component)
-    return recurring_ical_events.of(series).between(start - MARGIN, end + MARGIN)
+    query = recurring_ical_events.of(series)
+    low, high = start - MARGIN, end + MARGIN
+    if _series_steps(components, high) <= cap:
+        return query.between(low, high), None
+    setting = f"the cap of {cap:,} occurrences per series (imports.max_occurrences_per_series)"
+    budget = STEPS_PER_OCCURRENCE_CAP * cap
+    if _series_steps(components, low) > budget:
+        return [], f"its RRULE repeats it over {budget:,} times before the window starts, far over {setting}; skipped"
+    taken, reached = _first_occurrences(query, components, (low, start, high), cap, budget)
+    if len(taken) > cap:
+        return taken[:cap], f"its RRULE repeats it more than {setting}; only its first {cap:,} are imported"
+    if reached < high:
+        return taken, f"its RRULE needs over {budget:,} steps to reach the end ({setting}); cut at {reached:%F}"
+    return taken, None
+
+
+def _first_occurrences(
+    query, components: list[icalendar.Component], bounds: tuple[datetime, datetime, datetime], cap: int, budget: int
+) -> tuple[list[icalendar.Component], datetime]:
+    """Up to cap + 1 occurrences that do not end before the window's start, asked for from
+    ``low`` to ``high`` a stretch at a time (the first one as long as the rule's densest cap + 1
+    steps, then twice as long each time), lazily, and how far they reach. ``bounds``: (low,
+    the window's start, high). recurring_ical_events' own ``between`` would make every
+    occurrence of the window at once."""
+    low, start, high = bounds
+    dense = _series_steps(components, high, since=low)
+    span = (high - low) * min(1.0, (cap + 1) / max(dense, 1))
+    taken: list[icalendar.Component] = []
+    seen: set = set()
+    reached = low
+    while reached < high and _series_steps(components, min(reached + span, high)) <= budget:
+        up = min(reached + span, high)
+        for occurrence in (o for one in query.series for o in one.between(reached, up)):
+            if occurrence.id in seen or _before(occurrence, start):
+                continue
+            seen.add(occurrence.id)
+            taken.append(occurrence.as_component(query.keep_recurrence_attributes))
+            if len(taken) > cap:
+                return taken, up
+        reached, span = up, span * 2
+    return taken, reached
+
+
+def _before(occurrence, start: datetime) -> bool:
+    """Whether an occurrence ends before ``start`` (``_overlaps`` would leave it out)."""
+    return _as_utc(occurrence.end) <= start and _as_utc(occurrence.start) < start
 
 
 def _series_events(
     uid: str, components: list[icalendar.Component], cal: _Calendar, start: datetime, end: datetime
-) -> list[dict]:
+) -> tuple[list[dict], str | None]:
     """The events of one UID's components (a series and its overrides, or a single event), as
-    recurring_ical_events expands them; raises whatever it raises on a broken series."""
-    occurrences = _occurrences(components, start, end)
+    recurring_ical_events expands them, and why some were left (see ``_occurrences``); raises
+    whatever it raises on a broken series."""
+    occurrences, cut = _occurrences(components, start, end, cal.max_occurrences)
     recurring = any(k in c for c in components for k in RECURRING)
     moved = _this_and_future_shifts(components)
     events = []
@@ -578,7 +846,7 @@ def _series_events(
         key = f"{uid}/{_stamp(_original_start(occurrence, moved))}" if recurring else uid
         series_id = f"{cal.feed}/{uid}" if recurring else ""
         events.append(_record(_ComponentProps(occurrence), occurrence.start, occurrence.end, key, series_id, cal))
-    return events
+    return events, cut
 
 
 def _overlaps(s: datetime, e: datetime, start: datetime, end: datetime) -> bool:
@@ -616,7 +884,7 @@ def iter_ics_records(
     the tests hold the plain reader (``connectors.ics.plain``) to.
     """
     account = account.strip().lower()
-    calendars, line_of, taken = _read(name, data, plain)
+    calendars, line_of, taken = _read(name, data, plain, on_skip)
     words = vocabulary(settings.rules)
     org_zone = ZoneInfo(settings.organisation.timezone)
     seen: set[str] = set()
@@ -624,7 +892,10 @@ def iter_ics_records(
     for calendar in calendars:
         x_wr = _zone(str(calendar.get("X-WR-TIMEZONE") or ""))
         zone = x_wr or org_zone
-        cal = _Calendar(account, _feed(calendar, name), zone, x_wr is not None, words, settings.privacy.store_titles)
+        cal = _Calendar(
+            account, _feed(calendar, name), zone, x_wr is not None, words, settings.privacy.store_titles,
+            settings.imports.max_occurrences_per_series,
+        )  # fmt: skip
         groups: dict[str, list] = {}
         first_event: dict[str, int] = {}  # the index in the file of each UID's first event
         alone = _alone(calendar, taken) if taken else None
@@ -642,6 +913,7 @@ def iter_ics_records(
                 if problem:
                     on_skip(_where(name, line_of, index - 1, uid or "without UID"), problem)
                     continue
+                uid = uid or _content_uid(item)
                 _localise(item, cal.zone, utc_too=cal.utc_too)
             groups.setdefault(uid, []).append(item)
             first_event.setdefault(uid, index - 1)
@@ -649,13 +921,15 @@ def iter_ics_records(
         for uid, items in groups.items():
             try:
                 components = [_component(item, taken, cal) for item in items]
-                events = _series_events(uid, components, cal, start, end)
+                events, cut = _series_events(uid, components, cal, start, end)
             except Exception as e:  # whatever breaks one series must not stop the others
                 on_skip(
                     _where(name, line_of, first_event[uid], uid),
                     f"its dates or recurrence rule cannot be expanded ({e}); fix or remove it",
                 )
                 continue
+            if cut:
+                on_skip(_where(name, line_of, first_event[uid], uid), cut)
             for event in events:
                 if not _overlaps(event["start"], event["end"], start, end):
                     continue
@@ -670,24 +944,115 @@ def iter_ics_records(
 
 
 def _read(
-    name: str, data: bytes, plain: bool
+    name: str, data: bytes, plain: bool, on_skip: Callable[[str, str], None]
 ) -> tuple[list[icalendar.Calendar], Callable[[int], int], ics_plain.Taken | None]:
     """The file's calendars as icalendar reads them, the line of each VEVENT, and the plain
     events taken out of the text icalendar read (None: it read the whole file). The plain reader
     takes a file only when the rest of it is sound and one calendar; any other file is read
-    whole, so that what is reported on it and how does not depend on the plain reader."""
-    taken = ics_plain.cut(data) if plain else None
-    if taken is not None:
-        try:
-            calendars = icalendar.Calendar.from_ical(taken.skeleton, multiple=True)
-        except ValueError:
-            calendars = []
-        if len(calendars) == 1:
-            lines = functools.cache(lambda: _event_lines(name, _text(data)))  # only a skip needs them
-            return calendars, lambda n: lines()(n), taken
-    text = _text(data)
+    whole, so that what is reported on it and how does not depend on the plain reader. Broken
+    components are blanked out first and reported through ``on_skip``."""
+    data = _without_superseded(data)
+    read = _read_plain(name, data) if plain else None
+    if read is not None:
+        return read
+    text, broken = _without_broken_parts(name, _text(data))
+    for item, reason in broken:
+        on_skip(item, reason)
+    if broken and plain and _is_utf8(data):
+        read = _read_plain(name, text.encode())
+        if read is not None:
+            return read
     line_of = _event_lines(name, text)
     return _calendars(name, text), line_of, None
+
+
+def _read_plain(
+    name: str, data: bytes
+) -> tuple[list[icalendar.Calendar], Callable[[int], int], ics_plain.Taken] | None:
+    """``_read`` with the plain reader, None when it does not take the file."""
+    taken = ics_plain.cut(data)
+    if taken is None:
+        return None
+    try:
+        calendars = icalendar.Calendar.from_ical(taken.skeleton, multiple=True)
+    except ValueError:
+        return None
+    if len(calendars) != 1:
+        return None
+    lines = functools.cache(lambda: _event_lines(name, _text(data)))  # only a skip needs them
+    return calendars, lambda n: lines()(n), taken
+
+
+_BLANKED = re.compile(rb"[^\r\n\x0b\x0c\x1c\x1d\x1e\x85]+")
+_UID_LINE = re.compile(rb"\nUID:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)")
+_RID_LINE = re.compile(rb"\nRECURRENCE-ID([;:][^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)")
+_SEQUENCE_LINE = re.compile(rb"\nSEQUENCE:([^\r\n]*)")
+
+
+def _without_superseded(data: bytes) -> bytes:
+    """The file with every event that another one of the same UID and RECURRENCE-ID (as
+    written) supersedes blanked out, its lines kept empty: a byte-for-byte copy of an earlier
+    one, or one with a lower SEQUENCE. recurring_ical_events would keep only the one with the
+    highest SEQUENCE (the first of equals) anyway, but each copy cost icalendar a component
+    and the series a place: 150,000 copies of one UID took minutes and gigabytes. Events are
+    found as the plain reader finds them (``ics_plain._spans``)."""
+    if not _many_copies(data):
+        return data
+    nl = b"\r\n" if data[: data.find(b"\n") + 1].endswith(b"\r\n") else b"\n"
+    begin, end = nl + b"BEGIN:VEVENT" + nl, nl + b"END:VEVENT" + nl
+    kept: dict[tuple, tuple[int, int, int]] = {}  # by (UID, RECURRENCE-ID): (start, stop, SEQUENCE)
+    dropped: list[tuple[int, int]] = []
+    b = data.find(begin)
+    while b >= 0:
+        e = data.find(end, b + len(begin) - len(nl))
+        if e < 0:
+            break
+        start, stop = b + len(nl), e + len(end)
+        if data.find(begin, b + len(begin) - len(nl), e) < 0:  # holds no other event
+            block = data[start - len(nl) : stop]
+            key, sequence = _version_key(block)
+            if key is not None:
+                earlier = kept.setdefault(key, (start, stop, sequence))
+                if earlier[0] != start:
+                    if sequence > earlier[2]:
+                        kept[key] = (start, stop, sequence)
+                    dropped.append((start, stop) if sequence <= earlier[2] else earlier[:2])
+        b = data.find(begin, stop - len(nl))
+    if not dropped:
+        return data
+    pieces, done = [], 0
+    for start, stop in sorted(dropped):
+        pieces += (data[done:start], _BLANKED.sub(b"", data[start:stop]))
+        done = stop
+    return b"".join([*pieces, data[done:]])
+
+
+COPIES_WORTH_A_LOOK = 50  # a series with this many overrides is rare; looking costs a tenth of a read
+
+
+def _many_copies(data: bytes) -> bool:
+    """Whether some UID line is written ``COPIES_WORTH_A_LOOK`` times or more (one scan in C)."""
+    uids = _UID_LINE.findall(data)
+    return len(uids) >= COPIES_WORTH_A_LOOK and Counter(uids).most_common(1)[0][1] >= COPIES_WORTH_A_LOOK
+
+
+def _version_key(block: bytes) -> tuple[tuple | None, int]:
+    """(UID, RECURRENCE-ID) of an event's text as written, and its SEQUENCE; no key when its
+    UID is missing or its SEQUENCE is not a plain number (icalendar decides those)."""
+    uids, rids, sequence = (line.findall(block) for line in (_UID_LINE, _RID_LINE, _SEQUENCE_LINE))
+    if len(uids) != 1 or not uids[0].strip() or len(rids) > 1 or len(sequence) > 1:
+        return None, 0
+    if sequence and not sequence[0].isdigit():
+        return None, 0
+    return (uids[0], rids[0] if rids else None), int(sequence[0]) if sequence else -1  # as recurring_ical_events
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _alone(calendar: icalendar.Calendar, taken: ics_plain.Taken) -> np.ndarray:

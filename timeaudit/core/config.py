@@ -151,6 +151,10 @@ class Google(_Section):
 class Imports(_Section):
     weeks_back: int = Field(52, ge=1, le=520)
     weeks_ahead: int = Field(8, ge=0, le=104)
+    # Bounds on what one hostile or broken export may cost (see timeaudit.example.toml).
+    max_occurrences_per_series: int = Field(10_000, ge=1, le=10_000_000)
+    max_zip_mb: int = Field(1024, ge=1)
+    max_zip_ratio: int = Field(100, ge=1)
 
 
 class Settings(_Section):

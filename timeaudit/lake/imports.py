@@ -64,6 +64,7 @@ class ImportReport:
     updated: int = 0
     removed: int = 0
     unchanged: int = 0
+    without_uid: int = 0  # calendar events that had no UID: their ids are made from their content
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (item, reason)
     failed_files: list[str] = field(default_factory=list)  # whole files that could not be read
 
@@ -74,6 +75,7 @@ class ImportReport:
             f"{noun} import for {self.account}: {read}{self.imported:,} imported, {self.updated:,} updated, "
             f"{self.removed:,} removed, {self.unchanged:,} unchanged, {len(self.skipped):,} skipped"
             + (f", {len(self.failed_files)} file(s) unreadable" if self.failed_files else "")
+            + (f"; {self.without_uid:,} event(s) had no UID (ids made from their content)" if self.without_uid else "")
         )
 
 
@@ -158,17 +160,21 @@ def import_ics(
     report = ImportReport(ics.SOURCE, account)
     slugs: set[str] = set()  # the feeds as ids of older versions began ("<slug>/<UID>")
 
+    limits = ics.ZipLimits(settings.imports.max_zip_mb * 2**20, settings.imports.max_zip_ratio)
+
     def read(path: Path, skip) -> Iterator:
-        calendars = list(ics.calendar_files(path))
+        total = ics.calendar_file_count(path)
         folder = _place(path, base).rpartition("/")[0] if path.is_file() else _place(path, base)
-        for done, (name, data) in enumerate(calendars, 1):
+        for done, (name, data) in enumerate(ics.calendar_files(path, limits), 1):
             place = "" if _CALENDAR_NAME.search(data) else f"{folder}/{name}"
             for item in ics.iter_ics_records(name, data, account, settings, start, end, skip):
                 yield _with_calendar_keys(item, place, slugs)
+            del data  # one calendar's bytes in memory at a time
             if progress:
-                progress(path.name, done, len(calendars))
+                progress(path.name, done, total)
 
     records = _read_all("events", paths, read, ics.ImportFileError, report)
+    report.without_uid = pc.sum(pc.equal(records["ical_uid"], "")).as_py() or 0
     scope = Scope(_id_prefixes(records) | slugs, start, end)
     return _land(lake, "events", report, records, scope)
 
