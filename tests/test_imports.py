@@ -272,7 +272,8 @@ def test_imports_build_the_same_table_as_the_store_does_from_model_records():
 def test_records_read_as_tables_and_as_dicts_land_as_one_table_the_last_read_winning(tmp_path):
     """A reader may give records one by one or many at once as Arrow tables (a column-wise
     reader): both land alike, and an id read twice keeps its place and its last version."""
-    from timeaudit.lake.imports import ImportReport, _read_all
+    from connectors.files import last_of_each_id
+    from timeaudit.lake.imports import ImportReport, read_all
 
     first = records.message(ANN, records.utc(2026, 11, 2, 9), subject="First", labels=["SENT"])
     second = records.message(ANN, records.utc(2026, 11, 3, 9), subject="Second")
@@ -280,18 +281,8 @@ def test_records_read_as_tables_and_as_dicts_land_as_one_table_the_last_read_win
     again = type(first)(**{**asdict(again), "id": first.id})
     now = records.utc(2026, 11, 23)
     as_table = records_to_arrow("messages", [first, second], ingested_at=now).drop_columns(["ingested_at"])
-    files = [tmp_path / "a", tmp_path / "b"]
-    for f in files:
-        f.touch()
-
-    def read(path, skip):
-        if path.name == "a":
-            yield as_table
-        else:
-            yield asdict(again)
-
     report = ImportReport("mail", ANN)
-    landed = _read_all("messages", files, read, ValueError, report)
+    landed = last_of_each_id(read_all("messages", [as_table, asdict(again)], report))
     assert report.read == 3
     assert landed["id"].to_pylist() == [first.id, second.id]
     assert landed["labels"].to_pylist() == [["SENT", "STARRED"], []]
