@@ -7,8 +7,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from googleapiclient.errors import HttpError
-
 from connectors.base import Cursor, Report
 from connectors.google import auth
 from connectors.google.calendar import (
@@ -20,9 +18,8 @@ from connectors.google.calendar import (
     iter_events,
     primary_address,
 )
-from connectors.google.http import RetryPolicy, TokenGate, http_error_details
+from connectors.google.http import RetryPolicy, TokenGate
 from connectors.google.source import ERRORS, GoogleReport, GoogleSource, GoogleSummary, counting
-from connectors.google.targets import describe_failure
 from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.model import Event
@@ -85,6 +82,9 @@ class CalendarSource(GoogleSource):
     scope = auth.CALENDAR_READONLY
     held_columns = ("start", "end", "updated")
     errors = (*ERRORS, FullSyncRequired)
+    forbidden = (
+        "{account} may not read '{part}' (with a service account: is domain-wide delegation set up for this user?)"
+    )
 
     def __init__(
         self,
@@ -150,17 +150,12 @@ class CalendarSource(GoogleSource):
             tokens[calendar] = inner.new_value
             cursor.new_value = dict(cursor.value or {}, calendars=tokens)
 
+    def missing(self, status: int, reason: str, message: str, report: Report) -> str | None:
+        if status == 404:
+            return f"404 {reason or 'notFound'}: no calendar '{report.part}' for {report.account}"
+        return None
+
     def describe(self, error: Exception, report: Report) -> str:
-        account, calendar = report.account, report.part
-        if isinstance(error, HttpError):
-            status, reason, message = http_error_details(error)
-            if status == 403:
-                return (
-                    f"403 {reason or 'forbidden'}: {message}; {account} may not read '{calendar}' "
-                    "(with a service account: is domain-wide delegation set up for this user?)"
-                )
-            if status == 404:
-                return f"404 {reason or 'notFound'}: no calendar '{calendar}' for {account}"
         if isinstance(error, FullSyncRequired):
             return "410 Gone while paging a full sync; run the sync again"
-        return describe_failure(error, account)
+        return super().describe(error, report)

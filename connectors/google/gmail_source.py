@@ -12,8 +12,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from googleapiclient.errors import HttpError
-
 from connectors.base import Cursor, Report
 from connectors.google import auth
 from connectors.google.gmail import (
@@ -25,9 +23,8 @@ from connectors.google.gmail import (
     iter_messages,
     profile_address,
 )
-from connectors.google.http import RetryPolicy, TokenGate, http_error_details
+from connectors.google.http import RetryPolicy, TokenGate
 from connectors.google.source import GoogleReport, GoogleSource, GoogleSummary, counting
-from connectors.google.targets import describe_failure
 from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.model import Message
@@ -83,6 +80,7 @@ class GmailSource(GoogleSource):
     api = ("gmail", "v1")
     scope = auth.GMAIL_METADATA
     held_columns = ("ts", "updated")
+    forbidden = "{account} may not be read (with a service account: is gmail.metadata delegated for this user?)"
 
     def __init__(
         self,
@@ -146,15 +144,7 @@ class GmailSource(GoogleSource):
         report.full_sync = report.full_sync or cursor.reset
         show(report)
 
-    def describe(self, error: Exception, report: Report) -> str:
-        account = report.account
-        if isinstance(error, HttpError):
-            status, reason, message = http_error_details(error)
-            if status == 403:
-                return (
-                    f"403 {reason or 'forbidden'}: {message}; {account} may not be read "
-                    "(with a service account: is gmail.metadata delegated for this user?)"
-                )
-            if status in (400, 404):
-                return f"{status} {reason}: {message}; has {account} a Gmail mailbox?"
-        return describe_failure(error, account)
+    def missing(self, status: int, reason: str, message: str, report: Report) -> str | None:
+        if status in (400, 404):
+            return f"{status} {reason}: {message}; has {report.account} a Gmail mailbox?"
+        return None

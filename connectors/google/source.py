@@ -26,9 +26,11 @@ from connectors.google.http import (
     TokenEndpointUnreachable,
     TokenGate,
     build_service,
+    http_error_details,
 )
 from connectors.google.targets import (
     Whose,
+    describe_failure,
     load_google_identity,
     refusal_error,
     targets,
@@ -106,9 +108,23 @@ class GoogleSource:
         name, version = self.api
         return build_service(name, version, credentials, policy=self.policy, gate=gate or self.gate, **options)
 
+    forbidden: str  # what a 403 means for this API, with {account} and {part}
+
     def describe(self, error: Exception, report: Report) -> str:
         """One line for a failure of ``report``'s read."""
-        raise NotImplementedError
+        if isinstance(error, HttpError):
+            status, reason, message = http_error_details(error)
+            if status == 403:
+                hint = self.forbidden.format(account=report.account, part=report.part)
+                return f"403 {reason or 'forbidden'}: {message}; {hint}"
+            missing = self.missing(status, reason, message, report)
+            if missing:
+                return missing
+        return describe_failure(error, report.account)
+
+    def missing(self, status: int, reason: str, message: str, report: Report) -> str | None:
+        """One line for an answer saying the read's account or part does not exist, else None."""
+        return None
 
     def failed(self, report: Report, error: Exception) -> OnFailure | None:
         if isinstance(error, TokenEndpointUnreachable):

@@ -18,6 +18,7 @@ from connectors.base import Report
 from timeaudit.cli.common import ConfigOption, DataOption, err, open_workspace, out, user_errors
 from timeaudit.core.errors import UserError
 from timeaudit.lake.shards import parse_shard
+from timeaudit.lake.sync import Silent
 
 WorkersOption = Annotated[
     int,
@@ -68,14 +69,8 @@ class _LiveReporter:
             self.bar.update(task, total=1, completed=1, text=report.progress_text())
 
 
-class _LineReporter:
+class _LineReporter(Silent):
     """Elsewhere (a log, cron): one plain line per read that went well; failures come at the end."""
-
-    def start(self, report: Report) -> None:
-        pass
-
-    def progress(self, report: Report) -> None:
-        pass
 
     def done(self, report: Report) -> None:
         if not report.error:
