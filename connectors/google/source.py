@@ -29,7 +29,6 @@ from connectors.google.http import (
     http_error_details,
 )
 from connectors.google.targets import (
-    Whose,
     describe_failure,
     load_google_identity,
     refusal_error,
@@ -90,7 +89,9 @@ class GoogleSource:
         self._clients: dict[str, GoogleClient] = {}
         self._token_before: str | None = None
 
-    owner: Whose  # the address some credentials belong to (one request)
+    def owner(self, credentials: object, gate: TokenGate) -> str:
+        """The address ``credentials`` belong to (one request)."""
+        raise NotImplementedError
 
     def accounts(self) -> list[str]:
         self._credentials = targets(self.identity, self.settings, [self.scope], whose=self.owner, gate=self.gate)

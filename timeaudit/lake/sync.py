@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -179,7 +180,7 @@ def sync_accounts(
             report.on_progress = reporter.progress
             reports.append(report)
             reporter.start(report)
-            cursor = Cursor(part=part, held=held.get(account, {}))
+            cursor = Cursor(part=part, held=MappingProxyType(held.get(account, {})))
             next_step = "next part"
             try:
                 fetch = partial(_read_counted, source, account, report)
