@@ -6,6 +6,7 @@ Sources are imported when named, so a command never loads another source's clien
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -18,7 +19,12 @@ SOURCES = {
 }
 
 
+def source_factory(name: str) -> Callable[..., AccountSource]:
+    """What builds the registered source ``name`` (its module is imported now)."""
+    module, factory = SOURCES[name].split(":")
+    return getattr(import_module(module), factory)
+
+
 def build_source(name: str, settings: Settings, **options: Any) -> AccountSource:
     """The registered source ``name``, built for this run."""
-    module, factory = SOURCES[name].split(":")
-    return getattr(import_module(module), factory)(settings, **options)
+    return source_factory(name)(settings, **options)

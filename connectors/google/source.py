@@ -76,6 +76,7 @@ class GoogleSource:
 
     api: tuple[str, str]  # (name, version) of the discovery document
     scope: str
+    forbidden: str  # what a 403 means for this API, with {account} and {part}
     write_disposition = "merge"
     errors: tuple[type[Exception], ...] = ERRORS  # failures recorded per read
 
@@ -109,8 +110,6 @@ class GoogleSource:
         name, version = self.api
         return build_service(name, version, credentials, policy=self.policy, gate=gate or self.gate, **options)
 
-    forbidden: str  # what a 403 means for this API, with {account} and {part}
-
     def describe(self, error: Exception, report: Report) -> str:
         """One line for a failure of ``report``'s read."""
         if isinstance(error, HttpError):
@@ -141,5 +140,5 @@ class GoogleSource:
         return "next part"
 
     def finish(self) -> None:
-        if isinstance(self.identity, auth.UserIdentity):
+        if self.personal:
             self.identity.save_if_refreshed(self._token_before)
