@@ -139,6 +139,7 @@ class AccountSource(Source, Protocol):
 
     batch_size: int
     held_columns: tuple[str, ...]  # ends with "updated"
+    shardable: bool  # False: every --shard reads all the accounts (one person's token is no roster)
 
     def parts(self, account: str) -> Sequence[str]: ...
 

@@ -86,6 +86,7 @@ class GoogleSource:
         self.gate = TokenGate()
         self.personal = isinstance(self.identity, auth.UserIdentity)
         self.mode = "personal" if self.personal else "service account"
+        self.shardable = not self.personal
         self._credentials: dict[str, object] = {}
         self._clients: dict[str, GoogleClient] = {}
         self._token_before: str | None = None

@@ -170,7 +170,7 @@ def sync_accounts(
     part by part: one read's failure is recorded and the others go on, unless the source
     says the failure ends the run. Returns the source's summary of every read."""
     reporter = reporter or Silent()
-    accounts = in_shard(source.accounts(), shard, str)
+    accounts = in_shard(source.accounts(), shard if source.shardable else None, str)
     held = held_records(lake, source)
 
     def sync_one(account: str) -> list[Report]:
