@@ -18,7 +18,8 @@ what vanished upstream, so the driver hands each read what the lake holds for th
 (``Cursor.held``: id -> the source's ``held_columns``, read once per run, read-only) and the
 source yields a deletion for every held id its complete read did not see. The deletions stay
 the source's: only it knows the scope a read covers (a calendar's window, a mailbox's
-"since"), and they travel as ordinary records, through the same batches and cursor rule.
+"since"), and they travel as ordinary records, through the same batches and cursor rule;
+a driver that deleted "the rest of scope S" would need every source's scopes in SQL.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class Source(Protocol):
 
 class AccountSource(Source, Protocol):
     """A merge source synced account by account, each read's failure its own (remote APIs).
+    It yields model objects (``Event``, ``Message``): the driver counts them against ``held``.
 
     ``read`` fills the report ``report(account, part)`` gave for that read (``cursor.part``).
     ``failed`` is asked about an error a read raised: it fills ``report.error`` and says
