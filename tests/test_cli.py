@@ -32,6 +32,16 @@ def test_the_commands_the_design_promises_exist():
     assert {("sync", "google-calendar"), ("import", "ics"), ("import", "mail")} <= set(LEAVES)
 
 
+def test_every_sync_command_runs_a_registered_source():
+    from connectors.registry import SOURCES, source_factory
+
+    synced = {path[1] for path in LEAVES if path[0] == "sync"}
+    assert synced == set(SOURCES)
+    for name in SOURCES:
+        source = source_factory(name)
+        assert source.held_columns[-1] == "updated" and source.write_disposition == "merge"
+
+
 @pytest.mark.parametrize("path", sorted(LEAVES), ids=" ".join)
 def test_every_command_has_help(path):
     command = LEAVES[path]

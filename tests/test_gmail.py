@@ -24,8 +24,8 @@ from connectors.google.http import RetryPolicy
 from connectors.mail.headers import HEADERS
 from timeaudit.cli import app
 from timeaudit.core.config import parse_settings
-from timeaudit.lake.gmail_sync import sync_gmail
 from timeaudit.lake.store import Lake
+from timeaudit.lake.sync import sync_registered
 
 ANN, BOB = "ann@northwind.com", "bob@northwind.com"
 FAST = RetryPolicy(base=0.001, max_delay=0.01)
@@ -58,6 +58,10 @@ def sign_in(standin: StandIn, tokens: Path, user: str = ANN) -> dict:
     info = standin.user_token_info(user)
     auth.write_private(tokens / auth.USER_TOKEN_FILE, json.dumps(info))
     return info
+
+
+def sync_gmail(lake: Lake, settings, **kwargs):
+    return sync_registered(lake, settings, "gmail", **kwargs)
 
 
 def sync(lake: Lake, settings=SETTINGS, **kwargs):
@@ -355,7 +359,7 @@ def test_direction_cc_only_bulk_and_auto_come_from_the_headers_and_labels_read_t
 
 
 # -- crash safety --------------------------------------------------------------------------------------
-BOOT = "import timeaudit.lake.gmail_sync as g; g.BATCH_SIZE = 25; from timeaudit.cli import app; app()"
+BOOT = "import connectors.google.gmail_source as g; g.BATCH_SIZE = 25; from timeaudit.cli import app; app()"
 
 
 def killed_sync(standin: StandIn, data: Path, at: int, env: dict, cwd: Path) -> None:

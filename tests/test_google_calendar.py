@@ -20,15 +20,15 @@ import pytest
 from google_standin import StandIn
 from typer.testing import CliRunner
 
-import timeaudit.lake.google_sync as google_sync
+import connectors.google.calendar_source as google_sync
 from connectors.google import auth
 from connectors.google.calendar import SOURCE
 from connectors.google.http import RateLimiter, RetryPolicy
 from timeaudit.analysis.metrics import event_reasons
 from timeaudit.cli import app
 from timeaudit.core.config import parse_settings
-from timeaudit.lake.google_sync import sync_google_calendar
 from timeaudit.lake.store import Lake
+from timeaudit.lake.sync import sync_registered
 from timeaudit.outputs.derived import weekly_metrics
 
 ANN, BOB, CAT, DAN = "ann@northwind.com", "bob@northwind.com", "cat@northwind.com", "dan@northwind.com"
@@ -206,6 +206,10 @@ def sign_in(standin: StandIn, tokens: Path, user: str = ANN, expired: bool = Fal
     info = standin.user_token_info(user, expired=expired)
     auth.write_private(tokens / auth.USER_TOKEN_FILE, json.dumps(info))
     return info
+
+
+def sync_google_calendar(lake: Lake, settings, **kwargs):
+    return sync_registered(lake, settings, "google-calendar", **kwargs)
 
 
 def sync(lake: Lake, settings=SETTINGS, **kwargs):
@@ -559,7 +563,7 @@ def test_a_token_saved_without_its_account_is_asked_whose_it_is_once(standin, to
 
 
 # -- crash safety -----------------------------------------------------------------------------------
-BOOT = "import timeaudit.lake.google_sync as g; g.BATCH_SIZE = 4; from timeaudit.cli import app; app()"
+BOOT = "import connectors.google.calendar_source as g; g.BATCH_SIZE = 4; from timeaudit.cli import app; app()"
 
 
 def killed_sync(standin: StandIn, data: Path, at: int, env: dict, cwd: Path) -> None:

@@ -26,7 +26,7 @@ from connectors.ics.reader import SOURCE, ImportFileError, calendar_files, feed_
 from connectors.ics.reader import iter_ics_records as iics_records
 from timeaudit.core.config import parse_settings
 from timeaudit.core.model import UTC_TS
-from timeaudit.lake.imports import _to_arrow, _with_ingested_at
+from timeaudit.lake.mirror import _to_arrow, _with_ingested_at
 from timeaudit.lake.store import records_to_arrow
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ics"

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from timeaudit.core.config import parse_settings
-from timeaudit.lake.imports import NothingImported, _to_arrow, import_ics, import_mail
+from timeaudit.lake.imports import import_ics, import_mail
+from timeaudit.lake.mirror import NothingImported, _to_arrow
 from timeaudit.lake.store import Lake, records_to_arrow
 from timeaudit.outputs.derived import weekly_metrics
 
@@ -273,7 +274,7 @@ def test_records_read_as_tables_and_as_dicts_land_as_one_table_the_last_read_win
     """A reader may give records one by one or many at once as Arrow tables (a column-wise
     reader): both land alike, and an id read twice keeps its place and its last version."""
     from connectors.files import last_of_each_id
-    from timeaudit.lake.imports import ImportReport, read_all
+    from timeaudit.lake.mirror import ImportReport, read_all
 
     first = records.message(ANN, records.utc(2026, 11, 2, 9), subject="First", labels=["SENT"])
     second = records.message(ANN, records.utc(2026, 11, 3, 9), subject="Second")

@@ -8,14 +8,12 @@ import json
 import pytest
 from gmail_standin import generate_mailbox
 from google_standin import StandIn
-from test_gmail import UNLIMITED
-from test_google_calendar import FAST, corpus, live
+from test_gmail import UNLIMITED, sync_gmail
+from test_google_calendar import FAST, corpus, live, sync_google_calendar
 
 from connectors.google import auth
 from timeaudit.core.config import load_settings
 from timeaudit.core.errors import UserError
-from timeaudit.lake.gmail_sync import sync_gmail
-from timeaudit.lake.google_sync import sync_google_calendar
 from timeaudit.lake.shards import parse_shard, shard_of
 from timeaudit.lake.store import Lake
 

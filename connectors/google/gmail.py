@@ -34,7 +34,7 @@ mailbox here; a message moving there becomes a tombstone.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -241,7 +241,7 @@ def _first_older(box: Mailbox, refs: list[dict], since: datetime) -> int:
 
 
 def _full_sync(
-    box: Mailbox, cursor: Cursor, since: datetime, known: dict[str, tuple[datetime, datetime]]
+    box: Mailbox, cursor: Cursor, since: datetime, known: Mapping[str, tuple[datetime, datetime]]
 ) -> Iterator[Message]:
     box.progress.full_sync = True
     profile = box.execute(box.users.getProfile(userId="me"))
@@ -318,7 +318,7 @@ def changes(records: list[dict], known: Iterable[str]) -> tuple[dict[str, str], 
 
 
 def _incremental(
-    box: Mailbox, cursor: Cursor, saved: dict, known: dict[str, tuple[datetime, datetime]]
+    box: Mailbox, cursor: Cursor, saved: dict, known: Mapping[str, tuple[datetime, datetime]]
 ) -> Iterator[Message]:
     records, current = _history(box, saved["history_id"])
     to_read, deleted = changes(records, known)
@@ -346,7 +346,7 @@ def iter_messages(
     cursor: Cursor,
     settings: Settings,
     since: datetime,
-    known: dict[str, tuple[datetime, datetime]] | None = None,
+    known: Mapping[str, tuple[datetime, datetime]] | None = None,
     meter: QuotaMeter | None = None,
     progress: Progress | None = None,
     aliases: Iterable[str] = (),

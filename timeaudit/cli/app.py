@@ -478,9 +478,10 @@ def doctor(data: DataOption = None, config: ConfigOption = None) -> None:
         raise typer.Exit(2)
 
 
-from timeaudit.cli.google import auth_app, sync_app  # noqa: E402
+from timeaudit.cli.google import auth_app  # noqa: E402
 from timeaudit.cli.imports import import_app  # noqa: E402
 from timeaudit.cli.metrics import metrics  # noqa: E402
+from timeaudit.cli.sync import sync_app  # noqa: E402
 
 app.add_typer(auth_app, name="auth")
 app.add_typer(sync_app, name="sync")

@@ -11,7 +11,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from timeaudit.cli.common import ConfigOption, DataOption, err, open_workspace, out, user_errors
 from timeaudit.core.errors import UserError
-from timeaudit.lake.imports import ImportReport, import_ics, import_mail
+from timeaudit.lake.imports import import_ics, import_mail
+from timeaudit.lake.mirror import ImportReport
 
 SKIPPED_SHOWN = 20
 

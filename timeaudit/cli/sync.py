@@ -1,0 +1,164 @@
+"""`timeaudit sync ...`: one thin command per registered source (``connectors.registry``), each
+parsing its options and handing them to the sync driver (``timeaudit.lake.sync``).
+
+``timeaudit.cli`` registers ``sync_app`` as `sync`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from connectors.base import Report
+from timeaudit.cli.common import ConfigOption, DataOption, err, open_workspace, out, user_errors
+from timeaudit.core.errors import UserError
+from timeaudit.lake.shards import parse_shard
+from timeaudit.lake.sync import Silent
+
+WorkersOption = Annotated[
+    int,
+    typer.Option("--workers", min=1, help="Accounts synced at the same time (with a service account); at most 16."),
+]
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="Sync only share i of n of the roster, e.g. 2/8: run n machines or jobs with 1/n .. n/n, "
+        "each account lands in exactly one.",
+    ),
+]
+
+sync_app = typer.Typer(
+    help="Pull records from a connected source into the lake; each sync command takes --data and --config "
+    "and fetches only what changed since its last run.",
+    no_args_is_help=True,
+)
+
+
+def _day(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC)
+    except ValueError:
+        raise UserError(f"{option} {value}: not a date; use YYYY-MM-DD, e.g. 2026-01-05") from None
+
+
+class _LiveReporter:
+    """On a terminal: one live progress line per read (an account, or one of its calendars)."""
+
+    def __init__(self, progress: Progress):
+        self.bar = progress
+        self.tasks: dict[tuple[str, str], int] = {}
+
+    def start(self, report: Report) -> None:
+        name = f"{report.account} {report.part}".strip()
+        self.tasks[(report.account, report.part)] = self.bar.add_task(name, total=None, text="")
+
+    def progress(self, report: Report) -> None:
+        self.bar.update(self.tasks[(report.account, report.part)], text=report.progress_text())
+
+    def done(self, report: Report) -> None:
+        task = self.tasks.get((report.account, report.part))
+        if task is not None:
+            self.bar.update(task, total=1, completed=1, text=report.progress_text())
+
+
+class _LineReporter(Silent):
+    """Elsewhere (a log, cron): one plain line per read that went well; failures come at the end."""
+
+    def done(self, report: Report) -> None:
+        if not report.error:
+            err.print(report.line(), highlight=False, soft_wrap=True)
+
+
+def _run_sync(name: str, data, config, *, shard: str | None, workers: int, **options: Any) -> None:
+    """Sync the registered source ``name`` with a live progress line per read on a terminal,
+    plain lines elsewhere; then each failure, the summary line, and exit code 1 if any failed."""
+    from timeaudit.lake.sync import sync_registered
+
+    # The client library warns of every 403 it sees; ours are retried or reported once.
+    logging.getLogger("googleapiclient.http").setLevel(logging.ERROR)
+    lake, settings = open_workspace(data, config)
+    run = functools.partial(sync_registered, lake, settings, name, shard=parse_shard(shard), workers=workers, **options)
+    if not err.is_terminal:
+        summary = run(reporter=_LineReporter())
+    else:
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.fields[text]}"),
+            TimeElapsedColumn(),
+            console=err,
+        )
+        with progress:
+            try:
+                summary = run(reporter=_LiveReporter(progress))
+            except UserError:
+                progress.live.transient = True  # the error alone says what happened
+                raise
+    failed = summary.failures()
+    for what, error in failed:
+        err.print(f"[red]failed:[/red] {what}: {error}", highlight=False, soft_wrap=True)
+    out.print(summary.line(), highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@sync_app.command("google-calendar")
+@user_errors
+def sync_google_calendar_command(
+    calendar: Annotated[
+        list[str] | None,
+        typer.Option("--calendar", help="Calendar id to sync; repeat for several. (default: \\[google] calendars)"),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="First day of the full-sync window, YYYY-MM-DD. (default: \\[google] weeks_back)"),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Day after the window, YYYY-MM-DD. (default: \\[google] weeks_ahead)"),
+    ] = None,
+    workers: WorkersOption = 1,
+    shard: ShardOption = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Pull Google Calendar events into the lake: yours, or with a service account every roster member's.
+
+    The first run reads the whole window; later runs fetch only what changed. A window given
+    with --since/--until that differs from the last one reads that window whole again.
+    One person's failure is reported and the others go on; the exit code is then 1.
+    """
+    first, last = _day(since, "--since"), _day(until, "--until")
+    _run_sync(
+        "google-calendar", data, config, shard=shard, workers=workers, calendars=calendar, since=first, until=last
+    )
+
+
+@sync_app.command("gmail")
+@user_errors
+def sync_gmail_command(
+    since: Annotated[
+        str | None,
+        typer.Option(help="First day a first sync reads from, YYYY-MM-DD. (default: \\[google] weeks_back)"),
+    ] = None,
+    workers: WorkersOption = 1,
+    shard: ShardOption = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Pull Gmail message metadata (headers and labels, never bodies) into the lake: yours, or with a
+    service account every roster member's.
+
+    The first run reads the window's messages; later runs read only what changed (Gmail's
+    history), and read the window whole again when that history has expired. One person's
+    failure is reported and the others go on; the exit code is then 1.
+    """
+    _run_sync("gmail", data, config, shard=shard, workers=workers, since=_day(since, "--since"))
