@@ -54,7 +54,21 @@ from icalendar.prop import vDDDTypes, vUnknown
 from icalendar.timezone import tzp
 
 from connectors.columns import each_distinct
-from connectors.ics import reader as ics
+from connectors.ics.structure import BEGIN_OR_END, begin_lines, odd_line_breaks
+from connectors.ics.values import (
+    CONFERENCE_PREFIXES,
+    CONFERENCE_PROPERTIES,
+    EPOCH,
+    MEETING_URL,
+    ONE_VALUE,
+    address,
+    attendee,
+    localised,
+    same_kind,
+    tags,
+    utc,
+    zone_name,
+)
 from timeaudit.core.model import EVENT_SCHEMA
 
 # -- the plain line grammar (Python, for attendee runs) -------------------------------------
@@ -394,7 +408,7 @@ class Taken:
             "attendee_count": pc.list_value_length(attendees).cast(pa.int32()),
             "has_agenda": columns["has_agenda"],
             "has_conference": columns["has_conference"],
-            "title_tags": each_distinct(summary, lambda s: list(ics._tags(s, cal.words)), pa.list_(pa.string())),
+            "title_tags": each_distinct(summary, lambda s: list(tags(s, cal.words)), pa.list_(pa.string())),
             "title": each_distinct(summary, lambda s: s or None, pa.string())
             if cal.store_titles
             else pa.nulls(len(rows), pa.string()),
@@ -457,8 +471,8 @@ def _read(spans: _Spans, nl: str) -> dict:
     plain = ~_folded_boundaries(sides, unfolded).reshape(count, 2).any(axis=1)
     plain &= np.bincount(lines.event[lines.codes < 0], minlength=count) == 0  # a line that is not plain
     plain &= ~lines.has(NOT_PLAIN)
-    conference = [n for n in lines.names if n in ics.CONFERENCE_PROPERTIES or n.startswith(ics.CONFERENCE_PREFIXES)]
-    read_once = [*ics._ONE_VALUE, *conference]
+    conference = [n for n in lines.names if n in CONFERENCE_PROPERTIES or n.startswith(CONFERENCE_PREFIXES)]
+    read_once = [*ONE_VALUE, *conference]
     plain &= ~lines.repeated(read_once)
     plain &= ~lines.typed([n for n in read_once if n not in TIME_NAMES])
 
@@ -492,7 +506,7 @@ def _read(spans: _Spans, nl: str) -> dict:
             pa.array(_conference_lines(lines, conference)),
             pc.or_kleene(
                 *(
-                    each_distinct(text(n), lambda v: bool(ics.MEETING_URL.search(v)), pa.bool_())
+                    each_distinct(text(n), lambda v: bool(MEETING_URL.search(v)), pa.bool_())
                     for n in ("LOCATION", "URL")
                 )
             ),
@@ -517,7 +531,7 @@ def _folded_boundaries(texts: pa.Array, unfolded: pa.Array) -> np.ndarray:
 
 
 def _organizer(written: str, raw: str) -> str:
-    return ics._address(value_of("ORGANIZER", raw), params(written))
+    return address(value_of("ORGANIZER", raw), params(written))
 
 
 def _conference_lines(lines: _Lines, names: list[str]) -> np.ndarray:
@@ -584,7 +598,7 @@ def _updated(lines: _Lines) -> tuple[pa.Array, np.ndarray]:
         _parsed(_masked(pc.match_substring_regex(raw, _RE2_STAMP), raw), "%Y%m%dT%H%M%S", 15),
     )
     reads = pc.or_kleene(pc.is_null(raw), pc.and_kleene(pc.is_valid(stamp), typed))
-    return pc.if_else(pc.is_null(raw), pa.scalar(ics.EPOCH, UTC_TS), stamp), np.asarray(pc.fill_null(reads, False))
+    return pc.if_else(pc.is_null(raw), pa.scalar(EPOCH, UTC_TS), stamp), np.asarray(pc.fill_null(reads, False))
 
 
 def _times_read(lines: _Lines) -> tuple[dict[str, pa.Array], np.ndarray]:
@@ -651,7 +665,7 @@ def _read_span(start: tuple[str, str], end: tuple[str, str] | None, duration: st
         length = _duration(duration) if duration is not None else None
     except ValueError:
         return None
-    if last is not None and (not ics._same_kind(first, last) or last < first):
+    if last is not None and (not same_kind(first, last) or last < first):
         return None
     if last is None and length is not None and (not isinstance(first, datetime) or length < timedelta(0)):
         return None
@@ -663,17 +677,17 @@ def _span(read: tuple, cal) -> tuple[datetime, datetime, str, bool]:
     ``connectors.ics.reader._record`` make them: localised, the end as the start plus its length (on
     the start's wall clock)."""
     first, last, length = read
-    start = ics._localised(first, cal.zone, cal.utc_too)
+    start = localised(first, cal.zone, cal.utc_too)
     if last is not None:
-        end = start + (ics._localised(last, cal.zone, cal.utc_too) - start)
+        end = start + (localised(last, cal.zone, cal.utc_too) - start)
     elif length is not None:
         end = start + length
     else:
         end = start if isinstance(start, datetime) else start + timedelta(days=1)
     return (
-        ics._utc(start, cal.zone),
-        ics._utc(end, cal.zone),
-        ics._zone_name(start, cal.zone),
+        utc(start, cal.zone),
+        utc(end, cal.zone),
+        zone_name(start, cal.zone),
         not isinstance(start, datetime),
     )
 
@@ -717,7 +731,7 @@ def _on_the_wall_clock(ends: pa.Array, zone: zoneinfo.ZoneInfo) -> pa.Array:
 
 
 def _midnight(raw: str, zone: tzinfo, days: int = 0) -> datetime:
-    return ics._utc(_time("", raw, False) + timedelta(days=days), zone)
+    return utc(_time("", raw, False) + timedelta(days=days), zone)
 
 
 def _overlapping(starts: pa.Array, ends: pa.Array, start: datetime, end: datetime) -> pa.Array:
@@ -784,7 +798,7 @@ _BREAK = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 @functools.lru_cache(maxsize=65536)  # the same people are invited again and again, line for line
 def _attendee_line(folded: str, nl: str) -> tuple[str, str, bool, bool] | None:
     """(email, response, optional, a person) of an ATTENDEE line as written (folded, without its
-    name), as icalendar reads it (``connectors.ics.reader._attendee``); None when the line is not plain
+    name), as icalendar reads it (``connectors.ics.values.attendee``); None when the line is not plain
     or is typed (VALUE=)."""
     if _FOLDED_BOUNDARY.search(folded):
         return None
@@ -794,7 +808,7 @@ def _attendee_line(folded: str, nl: str) -> tuple[str, str, bool, bool] | None:
         return None
     written, raw = match.groups()
     given = params(written)
-    return None if "VALUE" in given else ics._attendee(value_of("ATTENDEE", raw), given)
+    return None if "VALUE" in given else attendee(value_of("ATTENDEE", raw), given)
 
 
 # -- the skeleton ----------------------------------------------------------------------------------
@@ -820,14 +834,14 @@ def _skeleton(data: bytes, texts: list[tuple[int, int]], taken: set[int]) -> tup
 def _places(skeleton: str, cuts: list[int]) -> list[int | None] | None:
     """Per top-level VEVENT of the file, in order: None for one left in the skeleton, else the
     row of the taken event. None when the skeleton's structure is anything the structure check
-    (``connectors.ics.reader._event_lines``) would report, or a taken event was not directly inside
+    (``connectors.ics.structure.event_lines``) would report, or a taken event was not directly inside
     the VCALENDAR."""
-    if ics._odd_line_breaks(skeleton) or ics._begin_lines(skeleton) is None:
+    if odd_line_breaks(skeleton) or begin_lines(skeleton) is None:
         return None
     places: list[int | None] = []
     stack: list[str] = []
     row = 0
-    for boundary in ics._BEGIN_OR_END.finditer(f"\n{skeleton}"):
+    for boundary in BEGIN_OR_END.finditer(f"\n{skeleton}"):
         while row < len(cuts) and cuts[row] <= boundary.start():
             if stack != ["VCALENDAR"]:
                 return None

@@ -49,175 +49,51 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from pathlib import Path, PurePosixPath
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import PurePosixPath
+from zoneinfo import ZoneInfo
 
 import icalendar
 import numpy as np
 import pyarrow as pa
 import recurring_ical_events
 from icalendar.error import BrokenCalendarProperty
-from icalendar.timezone.tzid import tzid_from_dt
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from connectors.ics import plain as ics_plain
+from connectors.ics.files import ImportFileError as ImportFileError
+from connectors.ics.files import ZipLimits as ZipLimits
+from connectors.ics.files import calendar_file_count as calendar_file_count
+from connectors.ics.files import calendar_files as calendar_files
+from connectors.ics.structure import event_lines, parsed_calendars, text_of, without_broken_parts
+from connectors.ics.values import (
+    CONFERENCE_PREFIXES,
+    CONFERENCE_PROPERTIES,
+    CONFERENCE_STARTS,
+    EPOCH,
+    MEETING_URL,
+    address,
+    as_updated,
+    attendee,
+    localised,
+    same_kind,
+    stamp,
+    tags,
+    utc,
+    zone_name,
+    zone_named,
+)
 from timeaudit.core.config import Settings
-from timeaudit.core.errors import UserError
 from timeaudit.core.model import Attendee, Event
-from timeaudit.core.tags import tags_of, vocabulary
+from timeaudit.core.tags import vocabulary
 
 SOURCE = "ics"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # `updated` of an event that carries no timestamp at all
 RECURRING = ("RRULE", "RDATE", "RECURRENCE-ID")  # what makes an event a series or a part of one
 TIME_PROPERTIES = ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "RRULE", "RDATE", "EXDATE")
-RESPONSES = {
-    "ACCEPTED": "accepted",
-    "DECLINED": "declined",
-    "TENTATIVE": "tentative",
-    "NEEDS-ACTION": "needsAction",
-    "DELEGATED": "declined",  # someone else goes in the account's place
-}
-CONFERENCE_PROPERTIES = ("CONFERENCE", "X-GOOGLE-CONFERENCE", "X-MICROSOFT-SKYPETEAMSMEETINGURL")
-CONFERENCE_PREFIXES = ("X-MICROSOFT-ONLINEMEETING",)
-_CONFERENCE_STARTS = (*CONFERENCE_PROPERTIES, *CONFERENCE_PREFIXES)  # how every conference property's name starts
-MEETING_URL = re.compile(
-    r"https?://[^\s]*(zoom\.us|teams\.microsoft\.com|teams\.live\.com|meet\.google\.com|webex\.com|"
-    r"gotomeeting\.com|gotomeet\.me|whereby\.com|chime\.aws|bluejeans\.com|meet\.jit\.si|facetime\.apple\.com)",
-    re.IGNORECASE,
-)
 # The expansion asks for a little more than the window, then keeps exactly what overlaps it.
 MARGIN = timedelta(days=2)
-
-
-class ImportFileError(UserError):
-    """A calendar file that cannot be read at all."""
-
-
-# -- files ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ZipLimits:
-    """What a .zip export may unpack to (``imports.max_zip_mb``, ``imports.max_zip_ratio``)."""
-
-    max_bytes: int = 1024 * 2**20
-    max_ratio: int = 100
-
-
-def calendar_files(path: Path, limits: ZipLimits = ZipLimits()) -> Iterator[tuple[str, bytes]]:
-    """(display name, bytes) of a .ics file, of each .ics in a .zip, or of each .ics/.zip in a
-    folder, one at a time. A zip is unpacked one member at a time, within ``limits``."""
-    path = Path(path)
-    if path.is_dir():
-        for p in _calendar_paths(path):
-            yield from calendar_files(p, limits)
-        return
-    if path.suffix.lower() == ".zip":
-        yield from _zip_members(path, limits)
-        return
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ImportFileError(f"{path.name}: cannot be read ({e.strerror or e}); check the path") from None
-    yield path.name, data
-
-
-def calendar_file_count(path: Path) -> int:
-    """How many calendars ``calendar_files`` gives (for progress), without unpacking any."""
-    path = Path(path)
-    if path.is_dir():
-        return sum(calendar_file_count(p) for p in _calendar_paths(path))
-    if path.suffix.lower() != ".zip":
-        return 1
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return len(_ics_members(archive))
-    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError):
-        return 1  # calendar_files says what is wrong
-
-
-def _calendar_paths(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".ics", ".zip") and p.is_file())
-
-
-def _ics_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    return [
-        m
-        for m in archive.infolist()
-        if not m.is_dir() and m.filename.lower().endswith(".ics") and "__MACOSX" not in m.filename
-    ]
-
-
-def _zip_members(path: Path, limits: ZipLimits) -> Iterator[tuple[str, bytes]]:
-    """Each .ics member of a zip, unpacked one at a time; ImportFileError for a broken zip, or
-    one whose members would unpack past ``limits`` (checked on what the zip declares before
-    anything is unpacked, and on what is actually unpacked)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = _ics_members(archive)
-            if not members:
-                raise ImportFileError(f"{path.name}: the zip holds no .ics file; export the calendars again")
-            _check_declared(path, members, limits)
-            unpacked = 0
-            for member in members:
-                data = _unpacked(path, archive, member, limits, limits.max_bytes - unpacked)
-                item, data = (f"{path.name}/{member.filename}", data), None
-                unpacked += len(item[1])
-                yield item
-                del item  # the next member is unpacked with this one let go
-    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
-        raise ImportFileError(
-            f"{path.name}: not a readable zip file ({e}); download the export again, or unpack it and import the .ics"
-        ) from None
-
-
-def _too_big(path: Path, size: int, limits: ZipLimits) -> ImportFileError:
-    return ImportFileError(
-        f"{path.name}: its .ics files unpack to {_mb(size)} or more, over the limit of {_mb(limits.max_bytes)} "
-        "(imports.max_zip_mb); unpack it and import the .ics files one by one, or raise the limit"
-    )
-
-
-def _too_packed(path: Path, member: zipfile.ZipInfo, ratio: float, limits: ZipLimits) -> ImportFileError:
-    return ImportFileError(
-        f"{path.name}/{member.filename}: unpacks to {ratio:,.0f} times its packed size, over the limit of "
-        f"{limits.max_ratio} (imports.max_zip_ratio); a calendar export does not pack that well, so it is not read"
-    )
-
-
-def _mb(size: int) -> str:
-    return f"{size / 2**20:,.0f} MB"
-
-
-def _check_declared(path: Path, members: list[zipfile.ZipInfo], limits: ZipLimits) -> None:
-    total = sum(m.file_size for m in members)
-    if total > limits.max_bytes:
-        raise _too_big(path, total, limits)
-    for member in members:
-        if member.file_size > limits.max_ratio * max(member.compress_size, 1):
-            raise _too_packed(path, member, member.file_size / max(member.compress_size, 1), limits)
-
-
-CHUNK = 2**20
-
-
-def _unpacked(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, limits: ZipLimits, room: int) -> bytes:
-    """A member's bytes, read a chunk at a time and stopped as soon as they pass what is left of
-    the total or the ratio (a zip may declare sizes it does not keep to)."""
-    most = min(room, limits.max_ratio * max(member.compress_size, 1))
-    chunks, size = [], 0
-    with archive.open(member) as stream:
-        while chunk := stream.read(CHUNK):
-            size += len(chunk)
-            if size > most:
-                if size > room:
-                    raise _too_big(path, limits.max_bytes - room + size, limits)
-                raise _too_packed(path, member, size / max(member.compress_size, 1), limits)
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def feed_of(event_id: str) -> str:
@@ -237,202 +113,7 @@ def _feed(calendar: icalendar.Calendar, name: str) -> str:
     return _slug(PurePosixPath(name).stem) or "calendar"
 
 
-# -- reading and checking the file ---------------------------------------------------------
-def _text(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")  # older Outlook exports; any byte decodes, the structure check decides
-
-
-# Lines that may begin or end a component ("begın" upper-cases to "BEGIN" too), from the newline
-# before them (searching for a literal is fast; "^" is tried at every character).
-_BEGIN_OR_END = re.compile(r"\n[^\S\n]*(?:[Bb][Ee][Gg][Iiı][Nn]|[Ee][Nn][Dd]):.*")
-
-
-def _event_lines(name: str, text: str) -> Callable[[int], int]:
-    """The line of the n-th top-level BEGIN:VEVENT (0 past the last); ImportFileError if the
-    structure is broken.
-
-    icalendar's own messages on a cut-short or foreign file name neither the file nor the line.
-    Only the BEGIN and END lines are looked at one by one; a file with something to report is
-    then read line by line, which words the report.
-    """
-    line_of = None if _odd_line_breaks(text) else _begin_lines(text)
-    if line_of is not None:
-        return line_of
-    numbers = _check_every_line(name, text)
-    return lambda n: numbers[n] if n < len(numbers) else 0
-
-
-def _odd_line_breaks(text: str) -> bool:
-    """Whether str.splitlines() breaks ``text`` anywhere but at LF and CRLF."""
-    return text.count("\r") != text.count("\r\n") or any(c in text for c in "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
-
-
-def _begin_lines(text: str) -> Callable[[int], int] | None:
-    """What ``_check_every_line`` finds for a sound file, as a function; None for a file it would
-    report on. Lines are counted only when one is asked for (only a skipped event needs it)."""
-    first = re.search(r"\S", text)
-    if first is None:
-        return None
-    line_end = text.find("\n", first.start())
-    first_line = text[text.rfind("\n", 0, first.start()) + 1 : None if line_end < 0 else line_end]
-    if first_line.strip().upper() != "BEGIN:VCALENDAR":
-        return None
-    text = "\n" + text  # each line after a newline; the count of newlines up to a line is its number
-    events = _top_level_events([line.strip().upper() for line in _BEGIN_OR_END.findall(text)])
-    if events is None:
-        return None
-
-    @functools.cache
-    def numbers() -> list[int]:
-        starts = [line.start() + 1 for line in _BEGIN_OR_END.finditer(text)]
-        found, newlines, counted = [], 0, 0
-        for event in events:
-            newlines += text.count("\n", counted, starts[event])
-            counted = starts[event]
-            found.append(newlines)
-        return found
-
-    return lambda n: numbers()[n] if n < len(events) else 0
-
-
-def _top_level_events(lines: list[str]) -> list[int] | None:
-    """Where among a file's BEGIN and END lines (upper case) each top-level VEVENT begins; None
-    when they are not nested one inside the other."""
-    stack: list[str] = []
-    events: list[int] = []
-    for position, upper in enumerate(lines):
-        if upper.startswith("BEGIN:"):
-            if upper == "BEGIN:VEVENT" and len(stack) == 1:
-                events.append(position)
-            stack.append(upper[6:])
-        elif stack and stack[-1] == upper[4:]:
-            stack.pop()
-        else:
-            return None
-    return None if stack else events
-
-
-def _check_every_line(name: str, text: str) -> list[int]:
-    stack: list[tuple[str, int]] = []
-    events: list[int] = []
-    seen_calendar = False
-    last = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        last = number
-        upper = line.upper()
-        if not seen_calendar and upper != "BEGIN:VCALENDAR":
-            raise ImportFileError(
-                f"{name}: not an iCalendar file (line {number} should be BEGIN:VCALENDAR); "
-                "export the calendar as .ics (iCalendar) and import that file"
-            )
-        if upper.startswith("BEGIN:"):
-            seen_calendar = True
-            kind = upper[6:]
-            if kind == "VEVENT" and len(stack) == 1:
-                events.append(number)
-            stack.append((kind, number))
-        elif upper.startswith("END:"):
-            kind = upper[4:]
-            if not stack or stack[-1][0] != kind:
-                open_kind = f"{stack[-1][0]} begun at line {stack[-1][1]}" if stack else "nothing"
-                raise ImportFileError(
-                    f"{name}: line {number} ends {kind} but {open_kind} is open; the file is damaged, export it again"
-                )
-            stack.pop()
-    if not seen_calendar:
-        raise ImportFileError(f"{name}: the file is empty; export the calendar as .ics again")
-    if stack:
-        kind, begun = stack[-1]
-        raise ImportFileError(
-            f"{name}: cut short at line {last} inside {kind} begun at line {begun} (no END:VCALENDAR); "
-            "the export or download was interrupted, export it again"
-        )
-    return events
-
-
-_LINE_BREAKS = re.compile("[^\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
-
-
-def _without_broken_parts(name: str, text: str) -> tuple[str, list[tuple[str, str]]]:
-    """The text with each component whose END does not match its BEGIN blanked out (its lines
-    kept empty, so every other line keeps its number), and (item, reason) of each. A file that
-    is not iCalendar or is cut short is left as it is: ``_event_lines`` refuses it whole."""
-    if not _odd_line_breaks(text) and _begin_lines(text) is not None:
-        return text, []
-    stack: list[tuple[str, int, int]] = []  # (kind, line, offset of the BEGIN line)
-    blank: list[tuple[int, int]] = []
-    broken: list[tuple[str, str]] = []
-    offset = 0
-    for number, line in enumerate(text.splitlines(keepends=True), start=1):
-        at, offset = offset, offset + len(line)
-        upper = line.strip().upper()
-        if upper.startswith("BEGIN:"):
-            stack.append((upper[6:], number, at))
-        elif upper.startswith("END:") and stack and stack[-1][0] != upper[4:]:
-            kind, open_kinds = upper[4:], [open_kind for open_kind, _, _ in stack]
-            if kind in open_kinds:  # the components inside it never ended
-                depth = len(open_kinds) - 1 - open_kinds[::-1].index(kind)
-                inner, begun, start = stack[depth + 1]
-                blank.append((start, at))
-                reason = f"has no END:{inner} before line {number} ends {kind}; lines {begun}-{number - 1} skipped"
-                broken.append((f"{name} line {begun}: {inner}", f"{reason}, fix or export it again"))
-                del stack[depth:]
-            elif len(stack) > 1:  # a mistyped END of the innermost one
-                inner, begun, start = stack.pop()
-                blank.append((start, offset))
-                reason = f"ends with END:{kind} at line {number} instead of END:{inner}; lines {begun}-{number} skipped"
-                broken.append((f"{name} line {begun}: {inner}", f"{reason}, fix or export it again"))
-            else:
-                blank.append((at, offset))
-                broken.append((f"{name} line {number}", f"END:{kind} ends nothing that is open; the line is skipped"))
-        elif upper.startswith("END:") and stack:
-            stack.pop()
-    return _blanked(text, blank), broken
-
-
-def _blanked(text: str, spans: list[tuple[int, int]]) -> str:
-    """The text with everything but the line breaks in ``spans`` (start, end offsets) taken out."""
-    merged: list[list[int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    for start, end in reversed(merged):
-        text = text[:start] + _LINE_BREAKS.sub("", text[start:end]) + text[end:]
-    return text
-
-
-def _calendars(name: str, text: str) -> list[icalendar.Calendar]:
-    try:
-        return icalendar.Calendar.from_ical(text, multiple=True)
-    except ValueError as e:
-        raise ImportFileError(f"{name}: not valid iCalendar ({e}); export the calendar as .ics again") from None
-
-
 # -- time zones ----------------------------------------------------------------------------
-def _zone(name: str) -> ZoneInfo | None:
-    name = name.strip()
-    try:
-        return ZoneInfo(WINDOWS_TO_OLSON.get(name, name)) if name else None
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-def _zone_name(value: date, default: ZoneInfo) -> str:
-    """The IANA name of a start's zone: its own when it has one, else (dates, UTC, custom zones) the calendar's."""
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() == timedelta(0) == value.dst():
-        return default.key
-    zone = value.tzinfo if isinstance(value.tzinfo, ZoneInfo) else _zone(tzid_from_dt(value) or "")
-    return zone.key if zone else default.key
-
-
 def _props(component: icalendar.Component, key: str) -> list:
     value = component.get(key)
     if value is None:
@@ -487,16 +168,9 @@ def _problem(component: icalendar.Component) -> str | None:
 
 
 def _ends_before_start(start: date, end: date) -> bool:
-    if not _same_kind(start, end):
+    if not same_kind(start, end):
         return False  # a date against a date-time, or floating against zoned: recurring_ical_events decides
     return end < start
-
-
-def _same_kind(start: date, end: date) -> bool:
-    """Both dates, both floating date-times or both zoned ones."""
-    if type(start) is not type(end):
-        return False
-    return not isinstance(start, datetime) or (start.tzinfo is None) == (end.tzinfo is None)
 
 
 def _localise(component: icalendar.Component, zone: tzinfo, utc_too: bool) -> None:
@@ -506,37 +180,9 @@ def _localise(component: icalendar.Component, zone: tzinfo, utc_too: bool) -> No
     apply it itself, but dropping the RANGE parameter of a RECURRENCE-ID on the way.
     """
     for _key, _prop, value in _time_values(component):
-        localised = _localised(value.dt, zone, utc_too)
-        if localised is not value.dt:
-            value.dt = localised
-
-
-def _localised(value: date, zone: tzinfo, utc_too: bool) -> date:
-    if not isinstance(value, datetime):
-        return value
-    if value.tzinfo is None:
-        return value.replace(tzinfo=zone)
-    if utc_too and value.utcoffset() == timedelta(0) and str(value.tzname()).upper() == "UTC":
-        return value.astimezone(zone)
-    return value
-
-
-def _utc(value: date, zone: tzinfo) -> datetime:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    return datetime.combine(value, time(0), tzinfo=zone).astimezone(UTC)
-
-
-def _stamp(value: date) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return value.strftime("%Y%m%d")
-
-
-def _as_updated(value: date) -> datetime:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.combine(value, time(0), tzinfo=UTC)
+        read = localised(value.dt, zone, utc_too)
+        if read is not value.dt:
+            value.dt = read
 
 
 # -- one occurrence -> Event ---------------------------------------------------------------
@@ -544,24 +190,6 @@ def _as_updated(value: date) -> datetime:
 # through _ComponentProps; _record is the one place that turns one into an Event (the plain
 # events read column-wise, connectors.ics.plain, follow it column by column).
 Guest = tuple[str, str, bool]  # (email, response, optional)
-
-
-def _address(value: str, params: Mapping) -> str:
-    address = value.strip()
-    if address.lower().startswith("mailto:"):
-        address = address[7:]
-    if "@" not in address:
-        address = str(params.get("EMAIL") or "")
-    return address.strip().lower() if "@" in address else ""
-
-
-def _attendee(value: str, params: Mapping) -> tuple[str, str, bool, bool]:
-    """(email, response, optional, a person rather than a room or resource) of one ATTENDEE."""
-    email = _address(value, params)
-    response = RESPONSES.get(str(params.get("PARTSTAT", "")).upper(), "needsAction")
-    optional = str(params.get("ROLE", "")).upper() in ("OPT-PARTICIPANT", "NON-PARTICIPANT")
-    person = bool(email) and str(params.get("CUTYPE", "")).upper() not in ("ROOM", "RESOURCE")
-    return email, response, optional, person
 
 
 def _guests(attendees: Iterable[tuple[str, str, bool, bool]], account: str) -> tuple[tuple[Guest, ...], str | None]:
@@ -600,7 +228,7 @@ class _ComponentProps:
 
     def guests(self, account: str) -> tuple[tuple[Guest, ...], str | None]:
         attendees = _props(self.component, "ATTENDEE")
-        return _guests((_attendee(str(p or ""), getattr(p, "params", {})) for p in attendees), account)
+        return _guests((attendee(str(p or ""), getattr(p, "params", {})) for p in attendees), account)
 
     def updated(self) -> datetime:
         for key in ("LAST-MODIFIED", "DTSTAMP", "CREATED"):
@@ -610,22 +238,17 @@ class _ComponentProps:
             except BrokenCalendarProperty:
                 continue
             if isinstance(value, date):
-                return _as_updated(value)
+                return as_updated(value)
         return EPOCH
 
 
 def _has_conference(props) -> bool:
-    for key in [key for key in props.names() if key.startswith(_CONFERENCE_STARTS)]:
+    for key in [key for key in props.names() if key.startswith(CONFERENCE_STARTS)]:
         if key in CONFERENCE_PROPERTIES or key.startswith(CONFERENCE_PREFIXES):
             value = props.text(key).strip()
             if value and value.upper() != "FALSE":
                 return True
     return any(MEETING_URL.search(props.text(key)) for key in ("LOCATION", "URL"))
-
-
-@functools.lru_cache(maxsize=65536)  # titles repeat (weekly meetings), and tagging one is slow
-def _tags(summary: str, words: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(tags_of(summary, words))
 
 
 @dataclass(frozen=True)
@@ -643,8 +266,8 @@ class _Calendar:
 
 def _record(props, start: date, end: date, key: str, series_id: str, cal: _Calendar) -> dict:
     """The ``Event`` fields of one occurrence by name, its attendees as (email, response, optional)."""
-    start_at, end_at = _utc(start, cal.zone), _utc(end, cal.zone)
-    organizer = _address(*props.organizer())
+    start_at, end_at = utc(start, cal.zone), utc(end, cal.zone)
+    organizer = address(*props.organizer())
     summary = props.text("SUMMARY").strip()
     busy = props.text("X-MICROSOFT-CDO-BUSYSTATUS").strip().upper()
     status = {"CANCELLED": "cancelled", "TENTATIVE": "tentative"}.get(props.text("STATUS").upper())
@@ -663,7 +286,7 @@ def _record(props, start: date, end: date, key: str, series_id: str, cal: _Calen
         updated=props.updated(),
         ical_uid=props.text("UID"),
         series_id=series_id,
-        tz=_zone_name(start, cal.zone),
+        tz=zone_name(start, cal.zone),
         all_day=not isinstance(start, datetime),
         status=status or "confirmed",
         self_response=self_response,
@@ -673,7 +296,7 @@ def _record(props, start: date, end: date, key: str, series_id: str, cal: _Calen
         attendees=guests,
         has_agenda=bool(props.text("DESCRIPTION").strip()) or props.has("ATTACH"),
         has_conference=_has_conference(props),
-        title_tags=list(_tags(summary, cal.words)),
+        title_tags=list(tags(summary, cal.words)),
         title=summary if cal.store_titles and summary else None,
         deleted=False,
     )
@@ -689,15 +312,6 @@ def _event_of_row(row: dict) -> Event:
     return Event(**{**row, "source": SOURCE, "attendees": [Attendee(**guest) for guest in row["attendees"]]})
 
 
-# The properties _record and recurring_ical_events read as one value (SEQUENCE is compared):
-# a plain event that repeats one of them, or types one with a VALUE parameter, is read by icalendar.
-_ONE_VALUE = frozenset(
-    {"UID", "DTSTART", "DTEND", "DURATION", "LAST-MODIFIED", "DTSTAMP", "CREATED", "SEQUENCE", "ORGANIZER"}
-    | {"SUMMARY", "STATUS", "TRANSP", "DESCRIPTION", "LOCATION", "URL", "X-MICROSOFT-CDO-BUSYSTATUS"}
-    | set(CONFERENCE_PROPERTIES)
-)
-
-
 # -- one series -> its occurrences in the window -------------------------------------------
 def _original_start(occurrence: icalendar.Component, moved: dict[str, timedelta]) -> date:
     """The slot an occurrence was generated for, before any override moved it.
@@ -708,7 +322,7 @@ def _original_start(occurrence: icalendar.Component, moved: dict[str, timedelta]
     rid = occurrence.get("RECURRENCE-ID")
     if rid is None:
         return occurrence.start
-    shift = moved.get(_stamp(rid.dt))
+    shift = moved.get(stamp(rid.dt))
     if shift is None or str(rid.params.get("RANGE", "")).upper() != "THISANDFUTURE":
         return rid.dt
     return occurrence.start - shift
@@ -722,7 +336,7 @@ def _this_and_future_shifts(components: list[icalendar.Component]) -> dict[str, 
             start, original = c.start, rid.dt
             if isinstance(start, datetime) != isinstance(original, datetime):
                 continue
-            shifts[_stamp(original)] = start - original
+            shifts[stamp(original)] = start - original
     return shifts
 
 
@@ -756,7 +370,7 @@ def _as_utc(value: date) -> datetime:
     """A date or date-time in UTC, a floating one read as UTC (for bounds only)."""
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return _utc(value, UTC)
+    return utc(value, UTC)
 
 
 def _series_steps(components: list[icalendar.Component], last: datetime, since: datetime | None = None) -> int:
@@ -843,7 +457,7 @@ def _series_events(
     moved = _this_and_future_shifts(components)
     events = []
     for occurrence in occurrences:
-        key = f"{uid}/{_stamp(_original_start(occurrence, moved))}" if recurring else uid
+        key = f"{uid}/{stamp(_original_start(occurrence, moved))}" if recurring else uid
         series_id = f"{cal.feed}/{uid}" if recurring else ""
         events.append(_record(_ComponentProps(occurrence), occurrence.start, occurrence.end, key, series_id, cal))
     return events, cut
@@ -890,7 +504,7 @@ def iter_ics_records(
     seen: set[str] = set()
     index = 0
     for calendar in calendars:
-        x_wr = _zone(str(calendar.get("X-WR-TIMEZONE") or ""))
+        x_wr = zone_named(str(calendar.get("X-WR-TIMEZONE") or ""))
         zone = x_wr or org_zone
         cal = _Calendar(
             account, _feed(calendar, name), zone, x_wr is not None, words, settings.privacy.store_titles,
@@ -955,15 +569,15 @@ def _read(
     read = _read_plain(name, data) if plain else None
     if read is not None:
         return read
-    text, broken = _without_broken_parts(name, _text(data))
+    text, broken = without_broken_parts(name, text_of(data))
     for item, reason in broken:
         on_skip(item, reason)
     if broken and plain and _is_utf8(data):
         read = _read_plain(name, text.encode())
         if read is not None:
             return read
-    line_of = _event_lines(name, text)
-    return _calendars(name, text), line_of, None
+    line_of = event_lines(name, text)
+    return parsed_calendars(name, text), line_of, None
 
 
 def _read_plain(
@@ -979,7 +593,7 @@ def _read_plain(
         return None
     if len(calendars) != 1:
         return None
-    lines = functools.cache(lambda: _event_lines(name, _text(data)))  # only a skip needs them
+    lines = functools.cache(lambda: event_lines(name, text_of(data)))  # only a skip needs them
     return calendars, lambda n: lines()(n), taken
 
 
