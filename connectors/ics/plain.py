@@ -373,7 +373,7 @@ class Taken:
 
     def records(self, rows: np.ndarray, cal, start: datetime, end: datetime) -> pa.Table:
         """The lake's columns (``ingested_at`` aside) of the taken events ``rows`` of one calendar
-        (a ``connectors.ics.reader._Calendar``) that overlap [start, end)."""
+        (a ``connectors.ics.record.CalendarContext``) that overlap [start, end)."""
         picked = pa.array(rows)
         every = len(rows) == len(self.run_of)  # rows are sorted: then they are all, in order
         columns = self.columns if every else {name: values.take(picked) for name, values in self.columns.items()}
@@ -674,7 +674,7 @@ def _read_span(start: tuple[str, str], end: tuple[str, str] | None, duration: st
 
 def _span(read: tuple, cal) -> tuple[datetime, datetime, str, bool]:
     """(start, end, tz, all day) of an event read one at a time, as recurring_ical_events and
-    ``connectors.ics.reader._record`` make them: localised, the end as the start plus its length (on
+    ``connectors.ics.record.event_record`` make them: localised, the end as the start plus its length (on
     the start's wall clock)."""
     first, last, length = read
     start = localised(first, cal.zone, cal.utc_too)
@@ -735,7 +735,7 @@ def _midnight(raw: str, zone: tzinfo, days: int = 0) -> datetime:
 
 
 def _overlapping(starts: pa.Array, ends: pa.Array, start: datetime, end: datetime) -> pa.Array:
-    """``connectors.ics.reader._overlaps`` of each event."""
+    """``connectors.ics.series.overlaps`` of each event."""
     start, end = pa.scalar(start, UTC_TS), pa.scalar(end, UTC_TS)
     touching = pc.and_kleene(pc.equal(ends, starts), pc.greater_equal(starts, start))
     return pc.and_kleene(pc.less(starts, end), pc.or_kleene(pc.greater(ends, start), touching))
