@@ -21,6 +21,7 @@ import pytest
 from connectors.demo.org import build_org
 from connectors.demo.records import iter_events
 from connectors.ics import plain as ics_plain
+from connectors.ics.plain_times import on_the_wall_clock
 from connectors.ics.reader import SOURCE, ImportFileError, calendar_files, feed_of, iter_ics_events
 from connectors.ics.reader import iter_ics_records as iics_records
 from connectors.ics.superseded import without_superseded
@@ -624,7 +625,7 @@ def test_ends_on_the_wall_clock_as_python_reads_them(zone):
     tz = ZoneInfo(zone)
     ends = pa.array([utc(2026, 1, 1) + timedelta(minutes=30 * n) for n in range(2 * 24 * 365)], UTC_TS)
     python = [end.astimezone(tz).replace(fold=0).astimezone(UTC) for end in ends.to_pylist()]
-    assert ics_plain._on_the_wall_clock(ends, tz).to_pylist() == python
+    assert on_the_wall_clock(ends, tz).to_pylist() == python
 
 
 # -- events without a UID --------------------------------------------------------------------------------

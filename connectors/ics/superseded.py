@@ -21,7 +21,7 @@ def without_superseded(data: bytes) -> bytes:
     one, or one with a lower SEQUENCE. recurring_ical_events would keep only the one with the
     highest SEQUENCE (the first of equals) anyway, but each copy cost icalendar a component
     and the series a place: 150,000 copies of one UID took minutes and gigabytes. Events are
-    found as the plain reader finds them (``ics_plain._spans``)."""
+    found as the plain reader finds them (``connectors.ics.plain_lines.find_spans``)."""
     if not _many_copies(data):
         return data
     nl = b"\r\n" if data[: data.find(b"\n") + 1].endswith(b"\r\n") else b"\n"
