@@ -1,47 +1,28 @@
 """iCalendar (.ics) exports -> ``Event`` records, for teams that import files instead of syncing.
 
-Google Calendar, Outlook/Exchange and Apple Calendar all export .ics files (Google as a .zip
-of them). ``calendar_files`` reads a file or a zip; ``iter_ics_records`` turns one calendar
-into the events of one account that overlap a window (``iter_ics_events``: as ``Event``
-objects). Storing, detecting unchanged records and tombstoning are the caller's business
-(``timeaudit.lake.imports``).
+``calendar_files`` reads a .ics file, a .zip export or a folder (``connectors.ics.files``);
+``iter_ics_records`` turns one calendar into the events of one account that overlap a window
+(``iter_ics_events``: as ``Event`` objects). Storing, detecting unchanged records and
+tombstoning are the caller's business (``timeaudit.lake.imports``).
 
-- Recurrences are expanded by ``recurring_ical_events`` only (RRULE, RDATE, EXDATE,
-  RECURRENCE-ID overrides including RANGE=THISANDFUTURE), never by hand.
+- Recurrences are expanded by ``recurring_ical_events`` only (``connectors.ics.series``).
 - Ids are stable across re-imports: ``<feed>/<UID>`` for a single event and
-  ``<feed>/<UID>/<original start in UTC>`` for an occurrence (a date for all-day series),
-  so a moved occurrence keeps its id. The feed is a slug of the calendar's X-WR-RELCALID,
-  else X-WR-CALNAME, else the file name.
-- Time zones: VTIMEZONE blocks and IANA names (through icalendar), Windows names such as
-  "W. Europe Standard Time" (icalendar's Windows->IANA table). Floating times and all-day
-  dates are read in the calendar's X-WR-TIMEZONE, else the organisation's time zone. A TZID
-  that none of these explains makes the event skipped, not guessed: a wrong zone would move
-  every occurrence by hours without anyone noticing.
-- A file that is not iCalendar, is cut short or is a broken zip raises ``ImportFileError``.
-  A broken event, or a component whose END does not match its BEGIN (``END:VTOOD``), is
-  reported through ``on_skip`` with its line and the rest of the file still comes out.
-- An event without a UID gets one made from its content (``content_uid``), the same on every
-  import; its ``ical_uid`` stays empty, which is how the import counts them.
-- Work is bounded: a series yields at most ``imports.max_occurrences_per_series`` occurrences
-  in the window (``_occurrences``), events superseded by another of the same UID and
-  RECURRENCE-ID are dropped before either reader (``without_superseded``), and a zip is
-  unpacked one member at a time within ``imports.max_zip_mb`` and ``imports.max_zip_ratio``.
+  ``<feed>/<UID>/<original start in UTC>`` for an occurrence, so a moved occurrence keeps its
+  id. The feed is a slug of X-WR-RELCALID, else X-WR-CALNAME, else the file name.
+- Time zones: VTIMEZONE blocks, IANA and Windows names. Floating times and all-day dates are
+  read in X-WR-TIMEZONE, else the organisation's zone. A TZID none of these explains makes
+  the event skipped, not guessed: a wrong zone would move every occurrence by hours unseen.
+- A file that is not iCalendar, is cut short or is a broken zip raises ``ImportFileError``; a
+  broken event or component is reported through ``on_skip`` with its line, and the rest of
+  the file still comes out. An event without a UID gets one from its content.
+- Work is bounded: occurrences per series are capped, superseded copies are dropped first
+  (``connectors.ics.superseded``), zips are unpacked within limits.
 
-Kept per event: as in the Google connector. Descriptions are only checked for being
-non-empty; the title only when ``privacy.store_titles`` is on.
-
-How it reads a file, and why: most of an export is single events written in plain lines, with
-dozens of folded ATTENDEE lines each, and reading them line by line in Python (icalendar makes
-an object of every line) was nearly all of an import's time. So ``iter_ics_records`` first hands
-the file's bytes to ``connectors.ics.plain``, which reads those events column by column (Arrow
-kernels over all of them at once, each distinct list of attendees once) and gives them as one
-Arrow table of the lake's columns; it takes an event only when it is certain to read exactly as
-icalendar reads it. Everything else (series, overrides, time zone definitions, anything unusual,
-and whole files that are odd or broken) stays in the text icalendar and recurring_ical_events
-read as before, and comes out as one dict per event (the ``Event`` fields, attendees as tuples
-of (email, response, optional)). Both paths make the same records: ``event_record`` is the reference,
-and tests/test_ics.py holds the column-wise reader to it over the fixtures and generated
-calendars.
+Two readers make the same records: ``connectors.ics.plain`` reads the plain single events
+column by column into one Arrow table (most of an export, and where line-by-line reading would
+spend nearly all the time); everything else goes through icalendar as one dict per event
+(``connectors.ics.record.event_record``, the reference the tests hold the plain reader to).
+Titles are kept only when ``privacy.store_titles`` is on; descriptions only count as non-empty.
 """
 
 from __future__ import annotations
