@@ -115,7 +115,7 @@ def message_table(
 
     columns = {
         "account": pa.repeat(pa.scalar(box.account.strip().lower()), n),
-        "id": pc.binary_join_element_wise("<", message_id, ">", ""),  # as connectors.mail.reader.message_key
+        "id": pc.binary_join_element_wise("<", message_id, ">", ""),  # as connectors.mail.record.message_key
         "thread_id": thread,
         "ts": ts,
         "direction": pc.if_else(sent, "sent", "received"),
