@@ -1,5 +1,8 @@
 """The demo organisation's calendar events and email metadata, as model records.
 
+Over 400 lines on purpose: events and messages share one set of per-week random streams and one
+title-to-tags hook (``tags``, which tests replace here to see every generated title).
+
 Plain generators, deterministic for a given organisation: each week draws from its own
 random stream, so events and messages can be generated apart and in any order.
 """
