@@ -19,8 +19,8 @@ def without_superseded(data: bytes) -> bytes:
     """The file with every event that another one of the same UID and RECURRENCE-ID (as
     written) supersedes blanked out, its lines kept empty: a byte-for-byte copy of an earlier
     one, or one with a lower SEQUENCE. recurring_ical_events would keep only the one with the
-    highest SEQUENCE (the first of equals) anyway, but each copy cost icalendar a component
-    and the series a place: 150,000 copies of one UID took minutes and gigabytes. Events are
+    highest SEQUENCE (the first of equals) anyway, but each copy costs icalendar a component
+    and the series a place (docs/performance.md). Events are
     found as the plain reader finds them (``connectors.ics.plain_lines.find_spans``)."""
     if not _many_copies(data):
         return data

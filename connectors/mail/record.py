@@ -106,7 +106,7 @@ def message_record(block: bytes, box: Mailbox, fallback_time: FallbackTime, flag
 
 # A header line and its continuation lines, as compat32 keeps them: the value without the blanks
 # after the colon and without the final line break. _FIELD_LF is the same for "\n" line ends only,
-# from the newline before the line, and several times faster (a literal start is searched for fast).
+# from the newline before the line, and faster (a literal start is searched for fast).
 _FIELD = re.compile(r"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)(?:\r?\n|\Z)")
 _FIELD_LF = re.compile(r"\n([\x21-\x39\x3b-\x7e]+):[ \t]*(.*(?:\n[ \t].*)*)")
 
