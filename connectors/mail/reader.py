@@ -96,8 +96,8 @@ def mail_folders(path: Path, base: Path | None = None) -> list[Folder]:
 
 
 def mailbox_of(path: Path) -> str:
-    """The slug that older versions put before the Message-ID in a message's id ("inbox/<id>"):
-    an import finds by it the records it replaces. The file's stem for an mbox, the folder's
+    """The slug that ids of the form "<slug>/<Message-ID>" (e.g. "inbox/<id>") carry: an import
+    finds by it the records of that form it replaces. The file's stem for an mbox, the folder's
     name for a Maildir or a folder of .eml files, the folder's name for a single .eml."""
     path = Path(path).resolve()
     if path.is_file():
