@@ -23,21 +23,6 @@ READ_CODE = {name: i for i, name in enumerate(READ)}
 NOT_PRINTABLE = r"[^\t\n\x20-\x7e]"
 PRINTABLE = bytes([9, 10, *range(0x20, 0x7F)])
 HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")  # as the per-message reader reads names
-WHOLE_ID = r"^<[^<>\s]+>$"
-# mail_headers' _RFC_DATE with the clock's and zone's ranges checked, as datetime() checks them.
-DATE = (
-    r"^(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(?P<day>\d{1,2}) "
-    r"(?P<month>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (?P<year>(?:19|2\d)\d\d) "
-    r"(?P<clock>(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d) (?P<sign>[+-])(?P<hours>[01]\d|2[0-3])(?P<minutes>[0-5]\d)$"
-)
-
-LABEL_HEADERS = ("x-gmail-labels", "x-mozilla-status")
-GMAIL_THREAD = "x-gm-thrid"
-READ = sorted(rules.WANTED | {*LABEL_HEADERS, GMAIL_THREAD})
-READ_CODE = {name: i for i, name in enumerate(READ)}
-NOT_PRINTABLE = r"[^\t\n\x20-\x7e]"
-PRINTABLE = bytes([9, 10, *range(0x20, 0x7F)])
-HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")  # as the per-message reader reads names
 
 
 # -- which messages are plain -------------------------------------------------------------------
