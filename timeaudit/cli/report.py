@@ -112,35 +112,34 @@ AuditTeam = Annotated[str | None, typer.Option(help="Only this team (at least th
 AuditMarkdown = Annotated[bool, typer.Option("--markdown", help="Markdown instead of plain text.")]
 
 
-@user_errors
-def audit_command(
-    week: AuditWeek = "last",
-    weeks: AuditWeeks = 4,
-    team: AuditTeam = None,
-    markdown: AuditMarkdown = False,
-    data: DataOption = None,
-    config: ConfigOption = None,
-) -> None:
+def _period_text(text: str, help_text: str):
+    """A command that prints one text of ``timeaudit.outputs.audit_report`` (``text``: its
+    function's name) for the period and team the options choose; ``help_text``: its help."""
+
+    def command(
+        week: AuditWeek = "last",
+        weeks: AuditWeeks = 4,
+        team: AuditTeam = None,
+        markdown: AuditMarkdown = False,
+        data: DataOption = None,
+        config: ConfigOption = None,
+    ) -> None:
+        from timeaudit.outputs import audit_report
+
+        analysis, scope = _audit_scope(data, config, week, weeks, team)
+        sys.stdout.write(getattr(audit_report, text)(analysis, scope, markdown))
+
+    command.__doc__ = help_text
+    return user_errors(command)
+
+
+audit_command = _period_text(
+    "wasters_text",
     """The time wasters: meetings and series ranked by person-hours with suggestions, admin
-    by kind, email load and the internal threads that cost most."""
-    from timeaudit.outputs.audit_report import wasters_text
-
-    analysis, scope = _audit_scope(data, config, week, weeks, team)
-    sys.stdout.write(wasters_text(analysis, scope, markdown))
-
-
-@user_errors
-def customers(
-    week: AuditWeek = "last",
-    weeks: AuditWeeks = 4,
-    team: AuditTeam = None,
-    markdown: AuditMarkdown = False,
-    data: DataOption = None,
-    config: ConfigOption = None,
-) -> None:
+    by kind, email load and the internal threads that cost most.""",
+)
+customers = _period_text(
+    "customers_text",
     """The customers: hours and last contact, the neglected ones, reply times and the
-    customer emails still waiting for an answer."""
-    from timeaudit.outputs.audit_report import customers_text
-
-    analysis, scope = _audit_scope(data, config, week, weeks, team)
-    sys.stdout.write(customers_text(analysis, scope, markdown))
+    customer emails still waiting for an answer.""",
+)
