@@ -115,26 +115,14 @@ def iter_mail_messages(*args, **kwargs) -> Iterator[Message]:
         yield Message(**record)
 
 
-def iter_mail_records(
-    path: Path,
-    account: str,
-    settings: Settings,
-    aliases: Iterable[str],
-    on_skip: OnSkip,
-    on_progress: Callable[[int], None] | None = None,
-) -> Iterator[dict]:
+def iter_mail_records(*args, **kwargs) -> Iterator[dict]:
     """Every readable message of the mail file or folder at ``path``, as seen by ``account``
-    (``Message`` fields by name), read one by one.
+    (``Message`` fields by name), read one by one: ``read_mail`` with ``column_wise=False``.
 
     ``on_progress`` gets the running total of bytes read (mbox) or of messages read (Maildir, .eml).
     Raises ``ImportFileError`` when ``path`` is not mail, or when not one of its messages was readable.
     """
-    path = Path(path)
-    reading = _Reading(path, account, settings, aliases, on_skip)
-    for folder, progress in _with_progress(path, mail_folders(path), on_progress, reading):
-        reading.open(folder)
-        yield from reading.records(BLOCKS[folder.format](folder, progress))
-    reading.finish()
+    return read_mail(*args, **kwargs, column_wise=False)
 
 
 def read_mail(
@@ -145,17 +133,20 @@ def read_mail(
     on_skip: OnSkip,
     on_progress: Callable[[int], None] | None = None,
     folders: list[Folder] | None = None,
+    *,
+    column_wise: bool = True,
 ) -> Iterator[dict | pa.Table]:
     """``iter_mail_records``' records in the same order, what an import reads: those of an mbox
     file as Arrow tables of many messages each (the lake's message columns but ``ingested_at``),
     read column by column, with dicts between them for the messages read alone (see
     ``mbox_parts``); those of a Maildir or a folder of message files as dicts.
-    ``folders`` are ``mail_folders(path)`` when the caller has them already."""
+    ``folders`` are ``mail_folders(path)`` when the caller has them already; ``column_wise=False``
+    reads every message one by one (``iter_mail_records``)."""
     path = Path(path)
     reading = _Reading(path, account, settings, aliases, on_skip)
     for folder, progress in _with_progress(path, folders or mail_folders(path), on_progress, reading):
         reading.open(folder)
-        if folder.format != "mbox":
+        if folder.format != "mbox" or not column_wise:
             yield from reading.records(BLOCKS[folder.format](folder, progress))
             continue
         for part in mbox_parts(folder.path, progress):
