@@ -143,6 +143,16 @@ def summary_downloads(key: str, week: str, person: str | None = None, team: str 
         )
 
 
+def audit_page(title: str, key: str) -> tuple | None:
+    """An audit page's title and pickers: (weekly table, settings, weeks, team, tables), None
+    when the lake holds nothing to show yet (the page then says so)."""
+    st.title(title)
+    weekly = data.load_or_explain()
+    if weekly is None:
+        return None
+    return weekly, data.settings(), *audit_period(key)
+
+
 def audit_period(key: str) -> tuple[list[str], str | None, dict[str, pd.DataFrame]]:
     """Pickers for the audit pages (the last week, how many weeks, and a team or everyone; only
     teams the privacy gate shows on their own are offered), and the audit's tables
