@@ -109,8 +109,9 @@ def tags(summary: str, words: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(tags_of(summary, words))
 
 
-# The properties _record and recurring_ical_events read as one value (SEQUENCE is compared):
-# a plain event that repeats one of them, or types one with a VALUE parameter, is read by icalendar.
+# The properties a record (``connectors.ics.record.event_record``) and recurring_ical_events read
+# as one value (SEQUENCE is compared): a plain event that repeats one of them, or types one with a
+# VALUE parameter, is read by icalendar.
 ONE_VALUE = frozenset(
     {"UID", "DTSTART", "DTEND", "DURATION", "LAST-MODIFIED", "DTSTAMP", "CREATED", "SEQUENCE", "ORGANIZER"}
     | {"SUMMARY", "STATUS", "TRANSP", "DESCRIPTION", "LOCATION", "URL", "X-MICROSOFT-CDO-BUSYSTATUS"}
