@@ -7,10 +7,10 @@ the page being drawn. Three things are done here that ``streamlit run dashboard/
 cannot do, because they must be in place before the first request:
 
 - ``FrontendFiles`` answers the frontend's files from memory, uncompressed: Streamlit's
-  static-file route costs about 3 ms of CPU a file (security checks, a thread hop), and the
-  app's own static files (plotly.js's basic bundle, 1.2 MB) were gzipped at level 9 on every
-  request, 50 ms each. Streamlit serves its bundles uncompressed on purpose, for the same
-  reason (its ``starlette_gzip_middleware``).
+  static-file route spends CPU on every file (security checks, a thread hop) and gzips the
+  app's own static files (plotly.js's basic bundle) on every request. Streamlit serves its
+  bundles uncompressed on purpose, for the same reason (its ``starlette_gzip_middleware``).
+  Timings: docs/performance.md.
 - every page's HTML asks the browser to fetch plotly.js while Streamlit's frontend starts, so
   the first chart does not wait for it to download.
 - Nagle's algorithm is off for every connection from the start (``nodelay``).

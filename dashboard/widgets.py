@@ -72,12 +72,11 @@ def _chart_component():
 def chart(figure: go.Figure, key: str) -> None:
     """Draw a Plotly figure, full width, as interactive as ``st.plotly_chart``.
 
-    Streamlit's own Plotly element loads the whole of plotly.js (4.7 MB of script, about a
-    second and a half of the browser's time in every new tab before the first chart shows).
-    Where the dashboard's static files are served (``timeaudit dashboard`` turns that on),
-    the figure is drawn with plotly.js's basic bundle instead (1.2 MB, a quarter of that
-    time), which has every trace type the dashboard uses; otherwise (``streamlit run``, tests)
-    with ``st.plotly_chart``.
+    Streamlit's own Plotly element loads the whole of plotly.js in every new tab before the
+    first chart shows. Where the dashboard's static files are served (``timeaudit dashboard``
+    turns that on), the figure is drawn with plotly.js's basic bundle instead, a quarter of
+    its size, which has every trace type the dashboard uses; otherwise (``streamlit run``,
+    tests) with ``st.plotly_chart``. Sizes and timings: docs/performance.md.
     """
     if not (st.get_option("server.enableStaticServing") and (STATIC / PLOTLY_JS).is_file()):
         st.plotly_chart(figure, width="stretch", key=key)
@@ -142,6 +141,16 @@ def summary_downloads(key: str, week: str, person: str | None = None, team: str 
             on_click="ignore",
             help="Printed with Chromium: takes a few seconds" if fmt == "pdf" else None,
         )
+
+
+def audit_page(title: str, key: str) -> tuple | None:
+    """An audit page's title and pickers: (weekly table, settings, weeks, team, tables), None
+    when the lake holds nothing to show yet (the page then says so)."""
+    st.title(title)
+    weekly = data.load_or_explain()
+    if weekly is None:
+        return None
+    return weekly, data.settings(), *audit_period(key)
 
 
 def audit_period(key: str) -> tuple[list[str], str | None, dict[str, pd.DataFrame]]:

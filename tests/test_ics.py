@@ -21,9 +21,10 @@ import pytest
 from connectors.demo.org import build_org
 from connectors.demo.records import iter_events
 from connectors.ics import plain as ics_plain
-from connectors.ics import reader as ics
+from connectors.ics.plain_times import on_the_wall_clock
 from connectors.ics.reader import SOURCE, ImportFileError, calendar_files, feed_of, iter_ics_events
 from connectors.ics.reader import iter_ics_records as iics_records
+from connectors.ics.superseded import without_superseded
 from timeaudit.core.config import parse_settings
 from timeaudit.core.model import UTC_TS
 from timeaudit.lake.mirror import _to_arrow, _with_ingested_at
@@ -624,7 +625,7 @@ def test_ends_on_the_wall_clock_as_python_reads_them(zone):
     tz = ZoneInfo(zone)
     ends = pa.array([utc(2026, 1, 1) + timedelta(minutes=30 * n) for n in range(2 * 24 * 365)], UTC_TS)
     python = [end.astimezone(tz).replace(fold=0).astimezone(UTC) for end in ends.to_pylist()]
-    assert ics_plain._on_the_wall_clock(ends, tz).to_pylist() == python
+    assert on_the_wall_clock(ends, tz).to_pylist() == python
 
 
 # -- events without a UID --------------------------------------------------------------------------------
@@ -702,7 +703,7 @@ def test_many_copies_of_one_uid_are_read_once():
     overrides = [override("daily", 3, n, f"Moved {n}") for n in range(300)]  # each a newer version of the last
     overrides += [override("daily", 4, 0, "Same")] * 300
     data = CALENDAR.format(plain_event("copied") * 300 + series + "".join(overrides) + plain_event("late")).encode()
-    read = ics._without_superseded(data)
+    read = without_superseded(data)
     assert read.count(b"BEGIN:VEVENT") == 5 and read.count(b"\n") == data.count(b"\n")  # lines keep their numbers
     titled = parse_settings({"privacy": {"store_titles": True}})
     events, skips = parse("copies.ics", data, settings=titled)

@@ -488,8 +488,8 @@ def _both_readers(path: Path, settings: Settings, aliases=()):
 @pytest.mark.parametrize("chunk_bytes", [None, 1500], ids=["one-chunk", "many-chunks"])
 @pytest.mark.parametrize("settings", [KEEP_SUBJECTS, Settings()], ids=["subjects", "tags-only"])
 def test_column_wise_reader_gives_the_records_of_the_per_message_reader(tmp_path, monkeypatch, chunk_bytes, settings):
+    from connectors.mail import blocks as mail
     from connectors.mail import columns as mail_columns
-    from connectors.mail import reader as mail
 
     if chunk_bytes:  # messages larger than a window come alone
         monkeypatch.setattr(mail, "WINDOW_BYTES", chunk_bytes)

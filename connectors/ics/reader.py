@@ -1,223 +1,66 @@
 """iCalendar (.ics) exports -> ``Event`` records, for teams that import files instead of syncing.
 
-Google Calendar, Outlook/Exchange and Apple Calendar all export .ics files (Google as a .zip
-of them). ``calendar_files`` reads a file or a zip; ``iter_ics_records`` turns one calendar
-into the events of one account that overlap a window (``iter_ics_events``: as ``Event``
-objects). Storing, detecting unchanged records and tombstoning are the caller's business
-(``timeaudit.lake.imports``).
+``calendar_files`` reads a .ics file, a .zip export or a folder (``connectors.ics.files``);
+``iter_ics_records`` turns one calendar into the events of one account that overlap a window
+(``iter_ics_events``: as ``Event`` objects). Storing, detecting unchanged records and
+tombstoning are the caller's business (``timeaudit.lake.imports``).
 
-- Recurrences are expanded by ``recurring_ical_events`` only (RRULE, RDATE, EXDATE,
-  RECURRENCE-ID overrides including RANGE=THISANDFUTURE), never by hand.
+- Recurrences are expanded by ``recurring_ical_events`` only (``connectors.ics.series``).
 - Ids are stable across re-imports: ``<feed>/<UID>`` for a single event and
-  ``<feed>/<UID>/<original start in UTC>`` for an occurrence (a date for all-day series),
-  so a moved occurrence keeps its id. The feed is a slug of the calendar's X-WR-RELCALID,
-  else X-WR-CALNAME, else the file name.
-- Time zones: VTIMEZONE blocks and IANA names (through icalendar), Windows names such as
-  "W. Europe Standard Time" (icalendar's Windows->IANA table). Floating times and all-day
-  dates are read in the calendar's X-WR-TIMEZONE, else the organisation's time zone. A TZID
-  that none of these explains makes the event skipped, not guessed: a wrong zone would move
-  every occurrence by hours without anyone noticing.
-- A file that is not iCalendar, is cut short or is a broken zip raises ``ImportFileError``.
-  A broken event, or a component whose END does not match its BEGIN (``END:VTOOD``), is
-  reported through ``on_skip`` with its line and the rest of the file still comes out.
-- An event without a UID gets one made from its content (``_content_uid``), the same on every
-  import; its ``ical_uid`` stays empty, which is how the import counts them.
-- Work is bounded: a series yields at most ``imports.max_occurrences_per_series`` occurrences
-  in the window (``_occurrences``), events superseded by another of the same UID and
-  RECURRENCE-ID are dropped before either reader (``_without_superseded``), and a zip is
-  unpacked one member at a time within ``imports.max_zip_mb`` and ``imports.max_zip_ratio``.
+  ``<feed>/<UID>/<original start in UTC>`` for an occurrence, so a moved occurrence keeps its
+  id. The feed is a slug of X-WR-RELCALID, else X-WR-CALNAME, else the file name.
+- Time zones: VTIMEZONE blocks, IANA and Windows names. Floating times and all-day dates are
+  read in X-WR-TIMEZONE, else the organisation's zone. A TZID none of these explains makes
+  the event skipped, not guessed: a wrong zone would move every occurrence by hours unseen.
+- A file that is not iCalendar, is cut short or is a broken zip raises ``ImportFileError``; a
+  broken event or component is reported through ``on_skip`` with its line, and the rest of
+  the file still comes out. An event without a UID gets one from its content.
+- Work is bounded: occurrences per series are capped, superseded copies are dropped first
+  (``connectors.ics.superseded``), zips are unpacked within limits.
 
-Kept per event: as in the Google connector. Descriptions are only checked for being
-non-empty; the title only when ``privacy.store_titles`` is on.
-
-How it reads a file, and why: most of an export is single events written in plain lines, with
-dozens of folded ATTENDEE lines each, and reading them line by line in Python (icalendar makes
-an object of every line) was nearly all of an import's time. So ``iter_ics_records`` first hands
-the file's bytes to ``connectors.ics.plain``, which reads those events column by column (Arrow
-kernels over all of them at once, each distinct list of attendees once) and gives them as one
-Arrow table of the lake's columns; it takes an event only when it is certain to read exactly as
-icalendar reads it. Everything else (series, overrides, time zone definitions, anything unusual,
-and whole files that are odd or broken) stays in the text icalendar and recurring_ical_events
-read as before, and comes out as one dict per event (the ``Event`` fields, attendees as tuples
-of (email, response, optional)). Both paths make the same records: ``_record`` is the reference,
-and tests/test_ics.py holds the column-wise reader to it over the fixtures and generated
-calendars.
+Two readers make the same records: ``connectors.ics.plain`` reads the plain single events
+column by column into one Arrow table (most of an export, and where line-by-line reading would
+spend nearly all the time); everything else goes through icalendar as one dict per event
+(``connectors.ics.record.event_record``, the reference the tests hold the plain reader to).
+Titles are kept only when ``privacy.store_titles`` is on; descriptions only count as non-empty.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
-import zipfile
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from pathlib import Path, PurePosixPath
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import PurePosixPath
+from zoneinfo import ZoneInfo
 
 import icalendar
 import numpy as np
 import pyarrow as pa
-import recurring_ical_events
-from icalendar.error import BrokenCalendarProperty
-from icalendar.timezone.tzid import tzid_from_dt
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from connectors.ics import plain as ics_plain
-from timeaudit.core.config import Settings
-from timeaudit.core.errors import UserError
-from timeaudit.core.model import Attendee, Event
-from timeaudit.core.tags import tags_of, vocabulary
-
-SOURCE = "ics"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # `updated` of an event that carries no timestamp at all
-RECURRING = ("RRULE", "RDATE", "RECURRENCE-ID")  # what makes an event a series or a part of one
-TIME_PROPERTIES = ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "RRULE", "RDATE", "EXDATE")
-RESPONSES = {
-    "ACCEPTED": "accepted",
-    "DECLINED": "declined",
-    "TENTATIVE": "tentative",
-    "NEEDS-ACTION": "needsAction",
-    "DELEGATED": "declined",  # someone else goes in the account's place
-}
-CONFERENCE_PROPERTIES = ("CONFERENCE", "X-GOOGLE-CONFERENCE", "X-MICROSOFT-SKYPETEAMSMEETINGURL")
-CONFERENCE_PREFIXES = ("X-MICROSOFT-ONLINEMEETING",)
-_CONFERENCE_STARTS = (*CONFERENCE_PROPERTIES, *CONFERENCE_PREFIXES)  # how every conference property's name starts
-MEETING_URL = re.compile(
-    r"https?://[^\s]*(zoom\.us|teams\.microsoft\.com|teams\.live\.com|meet\.google\.com|webex\.com|"
-    r"gotomeeting\.com|gotomeet\.me|whereby\.com|chime\.aws|bluejeans\.com|meet\.jit\.si|facetime\.apple\.com)",
-    re.IGNORECASE,
+from connectors.ics.files import ImportFileError as ImportFileError
+from connectors.ics.files import ZipLimits as ZipLimits
+from connectors.ics.files import calendar_file_count as calendar_file_count
+from connectors.ics.files import calendar_files as calendar_files
+from connectors.ics.record import SOURCE as SOURCE
+from connectors.ics.record import (
+    CalendarContext,
+    content_uid,
+    event_of,
+    event_of_row,
+    localise,
+    problem_of,
 )
-# The expansion asks for a little more than the window, then keeps exactly what overlaps it.
-MARGIN = timedelta(days=2)
-
-
-class ImportFileError(UserError):
-    """A calendar file that cannot be read at all."""
-
-
-# -- files ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ZipLimits:
-    """What a .zip export may unpack to (``imports.max_zip_mb``, ``imports.max_zip_ratio``)."""
-
-    max_bytes: int = 1024 * 2**20
-    max_ratio: int = 100
-
-
-def calendar_files(path: Path, limits: ZipLimits = ZipLimits()) -> Iterator[tuple[str, bytes]]:
-    """(display name, bytes) of a .ics file, of each .ics in a .zip, or of each .ics/.zip in a
-    folder, one at a time. A zip is unpacked one member at a time, within ``limits``."""
-    path = Path(path)
-    if path.is_dir():
-        for p in _calendar_paths(path):
-            yield from calendar_files(p, limits)
-        return
-    if path.suffix.lower() == ".zip":
-        yield from _zip_members(path, limits)
-        return
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ImportFileError(f"{path.name}: cannot be read ({e.strerror or e}); check the path") from None
-    yield path.name, data
-
-
-def calendar_file_count(path: Path) -> int:
-    """How many calendars ``calendar_files`` gives (for progress), without unpacking any."""
-    path = Path(path)
-    if path.is_dir():
-        return sum(calendar_file_count(p) for p in _calendar_paths(path))
-    if path.suffix.lower() != ".zip":
-        return 1
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return len(_ics_members(archive))
-    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError):
-        return 1  # calendar_files says what is wrong
-
-
-def _calendar_paths(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".ics", ".zip") and p.is_file())
-
-
-def _ics_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    return [
-        m
-        for m in archive.infolist()
-        if not m.is_dir() and m.filename.lower().endswith(".ics") and "__MACOSX" not in m.filename
-    ]
-
-
-def _zip_members(path: Path, limits: ZipLimits) -> Iterator[tuple[str, bytes]]:
-    """Each .ics member of a zip, unpacked one at a time; ImportFileError for a broken zip, or
-    one whose members would unpack past ``limits`` (checked on what the zip declares before
-    anything is unpacked, and on what is actually unpacked)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = _ics_members(archive)
-            if not members:
-                raise ImportFileError(f"{path.name}: the zip holds no .ics file; export the calendars again")
-            _check_declared(path, members, limits)
-            unpacked = 0
-            for member in members:
-                data = _unpacked(path, archive, member, limits, limits.max_bytes - unpacked)
-                item, data = (f"{path.name}/{member.filename}", data), None
-                unpacked += len(item[1])
-                yield item
-                del item  # the next member is unpacked with this one let go
-    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
-        raise ImportFileError(
-            f"{path.name}: not a readable zip file ({e}); download the export again, or unpack it and import the .ics"
-        ) from None
-
-
-def _too_big(path: Path, size: int, limits: ZipLimits) -> ImportFileError:
-    return ImportFileError(
-        f"{path.name}: its .ics files unpack to {_mb(size)} or more, over the limit of {_mb(limits.max_bytes)} "
-        "(imports.max_zip_mb); unpack it and import the .ics files one by one, or raise the limit"
-    )
-
-
-def _too_packed(path: Path, member: zipfile.ZipInfo, ratio: float, limits: ZipLimits) -> ImportFileError:
-    return ImportFileError(
-        f"{path.name}/{member.filename}: unpacks to {ratio:,.0f} times its packed size, over the limit of "
-        f"{limits.max_ratio} (imports.max_zip_ratio); a calendar export does not pack that well, so it is not read"
-    )
-
-
-def _mb(size: int) -> str:
-    return f"{size / 2**20:,.0f} MB"
-
-
-def _check_declared(path: Path, members: list[zipfile.ZipInfo], limits: ZipLimits) -> None:
-    total = sum(m.file_size for m in members)
-    if total > limits.max_bytes:
-        raise _too_big(path, total, limits)
-    for member in members:
-        if member.file_size > limits.max_ratio * max(member.compress_size, 1):
-            raise _too_packed(path, member, member.file_size / max(member.compress_size, 1), limits)
-
-
-CHUNK = 2**20
-
-
-def _unpacked(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, limits: ZipLimits, room: int) -> bytes:
-    """A member's bytes, read a chunk at a time and stopped as soon as they pass what is left of
-    the total or the ratio (a zip may declare sizes it does not keep to)."""
-    most = min(room, limits.max_ratio * max(member.compress_size, 1))
-    chunks, size = [], 0
-    with archive.open(member) as stream:
-        while chunk := stream.read(CHUNK):
-            size += len(chunk)
-            if size > most:
-                if size > room:
-                    raise _too_big(path, limits.max_bytes - room + size, limits)
-                raise _too_packed(path, member, size / max(member.compress_size, 1), limits)
-            chunks.append(chunk)
-    return b"".join(chunks)
+from connectors.ics.series import RECURRING, overlaps, series_events
+from connectors.ics.structure import event_lines, parsed_calendars, text_of, without_broken_parts
+from connectors.ics.superseded import without_superseded
+from connectors.ics.values import (
+    zone_named,
+)
+from timeaudit.core.config import Settings
+from timeaudit.core.model import Event
+from timeaudit.core.tags import vocabulary
 
 
 def feed_of(event_id: str) -> str:
@@ -237,628 +80,12 @@ def _feed(calendar: icalendar.Calendar, name: str) -> str:
     return _slug(PurePosixPath(name).stem) or "calendar"
 
 
-# -- reading and checking the file ---------------------------------------------------------
-def _text(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")  # older Outlook exports; any byte decodes, the structure check decides
-
-
-# Lines that may begin or end a component ("begın" upper-cases to "BEGIN" too), from the newline
-# before them (searching for a literal is fast; "^" is tried at every character).
-_BEGIN_OR_END = re.compile(r"\n[^\S\n]*(?:[Bb][Ee][Gg][Iiı][Nn]|[Ee][Nn][Dd]):.*")
-
-
-def _event_lines(name: str, text: str) -> Callable[[int], int]:
-    """The line of the n-th top-level BEGIN:VEVENT (0 past the last); ImportFileError if the
-    structure is broken.
-
-    icalendar's own messages on a cut-short or foreign file name neither the file nor the line.
-    Only the BEGIN and END lines are looked at one by one; a file with something to report is
-    then read line by line, which words the report.
-    """
-    line_of = None if _odd_line_breaks(text) else _begin_lines(text)
-    if line_of is not None:
-        return line_of
-    numbers = _check_every_line(name, text)
-    return lambda n: numbers[n] if n < len(numbers) else 0
-
-
-def _odd_line_breaks(text: str) -> bool:
-    """Whether str.splitlines() breaks ``text`` anywhere but at LF and CRLF."""
-    return text.count("\r") != text.count("\r\n") or any(c in text for c in "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
-
-
-def _begin_lines(text: str) -> Callable[[int], int] | None:
-    """What ``_check_every_line`` finds for a sound file, as a function; None for a file it would
-    report on. Lines are counted only when one is asked for (only a skipped event needs it)."""
-    first = re.search(r"\S", text)
-    if first is None:
-        return None
-    line_end = text.find("\n", first.start())
-    first_line = text[text.rfind("\n", 0, first.start()) + 1 : None if line_end < 0 else line_end]
-    if first_line.strip().upper() != "BEGIN:VCALENDAR":
-        return None
-    text = "\n" + text  # each line after a newline; the count of newlines up to a line is its number
-    events = _top_level_events([line.strip().upper() for line in _BEGIN_OR_END.findall(text)])
-    if events is None:
-        return None
-
-    @functools.cache
-    def numbers() -> list[int]:
-        starts = [line.start() + 1 for line in _BEGIN_OR_END.finditer(text)]
-        found, newlines, counted = [], 0, 0
-        for event in events:
-            newlines += text.count("\n", counted, starts[event])
-            counted = starts[event]
-            found.append(newlines)
-        return found
-
-    return lambda n: numbers()[n] if n < len(events) else 0
-
-
-def _top_level_events(lines: list[str]) -> list[int] | None:
-    """Where among a file's BEGIN and END lines (upper case) each top-level VEVENT begins; None
-    when they are not nested one inside the other."""
-    stack: list[str] = []
-    events: list[int] = []
-    for position, upper in enumerate(lines):
-        if upper.startswith("BEGIN:"):
-            if upper == "BEGIN:VEVENT" and len(stack) == 1:
-                events.append(position)
-            stack.append(upper[6:])
-        elif stack and stack[-1] == upper[4:]:
-            stack.pop()
-        else:
-            return None
-    return None if stack else events
-
-
-def _check_every_line(name: str, text: str) -> list[int]:
-    stack: list[tuple[str, int]] = []
-    events: list[int] = []
-    seen_calendar = False
-    last = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        last = number
-        upper = line.upper()
-        if not seen_calendar and upper != "BEGIN:VCALENDAR":
-            raise ImportFileError(
-                f"{name}: not an iCalendar file (line {number} should be BEGIN:VCALENDAR); "
-                "export the calendar as .ics (iCalendar) and import that file"
-            )
-        if upper.startswith("BEGIN:"):
-            seen_calendar = True
-            kind = upper[6:]
-            if kind == "VEVENT" and len(stack) == 1:
-                events.append(number)
-            stack.append((kind, number))
-        elif upper.startswith("END:"):
-            kind = upper[4:]
-            if not stack or stack[-1][0] != kind:
-                open_kind = f"{stack[-1][0]} begun at line {stack[-1][1]}" if stack else "nothing"
-                raise ImportFileError(
-                    f"{name}: line {number} ends {kind} but {open_kind} is open; the file is damaged, export it again"
-                )
-            stack.pop()
-    if not seen_calendar:
-        raise ImportFileError(f"{name}: the file is empty; export the calendar as .ics again")
-    if stack:
-        kind, begun = stack[-1]
-        raise ImportFileError(
-            f"{name}: cut short at line {last} inside {kind} begun at line {begun} (no END:VCALENDAR); "
-            "the export or download was interrupted, export it again"
-        )
-    return events
-
-
-_LINE_BREAKS = re.compile("[^\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
-
-
-def _without_broken_parts(name: str, text: str) -> tuple[str, list[tuple[str, str]]]:
-    """The text with each component whose END does not match its BEGIN blanked out (its lines
-    kept empty, so every other line keeps its number), and (item, reason) of each. A file that
-    is not iCalendar or is cut short is left as it is: ``_event_lines`` refuses it whole."""
-    if not _odd_line_breaks(text) and _begin_lines(text) is not None:
-        return text, []
-    stack: list[tuple[str, int, int]] = []  # (kind, line, offset of the BEGIN line)
-    blank: list[tuple[int, int]] = []
-    broken: list[tuple[str, str]] = []
-    offset = 0
-    for number, line in enumerate(text.splitlines(keepends=True), start=1):
-        at, offset = offset, offset + len(line)
-        upper = line.strip().upper()
-        if upper.startswith("BEGIN:"):
-            stack.append((upper[6:], number, at))
-        elif upper.startswith("END:") and stack and stack[-1][0] != upper[4:]:
-            kind, open_kinds = upper[4:], [open_kind for open_kind, _, _ in stack]
-            if kind in open_kinds:  # the components inside it never ended
-                depth = len(open_kinds) - 1 - open_kinds[::-1].index(kind)
-                inner, begun, start = stack[depth + 1]
-                blank.append((start, at))
-                reason = f"has no END:{inner} before line {number} ends {kind}; lines {begun}-{number - 1} skipped"
-                broken.append((f"{name} line {begun}: {inner}", f"{reason}, fix or export it again"))
-                del stack[depth:]
-            elif len(stack) > 1:  # a mistyped END of the innermost one
-                inner, begun, start = stack.pop()
-                blank.append((start, offset))
-                reason = f"ends with END:{kind} at line {number} instead of END:{inner}; lines {begun}-{number} skipped"
-                broken.append((f"{name} line {begun}: {inner}", f"{reason}, fix or export it again"))
-            else:
-                blank.append((at, offset))
-                broken.append((f"{name} line {number}", f"END:{kind} ends nothing that is open; the line is skipped"))
-        elif upper.startswith("END:") and stack:
-            stack.pop()
-    return _blanked(text, blank), broken
-
-
-def _blanked(text: str, spans: list[tuple[int, int]]) -> str:
-    """The text with everything but the line breaks in ``spans`` (start, end offsets) taken out."""
-    merged: list[list[int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    for start, end in reversed(merged):
-        text = text[:start] + _LINE_BREAKS.sub("", text[start:end]) + text[end:]
-    return text
-
-
-def _calendars(name: str, text: str) -> list[icalendar.Calendar]:
-    try:
-        return icalendar.Calendar.from_ical(text, multiple=True)
-    except ValueError as e:
-        raise ImportFileError(f"{name}: not valid iCalendar ({e}); export the calendar as .ics again") from None
-
-
-# -- time zones ----------------------------------------------------------------------------
-def _zone(name: str) -> ZoneInfo | None:
-    name = name.strip()
-    try:
-        return ZoneInfo(WINDOWS_TO_OLSON.get(name, name)) if name else None
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-def _zone_name(value: date, default: ZoneInfo) -> str:
-    """The IANA name of a start's zone: its own when it has one, else (dates, UTC, custom zones) the calendar's."""
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() == timedelta(0) == value.dst():
-        return default.key
-    zone = value.tzinfo if isinstance(value.tzinfo, ZoneInfo) else _zone(tzid_from_dt(value) or "")
-    return zone.key if zone else default.key
-
-
-def _props(component: icalendar.Component, key: str) -> list:
-    value = component.get(key)
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def _time_values(component: icalendar.Component) -> Iterator[tuple[str, object, object]]:
-    """(property name, property, vDDDTypes) of every date or date-time that places the event."""
-    for key in ("DTSTART", "DTEND", "RECURRENCE-ID", "RDATE", "EXDATE"):
-        for prop in _props(component, key):
-            for value in getattr(prop, "dts", None) or [prop]:
-                yield key, prop, value
-
-
-# What tells an event without a UID apart: its times, rules, title, organizer and place.
-CONTENT_KEYS = ("DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID", "SUMMARY")
-CONTENT_KEYS += ("ORGANIZER", "LOCATION")
-CONTENT_UID_PREFIX = "no-uid-"
-
-
-def _content_uid(component: icalendar.Component) -> str:
-    """A stable UID for an event that has none, from its content as written (before any time
-    is localised): the same event gets it on every import, distinct events distinct ones."""
-    digest = hashlib.sha256()
-    for key in CONTENT_KEYS:
-        for prop in _props(component, key):
-            params = ";".join(f"{k}={v}" for k, v in sorted(getattr(prop, "params", {}).items()))
-            value = prop.to_ical() if hasattr(prop, "to_ical") else str(prop).encode()
-            digest.update(f"{key};{params}:".encode() + value + b"\n")
-    return CONTENT_UID_PREFIX + digest.hexdigest()[:20]
-
-
-def _problem(component: icalendar.Component) -> str | None:
-    """Why an event cannot be imported, or None."""
-    for key, message in component.errors:
-        if key in TIME_PROPERTIES:
-            return f"{key} cannot be read ({message}); fix or remove this event in the source calendar"
-    if "DTSTART" not in component:
-        return "has no DTSTART; fix or remove this event in the source calendar"
-    start, end = component.get("DTSTART").dt, component.get("DTEND")
-    if end is not None and _ends_before_start(start, end.dt):
-        return "ends before it starts (DTEND is earlier than DTSTART); fix or remove this event in the source calendar"
-    for key, prop, value in _time_values(component):
-        tzid = str(prop.params.get("TZID") or value.params.get("TZID") or "")
-        if tzid and isinstance(value.dt, datetime) and value.dt.tzinfo is None:
-            return (
-                f"{key} uses time zone '{tzid}', which is neither an IANA nor a Windows zone and is not defined "
-                "by a VTIMEZONE in the file; export with time zone definitions or fix the TZID"
-            )
-    return None
-
-
-def _ends_before_start(start: date, end: date) -> bool:
-    if not _same_kind(start, end):
-        return False  # a date against a date-time, or floating against zoned: recurring_ical_events decides
-    return end < start
-
-
-def _same_kind(start: date, end: date) -> bool:
-    """Both dates, both floating date-times or both zoned ones."""
-    if type(start) is not type(end):
-        return False
-    return not isinstance(start, datetime) or (start.tzinfo is None) == (end.tzinfo is None)
-
-
-def _localise(component: icalendar.Component, zone: tzinfo, utc_too: bool) -> None:
-    """Floating times -> the calendar's zone, in place (and UTC times too under Google's X-WR-TIMEZONE).
-
-    X-WR-TIMEZONE means "UTC times recur by this zone's wall clock"; recurring_ical_events would
-    apply it itself, but dropping the RANGE parameter of a RECURRENCE-ID on the way.
-    """
-    for _key, _prop, value in _time_values(component):
-        localised = _localised(value.dt, zone, utc_too)
-        if localised is not value.dt:
-            value.dt = localised
-
-
-def _localised(value: date, zone: tzinfo, utc_too: bool) -> date:
-    if not isinstance(value, datetime):
-        return value
-    if value.tzinfo is None:
-        return value.replace(tzinfo=zone)
-    if utc_too and value.utcoffset() == timedelta(0) and str(value.tzname()).upper() == "UTC":
-        return value.astimezone(zone)
-    return value
-
-
-def _utc(value: date, zone: tzinfo) -> datetime:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    return datetime.combine(value, time(0), tzinfo=zone).astimezone(UTC)
-
-
-def _stamp(value: date) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return value.strftime("%Y%m%d")
-
-
-def _as_updated(value: date) -> datetime:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.combine(value, time(0), tzinfo=UTC)
-
-
-# -- one occurrence -> Event ---------------------------------------------------------------
-# A record is made from an icalendar component (an occurrence from recurring_ical_events)
-# through _ComponentProps; _record is the one place that turns one into an Event (the plain
-# events read column-wise, connectors.ics.plain, follow it column by column).
-Guest = tuple[str, str, bool]  # (email, response, optional)
-
-
-def _address(value: str, params: Mapping) -> str:
-    address = value.strip()
-    if address.lower().startswith("mailto:"):
-        address = address[7:]
-    if "@" not in address:
-        address = str(params.get("EMAIL") or "")
-    return address.strip().lower() if "@" in address else ""
-
-
-def _attendee(value: str, params: Mapping) -> tuple[str, str, bool, bool]:
-    """(email, response, optional, a person rather than a room or resource) of one ATTENDEE."""
-    email = _address(value, params)
-    response = RESPONSES.get(str(params.get("PARTSTAT", "")).upper(), "needsAction")
-    optional = str(params.get("ROLE", "")).upper() in ("OPT-PARTICIPANT", "NON-PARTICIPANT")
-    person = bool(email) and str(params.get("CUTYPE", "")).upper() not in ("ROOM", "RESOURCE")
-    return email, response, optional, person
-
-
-def _guests(attendees: Iterable[tuple[str, str, bool, bool]], account: str) -> tuple[tuple[Guest, ...], str | None]:
-    """The people among the attendees, and the account's own response when it is listed."""
-    guests, responses = _people(attendees)
-    return guests, responses.get(account)
-
-
-def _people(attendees: Iterable[tuple[str, str, bool, bool]]) -> tuple[tuple[Guest, ...], dict[str, str]]:
-    """The people among the attendees, and each address's response (where it is first listed)."""
-    guests: list[Guest] = []
-    responses: dict[str, str] = {}
-    for email, response, optional, person in attendees:
-        responses.setdefault(email, response)
-        if person:
-            guests.append((email, response, optional))
-    return tuple(guests), responses
-
-
-class _ComponentProps:
-    def __init__(self, component: icalendar.Component):
-        self.component = component
-
-    def text(self, key: str) -> str:
-        return str(self.component.get(key) or "")
-
-    def has(self, key: str) -> bool:
-        return key in self.component
-
-    def names(self) -> Iterable[str]:
-        return self.component.keys()
-
-    def organizer(self) -> tuple[str, Mapping]:
-        prop = self.component.get("ORGANIZER")
-        return str(prop or ""), getattr(prop, "params", {})
-
-    def guests(self, account: str) -> tuple[tuple[Guest, ...], str | None]:
-        attendees = _props(self.component, "ATTENDEE")
-        return _guests((_attendee(str(p or ""), getattr(p, "params", {})) for p in attendees), account)
-
-    def updated(self) -> datetime:
-        for key in ("LAST-MODIFIED", "DTSTAMP", "CREATED"):
-            prop = self.component.get(key)
-            try:
-                value = prop.dt if prop is not None else None
-            except BrokenCalendarProperty:
-                continue
-            if isinstance(value, date):
-                return _as_updated(value)
-        return EPOCH
-
-
-def _has_conference(props) -> bool:
-    for key in [key for key in props.names() if key.startswith(_CONFERENCE_STARTS)]:
-        if key in CONFERENCE_PROPERTIES or key.startswith(CONFERENCE_PREFIXES):
-            value = props.text(key).strip()
-            if value and value.upper() != "FALSE":
-                return True
-    return any(MEETING_URL.search(props.text(key)) for key in ("LOCATION", "URL"))
-
-
-@functools.lru_cache(maxsize=65536)  # titles repeat (weekly meetings), and tagging one is slow
-def _tags(summary: str, words: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(tags_of(summary, words))
-
-
-@dataclass(frozen=True)
-class _Calendar:
-    """What every event of one calendar shares."""
-
-    account: str
-    feed: str
-    zone: ZoneInfo
-    utc_too: bool  # UTC times are read in ``zone`` too (X-WR-TIMEZONE)
-    words: tuple[str, ...]
-    store_titles: bool
-    max_occurrences: int = 10_000  # per series, in the window
-
-
-def _record(props, start: date, end: date, key: str, series_id: str, cal: _Calendar) -> dict:
-    """The ``Event`` fields of one occurrence by name, its attendees as (email, response, optional)."""
-    start_at, end_at = _utc(start, cal.zone), _utc(end, cal.zone)
-    organizer = _address(*props.organizer())
-    summary = props.text("SUMMARY").strip()
-    busy = props.text("X-MICROSOFT-CDO-BUSYSTATUS").strip().upper()
-    status = {"CANCELLED": "cancelled", "TENTATIVE": "tentative"}.get(props.text("STATUS").upper())
-    guests, own = props.guests(cal.account)
-    # An event with no guests, or a copy the account is not listed on, is the account's own time.
-    self_response = "accepted" if organizer == cal.account else own or "accepted"
-    if busy == "TENTATIVE" and self_response == "accepted" and organizer != cal.account:
-        self_response = "tentative"  # Outlook shows the account as tentative in this meeting
-    transparent = props.text("TRANSP").upper() == "TRANSPARENT" or busy == "FREE"
-    return dict(
-        source=SOURCE,
-        account=cal.account,
-        id=f"{cal.feed}/{key}",
-        start=start_at,
-        end=max(end_at, start_at),
-        updated=props.updated(),
-        ical_uid=props.text("UID"),
-        series_id=series_id,
-        tz=_zone_name(start, cal.zone),
-        all_day=not isinstance(start, datetime),
-        status=status or "confirmed",
-        self_response=self_response,
-        transparency="transparent" if transparent else "opaque",
-        event_type="outOfOffice" if busy == "OOF" else "default",
-        organizer=organizer,
-        attendees=guests,
-        has_agenda=bool(props.text("DESCRIPTION").strip()) or props.has("ATTACH"),
-        has_conference=_has_conference(props),
-        title_tags=list(_tags(summary, cal.words)),
-        title=summary if cal.store_titles and summary else None,
-        deleted=False,
-    )
-
-
-def event_of(record: dict) -> Event:
-    """The ``Event`` of a record made by ``_record``."""
-    return Event(**{**record, "attendees": [Attendee(*guest) for guest in record["attendees"]]})
-
-
-def _event_of_row(row: dict) -> Event:
-    """The ``Event`` of a row of the lake's columns."""
-    return Event(**{**row, "source": SOURCE, "attendees": [Attendee(**guest) for guest in row["attendees"]]})
-
-
-# The properties _record and recurring_ical_events read as one value (SEQUENCE is compared):
-# a plain event that repeats one of them, or types one with a VALUE parameter, is read by icalendar.
-_ONE_VALUE = frozenset(
-    {"UID", "DTSTART", "DTEND", "DURATION", "LAST-MODIFIED", "DTSTAMP", "CREATED", "SEQUENCE", "ORGANIZER"}
-    | {"SUMMARY", "STATUS", "TRANSP", "DESCRIPTION", "LOCATION", "URL", "X-MICROSOFT-CDO-BUSYSTATUS"}
-    | set(CONFERENCE_PROPERTIES)
-)
-
-
-# -- one series -> its occurrences in the window -------------------------------------------
-def _original_start(occurrence: icalendar.Component, moved: dict[str, timedelta]) -> date:
-    """The slot an occurrence was generated for, before any override moved it.
-
-    recurring_ical_events gives every occurrence a RECURRENCE-ID, but the occurrences after a
-    RANGE=THISANDFUTURE override carry the override's; they were moved by the same amount.
-    """
-    rid = occurrence.get("RECURRENCE-ID")
-    if rid is None:
-        return occurrence.start
-    shift = moved.get(_stamp(rid.dt))
-    if shift is None or str(rid.params.get("RANGE", "")).upper() != "THISANDFUTURE":
-        return rid.dt
-    return occurrence.start - shift
-
-
-def _this_and_future_shifts(components: list[icalendar.Component]) -> dict[str, timedelta]:
-    shifts = {}
-    for c in components:
-        rid = c.get("RECURRENCE-ID")
-        if rid is not None and str(rid.params.get("RANGE", "")).upper() == "THISANDFUTURE":
-            start, original = c.start, rid.dt
-            if isinstance(start, datetime) != isinstance(original, datetime):
-                continue
-            shifts[_stamp(original)] = start - original
-    return shifts
-
-
-# A rule whose steps from its start to the window's end could pass this many times the cap is
-# not expanded at all: dateutil walks every step from DTSTART, inside the window or not.
-STEPS_PER_OCCURRENCE_CAP = 20
-_PERIOD_SECONDS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400, "WEEKLY": 7 * 86400}
-_PERIOD_SECONDS |= {"MONTHLY": 28 * 86400, "YEARLY": 365 * 86400}  # the shortest month and year
-_DAYS_IN_PERIOD = {"WEEKLY": 7, "MONTHLY": 31, "YEARLY": 366}
-_DAY_PARTS = ("BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH")
-_TIME_PARTS = (("BYSECOND", 1), ("BYMINUTE", 60), ("BYHOUR", 3600))
-
-
-def _rule_steps(rule: Mapping, first: datetime, last: datetime) -> int:
-    """At most how many times ``rule`` (an RRULE as icalendar reads it) repeats from ``first``
-    to ``last``: whole periods, times what its BY parts may add to each, within its COUNT."""
-    freq = str(rule["FREQ"][0]).upper()
-    period = _PERIOD_SECONDS[freq] * max(1, int((rule.get("INTERVAL") or [1])[0]))
-    if rule.get("UNTIL"):
-        last = min(last, _as_utc(rule["UNTIL"][0]) + timedelta(days=1))
-    steps = max(0, int((last - first).total_seconds() // period)) + 1
-    for part, seconds in _TIME_PARTS:
-        if rule.get(part) and seconds < _PERIOD_SECONDS[freq]:
-            steps *= len(rule[part])
-    if freq in _DAYS_IN_PERIOD and any(rule.get(part) for part in _DAY_PARTS):
-        steps *= _DAYS_IN_PERIOD[freq]
-    return min(steps, int(rule["COUNT"][0])) if rule.get("COUNT") else steps
-
-
-def _as_utc(value: date) -> datetime:
-    """A date or date-time in UTC, a floating one read as UTC (for bounds only)."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return _utc(value, UTC)
-
-
-def _series_steps(components: list[icalendar.Component], last: datetime, since: datetime | None = None) -> int:
-    """At most how many times the RRULEs of a series repeat from their DTSTART (or ``since``,
-    when later) to ``last``; 0 when a rule cannot be read (recurring_ical_events then says
-    what is wrong)."""
-    steps = 0
-    try:
-        for component in components:
-            first = _as_utc(component.get("DTSTART").dt) if "DTSTART" in component else last
-            first = max(first, since) if since else first
-            steps += sum(_rule_steps(rule, first, last) for rule in _props(component, "RRULE"))
-    except (KeyError, ValueError, TypeError, IndexError, AttributeError):
-        return 0
-    return steps
-
-
-def _occurrences(
-    components: list[icalendar.Component], start: datetime, end: datetime, cap: int
-) -> tuple[list[icalendar.Component], str | None]:
-    """The occurrences of one series around the window, at most ``cap`` of them, and why not
-    all were taken (None when they were). A rule that may repeat more often is expanded lazily,
-    a stretch of the window at a time, and cut at the cap; one that would take more than
-    ``STEPS_PER_OCCURRENCE_CAP`` times the cap in steps from its start is stopped there."""
-    series = icalendar.Calendar()
-    for component in components:
-        series.add_component(component)
-    query = recurring_ical_events.of(series)
-    low, high = start - MARGIN, end + MARGIN
-    if _series_steps(components, high) <= cap:
-        return query.between(low, high), None
-    setting = f"the cap of {cap:,} occurrences per series (imports.max_occurrences_per_series)"
-    budget = STEPS_PER_OCCURRENCE_CAP * cap
-    if _series_steps(components, low) > budget:
-        return [], f"its RRULE repeats it over {budget:,} times before the window starts, far over {setting}; skipped"
-    taken, reached = _first_occurrences(query, components, (low, start, high), cap, budget)
-    if len(taken) > cap:
-        return taken[:cap], f"its RRULE repeats it more than {setting}; only its first {cap:,} are imported"
-    if reached < high:
-        return taken, f"its RRULE needs over {budget:,} steps to reach the end ({setting}); cut at {reached:%F}"
-    return taken, None
-
-
-def _first_occurrences(
-    query, components: list[icalendar.Component], bounds: tuple[datetime, datetime, datetime], cap: int, budget: int
-) -> tuple[list[icalendar.Component], datetime]:
-    """Up to cap + 1 occurrences that do not end before the window's start, asked for from
-    ``low`` to ``high`` a stretch at a time (the first one as long as the rule's densest cap + 1
-    steps, then twice as long each time), lazily, and how far they reach. ``bounds``: (low,
-    the window's start, high). recurring_ical_events' own ``between`` would make every
-    occurrence of the window at once."""
-    low, start, high = bounds
-    dense = _series_steps(components, high, since=low)
-    span = (high - low) * min(1.0, (cap + 1) / max(dense, 1))
-    taken: list[icalendar.Component] = []
-    seen: set = set()
-    reached = low
-    while reached < high and _series_steps(components, min(reached + span, high)) <= budget:
-        up = min(reached + span, high)
-        for occurrence in (o for one in query.series for o in one.between(reached, up)):
-            if occurrence.id in seen or _before(occurrence, start):
-                continue
-            seen.add(occurrence.id)
-            taken.append(occurrence.as_component(query.keep_recurrence_attributes))
-            if len(taken) > cap:
-                return taken, up
-        reached, span = up, span * 2
-    return taken, reached
-
-
-def _before(occurrence, start: datetime) -> bool:
-    """Whether an occurrence ends before ``start`` (``_overlaps`` would leave it out)."""
-    return _as_utc(occurrence.end) <= start and _as_utc(occurrence.start) < start
-
-
-def _series_events(
-    uid: str, components: list[icalendar.Component], cal: _Calendar, start: datetime, end: datetime
-) -> tuple[list[dict], str | None]:
-    """The events of one UID's components (a series and its overrides, or a single event), as
-    recurring_ical_events expands them, and why some were left (see ``_occurrences``); raises
-    whatever it raises on a broken series."""
-    occurrences, cut = _occurrences(components, start, end, cal.max_occurrences)
-    recurring = any(k in c for c in components for k in RECURRING)
-    moved = _this_and_future_shifts(components)
-    events = []
-    for occurrence in occurrences:
-        key = f"{uid}/{_stamp(_original_start(occurrence, moved))}" if recurring else uid
-        series_id = f"{cal.feed}/{uid}" if recurring else ""
-        events.append(_record(_ComponentProps(occurrence), occurrence.start, occurrence.end, key, series_id, cal))
-    return events, cut
-
-
-def _overlaps(s: datetime, e: datetime, start: datetime, end: datetime) -> bool:
-    return s < end and (e > start or (e == s and s >= start))
-
-
 # -- a file -> events ------------------------------------------------------------------------
 def iter_ics_events(*args, **kwargs) -> Iterator[Event]:
     """``iter_ics_records`` as ``Event`` objects."""
     for item in iter_ics_records(*args, **kwargs):
         if isinstance(item, pa.Table):
-            yield from map(_event_of_row, item.drop_columns(["attendee_count"]).to_pylist())
+            yield from map(event_of_row, item.drop_columns(["attendee_count"]).to_pylist())
         else:
             yield event_of(item)
 
@@ -890,9 +117,9 @@ def iter_ics_records(
     seen: set[str] = set()
     index = 0
     for calendar in calendars:
-        x_wr = _zone(str(calendar.get("X-WR-TIMEZONE") or ""))
+        x_wr = zone_named(str(calendar.get("X-WR-TIMEZONE") or ""))
         zone = x_wr or org_zone
-        cal = _Calendar(
+        cal = CalendarContext(
             account, _feed(calendar, name), zone, x_wr is not None, words, settings.privacy.store_titles,
             settings.imports.max_occurrences_per_series,
         )  # fmt: skip
@@ -909,19 +136,19 @@ def iter_ics_records(
                 uid = taken.uid(item)
             else:
                 uid = str(item.get("UID") or "").strip()
-                problem = _problem(item)
+                problem = problem_of(item)
                 if problem:
                     on_skip(_where(name, line_of, index - 1, uid or "without UID"), problem)
                     continue
-                uid = uid or _content_uid(item)
-                _localise(item, cal.zone, utc_too=cal.utc_too)
+                uid = uid or content_uid(item)
+                localise(item, cal.zone, utc_too=cal.utc_too)
             groups.setdefault(uid, []).append(item)
             first_event.setdefault(uid, index - 1)
 
         for uid, items in groups.items():
             try:
                 components = [_component(item, taken, cal) for item in items]
-                events, cut = _series_events(uid, components, cal, start, end)
+                events, cut = series_events(uid, components, cal, start, end)
             except Exception as e:  # whatever breaks one series must not stop the others
                 on_skip(
                     _where(name, line_of, first_event[uid], uid),
@@ -931,7 +158,7 @@ def iter_ics_records(
             if cut:
                 on_skip(_where(name, line_of, first_event[uid], uid), cut)
             for event in events:
-                if not _overlaps(event["start"], event["end"], start, end):
+                if not overlaps(event["start"], event["end"], start, end):
                     continue
                 if event["id"] in seen:
                     on_skip(
@@ -951,19 +178,19 @@ def _read(
     takes a file only when the rest of it is sound and one calendar; any other file is read
     whole, so that what is reported on it and how does not depend on the plain reader. Broken
     components are blanked out first and reported through ``on_skip``."""
-    data = _without_superseded(data)
+    data = without_superseded(data)
     read = _read_plain(name, data) if plain else None
     if read is not None:
         return read
-    text, broken = _without_broken_parts(name, _text(data))
+    text, broken = without_broken_parts(name, text_of(data))
     for item, reason in broken:
         on_skip(item, reason)
     if broken and plain and _is_utf8(data):
         read = _read_plain(name, text.encode())
         if read is not None:
             return read
-    line_of = _event_lines(name, text)
-    return _calendars(name, text), line_of, None
+    line_of = event_lines(name, text)
+    return parsed_calendars(name, text), line_of, None
 
 
 def _read_plain(
@@ -979,72 +206,8 @@ def _read_plain(
         return None
     if len(calendars) != 1:
         return None
-    lines = functools.cache(lambda: _event_lines(name, _text(data)))  # only a skip needs them
+    lines = functools.cache(lambda: event_lines(name, text_of(data)))  # only a skip needs them
     return calendars, lambda n: lines()(n), taken
-
-
-_BLANKED = re.compile(rb"[^\r\n\x0b\x0c\x1c\x1d\x1e\x85]+")
-_UID_LINE = re.compile(rb"\nUID:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)")
-_RID_LINE = re.compile(rb"\nRECURRENCE-ID([;:][^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)")
-_SEQUENCE_LINE = re.compile(rb"\nSEQUENCE:([^\r\n]*)")
-
-
-def _without_superseded(data: bytes) -> bytes:
-    """The file with every event that another one of the same UID and RECURRENCE-ID (as
-    written) supersedes blanked out, its lines kept empty: a byte-for-byte copy of an earlier
-    one, or one with a lower SEQUENCE. recurring_ical_events would keep only the one with the
-    highest SEQUENCE (the first of equals) anyway, but each copy cost icalendar a component
-    and the series a place: 150,000 copies of one UID took minutes and gigabytes. Events are
-    found as the plain reader finds them (``ics_plain._spans``)."""
-    if not _many_copies(data):
-        return data
-    nl = b"\r\n" if data[: data.find(b"\n") + 1].endswith(b"\r\n") else b"\n"
-    begin, end = nl + b"BEGIN:VEVENT" + nl, nl + b"END:VEVENT" + nl
-    kept: dict[tuple, tuple[int, int, int]] = {}  # by (UID, RECURRENCE-ID): (start, stop, SEQUENCE)
-    dropped: list[tuple[int, int]] = []
-    b = data.find(begin)
-    while b >= 0:
-        e = data.find(end, b + len(begin) - len(nl))
-        if e < 0:
-            break
-        start, stop = b + len(nl), e + len(end)
-        if data.find(begin, b + len(begin) - len(nl), e) < 0:  # holds no other event
-            block = data[start - len(nl) : stop]
-            key, sequence = _version_key(block)
-            if key is not None:
-                earlier = kept.setdefault(key, (start, stop, sequence))
-                if earlier[0] != start:
-                    if sequence > earlier[2]:
-                        kept[key] = (start, stop, sequence)
-                    dropped.append((start, stop) if sequence <= earlier[2] else earlier[:2])
-        b = data.find(begin, stop - len(nl))
-    if not dropped:
-        return data
-    pieces, done = [], 0
-    for start, stop in sorted(dropped):
-        pieces += (data[done:start], _BLANKED.sub(b"", data[start:stop]))
-        done = stop
-    return b"".join([*pieces, data[done:]])
-
-
-COPIES_WORTH_A_LOOK = 50  # a series with this many overrides is rare; looking costs a tenth of a read
-
-
-def _many_copies(data: bytes) -> bool:
-    """Whether some UID line is written ``COPIES_WORTH_A_LOOK`` times or more (one scan in C)."""
-    uids = _UID_LINE.findall(data)
-    return len(uids) >= COPIES_WORTH_A_LOOK and Counter(uids).most_common(1)[0][1] >= COPIES_WORTH_A_LOOK
-
-
-def _version_key(block: bytes) -> tuple[tuple | None, int]:
-    """(UID, RECURRENCE-ID) of an event's text as written, and its SEQUENCE; no key when its
-    UID is missing or its SEQUENCE is not a plain number (icalendar decides those)."""
-    uids, rids, sequence = (line.findall(block) for line in (_UID_LINE, _RID_LINE, _SEQUENCE_LINE))
-    if len(uids) != 1 or not uids[0].strip() or len(rids) > 1 or len(sequence) > 1:
-        return None, 0
-    if sequence and not sequence[0].isdigit():
-        return None, 0
-    return (uids[0], rids[0] if rids else None), int(sequence[0]) if sequence else -1  # as recurring_ical_events
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -1080,12 +243,14 @@ def _vevents(calendar: icalendar.Calendar, places: list[int | None] | None) -> I
         yield next(components) if row is None else row
 
 
-def _component(item: icalendar.Component | int, taken: ics_plain.Taken | None, cal: _Calendar) -> icalendar.Component:
+def _component(
+    item: icalendar.Component | int, taken: ics_plain.Taken | None, cal: CalendarContext
+) -> icalendar.Component:
     """An event as icalendar reads it: a plain event whose UID turned out to be shared goes to
     recurring_ical_events with the others after all."""
     if not isinstance(item, int):
         return item
     [calendar] = icalendar.Calendar.from_ical(f"BEGIN:VCALENDAR\n{taken.text(item)}END:VCALENDAR\n", multiple=True)
     component = calendar.subcomponents[0]
-    _localise(component, cal.zone, utc_too=cal.utc_too)
+    localise(component, cal.zone, utc_too=cal.utc_too)
     return component

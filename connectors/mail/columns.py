@@ -1,9 +1,9 @@
 """Header blocks of many messages -> one Arrow table of their records, column by column.
 
-Reading a message in Python costs tens of microseconds, which caps an import at some ten
-thousand messages a second. Here the header blocks of thousands of messages of an mbox file
-(``connectors.mail.reader._Heads``) are one Arrow array, and every step is a ``pyarrow.compute``
-kernel (RE2 regular expressions, splits, takes) or a numpy operation over all of them at once:
+Reading messages one at a time in Python caps how fast an import can go. Here the header
+blocks of thousands of messages of an mbox file (``connectors.mail.blocks.Heads``) are one Arrow
+array, and every step is a ``pyarrow.compute`` kernel or a numpy operation over all of them at
+once (the header lines as columns: ``connectors.mail.header_columns``):
 
 1. Messages in the plain form nearly every mailer writes are picked out: "Name: value" lines
    of printable ASCII only (LF or CRLF line ends), a readable Date, a Message-ID, at most one
@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +39,17 @@ import pyarrow.compute as pc
 
 from connectors.columns import Distinct, each_distinct
 from connectors.mail import headers as rules
+from connectors.mail.header_columns import (
+    GMAIL_THREAD,
+    all_of,
+    any_of_flags,
+    anywhere,
+    header_columns,
+    placed,
+    present,
+    printable,
+    with_lf_line_ends,
+)
 from timeaudit.core.model import MESSAGE_SCHEMA, UTC_TS
 
 # Labels of a message from its X-Gmail-Labels and X-Mozilla-Status values (None when absent);
@@ -56,13 +65,6 @@ SCHEMA = pa.schema(
         pa.field("position", pa.int64()),
     ]
 )
-LABEL_HEADERS = ("x-gmail-labels", "x-mozilla-status")
-GMAIL_THREAD = "x-gm-thrid"
-READ = sorted(rules.WANTED | {*LABEL_HEADERS, GMAIL_THREAD})
-READ_CODE = {name: i for i, name in enumerate(READ)}
-NOT_PRINTABLE = r"[^\t\n\x20-\x7e]"
-PRINTABLE = bytes([9, 10, *range(0x20, 0x7F)])
-HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")  # as the per-message reader reads names
 WHOLE_ID = r"^<[^<>\s]+>$"
 # mail_headers' _RFC_DATE with the clock's and zone's ranges checked, as datetime() checks them.
 DATE = (
@@ -78,15 +80,15 @@ def message_table(
     """The records of the plain messages among ``blocks`` (header blocks, each line preceded by
     "\\n"), in order, with their index in ``blocks`` in a last column "position", and the
     indices of the other messages, which the caller reads one by one. Messages the label rule
-    leaves out are in neither. ``box`` is the mailbox's ``connectors.mail.reader._Mailbox``."""
+    leaves out are in neither. ``box`` is the mailbox's ``connectors.mail.record.Mailbox``."""
     small = pc.less_equal(pc.binary_length(blocks), max_header_bytes)
-    blocks = _with_lf_line_ends(blocks)
-    plain = _all(small, _printable(blocks))
+    blocks = with_lf_line_ends(blocks)
+    plain = all_of(small, printable(blocks))
     where = pc.indices_nonzero(plain)
     blocks = (blocks if len(where) == len(blocks) else blocks.filter(plain)).cast(pa.string())
     n = len(blocks)
 
-    headers = _header_columns(blocks)
+    headers = header_columns(blocks)
     first = headers.first
     label_key, labels_fine = _label_keys(first, headers.counts)
 
@@ -101,7 +103,7 @@ def message_table(
     in_reply_to = _ids(first["in-reply-to"], rules.first_id)
     references = _ids(first["references"], rules.root_id)
 
-    froms = _addresses(*_present(first["from"]), n)
+    froms = _addresses(*present(first["from"]), n)
     to = _addresses(*headers.every["to"], n)
     cc = _addresses(*headers.every["cc"], n)
     sender = _first_ofeach_distinct(froms)
@@ -115,7 +117,7 @@ def message_table(
 
     columns = {
         "account": pa.repeat(pa.scalar(box.account.strip().lower()), n),
-        "id": pc.binary_join_element_wise("<", message_id, ">", ""),  # as connectors.mail.reader.message_key
+        "id": pc.binary_join_element_wise("<", message_id, ">", ""),  # as connectors.mail.record.message_key
         "thread_id": thread,
         "ts": ts,
         "direction": pc.if_else(sent, "sent", "received"),
@@ -125,8 +127,10 @@ def message_table(
         "self_in": self_in,
         "labels": labels_with(list, pa.list_(pa.string())),
         "unread": labels_with(lambda labels: "UNREAD" in labels, pa.bool_()),
-        "bulk": _any(_bulk(first, sender), labels_with(rules.bulk_labels, pa.bool_())),
-        "auto": _any(_auto(first), subjects.each(lambda s: rules.auto_subject(rules.decode_words(s)), pa.bool_())),
+        "bulk": any_of_flags(_bulk(first, sender), labels_with(rules.bulk_labels, pa.bool_())),
+        "auto": any_of_flags(
+            _auto(first), subjects.each(lambda s: rules.auto_subject(rules.decode_words(s)), pa.bool_())
+        ),
         "message_id": message_id,
         "in_reply_to": in_reply_to,
         "subject_tags": subjects.each(
@@ -139,7 +143,7 @@ def message_table(
         "position": where,
     }
     table = pa.table(columns, schema=SCHEMA)
-    fine = _all(
+    fine = all_of(
         headers.well_formed,
         pc.invert(headers.folded_labels),
         labels_fine,
@@ -152,137 +156,11 @@ def message_table(
     return (table if pc.all(kept).as_py() else table.filter(kept)), sorted(others)
 
 
-# -- which messages are plain -------------------------------------------------------------------
-def _with_lf_line_ends(blocks: pa.Array) -> pa.Array:
-    """``blocks`` with CRLF line ends made LF ones, as the per-message reader reads both; a "\\r"
-    anywhere else stays, and the block is then not printable."""
-    text = blocks.buffers()[2]
-    if text is None or b"\r" not in text.to_pybytes():
-        return blocks
-    return pc.replace_substring_regex(blocks, "\r(\n|$)", "\\1")
-
-
-def _printable(blocks: pa.Array) -> pa.Array:
-    """Whether each block is printable ASCII, tabs and line breaks only (so that Python's and
-    Arrow's ideas of case, blanks and \\s agree): all at once in the common case."""
-    text = blocks.buffers()[2]
-    if text is None or not text.to_pybytes().translate(None, PRINTABLE):
-        return pa.repeat(pa.scalar(True), len(blocks))
-    return pc.invert(pc.match_substring_regex(blocks, NOT_PRINTABLE))
-
-
-# -- headers as columns -------------------------------------------------------------------------
-@dataclass
-class _Headers:
-    """The headers of many blocks, by name (lower case); values unfolded and trimmed as
-    ``mail_headers`` does it."""
-
-    first: dict[str, pa.Array]  # the first value of each header in READ, null when absent
-    counts: dict[str, pa.Array]  # how many times each of LABEL_HEADERS occurs
-    every: dict[str, tuple[np.ndarray, pa.Array]]  # (message, value) of every To and every Cc header
-    folded_labels: pa.Array  # a label header is folded (its line breaks would count)
-    well_formed: pa.Array  # the block is "Name: value" lines and their continuation lines only
-
-
-class _Rows(NamedTuple):
-    message: np.ndarray
-    code: np.ndarray  # the header's name as its index in READ
-    value: pa.Array
-    folded_labels: pa.Array
-    well_formed: pa.Array
-
-
-def _header_columns(blocks: pa.Array) -> _Headers:
-    n = len(blocks)
-    message, code, value, folded_labels, well_formed = _header_rows(blocks)
-    # Rows by name, each name's in message order: the first row of each (name, message) run is its first value.
-    order = np.argsort(code, kind="stable")
-    by_code, by_message = code[order], message[order]
-    run = np.ones(len(order), bool)
-    run[1:] = (by_code[1:] != by_code[:-1]) | (by_message[1:] != by_message[:-1])
-    runs = np.flatnonzero(run)
-    run_lengths = pa.array(np.diff(np.append(runs, len(order))))
-    first, counts = {}, {}
-    for i, name in enumerate(READ):
-        these = np.flatnonzero(by_code[runs] == i)
-        if not len(these):
-            first[name] = pa.nulls(n, pa.string())
-            if name in LABEL_HEADERS:
-                counts[name] = pa.repeat(pa.scalar(0), n)
-            continue
-        first[name] = value.take(_placed(n, by_message[runs[these]], order[runs[these]]))
-        if name in LABEL_HEADERS:
-            counts[name] = pc.fill_null(run_lengths.take(_placed(n, by_message[runs[these]], these)), 0)
-    every = {name: (message[code == READ.index(name)], value.filter(code == READ.index(name))) for name in ("to", "cc")}
-    return _Headers(first, counts, every, folded_labels, well_formed)
-
-
-def _header_rows(blocks: pa.Array) -> _Rows:
-    """Every header in ``READ``, in order, the value unfolded (a line break and the blanks after
-    it become one space) and trimmed; and for each block, whether it has a folded label header
-    and whether it is well formed (what a block that is not holds is read, but not to be used)."""
-    lines = pc.split_pattern(blocks, "\n")  # (the "" before each block's first "\n" is a nameless header)
-    line, message = pc.list_flatten(lines), pc.list_parent_indices(lines).to_numpy()
-    continued = np.asarray(pc.or_(pc.starts_with(line, " "), pc.starts_with(line, "\t")))
-    starts = np.flatnonzero(~continued)
-    owner = np.cumsum(~continued) - 1  # each line's header, as an index in starts
-    name_value = pc.split_pattern(line.take(starts), ":", max_splits=1)
-    first_part = np.asarray(name_value.offsets)[:-1]
-    names = Distinct(name_value.values.take(first_part))
-    named = (np.diff(name_value.offsets) == 2) & np.asarray(names.each(_is_name, pa.bool_()))
-    code = np.asarray(names.each(lambda name: READ_CODE.get(name.lower(), -1), pa.int64()))
-    kept = np.flatnonzero((code >= 0) & named)
-    value = name_value.values.take(first_part[kept] + 1)
-    folds = np.flatnonzero(continued)
-    folds = folds[np.isin(owner[folds], kept)]  # continuation lines of the headers kept
-    if len(folds):
-        value = _unfolded(value, np.searchsorted(kept, owner[folds]), pc.utf8_ltrim(line.take(folds), " \t"))
-    label_folds = np.isin(code[owner[folds]], [READ.index(name) for name in LABEL_HEADERS])
-    folded_labels = _anywhere(len(blocks), message[folds], pa.array(label_folds))
-    well_formed = _well_formed(lines, continued, starts, named)
-    return _Rows(message[starts[kept]], code[kept], pc.utf8_trim(value, " \t"), folded_labels, well_formed)
-
-
-def _well_formed(lines: pa.ListArray, continued: np.ndarray, starts: np.ndarray, named: np.ndarray) -> pa.Array:
-    """Whether each block (lines after a "") has a first line, that line and every one not
-    continuing another being "Name: value"."""
-    first_lines = np.asarray(lines.offsets)[:-1]
-    has_lines = np.diff(lines.offsets) > 1
-    starting = np.zeros(len(continued), bool)
-    starting[first_lines[has_lines] + 1] = True  # each block's first line after its ""
-    bad = np.zeros(len(continued), bool)
-    bad[starts] = ~named
-    bad[first_lines] = False
-    bad |= starting & continued
-    message = pc.list_parent_indices(lines).to_numpy()
-    return pc.and_(pa.array(has_lines), pc.invert(_anywhere(len(lines), message, pa.array(bad))))
-
-
-def _is_name(name: str) -> bool:
-    return HEADER_NAME.fullmatch(name) is not None
-
-
-def _unfolded(values: pa.Array, header: np.ndarray, continuations: pa.Array) -> pa.Array:
-    """``values`` with the ``continuations`` (each the continuation of the value at ``header``,
-    in order) joined on with a space each."""
-    group = np.concatenate([np.arange(len(values)), header])
-    order = np.argsort(group, kind="stable")  # each value, then its continuations
-    pieces = pa.concat_arrays([values, continuations]).take(order)
-    offsets = pa.array(np.searchsorted(group[order], np.arange(len(values) + 1)), pa.int32())
-    return pc.binary_join(pa.ListArray.from_arrays(offsets, pieces), " ")
-
-
-def _present(column: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(message, value) of the messages that have a value."""
-    at = pc.indices_nonzero(pc.is_valid(column))
-    return at, column.take(at)
-
-
 # -- the rules ----------------------------------------------------------------------------------
 def _label_keys(first: dict, counts: dict) -> tuple[pa.Array, pa.Array]:
     """(what each message's labels depend on, as one string; whether this module may read them)."""
     gmail, mozilla = first["x-gmail-labels"], first["x-mozilla-status"]
-    fine = _all(
+    fine = all_of(
         pc.less_equal(counts["x-gmail-labels"], 1),
         pc.less_equal(counts["x-mozilla-status"], 1),
         pc.invert(pc.and_(pc.is_valid(gmail), pc.is_valid(mozilla))),  # both: their order would matter
@@ -319,7 +197,7 @@ def _dates(dates: pa.Array) -> tuple[pa.Array, pa.Array]:
     others = np.flatnonzero(~np.asarray(plain) & np.asarray(pc.is_valid(original)))
     if len(others):  # other forms: the standard library's parser, once per distinct value
         parsed = each_distinct(original.take(others), rules.parse_date, UTC_TS)
-        ts = pc.coalesce(ts, parsed.take(_placed(len(ts), others, np.arange(len(others)))))
+        ts = pc.coalesce(ts, parsed.take(placed(len(ts), others, np.arange(len(others)))))
     return ts, pc.is_valid(ts)
 
 
@@ -332,7 +210,7 @@ def _ids(values: pa.Array, rule: Callable[[str], str]) -> pa.Array:
     read = np.flatnonzero(~np.asarray(whole))
     if not len(read):
         return ids
-    found = each_distinct(ids.take(read), rule, pa.string()).take(_placed(len(ids), read, np.arange(len(read))))
+    found = each_distinct(ids.take(read), rule, pa.string()).take(placed(len(ids), read, np.arange(len(read))))
     return pc.coalesce(found, ids)
 
 
@@ -342,8 +220,8 @@ def _first_nonempty(*columns: pa.Array) -> pa.Array:
 
 def _bulk(first: dict, sender: pa.Array) -> pa.Array:
     """Bulk by the headers and the sender (the labels are the caller's)."""
-    listed = _any(*(pc.not_equal(pc.fill_null(first[h], ""), "") for h in ("list-id", "list-unsubscribe")))
-    return _any(
+    listed = any_of_flags(*(pc.not_equal(pc.fill_null(first[h], ""), "") for h in ("list-id", "list-unsubscribe")))
+    return any_of_flags(
         listed,
         each_distinct(pc.fill_null(first["precedence"], ""), rules.bulk_precedence, pa.bool_()),
         each_distinct(sender, rules.automated_sender, pa.bool_()),
@@ -355,7 +233,7 @@ def _auto(first: dict) -> pa.Array:
     flags = [
         pc.fill_null(each_distinct(first[h], rules.auto_reply, pa.bool_()), False) for h in rules.AUTO_REPLY_HEADERS
     ]
-    return _any(
+    return any_of_flags(
         each_distinct(pc.fill_null(first["auto-submitted"], ""), rules.auto_submitted, pa.bool_()),
         *flags,
         each_distinct(pc.fill_null(first["content-type"], ""), rules.calendar_reply, pa.bool_()),
@@ -371,10 +249,10 @@ def _addresses(message: np.ndarray, values: pa.Array, n: int) -> pa.Array:
     entries = pc.split_pattern(values, ",")
     entry_message = message[np.asarray(pc.list_parent_indices(entries))]
     found = each_distinct(pc.list_flatten(entries), rules.simple_address, pa.string())  # "": blank, null: not simple
-    odd = np.asarray(_anywhere(n, entry_message, pc.is_null(found)))
+    odd = np.asarray(anywhere(n, entry_message, pc.is_null(found)))
     # A message whose values have no entry at all goes to the standard library's parser, which may find one.
-    counted = np.asarray(_anywhere(n, entry_message, pc.not_equal(found, "")))
-    odd |= np.asarray(_anywhere(n, message, pc.not_equal(values, ""))) & ~counted
+    counted = np.asarray(anywhere(n, entry_message, pc.not_equal(found, "")))
+    odd |= np.asarray(anywhere(n, message, pc.not_equal(values, ""))) & ~counted
 
     # Each address once per message, where it first occurs.
     kept = np.flatnonzero(np.asarray(pc.fill_null(pc.not_equal(found, ""), False)))
@@ -396,7 +274,7 @@ def _addresses_read_whole(message: np.ndarray, values: pa.Array, odd: np.ndarray
     groups = itertools.groupby(zip(message[rows].tolist(), texts, strict=True), key=lambda row: row[0])
     found = [rules.addresses([text for _, text in group]) for _, group in groups]
     readers = np.flatnonzero(odd)
-    return pa.array(found, pa.list_(pa.string())).take(_placed(n, readers, np.arange(len(readers))))
+    return pa.array(found, pa.list_(pa.string())).take(placed(n, readers, np.arange(len(readers))))
 
 
 def _first_ofeach_distinct(lists: pa.ListArray) -> pa.Array:
@@ -408,34 +286,4 @@ def _first_ofeach_distinct(lists: pa.ListArray) -> pa.Array:
 
 def _any_of(lists: pa.Array, value_set: pa.Array) -> pa.Array:
     """Whether each list holds one of ``value_set``."""
-    return _anywhere(len(lists), pc.list_parent_indices(lists), pc.is_in(pc.list_flatten(lists), value_set=value_set))
-
-
-# -- helpers ------------------------------------------------------------------------------------
-def _placed(n: int, at: np.ndarray, rows: np.ndarray) -> pa.Array:
-    """Indices to ``take`` for a column of ``n`` rows holding the value of row ``rows[i]`` at row
-    ``at[i]``, null elsewhere."""
-    index = np.full(n, -1, np.int64)
-    index[at] = rows
-    return pa.array(index, mask=index < 0)
-
-
-def _anywhere(n: int, at: pa.Array, flags: pa.Array) -> pa.Array:
-    """For each of ``n`` rows, whether any of ``flags`` whose ``at`` is that row is true."""
-    hit = np.zeros(n, bool)
-    hit[np.asarray(at)[np.asarray(pc.fill_null(flags, False))]] = True
-    return pa.array(hit)
-
-
-def _all(*flags: pa.Array) -> pa.Array:
-    result = flags[0]
-    for f in flags[1:]:
-        result = pc.and_kleene(result, f)
-    return pc.fill_null(result, False)
-
-
-def _any(*flags: pa.Array) -> pa.Array:
-    result = flags[0]
-    for f in flags[1:]:
-        result = pc.or_kleene(result, f)
-    return pc.fill_null(result, False)
+    return anywhere(len(lists), pc.list_parent_indices(lists), pc.is_in(pc.list_flatten(lists), value_set=value_set))

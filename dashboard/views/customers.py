@@ -5,16 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import audit_period, chart, csv_download, summary_downloads
+from dashboard.widgets import audit_page, chart, csv_download, summary_downloads
 
 
 def show() -> None:
-    st.title("Customers")
-    weekly = data.load_or_explain()
-    if weekly is None:
+    page = audit_page("Customers", "customers")
+    if page is None:
         return
-    settings = data.settings()
-    weeks, team, tables = audit_period("customers")
+    _, settings, weeks, team, tables = page
     contacts, neglected, waiting = tables["contacts"], tables["neglected"], tables["waiting"]
     if contacts.empty:
         st.info("No customers configured: add [[customers]] with their domains to timeaudit.toml.")

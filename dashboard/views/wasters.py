@@ -5,17 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import audit_period, chart, csv_download, pct, summary_downloads
+from dashboard.widgets import audit_page, chart, csv_download, pct, summary_downloads
 from timeaudit.analysis.audit import what_if
 
 
 def show() -> None:
-    st.title("Time wasters")
-    weekly = data.load_or_explain()
-    if weekly is None:
+    page = audit_page("Time wasters", "wasters")
+    if page is None:
         return
-    settings = data.settings()
-    weeks, team, tables = audit_period("wasters")
+    weekly, settings, weeks, team, tables = page
     series = tables["series"]
     st.caption(f"{weeks[0]} to {weeks[-1]}, {team or 'everyone'}. Person-hours count each attendee's time once.")
     if series.empty:

@@ -1,8 +1,8 @@
 """What every `timeaudit` command shares: the consoles, the --data/--config options, the
 way a user error becomes one line and exit code 2, and the progress bar for record counts.
 
-Sub-command modules (google, sync, imports, ...) import from here, never from
-``timeaudit.cli``, which imports them to register their sub-apps.
+The command modules (``timeaudit.cli.report``, ``.google``, ...) import from here, never from
+``timeaudit.cli.app``, which imports them to register their commands.
 """
 
 from __future__ import annotations

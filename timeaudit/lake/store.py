@@ -1,5 +1,7 @@
 """The Parquet lake under ``<data>/lake`` and the sync cursors under ``<data>/state``.
 
+Over 400 lines on purpose: this storage is replaced whole by Delta Lake next, so it is not split first.
+
 Layout: ``lake/<table>/source=<source>/<batch>.parquet``. A batch file is written under a
 temporary name and renamed into place, so a reader never sees half a file, and never edited
 afterwards. Readers open DuckDB in memory over the files present when they connect; the
