@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from timeaudit.core.config import Settings, load_settings
+from timeaudit.core.config import Settings, load_settings, parse_settings
 from timeaudit.core.errors import ConfigError
 
 ROOT = Path(__file__).parent.parent
@@ -80,3 +80,19 @@ def test_cli_ends_bad_config_with_one_line_and_exit_2(tmp_path, case):
     assert len(lines) == 1, result.stderr
     assert expected in lines[0] and "fix" in lines[0] or "remove it" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_summary_definitions_say_the_constants_in_force():
+    """The email cost, focus gap and neglect threshold a summary states are the settings', not fixed text."""
+    from timeaudit.outputs.summary import definitions
+
+    settings = parse_settings(
+        {
+            "rules": {"email_minutes_per_read": 1.0, "email_minutes_per_sent": 3.0, "focus_min_hours": 1.0},
+            "audit": {"neglected_after_days": 14},
+        }
+    )
+    said = definitions(settings)
+    assert "60 s per read email, 3 min per sent one" in said["Customer email"]
+    assert "gaps of 1 hour or more" in said["Focus"]
+    assert "14 days" in said["Neglected customers"]

@@ -51,9 +51,10 @@ def show() -> None:
     cols[4].metric(
         "Email",
         hours(figures["Customer email"] + figures["Internal email"]),
-        help="87.2 s per read email, 5 minutes per sent email",
+        help=data.settings().rules.email_cost_text(),
     )
-    cols[5].metric("Focus", hours(figures["Focus"]), help="Focus blocks plus free gaps of 2 hours or more")
+    gap = data.settings().rules.focus_gap_text()
+    cols[5].metric("Focus", hours(figures["Focus"]), help=f"Focus blocks plus free gaps of {gap} or more")
 
     chart(
         charts.weekly_split_figure(trend, f"Hours by category, {span[0]} to {week}"),

@@ -115,6 +115,15 @@ class Rules(_Section):
     email_minutes_per_sent: float = Field(5.0, ge=0)
     max_event_hours: float = Field(8.0, gt=0)
 
+    def email_cost_text(self) -> str:
+        """How email time is estimated, in words ("87.2 s per read email, 5 min per sent one")."""
+        read, sent = self.email_minutes_per_read * 60, self.email_minutes_per_sent
+        return f"{read:g} s per read email, {sent:g} min per sent one"
+
+    def focus_gap_text(self) -> str:
+        """The shortest free gap that counts as focus, in words ("2 hours")."""
+        return f"{self.focus_min_hours:g} hour{'' if self.focus_min_hours == 1 else 's'}"
+
     @field_validator("admin_keywords")
     @classmethod
     def _lower_admin(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -29,25 +29,32 @@ from timeaudit.lake.store import Lake
 from timeaudit.outputs.derived import weekly_metrics
 from timeaudit.privacy import Groups, visible_groups
 
-DEFINITIONS: dict[str, str] = {
-    "Customer share": "(customer meetings + customer email) / (customer meetings + internal meetings + admin + "
-    "all email), over the hours of the group in the week",
-    "Change": "customer share this week minus its average over the four weeks before, in percentage points",
-    "Capacity": "working hours in the week less out-of-office",
-    "Customer meetings": "meetings with anyone at a customer's domain; every minute counted once",
-    "Customer email": "estimated time on email with a customer (87.2 s per read email, 5 min per sent one)",
-    "Internal meetings": "meetings with colleagues only, not already counted as customer or admin time",
-    "Admin": "internal events whose title carries an admin keyword (budgets, records, forms, policy, reports)",
-    "Internal email": "estimated time on email without a customer: internal, cc-only and newsletters",
-    "Focus": "focus blocks plus free working time in unbroken gaps of 2 hours or more",
-    "Fragmented": "free working time in gaps shorter than 2 hours",
-    "Double-booked": "time covered by two or more counted events at once",
-    "After hours": "meetings outside working hours plus emails sent outside them",
-    "Top wasters": "internal meetings and recurring series over the last four weeks ranked by person-hours, "
-    "with a suggested action and the hours per week it would give back",
-    "Neglected customers": "customers with no meeting or email for the configured number of days (default 30)",
-    "Waiting": "the ten oldest customer emails with no answer yet, with who holds them",
-}
+
+def definitions(settings: Settings) -> dict[str, str]:
+    """What each figure of a summary means, with the settings' own constants."""
+    rules = settings.rules
+    return {
+        "Customer share": "(customer meetings + customer email) / (customer meetings + internal meetings + admin + "
+        "all email), over the hours of the group in the week",
+        "Change": "customer share this week minus its average over the four weeks before, in percentage points",
+        "Capacity": "working hours in the week less out-of-office",
+        "Customer meetings": "meetings with anyone at a customer's domain; every minute counted once",
+        "Customer email": f"estimated time on email with a customer ({rules.email_cost_text()})",
+        "Internal meetings": "meetings with colleagues only, not already counted as customer or admin time",
+        "Admin": "internal events whose title carries an admin keyword (budgets, records, forms, policy, reports)",
+        "Internal email": "estimated time on email without a customer: internal, cc-only and newsletters",
+        "Focus": f"focus blocks plus free working time in unbroken gaps of {rules.focus_gap_text()} or more",
+        "Fragmented": f"free working time in gaps shorter than {rules.focus_gap_text()}",
+        "Double-booked": "time covered by two or more counted events at once",
+        "After hours": "meetings outside working hours plus emails sent outside them",
+        "Top wasters": "internal meetings and recurring series over the last four weeks ranked by person-hours, "
+        "with a suggested action and the hours per week it would give back",
+        "Neglected customers": f"customers with no meeting or email for {settings.audit.neglected_after_days} days "
+        "or more",
+        "Waiting": "the ten oldest customer emails with no answer yet, with who holds them",
+    }
+
+
 AUDIT_WEEKS = 4
 WAITING_ROWS = 10  # the oldest; `timeaudit customers` lists them all
 
@@ -66,7 +73,7 @@ class Summary:
     neglected: pd.DataFrame = field(default_factory=pd.DataFrame)
     waiting: pd.DataFrame = field(default_factory=pd.DataFrame)
     admin: pd.DataFrame = field(default_factory=pd.DataFrame)  # hours by kind
-    definitions: dict[str, str] = field(default_factory=lambda: dict(DEFINITIONS))
+    definitions: dict[str, str] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -146,6 +153,7 @@ def build_summary(
     weekly_table = sum_weeks(chosen[chosen["week"].isin(span)], span)
     headline = headline_figures(weekly_table)
     summary = Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline, hidden, pool)
+    summary.definitions = definitions(settings)
     add_audit(summary, analysis, sorted(set(chosen["person"])), [w for w in span if w in set(data["week"])])
     return summary
 
