@@ -9,9 +9,29 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import ReadNotes
+from connectors.base import Cursor, ReadNotes
 
 Progress = Callable[[str, int, int | None], None]  # (file shown, amount done, total or None)
+
+
+class FilesSource:
+    """What the mirror sources of exported files share: one account, read file by file, each
+    file by ``_read_file``; a file ``file_error`` names is noted as unreadable and the rest read."""
+
+    write_disposition = "mirror"
+    file_error: type[Exception]
+    account: str
+    paths: list[Path]
+    notes: ReadNotes
+
+    def accounts(self) -> list[str]:
+        return [self.account]
+
+    def read(self, account: str, cursor: Cursor) -> Iterator:
+        return read_each_file(self.paths, self._read_file, self.file_error, self.notes)
+
+    def _read_file(self, path: Path) -> Iterator:
+        raise NotImplementedError
 
 
 def read_each_file(

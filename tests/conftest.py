@@ -33,3 +33,17 @@ def demo_dir(tmp_path_factory) -> Path:
         timeout=300,
     )
     return folder
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, headless, driven by Playwright (the browser tests)."""
+    from playwright.sync_api import sync_playwright
+    from test_browser import require_chromium
+
+    from timeaudit.outputs.export import CHROMIUM_FLAGS
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=require_chromium(), headless=True, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from timeaudit.lake.store import Lake
-from timeaudit.outputs.export import CHROMIUM_FLAGS
 
 from conftest import ROOT
 
@@ -104,16 +103,6 @@ def stop(proc: subprocess.Popen) -> None:
 def server(demo_dir):
     with serve_dashboard(demo_dir) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=require_chromium(), headless=True, args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
 
 
 @pytest.mark.parametrize(("path", "heading", "name", "charts"), PAGES, ids=[p[2] for p in PAGES])

@@ -11,22 +11,10 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from test_browser import free_port, require_chromium, serve_dashboard
-
-from timeaudit.outputs.export import CHROMIUM_FLAGS
+from test_browser import free_port, serve_dashboard
 
 pytestmark = pytest.mark.browser
 SECRET = "a-long-random-string-for-the-test-only"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=require_chromium(), headless=True, args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
 
 
 @contextlib.contextmanager

@@ -25,21 +25,12 @@ import pytest
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.testing.v1 import AppTest
+from test_access import APP, AUTH
 
 from timeaudit.privacy import EVERYONE, HIDDEN, RECORD_IDS, visible_groups
 
-from conftest import ROOT
-
-APP = str(ROOT / "dashboard" / "app.py")
 MINIMUM = 5
 POOL_LABEL = re.compile(r"^Other teams \(\d+\)$")
-AUTH = {
-    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
-    "cookie_secret": "not-a-secret-only-a-test",
-    "client_id": "timeaudit",
-    "client_secret": "test",
-    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
-}
 PAGES = ["views/my_week.py", "views/team.py", "views/wasters.py", "views/customers.py"]
 ADMIN_PAGES = ["views/rules.py", "views/data.py"]
 PREPARE = {

@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import Cursor, ReadNotes
-from connectors.files import Progress, last_of_each_id, place, read_each_file
+from connectors.base import ReadNotes
+from connectors.files import FilesSource, Progress, last_of_each_id, place
 from connectors.ics.reader import (
     SOURCE,
     ImportFileError,
@@ -49,10 +49,10 @@ class CalendarCoverage:
         return row["end"] > self.start and row["start"] < self.end
 
 
-class IcsSource:
+class IcsSource(FilesSource):
     name = SOURCE
+    file_error = ImportFileError
     table = "events"
-    write_disposition = "mirror"
 
     def __init__(
         self,
@@ -69,12 +69,6 @@ class IcsSource:
         self.notes = ReadNotes()
         self._calendars: set[str] = set()  # the calendars' keys, as ids begin
         self._feeds: set[str] = set()  # the feeds as ids of older versions began ("<feed>/<UID>")
-
-    def accounts(self) -> list[str]:
-        return [self.account]
-
-    def read(self, account: str, cursor: Cursor) -> Iterator:
-        return read_each_file(self.paths, self._read_file, ImportFileError, self.notes)
 
     def _read_file(self, path: Path) -> Iterator:
         total = calendar_file_count(path)

@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import Cursor, ReadNotes
-from connectors.files import Progress, read_each_file
+from connectors.base import ReadNotes
+from connectors.files import FilesSource, Progress
 from connectors.mail.reader import MAILBOX_LABEL, SOURCE, ImportFileError, mail_folders, mailbox_of, read_mail
 from connectors.mail.threads import joined_threads, own_node
 from timeaudit.core.config import Settings
@@ -41,10 +41,10 @@ class MailCoverage:
         return row["id"].split("/", 1)[0] in self.slugs
 
 
-class MailSource:
+class MailSource(FilesSource):
     name = SOURCE
+    file_error = ImportFileError
     table = "messages"
-    write_disposition = "mirror"
 
     def __init__(
         self,
@@ -61,12 +61,6 @@ class MailSource:
         self._mailboxes: set[str] = set()
         self._slugs: set[str] = set()
         self._gmail_threads: list[pa.Table] = []  # (node, gmail_thread) of the messages read with one
-
-    def accounts(self) -> list[str]:
-        return [self.account]
-
-    def read(self, account: str, cursor: Cursor) -> Iterator:
-        return read_each_file(self.paths, self._read_file, ImportFileError, self.notes)
 
     def _read_file(self, path: Path) -> Iterator:
         total = path.stat().st_size if path.is_file() else None
