@@ -36,45 +36,51 @@ facts AS (
     JOIN event_party_lists AS pl ON pl.party_key = e.party_key
     LEFT JOIN admin_tag AS adm USING (source, account, id)
     LEFT JOIN committee_tag AS com USING (source, account, id)
+),
+-- One rule list: the first rule that holds gives both the category and its reason.
+verdicts AS (
+    SELECT
+        *,
+        CASE
+            WHEN status = 'cancelled' THEN {'category': 'excluded', 'reason': 'not counted: the event was cancelled'}
+            WHEN self_response = 'declined' THEN {'category': 'excluded', 'reason': 'not counted: you declined'}
+            WHEN event_type = 'outOfOffice' THEN
+                {'category': 'out_of_office', 'reason': 'out of office: reduces working hours'}
+            WHEN all_day THEN {'category': 'excluded', 'reason': 'not counted: all-day event'}
+            WHEN event_type = 'workingLocation' THEN
+                {'category': 'excluded', 'reason': 'not counted: working-location marker'}
+            WHEN transparency = 'transparent' THEN {'category': 'excluded', 'reason': 'not counted: shown as free'}
+            WHEN minutes > max_event_minutes THEN {
+                'category': 'excluded',
+                'reason': 'not counted: longer than ' || CAST(round(max_event_minutes / 60.0, 1) AS VARCHAR) || ' hours'
+            }
+            WHEN minutes <= 0 THEN {'category': 'excluded', 'reason': 'not counted: no duration'}
+            WHEN self_response = 'tentative' AND organizer <> account THEN
+                {'category': 'tentative', 'reason': 'tentative: you answered maybe'}
+            WHEN self_response = 'needsAction' AND organizer <> account THEN
+                {'category': 'tentative', 'reason': 'tentative: you have not answered'}
+            WHEN customer_email IS NOT NULL THEN
+                {'category': 'customer', 'reason': 'attendee ' || customer_email || ' is customer ' || customer}
+            WHEN external_is_customer AND external_email IS NOT NULL THEN {
+                'category': 'customer',
+                'reason': 'attendee ' || external_email || ' is external (external counts as customer)'
+            }
+            WHEN event_type = 'focusTime' THEN {'category': 'focus', 'reason': 'focus time block'}
+            WHEN admin_keyword IS NOT NULL THEN {
+                'category': 'admin',
+                'reason': 'title mentions ''' || admin_keyword || ''' (' || admin_kind || ')'
+            }
+            WHEN others = 1 THEN {'category': 'internal', 'reason': 'internal meeting with 1 other person'}
+            WHEN others > 1 THEN {
+                'category': 'internal',
+                'reason': 'internal meeting with ' || CAST(others AS VARCHAR) || ' other people'
+            }
+            ELSE {'category': 'focus', 'reason': 'solo block with no other attendees'}
+        END AS verdict
+    FROM facts
 )
 SELECT
-    * EXCLUDE (attendees, party_key, external_is_customer, max_event_minutes),
-    CASE
-        WHEN status = 'cancelled' THEN 'excluded'
-        WHEN self_response = 'declined' THEN 'excluded'
-        WHEN event_type = 'outOfOffice' THEN 'out_of_office'
-        WHEN all_day THEN 'excluded'
-        WHEN event_type = 'workingLocation' THEN 'excluded'
-        WHEN transparency = 'transparent' THEN 'excluded'
-        WHEN minutes > max_event_minutes THEN 'excluded'
-        WHEN minutes <= 0 THEN 'excluded'
-        WHEN self_response IN ('tentative', 'needsAction') AND organizer <> account THEN 'tentative'
-        WHEN customer_email IS NOT NULL THEN 'customer'
-        WHEN external_is_customer AND external_email IS NOT NULL THEN 'customer'
-        WHEN event_type = 'focusTime' THEN 'focus'
-        WHEN admin_keyword IS NOT NULL THEN 'admin'
-        WHEN others > 0 THEN 'internal'
-        ELSE 'focus'
-    END AS category,
-    CASE
-        WHEN status = 'cancelled' THEN 'not counted: the event was cancelled'
-        WHEN self_response = 'declined' THEN 'not counted: you declined'
-        WHEN event_type = 'outOfOffice' THEN 'out of office: reduces working hours'
-        WHEN all_day THEN 'not counted: all-day event'
-        WHEN event_type = 'workingLocation' THEN 'not counted: working-location marker'
-        WHEN transparency = 'transparent' THEN 'not counted: shown as free'
-        WHEN minutes > max_event_minutes THEN
-            'not counted: longer than ' || CAST(round(max_event_minutes / 60.0, 1) AS VARCHAR) || ' hours'
-        WHEN minutes <= 0 THEN 'not counted: no duration'
-        WHEN self_response = 'tentative' AND organizer <> account THEN 'tentative: you answered maybe'
-        WHEN self_response = 'needsAction' AND organizer <> account THEN 'tentative: you have not answered'
-        WHEN customer_email IS NOT NULL THEN 'attendee ' || customer_email || ' is customer ' || customer
-        WHEN external_is_customer AND external_email IS NOT NULL THEN
-            'attendee ' || external_email || ' is external (external counts as customer)'
-        WHEN event_type = 'focusTime' THEN 'focus time block'
-        WHEN admin_keyword IS NOT NULL THEN 'title mentions ''' || admin_keyword || ''' (' || admin_kind || ')'
-        WHEN others = 1 THEN 'internal meeting with 1 other person'
-        WHEN others > 1 THEN 'internal meeting with ' || CAST(others AS VARCHAR) || ' other people'
-        ELSE 'solo block with no other attendees'
-    END AS reason
-FROM facts
+    * EXCLUDE (attendees, party_key, external_is_customer, max_event_minutes, verdict),
+    verdict.category AS category,
+    verdict.reason AS reason
+FROM verdicts
