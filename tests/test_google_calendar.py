@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 import connectors.google.calendar_source as google_sync
 from connectors.google import auth
 from connectors.google.calendar import SOURCE
-from connectors.google.http import RateLimiter, RetryPolicy
+from connectors.google.http import RetryPolicy
+from connectors.google.pacing import RateLimiter
 from timeaudit.analysis.metrics import event_reasons
 from timeaudit.cli import app
 from timeaudit.core.config import parse_settings

@@ -41,7 +41,9 @@ from datetime import UTC, datetime, timedelta
 from googleapiclient.errors import HttpError
 
 from connectors.base import Cursor
-from connectors.google.http import GoogleClient, UnitBudget, UnitMeter, execute_batch, http_error_details
+from connectors.google.batch import UnitMeter, execute_batch
+from connectors.google.http import GoogleClient, http_error_details
+from connectors.google.pacing import UnitBudget
 from connectors.mail.headers import HEADERS, BadHeaders, message_from_headers
 from timeaudit.core.config import Settings
 from timeaudit.core.model import Message

@@ -17,21 +17,17 @@ behind one HTTP layer that paces, retries and counts.
 - ``execute_batch`` sends many calls as batch requests of at most 50 calls (a batch is one
   HTTP request, so it is paced and its own 429/5xx retried as above); the calls inside that
   failed with a retryable status, and only those, are sent again in a new batch after the
-  same backoff. With a ``UnitMeter`` (Gmail's quota units) each batch carries at most the
-  budget's per-second capacity and waits until its units fit every window (``UnitBudget``).
+  same backoff (``connectors.google.batch``); pacing by quota units is ``connectors.google.pacing``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import socket
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import google_auth_httplib2
@@ -40,14 +36,13 @@ from google.auth.credentials import Credentials
 from googleapiclient.discovery import build_from_document
 from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
-from googleapiclient.http import BatchHttpRequest, HttpRequest
+
+from connectors.google.pacing import REQUESTS_PER_MINUTE, RateLimiter
 
 ENDPOINT_ENV = "TIMEAUDIT_GOOGLE_API_ENDPOINT"
-REQUESTS_PER_MINUTE = 600  # Google's default per-user quota for Calendar (and Gmail's unit budget is per user too)
 RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "RESOURCE_EXHAUSTED"}
 TIMEOUT_SECONDS = 60
 BATCH_LIMIT = 50  # Google: "larger batch sizes are likely to trigger rate limiting"; 100 is the hard cap
-IN_FLIGHT_POLL = 0.05  # seconds between looks at a budget whose units are all still in flight
 TOKEN_RETRIES = 2  # a token endpoint refusing connections is tried this many more times, then the run stops
 
 
@@ -70,150 +65,6 @@ class RetryPolicy:
 
 
 DEFAULT_POLICY = RetryPolicy()
-
-
-class UnitBudget:
-    """Token buckets on several windows at once: at most ``limit`` units in any sliding
-    ``seconds`` for each ``(limit, seconds)``. A unit taken comes back to its bucket one window
-    after the call that spent it was *answered* (``settle``), so the server, whatever the
-    latency, never receives more than ``limit`` units in a window of its own clock."""
-
-    def __init__(
-        self,
-        limits: Sequence[tuple[int, float]],
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        if not limits or any(limit < 1 or seconds <= 0 for limit, seconds in limits):
-            raise ValueError("every limit must be at least 1 unit over a positive window")
-        self.limits = [(int(limit), float(seconds)) for limit, seconds in limits]
-        self._clock, self._sleep = clock, sleep
-        self._spent: deque[list[float]] = deque()  # [answered at (inf while in flight), units]
-        self._lock = threading.Lock()
-        self.waited = 0.0
-
-    @property
-    def capacity(self) -> int:
-        """The most units one request (a whole batch) may carry."""
-        return min(limit for limit, _ in self.limits)
-
-    def take(self, units: int) -> list[float]:
-        """Wait until ``units`` fit in every window; they count as in flight until ``settle``."""
-        while True:
-            with self._lock:
-                pause = self._pause_for(units, self._clock())
-                if pause <= 0:
-                    entry = [float("inf"), float(units)]
-                    self._spent.append(entry)
-                    return entry
-            self._sleep(pause)
-            self.waited += pause
-
-    def settle(self, entry: list[float]) -> None:
-        """The call that took ``entry`` was answered: its units leave each window from now."""
-        with self._lock:
-            entry[0] = self._clock()
-
-    @contextlib.contextmanager
-    def spending(self, units: int) -> Iterator[None]:
-        entry = self.take(units)
-        try:
-            yield
-        finally:
-            self.settle(entry)
-
-    def _pause_for(self, units: int, now: float) -> float:
-        longest = max(seconds for _, seconds in self.limits)
-        while self._spent and self._spent[0][0] <= now - longest:
-            self._spent.popleft()
-        pause = 0.0
-        for limit, seconds in self.limits:
-            inside = [(at, spent) for at, spent in self._spent if at > now - seconds]
-            used = sum(spent for _, spent in inside)
-            if used + units <= limit or not inside:
-                continue
-            free, wait = used + units - limit, IN_FLIGHT_POLL
-            for at, spent in sorted(inside):  # the earliest moment enough settled units have left
-                if at == float("inf"):
-                    break
-                free -= spent
-                if free <= 0:
-                    wait = at + seconds - now
-                    break
-            pause = max(pause, wait, 1e-3)
-        return pause
-
-
-class RateLimiter(UnitBudget):
-    """At most ``limit`` requests in any sliding ``window`` seconds (Google counts per minute, sliding)."""
-
-    def __init__(
-        self,
-        limit: int = REQUESTS_PER_MINUTE,
-        window: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        super().__init__([(limit, window)], clock, sleep)
-
-    def acquire(self) -> None:
-        """Take one request's place, counted from now."""
-        self.settle(self.take(1))
-
-
-class UnitMeter:
-    """Quota units per API method (``costs``): calls paced under ``budget`` and counted only
-    when answered; calls refused for the rate or a server fault (and sent again) apart."""
-
-    def __init__(self, costs: dict[str, int], budget: UnitBudget):
-        self.costs, self.budget = costs, budget
-        self.units = 0  # units of the calls the API answered
-        self.refused = 0  # calls refused (429, rate-limit 403, 5xx) and so sent again
-        self.refused_units = 0
-        self.by_method: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def cost(self, request: HttpRequest) -> int:
-        return self.costs.get(request.methodId, 0)
-
-    def spending(self, requests: Sequence[HttpRequest]) -> contextlib.AbstractContextManager[None]:
-        """Wait until these calls' units fit (they go out together, as one batch); settle on exit."""
-        return self.budget.spending(sum(self.cost(r) for r in requests))
-
-    def record(self, request: HttpRequest, answered: bool) -> None:
-        cost = self.cost(request)
-        with self._lock:
-            if answered:
-                self.units += cost
-                self.by_method[request.methodId] = self.by_method.get(request.methodId, 0) + 1
-            else:
-                self.refused += 1
-                self.refused_units += cost
-
-    def chunks(self, calls: Sequence[tuple[str, HttpRequest]]) -> Iterator[list[tuple[str, HttpRequest]]]:
-        """``calls`` in batches of at most ``BATCH_LIMIT`` calls and ``budget.capacity`` units."""
-        chunk: list[tuple[str, HttpRequest]] = []
-        units = 0
-        for key, request in calls:
-            cost = self.cost(request)
-            if chunk and (len(chunk) >= BATCH_LIMIT or units + cost > self.budget.capacity):
-                yield chunk
-                chunk, units = [], 0
-            chunk.append((key, request))
-            units += cost
-        if chunk:
-            yield chunk
-
-    def execute(self, request: HttpRequest) -> object:
-        """One call on its own, paced and counted."""
-        with self.spending([request]):
-            try:
-                answer = request.execute()
-            except HttpError as e:
-                self.record(request, answered=not is_retryable(*http_error_details(e)[:2]))
-                raise
-        self.record(request, answered=True)
-        return answer
 
 
 def error_details(content: bytes | str | None) -> tuple[str, str]:
@@ -241,7 +92,7 @@ def is_retryable(status: int, reason: str) -> bool:
     return status == 429 or status >= 500 or (status == 403 and reason in RATE_LIMIT_REASONS)
 
 
-def _retry_after(resp) -> float | None:
+def retry_after(resp) -> float | None:
     value = resp.get("retry-after") if hasattr(resp, "get") else None
     if value is None:
         return None
@@ -298,7 +149,7 @@ class CountingHttp:
             if not _never_sent(e):
                 self._count(token)
             if token:
-                raise TokenEndpointUnreachable(_host(uri), e) from e
+                raise TokenEndpointUnreachable(host_of(uri), e) from e
             raise
         self._count(token)
         return answer
@@ -355,7 +206,7 @@ class RetryingHttp:
                 continue
             except (OSError, httplib2.HttpLib2Error) as e:  # refused, reset, timed out
                 if attempt >= self.policy.max_retries or isinstance(e, httplib2.RelativeURIError):
-                    raise ApiError(f"{_host(uri)} did not answer after {attempt + 1} attempts ({e})") from e
+                    raise ApiError(f"{host_of(uri)} did not answer after {attempt + 1} attempts ({e})") from e
                 self._pause(self.policy.delay(attempt))
                 attempt += 1
                 continue
@@ -366,16 +217,17 @@ class RetryingHttp:
             reason, message = error_details(content)
             if not is_retryable(status, reason):
                 return resp, content
-            retry_after = _retry_after(resp)
-            if retry_after is not None and retry_after > self.policy.max_retry_after:
+            wait = retry_after(resp)
+            if wait is not None and wait > self.policy.max_retry_after:
                 raise ApiError(
-                    f"{_host(uri)} asks to wait {retry_after:.0f} s ({status} {reason or message}); try again later"
+                    f"{host_of(uri)} asks to wait {wait:.0f} s ({status} {reason or message}); try again later"
                 )
             if attempt >= self.policy.max_retries:
                 raise ApiError(
-                    f"{_host(uri)} still answered {status} {reason or message} after {attempt} retries; try again later"
+                    f"{host_of(uri)} still answered {status} {reason or message} after {attempt} retries; "
+                    "try again later"
                 )
-            self._pause(self.policy.delay(attempt, retry_after))
+            self._pause(self.policy.delay(attempt, wait))
             attempt += 1
 
     def ensure_token(self) -> None:
@@ -423,7 +275,7 @@ class RetryingHttp:
         self._sleep(seconds)
 
 
-def _host(uri: str) -> str:
+def host_of(uri: str) -> str:
     return uri.split("/")[2] if "://" in uri else uri
 
 
@@ -492,70 +344,3 @@ def build_service(
 def token_uri_of(credentials: Credentials) -> str:
     """Where ``credentials`` get their access tokens (a user token's or a service account's ``token_uri``)."""
     return str(getattr(credentials, "token_uri", None) or getattr(credentials, "_token_uri", None) or "")
-
-
-def execute_batch(
-    client: GoogleClient,
-    calls: Sequence[tuple[str, HttpRequest]],
-    *,
-    meter: UnitMeter | None = None,
-) -> dict[str, object]:
-    """Run ``calls`` (key, request) as batch requests; {key: parsed response, or the HttpError
-    of a call that failed for good}.
-
-    With ``meter`` each batch carries no more units than its budget's capacity and waits until
-    they fit; only answered calls' units are counted. Only the calls that failed with a
-    retryable status go again, after the client's backoff (and never sooner than the longest
-    ``Retry-After`` among them); a call still failing after ``max_retries`` raises ``ApiError``.
-    """
-    results: dict[str, object] = {}
-    pending = list(calls)
-    attempt = 0
-    while pending:
-        chunks = meter.chunks(pending) if meter else _chunks(pending)
-        for chunk in chunks:
-            client.http.retrying = attempt > 0
-            results.update(_send_batch(client, chunk, meter))
-        retry = [(key, request) for key, request in pending if _retryable(results[key])]
-        if not retry:
-            break
-        if attempt >= client.http.policy.max_retries:
-            status, reason, message = http_error_details(results[retry[0][0]])
-            raise ApiError(
-                f"{_host(client.batch_uri)} still answered {status} {reason or message} to {len(retry)} call(s) "
-                f"of a batch after {attempt} retries; try again later"
-            )
-        client.http.backoff(attempt, max(_retry_after(results[key].resp) or 0.0 for key, _ in retry))
-        attempt += 1
-        pending = retry
-    return results
-
-
-def _chunks(calls: Sequence[tuple[str, HttpRequest]]) -> Iterator[Sequence[tuple[str, HttpRequest]]]:
-    for start in range(0, len(calls), BATCH_LIMIT):
-        yield calls[start : start + BATCH_LIMIT]
-
-
-def _retryable(result: object) -> bool:
-    return isinstance(result, HttpError) and is_retryable(*http_error_details(result)[:2])
-
-
-def _send_batch(
-    client: GoogleClient, chunk: Sequence[tuple[str, HttpRequest]], meter: UnitMeter | None
-) -> dict[str, object]:
-    """One batch request (the client's ``new_batch_http_request()`` would ignore the endpoint override)."""
-    answers: dict[str, object] = {}
-
-    def done(key: str, response, exception) -> None:
-        answers[key] = exception if exception is not None else response
-
-    batch = BatchHttpRequest(callback=done, batch_uri=client.batch_uri)
-    for key, request in chunk:
-        batch.add(request, request_id=key)
-    client.http.ensure_token()
-    with meter.spending([r for _, r in chunk]) if meter else contextlib.nullcontext():
-        batch.execute(http=client.http)
-    if meter:
-        for key, request in chunk:
-            meter.record(request, answered=not _retryable(answers[key]))
-    return answers
