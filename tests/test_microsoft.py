@@ -455,6 +455,19 @@ def test_a_wrong_client_secret_is_one_line_and_saves_nothing(graph, tmp_path):
     assert not (tmp_path / "tokens" / auth.IDENTITY_FILE).exists()
 
 
+def test_an_unreachable_sign_in_endpoint_is_one_line(graph, tmp_path, monkeypatch):
+    roster(graph)
+    app_sign_in(tmp_path)
+    graph.stop()
+    config = tmp_path / "timeaudit.toml"
+    config.write_text(f'roster = "{tmp_path / "people.csv"}"\n')
+    settings(tmp_path)
+    done = run_cli("sync", "microsoft", "--data", str(tmp_path / "data"), "--config", str(config))
+    assert done.exit_code == 2, done.output
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "did not answer" in lines[0], done.stderr
+
+
 BOOT = "import connectors.microsoft.source as m; m.BATCH_SIZE = 2; from timeaudit.cli import app; app()"
 
 

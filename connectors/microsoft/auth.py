@@ -153,6 +153,11 @@ class Identity:
                 result = app.acquire_token_for_client(scopes=[f"{resource.rstrip('/')}/.default"])
         except ValueError as e:  # MSAL: a bad authority or an unusable certificate
             raise AuthError(f"{self.path}: MSAL could not use these credentials ({e}); {REAUTH}") from None
+        except OSError as e:  # requests' ConnectionError and SSLError are OSErrors
+            raise AuthError(
+                f"the sign-in endpoint {self.authority} did not answer ({type(e).__name__}); check that this machine "
+                "can reach it (network, proxy, TIMEAUDIT_MICROSOFT_AUTHORITY), then sync again"
+            ) from None
         if "access_token" not in result:
             raise TokenRefused(f"Microsoft refused the saved credentials ({describe(result)}); {self.fix()}")
         self.save_cache()
