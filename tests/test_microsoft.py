@@ -587,14 +587,37 @@ def test_the_dashboard_shows_what_was_synced(graph, tmp_path, monkeypatch):
         '[organisation]\ndomains = ["northwind.com"]\ntimezone = "Europe/London"\n'
         "[privacy]\nleads_see_individuals = true\n\n"
         '[[customers]]\nname = "Acme"\ndomains = ["acme.com"]\n'
+        f'[[shared_mailboxes]]\naddress = "{SUPPORT}"\nteam = "Support"\n'
     )
     monkeypatch.setenv("TIMEAUDIT_DATA", str(data))
     monkeypatch.setenv("TIMEAUDIT_CONFIG", str(config))
     m = monday(2)
     at_ = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120).run()
     assert not at_.exception
+    assert SUPPORT not in at_.selectbox(key="person").options, "a shared mailbox is not a person"
     at_ = at_.selectbox(key="person").set_value(ANN).run()
     at_ = at_.selectbox(key="week").set_value(f"{m.isocalendar().year}-W{m.isocalendar().week:02d}").run()
     shown = {metric.label: metric.value for metric in at_.metric}
     assert shown["With customers"] == "1.0 h"
     assert "Acme" in " ".join(at_.dataframe[1].value["Reason"])
+
+    # The Customers page: the shared mailbox's customer emails, the one answered and those waiting.
+    at_.switch_page("views/customers.py").run()
+    assert not at_.exception
+    assert "Shared mailboxes" in [h.value for h in at_.subheader]
+    shared = next(d.value for d in at_.dataframe if "Mailbox" in d.value.columns)
+    row = shared.set_index("Mailbox").loc[SUPPORT]
+    assert row["Team"] == "Support" and row["Customer emails"] == 6 and row["Waiting"] == 5
+    assert row["Median to reply (hours)"] == 0.5
+
+
+def test_without_a_roster_a_shared_mailbox_is_not_taken_for_a_person(graph, tmp_path):
+    from timeaudit.analysis.metrics import open_analysis
+
+    roster(graph)
+    app_sign_in(tmp_path)
+    lake = Lake(tmp_path / "data")
+    sync(lake, settings(tmp_path))
+    alone = parse_settings({"shared_mailboxes": [{"address": SUPPORT, "team": "Support"}]})
+    people = {p.email for p in open_analysis(lake, alone).people}
+    assert people == {ANN, BOB, CAT}
