@@ -493,6 +493,7 @@ def test_device_code_sign_in_keeps_a_private_cache_and_a_revoked_one_says_what_t
     synced = run_cli("sync", "microsoft", "--data", str(data), "--config", str(config))
     assert synced.exit_code == 0, synced.output
     assert "Microsoft 365: 1 mailbox(es)" in synced.stdout
+    assert f"{ANN} calendar: " in synced.stderr and f"{ANN} inbox: " in synced.stderr, "a line per part read"
     accounts = Lake(data).connect().execute("SELECT DISTINCT account FROM messages").fetchall()
     assert accounts == [(ANN,)]
 

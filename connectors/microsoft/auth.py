@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ class Identity:
     thumbprint: str = ""  # certificate credential (application)
     _app: object = field(default=None, repr=False)
     _cache: object = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # --workers share one app
 
     @property
     def path(self) -> Path:
@@ -101,10 +103,12 @@ class Identity:
 
     # -- MSAL applications ------------------------------------------------------------------
     def app(self):
+        with self._lock:
+            return self._app or self._make_app()
+
+    def _make_app(self):
         import msal
 
-        if self._app is not None:
-            return self._app
         if self.personal:
             cache = msal.SerializableTokenCache()
             cache_path = self.folder / CACHE_FILE
@@ -134,8 +138,10 @@ class Identity:
 
     def save_cache(self) -> None:
         """Keep MSAL's cache when it changed (a refreshed token), so the next run does not refresh."""
-        if self._cache is not None and self._cache.has_state_changed:
-            write_private(self.folder / CACHE_FILE, self._cache.serialize())
+        with self._lock:
+            if self._cache is not None and self._cache.has_state_changed:
+                write_private(self.folder / CACHE_FILE, self._cache.serialize())
+                self._cache.has_state_changed = False
 
     def token(self, resource: str) -> str:
         """An access token for Graph (``resource`` is its root URL); MSAL refreshes as needed.

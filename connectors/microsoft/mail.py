@@ -67,7 +67,10 @@ def to_message(item: dict, *, account: str, folder: str, settings: Settings, wor
         ("Message-ID", f"<{lake_id(item)}>"),
         ("Subject", item.get("subject") or ""),
     ]
-    labels = [LABELS.get(folder, folder.upper())]
+    # A custom folder's name can say more than it should (a customer, a case): kept as a label
+    # only with store_subjects, as the mail import does.
+    custom = folder if settings.privacy.store_subjects else "FOLDER"
+    labels = [LABELS.get(folder, custom)]
     if not item.get("isRead", True):
         labels.append("UNREAD")
     labels += [f"CATEGORY:{c}" for c in item.get("categories") or []]
