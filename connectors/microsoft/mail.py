@@ -19,6 +19,7 @@ refuse them anyway).
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 
@@ -102,8 +103,8 @@ def resolve_folders(client: GraphClient, user: str, names: list[str]) -> dict[st
         if name.lower() in WELL_KNOWN:
             calls[str(i)] = f"users/{user}/mailFolders/{name.lower()}?$select=id"
         else:
-            quoted = name.replace("'", "''")
-            calls[str(i)] = f"users/{user}/mailFolders?$filter=displayName eq '{quoted}'&$select=id"
+            quoted = urllib.parse.quote("displayName eq '" + name.replace("'", "''") + "'")
+            calls[str(i)] = f"users/{user}/mailFolders?$filter={quoted}&$select=id"
     found: dict[str, str | None] = {}
     for key, (status, body) in client.batch(calls).items():
         name = names[int(key)]
@@ -163,8 +164,9 @@ def iter_folder(
     saved = cursor.value or {}
     ids: dict[str, str] = dict(saved.get("ids") or {})
 
-    def gone(message_id: str) -> Iterator[Message]:
-        if message_id in held and message_id not in elsewhere and message_id not in ids.values():
+    def gone(message_id: str, here: set[str] | None = None) -> Iterator[Message]:
+        here = here if here is not None else set(ids.values())  # other Graph ids of the same message
+        if message_id in held and message_id not in elsewhere and message_id not in here:
             ts, updated = held[message_id]
             yield tombstone(user, message_id, ts, updated)
 
@@ -196,7 +198,8 @@ def iter_folder(
     for page in _pages(client, f"users/{user}/mailFolders/{folder_id}/messages/delta", params, on_page):
         yield from messages(page)
         link = page.get("@odata.deltaLink") or link
-    for message_id in sorted(before - set(ids.values())):
-        yield from gone(message_id)
+    here = set(ids.values())
+    for message_id in sorted(before - here):
+        yield from gone(message_id, here)
     if link:
         cursor.new_value = {"delta_link": link, "since": stamp(since), "ids": ids}
