@@ -229,7 +229,6 @@ def sign_in_device_code(
     """One person signs in on any browser with a code; their token cache is saved."""
     folder = folder or token_dir()
     identity = Identity("delegated", client_id, tenant, folder)
-    identity._cache = None
     import msal
 
     cache = msal.SerializableTokenCache()
@@ -238,12 +237,16 @@ def sign_in_device_code(
             client_id, authority=identity.authority, token_cache=cache, instance_discovery=False
         )
         flow = app.initiate_device_flow(scopes=graph_scopes(resource))
+        if "user_code" not in flow:
+            raise AuthError(
+                f"Microsoft did not start a device sign-in ({describe(flow)}); check --client-id and --tenant"
+            )
+        announce(flow["message"])
+        result = app.acquire_token_by_device_flow(flow)
     except ValueError as e:
         raise AuthError(f"the authority {identity.authority} is not usable ({e})") from None
-    if "user_code" not in flow:
-        raise AuthError(f"Microsoft did not start a device sign-in ({describe(flow)}); check --client-id and --tenant")
-    announce(flow["message"])
-    result = app.acquire_token_by_device_flow(flow)
+    except OSError as e:
+        raise AuthError(f"the sign-in endpoint {identity.authority} did not answer ({type(e).__name__})") from None
     if "access_token" not in result:
         raise AuthError(f"Microsoft did not grant access ({describe(result)}); {REAUTH} --device-code")
     claims = result.get("id_token_claims") or {}
@@ -267,7 +270,8 @@ def save_application(
     """Check an app's credentials (one token request) and keep a private copy of them."""
     folder = folder or token_dir()
     source = secret_file or certificate
-    assert source is not None
+    if source is None:
+        raise AuthError("give --client-secret-file FILE or --certificate PEM --thumbprint X")
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -291,7 +295,8 @@ def save_application(
     finally:
         for child in staging.glob("*"):
             child.unlink()
-        staging.rmdir() if staging.exists() else None
+        if staging.exists():
+            staging.rmdir()
     identity = Identity("application", client_id, tenant, folder, thumbprint=thumbprint)
     identity.save()
     return identity
