@@ -536,6 +536,20 @@ def test_an_unreachable_sign_in_endpoint_is_one_line(graph, tmp_path, monkeypatc
     assert len(lines) == 1 and "did not answer" in lines[0], done.stderr
 
 
+def test_an_expired_app_secret_stops_the_sync_with_one_line_naming_the_fix(graph, tmp_path):
+    roster(graph)
+    app_sign_in(tmp_path)
+    settings(tmp_path)
+    graph.secret = "rotated"  # the secret saved was deleted or expired in Entra ID
+    config = tmp_path / "timeaudit.toml"
+    config.write_text(f'roster = "{tmp_path / "people.csv"}"\n')
+    done = run_cli("sync", "microsoft", "--data", str(tmp_path / "data"), "--config", str(config))
+    assert done.exit_code == 2, done.output
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "invalid_client" in lines[0] and "--client-secret-file" in lines[0], done.stderr
+    assert not (tmp_path / "data" / "state" / "microsoft").exists()
+
+
 BOOT = "import connectors.microsoft.source as m; m.BATCH_SIZE = 2; from timeaudit.cli import app; app()"
 
 
