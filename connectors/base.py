@@ -185,6 +185,10 @@ class AccountSource(Source, Protocol):
     whether the account's next part or the next account comes next, returns None for an
     error that is not the source's (the run ends with it), or raises one that ends the run
     (a refused personal token). ``finish`` runs once after every account went well.
+
+    A source whose parts fill different tables (Microsoft 365: the calendar ``events``, each mail
+    folder ``messages``) also has ``tables`` (table -> its held columns) and ``table_of(part)``;
+    the driver then hands each read what the lake holds in that part's table.
     """
 
     batch_size: int

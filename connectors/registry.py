@@ -16,6 +16,7 @@ from timeaudit.core.config import Settings
 SOURCES = {
     "google-calendar": "connectors.google.calendar_source:CalendarSource",
     "gmail": "connectors.google.gmail_source:GmailSource",
+    "microsoft": "connectors.microsoft.source:MicrosoftSource",
 }
 
 

@@ -226,6 +226,7 @@ def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str
         "waiting": audit.waiting_threads(replies),
         "latency": audit.reply_latency(replies, by="team"),
         "latency_people": audit.reply_latency(replies, by="person"),
+        "shared": audit.shared_mailbox_summary(audit.shared_mailbox_replies(a, scope, team)),
         "occurrences": a.con.execute(
             "SELECT series_key, person, week, start_local, minutes, category, reason FROM person_meetings "
             "JOIN audit_weeks USING (week) JOIN audit_people USING (person) "

@@ -90,6 +90,8 @@ def show() -> None:
         with st.expander("Every customer email and its reply"):
             st.dataframe(tables["replies"], hide_index=True, width="stretch")
 
+    _shared_mailboxes(tables["shared"], settings)
+
     st.subheader("Customer share against the target")
     teams = data.teams()
     if team:
@@ -104,6 +106,31 @@ def show() -> None:
         st.dataframe(contacts.drop(columns=["position"]), hide_index=True, width="stretch")
     csv_download(contacts.drop(columns=["position"]), f"timeaudit-customers-{weeks[-1]}.csv", "download-customers")
     summary_downloads("customers-summary", weeks[-1], team=team)
+
+
+def _shared_mailboxes(shared, settings) -> None:
+    """Customer emails waiting and reply times per shared mailbox (support@, sales@...)."""
+    if not settings.shared_mailboxes:
+        return
+    st.subheader("Shared mailboxes")
+    if shared.empty:
+        st.info("No customer email reached the shared mailboxes in this period.")
+        return
+    st.dataframe(
+        shared.rename(
+            columns={
+                "mailbox": "Mailbox",
+                "team": "Team",
+                "received": "Customer emails",
+                "waiting": "Waiting",
+                "oldest_waiting_hours": "Oldest waiting (hours)",
+                "median_hours": "Median to reply (hours)",
+                "p90_hours": "90th percentile (hours)",
+            }
+        ).round(1),
+        hide_index=True,
+        width="stretch",
+    )
 
 
 if __name__ == "__main__":

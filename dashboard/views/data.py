@@ -19,6 +19,7 @@ SOURCE_NAMES = {
     "demo": "Demo organisation",
     "google_calendar": "Google Calendar",
     "gmail": "Gmail",
+    "microsoft": "Microsoft 365",
     "ics": "Calendar files",
     "mail": "Mail files",
 }

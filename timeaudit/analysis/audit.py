@@ -203,6 +203,43 @@ def customer_replies(a: Analysis, scope: Scope) -> pd.DataFrame:
     return gate(df, scope.groups)
 
 
+def shared_mailbox_replies(a: Analysis, scope: Scope, team: str | None = None) -> pd.DataFrame:
+    """Every customer email a shared mailbox (``[[shared_mailboxes]]``, of ``team`` only when
+    given) received in the scope's period, with its first reply and the clock hours it waited.
+    A mailbox is a team's, not a person's: its figures need no privacy gate."""
+    boxes = [m for m in a.settings.shared_mailboxes if team is None or m.team == team]
+    a.con.register(
+        "shared_mailboxes",
+        pd.DataFrame({"mailbox": [m.address for m in boxes], "team": [m.team for m in boxes]}, dtype="string"),
+    )
+    a.con.execute(read_sql("shared_mailbox_replies.sql"))
+    return a.con.execute("SELECT * FROM shared_mailbox_replies").df()
+
+
+def shared_mailbox_summary(replies: pd.DataFrame) -> pd.DataFrame:
+    """Per shared mailbox: customer emails received, those still waiting (not superseded by a
+    newer one in the thread), the oldest wait, and the median and 90th percentile to a reply."""
+    columns = ["mailbox", "team", "received", "waiting", "oldest_waiting_hours", "median_hours", "p90_hours"]
+    if replies.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for (mailbox, team), group in replies.groupby(["mailbox", "team"], dropna=False):
+        answered = group[group["replied_at"].notna()]["hours"]
+        waiting = group[group["replied_at"].isna() & ~group["superseded"]]["hours"]
+        rows.append(
+            {
+                "mailbox": mailbox,
+                "team": team,
+                "received": len(group),
+                "waiting": len(waiting),
+                "oldest_waiting_hours": waiting.max() if len(waiting) else None,
+                "median_hours": answered.median() if len(answered) else None,
+                "p90_hours": answered.quantile(0.9) if len(answered) else None,
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
 def waiting_threads(replies: pd.DataFrame) -> pd.DataFrame:
     """Customer emails still unanswered (and not superseded by a newer one), oldest first,
     one row per email with everyone who holds it."""

@@ -81,12 +81,13 @@ class Analysis:
     settings: Settings
 
 
-def people_or_accounts(con, people: list[Person]) -> list[Person]:
-    """The roster, or in single-user local mode every account found in the lake."""
+def people_or_accounts(con, people: list[Person], shared: frozenset[str] = frozenset()) -> list[Person]:
+    """The roster, or in single-user local mode every account found in the lake but the shared
+    mailboxes (``shared``), which are a team's, not a person's."""
     if people:
         return people
     rows = con.execute(read_sql("accounts.sql")).fetchall()
-    return [Person(email=a, team=NO_TEAM) for (a,) in rows]
+    return [Person(email=a, team=NO_TEAM) for (a,) in rows if a not in shared]
 
 
 def data_range(con) -> tuple[date, date] | None:
@@ -200,7 +201,8 @@ def _open_analysis(lake: Lake, settings: Settings) -> Analysis:
 def prepare(con, settings: Settings) -> list[Person]:
     """Register the rules, the people and their days on ``con`` (which already has the lake's
     ``events`` and ``messages``) and classify every record. Returns the people."""
-    people = people_or_accounts(con, load_people(settings))
+    shared = frozenset(m.address for m in settings.shared_mailboxes)
+    people = people_or_accounts(con, load_people(settings), shared)
     register_rules(con, settings, people)
     span = data_range(con)
     if span and people:

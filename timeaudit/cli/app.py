@@ -12,6 +12,7 @@ from timeaudit.cli.google import auth_app
 from timeaudit.cli.imports import import_app
 from timeaudit.cli.maintenance import compact, doctor
 from timeaudit.cli.metrics import metrics
+from timeaudit.cli.microsoft import auth_microsoft
 from timeaudit.cli.personal_data import export_mine, forget
 from timeaudit.cli.report import audit_command, customers, report
 from timeaudit.cli.sync import sync_app
@@ -39,6 +40,7 @@ app.command()(forget)
 app.command("export-mine")(export_mine)
 app.command()(compact)
 app.command()(doctor)
+auth_app.command("microsoft")(auth_microsoft)
 app.add_typer(auth_app, name="auth")
 app.add_typer(sync_app, name="sync")
 app.command("metrics")(metrics)

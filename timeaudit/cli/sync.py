@@ -162,3 +162,25 @@ def sync_gmail_command(
     failure is reported and the others go on; the exit code is then 1.
     """
     _run_sync("gmail", data, config, shard=shard, workers=workers, since=_day(since, "--since"))
+
+
+@sync_app.command("microsoft")
+@user_errors
+def sync_microsoft_command(
+    since: Annotated[
+        str | None,
+        typer.Option(help="First day of the window, YYYY-MM-DD. (default: \\[microsoft] weeks_back)"),
+    ] = None,
+    workers: WorkersOption = 1,
+    shard: ShardOption = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Pull Outlook calendars and mail metadata (never bodies) from Microsoft 365 into the lake: yours, or
+    with an app every roster member's and every [[shared_mailboxes]] one.
+
+    The first run reads the window (calendarView and each mail folder); later runs fetch only
+    what changed (Graph's delta links), and read a part whole again when Graph has forgotten
+    its delta. One mailbox's failure is reported and the others go on; the exit code is then 1.
+    """
+    _run_sync("microsoft", data, config, shard=shard, workers=workers, since=_day(since, "--since"))

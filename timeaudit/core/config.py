@@ -157,6 +157,28 @@ class Google(_Section):
     requests_per_minute: int = Field(600, ge=1, le=10_000)
 
 
+class Microsoft(_Section):
+    weeks_back: int = Field(26, ge=1, le=520)
+    weeks_ahead: int = Field(4, ge=0, le=104)
+    # Mail folders read per mailbox: Graph's well-known names, or a custom folder's display name.
+    folders: list[str] = Field(default_factory=lambda: ["inbox", "sentitems", "archive"])
+
+
+class SharedMailbox(_Section):
+    """A mailbox a team answers from together (support@, sales@): synced like a person's."""
+
+    address: str
+    team: str = ""
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        value = value.strip().lower()
+        if "@" not in value:
+            raise ValueError(f"'{value}' is not an email address such as 'support@example.com'")
+        return value
+
+
 class Imports(_Section):
     weeks_back: int = Field(52, ge=1, le=520)
     weeks_ahead: int = Field(8, ge=0, le=104)
@@ -174,6 +196,8 @@ class Settings(_Section):
     privacy: Privacy = Field(default_factory=Privacy)
     audit: Audit = Field(default_factory=Audit)
     google: Google = Field(default_factory=Google)
+    microsoft: Microsoft = Field(default_factory=Microsoft)
+    shared_mailboxes: list[SharedMailbox] = Field(default_factory=list)
     imports: Imports = Field(default_factory=Imports)
 
     # Where the file was read from ("" = built-in defaults); not a key of the file.

@@ -127,14 +127,22 @@ class Silent:
         pass
 
 
-def held_records(lake: Lake, source: AccountSource) -> Held:
-    """What the lake holds live for ``source``: account -> {id: its ``held_columns``}."""
-    columns = ", ".join(f'"{c}"' for c in source.held_columns)
+def table_of(source: AccountSource, part: str) -> str:
+    """The table ``part`` fills: ``source.table``, unless the source's parts fill several
+    (``table_of(part)``, with ``tables``: table -> held columns; Microsoft 365's calendar and folders)."""
+    pick = getattr(source, "table_of", None)
+    return pick(part) if pick else source.table
+
+
+def held_records(lake: Lake, source: AccountSource, table: str | None = None) -> Held:
+    """What the lake holds live for ``source`` in ``table`` (its own by default): account -> {id:
+    its held columns}."""
+    table = table or source.table
+    held_columns = getattr(source, "tables", {}).get(table, source.held_columns)
+    columns = ", ".join(f'"{c}"' for c in held_columns)
     con = lake.connect()
     try:
-        rows = con.execute(
-            f"SELECT account, id, {columns} FROM {source.table} WHERE source = ?", [source.name]
-        ).fetchall()
+        rows = con.execute(f"SELECT account, id, {columns} FROM {table} WHERE source = ?", [source.name]).fetchall()
     finally:
         con.close()
     held: Held = {}
@@ -175,7 +183,8 @@ def sync_accounts(
     says the failure ends the run. Returns the source's summary of every read."""
     reporter = reporter or Silent()
     accounts = in_shard(source.accounts(), shard if source.shardable else None, str)
-    held = held_records(lake, source)
+    tables = getattr(source, "tables", None) or {source.table: source.held_columns}
+    held = {table: held_records(lake, source, table) for table in tables}
 
     def sync_one(account: str) -> list[Report]:
         reports = []
@@ -184,11 +193,12 @@ def sync_accounts(
             report.on_progress = reporter.progress
             reports.append(report)
             reporter.start(report)
-            cursor = Cursor(part=part, held=MappingProxyType(held.get(account, {})))
+            table = table_of(source, part)
+            cursor = Cursor(part=part, held=MappingProxyType(held[table].get(account, {})))
             next_step = "next part"
             try:
                 fetch = partial(_read_counted, source, account, report)
-                sync_account(lake, source.table, source.name, account, fetch, None, source.batch_size, cursor)
+                sync_account(lake, table, source.name, account, fetch, None, source.batch_size, cursor)
             except Exception as e:
                 next_step = source.failed(report, e)
                 if next_step is None:

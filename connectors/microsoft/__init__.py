@@ -1,0 +1,1 @@
+"""Microsoft 365 (Outlook calendars and mail through Microsoft Graph) as a source; see ``source``."""
