@@ -471,6 +471,27 @@ def test_cli_syncs_a_roster_with_a_service_account_and_reports_units_and_who_fai
     assert "never bodies" in help_text
 
 
+def test_a_service_account_syncs_the_shared_mailboxes_too(standin, tokens, tmp_path):
+    """A [[shared_mailboxes]] address (a delegated Workspace mailbox) is synced beside the roster."""
+    support = "support@northwind.com"
+    generate_mailbox(standin.gmail, ANN, 20, weeks=2, seed=3)
+    generate_mailbox(standin.gmail, support, 30, weeks=2, seed=4)
+    key = tmp_path / "key.json"
+    key.write_text(json.dumps(standin.service_account_key()))
+    (tmp_path / "people.csv").write_text(f"email,team\n{ANN},Support\n")
+    config = tmp_path / "timeaudit.toml"
+    config.write_text(
+        'roster = "people.csv"\n[organisation]\ndomains = ["northwind.com"]\n'
+        f'[[shared_mailboxes]]\naddress = "{support}"\nteam = "Support"\n'
+    )
+    assert CliRunner().invoke(app, ["auth", "google", "--service-account", str(key)]).exit_code == 0
+
+    result = CliRunner().invoke(app, ["sync", "gmail", "--data", str(tmp_path / "data"), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "Gmail: 2 mailbox(es)" in result.stdout
+    assert {r[1] for r in live(Lake(tmp_path / "data"))} == {ANN, support}
+
+
 # -- what the product shows ---------------------------------------------------------------------------------
 def customer_mail(standin: StandIn, n: int, when: datetime, zone: str = "+0100") -> str:
     local = when.astimezone(datetime.strptime(zone, "%z").tzinfo)

@@ -46,8 +46,9 @@ def targets(
     gate: TokenGate | None = None,
 ) -> dict[str, object]:
     """account -> credentials to sync: the signed-in person, or every roster member through the
-    service account, asking only for ``scopes`` (each source its own, so delegating one is
-    enough). A token saved without its ``account`` (an older version's) is asked ``whose`` it
+    service account (and, for Gmail, every ``[[shared_mailboxes]]`` address: a delegated
+    mailbox is a Workspace user of its own), asking only for ``scopes`` (each source its own,
+    so delegating one is enough). A token saved without its ``account`` (an older version's) is asked ``whose`` it
     is once, and saved again with it."""
     if isinstance(identity, auth.UserIdentity):
         if not identity.account:
@@ -61,7 +62,10 @@ def targets(
         raise UserError(
             f"{where}: 'roster' is empty; a service account syncs the roster's people, so set roster = \"people.csv\""
         )
-    return {p.email: identity.for_user(p.email, scopes) for p in people}
+    accounts = [p.email for p in people]
+    if auth.GMAIL_METADATA in scopes:
+        accounts += [m.address for m in settings.shared_mailboxes if m.address not in accounts]
+    return {account: identity.for_user(account, scopes) for account in accounts}
 
 
 def _identify(identity: auth.UserIdentity, whose: Whose, gate: TokenGate) -> None:
