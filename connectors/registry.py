@@ -16,6 +16,8 @@ from timeaudit.core.config import Settings
 SOURCES = {
     "google-calendar": "connectors.google.calendar_source:CalendarSource",
     "gmail": "connectors.google.gmail_source:GmailSource",
+    "imap": "connectors.imap.source:ImapSource",
+    "caldav": "connectors.caldav.source:CaldavSource",
 }
 
 

@@ -9,29 +9,14 @@ mode 0600, but a copied or hand-made file can be 0644, so the dashboard refuses 
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 from timeaudit.core.errors import UserError
+from timeaudit.core.private_files import check_private
 
-_OTHERS_READ = stat.S_IRGRP | stat.S_IROTH
-_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+__all__ = ["APP_ROOT", "check_private", "check_secret_files", "secret_file_problems", "secret_files"]
 # The folder `timeaudit dashboard` runs Streamlit in: Streamlit reads <cwd>/.streamlit there.
 APP_ROOT = Path(__file__).resolve().parent.parent
-
-
-def check_private(path: Path, what: str) -> None:
-    """Raise a UserError when group or others can read or write ``path``; a missing file passes."""
-    if os.name == "nt":
-        return
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        return
-    if mode & (_OTHERS_READ | _OTHERS_WRITE):
-        can = "readable" if mode & _OTHERS_READ else "writable"
-        raise UserError(f"{path}: {what} is {can} by other users (mode {mode:04o}); run `chmod 600 {path}`")
 
 
 def secret_files(*streamlit_files: Path | str) -> list[tuple[Path, str]]:
