@@ -1,4 +1,4 @@
-"""CalDAV as a source: each calendar of each ``[[caldav]]`` account is one read.
+"""CalDAV as a source: each calendar of each ``caldav`` account is one read.
 
 The account's calendars are discovered from its URL (the principal, then its
 calendar-home-set). A calendar is synced with WebDAV sync-collection (RFC 6578) where the
@@ -94,10 +94,12 @@ def server_error(error: Exception, config: CaldavAccount) -> ServerError | None:
             f"or set ca_file for {config.account} to the CA that signed it"
         )
     if any(s in text for s in ("NameResolutionError", "Name or service not known", "getaddrinfo", "nodename")):
-        return ServerError(f"CalDAV host of {config.url} not found; check [[caldav]] url for {config.account}")
+        return ServerError(
+            f"CalDAV host of {config.url} not found; check the url of caldav account {config.account} in the settings"
+        )
     if any(s in text for s in ("ConnectionError", "Connection refused", "ConnectTimeout", "Max retries")):
         return ServerError(
-            f"cannot connect to {config.url}; check [[caldav]] url (scheme, host, port) for {config.account}"
+            f"cannot connect to {config.url}; check the url (scheme, host, port) of caldav account {config.account}"
         )
     return None
 
@@ -118,7 +120,7 @@ def _event(row: dict, key: str, account: str) -> Event:
 
 
 class CaldavSource:
-    """The calendars of the ``[[caldav]]`` accounts of the settings (``accounts``: only those named)."""
+    """The calendars of the ``caldav`` accounts of the settings (``accounts``: only those named)."""
 
     name = SOURCE
     table = "events"
@@ -131,10 +133,12 @@ class CaldavSource:
         self.settings, self.today = settings, today
         configured = {a.account: a for a in settings.caldav}
         if not configured:
-            raise UserError("no [[caldav]] account in the settings; add one (see timeaudit.example.toml)")
+            raise UserError(
+                "no caldav account in the settings; add one (see the caldav entries of timeaudit.example.toml)"
+            )
         unknown = [a for a in accounts or () if a.strip().lower() not in configured]
         if unknown:
-            raise UserError(f"--account {unknown[0]}: no [[caldav]] account has it; add it to the settings")
+            raise UserError(f"--account {unknown[0]}: no caldav account has it; add it to the settings")
         chosen = [a.strip().lower() for a in accounts] if accounts else list(configured)
         self.configs = {a: configured[a] for a in chosen}
         self._calendars: dict[str, dict[str, caldav.Calendar]] = {}

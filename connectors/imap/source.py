@@ -1,4 +1,4 @@
-"""IMAP as a source: each ``[[imap]]`` account of the settings is one read (all its folders),
+"""IMAP as a source: each ``imap`` account of the settings is one read (all its folders),
 its cursor the folders' UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and copies (``connectors.imap.mailbox``).
 
 TLS by default (implicit on 993, or STARTTLS); the password comes from the account's
@@ -89,7 +89,9 @@ def connect(config: ImapAccount, password: str, ca_file: Path | None, counts: Co
             session.starttls(context)
         session.login(config.login(), password)
     except socket.gaierror:
-        raise ServerError(f"IMAP host '{config.host}' not found; check [[imap]] host for {config.account}") from None
+        raise ServerError(
+            f"IMAP host '{config.host}' not found; check the host of imap account {config.account} in the settings"
+        ) from None
     except ssl.SSLCertVerificationError as e:
         raise ServerError(
             f"{where}: the server's certificate is not trusted ({e.verify_message}); fix the server's "
@@ -109,7 +111,7 @@ def connect(config: ImapAccount, password: str, ca_file: Path | None, counts: Co
 
 
 class ImapSource:
-    """The ``[[imap]]`` accounts of the settings (``accounts``: only those named)."""
+    """The ``imap`` accounts of the settings (``accounts``: only those named)."""
 
     name = SOURCE
     table = "messages"
@@ -122,10 +124,10 @@ class ImapSource:
         self.settings, self.since = settings, since
         configured = {a.account: a for a in settings.imap}
         if not configured:
-            raise UserError("no [[imap]] account in the settings; add one (see timeaudit.example.toml)")
+            raise UserError("no imap account in the settings; add one (see the imap entries of timeaudit.example.toml)")
         unknown = [a for a in accounts or () if a.strip().lower() not in configured]
         if unknown:
-            raise UserError(f"--account {unknown[0]}: no [[imap]] account has it; add it to the settings")
+            raise UserError(f"--account {unknown[0]}: no imap account has it; add it to the settings")
         chosen = [a.strip().lower() for a in accounts] if accounts else list(configured)
         self.configs = {a: configured[a] for a in chosen}
 
@@ -147,7 +149,7 @@ class ImapSource:
         config = self.configs[account]
         path = config.file(config.password_file, self.settings.path)
         if path is None:
-            raise ServerError(f"[[imap]] {account}: no password_file; name a file (mode 0600) holding its password")
+            raise ServerError(f"imap account {account}: no password_file; name a file (mode 0600) holding its password")
         password = read_secret(path, f"the IMAP password of {account}")
         counts = Counts()
 
