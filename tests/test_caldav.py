@@ -238,3 +238,19 @@ def test_a_bad_password_and_an_unreachable_server_each_end_in_one_line_with_the_
     fill(radicale)
     code, output = run()
     assert code == 0 and "CalDAV: 1 calendar(s), 9 added" in output, output
+
+
+def test_a_window_that_moved_on_brings_the_occurrences_that_entered_it(radicale, tmp_path):
+    calendar = dav(radicale).make_calendar(name="Series")
+    calendar.save_event(
+        calendar_text(vevent("endless", TODAY - timedelta(weeks=3, hours=-9), extra="RRULE:FREQ=WEEKLY\r\n"))
+    )
+    settings = caldav_settings(radicale, tmp_path, weeks_back=1, weeks_ahead=1)
+    lake = Lake(tmp_path / "data")
+    sync(lake, settings, today=TODAY)
+    first = {row[2].split("/", 1)[1] for row in live(lake)}
+    assert len(first) == 2  # a week back and a week ahead
+    assert sync(lake, settings, today=TODAY).records == 0
+    later = sync(lake, settings, today=TODAY + timedelta(weeks=2))
+    assert later.reports[0].full_sync and later.added == 2
+    assert len(live(lake)) == 4, "the past occurrences stay; those that entered the window came"

@@ -44,10 +44,12 @@ class ServerError(UserError):
 @dataclass
 class CaldavReport(Report):
     objects: int = 0  # calendar objects read
-    full: bool = False
+    skipped: int = 0  # events or objects the .ics reader could not read
 
     def line(self) -> str:
-        return f"{self.account} {self.part}: {self.records:,} events from {self.objects:,} objects, {self.outcome}"
+        skipped = f", {self.skipped} unreadable skipped" if self.skipped else ""
+        read = f"{self.records:,} events from {self.objects:,} objects{skipped}"
+        return f"{self.account} {self.part}: {read}, {self.outcome}"
 
     def progress_text(self) -> str:
         state = "[red]failed[/red]" if self.error else self.outcome
@@ -193,13 +195,22 @@ class CaldavSource:
         start, end = window(config, self.today)
         saved_all = dict((cursor.value or {}).get("calendars", {}))
         saved = saved_all.get(url) or {}
-        token = saved.get("token")
+        bounds = [start.isoformat(), end.isoformat()]
+        # The window moves with the days: a series read before may have occurrences in it now
+        # that it had not then, so a new window reads the calendar whole (once a day at most).
+        token = saved.get("token") if saved.get("window") == bounds else None
         objects: dict[str, list[str]] = dict(saved.get("objects", {}))
+        report.full_sync = not token
         key = calendar_key(url)
         result = calendar.get_objects_by_sync_token(sync_token=token or None, load_objects=True)
         new_token = str(result.sync_token) if result.sync_token else None
+        # Without sync-collection the library lists the calendar whole when an ETag changed.
         full = not token or (new_token or "").startswith("fake-") and bool(list(result))
         report.full_sync = full
+
+        def inside(held: tuple) -> bool:
+            return held[1] > start and held[0] < end
+
         seen_hrefs: set[str] = set()
         dropped: set[str] = set()
         produced: set[str] = set()
@@ -213,12 +224,15 @@ class CaldavSource:
                 continue
             report.objects += 1
             ids = []
-            for event in self._events(href, data, account, key, start, end):
+            for event in self._events(href, data, account, key, start, end, report):
                 ids.append(event.id)
                 produced.add(event.id)
                 yield event
-            objects[href] = ids
-            dropped |= before - set(ids)
+            # Occurrences the object gave before that are now outside the window stay (the
+            # window moved on, or they are past): only those inside it that it lacks go.
+            kept = sorted(i for i in before - set(ids) if i in cursor.held and not inside(cursor.held[i]))
+            objects[href] = ids + kept
+            dropped |= before - set(ids) - set(kept)
             report.show_progress()
         for href in getattr(result, "deleted_urls", None) or ():
             dropped |= set(objects.pop(str(href), ()))
@@ -234,16 +248,23 @@ class CaldavSource:
             if held:
                 s, e, updated = held
                 yield Event(source=SOURCE, account=account, id=id_, start=s, end=e, updated=updated, deleted=True)
-        saved_all[url] = {"token": new_token, "objects": objects}
+        saved_all[url] = {"token": new_token, "window": bounds, "objects": objects}
         cursor.new_value = dict(cursor.value or {}, calendars=saved_all)
         report.show_progress()
 
-    def _events(self, href: str, data, account: str, key: str, start: datetime, end: datetime) -> Iterator[Event]:
+    def _events(
+        self, href: str, data, account: str, key: str, start: datetime, end: datetime, report: CaldavReport
+    ) -> Iterator[Event]:
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         name = href.rstrip("/").rpartition("/")[2] or "event.ics"
+
+        def skip(item: str, why: str) -> None:
+            report.skipped += 1
+
         try:
-            items = list(iter_ics_records(name, raw, account, self.settings, start, end, lambda item, why: None))
+            items = list(iter_ics_records(name, raw, account, self.settings, start, end, skip))
         except ImportFileError:
+            report.skipped += 1
             return
         for item in items:
             rows = item.to_pylist() if not isinstance(item, dict) else [item]

@@ -106,7 +106,8 @@ def _utc(value: datetime | None) -> datetime | None:
 
 @dataclass
 class Read:
-    """The messages met in this read: headers by id, and whether every folder was read afresh."""
+    """What this read met: the header block (and arrival time) of each message id read, and
+    the ids whose record must be made again (new, changed flags, a copy gone)."""
 
     blocks: dict[str, tuple[bytes, datetime | None]] = field(default_factory=dict)
     affected: set[str] = field(default_factory=set)
