@@ -295,6 +295,16 @@ def test_a_password_file_others_can_read_and_plain_imap_to_a_remote_host_are_ref
     Path(settings["imap"][0]["password_file"]).chmod(0o644)
     with pytest.raises(UserError, match="chmod 600"):
         sync(Lake(tmp_path / "data"), settings, tmp_path)
+    config = tmp_path / "timeaudit.toml"
+    entry = settings["imap"][0]
+    config.write_text(
+        f'[[imap]]\naccount = "{ANN}"\nhost = "127.0.0.1"\nsecurity = "plain"\n'
+        f'password_file = "{entry["password_file"]}"\n'
+    )
+    from timeaudit.lake.doctor import diagnose
+
+    errors = [text for level, text in diagnose(tmp_path / "data", config) if level == "error"]
+    assert any("the IMAP password of " + ANN in text and "chmod 600" in text for text in errors), errors
     from timeaudit.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="only to a loopback host"):

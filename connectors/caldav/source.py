@@ -200,7 +200,6 @@ class CaldavSource:
         # that it had not then, so a new window reads the calendar whole (once a day at most).
         token = saved.get("token") if saved.get("window") == bounds else None
         objects: dict[str, list[str]] = dict(saved.get("objects", {}))
-        report.full_sync = not token
         key = calendar_key(url)
         result = calendar.get_objects_by_sync_token(sync_token=token or None, load_objects=True)
         new_token = str(result.sync_token) if result.sync_token else None

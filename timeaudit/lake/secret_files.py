@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.private_files import check_private
 
@@ -19,11 +20,11 @@ __all__ = ["APP_ROOT", "check_private", "check_secret_files", "secret_file_probl
 APP_ROOT = Path(__file__).resolve().parent.parent
 
 
-def secret_files(*streamlit_files: Path | str) -> list[tuple[Path, str]]:
+def secret_files(*streamlit_files: Path | str, settings: Settings | None = None) -> list[tuple[Path, str]]:
     """Every file timeaudit knows to hold a secret, whether it exists or not, with what it is:
     Streamlit's secrets in the current folder, the folder the dashboard runs in and the home
-    folder, plus ``streamlit_files`` (the files Streamlit was told to read), and the saved
-    Google credentials."""
+    folder, plus ``streamlit_files`` (the files Streamlit was told to read), the saved
+    Google credentials, and the password files of the IMAP and CalDAV accounts of ``settings``."""
     from connectors.google.auth import SERVICE_ACCOUNT_FILE, USER_TOKEN_FILE, token_dir
 
     defaults = [folder / ".streamlit" / "secrets.toml" for folder in (Path.cwd(), APP_ROOT, Path.home())]
@@ -34,13 +35,21 @@ def secret_files(*streamlit_files: Path | str) -> list[tuple[Path, str]]:
         (tokens / USER_TOKEN_FILE, "the saved Google token"),
         (tokens / SERVICE_ACCOUNT_FILE, "the saved Google service-account key"),
     ]
+    for kind, accounts in (
+        ("IMAP", settings.imap if settings else []),
+        ("CalDAV", settings.caldav if settings else []),
+    ):
+        for account in accounts:
+            path = account.file(account.password_file, settings.path)
+            if path is not None:
+                found.append((path, f"the {kind} password of {account.account}"))
     return found
 
 
-def secret_file_problems(*streamlit_files: Path | str) -> list[str]:
+def secret_file_problems(*streamlit_files: Path | str, settings: Settings | None = None) -> list[str]:
     """One message per secret file that others can read or write."""
     problems = []
-    for path, what in secret_files(*streamlit_files):
+    for path, what in secret_files(*streamlit_files, settings=settings):
         try:
             check_private(path, what)
         except UserError as e:
