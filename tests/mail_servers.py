@@ -85,9 +85,14 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def start_dovecot(users: dict[str, str]) -> Dovecot:
+# What a server without CONDSTORE and QRESYNC (Exchange, older Courier) announces once logged in.
+PLAIN_CAPABILITY = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS LITERAL+ SPECIAL-USE MOVE"
+
+
+def start_dovecot(users: dict[str, str], *, condstore: bool = True) -> Dovecot:
     """Dovecot on two free loopback ports: plain IMAP (with STARTTLS) and implicit TLS, with a
-    self-signed certificate for localhost; the SPECIAL-USE folders Sent, Archive, Junk and Trash."""
+    self-signed certificate for localhost; the SPECIAL-USE folders Sent, Archive, Junk and Trash.
+    ``condstore=False``: it announces neither CONDSTORE nor QRESYNC."""
     binary = require_dovecot()
     folder = Path(tempfile.mkdtemp(prefix="dv"))
     folder.chmod(0o755)
@@ -121,6 +126,7 @@ default_internal_group = {grp.getgrgid(pwd.getpwnam(me if not root else "dovecot
 default_login_user = {login_user}
 mail_location = maildir:{mail}/%u
 first_valid_uid = 1
+{"" if condstore else "imap_capability = " + PLAIN_CAPABILITY}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {folder}/passwd

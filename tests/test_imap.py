@@ -39,6 +39,18 @@ def dovecot():
     server.stop()
 
 
+@pytest.fixture(params=["condstore", "no condstore"])
+def any_dovecot(request):
+    """Dovecot as it is, and as a server without CONDSTORE (Exchange) would answer."""
+    condstore = request.param == "condstore"
+    server = start_dovecot({ANN: PASSWORD}, condstore=condstore)
+    client = login(server)
+    assert (b"CONDSTORE" in client.capabilities()) == condstore
+    client.logout()
+    yield server
+    server.stop()
+
+
 def imap_settings(server, tmp_path: Path, **account) -> dict:
     secret = tmp_path / "imap-password"
     secret.write_text(PASSWORD + "\n")
@@ -145,7 +157,8 @@ def test_first_sync_reads_every_folder_once_and_a_second_costs_one_status_per_fo
     assert report.commands == 4 + report.folders + 1
 
 
-def test_a_flag_change_an_expunge_and_a_new_message_are_picked_up(dovecot, tmp_path):
+def test_a_flag_change_an_expunge_and_a_new_message_are_picked_up(any_dovecot, tmp_path):
+    dovecot = any_dovecot
     fill(dovecot)
     settings = imap_settings(dovecot, tmp_path)
     lake = Lake(tmp_path / "data")
