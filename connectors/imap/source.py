@@ -122,6 +122,8 @@ class ImapSource:
 
     def __init__(self, settings: Settings, *, accounts: list[str] | None = None, since: datetime | None = None):
         self.settings, self.since = settings, since
+        if since is not None and since > datetime.now(UTC):
+            raise UserError("--since is in the future; give the first day to read from, e.g. 2026-01-05")
         configured = {a.account: a for a in settings.imap}
         if not configured:
             raise UserError("no imap account in the settings; add one (see the imap entries of timeaudit.example.toml)")
@@ -179,7 +181,7 @@ class ImapSource:
             records, new_value = read_account(
                 session,
                 account=account,
-                aliases=(account,),
+                aliases=tuple(dict.fromkeys([account, *(a.strip().lower() for a in config.aliases)])),
                 settings=self.settings,
                 folders=folders,
                 saved=saved,

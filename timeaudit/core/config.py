@@ -204,6 +204,7 @@ class ImapAccount(_ServerAccount):
     host: str
     port: int | None = Field(None, ge=1, le=65535)
     security: str = "tls"
+    aliases: list[str] = Field(default_factory=list)  # other addresses of the same person: mail from them is sent
     folders: list[str] = Field(default_factory=list)  # only these (default: every folder)
     skip_folders: list[str] = Field(default_factory=list)
     skip_junk_and_trash: bool = True
