@@ -144,6 +144,7 @@ def test_first_sync_discovers_the_calendars_and_a_second_adds_nothing(radicale, 
     again = sync(lake, settings)
     assert again.records == 0 and again.added == 0 and live(lake) == rows
     assert all(not r.full_sync for r in again.reports)
+    assert [r.requests for r in again.reports] == [1, 1], "one sync-collection REPORT per calendar"
 
 
 def test_an_event_moved_and_one_deleted_upstream_are_moved_and_deleted(radicale, tmp_path):

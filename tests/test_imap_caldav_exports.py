@@ -6,6 +6,8 @@ Fields that differ by source, on purpose: ``source`` ("imap"/"caldav" against "m
 ``ingested_at``, the ``mailbox:<digest>`` labels (a digest of the server and folder against one
 of the file's place) and the calendar key that begins an event's id and series id (a digest
 of the calendar's URL against one of the export's calendar name). Everything else is equal.
+(A message without any Message-ID, which these mailboxes do not hold, would differ in its id
+too: both make it from a digest of its headers, and IMAP reads only the header fields it uses.)
 """
 
 from __future__ import annotations

@@ -44,11 +44,12 @@ class ServerError(UserError):
 @dataclass
 class CaldavReport(Report):
     objects: int = 0  # calendar objects read
+    requests: int = 0  # HTTP requests this calendar's read sent
     skipped: int = 0  # events or objects the .ics reader could not read
 
     def line(self) -> str:
         skipped = f", {self.skipped} unreadable skipped" if self.skipped else ""
-        read = f"{self.records:,} events from {self.objects:,} objects{skipped}"
+        read = f"{self.records:,} events from {self.objects:,} objects{skipped}, {self.requests} requests"
         return f"{self.account} {self.part}: {read}, {self.outcome}"
 
     def progress_text(self) -> str:
@@ -60,8 +61,18 @@ class CaldavSummary(Summary):
     def line(self) -> str:
         return (
             f"CalDAV: {len(self.reports)} calendar(s), {self.added:,} added, {self.updated:,} updated, "
-            f"{self.deleted:,} deleted, {self.failed} failed"
+            f"{self.deleted:,} deleted, {self.failed} failed, {self.total('requests'):,} requests to read them"
         )
+
+
+class CountingClient(caldav.DAVClient):
+    """A CalDAV client that counts the HTTP requests it sends (each read reports its own)."""
+
+    requests = 0
+
+    def request(self, *args, **kwargs):
+        self.requests += 1
+        return super().request(*args, **kwargs)
 
 
 def calendar_key(url: str) -> str:
@@ -148,11 +159,11 @@ class CaldavSource:
     def accounts(self) -> list[str]:
         return list(self.configs)
 
-    def client(self, config: CaldavAccount) -> caldav.DAVClient:
+    def client(self, config: CaldavAccount) -> CountingClient:
         path = config.file(config.password_file, self.settings.path)
         password = read_secret(path, f"the CalDAV password of {config.account}") if path else None
         ca_file = config.file(config.ca_file, self.settings.path)
-        return caldav.DAVClient(
+        return CountingClient(
             url=config.url,
             username=config.login() if password else None,
             password=password,
@@ -201,7 +212,12 @@ class CaldavSource:
         token = saved.get("token") if saved.get("window") == bounds else None
         objects: dict[str, list[str]] = dict(saved.get("objects", {}))
         key = calendar_key(url)
-        result = calendar.get_objects_by_sync_token(sync_token=token or None, load_objects=True)
+        client = calendar.client
+        sent = getattr(client, "requests", 0)
+        try:
+            result = calendar.get_objects_by_sync_token(sync_token=token or None, load_objects=True)
+        finally:
+            report.requests = getattr(client, "requests", 0) - sent
         new_token = str(result.sync_token) if result.sync_token else None
         # Without sync-collection the library lists the calendar whole when an ETag changed.
         full = not token or (new_token or "").startswith("fake-") and bool(list(result))
