@@ -322,3 +322,30 @@ def test_a_password_file_others_can_read_and_plain_imap_to_a_remote_host_are_ref
 
     with pytest.raises(ConfigError, match="only to a loopback host"):
         parse_settings({"imap": [{"account": ANN, "host": "mail.example.com", "security": "plain"}]})
+
+
+def test_folder_roles_come_from_special_use_or_else_from_the_names_exchange_and_others_use():
+    from connectors.imap.folders import chosen_folders
+    from timeaudit.core.config import ImapAccount
+
+    listed = [
+        ((b"\\HasNoChildren",), b"/", "INBOX"),
+        ((b"\\HasNoChildren",), b"/", "Sent Items"),  # Exchange: no SPECIAL-USE
+        ((b"\\HasNoChildren",), b"/", "Deleted Items"),
+        ((b"\\HasNoChildren",), b"/", "Junk E-mail"),
+        ((b"\\HasNoChildren",), b"/", "Drafts"),
+        ((b"\\HasNoChildren", b"\\Sent"), b"/", "Gesendet"),
+        ((b"\\HasNoChildren", b"\\Trash"), b"/", "Papierkorb"),
+        ((b"\\Noselect", b"\\HasChildren"), b"/", "Projects"),
+        ((b"\\HasNoChildren",), b"/", "Projects/Acme"),
+        ((b"\\HasNoChildren",), b"/", "Notifications"),
+    ]
+    account = ImapAccount(account=ANN, host="mail.example.com", skip_folders=["Notifications"])
+    folders = {f.name: f.labels for f in chosen_folders(account, listed, keep_names=False)}
+    assert list(folders) == ["INBOX", "Sent Items", "Gesendet", "Projects/Acme"]
+    assert folders["INBOX"][0] == "INBOX" and folders["Sent Items"][0] == "SENT" and folders["Gesendet"][0] == "SENT"
+    assert len(folders["Projects/Acme"]) == 1 and folders["Projects/Acme"][0].startswith("mailbox:")
+    assert "Projects/Acme" in chosen_folders(account, listed, keep_names=True)[-1].labels
+
+    with_trash = ImapAccount(account=ANN, host="mail.example.com", skip_junk_and_trash=False, folders=["Papierkorb"])
+    assert [f.name for f in chosen_folders(with_trash, listed, keep_names=False)] == ["Papierkorb"]
