@@ -181,6 +181,8 @@ namespace inbox {{
         wait_for_port(tls_port, process, folder / "dovecot.log")
     except Exception:
         process.kill()
+        process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
         raise
     return Dovecot(folder, port, tls_port, process, cert)
 
