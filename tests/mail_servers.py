@@ -192,10 +192,11 @@ class Radicale:
     folder: Path
     port: int
     process: subprocess.Popen
+    cert: Path | None = None  # its self-signed certificate, when it serves https
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"https://localhost:{self.port}/" if self.cert else f"http://127.0.0.1:{self.port}/"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -207,17 +208,19 @@ class Radicale:
                 self.process.wait()
 
 
-def start_radicale(folder: Path, users: dict[str, str]) -> Radicale:
+def start_radicale(folder: Path, users: dict[str, str], *, tls: bool = False) -> Radicale:
     """Radicale (a subprocess of this Python) on a free loopback port, a plain htpasswd file,
-    its collections under ``folder``."""
+    its collections under ``folder``; ``tls``: https with a self-signed certificate for localhost."""
     folder.mkdir(parents=True, exist_ok=True)
+    cert, key = _self_signed(folder) if tls else (None, None)
+    ssl = f"ssl = True\ncertificate = {cert}\nkey = {key}\n" if tls else ""
     (folder / "htpasswd").write_text("".join(f"{user}:{password}\n" for user, password in users.items()))
     port = free_port()
     config = folder / "radicale.conf"
     config.write_text(
         f"""[server]
 hosts = 127.0.0.1:{port}
-[auth]
+{ssl}[auth]
 type = htpasswd
 htpasswd_filename = {folder}/htpasswd
 htpasswd_encryption = plain
@@ -235,4 +238,4 @@ level = warning
         stderr=open(folder / "radicale.log", "wb"),  # noqa: SIM115
     )
     wait_for_port(port, process, folder / "radicale.log")
-    return Radicale(folder, port, process)
+    return Radicale(folder, port, process, cert)

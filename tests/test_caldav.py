@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from connectors.caldav.source import SOURCE
 from timeaudit.cli import app
 from timeaudit.core.config import parse_settings
+from timeaudit.core.errors import UserError
 from timeaudit.lake.store import Lake
 from timeaudit.lake.sync import sync_registered
 
@@ -255,3 +256,15 @@ def test_a_window_that_moved_on_brings_the_occurrences_that_entered_it(radicale,
     later = sync(lake, settings, today=TODAY + timedelta(weeks=2))
     assert later.reports[0].full_sync and later.added == 2
     assert len(live(lake)) == 4, "the past occurrences stay; those that entered the window came"
+
+
+def test_an_untrusted_certificate_ends_in_one_line_and_ca_file_trusts_it(tmp_path):
+    server = start_radicale(tmp_path / "tls", {ANN: PASSWORD}, tls=True)
+    try:
+        settings = caldav_settings(server, tmp_path)
+        with pytest.raises(UserError, match="certificate is not trusted.*ca_file"):
+            sync(Lake(tmp_path / "data"), settings)
+        settings["caldav"][0]["ca_file"] = str(server.cert)
+        assert sync(Lake(tmp_path / "data"), settings).failed == 0
+    finally:
+        server.stop()

@@ -118,7 +118,7 @@ def server_error(error: Exception, config: CaldavAccount) -> ServerError | None:
 
 
 def _event(row: dict, key: str, account: str) -> Event:
-    feed, _, rest = row["id"].partition("/")
+    rest = row["id"].partition("/")[2]  # after the feed the reader named the object by
     series = row.get("series_id") or ""
     attendees = [Attendee(**a) if isinstance(a, dict) else Attendee(*a) for a in row.get("attendees") or ()]
     fields = {k: v for k, v in row.items() if k not in ("attendee_count", "attendees", "source", "ingested_at")}
