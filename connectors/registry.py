@@ -17,6 +17,8 @@ SOURCES = {
     "google-calendar": "connectors.google.calendar_source:CalendarSource",
     "gmail": "connectors.google.gmail_source:GmailSource",
     "microsoft": "connectors.microsoft.source:MicrosoftSource",
+    "imap": "connectors.imap.source:ImapSource",
+    "caldav": "connectors.caldav.source:CaldavSource",
 }
 
 

@@ -184,3 +184,51 @@ def sync_microsoft_command(
     its delta. One mailbox's failure is reported and the others go on; the exit code is then 1.
     """
     _run_sync("microsoft", data, config, shard=shard, workers=workers, since=_day(since, "--since"))
+
+
+AccountOption = Annotated[
+    list[str] | None,
+    typer.Option("--account", help="Sync only this configured account; repeat for several. (default: all)"),
+]
+
+
+@sync_app.command("imap")
+@user_errors
+def sync_imap_command(
+    account: AccountOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="First day a first sync reads from, YYYY-MM-DD. (default: the account's weeks_back)"),
+    ] = None,
+    workers: WorkersOption = 1,
+    shard: ShardOption = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Pull mail metadata (header fields and flags, never bodies) from the [[imap]] accounts of the settings.
+
+    TLS by default; each password is read from the account's password_file (mode 0600). The
+    first run reads every folder's messages since --since (junk and trash skipped); later runs
+    ask each folder whether anything changed and read only that. A server that cannot be
+    reached, a refused login or an untrusted certificate stops the run with the fix (exit 2).
+    """
+    _run_sync("imap", data, config, shard=shard, workers=workers, accounts=account, since=_day(since, "--since"))
+
+
+@sync_app.command("caldav")
+@user_errors
+def sync_caldav_command(
+    account: AccountOption = None,
+    workers: WorkersOption = 1,
+    shard: ShardOption = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Pull calendar events from the [[caldav]] accounts of the settings (Nextcloud, iCloud, Fastmail, ...).
+
+    Calendars are discovered from each account's URL; later runs fetch only what changed (WebDAV
+    sync tokens, else ETags), and events deleted upstream are deleted. Events are read like
+    `timeaudit import ics` reads them. A server that cannot be reached, a refused login or an
+    untrusted certificate stops the run with the fix (exit 2).
+    """
+    _run_sync("caldav", data, config, shard=shard, workers=workers, accounts=account)

@@ -13,7 +13,7 @@ from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from timeaudit.core.errors import ConfigError
 
@@ -188,6 +188,84 @@ class Imports(_Section):
     max_zip_ratio: int = Field(100, ge=1)
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class _ServerAccount(_Section):
+    """What every IMAP and CalDAV account names: whose it is, how to sign in, which CA to trust."""
+
+    account: str  # the mailbox's or calendar's address: the records' account
+    username: str = ""  # (default: ``account``)
+    password_file: str = ""  # a file (mode 0600) holding the password or app password
+    ca_file: str = ""  # a CA bundle to trust besides the system's (a company CA, a test server)
+    weeks_back: int = Field(26, ge=1, le=520)
+
+    @field_validator("account")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        v = v.strip().lower()
+        if "@" not in v or v.startswith("@") or v.endswith("@"):
+            raise ValueError(f"'{v}' is not an email address; give whose mailbox or calendar this is")
+        return v
+
+    def login(self) -> str:
+        return self.username or self.account
+
+    def file(self, value: str, settings_path: str) -> Path | None:
+        """``value`` (a path in the settings) as a path: relative ones from the settings file's folder."""
+        if not value:
+            return None
+        p = Path(value).expanduser()
+        return Path(settings_path).parent / p if not p.is_absolute() and settings_path else p
+
+
+class ImapAccount(_ServerAccount):
+    """One ``[[imap]]`` mailbox. ``security``: "tls" (implicit TLS, port 993), "starttls"
+    (port 143, then TLS) or "plain" (no TLS: only to a loopback host, for a local bridge or tests)."""
+
+    host: str
+    port: int | None = Field(None, ge=1, le=65535)
+    security: str = "tls"
+    aliases: list[str] = Field(default_factory=list)  # other addresses of the same person: mail from them is sent
+    folders: list[str] = Field(default_factory=list)  # only these (default: every folder)
+    skip_folders: list[str] = Field(default_factory=list)
+    skip_junk_and_trash: bool = True
+
+    @field_validator("security")
+    @classmethod
+    def _security(cls, v: str) -> str:
+        if v not in ("tls", "starttls", "plain"):
+            raise ValueError(f"'{v}' is not one of tls, starttls, plain")
+        return v
+
+    @model_validator(mode="after")
+    def _plain_only_on_loopback(self) -> ImapAccount:
+        if self.security == "plain" and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"security = 'plain' sends the password unencrypted; it is allowed only to a loopback host, "
+                f"not '{self.host}': use 'tls' or 'starttls'"
+            )
+        return self
+
+    def server_port(self) -> int:
+        return self.port or (993 if self.security == "tls" else 143)
+
+
+class CaldavAccount(_ServerAccount):
+    """One ``[[caldav]]`` account: its server's URL (the principal is discovered from it)."""
+
+    url: str
+    calendars: list[str] = Field(default_factory=list)  # only these, by name or URL (default: every calendar)
+    weeks_ahead: int = Field(4, ge=0, le=104)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError(f"'{v}' is not an https:// URL")
+        return v
+
+
 class Settings(_Section):
     roster: str = ""
     organisation: Organisation = Field(default_factory=Organisation)
@@ -199,6 +277,8 @@ class Settings(_Section):
     microsoft: Microsoft = Field(default_factory=Microsoft)
     shared_mailboxes: list[SharedMailbox] = Field(default_factory=list)
     imports: Imports = Field(default_factory=Imports)
+    imap: list[ImapAccount] = Field(default_factory=list)
+    caldav: list[CaldavAccount] = Field(default_factory=list)
 
     # Where the file was read from ("" = built-in defaults); not a key of the file.
     path: str = Field("", exclude=True)

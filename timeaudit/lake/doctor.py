@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timeaudit.core.config import find_config, load_settings
+from timeaudit.core.config import Settings, find_config, load_settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.model import TABLES
 from timeaudit.core.roster import load_people
@@ -14,7 +14,11 @@ Finding = tuple[str, str]  # (ok | info | warn | error, text)
 
 
 def diagnose(data_dir: Path, config: Path | None) -> list[Finding]:
-    return [*data_findings(data_dir, config), *privacy_findings(data_dir), *secret_findings()]
+    try:
+        settings = load_settings(find_config(config, data_dir))
+    except UserError:
+        settings = None  # data_findings reports it
+    return [*data_findings(data_dir, config), *privacy_findings(data_dir), *secret_findings(settings)]
 
 
 def privacy_findings(data_dir: Path) -> list[Finding]:
@@ -117,12 +121,13 @@ def data_findings(data_dir: Path, config: Path | None) -> list[Finding]:
     return findings
 
 
-def secret_findings() -> list[Finding]:
-    """Secret files others can read: the dashboard refuses to start until they are fixed."""
+def secret_findings(settings: Settings | None = None) -> list[Finding]:
+    """Secret files others can read: the dashboard refuses to start until they are fixed (and
+    an IMAP or CalDAV sync with a password file others can read refuses to run)."""
     from timeaudit.lake.secret_files import secret_file_problems, secret_files
 
-    problems = secret_file_problems()
+    problems = secret_file_problems(settings=settings)
     if problems:
         return [("error", text) for text in problems]
-    held = sum(path.is_file() for path, _ in secret_files())
+    held = sum(path.is_file() for path, _ in secret_files(settings=settings))
     return [("ok", f"secret files: {held}, readable by you only" if held else "secret files: none found")]

@@ -9,36 +9,22 @@ mode 0600, but a copied or hand-made file can be 0644, so the dashboard refuses 
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
+from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
+from timeaudit.core.private_files import check_private
 
-_OTHERS_READ = stat.S_IRGRP | stat.S_IROTH
-_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+__all__ = ["APP_ROOT", "check_private", "check_secret_files", "secret_file_problems", "secret_files"]
 # The folder `timeaudit dashboard` runs Streamlit in: Streamlit reads <cwd>/.streamlit there.
 APP_ROOT = Path(__file__).resolve().parent.parent
 
 
-def check_private(path: Path, what: str) -> None:
-    """Raise a UserError when group or others can read or write ``path``; a missing file passes."""
-    if os.name == "nt":
-        return
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        return
-    if mode & (_OTHERS_READ | _OTHERS_WRITE):
-        can = "readable" if mode & _OTHERS_READ else "writable"
-        raise UserError(f"{path}: {what} is {can} by other users (mode {mode:04o}); run `chmod 600 {path}`")
-
-
-def secret_files(*streamlit_files: Path | str) -> list[tuple[Path, str]]:
+def secret_files(*streamlit_files: Path | str, settings: Settings | None = None) -> list[tuple[Path, str]]:
     """Every file timeaudit knows to hold a secret, whether it exists or not, with what it is:
     Streamlit's secrets in the current folder, the folder the dashboard runs in and the home
-    folder, plus ``streamlit_files`` (the files Streamlit was told to read), and the saved
-    Google credentials."""
+    folder, plus ``streamlit_files`` (the files Streamlit was told to read), the saved
+    Google credentials, and the password files of the IMAP and CalDAV accounts of ``settings``."""
     from connectors.google.auth import SERVICE_ACCOUNT_FILE, USER_TOKEN_FILE, token_dir
 
     defaults = [folder / ".streamlit" / "secrets.toml" for folder in (Path.cwd(), APP_ROOT, Path.home())]
@@ -49,13 +35,21 @@ def secret_files(*streamlit_files: Path | str) -> list[tuple[Path, str]]:
         (tokens / USER_TOKEN_FILE, "the saved Google token"),
         (tokens / SERVICE_ACCOUNT_FILE, "the saved Google service-account key"),
     ]
+    for kind, accounts in (
+        ("IMAP", settings.imap if settings else []),
+        ("CalDAV", settings.caldav if settings else []),
+    ):
+        for account in accounts:
+            path = account.file(account.password_file, settings.path)
+            if path is not None:
+                found.append((path, f"the {kind} password of {account.account}"))
     return found
 
 
-def secret_file_problems(*streamlit_files: Path | str) -> list[str]:
+def secret_file_problems(*streamlit_files: Path | str, settings: Settings | None = None) -> list[str]:
     """One message per secret file that others can read or write."""
     problems = []
-    for path, what in secret_files(*streamlit_files):
+    for path, what in secret_files(*streamlit_files, settings=settings):
         try:
             check_private(path, what)
         except UserError as e:

@@ -1,0 +1,1 @@
+"""CalDAV calendars as a source: Nextcloud, iCloud, Fastmail, Radicale, any CalDAV server."""

@@ -1,0 +1,241 @@
+"""Real mail and calendar servers for the tests: Debian's Dovecot and PyPI's Radicale, each
+started on a free loopback port with a throwaway configuration and stopped after the test.
+
+Dovecot runs as the current user; as root (CI), its login and mail processes run as the
+package's own unprivileged users (dovenull, dovecot), as Dovecot refuses root for them, so its
+folder is made under /tmp (short socket paths, reachable by those users) rather than tmp_path.
+Outside CI a missing Dovecot skips its tests with the reason; on CI it fails them (.ci/run
+installs dovecot-imapd), as test_browser's ``require_chromium`` does.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
+
+
+def require_dovecot() -> str:
+    if DOVECOT:
+        return DOVECOT
+    if os.environ.get("CI") == "true":
+        pytest.fail("dovecot is missing on CI: .ci/run must install it (apt-get install dovecot-imapd)")
+    pytest.skip("Debian's Dovecot is not installed (apt-get install dovecot-imapd); IMAP tests skipped")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, log: Path | None = None, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server ended at start-up: {log.read_text() if log and log.exists() else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the server did not answer on port {port}")
+
+
+@dataclass
+class Dovecot:
+    """A running Dovecot: one passwd-file user per ``users`` entry, Maildirs in ``folder``/mail."""
+
+    folder: Path
+    port: int
+    tls_port: int
+    process: subprocess.Popen
+    cert: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+# What a server without CONDSTORE and QRESYNC (Exchange, older Courier) announces once logged in.
+PLAIN_CAPABILITY = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS LITERAL+ SPECIAL-USE MOVE"
+
+
+def start_dovecot(users: dict[str, str], *, condstore: bool = True) -> Dovecot:
+    """Dovecot on two free loopback ports: plain IMAP (with STARTTLS) and implicit TLS, with a
+    self-signed certificate for localhost; the SPECIAL-USE folders Sent, Archive, Junk and Trash.
+    ``condstore=False``: it announces neither CONDSTORE nor QRESYNC."""
+    binary = require_dovecot()
+    folder = Path(tempfile.mkdtemp(prefix="dv"))
+    folder.chmod(0o755)
+    root = os.getuid() == 0
+    me = pwd.getpwuid(os.getuid()).pw_name
+    login_user, mail_user = ("dovenull", "dovecot") if root else (me, me)
+    mail = folder / "mail"
+    mail.mkdir()
+    if root:
+        shutil.chown(mail, mail_user, mail_user)
+    cert, key = _self_signed(folder)
+    key.chmod(0o600)
+    (folder / "passwd").write_text("".join(f"{user}:{{PLAIN}}{password}\n" for user, password in users.items()))
+    port, tls_port = free_port(), free_port()
+    config = folder / "dovecot.conf"
+    config.write_text(
+        f"""
+base_dir = {folder}/run
+state_dir = {folder}/state
+log_path = {folder}/dovecot.log
+instance_name = timeaudit-test-{port}
+protocols = imap
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = {me if not root else "dovecot"}
+default_internal_group = {grp.getgrgid(pwd.getpwnam(me if not root else "dovecot").pw_gid).gr_name}
+default_login_user = {login_user}
+mail_location = maildir:{mail}/%u
+first_valid_uid = 1
+{"" if condstore else "imap_capability = " + PLAIN_CAPABILITY}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {folder}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={mail_user} gid={mail_user} home={mail}/%u
+}}
+service auth {{
+  user = {me}
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
+  }}
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = subscribe
+  }}
+  mailbox Archive {{
+    special_use = \\Archive
+    auto = subscribe
+  }}
+  mailbox Junk {{
+    special_use = \\Junk
+    auto = subscribe
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+    auto = subscribe
+  }}
+}}
+"""
+    )
+    process = subprocess.Popen([binary, "-F", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, process, folder / "dovecot.log")
+        wait_for_port(tls_port, process, folder / "dovecot.log")
+    except Exception:
+        process.kill()
+        process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return Dovecot(folder, port, tls_port, process, cert)
+
+
+@dataclass
+class Radicale:
+    folder: Path
+    port: int
+    process: subprocess.Popen
+    cert: Path | None = None  # its self-signed certificate, when it serves https
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}/" if self.cert else f"http://127.0.0.1:{self.port}/"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_radicale(folder: Path, users: dict[str, str], *, tls: bool = False) -> Radicale:
+    """Radicale (a subprocess of this Python) on a free loopback port, a plain htpasswd file,
+    its collections under ``folder``; ``tls``: https with a self-signed certificate for localhost."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = _self_signed(folder) if tls else (None, None)
+    ssl = f"ssl = True\ncertificate = {cert}\nkey = {key}\n" if tls else ""
+    (folder / "htpasswd").write_text("".join(f"{user}:{password}\n" for user, password in users.items()))
+    port = free_port()
+    config = folder / "radicale.conf"
+    config.write_text(
+        f"""[server]
+hosts = 127.0.0.1:{port}
+{ssl}[auth]
+type = htpasswd
+htpasswd_filename = {folder}/htpasswd
+htpasswd_encryption = plain
+[storage]
+filesystem_folder = {folder}/collections
+[rights]
+type = owner_only
+[logging]
+level = warning
+"""
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "radicale", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(folder / "radicale.log", "wb"),  # noqa: SIM115
+    )
+    wait_for_port(port, process, folder / "radicale.log")
+    return Radicale(folder, port, process, cert)
