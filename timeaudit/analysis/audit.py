@@ -207,13 +207,9 @@ def shared_mailbox_replies(a: Analysis, scope: Scope, team: str | None = None) -
     """Every customer email a shared mailbox (``[[shared_mailboxes]]``, of ``team`` only when
     given) received in the scope's period, with its first reply and the clock hours it waited.
     A mailbox is a team's, not a person's: its figures need no privacy gate."""
-    boxes = [m for m in a.settings.shared_mailboxes if team is None or m.team == team]
-    a.con.register(
-        "shared_mailboxes",
-        pd.DataFrame({"mailbox": [m.address for m in boxes], "team": [m.team for m in boxes]}, dtype="string"),
-    )
     a.con.execute(read_sql("shared_mailbox_replies.sql"))
-    return a.con.execute("SELECT * FROM shared_mailbox_replies").df()
+    replies = a.con.execute("SELECT * FROM shared_mailbox_replies").df()
+    return replies if team is None else replies[replies["team"] == team].reset_index(drop=True)
 
 
 def shared_mailbox_summary(replies: pd.DataFrame) -> pd.DataFrame:

@@ -70,6 +70,9 @@ def rule_tables(settings: Settings, people: list[Person]) -> dict[str, pd.DataFr
         "rule_admin_keywords": admin.astype("string"),
         "rule_committee_keywords": committee,
         "rule_settings": scalars,
+        "shared_mailboxes": pd.DataFrame(
+            [(m.address, m.team) for m in settings.shared_mailboxes], columns=["mailbox", "team"], dtype="string"
+        ),
     }
 
 

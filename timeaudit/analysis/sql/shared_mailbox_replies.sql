@@ -2,7 +2,7 @@
 -- period, and the first reply to each: a message sent from the same mailbox in the same
 -- thread, or any sent message (a roster member's own mailbox too) answering its Message-ID.
 -- A mailbox has no working hours of its own: the wait is in clock hours.
--- Inputs: `classified_messages`, `shared_mailboxes(mailbox, team)`, `audit_range(t0, t1, now)`.
+-- Inputs: `classified_messages`, the rule table `shared_mailboxes(mailbox, team)`, `audit_range(t0, t1, now)`.
 CREATE OR REPLACE TEMP TABLE shared_mailbox_replies AS
 WITH received AS (
     SELECT m.person AS mailbox, sm.team, m.id, m.message_id, m.thread_id, m.ts, m.customer, m.sender
