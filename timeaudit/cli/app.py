@@ -10,7 +10,7 @@ from timeaudit.cli.dashboard import dashboard
 from timeaudit.cli.demo import demo
 from timeaudit.cli.google import auth_app
 from timeaudit.cli.imports import import_app
-from timeaudit.cli.maintenance import compact, doctor
+from timeaudit.cli.maintenance import compact, doctor, upgrade
 from timeaudit.cli.metrics import metrics
 from timeaudit.cli.personal_data import export_mine, forget
 from timeaudit.cli.report import audit_command, customers, report
@@ -39,6 +39,7 @@ app.command()(forget)
 app.command("export-mine")(export_mine)
 app.command()(compact)
 app.command()(doctor)
+app.command()(upgrade)
 app.add_typer(auth_app, name="auth")
 app.add_typer(sync_app, name="sync")
 app.command("metrics")(metrics)
