@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from timeaudit.core.config import find_config, load_settings
 from timeaudit.lake.personal_data import Scrubber
@@ -219,16 +220,18 @@ def csv_rows(text: str) -> list[dict[str, str]]:
 
 
 def mentions_by_duckdb(folder: Path, person: str) -> dict[str, set[tuple]]:
-    """(account, id, how) of every live record naming ``person``, straight from the Parquet files."""
+    """(account, id, how) of every live record naming ``person``, straight from the Parquet files
+    of each Delta table's latest snapshot (as deltalake lists them)."""
     con = duckdb.connect()
     found = {}
-    live = """
-        SELECT * FROM read_parquet('{folder}/lake/{table}/*/*.parquet', hive_partitioning = true)
-        QUALIFY row_number() OVER (PARTITION BY source, account, id ORDER BY updated DESC, ingested_at DESC) = 1
-    """
+
+    def live(folder: Path, table: str) -> str:
+        files = DeltaTable(str(folder / "lake" / table)).file_uris()
+        return f"SELECT * FROM read_parquet({files!r}, hive_partitioning = true)"
+
     found["events"] = set(
         con.execute(
-            f"""SELECT account, id FROM ({live.format(folder=folder, table="events")})
+            f"""SELECT account, id FROM ({live(folder, "events")})
                 WHERE NOT deleted AND (account = $p OR organizer = $p
                    OR len(list_filter(attendees, lambda a: a.email = $p)) > 0)""",
             {"p": person},
@@ -236,7 +239,7 @@ def mentions_by_duckdb(folder: Path, person: str) -> dict[str, set[tuple]]:
     )
     found["messages"] = set(
         con.execute(
-            f"""SELECT account, id FROM ({live.format(folder=folder, table="messages")})
+            f"""SELECT account, id FROM ({live(folder, "messages")})
                 WHERE NOT deleted AND (account = $p OR sender = $p
                    OR list_position(list_concat("to", cc), $p) IS NOT NULL)""",
             {"p": person},

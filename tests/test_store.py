@@ -36,7 +36,7 @@ def test_a_write_is_one_commit_in_its_source_partition(tmp_path):
     lake = Lake(tmp_path)
     assert lake.write_batch("events", "google-calendar", [event(ME, T0, T1, id="a")]) == version(lake) == 1
     (path,) = lake.files("events")
-    assert path.parent.name == "source=google-calendar"
+    assert path.parent.parent.name == "source=google-calendar" and path.parent.name.startswith("bucket=")
     assert (lake.lake_dir / "events" / "_delta_log").is_dir()
     assert live_rows(lake, "source, account, id") == [("google-calendar", ME, "a")]
 

@@ -121,7 +121,7 @@ def _land(
     message as one, threads over all of them)."""
     lake.check_schema()
     now = utc_now()
-    if not _may_hold(lake, table, report.source):  # a first import: nothing to compare
+    if not _may_hold(lake, table, report.source, report.account):  # a first import: nothing to compare
         new = combine(new, TABLES[table][1].empty_table()) if combine else new
         report.imported += new.num_rows
         lake.write_arrow(table, report.source, new)  # writes nothing for an empty table
@@ -189,10 +189,10 @@ def _compare(con, new: pa.Table, live: pa.Table) -> tuple[pa.ChunkedArray, pa.Ch
     return result["before"], result["same"]
 
 
-def _may_hold(lake: Lake, table: str, source: str) -> bool:
-    """Whether the table holds anything of ``source``. A first import then opens no DuckDB,
-    which costs about 0.1 s, as much as reading a few thousand messages."""
-    return bool(lake.files(table, source))
+def _may_hold(lake: Lake, table: str, source: str, account: str) -> bool:
+    """Whether the account's bucket of ``source`` holds anything. A first import then mostly
+    opens no DuckDB, which costs about 0.1 s, as much as reading a few thousand messages."""
+    return bool(lake.files(table, source, account))
 
 
 # -- mail: one record per message and account, whatever mailboxes hold it ----------------------

@@ -39,10 +39,12 @@ from timeaudit.core.roster import ROSTER_COLUMNS
 from timeaudit.core.safe_text import neutralise, safe_frame
 from timeaudit.lake.sql import read_sql
 from timeaudit.lake.store import (
+    BUCKET,
     PARTITION,
     PARTY_KEY,
     Lake,
     _atomic_write_bytes,
+    partition_of,
     snapshot_files,
     stored_schema,
     with_party_key,
@@ -140,7 +142,7 @@ def _forget_in_table(lake: Lake, table: str, scrub: Scrubber) -> TableReport:
     if dt is None:
         return result
     changes = []
-    file_schema = stored_schema(table).remove(stored_schema(table).get_field_index(PARTITION))
+    file_schema = pa.schema([f for f in stored_schema(table) if f.name not in (PARTITION, BUCKET)])
     for path in snapshot_files(dt):
         result.files += 1
         data = pq.read_table(path).cast(file_schema)
@@ -153,16 +155,20 @@ def _forget_in_table(lake: Lake, table: str, scrub: Scrubber) -> TableReport:
         result.removed += gone
         result.scrubbed += (pc.sum(touched.cast("int64")).as_py() or 0) - gone
         result.rewritten += 1
-        source = path.parent.name.removeprefix(f"{PARTITION}=")
+        source, bucket = partition_of(path)
         rows = scrubbed.filter(touched).drop_columns([PARTY_KEY])
         rows = rows.append_column(PARTITION, pa.repeat(pa.scalar(source, pa.string()), rows.num_rows))
+        rows = rows.append_column(BUCKET, pa.repeat(pa.scalar(bucket, pa.int32()), rows.num_rows))
         rows = with_party_key(table, rows)
         rows = rows.append_column(_KEY_ACCOUNT, data["account"].filter(touched))
         rows = rows.append_column(_KEY_ID, data["id"].filter(touched))
         changes.append(rows.append_column(_DROP, own.filter(touched)))
     if changes:
         merged = pa.concat_tables(changes)
-        predicate = f"t.{PARTITION} = s.{PARTITION} AND t.account = s.{_KEY_ACCOUNT} AND t.id = s.{_KEY_ID}"
+        predicate = (
+            f"t.{PARTITION} = s.{PARTITION} AND t.{BUCKET} = s.{BUCKET} "
+            f"AND t.account = s.{_KEY_ACCOUNT} AND t.id = s.{_KEY_ID}"
+        )
 
         def merge(dt) -> None:
             (

@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 import weakref
+import zlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,10 @@ ROW_GROUP_ROWS = 100_000
 PARTY_TABLES = ("events", "messages")
 PARTY_KEY = "party_key"
 PARTITION = "source"
+# Each source's records are spread over buckets by account (``account_bucket``), so that a merge
+# for a few accounts reads and rewrites only their buckets, not the source's every record.
+BUCKET = "bucket"
+BUCKETS = 16
 # Only these columns get file statistics in the transaction log: none of them names anyone.
 STATS_COLUMNS = {"events": "start,end,updated,ingested_at", "messages": "ts,updated,ingested_at"}
 # Files a compaction or merge replaced stay this long before ``compact`` removes them: longer
@@ -208,7 +213,11 @@ class Lake:
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 return DeltaTable.create(
-                    self.table_path(table), schema, mode="ignore", partition_by=[PARTITION], configuration=config
+                    self.table_path(table),
+                    schema,
+                    mode="ignore",
+                    partition_by=[PARTITION, BUCKET],
+                    configuration=config,
                 )
             except DeltaError:  # another writer created it at the same moment
                 if attempt == COMMIT_ATTEMPTS - 1:
@@ -229,9 +238,10 @@ class Lake:
             return None
         self.check_schema()
         data = stored_rows(table, source, newest_per_key(data))
+        buckets = ", ".join(map(str, sorted(set(data[BUCKET].to_pylist()))))
         predicate = (
-            f"t.{PARTITION} = {sql_string(source)} AND t.{PARTITION} = s.{PARTITION} "
-            "AND t.account = s.account AND t.id = s.id"
+            f"t.{PARTITION} = {sql_string(source)} AND t.{BUCKET} IN ({buckets}) AND t.{PARTITION} = s.{PARTITION} "
+            f"AND t.{BUCKET} = s.{BUCKET} AND t.account = s.account AND t.id = s.id"
         )
 
         def merge(dt: DeltaTable) -> None:
@@ -286,10 +296,10 @@ class Lake:
         return 0 if data is None else data.num_rows
 
     # -- reading --------------------------------------------------------------------------
-    def files(self, table: str, source: str | None = None) -> list[Path]:
-        """The data files of the table's latest snapshot (of one source's partition)."""
+    def files(self, table: str, source: str | None = None, account: str | None = None) -> list[Path]:
+        """The data files of the table's latest snapshot (of one source; of one account's bucket)."""
         dt = self.table(table)
-        return snapshot_files(dt, source) if dt else []
+        return snapshot_files(dt, source, account) if dt else []
 
     def sources(self, table: str) -> list[str]:
         dt = self.table(table)
@@ -315,7 +325,7 @@ class Lake:
                 con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {read_files(files)}")
             else:
                 con.register(f"_empty_{table}", stored_schema(table).empty_table())
-                con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM _empty_{table}")
+                con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * EXCLUDE ({BUCKET}) FROM _empty_{table}")
             if table in PARTY_TABLES:
                 lists = read_sql(f"party_lists_{table}.sql").format(raw=table)
                 con.execute(f"CREATE OR REPLACE VIEW {party_lists_view(table)} AS\n" + lists)
@@ -378,28 +388,46 @@ def _check_source(source: str) -> None:
 
 
 def stored_schema(table: str) -> pa.Schema:
-    """The Delta table's schema: the lake columns, ``source``, and ``party_key`` for events and messages."""
-    schema = TABLES[table][1].append(pa.field(PARTITION, pa.string()))
+    """The Delta table's schema: the lake columns, ``source``, ``bucket``, and ``party_key`` for
+    events and messages."""
+    schema = TABLES[table][1].append(pa.field(PARTITION, pa.string())).append(pa.field(BUCKET, pa.int32()))
     return schema.append(pa.field(PARTY_KEY, pa.int64())) if table in PARTY_TABLES else schema
 
 
+def account_bucket(account: str) -> int:
+    """The bucket of an account's records: the same in every process and engine."""
+    return zlib.crc32(account.encode()) % BUCKETS
+
+
 def stored_rows(table: str, source: str, data: pa.Table) -> pa.Table:
-    """``data`` (lake columns) as the table stores it: with ``source`` and the party key."""
+    """``data`` (lake columns) as the table stores it: with ``source``, the bucket, the party key."""
     data = data.select(TABLES[table][1].names).cast(TABLES[table][1])
     data = data.append_column(PARTITION, pa.repeat(pa.scalar(source, pa.string()), data.num_rows))
+    accounts = pc.unique(data["account"])
+    buckets = pa.array([account_bucket(a) for a in accounts.to_pylist()], pa.int32())
+    data = data.append_column(BUCKET, buckets.take(pc.index_in(data["account"], value_set=accounts)))
     return with_party_key(table, data)
 
 
-def snapshot_files(dt: DeltaTable, source: str | None = None) -> list[Path]:
-    """The data files of one snapshot of ``dt`` (of one source's partition)."""
-    filters = [(PARTITION, "=", source)] if source is not None else None
-    return sorted(Path(uri.removeprefix("file://")) for uri in dt.file_uris(file_pruning_predicate=filters))
+def snapshot_files(dt: DeltaTable, source: str | None = None, account: str | None = None) -> list[Path]:
+    """The data files of one snapshot of ``dt`` (of one source; of one account's bucket)."""
+    filters = [(PARTITION, "=", source)] if source is not None else []
+    filters += [(BUCKET, "=", str(account_bucket(account)))] if account is not None else []
+    uris = dt.file_uris(file_pruning_predicate=filters or None)
+    return sorted(Path(uri.removeprefix("file://")) for uri in uris)
+
+
+def partition_of(path: Path) -> tuple[str, int]:
+    """(source, bucket) of a data file, from its partition folders."""
+    return path.parent.parent.name.removeprefix(f"{PARTITION}="), int(path.parent.name.removeprefix(f"{BUCKET}="))
 
 
 def read_files(paths: list[Path]) -> str:
-    """A snapshot's files as one DuckDB relation; ``source`` comes from the partition folders."""
+    """A snapshot's files as one DuckDB relation, ``source`` from the partition folders (the
+    bucket is the store's business, left out)."""
     listing = "[" + ", ".join(sql_string(p) for p in paths) + "]"
-    return f"read_parquet({listing}, hive_partitioning = true, hive_types = {{'source': VARCHAR}})"
+    options = "hive_partitioning = true, hive_types = {'source': VARCHAR, 'bucket': INTEGER}"
+    return f"(SELECT * EXCLUDE ({BUCKET}) FROM read_parquet({listing}, {options}))"
 
 
 def capped_duckdb() -> duckdb.DuckDBPyConnection:

@@ -179,10 +179,12 @@ def register_lake(con: SparkConnection, data: str) -> None:
         empty = spark.createDataFrame(_spark_arrow(schema.append(pa.field("source", pa.string())).empty_table()))
         location = f"{lake}/{table}"
         files = _snapshot_files(location)
-        base = location if "://" in location else Path(location).absolute().as_uri()
+        base = location if "://" in location else f"file://{Path(location).absolute()}"
         # The schema is given, so Spark reads no footers to infer it, and `source` (the
         # partition folder) is a string even where a source's name looks like a number.
-        raw = spark.read.schema(empty.schema).option("basePath", base).parquet(*files) if files else empty
+        # The store's buckets (a partition folder too) are left out.
+        reader = spark.read.schema(empty.schema).option("basePath", base)
+        raw = reader.parquet(*files).select(*empty.columns) if files else empty
         raw.createOrReplaceTempView(f"raw_{table}")
         if table not in PARTY_TABLES:
             con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM raw_{table}")
@@ -201,7 +203,7 @@ def _snapshot_files(location: str) -> list[str]:
         dt = DeltaTable(location)
     except TableNotFoundError:
         return []
-    return [uri if "://" in uri else Path(uri).absolute().as_uri() for uri in dt.file_uris()]
+    return [uri if "://" in uri else f"file://{Path(uri).absolute()}" for uri in dt.file_uris()]
 
 
 def _check_format(data: str) -> None:
