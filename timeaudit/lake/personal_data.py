@@ -71,7 +71,7 @@ class Scrubber:
     ``forgotten@<domain>``. An address *inside* a longer value (an id such as
     ``1on1-ann@example.com-3``, a kept title, a cursor's calendar id) becomes
     ``forgotten-<random>@<domain>``, the same within one run: ids stay consistent across
-    batch files and never collide with the ids of someone forgotten earlier.
+    files and tables and never collide with the ids of someone forgotten earlier.
     """
 
     def __init__(self, address: str):
