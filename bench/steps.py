@@ -301,7 +301,7 @@ def compact(data: Path, **_) -> dict:
         columns = ", ".join(f'"{name}"' for name in TABLES[table][1].names)
         for source in lake.sources(table):
             query = f"SELECT {columns} FROM {table} WHERE source = ? AND hash(id) % 100 = 0"
-            changed = con.execute(query, [source]).to_arrow_table()
+            changed = con.sql(query, params=[source]).to_arrow_table()
             newer = pc.add(changed["updated"], pa.scalar(1_000_000, pa.duration("us")))
             changed = changed.set_column(changed.schema.get_field_index("updated"), "updated", newer)
             for start in range(0, changed.num_rows, 1_000):

@@ -102,7 +102,7 @@ def test_a_commit_landing_after_metrics_makes_the_manifest_stale(copy):
     lake, settings = Lake(copy), load_settings(copy / "timeaudit.toml")
     columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
     (source,) = lake.sources("events")
-    one = lake.connect().execute(f"SELECT {columns} FROM events LIMIT 1").to_arrow_table()
+    one = lake.connect().sql(f"SELECT {columns} FROM events LIMIT 1").to_arrow_table()
     lake.write_arrow("events", source, one)  # the same record again: a new table version
     assert manifest_in_use(lake, settings) is None
     # Stored figures that disagree with the lake would show if they were read.

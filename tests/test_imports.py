@@ -141,7 +141,7 @@ def test_calendar_names_stay_out_of_ids_and_older_ids_are_replaced(tmp_path):
     assert ids and not any("zanzibar" in f"{i}{s}".lower() for i, s in ids)
     # A lake an older version wrote: ids "<slug of the calendar's name>/<UID>".
     columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
-    old = con.execute(f"SELECT {columns} FROM events").to_arrow_table()
+    old = con.sql(f"SELECT {columns} FROM events").to_arrow_table()
     slugged = pa.array(["zanzibar-merger-secret/" + i.split("/", 1)[1] for i in old["id"].to_pylist()])
     lake.replace_source("events", "ics", [old.set_column(old.schema.get_field_index("id"), "id", slugged)])
     report = imp(lake, secret)
