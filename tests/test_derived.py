@@ -9,7 +9,6 @@ the same frame (columns, order, dtypes) computing would. The Spark side is in te
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from timeaudit.analysis import metrics
 from timeaudit.analysis.metrics import open_analysis
 from timeaudit.cli import app
 from timeaudit.core.config import load_settings
+from timeaudit.core.model import EVENT_SCHEMA
 from timeaudit.lake.store import Lake
 from timeaudit.outputs import derived
 from timeaudit.outputs.derived import (
@@ -98,11 +98,12 @@ def copy(data, tmp_path) -> Path:
     return folder
 
 
-def test_a_batch_landing_after_metrics_makes_the_manifest_stale(copy):
+def test_a_commit_landing_after_metrics_makes_the_manifest_stale(copy):
     lake, settings = Lake(copy), load_settings(copy / "timeaudit.toml")
-    newest = lake.files("events")[-1]
-    stamp = newest.stat().st_mtime_ns + 1_000_000_000
-    os.utime(newest, ns=(stamp, stamp))  # as if compacted or replaced after the run
+    columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
+    (source,) = lake.sources("events")
+    one = lake.connect().sql(f"SELECT {columns} FROM events LIMIT 1").to_arrow_table()
+    lake.write_arrow("events", source, one)  # the same record again: a new table version
     assert manifest_in_use(lake, settings) is None
     # Stored figures that disagree with the lake would show if they were read.
     weekly = copy / "derived" / "weekly_metrics" / "part-00000.parquet"

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from timeaudit.core.config import parse_settings
+from timeaudit.core.model import EVENT_SCHEMA
 from timeaudit.lake.imports import import_ics, import_mail
 from timeaudit.lake.mirror import NothingImported, _to_arrow
 from timeaudit.lake.store import Lake, records_to_arrow
@@ -139,10 +140,10 @@ def test_calendar_names_stay_out_of_ids_and_older_ids_are_replaced(tmp_path):
     ids = con.execute("SELECT id, series_id FROM events").fetchall()
     assert ids and not any("zanzibar" in f"{i}{s}".lower() for i, s in ids)
     # A lake an older version wrote: ids "<slug of the calendar's name>/<UID>".
-    (path,) = lake.files("events")
-    old = pq.read_table(path)
+    columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
+    old = con.sql(f"SELECT {columns} FROM events").to_arrow_table()
     slugged = pa.array(["zanzibar-merger-secret/" + i.split("/", 1)[1] for i in old["id"].to_pylist()])
-    pq.write_table(old.set_column(old.schema.get_field_index("id"), "id", slugged), path)
+    lake.replace_source("events", "ics", [old.set_column(old.schema.get_field_index("id"), "id", slugged)])
     report = imp(lake, secret)
     assert (report.imported, report.removed) == (2, 2)
     assert live_uids(lake) == {"qbr", "sync"} and not any("zanzibar" in i for i in live_ids(lake))
@@ -154,17 +155,16 @@ def test_accounts_sharing_a_lake_compare_only_with_their_own_records(tmp_path):
     assert imp(lake, export).imported == 3
     bob = import_ics(lake, SETTINGS, [export], "bob@northwind.com", since=None, until=None)
     assert (bob.imported, bob.unchanged) == (3, 0)  # the same feed, another account: all new
-    files = lake.files("events")
+    version = lake.table("events").version()
+    sync_updated = "SELECT updated FROM events WHERE id LIKE '%/sync' AND account = $ann"
+    (before,) = lake.connect().execute(sync_updated, {"ann": ANN}).fetchone()
     again = imp(lake, write(tmp_path, "work-newer.ics", calendar("Work", QBR, SYNC_MOVED)))
     assert (again.imported, again.updated, again.removed, again.unchanged) == (0, 1, 1, 1)
-    assert len(lake.files("events")) == len(files) + 1
+    assert lake.table("events").version() == version + 1  # the whole import is one commit
     con = lake.connect()
     rows = con.execute("SELECT account, count(*) FROM events GROUP BY account ORDER BY account").fetchall()
     assert rows == [(ANN, 2), ("bob@northwind.com", 3)]
-    (moved, before) = con.execute(
-        "SELECT max(updated), min(updated) FROM read_parquet($files) WHERE id LIKE '%/sync' AND account = $ann",
-        {"files": [str(p) for p in lake.files("events")], "ann": ANN},
-    ).fetchone()
+    (moved,) = con.execute(sync_updated, {"ann": ANN}).fetchone()
     assert moved > before  # the newer version wins even though the export kept its LAST-MODIFIED
 
 

@@ -8,11 +8,11 @@ import mailbox
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from connectors.mail.reader import mail_folders
 from connectors.mail.threads import components, joined_threads
 from timeaudit.core.config import parse_settings
+from timeaudit.core.model import MESSAGE_SCHEMA
 from timeaudit.lake.imports import import_mail
 from timeaudit.lake.store import Lake
 
@@ -193,14 +193,14 @@ def test_a_lake_with_mailbox_names_in_ids_is_replaced_by_a_new_import_without_do
     inbox = mbox(tmp_path / "Zanzibar.mbox", message(1), message(2), message(3))
     lake = Lake(tmp_path / "data")
     import_mail(lake, SETTINGS, [inbox], ANN)
-    # Rewrite the batch as an older version wrote it: "<mailbox slug>/<Message-ID>", no mailbox labels.
-    (path,) = lake.files("messages")
-    old = pq.read_table(path)
+    # The records as an older version wrote them: "<mailbox slug>/<Message-ID>", no mailbox labels.
+    columns = ", ".join(f'"{name}"' for name in MESSAGE_SCHEMA.names)
+    old = lake.connect().sql(f"SELECT {columns} FROM messages").to_arrow_table()
     ids = pa.array([f"zanzibar/{m}" for m in old["message_id"].to_pylist()])
     labels = pa.array([[] for _ in range(old.num_rows)], pa.list_(pa.string()))
     old = old.set_column(old.schema.get_field_index("id"), "id", ids)
     old = old.set_column(old.schema.get_field_index("labels"), "labels", labels)
-    pq.write_table(old, path)
+    lake.replace_source("messages", "mail", [old])
     assert {row["id"] for row in rows(lake)} == {"zanzibar/m1@acme.com", "zanzibar/m2@acme.com", "zanzibar/m3@acme.com"}
 
     report = import_mail(lake, SETTINGS, [inbox], ANN)

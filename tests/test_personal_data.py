@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from timeaudit.core.config import find_config, load_settings
 from timeaudit.lake.personal_data import Scrubber
@@ -122,11 +123,11 @@ def test_forget_leaves_no_trace_and_others_figures_hold(data):
     lake.write_cursor("gmail", person, {"history_id": "42"})
     # Another account's cursor naming them: a calendar of theirs shared with a colleague.
     lake.write_cursor("google-calendar", other, {"calendars": {person: {"sync_token": TOKEN}}})
-    # A derived table (timeaudit metrics) and the leftover of a write that never finished.
+    # A derived table (timeaudit metrics) and the leftover of a write that never committed.
     derived = data / "derived" / "weekly_metrics"
     derived.mkdir(parents=True)
     pq.write_table(pa.table({"person": [person, other], "hours": [1.0, 2.0]}), derived / "part-0.parquet")
-    debris = next(iter(lake.files("events"))).with_name(".batch-crashed.parquet.tmp")
+    debris = next(iter(lake.files("events"))).with_name("part-00000-crashed-c000.zstd.parquet")
     pq.write_table(pa.table({"account": [person]}), debris)
     os.utime(debris, (time.time() - 7200,) * 2)
     assert traces(data / "lake", person), "the demo names them before"
@@ -163,7 +164,8 @@ def test_forget_touches_nobody_whose_address_merely_contains_theirs(tmp_path):
     lake = Lake(tmp_path)
     ann, others = "ann@northwind.com", ["joann@northwind.com", "bob.ann@northwind.com", "ann@northwind.com.au"]
     start, end = utc(2026, 11, 17, 10), utc(2026, 11, 17, 11)
-    kept_file = lake.write_batch("events", "test", [event(others[0], start, end, with_=others[1:], id="x")])
+    lake.write_batch("events", "test", [event(others[0], start, end, with_=others[1:], id="x")])
+    (kept_file,) = lake.files("events")
     mtime = kept_file.stat().st_mtime_ns
     lake.write_batch(
         "events",
@@ -218,16 +220,18 @@ def csv_rows(text: str) -> list[dict[str, str]]:
 
 
 def mentions_by_duckdb(folder: Path, person: str) -> dict[str, set[tuple]]:
-    """(account, id, how) of every live record naming ``person``, straight from the Parquet files."""
+    """(account, id, how) of every live record naming ``person``, straight from the Parquet files
+    of each Delta table's latest snapshot (as deltalake lists them)."""
     con = duckdb.connect()
     found = {}
-    live = """
-        SELECT * FROM read_parquet('{folder}/lake/{table}/*/*.parquet', hive_partitioning = true)
-        QUALIFY row_number() OVER (PARTITION BY source, account, id ORDER BY updated DESC, ingested_at DESC) = 1
-    """
+
+    def live(folder: Path, table: str) -> str:
+        files = DeltaTable(str(folder / "lake" / table)).file_uris()
+        return f"SELECT * FROM read_parquet({files!r}, hive_partitioning = true)"
+
     found["events"] = set(
         con.execute(
-            f"""SELECT account, id FROM ({live.format(folder=folder, table="events")})
+            f"""SELECT account, id FROM ({live(folder, "events")})
                 WHERE NOT deleted AND (account = $p OR organizer = $p
                    OR len(list_filter(attendees, lambda a: a.email = $p)) > 0)""",
             {"p": person},
@@ -235,7 +239,7 @@ def mentions_by_duckdb(folder: Path, person: str) -> dict[str, set[tuple]]:
     )
     found["messages"] = set(
         con.execute(
-            f"""SELECT account, id FROM ({live.format(folder=folder, table="messages")})
+            f"""SELECT account, id FROM ({live(folder, "messages")})
                 WHERE NOT deleted AND (account = $p OR sender = $p
                    OR list_position(list_concat("to", cc), $p) IS NOT NULL)""",
             {"p": person},

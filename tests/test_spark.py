@@ -94,7 +94,7 @@ def _runnable(name: str) -> str:
         fill["raw"] = "(SELECT *, 0 AS position FROM raw_events)"
     if name.startswith("party_"):  # records without their party key, or with it
         table = name.removesuffix(".sql").rsplit("_", 1)[1]
-        fill["raw"] = f"raw_{table}" if name.startswith("party_keys_") else f"keyed_{table}"
+        fill["raw"] = f"raw_{table}" if name.startswith("party_keys_") else table
     used = {k: v for k, v in fill.items() if "{" + k + "}" in sql}
     sql = sql.format(**used) if used else sql  # a template; other braces are SQL (struct literals)
     return re.sub(r"\$\w+", "'someone@example.com'", sql)

@@ -1,8 +1,8 @@
-"""The lake: atomic batches, latest version wins, tombstones, readers beside writers."""
+"""The lake on Delta tables: one commit per write, the newer version wins, deletions delete,
+readers hold one snapshot beside writers, compaction and an old lake's conversion."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,11 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from timeaudit.core.errors import StoreError
-from timeaudit.core.model import SCHEMA_VERSION
-from timeaudit.lake.party_lists import party_lists_of
-from timeaudit.lake.store import Lake, sql_string
+from timeaudit.lake.store import Lake, records_to_arrow
 
-from records import event, message, utc
+from records import event, utc
 
 ME = "me@northwind.com"
 T0, T1 = utc(2026, 11, 17, 10), utc(2026, 11, 17, 11)
@@ -29,16 +27,18 @@ def live_rows(lake: Lake, columns: str = "id, status") -> list[tuple]:
     return lake.connect().execute(f"SELECT {columns} FROM events ORDER BY id").fetchall()
 
 
-def parquet_files(lake: Lake) -> list:
-    return sorted((lake.lake_dir / "events").rglob("*.parquet*"))
+def version(lake: Lake, table: str = "events") -> int:
+    dt = lake.table(table)
+    return -1 if dt is None else dt.version()
 
 
-def test_batch_lands_in_its_source_partition(tmp_path):
+def test_a_write_is_one_commit_in_its_source_partition(tmp_path):
     lake = Lake(tmp_path)
-    path = lake.write_batch("events", "google-calendar", [event(ME, T0, T1, id="a")])
-    assert path.parent.name == "source=google-calendar"
+    assert lake.write_batch("events", "google-calendar", [event(ME, T0, T1, id="a")]) == version(lake) == 1
+    (path,) = lake.files("events")
+    assert path.parent.parent.name == "source=google-calendar" and path.parent.name.startswith("bucket=")
+    assert (lake.lake_dir / "events" / "_delta_log").is_dir()
     assert live_rows(lake, "source, account, id") == [("google-calendar", ME, "a")]
-    assert json.loads((lake.lake_dir / "schema.json").read_text()) == {"schema_version": SCHEMA_VERSION}
 
 
 def test_newer_version_replaces_the_old_one(tmp_path):
@@ -50,18 +50,27 @@ def test_newer_version_replaces_the_old_one(tmp_path):
     assert live_rows(lake) == [("a", "tentative")]
 
 
-def test_same_updated_time_later_ingest_wins(tmp_path):
+def test_same_updated_time_later_write_wins(tmp_path):
     lake = Lake(tmp_path)
     lake.write_batch("events", "test", [event(ME, T0, T1, id="a")])
     lake.write_batch("events", "test", [event(ME, T0, T1, id="a", status="tentative")])
     assert live_rows(lake) == [("a", "tentative")]
 
 
-def test_tombstone_hides_the_record(tmp_path):
+def test_a_deletion_deletes_the_record_and_keeps_no_row(tmp_path):
     lake = Lake(tmp_path)
     lake.write_batch("events", "test", [event(ME, T0, T1, id="a"), event(ME, T0, T1, id="b")])
     lake.write_batch("events", "test", [event(ME, T0, T1, id="a", deleted=True, updated=utc(2026, 2, 1))])
     assert live_rows(lake) == [("b", "confirmed")]
+    rows = [pq.read_table(p) for p in lake.files("events")]
+    assert sum(t.num_rows for t in rows) == 1 and not any(any(t["deleted"].to_pylist()) for t in rows)
+
+
+def test_an_older_deletion_leaves_a_newer_record(tmp_path):
+    lake = Lake(tmp_path)
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a", updated=utc(2026, 2, 1))])
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a", deleted=True, updated=utc(2026, 1, 1))])
+    assert live_rows(lake) == [("a", "confirmed")]
 
 
 def test_same_id_in_two_accounts_or_sources_are_two_records(tmp_path):
@@ -72,9 +81,8 @@ def test_same_id_in_two_accounts_or_sources_are_two_records(tmp_path):
 
 
 def test_a_record_repeated_in_one_batch_lands_once_newest_first(tmp_path):
-    # A source held in one file is read without ranking versions, which relies on this.
     lake = Lake(tmp_path)
-    path = lake.write_batch(
+    lake.write_batch(
         "events",
         "test",
         [
@@ -84,22 +92,23 @@ def test_a_record_repeated_in_one_batch_lands_once_newest_first(tmp_path):
             event(ME, T0, T1, id="b", status="tentative"),  # the later of two equal versions
         ],
     )
-    assert pq.read_table(path).num_rows == 2
+    assert sum(pq.read_metadata(p).num_rows for p in lake.files("events")) == 2
     assert live_rows(lake) == [("a", "tentative"), ("b", "tentative")]
 
 
-def test_a_regenerated_source_is_one_file_with_each_record_once(tmp_path):
-    from timeaudit.lake.store import records_to_arrow
-
+def test_a_regenerated_source_replaces_its_partition_in_one_commit(tmp_path):
     lake = Lake(tmp_path)
+    lake.write_batch("events", "demo", [event(ME, T0, T1, id="old")])
+    lake.write_batch("events", "other", [event(ME, T0, T1, id="kept")])
     first = records_to_arrow("events", [event(ME, T0, T1, id="a", updated=utc(2026, 1, 1)), event(ME, T0, T1, id="b")])
     again = records_to_arrow("events", [event(ME, T0, T1, id="a", status="tentative", updated=utc(2026, 1, 2))])
+    before = version(lake)
     assert lake.replace_source("events", "demo", [first, again]) == 2
-    assert len(lake.files("events")) == 1
-    assert live_rows(lake) == [("a", "tentative"), ("b", "confirmed")]
+    assert version(lake) == before + 1
+    assert live_rows(lake) == [("a", "tentative"), ("b", "confirmed"), ("kept", "confirmed")]
 
 
-def test_a_lone_tombstone_hides_nothing_and_is_not_shown(tmp_path):
+def test_a_lone_deletion_deletes_nothing(tmp_path):
     lake = Lake(tmp_path)
     lake.write_batch("events", "test", [event(ME, T0, T1, id="gone", deleted=True), event(ME, T0, T1, id="kept")])
     lake.write_batch("events", "other", [event(ME, T0, T1, id="x")])
@@ -115,26 +124,7 @@ def test_failing_record_stream_writes_nothing(tmp_path):
 
     with pytest.raises(RuntimeError):
         lake.write_batch("events", "test", records())
-    assert parquet_files(lake) == []
-
-
-def test_write_failing_halfway_leaves_no_partial_file(tmp_path, monkeypatch):
-    lake = Lake(tmp_path)
-    lake.write_batch("events", "test", [event(ME, T0, T1, id="a")])
-    real_write = pq.write_table
-
-    def half_write(table, where, **kwargs):
-        real_write(table.slice(0, 1), where, **kwargs)
-        with open(where, "r+b") as f:
-            f.truncate(100)  # a torn file, as a crash would leave it
-        raise OSError("disk full")
-
-    monkeypatch.setattr(pq, "write_table", half_write)
-    with pytest.raises(OSError):
-        lake.write_batch("events", "test", [event(ME, T0, T1, id=f"b{i}") for i in range(100)])
-    assert [p.name for p in parquet_files(lake)] == [p.name for p in lake.files("events")]
-    assert len(lake.files("events")) == 1
-    assert live_rows(lake) == [("a", "confirmed")]
+    assert lake.files("events") == [] and version(lake) == -1
 
 
 WRITER = textwrap.dedent(
@@ -152,7 +142,7 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_killed_writer_leaves_only_whole_batches(tmp_path):
+def test_killed_writer_leaves_only_whole_commits(tmp_path):
     tests_dir = os.path.dirname(__file__)
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER.format(tests=tests_dir, root=str(tmp_path))],
@@ -161,19 +151,17 @@ def test_killed_writer_leaves_only_whole_batches(tmp_path):
     )
     assert proc.stdout.readline().strip() == "ready"
     lake = Lake(tmp_path)
-    deadline = time.monotonic() + 30
-    while len(lake.files("events")) < 3 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    while version(lake) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    files = lake.files("events")
-    assert len(files) >= 3
-    for f in files:  # every visible batch is whole
-        assert pq.read_metadata(f).num_rows == 20000
+    assert version(lake) >= 3
+    assert sum(pq.read_metadata(f).num_rows for f in lake.files("events")) == 20000  # every file whole
     assert lake.connect().execute("SELECT count(*) FROM events").fetchall() == [(20000,)]
 
 
-def test_reader_keeps_working_while_a_writer_adds_batches(tmp_path):
+def test_reader_keeps_working_while_a_writer_commits(tmp_path):
     lake = Lake(tmp_path)
     lake.write_batch("events", "test", [event(ME, T0, T1, id="seed")])
     stop = threading.Event()
@@ -181,7 +169,7 @@ def test_reader_keeps_working_while_a_writer_adds_batches(tmp_path):
 
     def writer():
         i = 0
-        while not stop.is_set() and i < 200:
+        while not stop.is_set() and i < 100:
             lake.write_batch("events", "test", [event(ME, T0, T1, id=f"w{i}")])
             written.append(i)
             i += 1
@@ -200,6 +188,21 @@ def test_reader_keeps_working_while_a_writer_adds_batches(tmp_path):
     assert lake.connect().execute("SELECT count(*) FROM events").fetchall()[0][0] == len(written) + 1
 
 
+def test_threads_commit_concurrently_and_none_is_lost(tmp_path):
+    lake = Lake(tmp_path)
+
+    def writer(n: int) -> None:
+        for k in range(4):
+            lake.write_batch("events", "test", [event(f"p{n}@northwind.com", T0, T1, id=f"e{k}")])
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert lake.connect().execute("SELECT count(*) FROM events").fetchall() == [(24,)]
+
+
 def test_open_reader_sees_a_consistent_snapshot(tmp_path):
     lake = Lake(tmp_path)
     lake.write_batch("events", "test", [event(ME, T0, T1, id="a")])
@@ -209,39 +212,35 @@ def test_open_reader_sees_a_consistent_snapshot(tmp_path):
     assert lake.connect().execute("SELECT count(*) FROM events").fetchall() == [(2,)]
 
 
-def test_schema_mismatch_asks_for_a_rebuild(tmp_path):
-    lake = Lake(tmp_path)
-    lake.write_batch("events", "test", [event(ME, T0, T1, id="a")])
-    (lake.lake_dir / "schema.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
-    with pytest.raises(StoreError, match="rebuild"):
-        lake.connect()
-    with pytest.raises(StoreError, match="rebuild"):
-        lake.write_batch("events", "test", [event(ME, T0, T1, id="b")])
-
-
-def test_compaction_keeps_the_same_live_records(tmp_path):
+def test_compaction_keeps_the_same_live_records_and_an_open_reader_its_files(tmp_path):
     lake = Lake(tmp_path)
     for i in range(5):
-        lake.write_batch(
-            "events", "test", [event(ME, T0, T1, id=f"e{i}"), event(ME, T0, T1, id="same", updated=utc(2026, 1, 1 + i))]
-        )
+        lake.write_batch("events", "test", [event(ME, T0, T1, id=f"e{i}", updated=utc(2026, 1, 1 + i))])
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="e4", status="tentative", updated=utc(2026, 2, 1))])
     lake.write_batch("events", "test", [event(ME, T0, T1, id="e0", deleted=True, updated=utc(2026, 3, 1))])
     before = live_rows(lake, "id, updated")
-    assert lake.compact("events") == (6, 1)
+    reading = lake.connect()  # a reader holding the snapshot before compaction
+    files_before = len(lake.files("events"))
+    assert files_before > 1
+    assert lake.compact("events") == (files_before, 1)
     assert live_rows(lake, "id, updated") == before
+    # The vacuum keeps what a snapshot of the last hour uses: the open reader still reads.
+    assert reading.execute("SELECT id, updated FROM events ORDER BY id").fetchall() == before
     assert lake.compact("events") == (1, 1)
 
 
-def test_each_batch_keeps_its_distinct_party_lists_beside_it(tmp_path):
+def test_party_keys_are_stored_and_the_distinct_lists_read_from_the_snapshot(tmp_path):
     lake = Lake(tmp_path)
     team = ["ann@northwind.com", "bo@acme.com"]
     meeting = [event(ME, T0, T1, id=f"m{i}", with_=team, organizer=ME) for i in range(3)]
-    path = lake.write_batch("events", "test", [*meeting, event(ME, T0, T1, id="solo")])
-    lists = pq.read_table(lake.party_lists_path("events", path)).to_pylist()
-    assert sorted(len(row["addresses"]) for row in lists) == [1, 3]  # three copies of one list, and the solo one
-    keys = lake.connect().execute("SELECT id, party_key FROM events ORDER BY id").fetchall()
+    lake.write_batch("events", "test", [*meeting, event(ME, T0, T1, id="solo")])
+    con = lake.connect()
+    lists = con.execute("SELECT party_key, addresses FROM event_party_lists").fetchall()
+    assert sorted(len(addresses) for _, addresses in lists) == [1, 3]  # three copies of one list, and the solo one
+    keys = con.execute("SELECT id, party_key FROM events ORDER BY id").fetchall()
     assert len({key for id_, key in keys if id_.startswith("m")}) == 1
-    assert {key for _, key in keys} == {row["party_key"] for row in lists}
+    assert {key for _, key in keys} == {key for key, _ in lists}
+    assert pq.read_schema(lake.files("events")[0]).field("party_key").type == "int64"
 
 
 def _classified(lake: Lake) -> list[tuple]:
@@ -250,44 +249,6 @@ def _classified(lake: Lake) -> list[tuple]:
 
     con = open_analysis(lake, Settings()).con
     return con.execute("SELECT id, category, reason FROM classified_events ORDER BY id").fetchall()
-
-
-def test_a_lake_from_before_party_keys_reads_the_same_and_compaction_brings_it_up_to_date(tmp_path):
-    lake = Lake(tmp_path)
-    path = lake.write_batch(
-        "events",
-        "test",
-        [
-            event(ME, T0, T1, id="customer", with_=["bo@acme.com"]),
-            event(ME, T0, T1, id="internal", with_=["ann@northwind.com"]),
-            event(ME, T0, T1, id="solo"),
-        ],
-    )
-    expected = _classified(lake)
-    # As an older timeaudit wrote it: no key in the file, no lists beside it.
-    pq.write_table(pq.read_table(path).drop_columns(["party_key"]), path)
-    lake.party_lists_path("events", path).unlink()
-    assert _classified(lake) == expected
-    assert lake.outdated("events") == 1
-    assert lake.compact("events") == (1, 1)
-    assert lake.outdated("events") == 0
-    (updated,) = lake.files("events")
-    assert "party_key" in pq.read_schema(updated).names
-    assert lake.party_lists_path("events", updated).exists()
-    assert _classified(lake) == expected
-    assert lake.compact("events") == (1, 1)
-    assert lake.files("events") == [updated]  # up to date: left as it is
-
-
-def test_compaction_removes_the_party_lists_of_merged_batches(tmp_path):
-    lake = Lake(tmp_path)
-    for i in range(3):
-        lake.write_batch("events", "test", [event(ME, T0, T1, id=f"e{i}", with_=[f"p{i}@acme.com"])])
-    lake.compact("events")
-    (merged,) = lake.files("events")
-    kept = sorted((lake.lake_dir / "party_lists" / "events").rglob("*.parquet"))
-    assert kept == [lake.party_lists_path("events", merged)]
-    assert pq.read_table(kept[0]).num_rows == 3
 
 
 def test_cursor_round_trip_and_clear(tmp_path):
@@ -299,39 +260,13 @@ def test_cursor_round_trip_and_clear(tmp_path):
     assert lake.read_cursor("google-calendar", ME) is None
 
 
-def test_analysis_survives_a_compaction_between_listing_and_reading(tmp_path, monkeypatch):
-    from timeaudit.analysis.metrics import open_analysis
-    from timeaudit.core.config import Settings
-
-    lake = Lake(tmp_path)
-    for i in range(3):
-        lake.write_batch("events", "test", [event(ME, T0, T1, id=f"e{i}")])
-    stale = lake.files("events")
-    real_files = Lake.files
-    calls = {"n": 0}
-
-    def files_listed_before_compaction(self, table):
-        if table != "events":
-            return real_files(self, table)
-        calls["n"] += 1
-        return stale if calls["n"] == 1 else real_files(self, table)
-
-    lake.compact("events")  # the files listed before are gone now
-    monkeypatch.setattr(Lake, "files", files_listed_before_compaction)
-    analysis = open_analysis(lake, Settings())
-    assert analysis.con.execute("SELECT count(*) FROM classified_events").fetchall() == [(3,)]
-    assert calls["n"] == 2  # the stale listing failed to read, the second one read the compacted file
-
-
 def test_forget_removes_one_account_and_rewrites_only_its_files(tmp_path):
-    import subprocess
-    import sys
-
     lake = Lake(tmp_path)
     other = "ann@northwind.com"
-    mixed = lake.write_batch("events", "test", [event(ME, T0, T1, id="a"), event(other, T0, T1, id="a")])
-    untouched = lake.write_batch("events", "test", [event(other, T0, T1, id="b")])
-    only_me = lake.write_batch("events", "test", [event(ME, T0, T1, id="c")])
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a"), event(other, T0, T1, id="a")])
+    lake.write_batch("events", "elsewhere", [event(other, T0, T1, id="b")])
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="c")])
+    (untouched,) = lake.files("events", "elsewhere")
     lake.write_cursor("test", ME, {"token": "x"})
     before = untouched.stat().st_mtime_ns
     result = subprocess.run(
@@ -343,8 +278,9 @@ def test_forget_removes_one_account_and_rewrites_only_its_files(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Removed 2 calendar events" in result.stdout
     assert live_rows(lake, "account, id") == [(other, "a"), (other, "b")]
-    assert untouched.stat().st_mtime_ns == before
-    assert mixed.exists() and not only_me.exists()
+    assert lake.files("events", "elsewhere") == [untouched] and untouched.stat().st_mtime_ns == before
+    on_disk = sorted((lake.lake_dir / "events").rglob("*.parquet"))
+    assert on_disk == lake.files("events")  # the vacuum left no file outside the snapshot
     assert lake.read_cursor("test", ME) is None
 
 
@@ -361,40 +297,42 @@ def test_analysis_memory_is_capped_and_a_bad_cap_is_named(tmp_path, monkeypatch)
         lake.connect()
 
 
-def test_party_lists_made_in_memory_are_the_ones_made_from_the_file(tmp_path):
-    """write_arrow makes a batch's lists from the batch in memory (timeaudit.lake.party_lists);
-    compaction and old files make them with party_lists_<table>.sql: the same lists."""
-    from timeaudit.lake.sql import read_sql
-    from timeaudit.lake.store import COPY_OPTIONS, _read_parquet, records_to_arrow, sql_string, with_party_key
+def _old_format_lake(root) -> None:
+    """A lake as timeaudit wrote it before Delta tables: batch files, a tombstone, schema.json."""
+    folder = root / "lake" / "events" / "source=test"
+    folder.mkdir(parents=True)
+    first = records_to_arrow("events", [event(ME, T0, T1, id="a"), event(ME, T0, T1, id="b", updated=utc(2026, 1, 1))])
+    later = records_to_arrow(
+        "events",
+        [
+            event(ME, T0, T1, id="a", deleted=True, updated=utc(2026, 12, 1)),
+            event(ME, T0, T1, id="b", status="tentative", updated=utc(2026, 1, 2)),
+        ],
+    )
+    pq.write_table(first, folder / "batch-20260101T000000000000-aaaaaaaa.parquet")
+    pq.write_table(later, folder / "batch-20260102T000000000000-bbbbbbbb.parquet")
+    (root / "lake" / "party_lists" / "events").mkdir(parents=True)
+    (root / "lake" / "schema.json").write_text('{"schema_version": 1}')
 
+
+def test_an_old_lake_asks_for_upgrade_and_upgrade_converts_it(tmp_path):
+    _old_format_lake(tmp_path)
     lake = Lake(tmp_path)
-    events = [
-        event(ME, T0, T1, with_=["Ann@Northwind.com", "bo@acme.com", "ann@northwind.com"], organizer="BO@acme.com"),
-        event(ME, T0, T1, with_=["ann@northwind.com", "bo@acme.com", "ann@northwind.com"], organizer="bo@acme.com"),
-        event(ME, T1, T1, with_=["ann@northwind.com", "bo@acme.com", "ann@northwind.com"], organizer="bo@acme.com"),
-        event(ME, T0, T1, organizer=""),  # nobody: an empty list
-        event("cy@northwind.com", T0, T1, with_=["bo@acme.com", ""], organizer="cy@northwind.com"),
-    ]
-    messages = [
-        message(ME, T0, sender="Bo@Acme.com", to=[ME, "ann@northwind.com"], cc=["ann@northwind.com", "DI@x.org"]),
-        message(ME, T0, sender="bo@acme.com", to=[ME], cc=[]),
-        message(ME, T0, sender="", to=[], cc=[]),
-        message(ME, T1, sender="bo@acme.com", to=[ME], cc=[]),  # the same list as the second
-    ]
-    for table, records in (("events", events), ("messages", messages)):
-        data = with_party_key(table, records_to_arrow(table, records))
-        path = tmp_path / f"{table}.parquet"
-        pq.write_table(data, path)
-        query = read_sql(f"party_lists_{table}.sql").format(raw=_read_parquet([path], hive=False))
-        con = lake.connect()
-        con.execute(f"COPY ({query}) TO {sql_string(tmp_path / 'sql.parquet')} ({COPY_OPTIONS})")
-        pq.write_table(party_lists_of(table, data), tmp_path / "arrow.parquet")
-        from_sql, from_arrow = (_sorted_lists(con, tmp_path / name) for name in ("sql.parquet", "arrow.parquet"))
-        assert from_arrow == from_sql
-        assert len(from_arrow) == len(set(data["party_key"].to_pylist())) < len(records)  # each list once
-        assert () in {addresses for _, addresses in from_arrow}
+    with pytest.raises(StoreError, match="timeaudit upgrade"):
+        lake.connect()
+    with pytest.raises(StoreError, match="timeaudit upgrade"):
+        lake.write_batch("events", "test", [event(ME, T0, T1, id="c")])
 
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "timeaudit.cli", *args, "--data", str(tmp_path)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
-def _sorted_lists(con, path) -> list[tuple]:
-    rows = con.execute(f"SELECT party_key, list_sort(addresses) FROM {sql_string(path)} ORDER BY 1").fetchall()
-    return [(key, tuple(addresses)) for key, addresses in rows]
+    refused = cli("compact")
+    assert refused.returncode == 2 and "timeaudit upgrade" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    done = cli("upgrade")
+    assert done.returncode == 0, done.stderr
+    assert "events: 2 batch files -> Delta table with 1 records (test)" in done.stdout
+    assert live_rows(lake) == [("b", "tentative")]
+    assert sorted(p.name for p in (tmp_path / "lake").iterdir()) == ["events"]
+    assert "nothing to do" in cli("upgrade").stdout

@@ -182,8 +182,8 @@ def _local_to_utc(local: pd.DatetimeIndex, tz: str) -> pd.DatetimeIndex:
 
 
 def open_analysis(lake: Lake, settings: Settings, attempts: int = 3) -> Analysis:
-    """Classify the lake's records for these settings. A batch file that `timeaudit compact`
-    removes between listing and reading makes the read fail; listing again then succeeds."""
+    """Classify the lake's records for these settings. A data file that `timeaudit forget`
+    vacuums between listing and reading makes the read fail; a new snapshot then succeeds."""
     for attempt in range(attempts):
         try:
             return _open_analysis(lake, settings)

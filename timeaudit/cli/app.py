@@ -10,7 +10,7 @@ from timeaudit.cli.dashboard import dashboard
 from timeaudit.cli.demo import demo
 from timeaudit.cli.google import auth_app
 from timeaudit.cli.imports import import_app
-from timeaudit.cli.maintenance import compact, doctor
+from timeaudit.cli.maintenance import compact, doctor, upgrade
 from timeaudit.cli.metrics import metrics
 from timeaudit.cli.microsoft import auth_microsoft
 from timeaudit.cli.personal_data import export_mine, forget
@@ -41,6 +41,7 @@ app.command("export-mine")(export_mine)
 app.command()(compact)
 app.command()(doctor)
 auth_app.command("microsoft")(auth_microsoft)
+app.command()(upgrade)
 app.add_typer(auth_app, name="auth")
 app.add_typer(sync_app, name="sync")
 app.command("metrics")(metrics)

@@ -1,5 +1,5 @@
-"""`timeaudit compact` and `doctor`: keep the lake's files few and current, and say what data,
-settings and sources are found and what is wrong."""
+"""`timeaudit compact`, `upgrade` and `doctor`: keep the lake's files few, convert a lake of the
+format before Delta tables, and say what data, settings and sources are found and what is wrong."""
 
 from __future__ import annotations
 
@@ -11,26 +11,35 @@ from timeaudit.lake.store import default_data_dir
 
 @user_errors
 def compact(data: DataOption = None, config: ConfigOption = None) -> None:
-    """Merge each source's small batch files into one, keeping only the latest versions, and
-    bring files written by an older timeaudit up to date."""
+    """Rewrite each table's small files into few (Delta optimize), then remove the files no
+    snapshot of the last hour uses (vacuum), so a reader mid-read keeps its files."""
     lake, _ = open_workspace(data, config)
     lake.check_schema()
     for table in ("events", "messages"):
-        outdated = lake.outdated(table)
         before, after = lake.compact(table)
-        out.print(f"{table}: {compaction_line(before, after, outdated)}")
+        out.print(f"{table}: {compaction_line(before, after)}")
 
 
-def compaction_line(before: int, after: int, outdated: int) -> str:
+def compaction_line(before: int, after: int) -> str:
     def files(n: int) -> str:
         return f"{n:,} file{'s' if n != 1 else ''}"
 
     if before > after:
-        older = f" ({outdated:,} written by an older timeaudit)" if outdated else ""
-        return f"{files(before)} merged into {after:,}{older}"
-    if outdated:
-        return f"{files(outdated)} brought up to date"
+        return f"{files(before)} merged into {after:,}"
     return f"{files(before)}, nothing to do"
+
+
+@user_errors
+def upgrade(data: DataOption = None, config: ConfigOption = None) -> None:
+    """Convert a lake of the format before Delta tables (batch files) into Delta tables."""
+    from timeaudit.lake.upgrade import upgrade_lake
+
+    lake, _ = open_workspace(data, config)
+    converted = upgrade_lake(lake)
+    if not converted:
+        out.print(f"{lake.lake_dir}: already Delta tables, nothing to do")
+    for table in converted:
+        out.print(table.line(), highlight=False)
 
 
 @user_errors

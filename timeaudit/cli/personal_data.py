@@ -23,7 +23,8 @@ def forget(
     """Remove a person's calendar and email records and sync cursors from the lake, and their
     address from everyone else's records (it becomes forgotten@<their domain>).
 
-    Only the batch files that mention them are rewritten. Run it while no sync is running.
+    Only the files that mention them are rewritten; the old files are removed at once, so run
+    it while no sync is running.
     The roster is yours to edit; a later sync of their account would bring the records back.
     """
     from timeaudit.lake.personal_data import checked_address, forget_person, user_files_naming
@@ -50,10 +51,6 @@ def forget(
             f"  derived tables removed, all computed with their records: {', '.join(done.derived_removed)}; "
             "recompute them with `timeaudit metrics` once the roster no longer lists them"
         )
-    if done.debris_removed:
-        say(f"  leftovers of interrupted writes removed: {done.debris_removed}")
-    for path in done.debris_left:
-        err.print(f"[yellow]Note:[/yellow] {path} is being written right now; run forget again when it is done.")
     try:
         for path, where in user_files_naming(settings, email):
             say(f"[yellow]{path} still names them ({where}):[/yellow] edit it yourself; timeaudit never does.")

@@ -90,7 +90,7 @@ def data_findings(data_dir: Path, config: Path | None) -> list[Finding]:
     held = holdings(con)
     for table in TABLES:
         files = lake.files(table)
-        findings.append(("ok", f"{table}: {len(files)} batch files"))
+        findings.append(("ok", f"{table}: Delta table, {len(files)} files"))
         for _, source, n, n_accounts, lo, hi, _ in (h for h in held if h[0] == table):
             findings.append(
                 ("info", f"  {source}: {n:,} records, {n_accounts} accounts, {lo:%Y-%m-%d} to {hi:%Y-%m-%d}")

@@ -1,22 +1,21 @@
 """The lake's side of mirror sources (exported files): what a read gives is all there is
-within what it covers (``connectors.base``), landed as one atomic batch.
+within what it covers (``connectors.base``), landed as one commit.
 
 The records read are compared with what the lake holds for that account and source:
 
 - a record the lake lacks is *imported*; one whose content differs is *updated* (a newer
   version wins, however the export stamped it); an identical one is left alone, so
   importing the same file twice changes nothing;
-- a record the lake holds that the read covers but no longer has is *removed* (a tombstone).
+- a record the lake holds that the read covers but no longer has is *removed* (deleted).
 
-Everything an import changes lands in a single batch file, written whole and renamed into
-place: a killed import leaves the lake as it was, never half-imported. Items a source cannot
+Everything an import changes lands in one commit (one merge, ``Lake.write_arrow``): a killed
+import leaves the lake as it was, never half-imported. Items a source cannot
 read are reported with their reason and the rest still import; when no file could be read
 at all the import stops with ``NothingImported`` naming each file.
 """
 
 from __future__ import annotations
 
-import functools
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from connectors.base import Coverage, Cursor, MirrorSource
 from timeaudit.core.errors import UserError
@@ -63,7 +61,7 @@ class ImportReport:
 
 
 def land_mirror(lake: Lake, source: MirrorSource) -> ImportReport:
-    """Read a mirror source's one account and land what changed as one batch."""
+    """Read a mirror source's one account and land what changed as one commit."""
     [account] = source.accounts()
     report = ImportReport(source.name, account)
     records = read_all(source.table, source.read(account, Cursor()), report)
@@ -118,7 +116,7 @@ def _land(
     scope: Coverage,
     combine: Combine | None = None,
 ) -> ImportReport:
-    """Compare with the lake (column by column, in DuckDB) and write what changed as one batch.
+    """Compare with the lake (column by column, in DuckDB) and write what changed as one commit.
     ``combine`` makes of the records read and the lake's what is to land (mail: every copy of a
     message as one, threads over all of them)."""
     lake.check_schema()
@@ -143,9 +141,9 @@ def _land(
     later = pc.add(before, ONE_MICROSECOND)  # null where the lake lacks the record
     updated = pc.if_else(pc.fill_null(pc.greater(later, new["updated"]), False), later, new["updated"])
     new = new.set_column(new.schema.get_field_index("updated"), "updated", updated)
-    tombstones = _tombstones(table, live.filter(pc.invert(pc.is_in(live["id"], value_set=new["id"]))), scope, now)
-    report.removed += tombstones.num_rows
-    lake.write_arrow(table, report.source, pa.concat_tables([new.filter(pc.invert(same)), tombstones]))
+    deletions = _deletions(table, live.filter(pc.invert(pc.is_in(live["id"], value_set=new["id"]))), scope, now)
+    report.removed += deletions.num_rows
+    lake.write_arrow(table, report.source, pa.concat_tables([new.filter(pc.invert(same)), deletions]))
     return report
 
 
@@ -158,8 +156,8 @@ def _to_arrow(table: str, records: list[dict], ingested_at: datetime) -> pa.Tabl
     return columns_to_arrow(table, given, len(records), ingested_at)
 
 
-def _tombstones(table: str, gone: pa.Table, scope: Coverage, now: datetime) -> pa.Table:
-    """Tombstones for the lake's records the export no longer has, where the import speaks for them."""
+def _deletions(table: str, gone: pa.Table, scope: Coverage, now: datetime) -> pa.Table:
+    """Deletions of the lake's records the export no longer has, where the import speaks for them."""
     rows = [
         dict(row, deleted=True, updated=max(now, row["updated"] + ONE_MICROSECOND), ingested_at=now)
         for row in gone.to_pylist()
@@ -192,28 +190,9 @@ def _compare(con, new: pa.Table, live: pa.Table) -> tuple[pa.ChunkedArray, pa.Ch
 
 
 def _may_hold(lake: Lake, table: str, source: str, account: str) -> bool:
-    """Whether any batch file of ``source`` can hold records of ``account``, by the min/max
-    statistics of its account column. A first import of an account then opens no DuckDB, which
-    costs about 0.1 s, as much as reading a few thousand messages."""
-    folder = lake.partition(table, source)
-    for path in lake.files(table):
-        if path.parent == folder:
-            ranges = _account_ranges(str(path), path.stat().st_mtime_ns)
-            if any(low is None or low <= account <= high for low, high in ranges):
-                return True
-    return False
-
-
-@functools.lru_cache(maxsize=4096)  # batch files never change; a new one has a new name
-def _account_ranges(path: str, _mtime_ns: int) -> tuple[tuple[str | None, str | None], ...]:
-    """(min, max) of the account column in each row group of a batch file; (None, None) unknown."""
-    metadata = pq.read_metadata(path)
-    column = next(i for i in range(metadata.num_columns) if metadata.schema.column(i).path == "account")
-    ranges = []
-    for group in range(metadata.num_row_groups):
-        stats = metadata.row_group(group).column(column).statistics
-        ranges.append((stats.min, stats.max) if stats is not None and stats.has_min_max else (None, None))
-    return tuple(ranges)
+    """Whether the account's bucket of ``source`` holds anything. A first import then mostly
+    opens no DuckDB, which costs about 0.1 s, as much as reading a few thousand messages."""
+    return bool(lake.files(table, source, account))
 
 
 # -- mail: one record per message and account, whatever mailboxes hold it ----------------------

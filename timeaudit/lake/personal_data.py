@@ -5,8 +5,10 @@ A person is in the lake twice over: as the account whose calendar and mailbox we
 and as a name in everyone else's records (organizer, attendee, sender, recipient, cc).
 Forgetting removes the first and scrubs the second: in other people's records their address
 becomes ``forgotten@<their domain>``, so attendee counts and the internal/external/customer
-split still hold while nobody is named. Only the batch files that mention them are rewritten,
-each written whole under a temporary name and renamed into place; the rest are not touched.
+split still hold while nobody is named. Both happen in one merge per table (only the files
+that mention them are rewritten), then a vacuum removes every file no longer in the table, so
+no file under the data folder holds them (the transaction log keeps statistics of time columns
+only, and the merge's predicate names no one).
 
 The roster is the user's own file: it is read, never edited; the user is told to remove the
 person there. A later sync of their account, or of a calendar shared with them, brings
@@ -18,11 +20,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import secrets
 import shutil
-import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,13 +38,23 @@ from timeaudit.core.model import TABLES
 from timeaudit.core.roster import ROSTER_COLUMNS
 from timeaudit.core.safe_text import neutralise, safe_frame
 from timeaudit.lake.sql import read_sql
-from timeaudit.lake.store import Lake, _atomic_write_bytes, write_parquet
+from timeaudit.lake.store import (
+    BUCKET,
+    PARTITION,
+    PARTY_KEY,
+    Lake,
+    _atomic_write_bytes,
+    partition_of,
+    snapshot_files,
+    stored_schema,
+    with_party_key,
+)
 
 FORGOTTEN = "forgotten"
 DERIVED_DIR = "derived"  # timeaudit.outputs.derived.DERIVED_DIR, without importing the metrics engine
-# Files named ".*" in the lake are writes that never finished (see Lake.write_arrow); younger
-# ones may belong to a sync running right now, so they are left alone and reported.
-_DEBRIS_AGE_S = 3600
+# Columns of the merge's source rows besides the table's: the key as the table holds it, and
+# whether the row goes (their own) or is replaced by its scrubbed version (others').
+_KEY_ACCOUNT, _KEY_ID, _DROP = "forget_key_account", "forget_key_id", "forget_drop"
 
 
 def checked_address(email: str) -> str:
@@ -61,7 +71,7 @@ class Scrubber:
     ``forgotten@<domain>``. An address *inside* a longer value (an id such as
     ``1on1-ann@example.com-3``, a kept title, a cursor's calendar id) becomes
     ``forgotten-<random>@<domain>``, the same within one run: ids stay consistent across
-    batch files and never collide with the ids of someone forgotten earlier.
+    files and tables and never collide with the ids of someone forgotten earlier.
     """
 
     def __init__(self, address: str):
@@ -110,8 +120,6 @@ class ForgetReport:
     cursors_removed: list[str] = field(default_factory=list)  # sources
     cursors_scrubbed: int = 0
     derived_removed: list[str] = field(default_factory=list)
-    debris_removed: int = 0
-    debris_left: list[Path] = field(default_factory=list)
 
 
 def forget_person(lake: Lake, email: str) -> ForgetReport:
@@ -123,43 +131,60 @@ def forget_person(lake: Lake, email: str) -> ForgetReport:
         report.tables[table] = _forget_in_table(lake, table, scrub)
     _forget_in_state(lake, scrub, report)
     _forget_in_derived(lake, report)
-    _remove_debris(lake, report)
     return report
 
 
 def _forget_in_table(lake: Lake, table: str, scrub: Scrubber) -> TableReport:
+    """Delete their own records and scrub others' in one merge, then vacuum every file the
+    table no longer uses. Run while no sync is running: the vacuum keeps no older snapshot."""
     result = TableReport()
-    for path in lake.files(table):
+    dt = lake.table(table)
+    if dt is None:
+        return result
+    changes = []
+    file_schema = pa.schema([f for f in stored_schema(table) if f.name not in (PARTITION, BUCKET)])
+    for path in snapshot_files(dt):
         result.files += 1
-        data = pq.ParquetFile(path).read()
-        own = pc.equal(pc.utf8_lower(data["account"]), scrub.address)
+        data = pq.read_table(path).cast(file_schema)
+        own = pc.fill_null(pc.equal(pc.utf8_lower(data["account"]), scrub.address), False)
+        scrubbed, changed = _scrub_table(data, scrub)
+        touched = pc.or_(own, changed)
         gone = pc.sum(own.cast("int64")).as_py() or 0
-        kept = data.filter(pc.invert(own)) if gone else data
-        kept, scrubbed = _scrub_table(kept, scrub)
-        if not gone and not scrubbed:
+        if not pc.any(touched).as_py():
             continue
         result.removed += gone
-        result.scrubbed += scrubbed
+        result.scrubbed += (pc.sum(touched.cast("int64")).as_py() or 0) - gone
         result.rewritten += 1
-        # The file's party lists name the address too: gone first, so a forget cut short
-        # leaves none behind (readers then find the lists in the file itself).
-        lake.remove_party_lists(table, path)
-        if kept.num_rows:
-            tmp = path.with_name(f".{path.name}.forget.tmp")
-            try:
-                write_parquet(kept, tmp)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
-            lake.write_party_lists(table, path, path)
-        else:
-            path.unlink()
-    lake.remove_stray_party_lists(table)
+        source, bucket = partition_of(path)
+        rows = scrubbed.filter(touched).drop_columns([PARTY_KEY])
+        rows = rows.append_column(PARTITION, pa.repeat(pa.scalar(source, pa.string()), rows.num_rows))
+        rows = rows.append_column(BUCKET, pa.repeat(pa.scalar(bucket, pa.int32()), rows.num_rows))
+        rows = with_party_key(table, rows)
+        rows = rows.append_column(_KEY_ACCOUNT, data["account"].filter(touched))
+        rows = rows.append_column(_KEY_ID, data["id"].filter(touched))
+        changes.append(rows.append_column(_DROP, own.filter(touched)))
+    if changes:
+        merged = pa.concat_tables(changes)
+        predicate = (
+            f"t.{PARTITION} = s.{PARTITION} AND t.{BUCKET} = s.{BUCKET} "
+            f"AND t.account = s.{_KEY_ACCOUNT} AND t.id = s.{_KEY_ID}"
+        )
+
+        def merge(dt) -> None:
+            (
+                dt.merge(merged, predicate, source_alias="s", target_alias="t")
+                .when_matched_delete(predicate=f"s.{_DROP}")
+                .when_matched_update_all(except_cols=[_KEY_ACCOUNT, _KEY_ID, _DROP])
+                .execute()
+            )
+
+        lake.commit(table, merge)
+    lake.vacuum(table, retention_hours=0, full=True)
     return result
 
 
-def _scrub_table(data: pa.Table, scrub: Scrubber) -> tuple[pa.Table, int]:
-    """``data`` with the address replaced in every string, nested ones included; and how many
+def _scrub_table(data: pa.Table, scrub: Scrubber) -> tuple[pa.Table, pa.Array]:
+    """``data`` with the address replaced in every string, nested ones included; and which
     rows changed. Columns that do not mention it are not decoded at all."""
     changed = [False] * data.num_rows
     for i, column in enumerate(data.columns):
@@ -169,7 +194,7 @@ def _scrub_table(data: pa.Table, scrub: Scrubber) -> tuple[pa.Table, int]:
         after = [scrub.value(v) for v in before]
         changed = [c or a != b for c, a, b in zip(changed, after, before, strict=True)]
         data = data.set_column(i, data.schema.field(i), pa.array(after, type=column.type))
-    return data, sum(changed)
+    return data, pa.array(changed, pa.bool_())
 
 
 def _may_mention(column, scrub: Scrubber) -> bool:
@@ -222,23 +247,6 @@ def _forget_in_derived(lake: Lake, report: ForgetReport) -> None:
     shutil.rmtree(folder)
 
 
-def _remove_debris(lake: Lake, report: ForgetReport) -> None:
-    if not lake.lake_dir.exists():
-        return
-    now = time.time()
-    for path in sorted(lake.lake_dir.rglob(".*")):
-        if not path.exists():  # inside a debris folder removed just before
-            continue
-        if now - path.stat().st_mtime < _DEBRIS_AGE_S:
-            report.debris_left.append(path)
-        elif path.is_dir():
-            shutil.rmtree(path)
-            report.debris_removed += 1
-        else:
-            path.unlink()
-            report.debris_removed += 1
-
-
 def roster_mentions(settings: Settings, address: str) -> tuple[Path | None, list[dict[str, str]], int]:
     """(roster file, the person's rows as written, how many rows name them as manager)."""
     path = settings.roster_path()
@@ -289,7 +297,7 @@ sync-state.json  Where each sync of your account left off; tokens are shown as "
 
 {titles}
 {subjects}
-Times are in UTC. Records replaced by a newer version and not yet compacted are not listed.
+Times are in UTC.
 """
 
 

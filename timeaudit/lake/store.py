@@ -1,17 +1,15 @@
-"""The Parquet lake under ``<data>/lake`` and the sync cursors under ``<data>/state``.
+"""The lake under ``<data>/lake`` (one Delta Lake table per record kind) and the sync cursors
+under ``<data>/state``.
 
-Over 400 lines on purpose: this storage is replaced whole by Delta Lake next, so it is not split first.
+Each table (``lake/events``, ``lake/messages``) is a Delta table written through ``deltalake``
+(delta-rs), partitioned by ``source``. A write is one merge on (source, account, id): the newer
+``updated`` wins (on a tie, the later write), a record marked ``deleted`` is deleted, so the table
+holds each record once and readers rank nothing. Readers take one snapshot (a table version) and
+hand its file list to DuckDB (``connect``). Events and messages carry the key of their party list
+(``party_key``); the distinct lists are found at read time (party_lists_<table>.sql).
 
-Layout: ``lake/<table>/source=<source>/<batch>.parquet``. A batch file is written under a
-temporary name and renamed into place, so a reader never sees half a file, and never edited
-afterwards. Readers open DuckDB in memory over the files present when they connect; the
-newest version of each ``(source, account, id)`` wins by ``updated`` then ``ingested_at``,
-and tombstones (``deleted``) hide what they replace.
-
-Events and messages carry the key of their party list (who is on the meeting or the message:
-``party_key``), and beside each of their batch files, under
-``lake/party_lists/<table>/source=<source>/`` with the same name, lie its distinct party lists,
-once each: readers classify lists, not copies, without reading every copy's long lists.
+File statistics are kept for time columns only, so the transaction log never names a person
+(``forget`` relies on it).
 """
 
 from __future__ import annotations
@@ -21,10 +19,14 @@ import itertools
 import json
 import operator
 import os
+import random
 import shutil
 import tempfile
+import threading
+import time
 import uuid
 import weakref
+import zlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,24 +35,33 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from deltalake import DeltaTable, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from timeaudit.core.errors import StoreError
-from timeaudit.core.model import ATTENDEE_TYPE, SCHEMA_VERSION, TABLES
-from timeaudit.lake.party_lists import party_lists_of
+from timeaudit.core.model import ATTENDEE_TYPE, TABLES
 from timeaudit.lake.sql import read_sql
 
 DATA_ENV = "TIMEAUDIT_DATA"
 MEMORY_ENV = "TIMEAUDIT_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "1GB"
-SCHEMA_FILE = "schema.json"
 _TMP_SUFFIX = ".tmp"
 # Readers scan a file's row groups in parallel, so one million-row group would leave a core idle.
 ROW_GROUP_ROWS = 100_000
-# How DuckDB writes a lake file straight from a query: as write_parquet does.
-COPY_OPTIONS = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
 PARTY_TABLES = ("events", "messages")
 PARTY_KEY = "party_key"
-PARTY_LISTS_DIR = "party_lists"
+PARTITION = "source"
+# Each source's records are spread over buckets by account (``account_bucket``), so that a merge
+# for a few accounts reads and rewrites only their buckets, not the source's every record.
+BUCKET = "bucket"
+BUCKETS = 16
+# Only these columns get file statistics in the transaction log: none of them names anyone.
+STATS_COLUMNS = {"events": "start,end,updated,ingested_at", "messages": "ts,updated,ingested_at"}
+# Files a compaction or merge replaced stay this long before ``compact`` removes them: longer
+# than any reader holds one snapshot (a reader re-snapshots whenever the table version moves).
+VACUUM_RETENTION_HOURS = 1
+COMMIT_ATTEMPTS = 20
+WRITER_PROPERTIES = WriterProperties(compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS)
 
 
 # The data folder holds personal data: what timeaudit creates is its user's only.
@@ -159,201 +170,166 @@ def _attendee_lists(lists: Iterable[tuple[tuple[str, str, bool], ...]], list_typ
 
 
 class Lake:
-    """One data folder: the lake of batch files plus the cursor state."""
+    """One data folder: a Delta table per record kind plus the cursor state."""
 
     def __init__(self, data_dir: Path | str):
         self.root = Path(data_dir)
         self.lake_dir = self.root / "lake"
         self.state_dir = self.root / "state"
 
-    # -- schema version -------------------------------------------------------------------
-    def _schema_path(self) -> Path:
-        return self.lake_dir / SCHEMA_FILE
+    # -- format ---------------------------------------------------------------------------
+    def old_format(self) -> bool:
+        """Whether the lake holds batch files of the format before Delta tables."""
+        if (self.lake_dir / "schema.json").exists():
+            return True
+        return any(
+            not (self.lake_dir / t / "_delta_log").is_dir() and any((self.lake_dir / t).glob("source=*/batch-*"))
+            for t in TABLES
+        )
 
     def check_schema(self) -> None:
-        """Stop with a clear message when the lake was written by another schema version."""
-        path = self._schema_path()
-        if not path.exists():
-            return
-        try:
-            found = json.loads(path.read_text())["schema_version"]
-        except (ValueError, KeyError):
+        """Stop with one clear line when the lake is of the format before Delta tables."""
+        if self.old_format():
             raise StoreError(
-                f"{path}: unreadable schema file; rebuild the lake (delete {self.lake_dir} and sync again)"
-            ) from None
-        if found != SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.lake_dir}: written by schema version {found}, this timeaudit reads version "
-                f"{SCHEMA_VERSION}; rebuild it: delete {self.lake_dir} and {self.state_dir}, then sync or import again"
+                f"{self.lake_dir}: a lake of the format before Delta tables; convert it once with "
+                f"`timeaudit upgrade --data {self.root}`"
             )
 
-    def _ensure_schema(self) -> None:
-        self.check_schema()
-        if not self._schema_path().exists():
-            _atomic_write_bytes(self._schema_path(), json.dumps({"schema_version": SCHEMA_VERSION}).encode())
-
-    # -- writing --------------------------------------------------------------------------
-    def partition(self, table: str, source: str) -> Path:
+    def table_path(self, table: str) -> Path:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")
-        if not source or "/" in source or source.startswith("."):
-            raise ValueError(f"bad source name {source!r}")
-        return self.lake_dir / table / f"source={source}"
+        return self.lake_dir / table
 
-    def write_batch(self, table: str, source: str, records: Iterable) -> Path | None:
-        """Write model records as one new batch file; None when there were no records."""
+    def table(self, table: str) -> DeltaTable | None:
+        """The table's latest snapshot, or None before its first write."""
+        try:
+            return DeltaTable(self.table_path(table))
+        except TableNotFoundError:
+            return None
+
+    def _create(self, table: str) -> DeltaTable:
+        schema = stored_schema(table)
+        config = {"delta.dataSkippingStatsColumns": STATS_COLUMNS[table]}
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                return DeltaTable.create(
+                    self.table_path(table),
+                    schema,
+                    mode="ignore",
+                    partition_by=[PARTITION, BUCKET],
+                    configuration=config,
+                )
+            except DeltaError:  # another writer created it at the same moment
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
+
+    # -- writing --------------------------------------------------------------------------
+    def write_batch(self, table: str, source: str, records: Iterable) -> int | None:
+        """Merge model records into the table; returns the new table version (None: no records)."""
         return self.write_arrow(table, source, records_to_arrow(table, records))
 
-    def write_arrow(self, table: str, source: str, data: pa.Table) -> Path | None:
+    def write_arrow(self, table: str, source: str, data: pa.Table) -> int | None:
+        """Merge ``data`` (the lake schema, without ``source``) into ``source``'s partition as one
+        commit: newer ``updated`` wins, ``deleted`` rows delete. Returns the new table version."""
+        _check_source(source)
         if data.num_rows == 0:
             return None
-        data = with_party_key(table, newest_per_key(data))
-        self._ensure_schema()
-        folder = self.partition(table, source)
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / _batch_name()
-        tmp = folder / f".{final.name}{_TMP_SUFFIX}"
-        try:
-            write_parquet(data, tmp)
-            self.write_party_lists(table, tmp, final, data)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return final
+        self.check_schema()
+        data = stored_rows(table, source, newest_per_key(data))
+        buckets = ", ".join(map(str, sorted(set(data[BUCKET].to_pylist()))))
+        predicate = (
+            f"t.{PARTITION} = {sql_string(source)} AND t.{BUCKET} IN ({buckets}) AND t.{PARTITION} = s.{PARTITION} "
+            f"AND t.{BUCKET} = s.{BUCKET} AND t.account = s.account AND t.id = s.id"
+        )
+
+        def merge(dt: DeltaTable) -> None:
+            (
+                dt.merge(data, predicate, source_alias="s", target_alias="t", writer_properties=WRITER_PROPERTIES)
+                .when_matched_update_all(predicate="NOT s.deleted AND s.updated >= t.updated")
+                .when_matched_delete(predicate="s.deleted AND s.updated >= t.updated")
+                .when_not_matched_insert_all(predicate="NOT s.deleted")
+                .execute()
+            )
+
+        return self.commit(table, merge)
+
+    def commit(self, table: str, change) -> int:
+        """Run ``change(DeltaTable)`` (one commit) on the latest snapshot, again on a newer one
+        when another writer committed first. Threads of one process (``--workers``) take turns
+        per table; processes (``--shard``) retry after a random pause. Returns the new version."""
+        with _table_lock(self.table_path(table)):
+            for attempt in range(COMMIT_ATTEMPTS):
+                dt = self.table(table) or self._create(table)
+                try:
+                    change(dt)
+                    return dt.version()
+                except CommitFailedError:
+                    if attempt == COMMIT_ATTEMPTS - 1:
+                        raise
+                    time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def replace_source(self, table: str, source: str, batches: Iterable[pa.Table]) -> int:
-        """Swap a source's whole partition for new batches (used by the demo generator).
+        """Swap a source's whole partition for new records in one commit (the demo generator).
+        A record given twice keeps its newest version."""
+        _check_source(source)
+        self.check_schema()
+        parts = [b for b in batches if b.num_rows]
+        data = pa.concat_tables(parts) if parts else TABLES[table][1].empty_table()
+        data = stored_rows(table, source, newest_per_key(data)) if data.num_rows else None
 
-        The batches become one file, built beside the old partition and swapped in with
-        renames, so a failure part-way leaves the old data in place. A record given twice
-        keeps its newest version, as in every batch file (see ``connect``).
-        """
-        self._ensure_schema()
-        final = self.partition(table, source)
-        staging = final.with_name(f".staging-{source}-{uuid.uuid4().hex[:8]}")
-        path = staging / _batch_name()
-        rows = 0
-        try:
-            writer = None
-            for batch in batches:
-                if batch.num_rows:
-                    batch = with_party_key(table, batch)
-                    if writer is None:
-                        staging.mkdir(parents=True)
-                        writer = pq.ParquetWriter(path, batch.schema, compression="zstd")
-                    writer.write_table(batch, row_group_size=ROW_GROUP_ROWS)
-                    rows += batch.num_rows
-            if writer is not None:
-                writer.close()
-                rows = _keep_newest_in_file(path, rows)
-                self.write_party_lists(table, path, final / path.name)
-            old = final.with_name(f".old-{source}-{uuid.uuid4().hex[:8]}")
-            if final.exists():
-                os.replace(final, old)
-            if staging.exists():
-                os.replace(staging, final)
-            shutil.rmtree(old, ignore_errors=True)
-            self.remove_stray_party_lists(table)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return rows
+        def overwrite(dt: DeltaTable) -> None:
+            if data is None:
+                dt.delete(f"{PARTITION} = {sql_string(source)}")
+                return
+            write_deltalake(
+                dt,
+                data,
+                mode="overwrite",
+                predicate=f"{PARTITION} = {sql_string(source)}",
+                writer_properties=WRITER_PROPERTIES,
+            )
 
-    # -- party lists ----------------------------------------------------------------------
-    def party_lists_path(self, table: str, batch: Path) -> Path:
-        """Where the party lists of the batch file ``batch`` (its final name) are kept."""
-        return self.lake_dir / PARTY_LISTS_DIR / table / batch.parent.name / batch.name
-
-    def write_party_lists(self, table: str, written: Path, batch: Path, data: pa.Table | None = None) -> None:
-        """Keep the distinct party lists of ``written`` (a batch file, possibly still under its
-        temporary name) for the batch file ``batch``; made from ``data``, the batch still in
-        memory, when given (``party_lists_of``), else read from the file (party_lists_<table>.sql).
-        Called before the batch is renamed into place, so a batch never lacks them; lists whose
-        batch never landed are stray, harmless, and removed by ``remove_stray_party_lists``."""
-        if table not in PARTY_TABLES:
-            return
-        final = self.party_lists_path(table, batch)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}{_TMP_SUFFIX}")
-        try:
-            if data is not None:
-                write_parquet(party_lists_of(table, data), tmp)
-            else:
-                query = read_sql(f"party_lists_{table}.sql").format(raw=_read_parquet([written], hive=False))
-                with writer_duckdb() as con:
-                    con.execute(f"COPY ({query}) TO {sql_string(tmp)} ({COPY_OPTIONS})")
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def remove_party_lists(self, table: str, batch: Path) -> None:
-        self.party_lists_path(table, batch).unlink(missing_ok=True)
-
-    def remove_stray_party_lists(self, table: str) -> None:
-        """Remove the party lists whose batch file is gone (compacted, forgotten, replaced)."""
-        batches = {self.party_lists_path(table, p) for p in self.files(table)}
-        for path in (self.lake_dir / PARTY_LISTS_DIR / table).glob("source=*/*.parquet"):
-            if path not in batches:
-                path.unlink(missing_ok=True)
+        self.commit(table, overwrite)
+        return 0 if data is None else data.num_rows
 
     # -- reading --------------------------------------------------------------------------
-    def files(self, table: str) -> list[Path]:
-        folder = self.lake_dir / table
-        if not folder.exists():
-            return []
-        return sorted(p for p in folder.glob("source=*/*.parquet") if not p.name.startswith("."))
+    def files(self, table: str, source: str | None = None, account: str | None = None) -> list[Path]:
+        """The data files of the table's latest snapshot (of one source; of one account's bucket)."""
+        dt = self.table(table)
+        return snapshot_files(dt, source, account) if dt else []
 
     def sources(self, table: str) -> list[str]:
-        return sorted({p.parent.name.removeprefix("source=") for p in self.files(table)})
+        dt = self.table(table)
+        return sorted({p[PARTITION] for p in dt.partitions()}) if dt else []
 
     def version(self) -> tuple:
-        """Changes whenever a batch lands or is compacted: a cache key for readers."""
-        return tuple((str(p), p.stat().st_mtime_ns) for t in TABLES for p in self.files(t))
+        """(table, table id, version) of each table: changes with every commit; a cache key."""
+        versions = []
+        for table in TABLES:
+            dt = self.table(table)
+            versions.append((table, dt.metadata().id, dt.version()) if dt else (table, None, -1))
+        return tuple(versions)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB (see ``capped_duckdb``) with a view per table holding the latest
-        live records."""
+        """An in-memory DuckDB (see ``capped_duckdb``) with a view per table over one snapshot of
+        it (its file list), and the party lists of events and messages."""
         self.check_schema()
         con = capped_duckdb()
         for table in TABLES:
-            self._register_latest(con, table)
+            dt = self.table(table)
+            files = snapshot_files(dt) if dt else []
+            if files:
+                con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {read_files(files)}")
+            else:
+                con.register(f"_empty_{table}", stored_schema(table).empty_table())
+                con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * EXCLUDE ({BUCKET}) FROM _empty_{table}")
+            if table in PARTY_TABLES:
+                lists = read_sql(f"party_lists_{table}.sql").format(raw=table)
+                con.execute(f"CREATE OR REPLACE VIEW {party_lists_view(table)} AS\n" + lists)
         return con
-
-    def _register_latest(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
-        """The view ``table``: each source held in one file is read as it is (settled.sql),
-        the newest version is found only among sources with several files (latest.sql).
-        Ranking versions costs seconds per million records; compaction makes it unnecessary."""
-        by_source: dict[Path, list[Path]] = {}
-        for path in self.files(table):
-            by_source.setdefault(path.parent, []).append(path)
-        single = [files[0] for files in by_source.values() if len(files) == 1]
-        several = [path for files in by_source.values() if len(files) > 1 for path in files]
-        parts = [
-            read_sql(name).format(raw=_keyed(table, files))
-            for name, files in (("settled.sql", single), ("latest.sql", several))
-            if files
-        ]
-        if not parts:
-            con.register(f"_empty_{table}", _empty_table(table))
-            parts = [f"SELECT * FROM _empty_{table}"]
-        con.execute(f"CREATE OR REPLACE VIEW {table} AS\n" + "\nUNION ALL BY NAME\n".join(parts))
-        if table in PARTY_TABLES:
-            self._register_party_lists(con, table, single + several)
-
-    def _register_party_lists(self, con: duckdb.DuckDBPyConnection, table: str, files: list[Path]) -> None:
-        """The view ``<event|message>_party_lists``, one row per list: the lists kept beside the
-        batch files, and for a batch without them (written before they were kept, or rewritten
-        by ``forget``) its lists found in the batch itself."""
-        kept = [self.party_lists_path(table, p) for p in files]
-        stored = [lists for lists in kept if lists.exists()]
-        missing = [p for p, lists in zip(files, kept, strict=True) if not lists.exists()]
-        parts = [f"SELECT * FROM {_read_parquet(stored, hive=False)}"] if stored else []
-        if missing or not parts:
-            raw = _keyed(table, missing) if missing else table
-            parts.append(read_sql(f"party_lists_{table}.sql").format(raw=raw))
-        lists = "\nUNION ALL BY NAME\n".join(parts)
-        if len(stored) + bool(missing) > 1:
-            lists = read_sql("party_lists_once.sql").format(lists=lists)
-        con.execute(f"CREATE OR REPLACE VIEW {party_lists_view(table)} AS\n" + lists)
 
     # -- cursors --------------------------------------------------------------------------
     def _cursor_path(self, source: str, account: str) -> Path:
@@ -367,7 +343,7 @@ class Lake:
         return json.loads(path.read_text())
 
     def write_cursor(self, source: str, account: str, cursor: dict) -> None:
-        """Call only after the batch the cursor describes has landed."""
+        """Call only after the commit holding the records the cursor covers."""
         _atomic_write_bytes(self._cursor_path(source, account), json.dumps(cursor, indent=1).encode())
 
     def clear_cursor(self, source: str, account: str) -> None:
@@ -375,58 +351,83 @@ class Lake:
 
     # -- maintenance ----------------------------------------------------------------------
     def compact(self, table: str) -> tuple[int, int]:
-        """Merge each source's batches into one file holding only the latest versions, and
-        bring a file written by an older version up to date (``_up_to_date``).
+        """Optimize (small files of each partition rewritten into few), then vacuum the files no
+        snapshot of the last ``VACUUM_RETENTION_HOURS`` uses, so no reader mid-read loses one.
+        Returns (files before, files after) in the latest snapshot."""
+        self.check_schema()
+        before = len(self.files(table))
+        if before:
+            self.commit(table, lambda dt: dt.optimize.compact(writer_properties=WRITER_PROPERTIES))
+            self.vacuum(table, VACUUM_RETENTION_HOURS)
+        return before, len(self.files(table))
 
-        Tombstones whose older versions are all merged are dropped. Returns (files before,
-        files after). The merged file lands before the old ones are removed; a reader that
-        listed an old file just before it went retries (see ``connect``).
-        """
-        before = after = 0
-        for source in self.sources(table):
-            folder = self.partition(table, source)
-            old = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
-            before += len(old)
-            if not old or (len(old) == 1 and self._up_to_date(table, old[0])):
-                after += len(old)
-                continue
-            written = self._merge_into_one_file(table, old, folder)
-            for p in old:
-                p.unlink(missing_ok=True)
-            after += 1 if written else 0
-        self.remove_stray_party_lists(table)
-        return before, after
+    def vacuum(self, table: str, retention_hours: int, full: bool = False) -> int:
+        """Remove the files that no snapshot younger than ``retention_hours`` uses (``full``: and
+        files no commit ever took, left by a write killed before its commit); how many."""
+        dt = self.table(table)
+        if dt is None:
+            return 0
+        removed = dt.vacuum(
+            retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=full
+        )
+        return len(removed)
 
-    def outdated(self, table: str) -> int:
-        """How many of the table's batch files an older version wrote (compaction rewrites them)."""
-        return sum(not self._up_to_date(table, p) for p in self.files(table))
 
-    def _up_to_date(self, table: str, batch: Path) -> bool:
-        """Whether a batch file has what this version stores: for events and messages, the
-        party keys and the party lists beside it. Compaction rewrites a file that lacks them."""
-        if table not in PARTY_TABLES:
-            return True
-        return _has_party_key(batch) and self.party_lists_path(table, batch).exists()
+_TABLE_LOCKS: dict[Path, threading.Lock] = {}
+_TABLE_LOCKS_LOCK = threading.Lock()
 
-    def _merge_into_one_file(self, table: str, files: list[Path], folder: Path) -> Path | None:
-        """The newest live version of every record in ``files``, written by DuckDB straight to
-        one new batch file (streamed, within the memory cap); None when nothing is live."""
-        names = TABLES[table][1].names + ([PARTY_KEY] if table in PARTY_TABLES else [])
-        columns = ", ".join(f'"{name}"' for name in names)
-        raw = _keyed(table, files, hive=False)
-        query = f"SELECT {columns} FROM ({read_sql('compact.sql').format(raw=raw)})"
-        final = folder / _batch_name()
-        tmp = folder / f".{final.name}{_TMP_SUFFIX}"
-        try:
-            with writer_duckdb() as con:
-                (rows,) = con.execute(f"COPY ({query}) TO {sql_string(tmp)} ({COPY_OPTIONS})").fetchone()
-            if not rows:
-                return None
-            self.write_party_lists(table, tmp, final)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return final
+
+def _table_lock(path: Path) -> threading.Lock:
+    with _TABLE_LOCKS_LOCK:
+        return _TABLE_LOCKS.setdefault(path.resolve(), threading.Lock())
+
+
+def _check_source(source: str) -> None:
+    if not source or "/" in source or "'" in source or source.startswith("."):
+        raise ValueError(f"bad source name {source!r}")
+
+
+def stored_schema(table: str) -> pa.Schema:
+    """The Delta table's schema: the lake columns, ``source``, ``bucket``, and ``party_key`` for
+    events and messages."""
+    schema = TABLES[table][1].append(pa.field(PARTITION, pa.string())).append(pa.field(BUCKET, pa.int32()))
+    return schema.append(pa.field(PARTY_KEY, pa.int64())) if table in PARTY_TABLES else schema
+
+
+def account_bucket(account: str) -> int:
+    """The bucket of an account's records: the same in every process and engine."""
+    return zlib.crc32(account.encode()) % BUCKETS
+
+
+def stored_rows(table: str, source: str, data: pa.Table) -> pa.Table:
+    """``data`` (lake columns) as the table stores it: with ``source``, the bucket, the party key."""
+    data = data.select(TABLES[table][1].names).cast(TABLES[table][1])
+    data = data.append_column(PARTITION, pa.repeat(pa.scalar(source, pa.string()), data.num_rows))
+    accounts = pc.unique(data["account"])
+    buckets = pa.array([account_bucket(a) for a in accounts.to_pylist()], pa.int32())
+    data = data.append_column(BUCKET, buckets.take(pc.index_in(data["account"], value_set=accounts)))
+    return with_party_key(table, data)
+
+
+def snapshot_files(dt: DeltaTable, source: str | None = None, account: str | None = None) -> list[Path]:
+    """The data files of one snapshot of ``dt`` (of one source; of one account's bucket)."""
+    filters = [(PARTITION, "=", source)] if source is not None else []
+    filters += [(BUCKET, "=", str(account_bucket(account)))] if account is not None else []
+    uris = dt.file_uris(file_pruning_predicate=filters or None)
+    return sorted(Path(uri.removeprefix("file://")) for uri in uris)
+
+
+def partition_of(path: Path) -> tuple[str, int]:
+    """(source, bucket) of a data file, from its partition folders."""
+    return path.parent.parent.name.removeprefix(f"{PARTITION}="), int(path.parent.name.removeprefix(f"{BUCKET}="))
+
+
+def read_files(paths: list[Path]) -> str:
+    """A snapshot's files as one DuckDB relation, ``source`` from the partition folders (the
+    bucket is the store's business, left out)."""
+    listing = "[" + ", ".join(sql_string(p) for p in paths) + "]"
+    options = "hive_partitioning = true, hive_types = {'source': VARCHAR, 'bucket': INTEGER}"
+    return f"(SELECT * EXCLUDE ({BUCKET}) FROM read_parquet({listing}, {options}))"
 
 
 def capped_duckdb() -> duckdb.DuckDBPyConnection:
@@ -454,15 +455,10 @@ def _writers_duckdb() -> duckdb.DuckDBPyConnection:
 
 
 def writer_duckdb() -> duckdb.DuckDBPyConnection:
-    """A connection for the work of writing batches (party keys and lists, a batch's repeated
-    records, compaction), to one capped DuckDB kept for the process: starting a DuckDB takes
-    about 0.1 s, more than all the work of writing a small batch. Close it after use."""
+    """A connection for the work of writing batches (party keys, a batch's repeated records), to
+    one capped DuckDB kept for the process: starting a DuckDB takes about 0.1 s, more than all the
+    work of writing a small batch. Close it after use."""
     return _writers_duckdb().cursor()
-
-
-def _batch_name() -> str:
-    # Names sort by time, so compaction and people reading the folder see the order.
-    return f"batch-{utc_now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
 
 
 def holdings(con: duckdb.DuckDBPyConnection) -> list[tuple]:
@@ -471,35 +467,8 @@ def holdings(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 
 def sql_string(path: Path | str) -> str:
-    """A path as a quoted SQL string literal, for the file functions DuckDB takes no parameter in."""
+    """A path or name as a quoted SQL string literal."""
     return "'" + str(path).replace("'", "''") + "'"
-
-
-def _read_parquet(paths: list[Path], hive: bool = True) -> str:
-    listing = "[" + ", ".join(sql_string(p) for p in paths) + "]"
-    return f"read_parquet({listing}, hive_partitioning = {str(hive).lower()}, union_by_name = true)"
-
-
-def _keyed(table: str, paths: list[Path], hive: bool = True) -> str:
-    """``paths`` read as one relation; for events and messages with ``party_key`` in every row,
-    computed for the files written before the lake stored it (party_keys_<table>.sql)."""
-    if table not in PARTY_TABLES:
-        return _read_parquet(paths, hive)
-    stored = [p for p in paths if _has_party_key(p)]
-    missing = [p for p in paths if p not in stored]
-    parts = [f"SELECT * FROM {_read_parquet(stored, hive)}"] if stored else []
-    if missing:
-        parts.append(read_sql(f"party_keys_{table}.sql").format(raw=_read_parquet(missing, hive)))
-    return "(" + " UNION ALL BY NAME ".join(parts) + ")"
-
-
-def _has_party_key(path: Path) -> bool:
-    return _file_has_party_key(str(path), path.stat().st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=4096)  # batch files never change; a rewritten one has a new mtime
-def _file_has_party_key(path: str, _mtime_ns: int) -> bool:
-    return PARTY_KEY in pq.read_schema(path).names
 
 
 def party_lists_view(table: str) -> str:
@@ -508,8 +477,7 @@ def party_lists_view(table: str) -> str:
 
 
 def with_party_key(table: str, data: pa.Table) -> pa.Table:
-    """``data`` with the key of each record's party list (party_keys_<table>.sql), computed by
-    DuckDB as readers compute it for files that lack it."""
+    """``data`` with the key of each record's party list (party_keys_<table>.sql)."""
     if table not in PARTY_TABLES:
         return data
     if PARTY_KEY in data.column_names:
@@ -518,13 +486,11 @@ def with_party_key(table: str, data: pa.Table) -> pa.Table:
     with writer_duckdb() as con:
         con.register("batch", data)
         key = con.sql(f"SELECT {PARTY_KEY} FROM ({query})").to_arrow_table().column(PARTY_KEY)
-    return data.append_column(PARTY_KEY, key)
+    return data.append_column(PARTY_KEY, key.cast(pa.int64(), safe=False))  # the same 64 bits, signed
 
 
 def newest_per_key(data: pa.Table) -> pa.Table:
-    """``data`` with each (account, id) once, its newest version. Batches from connectors
-    rarely repeat a record; when one does, this keeps the promise every reader relies on: a
-    batch file holds each record at most once."""
+    """``data`` with each (account, id) once, its newest version: a merge takes each key once."""
     if pc.count_distinct(data["id"]).as_py() == data.num_rows:  # the common case, told cheaply
         return data
     keys = data.select(["account", "id"]).group_by(["account", "id"]).aggregate([])
@@ -533,22 +499,3 @@ def newest_per_key(data: pa.Table) -> pa.Table:
     with writer_duckdb() as con:
         con.register("batch", data.append_column("position", pa.array(range(data.num_rows), pa.int64())))
         return con.sql(read_sql("newest_per_key.sql").format(raw="batch")).to_arrow_table().cast(data.schema)
-
-
-def _keep_newest_in_file(path: Path, rows: int) -> int:
-    """Rewrite ``path`` with each record once when it repeats one; returns the rows kept."""
-    numbered = f"read_parquet({sql_string(path)}, file_row_number = true)"
-    raw = f"(SELECT * RENAME (file_row_number AS position) FROM {numbered})"
-    with writer_duckdb() as con:
-        if con.execute(f"SELECT count(DISTINCT (account, id)) FROM {raw}").fetchall()[0][0] == rows:
-            return rows
-        data = con.sql(read_sql("newest_per_key.sql").format(raw=raw)).to_arrow_table()
-    write_parquet(data, path)
-    return data.num_rows
-
-
-def _empty_table(table: str) -> pa.Table:
-    schema = TABLES[table][1].append(pa.field("source", pa.string()))
-    if table in PARTY_TABLES:
-        schema = schema.append(pa.field(PARTY_KEY, pa.uint64()))
-    return schema.empty_table()

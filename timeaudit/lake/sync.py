@@ -52,7 +52,7 @@ def append(
     progress: Progress | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> int:
-    """Land ``records`` as new batches; each batch is atomic. Returns the number of rows."""
+    """Merge ``records`` into the table batch by batch, one commit each. Returns the number of rows."""
     rows = 0
     for batch in arrow_batches(table, records, progress, batch_size):
         lake.write_arrow(table, source, batch)
@@ -95,7 +95,7 @@ def run_source(
     lake: Lake, source: Source, progress: Progress | None = None, batch_size: int = BATCH_SIZE
 ) -> list[SyncResult] | list[ImportReport]:
     """Every account of ``source`` into the lake, as its write disposition says (a mirror
-    source's read lands through ``timeaudit.lake.mirror``, as one batch)."""
+    source's read lands through ``timeaudit.lake.mirror``, as one commit)."""
     if source.write_disposition == "mirror":
         return [land_mirror(lake, source)]
     if source.write_disposition == "replace":

@@ -125,10 +125,9 @@ MANIFEST = "manifest.json"
 
 
 def lake_version(lake: Lake) -> str:
-    """A hash of every batch file's name and modification time (``Lake.version``), with paths
-    relative to the data folder so that ``--data ./data`` and an absolute path agree."""
-    files = [(os.path.relpath(path, lake.root), mtime) for path, mtime in lake.version()]
-    return hashlib.sha256(json.dumps(files).encode()).hexdigest()
+    """Each Delta table's id and version (``Lake.version``), e.g. ``events:<id>@12 messages:<id>@7``:
+    every commit moves it."""
+    return " ".join(f"{table}:{table_id}@{version}" for table, table_id, version in lake.version())
 
 
 def fingerprint(settings: Settings) -> str:
@@ -155,7 +154,7 @@ def _code_hash() -> str:
 def begin_manifest(out: Path | None, lake: Lake | None, settings: Settings, engine: str) -> dict | None:
     """Before a run reads the lake: what its manifest will say (None when the lake or ``out``
     is not a local folder), and the old manifest removed, so that while tables are being
-    replaced none vouches for them. A batch landing after this makes the manifest stale."""
+    replaced none vouches for them. A commit landing after this makes the manifest stale."""
     if out is None:
         return None
     (out / MANIFEST).unlink(missing_ok=True)

@@ -7,11 +7,10 @@ tables, the people and their days come from the same Python code as on DuckDB
 Only SQL and Arrow data reach Spark: there are no Python UDFs, so executors need no Python
 packages, only the driver needs timeaudit.
 
-Input: the lake as it is, ``<data>/lake/<table>/source=<source>/batch-*.parquet``, from a
-local path or an object-store URI (s3a://, abfss://, gs://). Spark's partition discovery
-gives ``source``; files whose names start with "." (batches being written) are skipped by
-Spark as hidden. ``sql/latest.sql`` then keeps the newest live version of every record, as
-``Store.connect`` does for DuckDB.
+Input: the lake's Delta tables, ``<data>/lake/<table>``, from a local path or an object-store
+URI that ``deltalake`` opens. Spark reads the data files of one snapshot of each table (its
+file list, as ``Lake.connect`` gives DuckDB), with ``source`` from the partition folders; the
+table holds each record once, so nothing is ranked.
 
 Output: each table of ``timeaudit.outputs.derived.DERIVED_TABLES`` as a folder of Parquet part
 files, ``<out>/<name>/part-*.parquet``, by default ``<data>/derived/<name>/``. In a local
@@ -32,14 +31,14 @@ from urllib.parse import urlparse
 import pandas as pd
 import pyarrow as pa
 import sqlglot
-from pyspark.errors import AnalysisException
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import DataFrame, SparkSession
 from sqlglot import exp
 
 from timeaudit.analysis.metrics import Analysis, prepare
 from timeaudit.core.config import Settings
-from timeaudit.core.errors import StoreError
-from timeaudit.core.model import SCHEMA_VERSION, TABLES
+from timeaudit.core.model import TABLES
 from timeaudit.lake.sql import read_sql
 from timeaudit.lake.store import PARTY_TABLES, Lake, party_lists_view
 from timeaudit.outputs.derived import DERIVED_DIR, begin_manifest, finish_manifest, replace_folder, write_derived
@@ -172,43 +171,52 @@ def open_session(master: str | None = None, conf: dict[str, str] | None = None) 
 
 
 def register_lake(con: SparkConnection, data: str) -> None:
-    """Views ``events`` and ``messages`` with the latest live records of the lake under ``data``."""
+    """Views ``events`` and ``messages`` over one snapshot of each Delta table under ``data``."""
     spark = con.spark
     lake = data.rstrip("/") + "/lake"
-    _check_schema(spark, lake)
+    _check_format(data)
     for table, (_, schema) in TABLES.items():
         empty = spark.createDataFrame(_spark_arrow(schema.append(pa.field("source", pa.string())).empty_table()))
-        try:
-            # The schema is given, so Spark reads no footers to infer it, and `source` (the
-            # partition folder) is a string even where a source's name looks like a number.
-            raw = spark.read.schema(empty.schema).parquet(f"{lake}/{table}")
-        except AnalysisException as e:
-            if "PATH_NOT_FOUND" not in str(e.getCondition()):
-                raise
-            raw = empty
+        location = f"{lake}/{table}"
+        files = _snapshot_files(location)
+        base = location if "://" in location else f"file://{Path(location).absolute()}"
+        # The schema is given, so Spark reads no footers to infer it, and `source` (the
+        # partition folder) is a string even where a source's name looks like a number.
+        # The store's buckets (a partition folder too) are left out.
+        reader = spark.read.schema(empty.schema).option("basePath", base)
+        raw = reader.parquet(*files).select(*empty.columns) if files else empty
         raw.createOrReplaceTempView(f"raw_{table}")
         if table not in PARTY_TABLES:
-            con.execute(f"CREATE OR REPLACE VIEW {table} AS " + read_sql("latest.sql").format(raw=f"raw_{table}"))
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM raw_{table}")
             continue
         # Spark computes the party keys with its own hash (see _spark_meaning) and finds the
-        # lists in the records, instead of reading DuckDB's keys and the lists kept beside them.
+        # lists in the records, instead of reading DuckDB's keys.
         keyed = read_sql(f"party_keys_{table}.sql").format(raw=f"raw_{table}")
-        con.execute(f"CREATE OR REPLACE VIEW keyed_{table} AS " + keyed)
-        con.execute(f"CREATE OR REPLACE VIEW {table} AS " + read_sql("latest.sql").format(raw=f"keyed_{table}"))
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS " + keyed)
         lists = read_sql(f"party_lists_{table}.sql").format(raw=table)
         con.execute(f"CREATE OR REPLACE VIEW {party_lists_view(table)} AS " + lists)
 
 
-def _check_schema(spark: SparkSession, lake: str) -> None:
+def _snapshot_files(location: str) -> list[str]:
+    """The data files of the latest snapshot of the Delta table at ``location``; none before it exists."""
     try:
-        found = spark.read.json(f"{lake}/schema.json", multiLine=True).first()
-    except AnalysisException:
-        return  # no lake yet, or no schema file: an empty lake
-    if found is not None and found["schema_version"] != SCHEMA_VERSION:
-        raise StoreError(
-            f"{lake}: written by schema version {found['schema_version']}, this timeaudit reads version "
-            f"{SCHEMA_VERSION}; rebuild it: sync or import again into a new data folder"
-        )
+        dt = DeltaTable(location)
+    except TableNotFoundError:
+        return []
+    return [uri if "://" in uri else f"file://{Path(uri).absolute()}" for uri in dt.file_uris()]
+
+
+def _check_format(data: str) -> None:
+    folder = local_path(data)
+    if folder is not None:
+        Lake(folder).check_schema()
+
+
+def local_path(location: str) -> Path | None:
+    """``location`` as a local path, or None for an object-store URI."""
+    if location.startswith("file:"):
+        return Path(urlparse(location).path)
+    return None if "://" in location else Path(location)
 
 
 def open_spark_analysis(spark: SparkSession, data: str, settings: Settings) -> Analysis:

@@ -1,4 +1,5 @@
-"""The lake's statements: newest version per key, party keys and lists, compaction, holdings."""
+"""The lake's statements: newest version per key in a batch, party keys and lists, holdings,
+export-mine, and the live records of a lake of the old format (upgrade)."""
 
 from timeaudit.core.sql_files import sql_folder
 

@@ -1,3 +1,3 @@
--- Messages with the key of their party list (sender, to and cc). The lake stores it with
--- every record (Lake.write_arrow); readers compute it for files written before it was.
+-- Messages with the key of their party list (sender, to and cc); the lake stores it with
+-- every record (Lake.write_arrow).
 SELECT *, hash(sender, "to", cc) AS party_key FROM {raw}

@@ -1,7 +1,6 @@
 -- Each distinct party list of some events once, under its key: everyone on it, the organizer
--- and the attendees, as lower-case addresses, each once. The lake keeps this beside every
--- batch file (Lake.write_arrow), so readers never read the long attendee lists of every copy
--- of a meeting (counterparts.sql).
+-- and the attendees, as lower-case addresses, each once. Readers find them at read time over
+-- one snapshot (Lake.connect), so counterparts.sql classifies lists, not copies.
 SELECT
     party_key,
     list_distinct(list_filter(list_transform(list_concat([organizer], emails), lambda x: lower(x)), lambda x: x <> ''))

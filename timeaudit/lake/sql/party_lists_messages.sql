@@ -1,7 +1,6 @@
 -- Each distinct party list of some messages once, under its key: everyone on it, sender, to
--- and cc, as lower-case addresses, each once. The lake keeps this beside every batch file
--- (Lake.write_arrow), so readers never read the address lists of every mailbox's copy of a
--- message (counterparts.sql).
+-- and cc, as lower-case addresses, each once. Readers find them at read time over one snapshot
+-- (Lake.connect), so counterparts.sql classifies lists, not copies.
 SELECT
     party_key,
     list_distinct(list_filter(list_transform(list_concat([sender], "to", cc), lambda x: lower(x)), lambda x: x <> ''))

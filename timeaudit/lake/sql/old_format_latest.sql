@@ -1,5 +1,6 @@
--- The live version of every record of one table: the newest by (updated, ingested_at)
--- per (source, account, id); a newest version that is a tombstone hides the record.
+-- The live records of a lake of the format before Delta tables (`timeaudit upgrade`): the
+-- newest version by (updated, ingested_at) per (source, account, id); a newest version that is
+-- a tombstone hides the record.
 SELECT * EXCLUDE (version_rank)
 FROM (
     SELECT
