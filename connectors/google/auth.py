@@ -15,17 +15,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import platformdirs
 from google.auth.exceptions import RefreshError, TransportError
 from google.oauth2 import service_account
 from google.oauth2.credentials import Credentials as UserCredentials
 from googleapiclient.errors import HttpError
+
+from timeaudit.core.private_files import TOKEN_DIR_ENV as TOKEN_DIR_ENV  # the tests point it elsewhere
+from timeaudit.core.private_files import token_dir, write_private
 
 CALENDAR_READONLY = "https://www.googleapis.com/auth/calendar.readonly"
 GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
@@ -33,7 +34,6 @@ GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
 # for the scope of the source being synced, so delegating one source is enough for that source.
 SCOPES = [CALENDAR_READONLY, GMAIL_METADATA]
 
-TOKEN_DIR_ENV = "TIMEAUDIT_TOKEN_DIR"
 USER_TOKEN_FILE = "google-token.json"
 SERVICE_ACCOUNT_FILE = "google-service-account.json"
 REAUTH = "re-run `timeaudit auth google`"
@@ -41,27 +41,6 @@ REAUTH = "re-run `timeaudit auth google`"
 
 class AuthError(Exception):
     """A credential problem the user fixes; the message says how."""
-
-
-def token_dir() -> Path:
-    override = os.environ.get(TOKEN_DIR_ENV, "").strip()
-    return Path(override).expanduser() if override else Path(platformdirs.user_config_dir("timeaudit"))
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by the owner only (0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _is_loopback_http(uri: str) -> bool:

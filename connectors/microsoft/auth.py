@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import platformdirs
+from timeaudit.core.private_files import TOKEN_DIR_ENV as TOKEN_DIR_ENV  # the tests point it elsewhere
+from timeaudit.core.private_files import token_dir, write_private
 
-TOKEN_DIR_ENV = "TIMEAUDIT_TOKEN_DIR"
 AUTHORITY_ENV = "TIMEAUDIT_MICROSOFT_AUTHORITY"
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 DELEGATED_SCOPES = ["Calendars.Read", "Mail.ReadBasic"]  # + offline_access, which MSAL always adds
@@ -44,28 +44,8 @@ class TokenRefused(AuthError):
     """Microsoft refused the saved credentials (revoked, expired, secret rotated)."""
 
 
-def token_dir() -> Path:
-    override = os.environ.get(TOKEN_DIR_ENV, "").strip()
-    return Path(override).expanduser() if override else Path(platformdirs.user_config_dir("timeaudit"))
-
-
 def authority_root() -> str:
     return (os.environ.get(AUTHORITY_ENV, "").strip() or DEFAULT_AUTHORITY).rstrip("/")
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by the owner only (0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass

@@ -23,13 +23,13 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
 from connectors.base import Cursor
-from connectors.microsoft.graph import GraphClient, GraphError
+from connectors.microsoft.graph import FullSyncRequired, GraphClient, delta_pages
 from timeaudit.core.config import Settings
 from timeaudit.core.model import Attendee, Event
 from timeaudit.core.tags import tags_of, vocabulary
 
 SOURCE = "microsoft"
-PAGE_SIZE = 200
+CALENDAR_PREFER = 'outlook.timezone="UTC"'  # every time in UTC, whatever the mailbox's zone
 RESPONSES = {
     "accepted": "accepted",
     "organizer": "accepted",
@@ -37,17 +37,6 @@ RESPONSES = {
     "declined": "declined",
     "notResponded": "needsAction",
 }
-RESYNC_CODES = {"SyncStateNotFound", "SyncStateInvalid", "resyncRequired"}
-
-
-class FullSyncRequired(Exception):
-    """Graph no longer knows the saved delta token."""
-
-
-def needs_resync(e: GraphError) -> bool:
-    return e.status == 410 or e.code in RESYNC_CODES
-
-
 def window_of(settings: Settings, now: datetime | None = None) -> tuple[datetime, datetime]:
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     ms = settings.microsoft
@@ -152,24 +141,6 @@ def to_event(item: dict, *, account: str, words: tuple[str, ...], store_titles: 
     )
 
 
-def _pages(client: GraphClient, first: str, params: dict | None, on_page: Callable[[], None] | None) -> Iterator[dict]:
-    headers = {"Prefer": f'odata.maxpagesize={PAGE_SIZE}, outlook.timezone="UTC"'}
-    url, query = first, params
-    while True:
-        try:
-            page = client.get(url, params=query, headers=headers)
-        except GraphError as e:
-            if needs_resync(e):
-                raise FullSyncRequired() from e
-            raise
-        if on_page:
-            on_page()
-        yield page
-        url, query = page.get("@odata.nextLink"), None
-        if not url:
-            return
-
-
 def iter_events(
     client: GraphClient,
     user: str,
@@ -202,7 +173,7 @@ def iter_events(
     saved = cursor.value or {}
     if saved.get("delta_link"):
         try:
-            for page in _pages(client, saved["delta_link"], None, on_page):
+            for page in delta_pages(client, saved["delta_link"], None, on_page, CALENDAR_PREFER):
                 yield from events(page)
                 if page.get("@odata.deltaLink"):
                     cursor.new_value = dict(saved, delta_link=page["@odata.deltaLink"])
@@ -214,7 +185,7 @@ def iter_events(
     params = {"startDateTime": stamp(start), "endDateTime": stamp(end)}
     seen: set[str] = set()
     link = None
-    for page in _pages(client, f"users/{user}/calendarView/delta", params, on_page):
+    for page in delta_pages(client, f"users/{user}/calendarView/delta", params, on_page, CALENDAR_PREFER):
         yield from events(page, seen)
         link = page.get("@odata.deltaLink") or link
     for event_id, (first, last, updated) in sorted(held.items()):

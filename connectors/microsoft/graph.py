@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import requests
@@ -148,3 +148,37 @@ def check(status: int, body: dict) -> dict:
     if status >= 400:
         raise _error(status, body)
     return body
+
+
+PAGE_SIZE = 200  # items a delta page may hold (Prefer: odata.maxpagesize)
+RESYNC_CODES = {"SyncStateNotFound", "SyncStateInvalid", "resyncRequired"}
+
+
+class FullSyncRequired(Exception):
+    """Graph no longer knows the saved delta token."""
+
+
+def needs_resync(e: GraphError) -> bool:
+    return e.status == 410 or e.code in RESYNC_CODES
+
+
+def delta_pages(
+    client: GraphClient, first: str, params: dict | None, on_page: Callable[[], None] | None, prefer: str = ""
+) -> Iterator[dict]:
+    """The pages of a delta query from ``first``, following ``@odata.nextLink``; a delta token
+    Graph has forgotten raises ``FullSyncRequired``."""
+    headers = {"Prefer": ", ".join(filter(None, [f"odata.maxpagesize={PAGE_SIZE}", prefer]))}
+    url, query = first, params
+    while True:
+        try:
+            page = client.get(url, params=query, headers=headers)
+        except GraphError as e:
+            if needs_resync(e):
+                raise FullSyncRequired() from e
+            raise
+        if on_page:
+            on_page()
+        yield page
+        url, query = page.get("@odata.nextLink"), None
+        if not url:
+            return

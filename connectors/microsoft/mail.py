@@ -25,13 +25,12 @@ from datetime import UTC, datetime
 
 from connectors.base import Cursor
 from connectors.mail.headers import message_fields
-from connectors.microsoft.calendar import FullSyncRequired, instant, needs_resync, stamp
-from connectors.microsoft.graph import GraphClient, GraphError
+from connectors.microsoft.calendar import instant, stamp
+from connectors.microsoft.graph import FullSyncRequired, GraphClient, GraphError, delta_pages
 from timeaudit.core.config import Settings
 from timeaudit.core.model import Message
 
 SOURCE = "microsoft"
-PAGE_SIZE = 200
 SELECT = (
     "id,internetMessageId,conversationId,from,sender,toRecipients,ccRecipients,sentDateTime,"
     "receivedDateTime,lastModifiedDateTime,isRead,isDraft,categories,inferenceClassification,subject"
@@ -121,24 +120,6 @@ def resolve_folders(client: GraphClient, user: str, names: list[str]) -> dict[st
     return found
 
 
-def _pages(client: GraphClient, first: str, params: dict | None, on_page: Callable[[], None] | None) -> Iterator[dict]:
-    headers = {"Prefer": f"odata.maxpagesize={PAGE_SIZE}"}
-    url, query = first, params
-    while True:
-        try:
-            page = client.get(url, params=query, headers=headers)
-        except GraphError as e:
-            if needs_resync(e):
-                raise FullSyncRequired() from e
-            raise
-        if on_page:
-            on_page()
-        yield page
-        url, query = page.get("@odata.nextLink"), None
-        if not url:
-            return
-
-
 def iter_folder(
     client: GraphClient,
     user: str,
@@ -183,7 +164,7 @@ def iter_folder(
 
     if saved.get("delta_link"):
         try:
-            for page in _pages(client, saved["delta_link"], None, on_page):
+            for page in delta_pages(client, saved["delta_link"], None, on_page):
                 yield from messages(page)
                 if page.get("@odata.deltaLink"):
                     cursor.new_value = {"delta_link": page["@odata.deltaLink"], "since": saved.get("since"), "ids": ids}
@@ -195,7 +176,7 @@ def iter_folder(
     ids = {}
     params = {"$select": SELECT, "$filter": f"receivedDateTime ge {stamp(since)}"}
     link = None
-    for page in _pages(client, f"users/{user}/mailFolders/{folder_id}/messages/delta", params, on_page):
+    for page in delta_pages(client, f"users/{user}/mailFolders/{folder_id}/messages/delta", params, on_page):
         yield from messages(page)
         link = page.get("@odata.deltaLink") or link
     here = set(ids.values())
