@@ -30,7 +30,7 @@ from googleapiclient.errors import HttpError
 
 from connectors.base import Cursor
 from timeaudit.core.config import Settings
-from timeaudit.core.model import Attendee, Event
+from timeaudit.core.model import Attendee, Event, deleted_event
 from timeaudit.core.tags import tags_of, vocabulary
 
 SOURCE = "google_calendar"
@@ -138,21 +138,6 @@ def _attendees(item: dict) -> list[Attendee]:
     return out
 
 
-def tombstone(account: str, lake_id: str, updated: datetime, at: datetime | None = None, series_id: str = "") -> Event:
-    at = at or updated
-    return Event(
-        source=SOURCE,
-        account=account,
-        id=lake_id,
-        start=at,
-        end=at,
-        updated=updated,
-        series_id=series_id,
-        status="cancelled",
-        deleted=True,
-    )
-
-
 def to_event(
     item: dict,
     *,
@@ -171,7 +156,7 @@ def to_event(
     if item.get("status") == "cancelled" or start is None:
         original = when(item.get("originalStartTime"), calendar_tz)
         at = (start or original or (updated, False, ""))[0]
-        return tombstone(account, lake_id, updated, at, series_id)
+        return deleted_event(SOURCE, account, lake_id, updated, at or updated, series_id)
     start_at, all_day, tz = start
     end_at = end[0] if end else start_at
     summary = item.get("summary") or ""
@@ -284,7 +269,7 @@ def iter_events(
         if lake_id not in seen:
             # Same `updated` as the live version: the later ingest wins, and an event that
             # reappears (same `updated`, ingested later still) comes back to life.
-            yield tombstone(account, lake_id, updated, now)
+            yield deleted_event(SOURCE, account, lake_id, updated, now)
     if next_token:
         cursor.new_value = {"sync_token": next_token, "time_min": _stamp(window.start), "time_max": _stamp(window.end)}
 

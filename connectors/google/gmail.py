@@ -46,7 +46,7 @@ from connectors.google.http import GoogleClient, http_error_details
 from connectors.google.pacing import UnitBudget
 from connectors.mail.headers import HEADERS, BadHeaders, message_from_headers
 from timeaudit.core.config import Settings
-from timeaudit.core.model import Message
+from timeaudit.core.model import Message, deleted_message
 
 SOURCE = "gmail"
 PRIMARY_KEY = ("source", "account", "id")  # id: Gmail's message id
@@ -124,11 +124,6 @@ def to_message(item: dict, *, account: str, aliases: Iterable[str], settings: Se
         updated=version_of(item),
         settings=settings,
     )
-
-
-def tombstone(account: str, message_id: str, ts: datetime, updated: datetime) -> Message:
-    """Same ``updated`` as the live version: the later ingest wins (Gmail never reuses an id)."""
-    return Message(source=SOURCE, account=account, id=message_id, ts=ts, updated=updated, deleted=True)
 
 
 # -- the mailbox -------------------------------------------------------------------------------------
@@ -260,7 +255,7 @@ def _full_sync(
             yield message
     for message_id, (ts, updated) in sorted(known.items()):
         if ts >= since and message_id not in seen:
-            yield tombstone(box.account, message_id, ts, updated)
+            yield deleted_message(SOURCE, box.account, message_id, ts, updated)
     cursor.new_value = {"history_id": start_history, "since": _stamp(since)}
 
 
@@ -337,7 +332,7 @@ def _incremental(
     for message_id in sorted(deleted):
         if message_id in known:
             ts, updated = known[message_id]
-            yield tombstone(box.account, message_id, ts, updated)
+            yield deleted_message(SOURCE, box.account, message_id, ts, updated)
     cursor.new_value = dict(saved, history_id=current)
 
 

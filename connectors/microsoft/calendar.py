@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from connectors.base import Cursor
 from connectors.microsoft.graph import FullSyncRequired, GraphClient, delta_pages
 from timeaudit.core.config import Settings
-from timeaudit.core.model import Attendee, Event
+from timeaudit.core.model import Attendee, Event, deleted_event
 from timeaudit.core.tags import tags_of, vocabulary
 
 SOURCE = "microsoft"
@@ -87,27 +87,13 @@ def _attendees(item: dict) -> list[Attendee]:
     return out
 
 
-def tombstone(account: str, event_id: str, updated: datetime, at: datetime, series_id: str = "") -> Event:
-    return Event(
-        source=SOURCE,
-        account=account,
-        id=event_id,
-        start=at,
-        end=at,
-        updated=updated,
-        series_id=series_id,
-        status="cancelled",
-        deleted=True,
-    )
-
-
 def to_event(item: dict, *, account: str, words: tuple[str, ...], store_titles: bool, now: datetime) -> Event:
     """One event of ``calendarView/delta`` -> an Event (a tombstone when cancelled)."""
     updated = instant(item.get("lastModifiedDateTime")) or now
     series_id = item.get("seriesMasterId") or ""
     start, end = graph_time(item.get("start")), graph_time(item.get("end"))
     if item.get("isCancelled") or start is None:
-        return tombstone(account, item["id"], updated, start or updated, series_id)
+        return deleted_event(SOURCE, account, item["id"], updated, start or updated, series_id)
     show_as = item.get("showAs", "busy")
     event_type = {"oof": "outOfOffice", "workingElsewhere": "workingLocation"}.get(show_as, "default")
     subject = item.get("subject") or ""
@@ -163,7 +149,7 @@ def iter_events(
             if "@removed" in item:
                 before = held.get(item["id"])
                 if before:
-                    yield tombstone(user, item["id"], before[-1], before[0])
+                    yield deleted_event(SOURCE, user, item["id"], before[-1], before[0])
                 continue
             event = to_event(item, account=user, words=words, store_titles=titles, now=now)
             if seen is not None:
@@ -190,6 +176,6 @@ def iter_events(
         link = page.get("@odata.deltaLink") or link
     for event_id, (first, last, updated) in sorted(held.items()):
         if event_id not in seen and last > start and first < end:
-            yield tombstone(user, event_id, updated, now)
+            yield deleted_event(SOURCE, user, event_id, updated, now)
     if link:
         cursor.new_value = {"delta_link": link, "start": stamp(start), "end": stamp(end)}

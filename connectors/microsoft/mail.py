@@ -28,7 +28,7 @@ from connectors.mail.headers import message_fields
 from connectors.microsoft.calendar import instant, stamp
 from connectors.microsoft.graph import FullSyncRequired, GraphClient, GraphError, delta_pages
 from timeaudit.core.config import Settings
-from timeaudit.core.model import Message
+from timeaudit.core.model import Message, deleted_message
 
 SOURCE = "microsoft"
 SELECT = (
@@ -90,10 +90,6 @@ def to_message(item: dict, *, account: str, folder: str, settings: Settings, wor
     return Message(**fields)
 
 
-def tombstone(account: str, message_id: str, ts: datetime, updated: datetime) -> Message:
-    return Message(source=SOURCE, account=account, id=message_id, ts=ts, updated=updated, deleted=True)
-
-
 def resolve_folders(client: GraphClient, user: str, names: list[str]) -> dict[str, str | None]:
     """{folder name: Graph folder id, None when the mailbox has no such folder}, in one ``$batch``
     (of at most 20 calls each): well-known names are addressed directly, others by display name."""
@@ -149,7 +145,7 @@ def iter_folder(
         here = here if here is not None else set(ids.values())  # other Graph ids of the same message
         if message_id in held and message_id not in elsewhere and message_id not in here:
             ts, updated = held[message_id]
-            yield tombstone(user, message_id, ts, updated)
+            yield deleted_message(SOURCE, user, message_id, ts, updated)
 
     def messages(page: dict) -> Iterator[Message]:
         for item in page.get("value") or []:

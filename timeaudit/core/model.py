@@ -166,5 +166,25 @@ TABLES: dict[str, tuple[type, pa.Schema]] = {
 PRIMARY_KEY = ("source", "account", "id")
 
 
+def deleted_event(source: str, account: str, id: str, updated: datetime, at: datetime, series_id: str = "") -> Event:
+    """The record a source yields for an event deleted upstream (a zero-length cancelled event at ``at``)."""
+    return Event(
+        source=source,
+        account=account,
+        id=id,
+        start=at,
+        end=at,
+        updated=updated,
+        series_id=series_id,
+        status="cancelled",
+        deleted=True,
+    )
+
+
+def deleted_message(source: str, account: str, id: str, ts: datetime, updated: datetime) -> Message:
+    """The record a source yields for a message deleted upstream."""
+    return Message(source=source, account=account, id=id, ts=ts, updated=updated, deleted=True)
+
+
 def record_columns(cls: type) -> list[str]:
     return [f.name for f in fields(cls)]
