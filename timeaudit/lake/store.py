@@ -2,7 +2,7 @@
 under ``<data>/state``.
 
 Each table (``lake/events``, ``lake/messages``) is a Delta table written through ``deltalake``
-(delta-rs), partitioned by ``source``. A write is one merge on (source, account, id): the newer
+(delta-rs), partitioned by ``source`` and an account bucket. A write is one merge on (source, account, id): the newer
 ``updated`` wins (on a tie, the later write), a record marked ``deleted`` is deleted, so the table
 holds each record once and readers rank nothing. Readers take one snapshot (a table version) and
 hand its file list to DuckDB (``connect``). Events and messages carry the key of their party list
@@ -10,6 +10,9 @@ hand its file list to DuckDB (``connect``). Events and messages carry the key of
 
 File statistics are kept for time columns only, so the transaction log never names a person
 (``forget`` relies on it).
+
+Over 400 lines on purpose: writing, snapshots, compaction and forgetting share the table
+layout, the writer lock and the commit retries, and read best beside them.
 """
 
 from __future__ import annotations
