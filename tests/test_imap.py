@@ -16,6 +16,7 @@ from imapclient import IMAPClient
 from mail_servers import start_dovecot
 from typer.testing import CliRunner
 
+from connectors.imap.folders import folder_key
 from connectors.imap.mailbox import SOURCE
 from timeaudit.cli import app
 from timeaudit.core.config import parse_settings
@@ -198,7 +199,8 @@ def test_a_changed_uidvalidity_reads_the_folder_again_without_duplicates(dovecot
     lake = Lake(tmp_path / "data")
     sync(lake, settings, tmp_path)
     before = live(lake)
-    old = lake.read_cursor(SOURCE, ANN)["folders"]["Archive"]["uidvalidity"]
+    archive = folder_key(parse_settings(settings).imap[0], "Archive")
+    old = lake.read_cursor(SOURCE, ANN)["folders"][archive]["uidvalidity"]
 
     client = login(dovecot)  # the folder recreated: same name, new UIDVALIDITY, same messages
     client.delete_folder("Archive")
@@ -209,7 +211,7 @@ def test_a_changed_uidvalidity_reads_the_folder_again_without_duplicates(dovecot
 
     summary = sync(lake, settings, tmp_path)
     assert summary.failed == 0
-    assert lake.read_cursor(SOURCE, ANN)["folders"]["Archive"]["uidvalidity"] != old
+    assert lake.read_cursor(SOURCE, ANN)["folders"][archive]["uidvalidity"] != old
     after = live(lake)
     assert len(after) == len(before) == 9
     assert len({row[2] for row in after}) == 9

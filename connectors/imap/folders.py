@@ -26,6 +26,11 @@ class ImapFolder:
     name: str
     labels: tuple[str, ...]  # its role (INBOX, SENT) where it has one, its name where kept, its identity
 
+    @property
+    def key(self) -> str:
+        """Its identity (``folder_key``): what the cursor knows it by, never its name."""
+        return self.labels[-1]
+
 
 def folder_role(name: str, flags: Iterable[bytes]) -> str | None:
     """The folder's role: "SENT", "INBOX", "" (left out: drafts, junk, trash) or None (none)."""

@@ -2,13 +2,22 @@
 the headers every mail source reads (``connectors.mail.headers.HEADERS``), FLAGS and
 INTERNALDATE; never a body, and PEEK never marks a message read.
 
-The cursor keeps, per folder, its UIDVALIDITY, UIDNEXT, MESSAGES and (where the server offers
-CONDSTORE) HIGHESTMODSEQ, and the copies it holds: UID -> (message id, seen). A sync asks each
-folder's STATUS (one command); a folder whose values are unchanged costs nothing more. A
-changed one is selected read-only and asked for its UIDs (expunges), its flag changes since
-the saved HIGHESTMODSEQ (``CHANGEDSINCE``; every known message's FLAGS without CONDSTORE) and
-the headers of its new UIDs, in chunks. A changed UIDVALIDITY drops the folder's copies and
-reads it again as new; ids do not change, so nothing doubles.
+The cursor keeps, per folder (known by its digest, never its name), its UIDVALIDITY, UIDNEXT,
+MESSAGES and (with CONDSTORE) HIGHESTMODSEQ, and for each UID it holds only 64 bits of the
+message's id and its \\Seen flag: enough to tell which record an expunge or a flag change
+touches (the ids themselves are the lake's). A sync asks each folder's STATUS (one command); a
+folder whose values are unchanged costs nothing more. A changed one is read in one of three
+ways, by what the server offers:
+
+- QRESYNC (RFC 7162: Dovecot, Fastmail, Gmail's IMAP does not): ``EXAMINE folder (QRESYNC
+  (uidvalidity modseq))`` answers, in one command, the UIDs expunged since the saved
+  HIGHESTMODSEQ (``VANISHED (EARLIER)``) and the messages whose flags changed since;
+- CONDSTORE only: the folder's UIDs (``UID SEARCH ALL``: what is missing was expunged) and the
+  flags changed since the saved HIGHESTMODSEQ (``CHANGEDSINCE``);
+- neither (Exchange): the folder's UIDs and every known message's FLAGS.
+
+Then the headers of its new UIDs, in chunks. A changed UIDVALIDITY drops the folder's copies
+and reads it again as new; ids do not change, so nothing doubles.
 
 One message is one record per account whatever folders hold it, as the mail-file import
 makes it (``connectors.mail.record.message_record``): its id is its Message-ID, its labels
@@ -20,9 +29,16 @@ messages of that window that no folder holds.
 
 from __future__ import annotations
 
+import base64
+import bisect
+import hashlib
+import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+
+from imapclient.exceptions import IMAPClientError
+from imapclient.response_parser import parse_fetch_response
 
 from connectors.imap.folders import ImapFolder
 from connectors.mail.headers import HEADERS, BadHeaders, first_id
@@ -35,6 +51,8 @@ SOURCE = "imap"
 PRIMARY_KEY = ("source", "account", "id")  # id: "<Message-ID>", as the mail-file import's
 CHUNK = 500  # UIDs per FETCH
 HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS (" + " ".join(h.upper() for h in HEADERS) + ")]"
+CURSOR_FORMAT = 2  # folders by digest, UIDs with id digests; a cursor of another format reads again
+QRESYNC, CONDSTORE, PLAIN = "qresync", "condstore", "plain"  # what the server offers to find changes
 
 
 @dataclass
@@ -48,26 +66,39 @@ class Counts:
     skipped: list[str] = field(default_factory=list)
 
 
+def id_digest(mid: str) -> int:
+    """64 bits of a record id, the lowest cleared (the cursor keeps \\Seen there)."""
+    digest = hashlib.blake2b(mid.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & ~1
+
+
 @dataclass
 class FolderState:
     uidvalidity: int
     uidnext: int
     messages: int
     modseq: int | None
-    copies: dict[int, tuple[str, bool]]  # uid -> (message id, seen)
+    copies: dict[int, tuple[int, bool]]  # uid -> (id digest, seen)
 
     def to_json(self) -> dict:
+        uids = sorted(self.copies)
+        packed = struct.pack(
+            f"<{len(uids)}I{len(uids)}Q", *uids, *(self.copies[u][0] | self.copies[u][1] for u in uids)
+        )
         return {
             "uidvalidity": self.uidvalidity,
             "uidnext": self.uidnext,
             "messages": self.messages,
             "modseq": self.modseq,
-            "copies": {str(uid): [mid, seen] for uid, (mid, seen) in self.copies.items()},
+            "copies": base64.b64encode(packed).decode("ascii"),  # UIDs (4 bytes each), then digests (8)
         }
 
     @classmethod
     def from_json(cls, data: dict) -> FolderState:
-        copies = {int(uid): (mid, bool(seen)) for uid, (mid, seen) in data.get("copies", {}).items()}
+        packed = base64.b64decode(data.get("copies", ""))
+        n = len(packed) // 12
+        values = struct.unpack(f"<{n}I{n}Q", packed)
+        copies = {uid: (value & ~1, bool(value & 1)) for uid, value in zip(values[:n], values[n:], strict=True)}
         return cls(data["uidvalidity"], data["uidnext"], data.get("messages", 0), data.get("modseq"), copies)
 
 
@@ -86,9 +117,42 @@ class Session:
 
         return counted
 
+    def examine_changes(self, name: str, uidvalidity: int, modseq: int) -> tuple[bytes, dict[int, dict]]:
+        """``EXAMINE name (QRESYNC (uidvalidity modseq))``: the UIDs expunged since ``modseq``
+        (the set of ``VANISHED (EARLIER)``) and the FETCH answers of the messages changed since.
+        imapclient's select_folder takes no parameters, so the command goes through imaplib."""
+        self.counts.commands += 1
+        imap = self.client._imap
+        imap.untagged_responses = {}  # as imaplib's own select does
+        folder = self.client._normalise_folder(name)
+        typ, data = imap._simple_command("EXAMINE", folder, f"(QRESYNC ({uidvalidity} {modseq}))")
+        if typ != "OK":
+            raise IMAPClientError(f"EXAMINE {name} (QRESYNC) failed: {data[-1]!r}")
+        imap.state, imap.is_readonly = "SELECTED", True  # what imaplib's select sets
+        untagged = imap.untagged_responses
+        vanished = b",".join(v.removeprefix(b"(EARLIER)").strip() for v in untagged.pop("VANISHED", []))
+        fetched = untagged.pop("FETCH", [])
+        return vanished, parse_fetch_response(fetched, False, True) if fetched else {}
 
-def _status_items(condstore: bool) -> list[bytes]:
-    return [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES", *([b"HIGHESTMODSEQ"] if condstore else [])]
+
+def uid_ranges(uid_set: bytes) -> list[tuple[int, int]]:
+    """An IMAP UID set ("1:3,7,9:12") as sorted (first, last) pairs."""
+    ranges = []
+    for part in uid_set.split(b","):
+        if part.strip():
+            first, _, last = part.strip().partition(b":")
+            a, b = int(first), int(last or first)
+            ranges.append((min(a, b), max(a, b)))
+    return sorted(ranges)
+
+
+def in_ranges(uid: int, ranges: list[tuple[int, int]]) -> bool:
+    i = bisect.bisect_right(ranges, (uid, float("inf"))) - 1
+    return i >= 0 and ranges[i][0] <= uid <= ranges[i][1]
+
+
+def _status_items(mode: str) -> list[bytes]:
+    return [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES", *([b"HIGHESTMODSEQ"] if mode != PLAIN else [])]
 
 
 def _header_block(data: dict) -> bytes:
@@ -96,6 +160,10 @@ def _header_block(data: dict) -> bytes:
         if key.startswith(b"BODY[HEADER"):
             return value or b""
     return b""
+
+
+def _seen(data: dict) -> bool:
+    return b"\\Seen" in (data.get(b"FLAGS") or ())
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -106,11 +174,18 @@ def _utc(value: datetime | None) -> datetime | None:
 
 @dataclass
 class Read:
-    """What this read met: the header block (and arrival time) of each message id read, and
-    the ids whose record must be made again (new, changed flags, a copy gone)."""
+    """What this read met: the id, header block and arrival time of each message read (by id
+    digest), and the digests whose record must be made again (new, changed flags, a copy gone)."""
 
-    blocks: dict[str, tuple[bytes, datetime | None]] = field(default_factory=dict)
-    affected: set[str] = field(default_factory=set)
+    blocks: dict[int, tuple[str, bytes, datetime | None]] = field(default_factory=dict)
+    affected: set[int] = field(default_factory=set)
+
+    def add(self, uid: int, data: dict, folder: ImapFolder) -> int:
+        header = _header_block(data)
+        mid = message_id_of(header, uid, folder.key)
+        digest = id_digest(mid)
+        self.blocks.setdefault(digest, (mid, header, _utc(data.get(b"INTERNALDATE"))))
+        return digest
 
 
 def read_account(
@@ -123,50 +198,63 @@ def read_account(
     saved: dict | None,
     since: date,
     known: Mapping[str, tuple[datetime, datetime]],
-    condstore: bool,
+    mode: str,
     on_progress: Callable[[], None] = lambda: None,
 ) -> tuple[Iterator[Message], dict]:
-    """The account's changed messages since ``saved`` (a cursor value) and the new cursor value."""
+    """The account's changed messages since ``saved`` (a cursor value) and the new cursor value.
+    ``mode``: QRESYNC, CONDSTORE or PLAIN, what the server offers (and was enabled)."""
     counts = session.counts
-    old = {name: FolderState.from_json(f) for name, f in (saved or {}).get("folders", {}).items()}
+    if saved is not None and saved.get("format") != CURSOR_FORMAT:
+        saved = None  # an older cursor: read the window again (ids do not change: nothing doubles)
+    old = {key: FolderState.from_json(f) for key, f in (saved or {}).get("folders", {}).items()}
     full = saved is None
     read, states = Read(), {}
     for folder in folders:
         counts.folders += 1
-        state = _read_folder(session, folder.name, old.get(folder.name), since, condstore, read)
-        states[folder.name] = state
+        states[folder.key] = _read_folder(session, folder, old.get(folder.key), since, mode, read)
         on_progress()
-    for name, state in old.items():  # folders gone or no longer read: their copies vanish
-        if name not in states:
-            read.affected.update(mid for mid, _ in state.copies.values())
+    for key, state in old.items():  # folders gone or no longer read: their copies vanish
+        if key not in states:
+            read.affected.update(digest for digest, _ in state.copies.values())
 
-    labels_of = {f.name: f.labels for f in folders}
-    copies: dict[str, list[tuple[str, int, bool]]] = {}
-    for name, state in states.items():
-        for uid, (mid, seen) in state.copies.items():
-            copies.setdefault(mid, []).append((name, uid, seen))
+    labels_of = {f.key: f.labels for f in folders}
+    copies: dict[int, list[tuple[str, int, bool]]] = {}
+    for key, state in states.items():
+        for uid, (digest, seen) in state.copies.items():
+            copies.setdefault(digest, []).append((key, uid, seen))
     if full:
         read.affected.update(copies)
-    missing = [mid for mid in read.affected if mid in copies and mid not in read.blocks]
-    _fetch_missing(session, missing, copies, read)
-    cursor = {"since": since.isoformat(), "folders": {name: s.to_json() for name, s in states.items()}}
+    missing = [d for d in read.affected if d in copies and d not in read.blocks]
+    _fetch_missing(session, missing, copies, {f.key: f for f in folders}, read)
+    cursor = {
+        "format": CURSOR_FORMAT,
+        "since": since.isoformat(),
+        "folders": {key: s.to_json() for key, s in states.items()},
+    }
 
     def records() -> Iterator[Message]:
         words = vocabulary(settings.rules)
-        for mid in sorted(read.affected):
-            held = known.get(mid)
-            if mid not in copies or mid not in read.blocks:
-                if held:
-                    ts, updated = held
-                    yield Message(source=SOURCE, account=account, id=mid, ts=ts, updated=updated, deleted=True)
-                continue
-            message = _record(mid, copies[mid], labels_of, read.blocks[mid], account, aliases, settings, words)
-            if message is not None:
-                yield message
+        gone = [d for d in read.affected if d not in copies]
+        held_by_digest = {id_digest(mid): mid for mid in known} if gone or full else {}
+        out: dict[str, Message | None] = {}
+        for digest in read.affected:
+            if digest in copies and digest in read.blocks:
+                mid, header, internal = read.blocks[digest]
+                message = _record(mid, copies[digest], labels_of, (header, internal), account, aliases, settings, words)
+                if message is not None:
+                    out[mid] = message
+            elif digest not in copies and digest in held_by_digest:
+                out.setdefault(held_by_digest[digest], None)
+        for mid in sorted(out):
+            message = out[mid]
+            if message is None:
+                ts, updated = known[mid]
+                message = Message(source=SOURCE, account=account, id=mid, ts=ts, updated=updated, deleted=True)
+            yield message
         if full:  # what the lake holds of the window and no folder holds any more
             start = datetime.combine(since, datetime.min.time(), tzinfo=UTC)
             for mid, (ts, updated) in sorted(known.items()):
-                if mid not in copies and mid not in read.affected and ts >= start:
+                if id_digest(mid) not in copies and mid not in out and ts >= start:
                     yield Message(source=SOURCE, account=account, id=mid, ts=ts, updated=updated, deleted=True)
 
     return records(), cursor
@@ -182,7 +270,7 @@ def _record(
     settings: Settings,
     words: tuple[str, ...],
 ) -> Message | None:
-    labels = tuple(dict.fromkeys(label for name, _, _ in held_in for label in labels_of[name]))
+    labels = tuple(dict.fromkeys(label for key, _, _ in held_in for label in labels_of[key]))
     box = Mailbox(account, settings, aliases, words, labels, None)
     unread = not any(seen for _, _, seen in held_in)
     header, internal = block
@@ -197,7 +285,7 @@ def _record(
     return Message(**fields)
 
 
-def message_id_of(header: bytes, uid: int, folder: str) -> str:
+def message_id_of(header: bytes, uid: int, folder_key: str) -> str:
     """The record id of a message: "<Message-ID>" as the import's, else a digest of its headers."""
     items = _header_items(header) if header.strip() else []
     for name, value in items:
@@ -205,74 +293,83 @@ def message_id_of(header: bytes, uid: int, folder: str) -> str:
             found = first_id(value)
             if found:
                 return message_key(found)
-    return _header_hash(items) if items else f"imap-{folder}-{uid}"
+    return _header_hash(items) if items else f"imap-{folder_key.removeprefix('mailbox:')}-{uid}"
 
 
 def _read_folder(
-    session: Session, name: str, old: FolderState | None, since: date, condstore: bool, read: Read
+    session: Session, folder: ImapFolder, old: FolderState | None, since: date, mode: str, read: Read
 ) -> FolderState:
-    status = session.folder_status(name, _status_items(condstore))
+    name = folder.name
+    status = session.folder_status(name, _status_items(mode))
     uidvalidity, uidnext = int(status[b"UIDVALIDITY"]), int(status[b"UIDNEXT"])
     messages, modseq = int(status[b"MESSAGES"]), status.get(b"HIGHESTMODSEQ")
     modseq = int(modseq) if modseq is not None else None
     if old is not None and old.uidvalidity != uidvalidity:
-        read.affected.update(mid for mid, _ in old.copies.values())
+        read.affected.update(digest for digest, _ in old.copies.values())
         old = None  # the folder's UIDs mean other messages now: read it whole again
-    if old is not None and condstore and (old.uidnext, old.messages, old.modseq) == (uidnext, messages, modseq):
+    if old is not None and mode != PLAIN and (old.uidnext, old.messages, old.modseq) == (uidnext, messages, modseq):
         return old
     session.counts.changed += 1
-    session.select_folder(name, readonly=True)
-    copies: dict[int, tuple[str, bool]] = {}
     if old is None:
+        session.select_folder(name, readonly=True)
+        copies: dict[int, tuple[int, bool]] = {}
         new_uids = sorted(session.search(["SINCE", since]))
+    elif mode == QRESYNC and old.modseq is not None:
+        copies = dict(old.copies)
+        vanished, changed = session.examine_changes(name, old.uidvalidity, old.modseq)
+        ranges = uid_ranges(vanished)
+        for uid in [uid for uid in copies if in_ranges(uid, ranges)]:
+            read.affected.add(copies.pop(uid)[0])  # expunged (or moved) from this folder
+        _flags_changed(copies, changed, read)
+        if uidnext - old.uidnext <= CHUNK:  # every UID the new ones can have, in one FETCH: no search
+            new_uids = list(range(old.uidnext, uidnext))
+        else:
+            new_uids = sorted(uid for uid in session.search(["UID", f"{old.uidnext}:*"]) if uid >= old.uidnext)
     else:
+        session.select_folder(name, readonly=True)
         current = set(session.search("ALL"))
-        for uid, (mid, seen) in old.copies.items():
-            if uid in current:
-                copies[uid] = (mid, seen)
-            else:
-                read.affected.add(mid)  # expunged (or moved) from this folder
+        copies = {uid: copy for uid, copy in old.copies.items() if uid in current}
+        read.affected.update(digest for uid, (digest, _) in old.copies.items() if uid not in current)
         new_uids = sorted(uid for uid in current if uid >= old.uidnext and uid not in copies)
         known = sorted(copies)
-        if known:
-            modifiers = [f"CHANGEDSINCE {old.modseq}"] if condstore and old.modseq is not None else None
-            for start in range(0, len(known), CHUNK):
-                chunk = known[start : start + CHUNK]
-                answer = session.fetch(chunk, ["FLAGS"], modifiers=modifiers)
-                for uid, data in answer.items():
-                    if uid not in copies:
-                        continue
-                    mid, seen = copies[uid]
-                    now_seen = b"\\Seen" in (data.get(b"FLAGS") or ())
-                    if now_seen != seen:
-                        copies[uid] = (mid, now_seen)
-                        read.affected.add(mid)
+        modifiers = [f"CHANGEDSINCE {old.modseq}"] if mode != PLAIN and old.modseq is not None else None
+        for start in range(0, len(known), CHUNK):
+            _flags_changed(copies, session.fetch(known[start : start + CHUNK], ["FLAGS"], modifiers=modifiers), read)
     for start in range(0, len(new_uids), CHUNK):
-        chunk = new_uids[start : start + CHUNK]
-        answer = session.fetch(chunk, ["FLAGS", "INTERNALDATE", HEADER_ITEM])
+        answer = session.fetch(new_uids[start : start + CHUNK], ["FLAGS", "INTERNALDATE", HEADER_ITEM])
         for uid, data in answer.items():
-            header = _header_block(data)
-            mid = message_id_of(header, uid, name)
-            copies[uid] = (mid, b"\\Seen" in (data.get(b"FLAGS") or ()))
-            read.blocks.setdefault(mid, (header, _utc(data.get(b"INTERNALDATE"))))
-            read.affected.add(mid)
+            digest = read.add(uid, data, folder)
+            copies[uid] = (digest, _seen(data))
+            read.affected.add(digest)
             session.counts.fetched += 1
     return FolderState(uidvalidity, uidnext, messages, modseq, copies)
 
 
+def _flags_changed(copies: dict[int, tuple[int, bool]], answer: dict[int, dict], read: Read) -> None:
+    for uid, data in answer.items():
+        if uid in copies and b"FLAGS" in data:
+            digest, seen = copies[uid]
+            if _seen(data) != seen:
+                copies[uid] = (digest, not seen)
+                read.affected.add(digest)
+
+
 def _fetch_missing(
-    session: Session, missing: list[str], copies: dict[str, list[tuple[str, int, bool]]], read: Read
+    session: Session,
+    missing: list[int],
+    copies: dict[int, list[tuple[str, int, bool]]],
+    folders: dict[str, ImapFolder],
+    read: Read,
 ) -> None:
     """The headers of changed messages not read yet (a flag change, a copy gone elsewhere), from
     one folder holding each."""
     by_folder: dict[str, list[int]] = {}
-    for mid in missing:
-        name, uid, _ = copies[mid][0]
-        by_folder.setdefault(name, []).append(uid)
-    for name, uids in by_folder.items():
-        session.select_folder(name, readonly=True)
+    for digest in missing:
+        key, uid, _ = copies[digest][0]
+        by_folder.setdefault(key, []).append(uid)
+    for key, uids in by_folder.items():
+        session.select_folder(folders[key].name, readonly=True)
         for start in range(0, len(uids), CHUNK):
             answer = session.fetch(sorted(uids[start : start + CHUNK]), ["INTERNALDATE", HEADER_ITEM])
             for uid, data in answer.items():
-                header = _header_block(data)
-                read.blocks.setdefault(message_id_of(header, uid, name), (header, _utc(data.get(b"INTERNALDATE"))))
+                read.add(uid, data, folders[key])

@@ -21,7 +21,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from connectors.base import Cursor, OnFailure, Report, Summary
 from connectors.imap.folders import chosen_folders
-from connectors.imap.mailbox import SOURCE, Counts, Session, read_account
+from connectors.imap.mailbox import CONDSTORE, PLAIN, QRESYNC, SOURCE, Counts, Session, read_account
 from timeaudit.core.config import ImapAccount, Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.model import Message
@@ -110,6 +110,17 @@ def connect(config: ImapAccount, password: str, ca_file: Path | None, counts: Co
     return session
 
 
+def change_mode(session: Session) -> str:
+    """How this server tells what changed (``connectors.imap.mailbox``): QRESYNC where it offers
+    it (ENABLE QRESYNC, which enables CONDSTORE too), else CONDSTORE, else neither."""
+    capabilities = {c.upper() for c in session.capabilities()}
+    if b"ENABLE" in capabilities:
+        for mode, extension in ((QRESYNC, b"QRESYNC"), (CONDSTORE, b"CONDSTORE")):
+            if extension in capabilities and extension in {e.upper() for e in session.enable(extension.decode())}:
+                return mode
+    return CONDSTORE if b"CONDSTORE" in capabilities else PLAIN
+
+
 class ImapSource:
     """The ``imap`` accounts of the settings (``accounts``: only those named)."""
 
@@ -166,10 +177,7 @@ class ImapSource:
 
         session = connect(config, password, config.file(config.ca_file, self.settings.path), counts)
         try:
-            capabilities = {c.upper() for c in session.capabilities()}
-            condstore = b"CONDSTORE" in capabilities
-            if condstore and b"ENABLE" in capabilities:
-                session.enable("CONDSTORE")
+            mode = change_mode(session)
             folders = chosen_folders(config, session.list_folders(), self.settings.privacy.store_subjects)
             saved = cursor.value if cursor.value and cursor.value.get("folders") is not None else None
             report.full_sync = saved is None
@@ -187,7 +195,7 @@ class ImapSource:
                 saved=saved,
                 since=since,
                 known=cursor.held,
-                condstore=condstore,
+                mode=mode,
                 on_progress=show,
             )
             for n, record in enumerate(records, 1):
