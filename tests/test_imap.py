@@ -3,6 +3,8 @@ the real client library, a real lake, real DuckDB. Nothing of the connector is m
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -40,13 +42,16 @@ def dovecot():
     server.stop()
 
 
-@pytest.fixture(params=["condstore", "no condstore"])
+@pytest.fixture(params=["qresync", "condstore", "plain"])
 def any_dovecot(request):
-    """Dovecot as it is, and as a server without CONDSTORE (Exchange) would answer."""
-    condstore = request.param == "condstore"
-    server = start_dovecot({ANN: PASSWORD}, condstore=condstore)
+    """Dovecot as it is (QRESYNC), as a server with CONDSTORE only (Gmail) and as one with
+    neither (Exchange) would answer; ``offers`` says which."""
+    server = start_dovecot({ANN: PASSWORD}, offers=request.param)
     client = login(server)
-    assert (b"CONDSTORE" in client.capabilities()) == condstore
+    capabilities = client.capabilities()
+    assert (b"QRESYNC" in capabilities, b"CONDSTORE" in capabilities) == {
+        "qresync": (True, True), "condstore": (False, True), "plain": (False, False)
+    }[request.param]
     client.logout()
     yield server
     server.stop()
@@ -149,6 +154,13 @@ def test_first_sync_reads_every_folder_once_and_a_second_costs_one_status_per_fo
     assert len(in_two) == 2, "one message in INBOX and Archive is one record with both folders"
     assert rows["<m1@test>"]["subject_tags"].tolist() == ["budget"]
 
+    # The cursor names no folder and holds no Message-ID: per UID 4 bytes and a 64-bit digest.
+    cursor = lake.read_cursor(SOURCE, ANN)
+    text = json.dumps(cursor)
+    assert "INBOX" not in text and "Archive" not in text and "@test" not in text
+    held = sum(len(base64.b64decode(f["copies"])) for f in cursor["folders"].values())
+    assert held == 12 * 10  # 6 + 2 + 2 copies (m3 twice), 12 bytes each
+
     before = raw_rows(lake)
     again = sync(lake, settings, tmp_path)
     [report] = again.reports
@@ -158,12 +170,26 @@ def test_first_sync_reads_every_folder_once_and_a_second_costs_one_status_per_fo
     assert report.commands == 4 + report.folders + 1
 
 
+# IMAP commands of a second sync with nothing changed: login, capability, enable, list, one
+# STATUS per folder (3), logout; without CONDSTORE STATUS cannot tell a flag change, so each
+# folder is also selected, searched and its flags fetched (and nothing is enabled).
+UNCHANGED = {"qresync": 4 + 3 + 1, "condstore": 4 + 3 + 1, "plain": 3 + 3 * 4 + 1}
+# After a flag change, two expunges and a new message in INBOX, besides the above: INBOX's
+# changes (qresync: one EXAMINE (QRESYNC) answers expunges and flags; condstore: SELECT, UID
+# SEARCH ALL, FETCH FLAGS CHANGEDSINCE; plain: the same without CHANGEDSINCE, and Sent and
+# Archive as unchanged), one FETCH for the headers of the new and the flagged message, and
+# SELECT Archive + FETCH for the header of m3, which left INBOX but is still in Archive.
+CHANGED = {"qresync": 4 + 3 + 1 + 1 + 2 + 1, "condstore": 4 + 3 + 3 + 1 + 2 + 1, "plain": 3 + 3 + 3 + 1 + 2 * 3 + 2 + 1}
+
+
 def test_a_flag_change_an_expunge_and_a_new_message_are_picked_up(any_dovecot, tmp_path):
     dovecot = any_dovecot
     fill(dovecot)
     settings = imap_settings(dovecot, tmp_path)
     lake = Lake(tmp_path / "data")
     sync(lake, settings, tmp_path)
+    again = sync(lake, settings, tmp_path)
+    assert again.records == 0 and again.reports[0].commands == UNCHANGED[dovecot.offers]
 
     client = login(dovecot)
     client.select_folder("INBOX")
@@ -177,12 +203,23 @@ def test_a_flag_change_an_expunge_and_a_new_message_are_picked_up(any_dovecot, t
 
     summary = sync(lake, settings, tmp_path)
     assert summary.failed == 0
+    assert summary.reports[0].commands == CHANGED[dovecot.offers]
+    assert summary.records == 4 and (summary.added, summary.deleted) == (1, 1)  # m11; m2 and m3 again; m4
     rows = live_by_id(lake)
     assert not rows["<m2@test>"]["unread"]
     assert "<m4@test>" not in rows and summary.deleted == 1
     assert "<m11@test>" in rows and rows["<m11@test>"]["unread"]
     assert "INBOX" not in rows["<m3@test>"]["labels"], "m3 is now held only by Archive"
     assert [label for label in rows["<m3@test>"]["labels"] if label.startswith("mailbox:")].__len__() == 1
+    assert sync(lake, settings, tmp_path).reports[0].commands == UNCHANGED[dovecot.offers]
+
+    # Marked unread again in Archive, where m3 is now alone: the record is unread again.
+    client = login(dovecot)
+    client.select_folder("Archive")
+    client.remove_flags(client.search(["HEADER", "Message-ID", "m3@test"]), [b"\\Seen"])
+    client.logout()
+    summary = sync(lake, settings, tmp_path)
+    assert summary.records == 1 and live_by_id(lake)["<m3@test>"]["unread"]
 
     # Moved to the trash (skipped): gone from the lake.
     client = login(dovecot)

@@ -310,6 +310,7 @@ def _read_folder(
     if old is not None and mode != PLAIN and (old.uidnext, old.messages, old.modseq) == (uidnext, messages, modseq):
         return old
     session.counts.changed += 1
+    flagged: list[int] = []
     if old is None:
         session.select_folder(name, readonly=True)
         copies: dict[int, tuple[int, bool]] = {}
@@ -320,7 +321,7 @@ def _read_folder(
         ranges = uid_ranges(vanished)
         for uid in [uid for uid in copies if in_ranges(uid, ranges)]:
             read.affected.add(copies.pop(uid)[0])  # expunged (or moved) from this folder
-        _flags_changed(copies, changed, read)
+        flagged = _flags_changed(copies, changed, read)
         if uidnext - old.uidnext <= CHUNK:  # every UID the new ones can have, in one FETCH: no search
             new_uids = list(range(old.uidnext, uidnext))
         else:
@@ -334,9 +335,13 @@ def _read_folder(
         known = sorted(copies)
         modifiers = [f"CHANGEDSINCE {old.modseq}"] if mode != PLAIN and old.modseq is not None else None
         for start in range(0, len(known), CHUNK):
-            _flags_changed(copies, session.fetch(known[start : start + CHUNK], ["FLAGS"], modifiers=modifiers), read)
-    for start in range(0, len(new_uids), CHUNK):
-        answer = session.fetch(new_uids[start : start + CHUNK], ["FLAGS", "INTERNALDATE", HEADER_ITEM])
+            answer = session.fetch(known[start : start + CHUNK], ["FLAGS"], modifiers=modifiers)
+            flagged += _flags_changed(copies, answer, read)
+    # The headers of the new messages, and of those whose flags changed (their record is made
+    # again) while the folder is selected anyway.
+    wanted = sorted({*new_uids, *(uid for uid in flagged if copies[uid][0] not in read.blocks)})
+    for start in range(0, len(wanted), CHUNK):
+        answer = session.fetch(wanted[start : start + CHUNK], ["FLAGS", "INTERNALDATE", HEADER_ITEM])
         for uid, data in answer.items():
             digest = read.add(uid, data, folder)
             copies[uid] = (digest, _seen(data))
@@ -345,13 +350,17 @@ def _read_folder(
     return FolderState(uidvalidity, uidnext, messages, modseq, copies)
 
 
-def _flags_changed(copies: dict[int, tuple[int, bool]], answer: dict[int, dict], read: Read) -> None:
+def _flags_changed(copies: dict[int, tuple[int, bool]], answer: dict[int, dict], read: Read) -> list[int]:
+    """The known UIDs of ``answer`` whose \\Seen flag changed (``copies`` updated)."""
+    changed = []
     for uid, data in answer.items():
         if uid in copies and b"FLAGS" in data:
             digest, seen = copies[uid]
             if _seen(data) != seen:
                 copies[uid] = (digest, not seen)
                 read.affected.add(digest)
+                changed.append(uid)
+    return changed
 
 
 def _fetch_missing(
