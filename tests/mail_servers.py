@@ -63,6 +63,7 @@ class Dovecot:
     tls_port: int
     process: subprocess.Popen
     cert: Path
+    offers: str = "qresync"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -85,14 +86,22 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-# What a server without CONDSTORE and QRESYNC (Exchange, older Courier) announces once logged in.
+# What a server without CONDSTORE and QRESYNC (Exchange, older Courier) announces once logged
+# in, and one with CONDSTORE only (Gmail).
 PLAIN_CAPABILITY = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS LITERAL+ SPECIAL-USE MOVE"
+CAPABILITIES = {"qresync": "", "condstore": PLAIN_CAPABILITY + " CONDSTORE", "plain": PLAIN_CAPABILITY}
 
 
-def start_dovecot(users: dict[str, str], *, condstore: bool = True) -> Dovecot:
+def start_dovecot(
+    users: dict[str, str], *, offers: str = "qresync", introspection_url: str | None = None
+) -> Dovecot:
     """Dovecot on two free loopback ports: plain IMAP (with STARTTLS) and implicit TLS, with a
     self-signed certificate for localhost; the SPECIAL-USE folders Sent, Archive, Junk and Trash.
-    ``condstore=False``: it announces neither CONDSTORE nor QRESYNC."""
+    ``offers``: "qresync" (Dovecot as it is: CONDSTORE and QRESYNC), "condstore" (it announces
+    CONDSTORE only) or "plain" (neither). ``introspection_url``: it
+    also takes XOAUTH2 and OAUTHBEARER sign-ins, each bearer token checked by POSTing it to that
+    RFC 7662 token-introspection endpoint (Dovecot's oauth2 passdb), whose answer's ``active``
+    must be true and ``username`` the login's."""
     binary = require_dovecot()
     folder = Path(tempfile.mkdtemp(prefix="dv"))
     folder.chmod(0o755)
@@ -106,6 +115,13 @@ def start_dovecot(users: dict[str, str], *, condstore: bool = True) -> Dovecot:
     cert, key = _self_signed(folder)
     key.chmod(0o600)
     (folder / "passwd").write_text("".join(f"{user}:{{PLAIN}}{password}\n" for user, password in users.items()))
+    oauth2 = ""
+    if introspection_url:
+        (folder / "oauth2.conf").write_text(
+            f"introspection_mode = post\nintrospection_url = {introspection_url}\nforce_introspection = yes\n"
+            "username_attribute = username\nactive_attribute = active\nactive_value = true\ntimeout_msecs = 5000\n"
+        )
+        oauth2 = f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {folder}/oauth2.conf\n}}"
     port, tls_port = free_port(), free_port()
     config = folder / "dovecot.conf"
     config.write_text(
@@ -120,15 +136,18 @@ ssl = yes
 ssl_cert = <{cert}
 ssl_key = <{key}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_failure_delay = 0
+auth_mechanisms = plain login{" xoauth2 oauthbearer" if introspection_url else ""}
 default_internal_user = {me if not root else "dovecot"}
 default_internal_group = {grp.getgrgid(pwd.getpwnam(me if not root else "dovecot").pw_gid).gr_name}
 default_login_user = {login_user}
 mail_location = maildir:{mail}/%u
 first_valid_uid = 1
-{"" if condstore else "imap_capability = " + PLAIN_CAPABILITY}
+{"imap_capability = " + CAPABILITIES[offers] if CAPABILITIES[offers] else ""}
+{oauth2}
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {folder}/passwd
 }}
 userdb {{
@@ -184,7 +203,7 @@ namespace inbox {{
         process.wait()
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return Dovecot(folder, port, tls_port, process, cert)
+    return Dovecot(folder, port, tls_port, process, cert, offers)
 
 
 @dataclass
