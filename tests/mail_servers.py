@@ -11,16 +11,21 @@ installs dovecot-imapd), as test_browser's ``require_chromium`` does.
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -92,9 +97,7 @@ PLAIN_CAPABILITY = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS LIT
 CAPABILITIES = {"qresync": "", "condstore": PLAIN_CAPABILITY + " CONDSTORE", "plain": PLAIN_CAPABILITY}
 
 
-def start_dovecot(
-    users: dict[str, str], *, offers: str = "qresync", introspection_url: str | None = None
-) -> Dovecot:
+def start_dovecot(users: dict[str, str], *, offers: str = "qresync", introspection_url: str | None = None) -> Dovecot:
     """Dovecot on two free loopback ports: plain IMAP (with STARTTLS) and implicit TLS, with a
     self-signed certificate for localhost; the SPECIAL-USE folders Sent, Archive, Junk and Trash.
     ``offers``: "qresync" (Dovecot as it is: CONDSTORE and QRESYNC), "condstore" (it announces
@@ -258,3 +261,67 @@ level = warning
     )
     wait_for_port(port, process, folder / "radicale.log")
     return Radicale(folder, port, process, cert)
+
+
+class TokenServer:
+    """An OAuth authorisation server's two endpoints on a free loopback port: ``/introspect``
+    (RFC 7662), which Dovecot's oauth2 passdb asks about each bearer token, and ``/token``,
+    which renews an access token with a refresh token (RFC 6749, section 6) and rotates the
+    refresh token as Microsoft's does. ``revoke`` makes a token inactive (access) or refused
+    (refresh); ``requests`` counts what each endpoint was asked."""
+
+    def __init__(self, lifetime: int = 3600):
+        self.access: dict[str, str] = {}  # access token -> username, while active
+        self.refresh: dict[str, str] = {}  # refresh token -> username, while valid
+        self.requests = {"/introspect": 0, "/token": 0}
+        self.lifetime, self._next = lifetime, 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+                value = lambda key: form.get(key, [""])[0]  # noqa: E731
+                server.requests[self.path] = server.requests.get(self.path, 0) + 1
+                if self.path == "/introspect":
+                    user = server.access.get(value("token"))
+                    self._answer(200, {"active": True, "username": user} if user else {"active": False})
+                elif self.path == "/token" and value("grant_type") == "refresh_token":
+                    user = server.refresh.pop(value("refresh_token"), None)
+                    if user is None:
+                        self._answer(400, {"error": "invalid_grant", "error_description": "Token has been revoked."})
+                        return
+                    access, refresh = server.issue(user)
+                    self._answer(200, {"access_token": access, "refresh_token": refresh,
+                                       "expires_in": server.lifetime, "token_type": "Bearer"})  # fmt: skip
+                else:
+                    self._answer(400, {"error": "unsupported_grant_type"})
+
+            def _answer(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_port}"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def issue(self, user: str) -> tuple[str, str]:
+        """A new access token and refresh token for ``user``."""
+        self._next += 1
+        access, refresh = f"at-{self._next}-{secrets.token_hex(8)}", f"rt-{self._next}-{secrets.token_hex(8)}"
+        self.access[access], self.refresh[refresh] = user, user
+        return access, refresh
+
+    def revoke(self, token: str) -> None:
+        self.access.pop(token, None)
+        self.refresh.pop(token, None)
+
+    def stop(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()

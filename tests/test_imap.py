@@ -50,7 +50,9 @@ def any_dovecot(request):
     client = login(server)
     capabilities = client.capabilities()
     assert (b"QRESYNC" in capabilities, b"CONDSTORE" in capabilities) == {
-        "qresync": (True, True), "condstore": (False, True), "plain": (False, False)
+        "qresync": (True, True),
+        "condstore": (False, True),
+        "plain": (False, False),
     }[request.param]
     client.logout()
     yield server

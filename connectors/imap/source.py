@@ -2,9 +2,10 @@
 its cursor the folders' UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and copies (``connectors.imap.mailbox``).
 
 TLS by default (implicit on 993, or STARTTLS); the password comes from the account's
-``password_file`` (mode 0600). A host that cannot be found or reached, a refused login and an
-untrusted certificate end the run with one line naming the fix; any other failure of one
-account is recorded and the next account goes on.
+``password_file`` (mode 0600), or with ``auth = "xoauth2"`` an OAuth access token
+(``connectors.imap.oauth``), renewed once when the server refuses it. A host that cannot be
+found or reached, a refused login or token and an untrusted certificate end the run with one
+line naming the fix; any other failure of one account is recorded and the next account goes on.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from connectors.base import Cursor, OnFailure, Report, Summary
 from connectors.imap.folders import chosen_folders
 from connectors.imap.mailbox import CONDSTORE, PLAIN, QRESYNC, SOURCE, Counts, Session, read_account
+from connectors.imap.oauth import Tokens
 from timeaudit.core.config import ImapAccount, Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.model import Message
@@ -71,8 +73,9 @@ def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     return context
 
 
-def connect(config: ImapAccount, password: str, ca_file: Path | None, counts: Counts) -> Session:
-    """A logged-in client, or a ServerError naming the fix."""
+def connect(config: ImapAccount, credentials: str | Tokens, ca_file: Path | None, counts: Counts) -> Session:
+    """A logged-in client (``credentials``: the password, or the account's OAuth tokens), or a
+    ServerError naming the fix."""
     where = f"{config.host}:{config.server_port()}"
     context = ssl_context(ca_file)
     try:
@@ -87,7 +90,10 @@ def connect(config: ImapAccount, password: str, ca_file: Path | None, counts: Co
         session = Session(client, counts)
         if config.security == "starttls":
             session.starttls(context)
-        session.login(config.login(), password)
+        if isinstance(credentials, Tokens):
+            _sign_in_with_token(session, config, credentials, where)
+        else:
+            session.login(config.login(), credentials)
     except socket.gaierror:
         raise ServerError(
             f"IMAP host '{config.host}' not found; check the host of imap account {config.account} in the settings"
@@ -119,6 +125,26 @@ def change_mode(session: Session) -> str:
             if extension in capabilities and extension in {e.upper() for e in session.enable(extension.decode())}:
                 return mode
     return CONDSTORE if b"CONDSTORE" in capabilities else PLAIN
+
+
+def _sign_in_with_token(session: Session, config: ImapAccount, tokens: Tokens, where: str) -> None:
+    """AUTHENTICATE XOAUTH2; a refused token is renewed (where it can be) and tried once more."""
+    try:
+        session.oauth2_login(config.login(), tokens.current())
+        return
+    except LoginError:
+        if b"AUTH=XOAUTH2" not in {c.upper() for c in session.client.capabilities()}:
+            raise ServerError(
+                f'{where} does not offer XOAUTH2 sign-in; set auth = "password" and a password_file '
+                f"(an app password) for {config.account}"
+            ) from None
+        renewed = tokens.renew()
+    if renewed is None:
+        raise ServerError(tokens.refused(where, config.login(), renewed=False))
+    try:
+        session.oauth2_login(config.login(), renewed)
+    except LoginError:
+        raise ServerError(tokens.refused(where, config.login(), renewed=True)) from None
 
 
 class ImapSource:
@@ -160,10 +186,16 @@ class ImapSource:
         """The account's changed messages across its folders since ``cursor.value``."""
         report = report or self.report(account, cursor.part)
         config = self.configs[account]
-        path = config.file(config.password_file, self.settings.path)
-        if path is None:
-            raise ServerError(f"imap account {account}: no password_file; name a file (mode 0600) holding its password")
-        password = read_secret(path, f"the IMAP password of {account}")
+        credentials: str | Tokens
+        if config.auth == "xoauth2":
+            credentials = Tokens(config, self.settings.path)
+        else:
+            path = config.file(config.password_file, self.settings.path)
+            if path is None:
+                raise ServerError(
+                    f"imap account {account}: no password_file; name a file (mode 0600) holding its password"
+                )
+            credentials = read_secret(path, f"the IMAP password of {account}")
         counts = Counts()
 
         def show() -> None:
@@ -175,7 +207,7 @@ class ImapSource:
             )
             report.show_progress()
 
-        session = connect(config, password, config.file(config.ca_file, self.settings.path), counts)
+        session = connect(config, credentials, config.file(config.ca_file, self.settings.path), counts)
         try:
             mode = change_mode(session)
             folders = chosen_folders(config, session.list_folders(), self.settings.privacy.store_subjects)

@@ -221,11 +221,16 @@ class _ServerAccount(_Section):
 
 class ImapAccount(_ServerAccount):
     """One ``[[imap]]`` mailbox. ``security``: "tls" (implicit TLS, port 993), "starttls"
-    (port 143, then TLS) or "plain" (no TLS: only to a loopback host, for a local bridge or tests)."""
+    (port 143, then TLS) or "plain" (no TLS: only to a loopback host, for a local bridge or tests).
+    ``auth``: "password" (``password_file``) or "xoauth2": an OAuth access token from
+    ``token_file`` (refreshed in place, see ``connectors.imap.oauth``) or printed by ``token_command``."""
 
     host: str
     port: int | None = Field(None, ge=1, le=65535)
     security: str = "tls"
+    auth: str = "password"
+    token_file: str = ""  # xoauth2: a JSON file (mode 0600) with the access and refresh tokens
+    token_command: str = ""  # xoauth2: a command that prints an access token (oama, pizauth, ...)
     aliases: list[str] = Field(default_factory=list)  # other addresses of the same person: mail from them is sent
     folders: list[str] = Field(default_factory=list)  # only these (default: every folder)
     skip_folders: list[str] = Field(default_factory=list)
@@ -237,6 +242,21 @@ class ImapAccount(_ServerAccount):
         if v not in ("tls", "starttls", "plain"):
             raise ValueError(f"'{v}' is not one of tls, starttls, plain")
         return v
+
+    @field_validator("auth")
+    @classmethod
+    def _auth(cls, v: str) -> str:
+        if v not in ("password", "xoauth2"):
+            raise ValueError(f"'{v}' is not one of password, xoauth2")
+        return v
+
+    @model_validator(mode="after")
+    def _one_way_to_sign_in(self) -> ImapAccount:
+        if self.auth == "xoauth2" and bool(self.token_file) == bool(self.token_command):
+            raise ValueError("auth = 'xoauth2' needs one of token_file or token_command (not both)")
+        if self.auth == "password" and (self.token_file or self.token_command):
+            raise ValueError("token_file and token_command are read only with auth = 'xoauth2'; add it")
+        return self
 
     @model_validator(mode="after")
     def _plain_only_on_loopback(self) -> ImapAccount:
