@@ -207,10 +207,12 @@ def sync_imap_command(
 ) -> None:
     """Pull mail metadata (header fields and flags, never bodies) from the [[imap]] accounts of the settings.
 
-    TLS by default; each password is read from the account's password_file (mode 0600). The
+    TLS by default; each password is read from the account's password_file (mode 0600), or with
+    auth = "xoauth2" an OAuth token from its token_file (renewed in place) or token_command. The
     first run reads every folder's messages since --since (junk and trash skipped); later runs
-    ask each folder whether anything changed and read only that. A server that cannot be
-    reached, a refused login or an untrusted certificate stops the run with the fix (exit 2).
+    ask each folder whether anything changed and read only that (QRESYNC where offered). A
+    server that cannot be reached, a refused login or token or an untrusted certificate stops
+    the run with the fix (exit 2).
     """
     _run_sync("imap", data, config, shard=shard, workers=workers, accounts=account, since=_day(since, "--since"))
 
