@@ -258,6 +258,24 @@ def test_a_changed_uidvalidity_reads_the_folder_again_without_duplicates(dovecot
     assert sorted(after) == sorted(before)
 
 
+def test_a_cursor_of_the_earlier_format_reads_the_window_again_without_duplicates(dovecot, tmp_path):
+    fill(dovecot)
+    settings = imap_settings(dovecot, tmp_path)
+    lake = Lake(tmp_path / "data")
+    sync(lake, settings, tmp_path)
+    before = live(lake)
+    # What the first IMAP sync kept: folders by name, every UID's Message-ID and \\Seen flag.
+    earlier = {"since": lake.read_cursor(SOURCE, ANN)["since"], "folders": {
+        "INBOX": {"uidvalidity": 1, "uidnext": 7, "messages": 6, "modseq": 9, "copies": {"1": ["<m1@test>", True]}},
+    }}  # fmt: skip
+    lake.write_cursor(SOURCE, ANN, earlier)
+    summary = sync(lake, settings, tmp_path)
+    assert summary.failed == 0 and summary.added == 0 and summary.deleted == 0
+    assert sorted(live(lake)) == sorted(before)
+    assert lake.read_cursor(SOURCE, ANN)["format"] == 2
+    assert sync(lake, settings, tmp_path).records == 0
+
+
 def _killed_sync(data: Path, config: Path, env: dict) -> None:
     """The IMAP sync in a subprocess that SIGKILLs itself right after its second batch landed."""
     script = f"""

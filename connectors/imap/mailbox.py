@@ -307,7 +307,9 @@ def _read_folder(
     if old is not None and old.uidvalidity != uidvalidity:
         read.affected.update(digest for digest, _ in old.copies.values())
         old = None  # the folder's UIDs mean other messages now: read it whole again
-    if old is not None and mode != PLAIN and (old.uidnext, old.messages, old.modseq) == (uidnext, messages, modseq):
+    # Unchanged values say nothing changed only with a HIGHESTMODSEQ (a NOMODSEQ folder has none).
+    unchanged = old is not None and (old.uidnext, old.messages, old.modseq) == (uidnext, messages, modseq)
+    if unchanged and modseq is not None:
         return old
     session.counts.changed += 1
     flagged: list[int] = []
