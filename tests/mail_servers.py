@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -268,13 +269,14 @@ class TokenServer:
     (RFC 7662), which Dovecot's oauth2 passdb asks about each bearer token, and ``/token``,
     which renews an access token with a refresh token (RFC 6749, section 6) and rotates the
     refresh token as Microsoft's does. ``revoke`` makes a token inactive (access) or refused
-    (refresh); ``requests`` counts what each endpoint was asked."""
+    (refresh); ``requests`` counts what each endpoint was asked. ``also``: the user of an access
+    token another authorisation server issued (a stand-in's), or None."""
 
-    def __init__(self, lifetime: int = 3600):
+    def __init__(self, lifetime: int = 3600, also: Callable[[str], str | None] = lambda token: None):
         self.access: dict[str, str] = {}  # access token -> username, while active
         self.refresh: dict[str, str] = {}  # refresh token -> username, while valid
         self.requests = {"/introspect": 0, "/token": 0}
-        self.lifetime, self._next = lifetime, 0
+        self.lifetime, self._next, self.also = lifetime, 0, also
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -283,7 +285,7 @@ class TokenServer:
                 value = lambda key: form.get(key, [""])[0]  # noqa: E731
                 server.requests[self.path] = server.requests.get(self.path, 0) + 1
                 if self.path == "/introspect":
-                    user = server.access.get(value("token"))
+                    user = server.access.get(value("token")) or server.also(value("token"))
                     self._answer(200, {"active": True, "username": user} if user else {"active": False})
                 elif self.path == "/token" and value("grant_type") == "refresh_token":
                     user = server.refresh.pop(value("refresh_token"), None)

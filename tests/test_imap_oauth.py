@@ -5,22 +5,28 @@ tokens: the real client library, real token files, a real lake. Nothing of the c
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import stat
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from google_standin import StandIn
+from graph_standin import CLIENT_ID, TENANT, GraphStandIn
 from mail_servers import TokenServer, start_dovecot
 from test_imap import ANN, PASSWORD, fill, imap_settings, live_by_id, sync
 from typer.testing import CliRunner
 
+from connectors.microsoft import auth as microsoft_auth
 from timeaudit.cli import app
 from timeaudit.core.config import parse_settings
 from timeaudit.core.errors import ConfigError, UserError
 from timeaudit.lake.store import Lake
 
+ROOT = Path(__file__).parent.parent
 MAILBOX = {"INBOX": [(1, True), (2, False)], "Sent": [(7, True)]}
 
 
@@ -62,13 +68,19 @@ def token_file(tmp_path: Path, tokens: TokenServer, *, expires_in: timedelta = t
     return path
 
 
-def cli_sync(settings: dict, tmp_path: Path) -> tuple[int, str]:
-    """`timeaudit sync imap` with ``settings``' one account written to a timeaudit.toml."""
-    entry = settings["imap"][0]
-    lines = [f"{k} = {json.dumps(v)}" for k, v in entry.items()]
+def write_config(settings: dict, tmp_path: Path) -> Path:
+    """``settings``' one imap account as a timeaudit.toml."""
+    lines = [f"{k} = {json.dumps(v)}" for k, v in settings["imap"][0].items()]
     config = tmp_path / "timeaudit.toml"
     config.write_text("[[imap]]\n" + "\n".join(lines) + "\n")
-    result = CliRunner().invoke(app, ["sync", "imap", "--data", str(tmp_path / "data"), "--config", str(config)])
+    return config
+
+
+def cli_sync(settings: dict, tmp_path: Path, *command: str) -> tuple[int, str]:
+    """`timeaudit sync imap` (or ``command``) with ``settings``' one account in a timeaudit.toml."""
+    config = write_config(settings, tmp_path)
+    args = [*(command or ("sync", "imap")), "--data", str(tmp_path / "data"), "--config", str(config)]
+    result = CliRunner().invoke(app, args)
     return result.exit_code, result.output
 
 
@@ -157,3 +169,89 @@ def test_a_server_without_xoauth2_a_shared_token_file_and_half_a_configuration_a
         parse_settings({"imap": [{"account": ANN, "host": "imap.example.com", "auth": "xoauth2"}]})
     with pytest.raises(ConfigError, match="only with auth = 'xoauth2'"):
         parse_settings({"imap": [{"account": ANN, "host": "imap.example.com", "token_file": "t.json"}]})
+
+
+def test_auth_imap_signs_in_with_a_microsoft_device_code_and_syncs_renew_the_token(tmp_path, monkeypatch):
+    """`timeaudit auth imap --microsoft` against the Graph stand-in's sign-in endpoints; Dovecot
+    takes the tokens that stand-in issued (as Exchange Online takes Entra ID's)."""
+    graph = GraphStandIn(tmp_path / "tls").start()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(graph.ca))
+    monkeypatch.setenv(microsoft_auth.AUTHORITY_ENV, graph.url.rstrip("/"))
+    monkeypatch.setenv(microsoft_auth.TOKEN_DIR_ENV, str(tmp_path / "tokens"))
+    graph.device_user = ANN
+    issued = lambda token: graph.access.get(token, ("", 0))[0] or None  # noqa: E731
+    tokens = TokenServer(also=issued)
+    server = start_dovecot({ANN: PASSWORD}, introspection_url=tokens.url + "/introspect")
+    try:
+        fill(server, MAILBOX)
+        path = tmp_path / "outlook-imap.json"
+        settings = token_settings(server, tmp_path, token_file=str(path))
+        code, output = cli_sync(settings, tmp_path, "auth", "imap", ANN, "--microsoft", CLIENT_ID, "--tenant", TENANT)
+        assert code == 0, output
+        assert "ABCD-EFGH" in output and "IMAP token saved" in output
+        saved = json.loads(path.read_text())
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert saved["token_uri"] == f"{graph.url.rstrip('/')}/{TENANT}/oauth2/v2.0/token"
+        assert saved["client_id"] == CLIENT_ID and saved["refresh_token"] and saved["account"] == ANN
+        assert microsoft_auth.IMAP_SCOPE in saved["scopes"]
+        assert not (tmp_path / "tokens" / microsoft_auth.IDENTITY_FILE).exists(), "the Graph sign-in is left alone"
+
+        code, output = cli_sync(settings, tmp_path)
+        assert code == 0 and "3 messages" in output, output
+        graph.expire_access()  # Entra ID ended the session's access tokens before their expiry
+        code, output = cli_sync(settings, tmp_path)
+        assert code == 0, output
+        assert json.loads(path.read_text())["refresh_token"] != saved["refresh_token"], "renewed and rotated"
+        assert [e.query["grant_type"] for e in graph.log if e.path.endswith("/token")][-1] == "refresh_token"
+
+        graph.revoke_all()
+        code, output = cli_sync(settings, tmp_path)
+        assert code == 2 and "AADSTS70008" in output and "sign in again" in output
+    finally:
+        server.stop()
+        tokens.stop()
+        graph.stop()
+
+
+def test_auth_imap_signs_in_to_google_for_the_full_mail_scope_and_the_sync_uses_it(tmp_path):
+    """`timeaudit auth imap --google` through the installed-app flow against the Google stand-in
+    (a browser in the background follows its consent page); Dovecot takes the tokens it issued."""
+    google = StandIn().start()
+    google.consent_user = ANN
+    tokens = TokenServer(also=lambda token: google.access.get(token))
+    server = start_dovecot({ANN: PASSWORD}, introspection_url=tokens.url + "/introspect")
+    try:
+        fill(server, MAILBOX)
+        path = tmp_path / "gmail-imap.json"
+        settings = token_settings(server, tmp_path, token_file=str(path))
+        config = write_config(settings, tmp_path)
+        client = tmp_path / "client_secret.json"
+        client.write_text(json.dumps(google.client_secrets()))
+        browser = tmp_path / "browser.sh"
+        browser.write_text(f'#!/bin/sh\n"{sys.executable}" "{ROOT / "tests" / "google_standin.py"}" browse "$1" &\n')
+        browser.chmod(0o755)
+        env = dict(os.environ, BROWSER=str(browser), PYTHONPATH=str(ROOT), TIMEAUDIT_TOKEN_DIR=str(tmp_path / "t"))
+        done = subprocess.run(
+            [sys.executable, "-m", "timeaudit.cli", "auth", "imap", ANN, "--google", str(client),
+             "--config", str(config)],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        saved = json.loads(path.read_text())
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert saved["scopes"] == ["https://mail.google.com/"] and saved["token_uri"] == google.token_uri
+        assert saved["refresh_token"] and saved["account"] == ANN
+        consent = next(e for e in google.log if e.path == "/o/oauth2/auth")
+        assert consent.query["scope"] == "https://mail.google.com/", "only the scope Gmail's IMAP takes"
+        assert not (tmp_path / "t" / "google-token.json").exists(), "the Calendar/Gmail sign-in is left alone"
+
+        code, output = cli_sync(settings, tmp_path)
+        assert code == 0 and "3 messages" in output, output
+        google.access.clear()  # access tokens ended early: the sync renews at the file's token_uri
+        code, output = cli_sync(settings, tmp_path)
+        assert code == 0, output
+        assert json.loads(path.read_text())["token"] in google.access
+    finally:
+        server.stop()
+        tokens.stop()
+        google.stop()

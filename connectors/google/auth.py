@@ -33,6 +33,7 @@ GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
 # What `timeaudit auth google` asks a person to grant. A service account asks, per person, only
 # for the scope of the source being synced, so delegating one source is enough for that source.
 SCOPES = [CALENDAR_READONLY, GMAIL_METADATA]
+GMAIL_IMAP = "https://mail.google.com/"  # the only scope Gmail's IMAP takes (`timeaudit auth imap --google`)
 
 USER_TOKEN_FILE = "google-token.json"
 SERVICE_ACCOUNT_FILE = "google-service-account.json"
@@ -224,6 +225,11 @@ def authorize_installed_app(
             return flow.credentials
     except OAuth2Error as e:
         raise AuthError(f"Google did not grant access ({e.error}: {e.description or 'no detail'}); {REAUTH}") from None
+
+
+def token_info(credentials: UserCredentials) -> dict:
+    """The credentials as an ``authorized_user`` file's fields (what an IMAP token_file holds)."""
+    return json.loads(credentials.to_json())
 
 
 # -- recognising a refused credential -----------------------------------------------------------

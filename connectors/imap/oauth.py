@@ -32,7 +32,6 @@ GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 EARLY = timedelta(seconds=60)  # renew a token this close to its expiry
 TIMEOUT = 30.0
 COMMAND_TIMEOUT = 120.0  # a token command may ask its own sign-in first
-SIGN_IN_AGAIN = "sign in again for a new token file (XOAUTH2 in docs/imap-caldav.md)"
 SCOPES = "Gmail: https://mail.google.com/, Outlook: https://outlook.office.com/IMAP.AccessAsUser.All"
 
 
@@ -59,6 +58,10 @@ class Tokens:
         self.path: Path | None = config.file(config.token_file, settings_path)
 
     @property
+    def sign_in_again(self) -> str:
+        return f"sign in again: `timeaudit auth imap {self.account}` (or the tool that wrote the file) writes a new one"
+
+    @property
     def origin(self) -> str:
         return f"the token token_command printed for {self.account}" if self.command else f"the token in {self.path}"
 
@@ -72,7 +75,7 @@ class Tokens:
         if token and (expiry is None or expiry - EARLY > datetime.now(UTC)):
             return token
         if not info.get("refresh_token"):
-            raise TokenError(f"{self.path}: the access token expired and there is no refresh_token; {SIGN_IN_AGAIN}")
+            raise TokenError(f"{self.path}: the access token expired, with no refresh_token; {self.sign_in_again}")
         return self._refresh(info)
 
     def renew(self) -> str | None:
@@ -92,7 +95,7 @@ class Tokens:
         if not renewed:
             return (
                 f"{where} refused the XOAUTH2 sign-in of '{login}' with {self.origin} (expired or revoked) and "
-                f"the file has no refresh_token to renew it; {SIGN_IN_AGAIN}"
+                f"the file has no refresh_token to renew it; {self.sign_in_again}"
             )
         return (
             f"{where} refused the XOAUTH2 sign-in of '{login}' with a token just renewed from {self.path}; "
@@ -104,14 +107,14 @@ class Tokens:
         assert self.path is not None
         what = f"the IMAP OAuth token of {self.account}"
         if not self.path.is_file():
-            raise TokenError(f"{self.path}: {what} not found; {SIGN_IN_AGAIN}")
+            raise TokenError(f"{self.path}: {what} not found; {self.sign_in_again}")
         check_private(self.path, what)
         try:
             info = json.loads(self.path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError):
-            raise TokenError(f"{self.path}: not a JSON token file; {SIGN_IN_AGAIN}") from None
+            raise TokenError(f"{self.path}: not a JSON token file; {self.sign_in_again}") from None
         if not isinstance(info, dict) or not any(info.get(k) for k in ("token", "access_token", "refresh_token")):
-            raise TokenError(f"{self.path}: holds neither an access token nor a refresh_token; {SIGN_IN_AGAIN}")
+            raise TokenError(f"{self.path}: holds neither an access token nor a refresh_token; {self.sign_in_again}")
         return info
 
     def _token_uri(self, info: dict) -> str:
@@ -146,7 +149,7 @@ class Tokens:
             reason = f"{error}: {detail[0]}" if detail else str(error)
             raise TokenError(
                 f"{self.path}: {uri} refused the refresh token ({reason}); the sign-in expired or was revoked: "
-                f"{SIGN_IN_AGAIN}"
+                f"{self.sign_in_again}"
             )
         info = {k: v for k, v in info.items() if k != "access_token"}
         info["token"] = data["access_token"]

@@ -20,6 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from timeaudit.core.private_files import TOKEN_DIR_ENV as TOKEN_DIR_ENV  # the tests point it elsewhere
@@ -28,6 +29,7 @@ from timeaudit.core.private_files import token_dir, write_private
 AUTHORITY_ENV = "TIMEAUDIT_MICROSOFT_AUTHORITY"
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 DELEGATED_SCOPES = ["Calendars.Read", "Mail.ReadBasic"]  # + offline_access, which MSAL always adds
+IMAP_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"  # Exchange Online's IMAP (`timeaudit auth imap`)
 APPLICATION_PERMISSIONS = ["Calendars.Read", "Mail.ReadBasic.All"]
 IDENTITY_FILE = "microsoft.json"
 CACHE_FILE = "microsoft-token-cache.json"
@@ -212,11 +214,24 @@ def sign_in_device_code(
     import msal
 
     cache = msal.SerializableTokenCache()
+    result = _device_flow(client_id, identity.authority, graph_scopes(resource), announce, cache)
+    claims = result.get("id_token_claims") or {}
+    identity.account = str(claims.get("preferred_username") or claims.get("email") or "").lower()
+    _clear(folder)
+    write_private(folder / CACHE_FILE, cache.serialize())
+    identity.save()
+    return identity
+
+
+def _device_flow(
+    client_id: str, authority: str, scopes: list[str], announce: Callable[[str], None], cache=None
+) -> dict:
+    """MSAL's device-code flow: the person signs in on any browser with the code announced."""
+    import msal
+
     try:
-        app = msal.PublicClientApplication(
-            client_id, authority=identity.authority, token_cache=cache, instance_discovery=False
-        )
-        flow = app.initiate_device_flow(scopes=graph_scopes(resource))
+        app = msal.PublicClientApplication(client_id, authority=authority, token_cache=cache, instance_discovery=False)
+        flow = app.initiate_device_flow(scopes=scopes)
         if "user_code" not in flow:
             raise AuthError(
                 f"Microsoft did not start a device sign-in ({describe(flow)}); check --client-id and --tenant"
@@ -224,17 +239,34 @@ def sign_in_device_code(
         announce(flow["message"])
         result = app.acquire_token_by_device_flow(flow)
     except ValueError as e:
-        raise AuthError(f"the authority {identity.authority} is not usable ({e})") from None
+        raise AuthError(f"the authority {authority} is not usable ({e})") from None
     except OSError as e:
-        raise AuthError(f"the sign-in endpoint {identity.authority} did not answer ({type(e).__name__})") from None
+        raise AuthError(f"the sign-in endpoint {authority} did not answer ({type(e).__name__})") from None
     if "access_token" not in result:
         raise AuthError(f"Microsoft did not grant access ({describe(result)}); {REAUTH} --device-code")
+    return result
+
+
+def imap_token_info(client_id: str, tenant: str, *, announce: Callable[[str], None] = print) -> dict:
+    """One person's device-code sign-in for Exchange Online's IMAP, as the fields of an IMAP
+    token_file (``connectors.imap.oauth``): the tokens, the tenant's token endpoint, the scopes.
+    Nothing is saved here, and the Graph sign-in of `timeaudit auth microsoft` is left alone."""
+    authority = f"{authority_root()}/{tenant}"
+    scopes = [IMAP_SCOPE, "offline_access"]
+    result = _device_flow(client_id, authority, [IMAP_SCOPE], announce)
+    if not result.get("refresh_token"):
+        raise AuthError("Microsoft granted no refresh token; check the app registration allows public client flows")
+    expiry = datetime.now(UTC) + timedelta(seconds=int(result.get("expires_in") or 0))
     claims = result.get("id_token_claims") or {}
-    identity.account = str(claims.get("preferred_username") or claims.get("email") or "").lower()
-    _clear(folder)
-    write_private(folder / CACHE_FILE, cache.serialize())
-    identity.save()
-    return identity
+    return {
+        "token": result["access_token"],
+        "expiry": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "refresh_token": result["refresh_token"],
+        "client_id": client_id,
+        "token_uri": f"{authority}/oauth2/v2.0/token",
+        "scopes": scopes,
+        "account": str(claims.get("preferred_username") or claims.get("email") or "").lower(),
+    }
 
 
 def save_application(

@@ -9,6 +9,7 @@ import typer
 from timeaudit.cli.dashboard import dashboard
 from timeaudit.cli.demo import demo
 from timeaudit.cli.google import auth_app
+from timeaudit.cli.imap import auth_imap
 from timeaudit.cli.imports import import_app
 from timeaudit.cli.maintenance import compact, doctor, upgrade
 from timeaudit.cli.metrics import metrics
@@ -41,6 +42,7 @@ app.command("export-mine")(export_mine)
 app.command()(compact)
 app.command()(doctor)
 auth_app.command("microsoft")(auth_microsoft)
+auth_app.command("imap")(auth_imap)
 app.command()(upgrade)
 app.add_typer(auth_app, name="auth")
 app.add_typer(sync_app, name="sync")
