@@ -1,15 +1,15 @@
 """Where an IMAP account's XOAUTH2 access tokens come from (``auth = "xoauth2"``).
 
 - ``token_file``: a JSON file (mode 0600) with the fields of an OAuth ``authorized_user``
-  file as Google's libraries write them (``timeaudit auth google``'s token file, gcloud's
-  application-default credentials): ``token`` (the access token; ``access_token`` is read
+  file as Google's libraries write them (what ``timeaudit auth imap`` writes, for Google or
+  Microsoft): ``token`` (the access token; ``access_token`` is read
   too), ``expiry``, ``refresh_token``, ``client_id``, ``client_secret`` (none for a public
   client, as most Microsoft app registrations), ``token_uri`` (default: Google's) and
   ``scopes`` (sent with a refresh, as Microsoft's endpoint wants). An access token that
   expires within a minute, or that the server refused, is renewed with the refresh token
   (RFC 6749, section 6) and the file rewritten whole, 0600, keeping a rotated refresh token.
-- ``token_command``: a command printing an access token (oama, pizauth, mutt_oauth2.py,
-  ``gcloud auth print-access-token``), which keeps its own refresh token; run once per sync.
+- ``token_command``: a command printing an access token (oama, pizauth, mutt_oauth2.py),
+  which keeps its own refresh token; run once per sync.
 
 Every refusal is one line naming the file or command and what to do.
 """
