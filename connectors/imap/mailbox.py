@@ -253,8 +253,9 @@ def read_account(
             yield message
         if full:  # what the lake holds of the window and no folder holds any more
             start = datetime.combine(since, datetime.min.time(), tzinfo=UTC)
-            for mid, (ts, updated) in sorted(known.items()):
-                if id_digest(mid) not in copies and mid not in out and ts >= start:
+            for mid in sorted(mid for digest, mid in held_by_digest.items() if digest not in copies):
+                ts, updated = known[mid]
+                if mid not in out and ts >= start:
                     yield Message(source=SOURCE, account=account, id=mid, ts=ts, updated=updated, deleted=True)
 
     return records(), cursor
