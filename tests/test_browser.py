@@ -25,7 +25,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 PAGES = [  # path, heading, name, charts drawn on opening (the team page draws its open tab's only)
-    ("", "My week", "my_week", 2),
+    ("", "My week", "my_week", 3),
     ("team", "Team", "team", 1),
     ("wasters", "Time wasters", "wasters", 2),
     ("customers", "Customers", "customers", 2),

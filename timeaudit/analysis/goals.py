@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from timeaudit.core.config import GoalValues
+from timeaudit.core.weeks import week_labels
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,8 @@ def reply_figures(replies: pd.DataFrame, week: str) -> dict[str, float | None]:
     computed with ``now`` at the end of the week)."""
     if replies.empty:
         return {"reply_p90_hours": None, "max_wait_hours": None}
-    iso = pd.to_datetime(replies["received_at"], utc=True).dt.isocalendar()
-    weeks = [f"{y}-W{w:02d}" for y, w in zip(iso["year"], iso["week"], strict=True)]
-    answered = replies[(pd.Series(weeks, index=replies.index) == week) & replies["replied_at"].notna()]
+    weeks = pd.Series(week_labels(pd.to_datetime(replies["received_at"], utc=True)), index=replies.index)
+    answered = replies[(weeks == week) & replies["replied_at"].notna()]
     waiting = replies[replies["replied_at"].isna() & ~replies["superseded"].astype(bool)]
     p90 = float(answered["working_hours"].quantile(0.9)) if len(answered) else None
     longest = float(waiting["working_hours"].max()) if len(waiting) else 0.0

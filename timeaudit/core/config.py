@@ -56,6 +56,13 @@ def check_domain(value: str) -> str:
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    def file(self, value: str, settings_path: str) -> Path | None:
+        """``value`` (a path in the settings) as a path: relative ones from the settings file's folder."""
+        if not value:
+            return None
+        p = Path(value).expanduser()
+        return Path(settings_path).parent / p if not p.is_absolute() and settings_path else p
+
 
 class Organisation(_Section):
     name: str = "My organisation"
@@ -312,13 +319,6 @@ class _ServerAccount(_Section):
 
     def login(self) -> str:
         return self.username or self.account
-
-    def file(self, value: str, settings_path: str) -> Path | None:
-        """``value`` (a path in the settings) as a path: relative ones from the settings file's folder."""
-        if not value:
-            return None
-        p = Path(value).expanduser()
-        return Path(settings_path).parent / p if not p.is_absolute() and settings_path else p
 
 
 class ImapAccount(_ServerAccount):

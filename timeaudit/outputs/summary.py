@@ -86,8 +86,9 @@ class Summary:
 
 
 def sum_weeks(frame: pd.DataFrame, weeks: list[str]) -> pd.DataFrame:
+    """One row per week of ``weeks``: the per-person rows' hours summed, their people counted."""
     columns = HOUR_COLUMNS + COUNT_COLUMNS + ["non_customer_email_hours"]
-    summed = frame.groupby("week", as_index=False)[columns].sum()
+    summed = frame.groupby("week", as_index=False).agg(**{c: (c, "sum") for c in columns}, people=("person", "nunique"))
     summed = pd.DataFrame({"week": weeks}).merge(summed, on="week", how="left").fillna(0.0)
     summed["customer_share"] = customer_share(summed)
     return summed
