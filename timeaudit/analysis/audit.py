@@ -108,9 +108,7 @@ def meeting_series(a: Analysis, scope: Scope) -> pd.DataFrame:
     rules = a.settings.rules
     n_weeks = max(len(scope.weeks), 1)
     if df.empty:
-        return df.assign(
-            label="", flags="", action="", gives_back_share=0.0, why="", hours_back_per_week=0.0, goal=""
-        )
+        return df.assign(label="", flags="", action="", gives_back_share=0.0, why="", hours_back_per_week=0.0, goal="")
     seen: dict[str, int] = {}
     labels = []
     for title in df["title"]:  # series with the same title tags get a number, so charts keep them apart

@@ -55,6 +55,7 @@ def digest(
     lake, settings = open_workspace(data, config)
     analysis = open_analysis(lake, settings)
     week = resolve_week(week, sorted(set(weekly_metrics(lake, settings, analysis, stored_first=True)["week"])))
+    log = None if dry_run else SentLog(lake.state_dir)
     with err.status(f"Building the digests for {week}…") as status:
         digests = build_digests(
             lake,
@@ -63,6 +64,7 @@ def digest(
             to,
             progress=lambda step: status.update(f"Building the digests: {step}"),
             analysis=analysis,
+            already_sent=(lambda r: log.has(week, r.key)) if log else None,
         )
     if not digests:
         err.print(f"Nobody to send to for --to {to}: no leads on the roster, no channels and nobody opted in.")
@@ -81,7 +83,7 @@ def digest(
         for outcome in outcomes:
             show(outcome)
         return
-    outcomes = deliver(digests, settings, SentLog(lake.state_dir), report=show)
+    outcomes = deliver(digests, settings, log, report=show)
     counts = {s: sum(1 for o in outcomes if o.status == s) for s in STYLE}
     err.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" ({week}).")
     if counts["failed"]:

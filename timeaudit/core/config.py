@@ -299,7 +299,6 @@ class Imports(_Section):
     max_zip_ratio: int = Field(100, ge=1)
 
 
-
 class _ServerAccount(_Section):
     """What every IMAP and CalDAV account names: whose it is, how to sign in, which CA to trust."""
 

@@ -145,11 +145,11 @@ def attempt(send: Callable[[], None], attempts: int, pause: float, sleep=time.sl
 # -- delivering --------------------------------------------------------------------------------
 def check_ready(digests: list[Digest], settings: Settings) -> None:
     """Refuse before sending anything when a transport the digests need is not configured."""
-    if any(d.message is not None and not d.withheld for d in digests) and not settings.digest.smtp.host:
+    if any(d.message is not None for d in digests) and not settings.digest.smtp.host:
         raise UserError("digest.smtp.host: not set; name the mail server in timeaudit.toml (or use --dry-run DIR)")
     for d in digests:
         channel = d.recipient.channel
-        if channel is not None and not d.withheld:
+        if channel is not None and d.payload is not None:
             path = channel.file(channel.webhook_file, settings.path)
             read_secret(path, f"the {channel.kind} webhook file of team {channel.team}")
 
@@ -170,7 +170,7 @@ def deliver(
         via = r.channel.kind if r.channel else "email"
         if d.withheld:
             outcome = Outcome(r.address, via, "withheld", d.withheld)
-        elif log.has(d.week, r.key):
+        elif d.already_sent or log.has(d.week, r.key):
             outcome = Outcome(r.address, via, "already sent", f"for {d.week}")
         else:
             if r.channel:

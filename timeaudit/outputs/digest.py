@@ -18,7 +18,9 @@ from __future__ import annotations
 import html
 import math
 import re
+import secrets
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -89,6 +91,7 @@ class Digest:
     message: EmailMessage | None = None  # mail recipients
     payload: dict | None = None  # chat channels
     withheld: str = ""  # why this recipient gets nothing ("" = something to send)
+    already_sent: bool = False  # this week's digest reached them on an earlier run: nothing built
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -210,9 +213,11 @@ def build_digests(
     render_png: ChartRenderer | None = None,
     progress: Callable[[str], None] | None = None,
     analysis: Analysis | None = None,
+    already_sent: Callable[[Recipient], bool] | None = None,
 ) -> list[Digest]:
     """Every recipient's digest for ``week``, whole (charts drawn, messages made): nothing
-    is sent here, so a failure leaves nothing half-sent."""
+    is sent here, so a failure leaves nothing half-sent. Recipients ``already_sent`` says
+    have had this week's get an empty digest (``already_sent`` set), not built again."""
     if render_png is None:
         from timeaudit.outputs.export import figure_png as render_png
     analysis = analysis or open_analysis(lake, settings)
@@ -222,7 +227,7 @@ def build_digests(
     names = {p.email: p.name or p.email for p in people}
     groups = visible_groups(teams, settings.privacy.min_group_size)
     summaries: dict[tuple[str, str], Summary] = {}
-    charts: dict[tuple[str, str], list[tuple[str, str, bytes]]] = {}
+    wanted: dict[tuple[str, str], list] = {}  # (kind, subject) -> its figures, drawn together below
 
     def summary_of(kind: str, subject: str) -> Summary:
         if (kind, subject) not in summaries:
@@ -234,56 +239,70 @@ def build_digests(
             )
         return summaries[kind, subject]
 
-    def charts_of(kind: str, subject: str, summary: Summary) -> list[tuple[str, str, bytes]]:
-        if (kind, subject) not in charts:
-            if progress:
-                progress(f"{subject}: charts")
+    def want_charts(kind: str, subject: str, summary: Summary) -> tuple[str, str]:
+        if (kind, subject) not in wanted:
             goals = settings.goals_for(summary.team)
             label = subject if kind == "team" else "Your"
-            figures = [
+            wanted[kind, subject] = [
                 share_trend_figure(summary.weekly, target=goals.customer_share, title=f"{label}: customer share"),
                 goals_figure(summary.weekly, goals, f"{label}: hours per person against the goals"),
             ]
-            slug = re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")
-            charts[kind, subject] = [
-                (
-                    make_msgid(idstring=f"{slug}-{i}", domain="timeaudit.invalid")[1:-1],
-                    f.layout.title.text,
-                    render_png(f),
-                )
-                for i, f in enumerate(figures)
-            ]
-        return charts[kind, subject]
+        return kind, subject
 
-    digests: list[Digest] = []
+    planned: list[tuple[Recipient, list[tuple[Section, tuple[str, str] | None]], str, bool]] = []
     for r in recipients(settings, people, to):
+        if already_sent and already_sent(r):
+            planned.append((r, [], "", True))
+            continue
         if r.kind == "person":
             access = access_for(r.address, settings, people, teams)
             summary = summary_of("person", r.address)
-            section = section_for(summary, access, names, metrics)
-            section.charts = charts_of("person", r.address, summary)
-            sections = [section]
-        else:
-            shown = [t for t in r.teams if t in groups.teams]
-            if not shown:
-                reason = (
-                    f"{', '.join(r.teams)}: not shown on its own (fewer than privacy.min_group_size "
-                    f"= {settings.privacy.min_group_size} people, or pooled with such a team)"
+            planned.append(
+                (
+                    r,
+                    [(section_for(summary, access, names, metrics), want_charts("person", r.address, summary))],
+                    "",
+                    False,
                 )
-                digests.append(Digest(r, week, "", [], withheld=reason))
-                continue
-            # A channel is read by the whole team: nobody is named there.
-            access = (
-                access_for(r.address, settings, people, teams)
-                if r.kind == "lead"
-                else Access("", "member", teams, min_group_size=settings.privacy.min_group_size)
             )
-            sections = []
-            for team in shown:
-                section = section_for(summary_of("team", team), access, names, metrics)
-                if r.kind == "lead":
-                    section.charts = charts_of("team", team, section.summary)
-                sections.append(section)
+            continue
+        shown = [t for t in r.teams if t in groups.teams]
+        if not shown:
+            reason = (
+                f"{', '.join(r.teams)}: not shown on its own (fewer than privacy.min_group_size "
+                f"= {settings.privacy.min_group_size} people, or pooled with such a team)"
+            )
+            planned.append((r, [], reason, False))
+            continue
+        # A channel is read by the whole team: nobody is named there, and it gets a link, not images.
+        access = (
+            access_for(r.address, settings, people, teams)
+            if r.kind == "lead"
+            else Access("", "member", teams, min_group_size=settings.privacy.min_group_size)
+        )
+        parts = []
+        for team in shown:
+            summary = summary_of("team", team)
+            parts.append(
+                (
+                    section_for(summary, access, names, metrics),
+                    want_charts("team", team, summary) if r.kind == "lead" else None,
+                )
+            )
+        planned.append((r, parts, "", False))
+
+    if progress and wanted:
+        progress(f"drawing {sum(len(f) for f in wanted.values())} charts")
+    charts = draw_charts(wanted, render_png)
+    digests: list[Digest] = []
+    for r, parts, withheld, sent in planned:
+        if withheld or sent:
+            digests.append(Digest(r, week, "", [], withheld=withheld, already_sent=sent))
+            continue
+        sections = []
+        for section, key in parts:
+            section.charts = charts[key] if key else []
+            sections.append(section)
         digest = Digest(r, week, subject_line(r, week, sections), sections)
         if r.kind == "channel":
             digest.payload = chat_payload(digest, settings)
@@ -291,6 +310,21 @@ def build_digests(
             digest.message = email_message(digest, settings)
         digests.append(digest)
     return digests
+
+
+CHART_WORKERS = 2  # each chart is one Chromium start: two at once
+
+
+def draw_charts(wanted: dict[tuple[str, str], list], render_png: ChartRenderer) -> dict:
+    """(kind, subject) -> [(content id, title, PNG)], every figure drawn, a few at a time."""
+    jobs = [(key, i, figure) for key, figures in wanted.items() for i, figure in enumerate(figures)]
+    with ThreadPoolExecutor(max_workers=CHART_WORKERS) as pool:
+        images = list(pool.map(lambda job: render_png(job[2]), jobs))
+    out: dict[tuple[str, str], list[tuple[str, str, bytes]]] = {key: [] for key in wanted}
+    for (key, i, figure), png in zip(jobs, images, strict=True):
+        slug = re.sub(r"[^a-z0-9]+", "-", key[1].lower()).strip("-")
+        out[key].append((f"{slug}-{i}.{secrets.token_hex(6)}@timeaudit", figure.layout.title.text, png))
+    return out
 
 
 def subject_line(r: Recipient, week: str, sections: list[Section]) -> str:

@@ -61,6 +61,7 @@ def share_trend_figure(
     return laid_out(fig, title, 320, yaxis_tickformat=".0%", yaxis_range=[0, 1], showlegend=by is not None)
 
 
+CATEGORY_NAMES = {column: label for label, column in CATEGORY_COLUMNS.items()}
 GOAL_COLOURS = {
     "meeting_hours": CATEGORY_COLOURS["Internal meetings"],
     "admin_hours": CATEGORY_COLOURS["Admin"],
@@ -81,9 +82,9 @@ def goals_figure(
             x=weekly["week"],
             y=(weekly[goal.column] / people).round(1),
             mode="lines+markers",
-            name=goal.label,
+            name=CATEGORY_NAMES[goal.column],
             line_color=colour,
-            hovertemplate=f"{goal.label}: %{{y:.1f}} h per person<extra>%{{x}}</extra>",
+            hovertemplate=f"{CATEGORY_NAMES[goal.column]}: %{{y:.1f}} h per person<extra>%{{x}}</extra>",
         )
         target = getattr(goals, key)
         if target is not None:
@@ -95,4 +96,11 @@ def goals_figure(
                 annotation_text=f"{goal.label}: {word} {target:g} h",
                 annotation_font_color=colour,
             )
-    return laid_out(fig, title, 340, yaxis_title="hours per person", yaxis_rangemode="tozero")
+    return laid_out(
+        fig,
+        title,
+        360,
+        yaxis_title="hours per person",
+        yaxis_rangemode="tozero",
+        legend=dict(orientation="h", yanchor="top", y=-0.25, x=0),
+    )
