@@ -155,6 +155,7 @@ def test_team_page_tabs_draw_each_chart(server, browser):
     for tab, title in (
         ("Customer share by team", "Customer share by team, 2026-W47"),
         ("Customer share over time", "Customer share per team, per week"),
+        ("Goals", "hours per person against the goals"),
     ):
         page.get_by_role("tab", name=tab).click()
         page.locator(".js-plotly-plot", has_text=title).first.wait_for(timeout=60_000)

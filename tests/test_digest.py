@@ -96,7 +96,8 @@ def test_each_lead_gets_their_teams_week_and_a_second_run_sends_nothing(demo_dir
             team = leads[address]
             parts = parts_of(mail.message)
             row = teams[(teams["team"] == team) & (teams["week"] == LAST_WEEK)].iloc[0]
-            assert mail.message["Subject"].startswith(f"timeaudit: {team}, {LAST_WEEK}: customer share")
+            assert mail.message["Subject"].startswith(f"{team}, {LAST_WEEK}: ")
+            assert mail.message["Subject"].endswith(f"goals on track, customer share {row['customer_share']:.0%}")
             assert f"Customer share: {row['customer_share']:.0%} (last week" in parts["text"]
             per_person = row["internal_meeting_hours"] / row["people"]
             assert f"Meeting budget: {per_person:.1f} h/person against at most 8.0 h/person" in parts["text"]
@@ -115,7 +116,8 @@ def test_each_lead_gets_their_teams_week_and_a_second_run_sends_nothing(demo_dir
         again = run_digest(data, "--week", "last")
         assert again.returncode == 0, again.stderr
         assert len(smtp.received) == 4  # nothing new
-        assert again.stderr.count("already sent") == 4
+        assert sum(line.startswith("already sent email") for line in again.stderr.splitlines()) == 4
+        assert "4 already sent" in again.stderr
 
 
 def test_a_refused_recipient_fails_the_run_and_the_others_are_still_delivered(demo_dir, tmp_path):

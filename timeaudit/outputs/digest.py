@@ -328,12 +328,17 @@ def draw_charts(wanted: dict[tuple[str, str], list], render_png: ChartRenderer) 
 
 
 def subject_line(r: Recipient, week: str, sections: list[Section]) -> str:
-    first = sections[0]
+    """Short enough not to be folded: Python folds a long header holding "%" onto a line of
+    its own, which some clients show with a leading space."""
     checks = [c for s in sections for c in s.goals if c.on_track is not None]
     on = sum(1 for c in checks if c.on_track)
-    goals = f", {on} of {len(checks)} goals on track" if checks else ""
-    who = "Your week" if r.kind == "person" else ", ".join(s.title for s in sections)
-    return f"{who}, {week}: customer share {fmt(first.figures[0].this_week, 'share')}{goals}"
+    goals = f"{on} of {len(checks)} goals on track" if checks else "no goals set"
+    if r.kind == "person":
+        who = "Your week"
+    else:
+        who = sections[0].title if len(sections) == 1 else "Your teams"
+    share = f", customer share {fmt(sections[0].figures[0].this_week, 'share')}" if len(sections) == 1 else ""
+    return f"{who}, {week}: {goals}{share}"
 
 
 def dashboard_link(settings: Settings, page: str) -> str:
@@ -353,7 +358,7 @@ def email_message(digest: Digest, settings: Settings) -> EmailMessage:
     """multipart/alternative: the plain text, then multipart/related with the HTML and its charts."""
     r = digest.recipient
     msg = EmailMessage()
-    msg["Subject"] = f"timeaudit: {digest.subject}"
+    msg["Subject"] = digest.subject
     msg["From"] = sender(settings)
     user, _, domain = r.address.partition("@")
     msg["To"] = Address(r.name, user, domain)
@@ -523,13 +528,18 @@ def chat_payload(digest: Digest, settings: Settings) -> dict:
             "type": "message",
             "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
         }
-    lines = "\n".join(f"*{k}*: {v}" for k, v in facts)
-    goal_lines = "\n".join(f"*{k}*: {v}" for k, v in goals)
+    lines = "\n".join(f"*{k}*: {slack_text(v)}" for k, v in facts)
+    goal_lines = "\n".join(f"*{k}*: {slack_text(v)}" for k, v in goals)
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": title}},
         {"type": "section", "text": {"type": "mrkdwn", "text": lines}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Goals*\n{goal_lines}"}},
     ]
     if link:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"<{link}|Open the charts>"}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"<{slack_text(link)}|Open the charts>"}})
     return {"text": f"timeaudit: {digest.subject}", "blocks": blocks}
+
+
+def slack_text(text: str) -> str:
+    """Text as Slack's mrkdwn shows it literally: &, < and > escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
