@@ -159,7 +159,7 @@ def section_for(summary: Summary, access: Access, names: dict[str, str], metrics
         individuals = pd.DataFrame(
             {
                 "Person": [names.get(p, p) for p in rows["person"]],
-                "Customer share": rows["customer_share"].to_numpy(),
+                "Customer share": [fmt(v, "share") for v in rows["customer_share"]],
                 "Internal meetings": rows["internal_meeting_hours"].to_numpy(),
                 "Admin": rows["admin_hours"].to_numpy(),
                 "Focus": rows["focus_hours"].to_numpy(),
