@@ -134,6 +134,14 @@ def test_a_refused_recipient_fails_the_run_and_the_others_are_still_delivered(de
         assert [m.recipients for m in smtp.received[3:]] == [[refused]]
 
 
+def test_one_run_sends_at_a_time(demo_dir, tmp_path):
+    data = copy_demo(demo_dir, tmp_path / "data", smtp_settings(9))
+    with SentLog(data / "state").hold():
+        done = run_digest(data, "--week", LAST_WEEK)
+    assert done.returncode == 2
+    assert "another `timeaudit digest` is sending right now" in " ".join(done.stderr.split())
+
+
 def test_dry_run_writes_messages_and_sends_nothing(demo_dir, tmp_path):
     person = "umar.adams@northwind-demo.com"
     data = copy_demo(demo_dir, tmp_path / "data", smtp_settings(9, people_opt_in=[person]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -56,35 +57,36 @@ def digest(
     analysis = open_analysis(lake, settings)
     week = resolve_week(week, sorted(set(weekly_metrics(lake, settings, analysis, stored_first=True)["week"])))
     log = None if dry_run else SentLog(lake.state_dir)
-    with err.status(f"Building the digests for {week}…") as status:
-        digests = build_digests(
-            lake,
-            settings,
-            week,
-            to,
-            progress=lambda step: status.update(f"Building the digests: {step}"),
-            analysis=analysis,
-            already_sent=(lambda r: log.has(week, r.key)) if log else None,
-        )
-    if not digests:
-        err.print(f"Nobody to send to for --to {to}: no leads on the roster, no channels and nobody opted in.")
-        return
-
-    def show(outcome) -> None:
-        detail = f": {outcome.detail}" if outcome.detail else ""
-        err.print(
-            f"[{STYLE[outcome.status]}]{outcome.status}[/] {outcome.via} {outcome.recipient}{detail}",
-            highlight=False,
-            soft_wrap=True,
-        )
-
-    if dry_run:
-        outcomes = write_dry_run(digests, dry_run)
-        for outcome in outcomes:
-            show(outcome)
-        return
-    outcomes = deliver(digests, settings, log, report=show)
+    with log.hold() if log else contextlib.nullcontext():
+        with err.status(f"Building the digests for {week}…") as status:
+            digests = build_digests(
+                lake,
+                settings,
+                week,
+                to,
+                progress=lambda step: status.update(f"Building the digests: {step}"),
+                analysis=analysis,
+                already_sent=(lambda r: log.has(week, r.key)) if log else None,
+            )
+        if not digests:
+            err.print(f"Nobody to send to for --to {to}: no leads on the roster, no channels and nobody opted in.")
+            return
+        if log is None:
+            for outcome in write_dry_run(digests, dry_run):
+                show(outcome)
+            return
+        outcomes = deliver(digests, settings, log, report=show)
     counts = {s: sum(1 for o in outcomes if o.status == s) for s in STYLE}
     err.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" ({week}).")
     if counts["failed"]:
         raise typer.Exit(1)
+
+
+def show(outcome) -> None:
+    """One line per recipient: sent, already sent, withheld, written or failed, and why."""
+    detail = f": {outcome.detail}" if outcome.detail else ""
+    err.print(
+        f"[{STYLE[outcome.status]}]{outcome.status}[/] {outcome.via} {outcome.recipient}{detail}",
+        highlight=False,
+        soft_wrap=True,
+    )

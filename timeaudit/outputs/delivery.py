@@ -9,13 +9,15 @@ only what is missing.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import smtplib
 import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -52,15 +54,40 @@ class SentLog:
 
     def __init__(self, state_dir: Path):
         self.path = Path(state_dir) / SENT_FILE
+        self.sent: dict[str, dict[str, str]] = {}
+        self._load()
+
+    def _load(self) -> None:
         check_private(self.path, "the record of sent digests")
         try:
-            self.sent: dict[str, dict[str, str]] = json.loads(self.path.read_text(encoding="utf-8"))
+            self.sent = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             self.sent = {}
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise UserError(
                 f"{self.path}: not a record of sent digests (damaged?); move it aside to send again"
             ) from None
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[SentLog]:
+        """Only one run sends at a time: two at once could both send what neither has recorded.
+        The record is read again once held."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            if os.name != "nt":
+                import fcntl
+
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise UserError(
+                        f"{self.path.parent}: another `timeaudit digest` is sending right now; let it finish"
+                    ) from None
+            self._load()
+            yield self
+        finally:
+            os.close(fd)
 
     def has(self, week: str, key: str) -> bool:
         return key in self.sent.get(week, {})
