@@ -65,6 +65,11 @@ def show() -> None:
     chart(charts.share_trend_figure(trend, target=goals.customer_share), key="share")
     st.subheader("This week against your team's goals")
     goal_status(check_goals(goals, trend.iloc[-1], 1), key="my-goals")
+    if goals.reply_p90_hours is not None or goals.max_wait_hours is not None:
+        st.caption(
+            "The reply-time goals are counted per team: see the Team page's Goals tab, or your team lead's "
+            "weekly digest."
+        )
     chart(charts.goals_figure(trend, goals, "Your hours against the goals"), key="goals")
 
     st.subheader("Most expensive internal meetings this week")
