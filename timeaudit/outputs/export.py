@@ -264,11 +264,11 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def chromium(needed_for: str) -> str:
+def chromium(needed_for: str, otherwise: str = "") -> str:
     """The Chromium that prints PDFs and draws chart images, or a UserError saying what needs it."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if not browser:
-        raise UserError(f"{needed_for} needs Chromium; install it (Debian: apt-get install chromium)")
+        raise UserError(f"{needed_for} needs Chromium; install it (Debian: apt-get install chromium){otherwise}")
     return browser
 
 
@@ -306,7 +306,7 @@ def figure_png(figure, width: int = 640, height: int | None = None) -> bytes:
 
 def to_pdf(summary: Summary) -> bytes:
     """The HTML printed by headless Chromium: vector charts, embedded fonts, A4 pages."""
-    browser = chromium("--format pdf")
+    browser = chromium("--format pdf", " or use html")
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "summary.html", Path(tmp) / "summary.pdf"
         source.write_bytes(to_html(summary))
