@@ -157,11 +157,20 @@ def test_dry_run_writes_messages_and_sends_nothing(demo_dir, tmp_path):
     assert not (data / "state" / SENT_FILE).exists()  # a dry run is not a delivery
 
 
-def test_a_config_mistake_names_the_field(demo_dir, tmp_path):
-    data = copy_demo(demo_dir, tmp_path / "data", "[goals]\nmeeting_hours = -2\n")
-    done = run_digest(data, "--week", LAST_WEEK)
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("[goals]\nmeeting_hours = -2\n", "'goals.meeting_hours' is invalid"),
+        ("[goals.teams.Suport]\nfocus_hours = 12\n", "goals.teams.Suport: no such team on the roster"),
+    ],
+    ids=["bad_value", "unknown_team"],
+)
+def test_a_config_mistake_names_the_field(demo_dir, tmp_path, extra, expected):
+    data = copy_demo(demo_dir, tmp_path / "data", extra)
+    done = run_digest(data, "--week", LAST_WEEK, "--dry-run", str(tmp_path / "out"))
     assert done.returncode == 2
-    assert "'goals.meeting_hours' is invalid" in done.stderr
+    assert expected in " ".join(done.stderr.split())
+    assert not (tmp_path / "out").exists()  # nothing half-written
 
 
 # -- in process: one build, many deliveries -----------------------------------------------------

@@ -226,6 +226,11 @@ def build_digests(
     teams = {p.email: p.team for p in people}
     names = {p.email: p.name or p.email for p in people}
     groups = visible_groups(teams, settings.privacy.min_group_size)
+    unknown = sorted(set(settings.goals.teams) - set(teams.values()))
+    if unknown:
+        raise UserError(
+            f"goals.teams.{unknown[0]}: no such team on the roster; use one of {', '.join(sorted(set(teams.values())))}"
+        )
     summaries: dict[tuple[str, str], Summary] = {}
     wanted: dict[tuple[str, str], list] = {}  # (kind, subject) -> its figures, drawn together below
 
