@@ -5,36 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from timeaudit.outputs.figures import weekly_split_figure
+from timeaudit.outputs.figures import goals_figure, laid_out, share_trend_figure, weekly_split_figure
 
-__all__ = ["weekly_split_figure", "share_trend_figure", "team_share_figure"]
-
-
-def _laid_out(fig: go.Figure, title: str, height: int, left: int = 40, **layout) -> go.Figure:
-    """``fig`` in the dashboard's one look: white template, the margins every chart shares."""
-    fig.update_layout(
-        title=title, template="plotly_white", height=height, margin=dict(l=left, r=20, t=50, b=40), **layout
-    )
-    return fig
-
-
-def share_trend_figure(
-    frame: pd.DataFrame, by: str | None = None, target: float | None = None, title: str = "Customer share, per week"
-) -> go.Figure:
-    """Customer share per week: one line, or one line per ``by`` value."""
-    fig = go.Figure()
-    groups = [(title, frame)] if by is None else list(frame.groupby(by))
-    for name, part in groups:
-        fig.add_scatter(
-            x=part["week"],
-            y=part["customer_share"],
-            mode="lines+markers",
-            name=str(name),
-            hovertemplate="%{x}: %{y:.0%}<extra>" + str(name) + "</extra>",
-        )
-    if target is not None:
-        fig.add_hline(y=target, line_dash="dot", line_color="#888", annotation_text=f"target {target:.0%}")
-    return _laid_out(fig, title, 320, yaxis_tickformat=".0%", yaxis_range=[0, 1], showlegend=by is not None)
+__all__ = ["weekly_split_figure", "share_trend_figure", "goals_figure", "team_share_figure"]
 
 
 def team_share_figure(teams: pd.DataFrame, week: str) -> go.Figure:
@@ -50,7 +23,7 @@ def team_share_figure(teams: pd.DataFrame, week: str) -> go.Figure:
             hovertemplate="%{x}: %{y:.0%}<extra></extra>",
         )
     )
-    return _laid_out(fig, f"Customer share by team, {week}", 320, yaxis_tickformat=".0%", yaxis_range=[0, 1])
+    return laid_out(fig, f"Customer share by team, {week}", 320, yaxis_tickformat=".0%", yaxis_range=[0, 1])
 
 
 def top_series_figure(series: pd.DataFrame, limit: int = 10) -> go.Figure:
@@ -66,7 +39,7 @@ def top_series_figure(series: pd.DataFrame, limit: int = 10) -> go.Figure:
             hovertemplate="%{y}: %{x:.1f} person-hours<br>suggestion: %{customdata}<extra></extra>",
         )
     )
-    return _laid_out(
+    return laid_out(
         fig,
         "Costliest internal meetings and series (person-hours)",
         80 + 28 * len(part),
@@ -81,7 +54,7 @@ def admin_kind_figure(admin: pd.DataFrame) -> go.Figure:
     totals = admin.groupby(["team", "kind"], as_index=False)["hours"].sum()
     for kind, part in totals.groupby("kind"):
         fig.add_bar(x=part["team"], y=part["hours"].round(1), name=str(kind))
-    return _laid_out(fig, "Admin hours by kind and team", 340, barmode="stack", yaxis_title="hours")
+    return laid_out(fig, "Admin hours by kind and team", 340, barmode="stack", yaxis_title="hours")
 
 
 def fragmentation_figure(days: pd.DataFrame) -> go.Figure:
@@ -90,7 +63,7 @@ def fragmentation_figure(days: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     fig.add_bar(x=per_day["day"], y=per_day["focus_hours"].round(1), name="Focus", marker_color="#1f78b4")
     fig.add_bar(x=per_day["day"], y=per_day["fragmented_hours"].round(1), name="Fragmented", marker_color="#a6cee3")
-    return _laid_out(fig, "Focus against fragmented time, per day", 320, barmode="stack", yaxis_title="hours")
+    return laid_out(fig, "Focus against fragmented time, per day", 320, barmode="stack", yaxis_title="hours")
 
 
 def customer_hours_figure(contacts: pd.DataFrame) -> go.Figure:
@@ -103,7 +76,7 @@ def customer_hours_figure(contacts: pd.DataFrame) -> go.Figure:
     fig.add_bar(
         y=part["customer"], x=part["email_hours"].round(1), name="Email", orientation="h", marker_color="#66c2a5"
     )
-    return _laid_out(fig, "Hours per customer", 80 + 26 * len(part), left=160, barmode="stack", xaxis_title="hours")
+    return laid_out(fig, "Hours per customer", 80 + 26 * len(part), left=160, barmode="stack", xaxis_title="hours")
 
 
 def latency_figure(latency: pd.DataFrame) -> go.Figure:
@@ -112,4 +85,4 @@ def latency_figure(latency: pd.DataFrame) -> go.Figure:
     for team, part in latency.groupby("team"):
         fig.add_scatter(x=part["week"], y=part["median_hours"], mode="lines+markers", name=f"{team} median")
         fig.add_scatter(x=part["week"], y=part["p90_hours"], mode="lines", line_dash="dot", name=f"{team} 90th pct")
-    return _laid_out(fig, "Reply time to customers (working hours)", 340, yaxis_title="working hours")
+    return laid_out(fig, "Reply time to customers (working hours)", 340, yaxis_title="working hours")

@@ -22,6 +22,29 @@ def hours(value: float) -> str:
     return f"{value:.1f} h"
 
 
+def goal_status(checks: list, key: str) -> None:
+    """The week against the goals (``timeaudit.analysis.goals.GoalCheck``): on track or off track."""
+    if not checks:
+        st.caption("No goals are set: add them under [goals] in timeaudit.toml.")
+        return
+    off = [c for c in checks if c.on_track is False]
+    verdict = f"{len(off)} of {len(checks)} goals off track" if off else f"All {len(checks)} goals on track"
+    (st.warning if off else st.success)(verdict + ".")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Goal": [c.goal.label for c in checks],
+                "This week": [c.actual_text for c in checks],
+                "Target": [c.target_text for c in checks],
+                "Status": [c.status for c in checks],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+        key=key,
+    )
+
+
 def week_picker(weeks: list[str], default: str | None, key: str) -> str:
     options = sorted(weeks, reverse=True)
     index = options.index(default) if default in options else 0

@@ -70,6 +70,17 @@ def test_top_series_is_the_planted_steering_committee(demo, raw):
     assert "committee" in top["flags"] and "no agenda" in top["flags"] and "long" in top["flags"]
     assert top["action"] == "replace with a written update"
     assert top["hours_back_per_week"] > 0
+    assert top["goal"] == "Meeting budget"  # a committee's hours come out of the meeting budget
+
+
+def test_each_suggestion_names_the_goal_it_serves(demo):
+    series = audit.meeting_series(demo[2], demo[3])
+    admin = series["admin_kind"].notna() & (series["admin_kind"] != "")
+    acted = series["action"] != "keep"
+    assert set(series.loc[acted & admin, "goal"]) == {"Admin budget"}
+    assert set(series.loc[acted & ~admin, "goal"]) == {"Meeting budget"}
+    assert (series.loc[~acted, "goal"] == "").all()
+    assert (acted & admin).any()  # the demo's policy review board is admin
 
 
 def test_what_if_raises_the_customer_share(demo):

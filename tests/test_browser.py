@@ -25,7 +25,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 PAGES = [  # path, heading, name, charts drawn on opening (the team page draws its open tab's only)
-    ("", "My week", "my_week", 2),
+    ("", "My week", "my_week", 3),
     ("team", "Team", "team", 1),
     ("wasters", "Time wasters", "wasters", 2),
     ("customers", "Customers", "customers", 2),
@@ -155,6 +155,7 @@ def test_team_page_tabs_draw_each_chart(server, browser):
     for tab, title in (
         ("Customer share by team", "Customer share by team, 2026-W47"),
         ("Customer share over time", "Customer share per team, per week"),
+        ("Goals", "hours per person against the goals"),
     ):
         page.get_by_role("tab", name=tab).click()
         page.locator(".js-plotly-plot", has_text=title).first.wait_for(timeout=60_000)

@@ -51,6 +51,14 @@ BAD_CONFIGS = {
     "bad_hours": ("[organisation]\nworking_hours = '17:00-09:00'\n", "must end after it starts"),
     "missing_customer_name": ("[[customers]]\ndomains = ['acme.com']\n", "'customers.0.name' is required"),
     "not_toml": ("[organisation\n", "not valid TOML"),
+    "goal_out_of_range": ("[goals]\ncustomer_share = 1.5\n", "'goals.customer_share' is invalid"),
+    "team_goal_misspelt": (
+        "[goals.teams.Support]\nmeeting_hour = 6\n",
+        "unknown key 'goals.teams.Support.meeting_hour'",
+    ),
+    "smtp_plain_remote": ("[digest.smtp]\nhost = 'smtp.example.com'\nsecurity = 'plain'\n", "'digest.smtp' is invalid"),
+    "channel_kind": ("[[digest.channels]]\nteam = 'S'\nkind = 'irc'\nwebhook_file = 'x'\n", "'digest.channels.0.kind'"),
+    "opt_in_not_address": ("[digest]\npeople_opt_in = ['ana']\n", "'digest.people_opt_in' is invalid"),
 }
 
 
@@ -96,3 +104,16 @@ def test_summary_definitions_say_the_constants_in_force():
     assert "60 s per read email, 3 min per sent one" in said["Customer email"]
     assert "gaps of 1 hour or more" in said["Focus"]
     assert "14 days" in said["Neglected customers"]
+
+
+def test_a_team_overrides_single_goals_and_customer_share_falls_back_to_the_audit_target():
+    s = parse_settings(
+        {
+            "audit": {"target_customer_share": 0.4},
+            "goals": {"meeting_hours": 6, "teams": {"Support": {"customer_share": 0.7, "focus_hours": 12}}},
+        }
+    )
+    org, support = s.goals_for(None), s.goals_for("Support")
+    assert (org.customer_share, org.meeting_hours, org.focus_hours) == (0.4, 6, 10)
+    assert (support.customer_share, support.meeting_hours, support.focus_hours) == (0.7, 6, 12)
+    assert s.goals_for("Sales") == org

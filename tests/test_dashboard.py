@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from timeaudit.analysis.metrics import team_weekly
-from timeaudit.core.config import load_settings
+from timeaudit.core.config import Settings, load_settings
 from timeaudit.lake.store import Lake
 from timeaudit.outputs.derived import weekly_metrics
 
@@ -57,10 +57,15 @@ def test_my_week_shows_the_chosen_persons_figures(app, weekly):
     assert shown["Internal meetings"] == f"{row['internal_meeting_hours']:.1f} h"
     assert shown["Admin"] == f"{row['admin_hours']:.1f} h"
     assert shown["Focus"] == f"{row['focus_hours']:.1f} h"
-    assert len(at.get("plotly_chart")) == 2
-    assert at.subheader[0].value == "Most expensive internal meetings this week"
-    assert len(at.dataframe) == 2  # top meetings and the reasons behind every event
-    reasons = at.dataframe[1].value
+    assert chart_titles(at)[2] == "Your hours against the goals"
+    assert at.subheader[0].value == "This week against your team's goals"
+    goals = at.dataframe[0].value.set_index("Goal")
+    meetings_ok = row["internal_meeting_hours"] <= Settings().goals.meeting_hours
+    assert goals.loc["Meeting budget", "This week"] == f"{row['internal_meeting_hours']:.1f} h/person"
+    assert goals.loc["Meeting budget", "Status"] == ("on track" if meetings_ok else "off track")
+    assert at.subheader[1].value == "Most expensive internal meetings this week"
+    assert len(at.dataframe) == 3  # goals, top meetings and the reasons behind every event
+    reasons = at.dataframe[2].value
     assert {"Category", "Reason"} <= set(reasons.columns) and len(reasons) > 0
     assert download_labels(at) == {"Download CSV"}  # the summary is made only when asked for
     at = at.button(key="person-summary-prepare").click().run()
@@ -98,6 +103,14 @@ def test_team_page_shows_team_figures(app, weekly):
     at.session_state["team-chart"] = "Customer share over time"
     at.run()
     assert chart_titles(at) == ["Customer share per team, per week"]
+    at.session_state["team-chart"] = "Goals"
+    at.run()
+    assert chart_titles(at) == [f"{team}: customer share, per week", f"{team}: hours per person against the goals"]
+    goals = at.dataframe[0].value.set_index("Goal")
+    per_person = row["admin_hours"] / row["people"]
+    assert goals.loc["Admin budget", "This week"] == f"{per_person:.1f} h/person"
+    assert set(goals["Status"]) <= {"on track", "off track", "no data"}
+    assert "Customer reply time (90th percentile)" in goals.index  # the tab computes the week's replies
     assert not at.exception
     assert download_labels(at) == {"Download CSV"}
     at = at.button(key="team-summary-prepare").click().run()

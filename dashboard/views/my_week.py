@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import chart, csv_download, hours, pct, summary_downloads, week_picker
+from dashboard.widgets import chart, csv_download, goal_status, hours, pct, summary_downloads, week_picker
+from timeaudit.analysis.goals import check_goals
 from timeaudit.core.weeks import weeks_ending
 from timeaudit.outputs.summary import headline_figures, sum_weeks
 
@@ -60,10 +61,16 @@ def show() -> None:
         charts.weekly_split_figure(trend, f"Hours by category, {span[0]} to {week}"),
         key="split",
     )
-    chart(
-        charts.share_trend_figure(trend, target=data.settings().audit.target_customer_share),
-        key="share",
-    )
+    goals = data.settings().goals_for(mine["team"].iloc[0])
+    chart(charts.share_trend_figure(trend, target=goals.customer_share), key="share")
+    st.subheader("This week against your team's goals")
+    goal_status(check_goals(goals, trend.iloc[-1], 1), key="my-goals")
+    if goals.reply_p90_hours is not None or goals.max_wait_hours is not None:
+        st.caption(
+            "The reply-time goals are counted per team: see the Team page's Goals tab, or your team lead's "
+            "weekly digest."
+        )
+    chart(charts.goals_figure(trend, goals, "Your hours against the goals"), key="goals")
 
     st.subheader("Most expensive internal meetings this week")
     top = data.meetings(person, [week])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.widgets import chart, csv_download, pct, summary_downloads, week_picker
+from dashboard.widgets import chart, csv_download, goal_status, pct, summary_downloads, week_picker
+from timeaudit.analysis.goals import check_goals
+from timeaudit.core.errors import UserError
 
-CHARTS = ["Hours by category", "Customer share by team", "Customer share over time"]
+CHARTS = ["Hours by category", "Customer share by team", "Customer share over time", "Goals"]
 
 
 def pooled_as(pool: str) -> str:
@@ -48,9 +50,10 @@ def show() -> None:
         cols[1].metric("People", int(row["people"]))
         cols[2].metric("With customers", f"{row['customer_meeting_hours'] + row['customer_email_hours']:.1f} h")
         cols[3].metric("Meetings and admin", f"{row['internal_meeting_hours'] + row['admin_hours']:.1f} h")
+    goals = settings.goals_for(team)
     # One chart at a time: only the open tab's chart is made and drawn, so the page is quick
     # to show; another tab reruns the page for its own.
-    split, others, trend = st.tabs(CHARTS, key="team-chart", on_change="rerun")
+    split, others, trend, goal_tab = st.tabs(CHARTS, key="team-chart", on_change="rerun")
     if split.open:
         with split:
             chart(
@@ -66,13 +69,33 @@ def show() -> None:
                 charts.share_trend_figure(
                     teams[teams["week"] <= week],
                     by="team",
-                    target=settings.audit.target_customer_share,
+                    target=settings.goals_for(None).customer_share,
                     title="Customer share per team, per week",
                 ),
                 key="team-trend",
             )
+    if goal_tab.open:
+        with goal_tab:
+            show_goals(team, week, mine, goals)
     csv_download(teams[teams["week"] == week], f"timeaudit-teams-{week}.csv", "download-teams")
     summary_downloads("team-summary", week, team=team)
+
+
+def show_goals(team: str, week: str, mine, goals) -> None:
+    """The team's week against its goals (reply times included: they need the week's audit,
+    so only this tab computes them), and the hour goals per person, week by week."""
+    try:
+        checks = data.summary(week, team=team).goals
+    except UserError as e:
+        st.caption(f"Reply-time goals are not shown: {e}")
+        row = mine[mine["week"] == week]
+        checks = check_goals(goals, row.iloc[0], int(row.iloc[0]["people"])) if len(row) else []
+    goal_status(checks, key="team-goals")
+    chart(
+        charts.share_trend_figure(mine, target=goals.customer_share, title=f"{team}: customer share, per week"),
+        key="team-goal-share",
+    )
+    chart(charts.goals_figure(mine, goals, f"{team}: hours per person against the goals"), key="team-goal-hours")
 
 
 if __name__ == "__main__":

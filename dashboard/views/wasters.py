@@ -31,6 +31,7 @@ def show() -> None:
             "flags": "Flags",
             "action": "Suggestion",
             "why": "Because",
+            "goal": "Serves goal",
             "hours_back_per_week": "Hours back / week",
         }
     )
@@ -46,6 +47,7 @@ def show() -> None:
                 "Flags",
                 "Suggestion",
                 "Because",
+                "Serves goal",
                 "Hours back / week",
             ]
         ],

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from timeaudit.analysis.goals import GOALS, goal_served
 from timeaudit.analysis.metrics import Analysis, customer_share, ensure_daily
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import Settings
@@ -101,12 +102,13 @@ def _flags(row: pd.Series, large: int, long_minutes: int) -> str:
 
 
 def meeting_series(a: Analysis, scope: Scope) -> pd.DataFrame:
-    """Internal meetings and series ranked by person-hours, with flags and a suggestion."""
+    """Internal meetings and series ranked by person-hours, with flags, a suggestion and the
+    goal it serves (``goals.goal_served``: the meeting or the admin budget)."""
     df = a.con.execute(read_sql("audit_series.sql")).df()
     rules = a.settings.rules
     n_weeks = max(len(scope.weeks), 1)
     if df.empty:
-        return df.assign(label="", flags="", action="", gives_back_share=0.0, why="", hours_back_per_week=0.0)
+        return df.assign(label="", flags="", action="", gives_back_share=0.0, why="", hours_back_per_week=0.0, goal="")
     seen: dict[str, int] = {}
     labels = []
     for title in df["title"]:  # series with the same title tags get a number, so charts keep them apart
@@ -120,6 +122,7 @@ def meeting_series(a: Analysis, scope: Scope) -> pd.DataFrame:
     df["why"] = [s[2] for s in suggestions]
     df["person_hours_per_week"] = df["person_hours"] / n_weeks
     df["hours_back_per_week"] = df["person_hours_per_week"] * df["gives_back_share"]
+    df["goal"] = [GOALS[goal_served(r)].label if r["action"] != "keep" else "" for _, r in df.iterrows()]
     return df
 
 

@@ -8,6 +8,7 @@ import typer
 
 from timeaudit.cli.dashboard import dashboard
 from timeaudit.cli.demo import demo
+from timeaudit.cli.digest import digest
 from timeaudit.cli.google import auth_app
 from timeaudit.cli.imap import auth_imap
 from timeaudit.cli.imports import import_app
@@ -37,6 +38,7 @@ app.command()(dashboard)
 app.command()(report)
 app.command("audit")(audit_command)
 app.command("customers")(customers)
+app.command()(digest)
 app.command()(forget)
 app.command("export-mine")(export_mine)
 app.command()(compact)

@@ -20,6 +20,7 @@ from timeaudit.core.errors import ConfigError
 CONFIG_ENV = "TIMEAUDIT_CONFIG"
 CONFIG_NAME = "timeaudit.toml"
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 DAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
@@ -54,6 +55,13 @@ def check_domain(value: str) -> str:
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def file(self, value: str, settings_path: str) -> Path | None:
+        """``value`` (a path in the settings) as a path: relative ones from the settings file's folder."""
+        if not value:
+            return None
+        p = Path(value).expanduser()
+        return Path(settings_path).parent / p if not p.is_absolute() and settings_path else p
 
 
 class Organisation(_Section):
@@ -150,6 +158,109 @@ class Audit(_Section):
     tier_order: list[str] = Field(default_factory=lambda: ["gold", "silver", "bronze"])
 
 
+class GoalValues(_Section):
+    """What a team aims for each week; a key left out (or unset) is not a goal."""
+
+    customer_share: float | None = Field(None, ge=0, le=1)  # at least (default: audit.target_customer_share)
+    meeting_hours: float | None = Field(None, ge=0, le=80)  # internal meetings, at most, per person
+    admin_hours: float | None = Field(None, ge=0, le=80)  # at most, per person
+    focus_hours: float | None = Field(None, ge=0, le=80)  # at least, per person
+    reply_p90_hours: float | None = Field(None, gt=0, le=500)  # customer replies, working hours, at most
+    max_wait_hours: float | None = Field(None, gt=0, le=500)  # oldest unanswered customer email, at most
+
+
+class Goals(GoalValues):
+    """``[goals]`` for the organisation, ``[goals.teams.NAME]`` overriding single keys for one team."""
+
+    meeting_hours: float | None = Field(8.0, ge=0, le=80)
+    admin_hours: float | None = Field(4.0, ge=0, le=80)
+    focus_hours: float | None = Field(10.0, ge=0, le=80)
+    reply_p90_hours: float | None = Field(8.0, gt=0, le=500)
+    max_wait_hours: float | None = Field(16.0, gt=0, le=500)
+    teams: dict[str, GoalValues] = Field(default_factory=dict)
+
+
+GOAL_KEYS = tuple(GoalValues.model_fields)
+
+
+class Smtp(_Section):
+    """The mail server digests are sent through. ``security``: "starttls" (port 587), "tls"
+    (implicit TLS, port 465) or "plain" (no TLS: only to a loopback host, e.g. a local relay)."""
+
+    host: str = ""
+    port: int | None = Field(None, ge=1, le=65535)
+    security: str = "starttls"
+    username: str = ""  # "" = no login
+    password_file: str = ""  # a file (mode 0600) holding the password
+    ca_file: str = ""  # a CA bundle to trust besides the system's
+    sender: str = ""  # the From address, e.g. "timeaudit <timeaudit@example.com>"
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
+
+    @field_validator("security")
+    @classmethod
+    def _security(cls, v: str) -> str:
+        if v not in ("tls", "starttls", "plain"):
+            raise ValueError(f"'{v}' is not one of tls, starttls, plain")
+        return v
+
+    @model_validator(mode="after")
+    def _plain_only_on_loopback(self) -> Smtp:
+        if self.security == "plain" and self.host and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"security = 'plain' sends mail and password unencrypted; it is allowed only to a loopback host, "
+                f"not '{self.host}': use 'starttls' or 'tls'"
+            )
+        return self
+
+    def server_port(self) -> int:
+        return self.port or {"tls": 465, "starttls": 587, "plain": 25}[self.security]
+
+
+class ChatChannel(_Section):
+    """One ``[[digest.channels]]``: a team's Slack or Microsoft Teams incoming webhook. The URL
+    is a secret, so it is read from a file (mode 0600)."""
+
+    team: str
+    kind: str = "slack"
+    webhook_file: str
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in ("slack", "teams"):
+            raise ValueError(f"'{v}' is not one of slack, teams")
+        return v
+
+
+class Digest(_Section):
+    """``timeaudit digest``: who gets the weekly digest, and through what."""
+
+    dashboard_url: str = ""  # the link at the end of every digest ("" = no link)
+    people_opt_in: list[str] = Field(default_factory=list)  # people who get their own digest
+    attempts: int = Field(3, ge=1, le=10)  # per delivery, with a growing pause between
+    retry_seconds: float = Field(2.0, ge=0, le=300)
+    smtp: Smtp = Field(default_factory=Smtp)
+    channels: list[ChatChannel] = Field(default_factory=list)
+
+    @field_validator("people_opt_in")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        out = []
+        for address in v:
+            address = address.strip().lower()
+            if "@" not in address:
+                raise ValueError(f"'{address}' is not an email address such as 'ana@example.com'")
+            out.append(address)
+        return out
+
+    @field_validator("dashboard_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not v.startswith(("https://", "http://")):
+            raise ValueError(f"'{v}' is not an http(s):// URL")
+        return v
+
+
 class Google(_Section):
     weeks_back: int = Field(26, ge=1, le=520)
     weeks_ahead: int = Field(4, ge=0, le=104)
@@ -188,9 +299,6 @@ class Imports(_Section):
     max_zip_ratio: int = Field(100, ge=1)
 
 
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
 class _ServerAccount(_Section):
     """What every IMAP and CalDAV account names: whose it is, how to sign in, which CA to trust."""
 
@@ -210,13 +318,6 @@ class _ServerAccount(_Section):
 
     def login(self) -> str:
         return self.username or self.account
-
-    def file(self, value: str, settings_path: str) -> Path | None:
-        """``value`` (a path in the settings) as a path: relative ones from the settings file's folder."""
-        if not value:
-            return None
-        p = Path(value).expanduser()
-        return Path(settings_path).parent / p if not p.is_absolute() and settings_path else p
 
 
 class ImapAccount(_ServerAccount):
@@ -293,6 +394,8 @@ class Settings(_Section):
     rules: Rules = Field(default_factory=Rules)
     privacy: Privacy = Field(default_factory=Privacy)
     audit: Audit = Field(default_factory=Audit)
+    goals: Goals = Field(default_factory=Goals)
+    digest: Digest = Field(default_factory=Digest)
     google: Google = Field(default_factory=Google)
     microsoft: Microsoft = Field(default_factory=Microsoft)
     shared_mailboxes: list[SharedMailbox] = Field(default_factory=list)
@@ -310,6 +413,17 @@ class Settings(_Section):
         if not p.is_absolute() and self.path:
             p = Path(self.path).parent / p
         return p
+
+    def goals_for(self, team: str | None = None) -> GoalValues:
+        """The organisation's goals with ``team``'s own keys over them; the customer share
+        goal falls back to ``audit.target_customer_share``."""
+        values = self.goals.model_dump(include=set(GOAL_KEYS))
+        if values["customer_share"] is None:
+            values["customer_share"] = self.audit.target_customer_share
+        override = self.goals.teams.get(team) if team else None
+        if override is not None:
+            values.update(override.model_dump(include=override.model_fields_set))
+        return GoalValues(**values)
 
     def customer_domains(self) -> dict[str, str]:
         """domain -> customer name."""

@@ -43,6 +43,7 @@ def wasters_text(a: Analysis, scope: audit.Scope, markdown: bool = False, limit:
             f"Cost ({currency})": series["cost"],
             "Flags": series["flags"],
             "Suggestion": series["action"],
+            "Serves goal": series["goal"],
             "Hours back / week": series["hours_back_per_week"],
         }
     )

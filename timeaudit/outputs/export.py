@@ -26,6 +26,8 @@ from timeaudit.outputs.summary import Summary
 
 FORMATS = ("csv", "xlsx", "md", "html", "pdf")
 REPORT_COLUMNS = ["week", "person", "team", *HOUR_COLUMNS, *COUNT_COLUMNS, "customer_share"]
+
+
 def metric_rows(summary: Summary) -> pd.DataFrame:
     """The week's rows with the documented metric columns (team rows have no person)."""
     rows = summary.rows.copy()
@@ -262,11 +264,49 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def to_pdf(summary: Summary) -> bytes:
-    """The HTML printed by headless Chromium: vector charts, embedded fonts, A4 pages."""
+def chromium(needed_for: str, otherwise: str = "") -> str:
+    """The Chromium that prints PDFs and draws chart images, or a UserError saying what needs it."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if not browser:
-        raise UserError("--format pdf needs Chromium; install it (Debian: apt-get install chromium) or use html")
+        raise UserError(f"{needed_for} needs Chromium; install it (Debian: apt-get install chromium){otherwise}")
+    return browser
+
+
+def figure_png(figure, width: int = 640, height: int | None = None) -> bytes:
+    """A Plotly figure as a PNG image, drawn by headless Chromium (as the PDF is): for mail,
+    which runs no scripts. The figure is drawn static, at ``width`` by its own height."""
+    height = height or int(figure.layout.height or 360)
+    page = figure.to_html(
+        full_html=True,
+        include_plotlyjs=True,
+        default_width=f"{width}px",
+        default_height=f"{height}px",
+        config={"staticPlot": True, "displayModeBar": False},
+    ).replace("<head>", "<head><style>body { margin: 0; }</style>", 1)
+    browser = chromium("a chart image")
+    with tempfile.TemporaryDirectory() as tmp:
+        source, target = Path(tmp) / "figure.html", Path(tmp) / "figure.png"
+        source.write_text(page, encoding="utf-8")
+        command = [
+            browser,
+            "--headless",
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp}/profile",
+            "--hide-scrollbars",
+            f"--window-size={width},{height}",
+            "--virtual-time-budget=10000",
+            f"--screenshot={target}",
+            source.as_uri(),
+        ]
+        done = subprocess.run(command, capture_output=True, timeout=120)
+        if done.returncode != 0 or not target.exists():
+            raise UserError(f"Chromium could not draw a chart image (exit {done.returncode})")
+        return target.read_bytes()
+
+
+def to_pdf(summary: Summary) -> bytes:
+    """The HTML printed by headless Chromium: vector charts, embedded fonts, A4 pages."""
+    browser = chromium("--format pdf", " or use html")
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "summary.html", Path(tmp) / "summary.pdf"
         source.write_bytes(to_html(summary))

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from timeaudit.analysis import audit
+from timeaudit.analysis.goals import GoalCheck, check_goals, reply_figures
 from timeaudit.analysis.metrics import (
     CATEGORY_COLUMNS,
     COUNT_COLUMNS,
@@ -74,6 +75,10 @@ class Summary:
     waiting: pd.DataFrame = field(default_factory=pd.DataFrame)
     admin: pd.DataFrame = field(default_factory=pd.DataFrame)  # hours by kind
     definitions: dict[str, str] = field(default_factory=dict)
+    team: str | None = None  # whose goals apply: the team's, the person's team's, None for the organisation's
+    people: int = 0  # people in the week's figures
+    replies: pd.DataFrame = field(default_factory=pd.DataFrame)  # customer emails and their replies (gated)
+    goals: list[GoalCheck] = field(default_factory=list)  # the week against the goals
 
     @property
     def title(self) -> str:
@@ -81,8 +86,9 @@ class Summary:
 
 
 def sum_weeks(frame: pd.DataFrame, weeks: list[str]) -> pd.DataFrame:
+    """One row per week of ``weeks``: the per-person rows' hours summed, their people counted."""
     columns = HOUR_COLUMNS + COUNT_COLUMNS + ["non_customer_email_hours"]
-    summed = frame.groupby("week", as_index=False)[columns].sum()
+    summed = frame.groupby("week", as_index=False).agg(**{c: (c, "sum") for c in columns}, people=("person", "nunique"))
     summed = pd.DataFrame({"week": weeks}).merge(summed, on="week", how="left").fillna(0.0)
     summed["customer_share"] = customer_share(summed)
     return summed
@@ -154,7 +160,16 @@ def build_summary(
     headline = headline_figures(weekly_table)
     summary = Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline, hidden, pool)
     summary.definitions = definitions(settings)
+    this_week = chosen[chosen["week"] == week]
+    summary.people = int(this_week["person"].nunique())
+    summary.team = team or (str(this_week["team"].iloc[0]) if person and len(this_week) else None)
     add_audit(summary, analysis, sorted(set(chosen["person"])), [w for w in span if w in set(data["week"])])
+    summary.goals = check_goals(
+        settings.goals_for(summary.team),
+        weekly_table.iloc[-1],
+        summary.people,
+        reply_figures(summary.replies, week),
+    )
     return summary
 
 
@@ -180,6 +195,7 @@ def add_audit(summary: Summary, analysis: Analysis, people: list[str], weeks: li
             "Person-hours": series.get("person_hours", []),
             "Flags": series.get("flags", []),
             "Suggestion": series.get("action", []),
+            "Serves goal": series.get("goal", []),
             "Hours back per week": series.get("hours_back_per_week", []),
         }
     )
@@ -195,7 +211,8 @@ def add_audit(summary: Summary, analysis: Analysis, people: list[str], weeks: li
             "Days silent": neglected["days_silent"],
         }
     )
-    waiting = audit.waiting_threads(audit.customer_replies(analysis, scope)).head(WAITING_ROWS)
+    summary.replies = audit.customer_replies(analysis, scope)
+    waiting = audit.waiting_threads(summary.replies).head(WAITING_ROWS)
     summary.waiting = pd.DataFrame(
         {
             "Received": waiting["received_at"].astype(str).str[:16],
