@@ -11,15 +11,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
+from connectors.demo.org import STORM_REPLIES, STORM_TEAMS
 from timeaudit.analysis import audit
 from timeaudit.analysis.metrics import open_analysis
-from timeaudit.core.config import Rules, parse_settings
+from timeaudit.core.config import Rules, load_settings, parse_settings
 from timeaudit.core.model import Person
-from timeaudit.core.roster import write_roster
+from timeaudit.core.roster import read_roster, write_roster
 from timeaudit.lake.store import Lake
 from timeaudit.privacy import visible_groups
 
+from conftest import ROOT
 from records import message, utc
 
 ORG = "northwind.com"
@@ -145,3 +148,47 @@ def test_suggestions_hold_both_habits_with_hours_back(analysis):
 def test_storm_defaults_are_the_documented_ones():
     rules = Rules()
     assert (rules.storm_min_replies, rules.storm_min_recipients) == (5, 10)
+
+
+# -- on the demo organisation's pages ---------------------------------------------------------
+def test_pages_show_the_planted_storm_and_habit(demo_dir, monkeypatch):
+    people = read_roster(demo_dir / "people.csv")
+    habit = next(p for p in people if p.team == "Support" and p.manager)
+    storm_people = sum(1 for p in people if p.team in STORM_TEAMS)
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(demo_dir))
+    monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=180).run()
+    at.switch_page("views/wasters.py").run()
+    assert not at.exception
+    frames = {tuple(f.value.columns): f.value for f in at.dataframe}
+    storms = next(v for k, v in frames.items() if "Replies to many" in k)
+    top = storms.iloc[0]
+    assert top["Thread (subject tags)"] == "team, offsite, planning"
+    assert (top["Replies to many"], top["Largest list"], top["People"]) == (
+        STORM_REPLIES,
+        storm_people - 1,
+        storm_people,
+    )
+    threads = next(v for k, v in frames.items() if "Cc copies" in k)
+    assert threads.iloc[0]["Thread (subject tags)"] == "team, offsite, planning"  # the costliest thread too
+    suggested = next(v for k, v in frames.items() if "About" in k)
+    about = suggested.set_index("About")
+    assert {"meeting", "cover-yourself mail", "reply-all storm"} <= set(about.index)
+    assert about.loc["reply-all storm", "Hours back / week"] == pytest.approx(top["Hours back / week"], abs=0.01)
+    assert about.loc["cover-yourself mail", "Hours back / week"] > 0
+    cover = next(v for k, v in frames.items() if "Emails copying the manager" in k).set_index("Team")
+    assert cover["Emails copying the manager"].idxmax() == "Support"  # where the habit is planted
+    settings = load_settings(demo_dir / "timeaudit.toml")
+    minutes = settings.rules.email_minutes_per_read
+    assert cover.loc["Support", "Managers' hours"] == pytest.approx(
+        cover.loc["Support", "Emails copying the manager"] * minutes / 60, abs=0.01
+    )
+
+    at.switch_page("views/my_week.py").run()
+    at.selectbox(key="person").set_value(habit.email).run()
+    shown = {m.label: m.value for m in at.metric}
+    assert int(shown["Emails copying your manager"]) > 0
+    at.switch_page("views/team.py").run()
+    at.selectbox(key="team").set_value("Support").run()
+    shown = {m.label: m.value for m in at.metric}
+    assert int(shown["Emails copying the sender's manager"]) >= 1

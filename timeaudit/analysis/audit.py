@@ -216,14 +216,19 @@ def reply_storms(a: Analysis, scope: Scope) -> pd.DataFrame:
 
 
 def suggestions(
-    a: Analysis, scope: Scope, series: pd.DataFrame, cover: pd.DataFrame, storms: pd.DataFrame
+    a: Analysis,
+    scope: Scope,
+    series: pd.DataFrame,
+    cover: pd.DataFrame,
+    storms: pd.DataFrame,
+    meetings: int | None = None,
 ) -> pd.DataFrame:
-    """Every suggestion of the audit, most hours back first: the meeting series' (but "keep"),
-    one for the scope's cover-yourself mail, and one per reply-all storm."""
+    """Every suggestion of the audit, most hours back first: the meeting series' (but "keep";
+    only the ``meetings`` that give back most, when given), one for the scope's cover-yourself
+    mail, and one per reply-all storm."""
     n_weeks = max(len(scope.weeks), 1)
-    rows = [
-        ("meeting", r.label, r.action, r.why, r.hours_back_per_week) for r in series.itertuples() if r.action != "keep"
-    ]
+    changed = series[series["action"] != "keep"].sort_values("hours_back_per_week", ascending=False, kind="stable")
+    rows = [("meeting", r.label, r.action, r.why, r.hours_back_per_week) for r in changed.head(meetings).itertuples()]
     if len(cover) and cover["cover_mails"].sum():
         mails, hours = int(cover["cover_mails"].sum()), float(cover["manager_hours"].sum())
         rows.append(

@@ -26,6 +26,8 @@ from timeaudit.outputs.summary import Summary
 
 FORMATS = ("csv", "xlsx", "md", "html", "pdf")
 REPORT_COLUMNS = ["week", "person", "team", *HOUR_COLUMNS, *COUNT_COLUMNS, "customer_share"]
+
+
 def metric_rows(summary: Summary) -> pd.DataFrame:
     """The week's rows with the documented metric columns (team rows have no person)."""
     rows = summary.rows.copy()
@@ -53,6 +55,8 @@ def audit_tables(summary: Summary) -> dict[str, pd.DataFrame]:
     """The audit's short lists, named as they are headed in every format."""
     return {
         "Top wasters": summary.wasters,
+        "Suggestions": summary.suggestions,
+        "Reply-all storms": summary.storms,
         "Neglected customers": summary.neglected,
         "Waiting for an answer": summary.waiting,
         "Admin by kind": summary.admin,
