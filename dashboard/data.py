@@ -313,5 +313,7 @@ def audit_tables(weeks: list[str], team: str | None = None) -> dict[str, pd.Data
         tables[name] = viewer.masked(tables[name], columns)
     tables["latency_people"] = viewer.people_rows(tables["latency_people"])
     tables["cover"] = viewer.people_rows(tables["cover"])
+    if not viewer.sees_record_ids:  # a thread id can embed a holder's address
+        tables["storms"] = tables["storms"].drop(columns=["thread"])
     tables["replies"] = viewer.without_record_ids(tables["replies"])
     return tables
