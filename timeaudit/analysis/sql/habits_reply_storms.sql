@@ -13,14 +13,14 @@ WITH replies AS (
         coalesce(nullif(m.thread_id, ''), m.id) AS thread,
         coalesce(nullif(m.message_id, ''), m.id) AS message,
         m.in_reply_to,
-        len(list_distinct(list_filter(
+        array_length(list_distinct(list_filter(
             list_transform(list_concat(m."to", m.cc), lambda x: lower(x)), lambda x: x <> '' AND x <> lower(m.sender)
         ))) AS recipients
     FROM messages AS m
     CROSS JOIN audit_range AS r
     CROSS JOIN rule_settings AS rs
     WHERE m.in_reply_to <> '' AND m.ts >= r.t0 AND m.ts < r.t1
-        AND len(m."to") + len(m.cc) >= rs.storm_min_recipients  -- cheap: the exact count follows
+        AND array_length(m."to") + array_length(m.cc) >= rs.storm_min_recipients  -- cheap: the exact count follows
 ),
 large AS (
     SELECT thread, message, any_value(in_reply_to) AS in_reply_to, max(recipients) AS recipients
