@@ -305,6 +305,7 @@ def export_mine(lake: Lake, settings: Settings, email: str) -> tuple[bytes, dict
     """A zip of everything held about ``email``, and the rows per file."""
     from datetime import UTC, datetime
 
+
     address = checked_address(email)
     con = lake.connect()
     files: dict[str, bytes] = {}

@@ -26,8 +26,6 @@ from timeaudit.outputs.summary import Summary
 
 FORMATS = ("csv", "xlsx", "md", "html", "pdf")
 REPORT_COLUMNS = ["week", "person", "team", *HOUR_COLUMNS, *COUNT_COLUMNS, "customer_share"]
-
-
 def metric_rows(summary: Summary) -> pd.DataFrame:
     """The week's rows with the documented metric columns (team rows have no person)."""
     rows = summary.rows.copy()
