@@ -236,7 +236,8 @@ def suggestions(
                 "cover-yourself mail",
                 f"{mails} emails copying the sender's manager",
                 COVER_ACTION,
-                f"managers read them only to stay covered: {hours:.1f} h ({a.settings.rules.email_cost_text()})",
+                f"copied, not asked to act: {hours:.1f} h of managers' reading "
+                f"({a.settings.rules.email_minutes_per_read * 60:g} s each)",
                 hours / n_weeks,
             )
         )
