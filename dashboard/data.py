@@ -35,6 +35,7 @@ MASKED = {
     "occurrences": ["person"],
     "replies": ["person", "replier"],
     "waiting": ["held_by"],
+    "cover": ["manager"],
 }
 SUMMARY_MASKED = ["Held by"]
 
@@ -172,6 +173,35 @@ def reasons(person: str, week: str) -> pd.DataFrame:
     return _reasons(lake_version(), person, week)
 
 
+@st.cache_resource(show_spinner="Finding email habits…", max_entries=2)
+def _cover_mail(version: tuple) -> pd.DataFrame:
+    """Cover-yourself mail of every person-week, shared read-only like ``_weekly``."""
+    from timeaudit.analysis.audit import cover_mail
+
+    lake, s = workspace()
+    return cover_mail(open_analysis(lake, s))
+
+
+def cover_mail_of(person: str) -> pd.DataFrame:
+    """One person's cover-yourself mail per week; their manager named only to a viewer who may
+    see the manager individually."""
+    viewer = access()
+    viewer.require_person(person)
+    full = _cover_mail(lake_version())
+    return viewer.masked(full[full["person"] == person], ["manager"])
+
+
+def team_cover_mail(team: str | None) -> pd.DataFrame:
+    """Cover-yourself mail and managers' reading hours per week of a shown group (or of every
+    shown group), through the gate."""
+    from timeaudit.analysis.audit import cover_mail_by_team
+
+    viewer = access()
+    viewer.require_group(team)
+    rows = cover_mail_by_team(_cover_mail(lake_version()), viewer.groups())
+    return rows if team is None else rows[rows["team"] == team]
+
+
 def load_or_explain() -> pd.DataFrame | None:
     """The weekly table, or None after telling the user what is missing."""
     try:
@@ -215,8 +245,15 @@ def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str
     scope = audit.open_scope(a, list(weeks), people)
     replies = audit.customer_replies(a, scope)
     contacts = audit.customer_contacts(a, scope)
+    series = audit.meeting_series(a, scope)
+    storms = audit.reply_storms(a, scope)
+    cover = audit.cover_mail_in(a, scope)
     return {
-        "series": audit.meeting_series(a, scope),
+        "series": series,
+        "storms": storms,
+        "cover": cover,
+        "cover_teams": audit.cover_mail_by_team(cover, scope.groups),
+        "suggestions": audit.suggestions(a, scope, series, cover, storms),
         "admin": audit.admin_by_kind(a, scope),
         "threads": audit.costly_threads(a, scope),
         "fragmentation": audit.fragmentation(a, scope),
@@ -260,6 +297,7 @@ def warm_up() -> None:
         weeks = audit_weeks(last_complete_week(all_weeks()), DEFAULT_AUDIT_WEEKS)
         if weeks:
             _audit(version, tuple(sorted(weeks)), None)
+        _cover_mail(version)
         print(f"  Every page's figures are ready ({time.monotonic() - started:.0f} s).", flush=True)
     except Exception as e:  # noqa: BLE001 - the pages report it to whoever opens them
         _log.warning("timeaudit: not warmed up (%s: %s); the pages will compute on first view", type(e).__name__, e)
@@ -274,5 +312,8 @@ def audit_tables(weeks: list[str], team: str | None = None) -> dict[str, pd.Data
     for name, columns in MASKED.items():
         tables[name] = viewer.masked(tables[name], columns)
     tables["latency_people"] = viewer.people_rows(tables["latency_people"])
+    tables["cover"] = viewer.people_rows(tables["cover"])
+    if not viewer.sees_record_ids:  # a thread id can embed a holder's address
+        tables["storms"] = tables["storms"].drop(columns=["thread"])
     tables["replies"] = viewer.without_record_ids(tables["replies"])
     return tables

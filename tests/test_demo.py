@@ -7,7 +7,7 @@ from datetime import UTC, date
 
 import pytest
 
-from connectors.demo.org import NEGLECT_WEEKS, NEGLECTED, build_org
+from connectors.demo.org import NEGLECT_WEEKS, NEGLECTED, STORM_REPLIES, build_org, cover_sender
 from connectors.demo.records import iter_events, iter_messages, write_org_files
 from timeaudit.core.config import load_settings, parse_settings
 from timeaudit.core.roster import load_people
@@ -101,6 +101,29 @@ def test_neglected_customers_go_quiet(org, events, messages):
         and (m.sender.split("@")[1] in domains or any(t.split("@")[1] in domains for t in m.to))
     ]
     assert late_meetings == [] and late_mail == []
+
+
+def test_the_cover_yourself_habit_and_the_reply_all_storm_are_planted(org, messages):
+    habit = cover_sender(org)
+    internal = [
+        m
+        for m in messages
+        if m.account == habit.email and m.direction == "sent" and all(a.endswith("northwind-demo.com") for a in m.to)
+    ]
+    assert internal and all(habit.manager in m.cc and habit.manager not in m.to for m in internal)
+    others = [p for p in org.people if p.manager and p.email != habit.email]
+    copied = Counter(
+        m.account
+        for m in messages
+        if m.direction == "sent" and any(p.manager in m.cc for p in others if p.email == m.account)
+    )
+    assert len(internal) > 3 * max(copied.values())  # nobody else comes close
+    replies: dict[str, set[str]] = {}
+    for m in messages:
+        if m.in_reply_to and len(set(m.to + m.cc) - {m.sender}) >= 10:
+            replies.setdefault(m.thread_id, set()).add(m.message_id)
+    storms = [t for t, ids in replies.items() if len(ids) >= 5]
+    assert len(storms) == 1 and len(replies[storms[0]]) == STORM_REPLIES
 
 
 def test_org_files_load(org, tmp_path):

@@ -79,6 +79,8 @@ def test_xlsx_is_typed_frozen_and_charted(demo, scope, tmp_path):
         "Weekly split",
         "Figures",
         "Top wasters",
+        "Suggestions",
+        "Reply-all storms",
         "Neglected customers",
         "Waiting for an answer",
         "Admin by kind",
@@ -131,7 +133,8 @@ def test_markdown_holds_the_headline(demo, scope):
     summary, share = summary_for(demo, scope)
     text = render(summary, "md").decode()
     assert text.startswith("# timeaudit weekly summary")
-    for heading in ("## Top wasters", "## Neglected customers", "## Waiting for an answer", "## Admin by kind"):
+    headings = ["## Top wasters", "## Suggestions", "## Reply-all storms", "## Neglected customers"]
+    for heading in [*headings, "## Waiting for an answer", "## Admin by kind"]:
         assert heading in text
     assert f"| Customer share | {share:.0%} |" in text
 

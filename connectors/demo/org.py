@@ -21,7 +21,11 @@ What is planted (docs/demo.md lists it with the numbers):
   unanswered invitations, all-day events, out-of-office days and double bookings;
 - cc-heavy internal threads, newsletters and notifications, automatic replies;
 - customer emails answered after varied delays, and some never answered;
-- two **neglected customers** (Harbor Foods, Orion Mining): no contact in the last six weeks.
+- two **neglected customers** (Harbor Foods, Orion Mining): no contact in the last six weeks;
+- a **cover-yourself habit**: one Support member (``cover_sender``) copies their manager on
+  every internal email they send, without addressing them;
+- a **reply-all storm**: two weeks before the end, the Operations lead's "team offsite
+  planning" email to Operations and Engineering draws ``STORM_REPLIES`` replies to everyone.
 """
 
 from __future__ import annotations
@@ -54,6 +58,10 @@ CUSTOMERS = [
 ]
 NEGLECTED = ("Harbor Foods", "Orion Mining")
 NEGLECT_WEEKS = 6
+STORM_SUBJECT = "Team offsite planning"
+STORM_TEAMS = ("Operations", "Engineering")
+STORM_REPLIES = 7
+STORM_WEEKS_BEFORE_END = 2
 
 
 @dataclass(frozen=True)
@@ -230,3 +238,8 @@ def active_customers(org: DemoOrg, person: Person, week: int) -> list[str]:
     if week >= org.weeks - NEGLECT_WEEKS - 1:  # a week early: late replies stay outside the window
         names = [n for n in names if n not in NEGLECTED] or [CUSTOMERS[0][0]]
     return names
+
+
+def cover_sender(org: DemoOrg) -> Person:
+    """The Support member who copies their manager on every internal email (the first after the lead)."""
+    return next(p for p in org.team("Support") if p.manager)

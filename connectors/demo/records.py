@@ -19,9 +19,14 @@ from connectors.demo.org import (
     ADMIN_TITLES,
     CUSTOMER_TITLES,
     ORG_DOMAIN,
+    STORM_REPLIES,
+    STORM_SUBJECT,
+    STORM_TEAMS,
+    STORM_WEEKS_BEFORE_END,
     DemoOrg,
     Person,
     active_customers,
+    cover_sender,
     local_time,
     weeks_of,
 )
@@ -378,9 +383,42 @@ def _internal_thread(org: DemoOrg, p: Person, w: int, i: int, monday: date, rng:
         ]
     )
     mid = f"int-{w}-{p.email.split('@')[0]}-{i}"
+    unread = {r: rng.random() < 0.15 for r in to + cc}  # drawn before the habit below, so no other draw moves
+    if p.email == cover_sender(org).email:
+        to, cc = _copying_the_manager(org, p, to, cc)
     yield _message(p.email, mid, ts, p.email, to, cc, mid, subject, sent=True)
     for r in to + cc:
-        yield _message(r, mid, ts, p.email, to, cc, mid, subject, unread=rng.random() < 0.15)
+        yield _message(r, mid, ts, p.email, to, cc, mid, subject, unread=unread.get(r, False))
+
+
+def _copying_the_manager(org: DemoOrg, p: Person, to: list[str], cc: list[str]) -> tuple[list[str], list[str]]:
+    """The planted cover-yourself habit: the manager moves to (or joins) Cc, never on To."""
+    to = [a for a in to if a != p.manager] or [
+        next(o.email for o in org.team(p.team) if o.email not in (p.email, p.manager))
+    ]
+    return to, [a for a in cc if a not in (p.manager, *to)] + [p.manager]
+
+
+def _reply_all_storm(org: DemoOrg, w: int, monday: date) -> Iterator[Message]:
+    """The planted reply-all storm: one email to two teams, and replies that all go to everyone."""
+    rng = _rng(org, "storm", w)
+    people = [p for p in org.people if p.team in STORM_TEAMS]
+    starter = people[0] if people[0].role == "lead" else next(p for p in people if p.role == "lead")
+    everyone = [p.email for p in people]
+    ts = local_time(monday + timedelta(days=1), 10, starter.timezone)
+    mid = f"storm-{w}"
+    previous = starter.email
+    senders = [starter.email] + rng.sample([e for e in everyone if e != starter.email], STORM_REPLIES)
+    for n, sender in enumerate(senders):
+        rid = mid if n == 0 else f"{mid}-re{n}"
+        to = [previous] if n else [e for e in everyone if e != sender]
+        cc = [] if n == 0 else [e for e in everyone if e not in (sender, previous)]
+        subject = STORM_SUBJECT if n == 0 else "Re: " + STORM_SUBJECT
+        reply_to = "" if n == 0 else (mid if n == 1 else f"{mid}-re{n - 1}")
+        yield _message(sender, rid, ts, sender, to, cc, mid, subject, sent=True, reply_to=reply_to)
+        for r in to + cc:
+            yield _message(r, rid, ts, sender, to, cc, mid, subject, unread=rng.random() < 0.15, reply_to=reply_to)
+        previous, ts = sender, ts + timedelta(minutes=rng.randint(20, 150))
 
 
 def _customer_thread(org: DemoOrg, p: Person, w: int, i: int, monday: date, rng: random.Random) -> Iterator[Message]:
@@ -442,6 +480,8 @@ def iter_messages(org: DemoOrg) -> Iterator[Message]:
             for i in range(_count(rng, profile.customer_emails)):
                 yield from _customer_thread(org, p, w, i, monday, rng)
             yield from _bulk(p, w, monday, rng)
+        if w == org.weeks - STORM_WEEKS_BEFORE_END:
+            yield from _reply_all_storm(org, w, monday)
 
 
 def write_org_files(org: DemoOrg, folder: Path) -> Path:

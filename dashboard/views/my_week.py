@@ -9,6 +9,7 @@ from dashboard.widgets import chart, csv_download, goal_status, hours, pct, summ
 from timeaudit.analysis.goals import check_goals
 from timeaudit.core.weeks import weeks_ending
 from timeaudit.outputs.summary import headline_figures, sum_weeks
+from timeaudit.privacy import HIDDEN
 
 TREND_WEEKS = 13
 SHARE_HELP = (
@@ -56,6 +57,24 @@ def show() -> None:
     )
     gap = data.settings().rules.focus_gap_text()
     cols[5].metric("Focus", hours(figures["Focus"]), help=f"Focus blocks plus free gaps of {gap} or more")
+
+    cover = data.cover_mail_of(person)
+    this_week = cover[cover["week"] == week]
+    recent = cover[cover["week"].isin(span)]
+    manager = this_week["manager"].iloc[0] if len(this_week) else ""
+    left, right = st.columns(2)
+    left.metric(
+        "Emails copying your manager",
+        int(this_week["cover_mails"].sum()),
+        help="Internal emails you sent with your manager on Cc but not on To: often sent to stay covered. "
+        f"{int(recent['cover_mails'].sum())} since {span[0]}.",
+    )
+    right.metric(
+        "Your manager's time reading them",
+        f"{this_week['manager_hours'].sum() * 60:.0f} min",
+        help=f"{data.settings().rules.email_minutes_per_read * 60:g} s per email"
+        + (f" ({manager})" if manager and manager != HIDDEN else ""),
+    )
 
     chart(
         charts.weekly_split_figure(trend, f"Hours by category, {span[0]} to {week}"),

@@ -50,6 +50,19 @@ def show() -> None:
         cols[1].metric("People", int(row["people"]))
         cols[2].metric("With customers", f"{row['customer_meeting_hours'] + row['customer_email_hours']:.1f} h")
         cols[3].metric("Meetings and admin", f"{row['internal_meeting_hours'] + row['admin_hours']:.1f} h")
+        cover = data.team_cover_mail(team)
+        cover = cover[cover["week"] == week]
+        left, right = st.columns(2)
+        left.metric(
+            "Emails copying the sender's manager",
+            int(cover["cover_mails"].sum()),
+            help="Internal emails the team sent with the sender's own manager on Cc but not on To",
+        )
+        right.metric(
+            "Managers' time reading them",
+            f"{cover['manager_hours'].sum():.1f} h",
+            help=f"{settings.rules.email_minutes_per_read * 60:g} s per email",
+        )
     goals = settings.goals_for(team)
     # One chart at a time: only the open tab's chart is made and drawn, so the page is quick
     # to show; another tab reruns the page for its own.

@@ -59,6 +59,23 @@ def show() -> None:
         },
     )
 
+    st.subheader("Every suggestion, most hours back first")
+    st.caption("The meetings' suggestions above, and the email habits below: cover-yourself mail and reply-all storms.")
+    st.dataframe(
+        tables["suggestions"].rename(
+            columns={
+                "kind": "About",
+                "what": "What",
+                "action": "Suggestion",
+                "why": "Because",
+                "hours_back_per_week": "Hours back / week",
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={"Hours back / week": st.column_config.NumberColumn(format="%.2f")},
+    )
+
     st.subheader("What if we followed the suggestions?")
     options = list(series.head(15)["series_key"])
     labels = dict(zip(series["series_key"], series["label"] + " — " + series["action"], strict=False))
@@ -129,6 +146,56 @@ def show() -> None:
         hide_index=True,
         width="stretch",
     )
+    rules = settings.rules
+    st.subheader("Reply-all storms")
+    st.caption(
+        f"Internal threads with {rules.storm_min_replies} or more replies that each went to "
+        f"{rules.storm_min_recipients} or more people, by people-minutes. Hours back: the reading saved had each "
+        "reply gone only to the person it answers."
+    )
+    storms = tables["storms"]
+    if storms.empty:
+        st.write("No reply-all storms in this period.")
+    else:
+        st.dataframe(
+            storms[["subject_tags", "large_replies", "largest_list", "people", "people_minutes", "hours_back_per_week"]]
+            .rename(
+                columns={
+                    "subject_tags": "Thread (subject tags)",
+                    "large_replies": "Replies to many",
+                    "largest_list": "Largest list",
+                    "people": "People",
+                    "people_minutes": "People-minutes",
+                    "hours_back_per_week": "Hours back / week",
+                }
+            )
+            .round(2),
+            hide_index=True,
+            width="stretch",
+        )
+    st.subheader("Cover-yourself mail")
+    st.caption(
+        "Internal email sent with the sender's own manager on Cc but not on To, and the time the managers spend "
+        f"reading it ({rules.email_minutes_per_read * 60:g} s each)."
+    )
+    cover_teams = tables["cover_teams"].groupby("team", as_index=False)[["cover_mails", "manager_hours"]].sum()
+    st.dataframe(
+        cover_teams.rename(
+            columns={"team": "Team", "cover_mails": "Emails copying the manager", "manager_hours": "Managers' hours"}
+        ).round(2),
+        hide_index=True,
+        width="stretch",
+    )
+    if not tables["cover"].empty:
+        with st.expander("Cover-yourself mail per person"):
+            per_person = (
+                tables["cover"]
+                .groupby(["person", "manager", "team"], as_index=False)[["cover_mails", "manager_hours"]]
+                .sum()
+            )
+            st.dataframe(
+                per_person.sort_values("cover_mails", ascending=False).round(2), hide_index=True, width="stretch"
+            )
     st.subheader("Fragmentation")
     chart(charts.fragmentation_figure(tables["fragmentation"]), key="fragmentation")
     csv_download(series, f"timeaudit-wasters-{weeks[-1]}.csv", "download-wasters")

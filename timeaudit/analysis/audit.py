@@ -175,6 +175,89 @@ def fragmentation(a: Analysis, scope: Scope) -> pd.DataFrame:
     ).df()
 
 
+# -- email habits ---------------------------------------------------------------------------
+COVER_ACTION = "put your manager on To when they must act; otherwise leave them off"
+STORM_ACTION = "reply to the sender only, or settle it in a short call"
+
+
+def cover_mail(a: Analysis) -> pd.DataFrame:
+    """Cover-yourself mail per person-week, every week of the analysis: internal mail a person
+    sent with their own manager on Cc and not on To, and the manager's reading hours
+    (``sql/habits_cover_mail.sql``; docs/metrics.md). Per-person rows: show them through the
+    viewer's access, sum them per team only through the gate (``cover_mail_by_team``)."""
+    df = a.con.execute(read_sql("habits_cover_mail.sql")).df()
+    teams = {p.email: p.team for p in a.people}
+    return df.assign(team=df["person"].map(teams).astype("string"))
+
+
+def cover_mail_by_team(cover: pd.DataFrame, groups: Groups) -> pd.DataFrame:
+    """Cover-yourself mail and manager hours per shown group and week (``timeaudit.privacy``)."""
+    shown = gate(cover, groups) if groups.complete else cover.iloc[0:0]
+    return (
+        shown.groupby(["week", "team"], as_index=False)[["cover_mails", "manager_hours"]]
+        .sum()
+        .sort_values(["week", "team"])
+        .reset_index(drop=True)
+    )
+
+
+def cover_mail_in(a: Analysis, scope: Scope, cover: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The scope's people and weeks of ``cover_mail``, with ``team`` the group each person is
+    counted in."""
+    cover = cover_mail(a) if cover is None else cover
+    chosen = cover[cover["week"].isin(scope.weeks) & cover["person"].isin(scope.people)]
+    return gate(chosen, scope.groups).reset_index(drop=True)
+
+
+def reply_storms(a: Analysis, scope: Scope) -> pd.DataFrame:
+    """Internal threads whose replies keep going to large lists (``rules.storm_min_replies``
+    replies to ``rules.storm_min_recipients`` people or more), ranked by people-minutes, with
+    the hours per week replying to the sender only would give back."""
+    df = a.con.execute(read_sql("habits_reply_storms.sql")).df()
+    df["hours_back_per_week"] = df["gives_back_minutes"] / 60 / max(len(scope.weeks), 1)
+    return df
+
+
+def suggestions(
+    a: Analysis,
+    scope: Scope,
+    series: pd.DataFrame,
+    cover: pd.DataFrame,
+    storms: pd.DataFrame,
+    meetings: int | None = None,
+) -> pd.DataFrame:
+    """Every suggestion of the audit, most hours back first: the meeting series' (but "keep";
+    only the ``meetings`` that give back most, when given), one for the scope's cover-yourself
+    mail, and one per reply-all storm."""
+    n_weeks = max(len(scope.weeks), 1)
+    changed = series[series["action"] != "keep"].sort_values("hours_back_per_week", ascending=False, kind="stable")
+    rows = [("meeting", r.label, r.action, r.why, r.hours_back_per_week) for r in changed.head(meetings).itertuples()]
+    if len(cover) and cover["cover_mails"].sum():
+        mails, hours = int(cover["cover_mails"].sum()), float(cover["manager_hours"].sum())
+        rows.append(
+            (
+                "cover-yourself mail",
+                f"{mails} emails copying the sender's manager",
+                COVER_ACTION,
+                f"copied, not asked to act: {hours:.1f} h of managers' reading "
+                f"({a.settings.rules.email_minutes_per_read * 60:g} s each)",
+                hours / n_weeks,
+            )
+        )
+    for r in storms.itertuples():
+        rows.append(
+            (
+                "reply-all storm",
+                r.subject_tags or "(no tags)",
+                STORM_ACTION,
+                f"{r.large_replies} replies to up to {r.largest_list} people",
+                r.hours_back_per_week,
+            )
+        )
+    out = pd.DataFrame(rows, columns=["kind", "what", "action", "why", "hours_back_per_week"])
+    return out.sort_values("hours_back_per_week", ascending=False, kind="stable").reset_index(drop=True)
+
+
 # -- customers --------------------------------------------------------------------------------
 def customer_contacts(a: Analysis, scope: Scope) -> pd.DataFrame:
     """Every configured customer: last contact, days of silence, hours in the period, and

@@ -24,7 +24,7 @@ from timeaudit.lake.store import PARTY_TABLES, party_lists_view
 
 def rule_tables(settings: Settings, people: list[Person]) -> dict[str, pd.DataFrame]:
     """The settings as tables: customer domains, own domains, keywords and the scalar rules,
-    and the roster's names and teams."""
+    and the roster's names, teams and managers."""
     rules = settings.rules
     customers = pd.DataFrame(
         [(d, c.name, c.tier) for c in settings.customers for d in c.domains],
@@ -48,6 +48,8 @@ def rule_tables(settings: Settings, people: list[Person]) -> dict[str, pd.DataFr
                 "long_meeting_minutes": rules.long_meeting_minutes,
                 "focus_min_minutes": rules.focus_min_hours * 60.0,
                 "default_hourly_cost": float(settings.audit.default_hourly_cost),
+                "storm_min_replies": rules.storm_min_replies,
+                "storm_min_recipients": rules.storm_min_recipients,
             }
         ]
     )
@@ -61,8 +63,12 @@ def rule_tables(settings: Settings, people: list[Person]) -> dict[str, pd.DataFr
     names = pd.DataFrame(
         [(p.email, p.name or p.email, p.team) for p in people], columns=["person", "name", "team"]
     ).astype("string")
+    managers = pd.DataFrame(
+        [(p.email, p.manager) for p in people if p.manager and p.manager != p.email], columns=["person", "manager"]
+    ).astype("string")
     return {
         "roster_people": names,
+        "roster_managers": managers,
         "rule_customers": customer_list.astype({"customer": "string", "tier": "string", "owner": "string"}),
         "roster_costs": costs,
         "rule_customer_domains": customers.astype({"domain": "string", "customer": "string", "tier": "string"}),

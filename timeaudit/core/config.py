@@ -122,6 +122,10 @@ class Rules(_Section):
     email_minutes_per_read: float = Field(87.2 / 60, ge=0)
     email_minutes_per_sent: float = Field(5.0, ge=0)
     max_event_hours: float = Field(8.0, gt=0)
+    # A reply-all storm: an internal thread with this many replies that each go to this many
+    # people or more (the issue's own example, "5+ replies to 10+ people"; docs/metrics.md).
+    storm_min_replies: int = Field(5, ge=1)
+    storm_min_recipients: int = Field(10, ge=2)
 
     def email_cost_text(self) -> str:
         """How email time is estimated, in words ("87.2 s per read email, 5 min per sent one")."""

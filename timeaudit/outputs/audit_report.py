@@ -34,7 +34,8 @@ def _heading(text: str, markdown: bool) -> str:
 
 
 def wasters_text(a: Analysis, scope: audit.Scope, markdown: bool = False, limit: int = 10) -> str:
-    series = audit.meeting_series(a, scope).head(limit)
+    every_series = audit.meeting_series(a, scope)
+    series = every_series.head(limit)
     currency = a.settings.audit.currency
     shown = pd.DataFrame(
         {
@@ -62,6 +63,35 @@ def wasters_text(a: Analysis, scope: audit.Scope, markdown: bool = False, limit:
             "after_hours_email_hours": "After-hours h",
         }
     )
+    storms = audit.reply_storms(a, scope)
+    cover = audit.cover_mail_in(a, scope)
+    suggested = audit.suggestions(a, scope, every_series, cover, storms, meetings=limit)
+    suggested = pd.DataFrame(
+        {
+            "Suggestion": suggested["action"],
+            "For": suggested["what"],
+            "Because": suggested["why"],
+            "Hours back / week": suggested["hours_back_per_week"],
+        }
+    )
+    cover_teams = (
+        audit.cover_mail_by_team(cover, scope.groups)
+        .groupby("team", as_index=False)[["cover_mails", "manager_hours"]]
+        .sum()
+    )
+    cover_teams = cover_teams.rename(
+        columns={"team": "Team", "cover_mails": "Emails copying the manager", "manager_hours": "Manager hours"}
+    )
+    storms_t = pd.DataFrame(
+        {
+            "Thread (tags)": storms["subject_tags"],
+            "Large replies": storms["large_replies"],
+            "Largest list": storms["largest_list"],
+            "People": storms["people"],
+            "People-minutes": storms["people_minutes"],
+            "Hours back / week": storms["hours_back_per_week"],
+        }
+    ).head(limit)
     threads = audit.costly_threads(a, scope, limit=5)[["subject_tags", "messages", "people", "people_minutes"]]
     threads = threads.rename(
         columns={
@@ -87,6 +117,18 @@ def wasters_text(a: Analysis, scope: audit.Scope, markdown: bool = False, limit:
         _heading("Internal threads costing the most", markdown),
         "",
         _table(threads, markdown),
+        "",
+        _heading("Reply-all storms", markdown),
+        "",
+        _table(storms_t, markdown),
+        "",
+        _heading("Cover-yourself mail: internal email copying the sender's manager", markdown),
+        "",
+        _table(cover_teams, markdown),
+        "",
+        _heading("Suggestions, most hours back first", markdown),
+        "",
+        _table(suggested, markdown),
         "",
     ]
     return "\n".join(parts)

@@ -55,6 +55,8 @@ def audit_tables(summary: Summary) -> dict[str, pd.DataFrame]:
     """The audit's short lists, named as they are headed in every format."""
     return {
         "Top wasters": summary.wasters,
+        "Suggestions": summary.suggestions,
+        "Reply-all storms": summary.storms,
         "Neglected customers": summary.neglected,
         "Waiting for an answer": summary.waiting,
         "Admin by kind": summary.admin,

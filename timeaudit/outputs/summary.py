@@ -50,6 +50,13 @@ def definitions(settings: Settings) -> dict[str, str]:
         "After hours": "meetings outside working hours plus emails sent outside them",
         "Top wasters": "internal meetings and recurring series over the last four weeks ranked by person-hours, "
         "with a suggested action and the hours per week it would give back",
+        "Suggestions": "every suggested change with the hours per week it gives back: the meeting series', "
+        "one for cover-yourself mail, one per reply-all storm",
+        "Cover-yourself mail": "internal email sent with the sender's own manager (roster `manager`) on Cc and not on "
+        f"To; it costs the manager one read each ({rules.email_minutes_per_read * 60:g} s)",
+        "Reply-all storms": f"internal threads with {rules.storm_min_replies} or more replies that each went to "
+        f"{rules.storm_min_recipients} or more people, ranked by people-minutes; replying to the sender only would "
+        "give back every other reader's time",
         "Neglected customers": f"customers with no meeting or email for {settings.audit.neglected_after_days} days "
         "or more",
         "Waiting": "the ten oldest customer emails with no answer yet, with who holds them",
@@ -58,6 +65,7 @@ def definitions(settings: Settings) -> dict[str, str]:
 
 AUDIT_WEEKS = 4
 WAITING_ROWS = 10  # the oldest; `timeaudit customers` lists them all
+SUGGESTION_ROWS = 10  # meeting suggestions; every email-habit one is listed too
 
 
 @dataclass
@@ -71,6 +79,8 @@ class Summary:
     hidden_teams: dict[str, int] = field(default_factory=dict)
     pool: str = ""  # the row the hidden teams are counted in, "" if none
     wasters: pd.DataFrame = field(default_factory=pd.DataFrame)  # top five series, with suggestions
+    suggestions: pd.DataFrame = field(default_factory=pd.DataFrame)  # meetings and email habits, most hours back first
+    storms: pd.DataFrame = field(default_factory=pd.DataFrame)  # reply-all storms
     neglected: pd.DataFrame = field(default_factory=pd.DataFrame)
     waiting: pd.DataFrame = field(default_factory=pd.DataFrame)
     admin: pd.DataFrame = field(default_factory=pd.DataFrame)  # hours by kind
@@ -188,7 +198,28 @@ def add_audit(summary: Summary, analysis: Analysis, people: list[str], weeks: li
     """The audit's short lists for the summary's people, over its last four weeks."""
     end = datetime.combine(week_start(summary.week) + timedelta(days=7), datetime.min.time(), UTC)
     scope = audit.open_scope(analysis, weeks[-AUDIT_WEEKS:], people, now=end)
-    series = audit.meeting_series(analysis, scope).head(5)
+    every_series = audit.meeting_series(analysis, scope)
+    series = every_series.head(5)
+    storms = audit.reply_storms(analysis, scope)
+    cover = audit.cover_mail_in(analysis, scope)
+    suggested = audit.suggestions(analysis, scope, every_series, cover, storms, meetings=SUGGESTION_ROWS)
+    summary.suggestions = pd.DataFrame(
+        {
+            "Suggestion": suggested["action"],
+            "For": suggested["what"],
+            "Because": suggested["why"],
+            "Hours back per week": suggested["hours_back_per_week"],
+        }
+    )
+    summary.storms = pd.DataFrame(
+        {
+            "Thread (tags)": storms["subject_tags"],
+            "Large replies": storms["large_replies"],
+            "Largest list": storms["largest_list"],
+            "People-minutes": storms["people_minutes"],
+            "Hours back per week": storms["hours_back_per_week"],
+        }
+    )
     summary.wasters = pd.DataFrame(
         {
             "Meeting": series.get("title", []),
