@@ -16,7 +16,9 @@ from timeaudit.privacy import NotOnRoster  # noqa: E402
 
 nodelay.install()  # connections accepted from now on answer without Nagle's 40 ms waits
 keep_private()  # imports and settings written from the Data and Rules pages: the user's only
-st.set_page_config(page_title="timeaudit", page_icon="⏱", layout="wide")
+# Icons from Streamlit's own Material Symbols font and an SVG favicon: emoji need a font a plain
+# Linux machine lacks, and a Material favicon would be fetched from Google's font servers.
+st.set_page_config(page_title="timeaudit", page_icon=str(Path(__file__).with_name("static") / "favicon.svg"), layout="wide")
 
 
 def sign_in_page() -> None:
@@ -55,15 +57,15 @@ except SignInRefused as e:
     st.stop()
 
 pages = [
-    st.Page("views/my_week.py", title="My week", icon="👤", default=True),
-    st.Page("views/team.py", title="Team", icon="👥", url_path="team"),
-    st.Page("views/wasters.py", title="Time wasters", icon="⏳", url_path="wasters"),
-    st.Page("views/customers.py", title="Customers", icon="🤝", url_path="customers"),
+    st.Page("views/my_week.py", title="My week", icon=":material/person:", default=True),
+    st.Page("views/team.py", title="Team", icon=":material/groups:", url_path="team"),
+    st.Page("views/wasters.py", title="Time wasters", icon=":material/hourglass_bottom:", url_path="wasters"),
+    st.Page("views/customers.py", title="Customers", icon=":material/handshake:", url_path="customers"),
 ]
 if viewer.may_configure:
     pages += [
-        st.Page("views/rules.py", title="Rules", icon="⚙", url_path="rules"),
-        st.Page("views/data.py", title="Data", icon="🗂", url_path="data"),
+        st.Page("views/rules.py", title="Rules", icon=":material/tune:", url_path="rules"),
+        st.Page("views/data.py", title="Data", icon=":material/database:", url_path="data"),
     ]
 with st.sidebar:
     st.caption(viewer.describe())
