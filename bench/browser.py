@@ -194,9 +194,11 @@ def pages_at_start(p, data: Path) -> dict[str, dict]:
 
 def against_floor(b, url: str, floor_url: str) -> dict:
     """The empty page and the team page loaded alternately, ``LOADS`` times each."""
-    floor, team, marks = [], [], []
+    floor, team, floor_marks, marks = [], [], [], []
     for _ in range(LOADS):
-        floor.append(_load(b, floor_url, "h1")[0])
+        ms, m = _load(b, floor_url, "h1")
+        floor.append(ms)
+        floor_marks.append(m)
         ms, m = _load(b, f"{url}/team", CHART)
         team.append(ms)
         marks.append(m)
@@ -209,6 +211,7 @@ def against_floor(b, url: str, floor_url: str) -> dict:
         "team_above_floor_ms": statistics.median(team) - statistics.median(floor),
         "team_above_floor_pairs_median_ms": statistics.median(t - f for t, f in zip(team, floor, strict=True)),
         "team_phases_ms": _median_phases(marks),
+        "floor_phases_ms": _median_phases(floor_marks),
     }
 
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script by streamlit
 
-from dashboard import data, nodelay  # noqa: E402
+from dashboard import data, nodelay, widgets  # noqa: E402
 from timeaudit.core.errors import UserError  # noqa: E402
 from timeaudit.core.sign_in import SignInRefused  # noqa: E402
 from timeaudit.lake.secret_files import check_secret_files  # noqa: E402
@@ -18,7 +18,8 @@ nodelay.install()  # connections accepted from now on answer without Nagle's 40 
 keep_private()  # imports and settings written from the Data and Rules pages: the user's only
 # Icons from Streamlit's own Material Symbols font and an SVG favicon: emoji need a font a plain
 # Linux machine lacks, and a Material favicon would be fetched from Google's font servers.
-st.set_page_config(page_title="timeaudit", page_icon=str(Path(__file__).with_name("static") / "favicon.svg"), layout="wide")
+FAVICON = Path(__file__).with_name("static") / "favicon.svg"
+st.set_page_config(page_title="timeaudit", page_icon=str(FAVICON), layout="wide")
 
 
 def sign_in_page() -> None:
@@ -71,4 +72,6 @@ with st.sidebar:
     st.caption(viewer.describe())
     if not viewer.local and data.sign_in_configured():
         st.button("Sign out", on_click=st.logout)
-st.navigation(pages).run()
+page = st.navigation(pages)
+widgets.refresh_notice()
+page.run()

@@ -11,10 +11,9 @@ __all__ = ["weekly_split_figure", "share_trend_figure", "team_share_figure"]
 
 
 def _laid_out(fig: go.Figure, title: str, height: int, left: int = 40, **layout) -> go.Figure:
-    """``fig`` in the dashboard's one look: white template, the margins every chart shares."""
-    fig.update_layout(
-        title=title, template="plotly_white", height=height, margin=dict(l=left, r=20, t=50, b=40), **layout
-    )
+    """``fig`` in the dashboard's one look: the white template (timeaudit.outputs.figures makes
+    it plotly's default), the margins every chart shares."""
+    fig.update_layout(title=title, height=height, margin=dict(l=left, r=20, t=50, b=40), **layout)
     return fig
 
 

@@ -212,19 +212,35 @@ WARM_UP_THREAD = "timeaudit-warm-up"
 
 
 class _QuietWarmUp(logging.Filter):
-    """Drops Streamlit's warning that the warm-up's thread is not a page run (its spinners)."""
+    """Drops Streamlit's warning that a thread of the server's own (the warm-up, a refresh of
+    the figures: ``timeaudit-...``) is not a page run (its spinners)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return threading.current_thread().name != WARM_UP_THREAD
+        return not threading.current_thread().name.startswith("timeaudit-")
 
 
 @asynccontextmanager
 async def _warm_up_in_background(_app):
-    from dashboard import data
 
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_QuietWarmUp())
-    threading.Thread(target=data.warm_up, name=WARM_UP_THREAD, daemon=True).start()
+    threading.Thread(target=_warm_up, name=WARM_UP_THREAD, daemon=True).start()
     yield
+
+
+def _warm_up() -> None:
+    """The weekly figures, then, at a lower CPU priority (a thread's own nice value on Linux,
+    which the audit's DuckDB threads inherit), the audit: a page opened meanwhile is served
+    first, and the Team page does not wait for the audit pages' work."""
+    import os
+
+    from dashboard import data
+
+    data.warm_up_weekly()
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+    data.warm_up_audit()
 
 
 nodelay.install()

@@ -171,7 +171,7 @@ def test_the_light_plotly_bundle_matches_the_plotly_the_figures_are_made_for():
 
 
 def test_warming_up_fills_the_caches_the_first_visitors_pages_read(demo_dir, monkeypatch):
-    """dashboard/server.py runs data.warm_up when the server starts: afterwards the weekly
+    """dashboard/server.py runs data.warm_up_weekly, then warm_up_audit when the server starts: afterwards the weekly
     table, the team figures and the default audit period are in the pages' own caches."""
     from streamlit.runtime.caching.cache_data_api import get_data_cache_stats_provider
     from streamlit.runtime.caching.cache_resource_api import get_resource_cache_stats_provider
@@ -188,7 +188,9 @@ def test_warming_up_fills_the_caches_the_first_visitors_pages_read(demo_dir, mon
         return {stat.cache_name.rsplit(".", 1)[-1] for stat in stats}
 
     assert not {"_weekly", "_teams_weekly", "_audit"} & cached()
-    data.warm_up()
+    data.warm_up_weekly()
+    assert {"_weekly", "_teams_weekly"} <= cached() and "_audit" not in cached()
+    data.warm_up_audit()
     assert {"_weekly", "_teams_weekly", "_audit"} <= cached()
     weeks = data.audit_weeks(LAST_WEEK, data.DEFAULT_AUDIT_WEEKS)
     assert weeks == ["2026-W44", "2026-W45", "2026-W46", "2026-W47"]
