@@ -7,14 +7,13 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script by streamlit
 
-from dashboard import data, nodelay, widgets  # noqa: E402
+from dashboard import data, widgets  # noqa: E402
 from timeaudit.core.errors import UserError  # noqa: E402
 from timeaudit.core.sign_in import SignInRefused  # noqa: E402
 from timeaudit.lake.secret_files import check_secret_files  # noqa: E402
 from timeaudit.lake.store import keep_private  # noqa: E402
 from timeaudit.privacy import NotOnRoster  # noqa: E402
 
-nodelay.install()  # connections accepted from now on answer without Nagle's 40 ms waits
 keep_private()  # imports and settings written from the Data and Rules pages: the user's only
 # Icons from Streamlit's own Material Symbols font and an SVG favicon: emoji need a font a plain
 # Linux machine lacks, and a Material favicon would be fetched from Google's font servers.

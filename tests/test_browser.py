@@ -277,11 +277,10 @@ def test_a_member_signs_in_and_cannot_reach_anyone_elses_view(browser, demo_dir,
             page.close()
 
 
-def test_the_server_sends_the_frontends_files_whole_and_has_pages_preload_plotly(server):
+def test_the_server_sends_the_frontends_files_whole(server):
     """dashboard/server.py: Streamlit's scripts and the app's plotly.js come from memory, as
     they are on disk (never gzipped on each request), cached as Streamlit caches them, and not
-    sent again to a browser that has them; every page asks for plotly.js while the frontend
-    starts."""
+    sent again to a browser that has them; the page itself is Streamlit's."""
     import re
 
     import streamlit
@@ -290,9 +289,7 @@ def test_the_server_sends_the_frontends_files_whole_and_has_pages_preload_plotly
 
     with urllib.request.urlopen(f"{server}/team") as r:
         page = r.read()
-    assert f'<link rel="preload" href="./app/static/{PLOTLY_JS}" as="script"></head>'.encode() in page
-    assert int(r.headers["Content-Length"]) == len(page)
-    assert r.headers["ETag"] is None  # the file's validators would vouch for it unchanged
+    assert b"<title>Streamlit</title>" in page and int(r.headers["Content-Length"]) == len(page)
 
     bundle = re.search(rb'src="\./(static/js/[^"]+\.js)"', page)[1].decode()
     on_disk = Path(streamlit.__file__).parent / "static" / bundle
