@@ -122,7 +122,7 @@ def _wait_until_ready(data: Path, timeout: float = 600) -> float:
     """Wait for the server to say its start-up work is done (dashboard/server.py); seconds waited."""
     t = time.perf_counter()
     while time.perf_counter() - t < timeout:
-        if b"figures are ready" in _server_log(data).read_bytes():
+        if b"Every page's figures are ready" in _server_log(data).read_bytes():
             return time.perf_counter() - t
         time.sleep(0.2)
     raise RuntimeError(f"the dashboard did not say its figures were ready within {timeout:.0f} s")

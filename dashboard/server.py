@@ -18,8 +18,8 @@ cannot do, because they must be in place before the first request:
   Streamlit itself serves them to anyone who has the address.
 - when the server starts, the tables every first visitor needs are made in the background:
   the weekly table (read from the stored derived tables when they are current) and the team
-  figures, then, at a lower CPU priority, the last four weeks' audit (``_warm_up``), instead
-  of by whoever opens the dashboard first.
+  figures, then the last four weeks' audit (``_warm_up``), instead of by whoever opens the
+  dashboard first.
 """
 
 from __future__ import annotations
@@ -197,18 +197,11 @@ async def _warm_up_in_background(_app):
 
 
 def _warm_up() -> None:
-    """The weekly figures, then, at a lower CPU priority (a thread's own nice value on Linux,
-    which the audit's DuckDB threads inherit), the audit: a page opened meanwhile is served
-    first, and the Team page does not wait for the audit pages' work."""
-    import os
-
+    """The weekly figures first (every page needs them), then the audit pages' (Time wasters,
+    Customers): the Team page never waits for the audit."""
     from dashboard import data
 
     data.warm_up_weekly()
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):
-        pass
     data.warm_up_audit()
 
 
