@@ -184,9 +184,18 @@ def test_summary_is_made_when_asked_for_and_downloads(server, browser, fmt, tmp_
 
 
 def test_navigation_between_pages(server, browser):
+    """Page icons are Streamlit's Material Symbols, drawn with the font it serves (emoji would
+    need a font a plain Linux machine lacks); the favicon is an SVG in the page."""
     page = browser.new_page()
     page.goto(server, wait_until="domcontentloaded")
     page.get_by_role("heading", name="My week").first.wait_for(timeout=60_000)
+    icons = page.locator('[data-testid="stSidebarNav"] [data-testid="stIconMaterial"]')
+    assert icons.all_inner_texts()[:4] == ["person", "groups", "hourglass_bottom", "handshake"]
+    assert "Material Symbols" in icons.first.evaluate("e => getComputedStyle(e).fontFamily")
+    loaded = "[...document.fonts].some(f => /Material Symbols/.test(f.family) && f.status == 'loaded')"
+    page.evaluate("document.fonts.ready")
+    assert page.evaluate(loaded)
+    assert page.evaluate("document.querySelector(\"link[rel='shortcut icon']\").href").startswith("data:image/svg")
     page.get_by_role("link", name="Team").first.click()
     page.get_by_role("heading", name="Team").first.wait_for(timeout=60_000)
     assert page.url.rstrip("/").endswith("/team")
