@@ -7,16 +7,18 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script by streamlit
 
-from dashboard import data, nodelay  # noqa: E402
+from dashboard import data, widgets  # noqa: E402
 from timeaudit.core.errors import UserError  # noqa: E402
 from timeaudit.core.sign_in import SignInRefused  # noqa: E402
 from timeaudit.lake.secret_files import check_secret_files  # noqa: E402
 from timeaudit.lake.store import keep_private  # noqa: E402
 from timeaudit.privacy import NotOnRoster  # noqa: E402
 
-nodelay.install()  # connections accepted from now on answer without Nagle's 40 ms waits
 keep_private()  # imports and settings written from the Data and Rules pages: the user's only
-st.set_page_config(page_title="timeaudit", page_icon="⏱", layout="wide")
+# Icons from Streamlit's own Material Symbols font and an SVG favicon: emoji need a font a plain
+# Linux machine lacks, and a Material favicon would be fetched from Google's font servers.
+FAVICON = Path(__file__).with_name("static") / "favicon.svg"
+st.set_page_config(page_title="timeaudit", page_icon=str(FAVICON), layout="wide")
 
 
 def sign_in_page() -> None:
@@ -55,18 +57,20 @@ except SignInRefused as e:
     st.stop()
 
 pages = [
-    st.Page("views/my_week.py", title="My week", icon="👤", default=True),
-    st.Page("views/team.py", title="Team", icon="👥", url_path="team"),
-    st.Page("views/wasters.py", title="Time wasters", icon="⏳", url_path="wasters"),
-    st.Page("views/customers.py", title="Customers", icon="🤝", url_path="customers"),
+    st.Page("views/my_week.py", title="My week", icon=":material/person:", default=True),
+    st.Page("views/team.py", title="Team", icon=":material/groups:", url_path="team"),
+    st.Page("views/wasters.py", title="Time wasters", icon=":material/hourglass_bottom:", url_path="wasters"),
+    st.Page("views/customers.py", title="Customers", icon=":material/handshake:", url_path="customers"),
 ]
 if viewer.may_configure:
     pages += [
-        st.Page("views/rules.py", title="Rules", icon="⚙", url_path="rules"),
-        st.Page("views/data.py", title="Data", icon="🗂", url_path="data"),
+        st.Page("views/rules.py", title="Rules", icon=":material/tune:", url_path="rules"),
+        st.Page("views/data.py", title="Data", icon=":material/database:", url_path="data"),
     ]
 with st.sidebar:
     st.caption(viewer.describe())
     if not viewer.local and data.sign_in_configured():
         st.button("Sign out", on_click=st.logout)
-st.navigation(pages).run()
+page = st.navigation(pages)
+widgets.refresh_notice()
+page.run()

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import plotly.io as pio
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
@@ -26,6 +28,7 @@ from timeaudit.core.roster import load_people
 from timeaudit.core.sign_in import require_roster, verified_address
 from timeaudit.lake.store import Lake, default_data_dir
 from timeaudit.outputs.derived import weekly_metrics
+from timeaudit.outputs.figures import weekly_split_figure  # noqa: F401 - sets plotly's template
 from timeaudit.privacy import VIEWER_ENV, Access, access_for, gate, local_access
 
 _log = logging.getLogger(__name__)
@@ -52,17 +55,62 @@ def lake_version() -> tuple:
     return lake.version(), (config.stat().st_mtime_ns if config and config.exists() else 0)
 
 
-@st.cache_resource(show_spinner="Counting the hours…", max_entries=2)
+@st.cache_resource(show_spinner="Bringing the figures up to date with the data…", max_entries=2)
 def _weekly(version: tuple) -> pd.DataFrame:
     """Every person-week, shared by all sessions as it is: read only, never modified (pandas'
     copy-on-write keeps the frames made from it apart). Not ``st.cache_data``, which hands
-    each call a fresh copy, unpickled every time."""
+    each call a fresh copy, unpickled every time. Read from the stored derived tables while
+    they match the lake (``timeaudit metrics``, or a sync's refresh), else computed."""
     lake, settings = workspace()
-    return weekly_metrics(lake, settings)
+    frame = weekly_metrics(lake, settings)
+    with _lock:
+        _latest[version[1:]] = (version, frame)
+        _refreshing.pop(version, None)
+    return frame
+
+
+# What lets a page show the figures it has while newer ones are computed: per settings file
+# (a change of settings is never shown on older figures), the last weekly table made and its
+# lake version; the versions being refreshed in the background, and since when.
+_lock = threading.Lock()
+_latest: dict[tuple, tuple[tuple, pd.DataFrame]] = {}
+_refreshing: dict[tuple, float] = {}
+REFRESH_THREAD = "timeaudit-refresh"
+
+
+def _current() -> tuple[tuple, pd.DataFrame]:
+    """(version, weekly table) to show now: the lake's own, or, while the lake has moved on
+    since the last table was made with the same settings, that table, with the new one
+    computed in the background (``refreshing``) instead of making every page wait for it."""
+    version = lake_version()
+    with _lock:
+        latest = _latest.get(version[1:])
+        stale = latest is not None and latest[0] != version
+        if stale and version not in _refreshing:
+            _refreshing[version] = time.monotonic()
+            threading.Thread(target=_refresh, args=(version,), name=REFRESH_THREAD, daemon=True).start()
+    return latest if stale else (version, _weekly(version))
+
+
+def _refresh(version: tuple) -> None:
+    try:
+        _weekly(version)
+    except Exception as e:  # noqa: BLE001 - the next page run computes it and shows the problem
+        _log.warning("timeaudit: refreshing the figures failed (%s: %s)", type(e).__name__, e)
+        with _lock:
+            _latest.pop(version[1:], None)
+            _refreshing.pop(version, None)
+
+
+def refreshing() -> float | None:
+    """Seconds since the figures of newer data began to be computed, while pages show older ones."""
+    with _lock:
+        started = _refreshing.get(lake_version())
+    return None if started is None else time.monotonic() - started
 
 
 def _all_weekly() -> pd.DataFrame:
-    return _weekly(lake_version())
+    return _current()[1]
 
 
 @st.cache_data(show_spinner=False)
@@ -71,10 +119,9 @@ def _people(version: tuple) -> list[Person]:
 
 
 @st.cache_data(show_spinner=False)
-def _teams(version: tuple) -> dict[str, str]:
+def _teams(version: tuple, _full: pd.DataFrame) -> dict[str, str]:
     """Every person's team: the roster's, and the data's for accounts without a roster."""
-    full = _weekly(version)
-    teams = dict(zip(full["person"], full["team"], strict=False)) if not full.empty else {}
+    teams = dict(zip(_full["person"], _full["team"], strict=False)) if not _full.empty else {}
     teams.update({p.email: p.team for p in _people(version)})
     return teams
 
@@ -94,8 +141,8 @@ def access() -> Access:
     """The viewer's access, from the sign-in (or local mode without one). With sign-in
     configured there is no local mode: ``SignInRefused`` says why the identity is not let in."""
     settings = workspace()[1]
-    version = lake_version()
-    people, teams = _people(version), _teams(version)
+    version, full = _current()
+    people, teams = _people(version), _teams(version, full)
     if sign_in_configured():
         if not st.user.is_logged_in:
             raise SignInNeeded()
@@ -136,15 +183,17 @@ def settings() -> Settings:
     return workspace()[1]
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _teams_weekly(version: tuple, min_group: int) -> pd.DataFrame:
-    return team_weekly(_weekly(version), min_group)
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _teams_weekly(version: tuple, min_group: int, _full: pd.DataFrame) -> pd.DataFrame:
+    """Shared read only, as ``_weekly``."""
+    return team_weekly(_full, min_group)
 
 
 def teams() -> pd.DataFrame:
     """Team rollups through the privacy gate: teams under ``privacy.min_group_size`` are counted
     only in the pooled group (named in attrs)."""
-    return _teams_weekly(lake_version(), settings().privacy.min_group_size)
+    version, full = _current()
+    return _teams_weekly(version, settings().privacy.min_group_size, full)
 
 
 def default_week(weeks: list[str]) -> str | None:
@@ -283,24 +332,34 @@ def audit_weeks(last: str | None, count: int) -> list[str]:
 DEFAULT_AUDIT_WEEKS = 4
 
 
-def warm_up() -> None:
-    """Compute what every first visitor needs: the weekly table, the team figures and the audit
-    of the default period for everyone. The server runs this when it starts (dashboard/server.py),
-    so the first person to open the Team or Time wasters page does not wait for it; the caches
-    are the pages' own, so nothing is computed twice. Any problem is left for a page to show."""
+def warm_up_weekly() -> None:
+    """What the first visitors of every page need: the weekly table (read from the stored
+    derived tables when they are current), the team figures, and plotly's template (loaded
+    once, not by the first chart). The server runs this as it starts (dashboard/server.py),
+    then ``warm_up_audit``; the caches are the pages' own, so nothing is computed twice.
+    Any problem is left for a page to show."""
     started = time.monotonic()
     try:
-        version = lake_version()
-        if _weekly(version).empty:
-            return
-        _teams_weekly(version, settings().privacy.min_group_size)
-        weeks = audit_weeks(last_complete_week(all_weeks()), DEFAULT_AUDIT_WEEKS)
-        if weeks:
-            _audit(version, tuple(sorted(weeks)), None)
-        _cover_mail(version)
-        print(f"  Every page's figures are ready ({time.monotonic() - started:.0f} s).", flush=True)
+        version, full = _current()
+        _teams_weekly(version, settings().privacy.min_group_size, full)
+        pio.templates[pio.templates.default]
+        print(f"  The weekly figures are ready ({time.monotonic() - started:.1f} s).", flush=True)
     except Exception as e:  # noqa: BLE001 - the pages report it to whoever opens them
         _log.warning("timeaudit: not warmed up (%s: %s); the pages will compute on first view", type(e).__name__, e)
+
+
+def warm_up_audit() -> None:
+    """The audit of the default period for everyone (the Time wasters and Customers pages)."""
+    started = time.monotonic()
+    try:
+        full = _all_weekly()
+        weeks = audit_weeks(last_complete_week(all_weeks()), DEFAULT_AUDIT_WEEKS) if not full.empty else []
+        if weeks:
+            _audit(lake_version(), tuple(sorted(weeks)), None)
+        _cover_mail(lake_version())
+        print(f"  Every page's figures are ready ({time.monotonic() - started:.1f} s).", flush=True)
+    except Exception as e:  # noqa: BLE001 - the pages report it to whoever opens them
+        _log.warning("timeaudit: audit not warmed up (%s: %s); its pages compute it", type(e).__name__, e)
 
 
 def audit_tables(weeks: list[str], team: str | None = None) -> dict[str, pd.DataFrame]:

@@ -10,16 +10,16 @@ cannot do, because they must be in place before the first request:
   static-file route spends CPU on every file (security checks, a thread hop) and gzips the
   app's own static files (plotly.js's basic bundle) on every request. Streamlit serves its
   bundles uncompressed on purpose, for the same reason (its ``starlette_gzip_middleware``).
-  Timings: docs/performance.md.
-- every page's HTML asks the browser to fetch plotly.js while Streamlit's frontend starts, so
-  the first chart does not wait for it to download.
-- Nagle's algorithm is off for every connection from the start (``nodelay``).
+  Against an empty Streamlit page in the same browser run, this opens the team page's
+  websocket about 0.4 s sooner (docs/performance.md); a preload of plotly.js in every page and
+  Nagle's algorithm switched off (a private asyncio patch) measured nothing and were removed.
 - with sign-in configured, download and media files (``/media/...``) are served only to a
   request that carries the sign-in cookie of an identity the dashboard lets in (``SignedInMedia``):
   Streamlit itself serves them to anyone who has the address.
-- when the server starts, the tables every first visitor needs (the weekly table, the team
-  figures, the last four weeks' audit) are computed in the background (``data.warm_up``),
-  instead of by whoever opens the dashboard first.
+- when the server starts, the tables every first visitor needs are made in the background:
+  the weekly table (read from the stored derived tables when they are current) and the team
+  figures, then the last four weeks' audit (``_warm_up``), instead of by whoever opens the
+  dashboard first.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from streamlit.web.server.server_util import get_cookie_secret
 from streamlit.web.server.starlette.starlette_app_utils import decode_signed_value
 from streamlit.web.server.starlette.starlette_server_config import USER_COOKIE_NAME
 
-from dashboard import nodelay
 from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.roster import load_people
@@ -51,9 +50,6 @@ from timeaudit.core.sign_in import require_roster, verified_address
 
 APP = Path(__file__).with_name("app.py")
 APP_STATIC = Path(__file__).with_name("static")  # served by Streamlit at app/static/
-PRELOAD = b'<link rel="preload" href="./app/static/plotly-basic.min.js" as="script">'
-# A page's length changes, and its validators would vouch for the file as it is on disk.
-REWRITTEN_PAGE_DROPS = (b"content-length", b"etag", b"last-modified")
 HASHED_CACHE = b"public, immutable, max-age=31536000"  # Streamlit's own for its hashed bundles
 
 
@@ -85,7 +81,7 @@ def _content_type(path: Path) -> bytes:
 
 
 class FrontendFiles:
-    """ASGI middleware: the frontend's files from memory, and the plotly.js preload in every page."""
+    """ASGI middleware: the frontend's files from memory."""
 
     def __init__(self, app: Callable) -> None:
         self.app = app
@@ -98,7 +94,7 @@ class FrontendFiles:
         if found is not None:
             await _send_file(scope, send, *found)
             return
-        await self.app(scope, receive, _with_preload(send))
+        await self.app(scope, receive, send)
 
 
 async def _send_file(scope, send, path: Path, cache_control: bytes) -> None:
@@ -112,33 +108,6 @@ async def _send_file(scope, send, path: Path, cache_control: bytes) -> None:
         headers += [(b"content-type", _content_type(path)), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
-
-
-def _with_preload(send: Callable) -> Callable:
-    """``send`` that adds the plotly.js preload to an HTML page (Streamlit's index.html) before
-    its closing </head>; the page is held until its last part, then sent with its new length."""
-    start: dict | None = None
-    parts: list[bytes] = []
-
-    async def sending(message: dict) -> None:
-        nonlocal start
-        if message["type"] == "http.response.start":
-            headers = dict(message.get("headers", []))
-            is_page = headers.get(b"content-type", b"").startswith(b"text/html") and b"content-encoding" not in headers
-            if message.get("status") == 200 and is_page:
-                start = message
-                return
-        elif message["type"] == "http.response.body" and start is not None:
-            parts.append(message.get("body", b""))
-            if message.get("more_body"):
-                return
-            body = b"".join(parts).replace(b"</head>", PRELOAD + b"</head>", 1)
-            headers = [(k, v) for k, v in start["headers"] if k.lower() not in REWRITTEN_PAGE_DROPS]
-            await send(dict(start, headers=[*headers, (b"content-length", str(len(body)).encode())]))
-            message = {"type": "http.response.body", "body": body}
-        await send(message)
-
-    return sending
 
 
 MEDIA_PREFIX = "/media/"
@@ -212,20 +181,28 @@ WARM_UP_THREAD = "timeaudit-warm-up"
 
 
 class _QuietWarmUp(logging.Filter):
-    """Drops Streamlit's warning that the warm-up's thread is not a page run (its spinners)."""
+    """Drops Streamlit's warning that a thread of the server's own (the warm-up, a refresh of
+    the figures: ``timeaudit-...``) is not a page run (its spinners)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return threading.current_thread().name != WARM_UP_THREAD
+        return not threading.current_thread().name.startswith("timeaudit-")
 
 
 @asynccontextmanager
 async def _warm_up_in_background(_app):
-    from dashboard import data
 
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_QuietWarmUp())
-    threading.Thread(target=data.warm_up, name=WARM_UP_THREAD, daemon=True).start()
+    threading.Thread(target=_warm_up, name=WARM_UP_THREAD, daemon=True).start()
     yield
 
 
-nodelay.install()
+def _warm_up() -> None:
+    """The weekly figures first (every page needs them), then the audit pages' (Time wasters,
+    Customers): the Team page never waits for the audit."""
+    from dashboard import data
+
+    data.warm_up_weekly()
+    data.warm_up_audit()
+
+
 app = st.App(APP, middleware=[Middleware(SignedInMedia), Middleware(FrontendFiles)], lifespan=_warm_up_in_background)

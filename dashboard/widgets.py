@@ -109,6 +109,25 @@ def chart(figure: go.Figure, key: str) -> None:
     _chart_component()(data={"figure": figure.to_json(), "src": src}, key=key, width="stretch")
 
 
+def refresh_notice() -> None:
+    """While the figures shown are of the data before its latest change and newer ones are
+    being computed (``data.refreshing``), says so, and reruns the page when they are ready."""
+    if data.refreshing() is not None:
+        _refresh_watch()
+
+
+@st.fragment(run_every=2)
+def _refresh_watch() -> None:
+    waited = data.refreshing()
+    if waited is None:
+        st.rerun(scope="app")
+    st.info(
+        f"New data arrived: the figures below are of the data before it. Newer ones are being computed "
+        f"({waited:.0f} s so far); this page updates itself when they are ready.",
+        icon=":material/sync:",
+    )
+
+
 def _csv(frame: pd.DataFrame) -> bytes:
     return safe_frame(frame.round({c: 2 for c in frame.select_dtypes("number").columns})).to_csv(index=False).encode()
 

@@ -184,7 +184,7 @@ def test_the_light_plotly_bundle_matches_the_plotly_the_figures_are_made_for():
 
 
 def test_warming_up_fills_the_caches_the_first_visitors_pages_read(demo_dir, monkeypatch):
-    """dashboard/server.py runs data.warm_up when the server starts: afterwards the weekly
+    """dashboard/server.py runs data.warm_up_weekly, then warm_up_audit when the server starts: afterwards the weekly
     table, the team figures and the default audit period are in the pages' own caches."""
     from streamlit.runtime.caching.cache_data_api import get_data_cache_stats_provider
     from streamlit.runtime.caching.cache_resource_api import get_resource_cache_stats_provider
@@ -201,7 +201,9 @@ def test_warming_up_fills_the_caches_the_first_visitors_pages_read(demo_dir, mon
         return {stat.cache_name.rsplit(".", 1)[-1] for stat in stats}
 
     assert not {"_weekly", "_teams_weekly", "_audit"} & cached()
-    data.warm_up()
+    data.warm_up_weekly()
+    assert {"_weekly", "_teams_weekly"} <= cached() and "_audit" not in cached()
+    data.warm_up_audit()
     assert {"_weekly", "_teams_weekly", "_audit"} <= cached()
     weeks = data.audit_weeks(LAST_WEEK, data.DEFAULT_AUDIT_WEEKS)
     assert weeks == ["2026-W44", "2026-W45", "2026-W46", "2026-W47"]
@@ -212,3 +214,49 @@ def st_cache_clear() -> None:
 
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+def test_pages_show_the_figures_they_have_while_those_of_new_data_are_computed(demo_dir, tmp_path, monkeypatch):
+    """After new data lands, every page shows the last weekly table at once and says newer
+    figures are being computed (in the background, once for all sessions); then the new table."""
+    import shutil
+    import threading
+    import time
+
+    from dashboard import data
+    from timeaudit.core.roster import load_people
+
+    from records import event, utc
+
+    folder = tmp_path / "data"
+    shutil.copytree(demo_dir, folder)
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(folder))
+    monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
+    st_cache_clear()
+    before = data._all_weekly()
+    assert data.refreshing() is None
+
+    computing = threading.Event()  # the refresh holds until the page has been seen
+    compute = data.weekly_metrics
+    monkeypatch.setattr(data, "weekly_metrics", lambda *a, **k: computing.wait(60) and compute(*a, **k))
+    lake, settings = Lake(folder), load_settings(folder / "timeaudit.toml")
+    one, other = (p.email for p in load_people(settings)[:2])
+    lake.write_batch("events", "test", [event(one, utc(2026, 11, 18, 9), utc(2026, 11, 18, 11), with_=[other])])
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("views/team.py")
+    at.run()
+    assert not at.exception
+    assert any("New data arrived" in info.value for info in at.info)
+    assert at.title[0].value == "Team" and at.metric  # the figures it has, shown at once
+    assert data._all_weekly() is before and data.refreshing() is not None
+
+    computing.set()
+    deadline = time.monotonic() + 60
+    while data.refreshing() is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = data._all_weekly()
+    assert after is not before
+    assert not after.equals(before)
+    at.run()
+    assert not any("New data arrived" in info.value for info in at.info)
