@@ -288,6 +288,8 @@ messages.csv   Email metadata: the messages of your own mailbox ("own") and ever
                a colleague's mailbox that names you as "sender", "recipient" (To) or "cc".
                On colleagues' copies their labels, unread flag and the way they received it
                (self_in) are left out. Message bodies are never read or stored.
+chat.csv       Chat metadata (Slack): the messages you sent, those that mention you and the
+               replies in threads you started. Message text is never read into the lake.
 derived/       Rows of the figures computed from those records and stored (`timeaudit metrics`)
                that name you: your weekly and daily hours, customer emails you received or
                answered, one file per table. Figures of groups that include you without

@@ -6,4 +6,7 @@ FROM events GROUP BY source
 UNION ALL
 SELECT 'messages', source, count(*), count(DISTINCT account), min(ts), max(ts), max(ingested_at)
 FROM messages GROUP BY source
+UNION ALL
+SELECT 'chat', source, count(*), count(DISTINCT account), min(ts), max(ts), max(ingested_at)
+FROM chat GROUP BY source
 ORDER BY 1, 2
