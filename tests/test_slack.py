@@ -263,3 +263,26 @@ sync_accounts(lake, source)
     sync_registered(killed, settings, "slack")
     sync_registered(reference, settings, "slack")
     assert records(killed) == records(reference) and len(records(killed)) > 60
+
+
+def test_export_mine_lists_their_chat_and_forget_scrubs_them(standin, tmp_path):
+    import csv
+    import io
+
+    from timeaudit.lake.personal_data import export_mine, forget_person
+
+    lake = Lake(tmp_path / "data")
+    settings = settings_for(standin, tmp_path)
+    sync_registered(lake, settings, "slack")
+    rows = by_id(lake).values()
+    theirs = [
+        r for r in rows if "cat@northwind.test" in (r["sender"], r["reply_to"]) or "cat@northwind.test" in r["mentions"]
+    ]
+    blob, counts = export_mine(lake, settings, "cat@northwind.test")
+    with zipfile.ZipFile(io.BytesIO(blob)) as z:
+        listed = list(csv.DictReader(io.StringIO(z.read("chat.csv").decode())))
+    assert counts["chat.csv"] == len(listed) == len(theirs) > 0
+    forget_person(lake, "cat@northwind.test")
+    left = by_id(lake).values()
+    assert len(left) == len(rows)  # the workspace's records stay, without their address
+    assert not any("cat@northwind.test" in (r["sender"], r["reply_to"]) for r in left)

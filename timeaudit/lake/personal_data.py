@@ -156,7 +156,8 @@ def _forget_in_table(lake: Lake, table: str, scrub: Scrubber) -> TableReport:
         result.scrubbed += (pc.sum(touched.cast("int64")).as_py() or 0) - gone
         result.rewritten += 1
         source, bucket = partition_of(path)
-        rows = scrubbed.filter(touched).drop_columns([PARTY_KEY])
+        rows = scrubbed.filter(touched)
+        rows = rows.drop_columns([PARTY_KEY]) if PARTY_KEY in rows.column_names else rows
         rows = rows.append_column(PARTITION, pa.repeat(pa.scalar(source, pa.string()), rows.num_rows))
         rows = rows.append_column(BUCKET, pa.repeat(pa.scalar(bucket, pa.int32()), rows.num_rows))
         rows = with_party_key(table, rows)
