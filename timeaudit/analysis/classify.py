@@ -48,6 +48,10 @@ def rule_tables(settings: Settings, people: list[Person]) -> dict[str, pd.DataFr
                 "long_meeting_minutes": rules.long_meeting_minutes,
                 "focus_min_minutes": rules.focus_min_hours * 60.0,
                 "default_hourly_cost": float(settings.audit.default_hourly_cost),
+                "chat_minutes_per_sent": float(rules.chat_minutes_per_sent),
+                "chat_minutes_per_read": float(rules.chat_minutes_per_read),
+                "interruption_reply_minutes": float(rules.interruption_reply_minutes),
+                "refocus_minutes": float(rules.refocus_minutes),
             }
         ]
     )
