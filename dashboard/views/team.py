@@ -48,6 +48,7 @@ def show() -> None:
         cols[1].metric("People", int(row["people"]))
         cols[2].metric("With customers", f"{row['customer_meeting_hours'] + row['customer_email_hours']:.1f} h")
         cols[3].metric("Meetings and admin", f"{row['internal_meeting_hours'] + row['admin_hours']:.1f} h")
+    _chat(team, week)
     # One chart at a time: only the open tab's chart is made and drawn, so the page is quick
     # to show; another tab reruns the page for its own.
     split, others, trend = st.tabs(CHARTS, key="team-chart", on_change="rerun")
@@ -73,6 +74,20 @@ def show() -> None:
             )
     csv_download(teams[teams["week"] == week], f"timeaudit-teams-{week}.csv", "download-teams")
     summary_downloads("team-summary", week, team=team)
+
+
+def _chat(team: str, week: str) -> None:
+    """The team's chat in the week (through the same privacy gate as the other team figures)."""
+    chat = data.teams_chat()
+    row = chat[(chat["team"] == team) & (chat["week"] == week)]
+    if row.empty or not row["chat_hours"].iloc[0]:
+        return
+    row = row.iloc[0]
+    cols = st.columns(4)
+    cols[0].metric("Chat", f"{row['chat_hours']:.1f} h", help="Estimated from messages sent and read")
+    cols[1].metric("Chat with customers", f"{row['customer_chat_hours']:.1f} h")
+    cols[2].metric("Interruptions of focus", int(row["interruptions"]), help="Reflex replies to chat during focus time")
+    cols[3].metric("Focus lost to refocusing", f"{row['refocus_hours']:.1f} h")
 
 
 if __name__ == "__main__":
