@@ -36,33 +36,34 @@ blocks AS (
     UNION
     SELECT person, week, bs, be FROM focus_events WHERE be > bs
 ),
-mine AS (
-    SELECT c.sender AS person, c.source, c.account, c.conversation, c.ts
+conversations AS (
+    -- The conversations each person wrote in.
+    SELECT DISTINCT c.sender AS person, c.source, c.account, c.conversation
     FROM classified_chat AS c
     WHERE NOT c.bot AND c.sender IN (SELECT DISTINCT person FROM person_days)
 ),
-conversations AS (
-    SELECT DISTINCT person, source, account, conversation FROM mine
-),
-received AS (
-    SELECT b.person, b.week, b.bs, b.be, c.source, c.account, c.conversation, c.id, c.ts
-    FROM blocks AS b
-    JOIN conversations AS tp ON tp.person = b.person
-    JOIN classified_chat AS c
-      ON c.source = tp.source AND c.account = tp.account AND c.conversation = tp.conversation
-     AND c.ts >= b.bs AND c.ts < b.be AND c.sender <> b.person
+timeline AS (
+    SELECT tp.person, c.source, c.account, c.conversation, c.ts, c.sender = tp.person AS own
+    FROM conversations AS tp
+    JOIN classified_chat AS c ON c.source = tp.source AND c.account = tp.account AND c.conversation = tp.conversation
 ),
 answered AS (
-    SELECT r.person, r.week, r.bs, r.be, r.conversation, r.ts, min(m.ts) AS replied_at
-    FROM received AS r
-    JOIN mine AS m
-      ON m.person = r.person AND m.source = r.source AND m.account = r.account
-     AND m.conversation = r.conversation AND m.ts > r.ts
-    GROUP BY r.person, r.week, r.bs, r.be, r.source, r.account, r.conversation, r.id, r.ts
+    -- Each message of others with the person's next message in the conversation.
+    SELECT *
+    FROM (
+        SELECT *, min(CASE WHEN own THEN ts END) OVER (
+            PARTITION BY person, source, account, conversation ORDER BY ts
+            ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING
+        ) AS replied_at
+        FROM timeline
+    ) AS t
+    WHERE NOT own AND replied_at > ts
 ),
 reflex AS (
-    SELECT DISTINCT a.person, a.week, a.bs, a.be, a.conversation, a.replied_at
-    FROM answered AS a CROSS JOIN rule_settings AS rs
+    SELECT DISTINCT b.person, b.week, b.bs, b.be, a.source, a.account, a.conversation, a.replied_at
+    FROM answered AS a
+    CROSS JOIN rule_settings AS rs
+    JOIN blocks AS b ON b.person = a.person AND a.ts >= b.bs AND a.ts < b.be
     WHERE epoch(a.replied_at) - epoch(a.ts) <= rs.interruption_reply_minutes * 60
 ),
 per_block AS (

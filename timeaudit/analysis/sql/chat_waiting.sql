@@ -1,6 +1,7 @@
 -- Customer chat waiting: messages a customer wrote in a conversation shared with them that no
--- one on the roster has answered yet (no later message of theirs in the conversation; for a
--- reply in a thread, in that thread). One row per conversation or thread, from its oldest
+-- one on the roster has answered yet: no later message of theirs in the message's thread (a
+-- thread's parent or reply), or, for a message outside any thread, no later message of theirs
+-- outside threads in the conversation. One row per conversation or thread, from its oldest
 -- unanswered message, with that message's age in the organisation's working hours.
 -- Inputs: `classified_chat`, `roster_people`, `org_days` (the organisation's days, like
 -- person_days), `audit_range(t0, t1, now)`.
@@ -10,7 +11,7 @@ WITH from_customer AS (
     WHERE c.customer IS NOT NULL AND c.from_customer AND c.ts <= r.now
 ),
 team AS (
-    SELECT c.source, c.account, c.conversation, c.thread, c.ts
+    SELECT c.source, c.account, c.conversation, c.thread, c.thread = '' OR c.thread = c.id AS top_level, c.ts
     FROM classified_chat AS c
     JOIN roster_people AS rp ON rp.person = c.sender
     CROSS JOIN audit_range AS r
@@ -22,7 +23,7 @@ waiting AS (
     WHERE NOT EXISTS (
         SELECT 1 FROM team AS t
         WHERE t.source = f.source AND t.account = f.account AND t.conversation = f.conversation AND t.ts > f.ts
-          AND (f.thread = '' OR f.id = f.thread OR t.thread = f.thread)
+          AND CASE WHEN f.thread = '' THEN t.top_level ELSE t.thread = f.thread END
     )
 ),
 grouped AS (

@@ -3,7 +3,7 @@
 -- organisations it is shared with (Slack Connect, a DM with an outsider: `shared_domains`) is
 -- a customer's domain, or, with `external_is_customer`, when it is shared at all.
 -- Inputs: the lake view `chat`, `rule_customer_domains`, `rule_settings`.
-CREATE OR REPLACE TEMP VIEW classified_chat AS
+CREATE OR REPLACE TEMP TABLE classified_chat AS
 WITH shared AS (
     SELECT DISTINCT source, account, conversation, shared_domains
     FROM chat
