@@ -65,8 +65,6 @@ def show() -> None:
         key="share",
     )
 
-    _chat(person, week)
-
     st.subheader("Most expensive internal meetings this week")
     top = data.meetings(person, [week])
     if top.empty:
@@ -102,6 +100,7 @@ def show() -> None:
             hide_index=True,
             width="stretch",
         )
+    _chat(person, week)
     csv_download(mine[mine["week"].isin(span)], f"timeaudit-{person}-{week}.csv", "download-person")
     summary_downloads("person-summary", week, person=person)
 
