@@ -286,3 +286,13 @@ def test_export_mine_lists_their_chat_and_forget_scrubs_them(standin, tmp_path):
     left = by_id(lake).values()
     assert len(left) == len(rows)  # the workspace's records stay, without their address
     assert not any("cat@northwind.test" in (r["sender"], r["reply_to"]) for r in left)
+
+
+def test_doctor_knows_the_slack_token_file(standin, tmp_path):
+    from timeaudit.lake.secret_files import secret_file_problems
+
+    settings = settings_for(standin, tmp_path)
+    assert not [p for p in secret_file_problems(settings=settings) if "Slack" in p]
+    token_file(tmp_path, mode=0o644)
+    [problem] = [p for p in secret_file_problems(settings=settings) if "Slack" in p]
+    assert "the Slack token is readable by other users" in problem and "chmod 600" in problem

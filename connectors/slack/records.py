@@ -13,8 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime, timedelta
 
 from timeaudit.core.config import Settings
 from timeaudit.core.model import Chat
@@ -78,11 +77,13 @@ def kind_of(conversation: dict) -> str:
 
 def slack_time(ts: str) -> datetime:
     """A Slack ts ("1700000000.000100") -> an aware UTC datetime, to the microsecond."""
-    try:
-        micros = int(Decimal(ts) * 1_000_000)
-    except (InvalidOperation, TypeError, ValueError):
-        raise BadRecord(f"ts {ts!r} is not a Slack timestamp") from None
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+    seconds, _, fraction = ts.partition(".") if isinstance(ts, str) else ("", "", "")
+    if not seconds.isdigit() or (fraction and not fraction.isdigit()):
+        raise BadRecord(f"ts {ts!r} is not a Slack timestamp")
+    return _EPOCH + timedelta(seconds=int(seconds), microseconds=int((fraction + "000000")[:6]))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def is_chat(message: dict) -> bool:
