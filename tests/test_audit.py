@@ -169,6 +169,9 @@ def test_chat_shows_on_time_wasters_and_customers(demo, demo_dir, monkeypatch):
     waiting = customer_chat_waiting(demo[2], demo[3])
     assert len(waiting) > 0 and (waiting["working_hours"] > 0).all()
     assert list(waiting["waiting_since"]) == sorted(waiting["waiting_since"])
+    text = run_cli(demo_dir, "customers", "--week", "2026-W47", "--markdown")
+    chat_part = text.split("## Customer chat waiting for an answer, oldest first")[1]
+    assert chat_part.count("\n| 20") == len(waiting)  # one row per waiting conversation, by its day
     monkeypatch.setenv("TIMEAUDIT_DATA", str(demo_dir))
     monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
     at = AppTest.from_file(APP, default_timeout=120).run()
