@@ -296,3 +296,17 @@ def test_doctor_knows_the_slack_token_file(standin, tmp_path):
     token_file(tmp_path, mode=0o644)
     [problem] = [p for p in secret_file_problems(settings=settings) if "Slack" in p]
     assert "the Slack token is readable by other users" in problem and "chmod 600" in problem
+
+
+def test_a_folder_no_list_names_and_a_broken_day_are_skipped_and_listed(standin, tmp_path):
+    export = export_zip(standin.workspace, tmp_path / "export.zip")
+    with zipfile.ZipFile(export, "a") as z:
+        z.writestr("stray/2026-01-05.json", "[]")
+        z.writestr("general/2026-01-05.json", "[{not json")
+        z.writestr("general/notes.json", "[]")
+    report = import_slack(Lake(tmp_path / "data"), settings_for(standin, tmp_path), export)
+    skipped = dict(report.skipped)
+    assert "no channel, group or DM list names" in skipped["stray/"]
+    assert "not valid JSON" in skipped["general/2026-01-05.json"]
+    assert "not a daily file" in skipped["general/notes.json"]
+    assert report.imported == len(records(Lake(tmp_path / "data"))) > 60

@@ -143,6 +143,9 @@ class SlackExportSource:
         archive = self._open()
         self.notes.files += 1
         conversations = self._conversations(archive)
+        folders = {name.rpartition("/")[0] for name in archive.members if name.count("/") == 1}
+        for folder in sorted(folders - set(conversations)):
+            self.notes.skip(f"{folder}/", "a folder no channel, group or DM list names; left out")
         days = sorted(
             (folder, name)
             for name in archive.members
