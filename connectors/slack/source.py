@@ -163,7 +163,7 @@ class SlackSource:
                 for parent in sorted(parents):
                     report.threads += 1
                     replies = self._pages("conversations.replies", "messages", channel=conversation.id, ts=parent)
-                    yield from self._records(replies, conversation, directory, seen, latest)
+                    yield from self._records(replies, conversation, directory, seen, None)
                 threads[conversation.id] = sorted(t for t in parents if t >= recent_ts)
                 report.requests = self.requests
                 report.show_progress()
@@ -172,8 +172,16 @@ class SlackSource:
         cursor.new_value = {"latest": latest, "threads": {k: v for k, v in threads.items() if v}}
 
     def _records(
-        self, messages, conversation: Conversation, directory: Directory, seen: set[str], latest: dict[str, str]
+        self,
+        messages,
+        conversation: Conversation,
+        directory: Directory,
+        seen: set[str],
+        latest: dict[str, str] | None,
     ) -> Iterator[Chat]:
+        """The records of ``messages`` not seen yet; ``latest`` (the history's, not a thread's: a
+        top-level message posted while the replies were read must not fall behind the cursor)
+        keeps the newest ts per conversation."""
         for message in messages:
             ts = message.get("ts") or ""
             if ts in seen or not is_chat(message):
@@ -183,7 +191,7 @@ class SlackSource:
                 record = chat_record(message, conversation, directory, self.settings)
             except BadRecord:
                 continue
-            if ts > latest.get(conversation.id, ""):
+            if latest is not None and ts > latest.get(conversation.id, ""):
                 latest[conversation.id] = ts
             yield record
 
