@@ -28,15 +28,16 @@ CHAT_COLUMNS = [
 ]
 
 
-def classify_chat(a: Analysis) -> None:
+def prepare_chat(a: Analysis) -> None:
+    """Classify the chat and find the interruptions (temp tables both engines can read)."""
     a.con.execute(read_sql("classify_chat.sql"))
+    a.con.execute(read_sql("chat_interruptions.sql"))
 
 
 def chat_weekly(a: Analysis) -> pd.DataFrame:
     """One row per person-week (every week of the analysis): chat hours, their customer and
     internal parts, messages sent and read, interruptions and the focus hours they cost."""
-    classify_chat(a)
-    a.con.execute(read_sql("chat_interruptions.sql"))
+    prepare_chat(a)
     df = a.con.execute(read_sql("chat_weekly.sql")).df()
     df["week_start"] = pd.to_datetime(df["week_start"]).dt.date
     for column in ("chats_sent", "chats_read", "interruptions"):
@@ -57,15 +58,20 @@ def team_chat_weekly(person_weeks: pd.DataFrame, min_group_size: int) -> pd.Data
     )
 
 
-def customer_chat_waiting(a: Analysis, scope: Scope) -> pd.DataFrame:
-    """Customer chat no one on the roster has answered yet, oldest first, with its age in the
-    organisation's working hours (``open_scope`` registered the scope)."""
-    classify_chat(a)
+def register_org_days(a: Analysis, now: datetime) -> None:
+    """``org_days``: the organisation's days and working hours (as ``person_days``) from the
+    oldest customer chat message to ``now``, for chat_waiting.sql."""
     [(oldest,)] = a.con.execute(
         "SELECT min(ts) FROM classified_chat WHERE customer IS NOT NULL AND from_customer"
     ).fetchall()
-    now = scope.now
     first = max(oldest, now - timedelta(weeks=MAX_WEEKS)).date() if isinstance(oldest, datetime) else now.date()
     days, _ = zone_days([Person(email="", team="")], a.settings, first, now.date())
     a.con.register("org_days", days)
+
+
+def customer_chat_waiting(a: Analysis, scope: Scope) -> pd.DataFrame:
+    """Customer chat no one on the roster has answered yet, oldest first, with its age in the
+    organisation's working hours (``open_scope`` registered the scope)."""
+    a.con.execute(read_sql("classify_chat.sql"))
+    register_org_days(a, scope.now)
     return a.con.execute(read_sql("chat_waiting.sql")).df()

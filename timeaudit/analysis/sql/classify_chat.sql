@@ -7,7 +7,7 @@ CREATE OR REPLACE TEMP TABLE classified_chat AS
 WITH shared AS (
     SELECT DISTINCT source, account, conversation, shared_domains
     FROM chat
-    WHERE len(shared_domains) > 0
+    WHERE array_length(shared_domains) > 0
 ),
 shared_with AS (
     SELECT s.source, s.account, s.conversation, s.shared_domains, min(cd.customer) AS customer
