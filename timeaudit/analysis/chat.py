@@ -7,7 +7,7 @@ classified events and person-days; team figures pass the privacy gate like the w
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -64,6 +64,8 @@ def register_org_days(a: Analysis, now: datetime) -> None:
     [(oldest,)] = a.con.execute(
         "SELECT min(ts) FROM classified_chat WHERE customer IS NOT NULL AND from_customer"
     ).fetchall()
+    if isinstance(oldest, datetime) and oldest.tzinfo is None:  # Spark hands back UTC without its zone
+        oldest = oldest.replace(tzinfo=UTC)
     first = max(oldest, now - timedelta(weeks=MAX_WEEKS)).date() if isinstance(oldest, datetime) else now.date()
     days, _ = zone_days([Person(email="", team="")], a.settings, first, now.date())
     a.con.register("org_days", days)
