@@ -29,11 +29,13 @@ SELECT
     coalesce(sw.customer, CASE WHEN rs.external_is_customer AND sw.conversation IS NOT NULL THEN 'external' END)
         AS customer,
     NOT c.bot AND (
-        split_part(lower(c.sender), '@', 2) IN (SELECT domain FROM rule_customer_domains)
+        cd.domain IS NOT NULL
         OR (rs.external_is_customer AND list_contains(c.shared_domains, split_part(lower(c.sender), '@', 2)))
     ) AS from_customer
 FROM chat AS c
 CROSS JOIN rule_settings AS rs
+LEFT JOIN (SELECT DISTINCT domain FROM rule_customer_domains) AS cd
+  ON cd.domain = split_part(lower(c.sender), '@', 2)
 LEFT JOIN shared_with AS sw
   ON sw.source = c.source AND sw.account = c.account AND sw.conversation = c.conversation
  AND sw.shared_domains = c.shared_domains
