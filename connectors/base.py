@@ -1,6 +1,6 @@
 """The contract between a source and the sync driver (``timeaudit.lake.sync``).
 
-A source fills one table (events or messages) for one or more accounts. ``read`` is a plain
+A source fills one table (events, messages or chat) for one or more accounts. ``read`` is a plain
 generator in the spirit of dlt's resources: it pages inside, yields records (model objects,
 dicts of their fields, or Arrow tables of the table's columns) and, when it has yielded
 everything up to a point, sets ``cursor.new_value``. The driver lands the records and only
@@ -126,7 +126,7 @@ class Source(Protocol):
     """One source of one table; see the module's docstring."""
 
     name: str  # the ``source`` column of its records
-    table: str  # "events" or "messages"
+    table: str  # "events", "messages" or "chat"
     write_disposition: WriteDisposition
 
     def accounts(self) -> Sequence[str]:

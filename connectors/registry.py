@@ -19,6 +19,7 @@ SOURCES = {
     "microsoft": "connectors.microsoft.source:MicrosoftSource",
     "imap": "connectors.imap.source:ImapSource",
     "caldav": "connectors.caldav.source:CaldavSource",
+    "slack": "connectors.slack.source:SlackSource",
 }
 
 

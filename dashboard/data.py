@@ -196,6 +196,32 @@ def teams() -> pd.DataFrame:
     return _teams_weekly(version, settings().privacy.min_group_size, full)
 
 
+@st.cache_resource(show_spinner="Counting the chat…", max_entries=2)
+def _chat(version: tuple) -> pd.DataFrame:
+    """Every person-week's chat figures (timeaudit.analysis.chat), read only, like ``_weekly``."""
+    from timeaudit.analysis.chat import chat_weekly
+
+    lake, s = workspace()
+    return chat_weekly(open_analysis(lake, s))
+
+
+def chat() -> pd.DataFrame:
+    """Per-person weekly chat rows of the people the viewer may see individually."""
+    return access().people_rows(_chat(lake_version()))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _teams_chat(version: tuple, min_group: int) -> pd.DataFrame:
+    from timeaudit.analysis.chat import team_chat_weekly
+
+    return team_chat_weekly(_chat(version), min_group)
+
+
+def teams_chat() -> pd.DataFrame:
+    """Team chat figures through the privacy gate, like ``teams``."""
+    return _teams_chat(lake_version(), settings().privacy.min_group_size)
+
+
 def default_week(weeks: list[str]) -> str | None:
     return last_complete_week(weeks)
 
@@ -287,6 +313,7 @@ def summary(week: str, person: str | None = None, team: str | None = None):
 @st.cache_data(show_spinner="Ranking the meetings…")
 def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str, pd.DataFrame]:
     from timeaudit.analysis import audit
+    from timeaudit.analysis.chat import customer_chat_waiting
 
     lake, s = workspace()
     a = open_analysis(lake, s)
@@ -313,6 +340,7 @@ def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str
         "latency": audit.reply_latency(replies, by="team"),
         "latency_people": audit.reply_latency(replies, by="person"),
         "shared": audit.shared_mailbox_summary(audit.shared_mailbox_replies(a, scope, team)),
+        "chat_waiting": customer_chat_waiting(a, scope),
         "occurrences": a.con.execute(
             "SELECT series_key, person, week, start_local, minutes, category, reason FROM person_meetings "
             "JOIN audit_weeks USING (week) JOIN audit_people USING (person) "

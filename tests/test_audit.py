@@ -172,3 +172,26 @@ def test_what_if_control_on_the_page(demo_dir, monkeypatch):
     assert shown["Customer share now"] == before
     assert shown["Hours back per week"] != "0.0 h"
     assert shown["Customer share after"] >= before
+
+
+def test_chat_shows_on_time_wasters_and_customers(demo, demo_dir, monkeypatch):
+    from timeaudit.analysis.chat import customer_chat_waiting
+
+    waiting = customer_chat_waiting(demo[2], demo[3])
+    assert len(waiting) > 0 and (waiting["working_hours"] > 0).all()
+    assert list(waiting["waiting_since"]) == sorted(waiting["waiting_since"])
+    text = run_cli(demo_dir, "customers", "--week", "2026-W47", "--markdown")
+    chat_part = text.split("## Customer chat waiting for an answer, oldest first")[1]
+    assert chat_part.count("\n| 20") == len(waiting)  # one row per waiting conversation, by its day
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(demo_dir))
+    monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("views/wasters.py").run()
+    assert not at.exception
+    assert "Chat" in [s.value for s in at.subheader]
+    assert any("Internal chat and the focus it interrupted cost" in c.value for c in at.caption)
+    at.switch_page("views/customers.py").run()
+    assert not at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Chats waiting for an answer"] == str(len(waiting))
+    assert "Customer chat waiting for an answer, oldest first" in [s.value for s in at.subheader]

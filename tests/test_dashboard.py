@@ -7,7 +7,8 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from timeaudit.analysis.metrics import team_weekly
+from timeaudit.analysis.chat import chat_weekly, team_chat_weekly
+from timeaudit.analysis.metrics import open_analysis, team_weekly
 from timeaudit.core.config import Settings, load_settings
 from timeaudit.lake.store import Lake
 from timeaudit.outputs.derived import weekly_metrics
@@ -30,6 +31,12 @@ def weekly(demo_dir):
     return weekly_metrics(Lake(demo_dir), load_settings(demo_dir / "timeaudit.toml"))
 
 
+@pytest.fixture(scope="module")
+def chat(demo_dir):
+    """The demo's chat per person-week, as timeaudit.analysis.chat computes it."""
+    return chat_weekly(open_analysis(Lake(demo_dir), load_settings(demo_dir / "timeaudit.toml")))
+
+
 def metrics_of(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
@@ -45,7 +52,7 @@ def chart_titles(at) -> list[str]:
     return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
 
 
-def test_my_week_shows_the_chosen_persons_figures(app, weekly):
+def test_my_week_shows_the_chosen_persons_figures(app, weekly, chat):
     at = app.run()
     assert not at.exception
     assert at.title[0].value == "My week"
@@ -65,6 +72,13 @@ def test_my_week_shows_the_chosen_persons_figures(app, weekly):
     assert goals.loc["Meeting budget", "Status"] == ("on track" if meetings_ok else "off track")
     assert at.subheader[1].value == "Most expensive internal meetings this week"
     assert len(at.dataframe) == 3  # goals, top meetings and the reasons behind every event
+    mine = chat[(chat["person"] == person) & (chat["week"] == LAST_WEEK)].iloc[0]
+    assert mine["chats_sent"] > 0  # the demo plants chat for everyone
+    assert at.subheader[2].value == "Chat this week"
+    assert shown["Chat"] == f"{mine['chat_hours']:.1f} h"
+    assert shown["Chat with customers"] == f"{mine['customer_chat_hours']:.1f} h"
+    assert shown["Interruptions"] == str(mine["interruptions"])
+    assert shown["Focus lost to refocusing"] == f"{mine['refocus_hours']:.1f} h"
     reasons = at.dataframe[2].value
     assert {"Category", "Reason"} <= set(reasons.columns) and len(reasons) > 0
     assert download_labels(at) == {"Download CSV"}  # the summary is made only when asked for
@@ -83,7 +97,7 @@ def test_my_week_follows_the_person_picker(app, weekly):
     assert row["admin_hours"] > 0  # Operations is buried in admin
 
 
-def test_team_page_shows_team_figures(app, weekly):
+def test_team_page_shows_team_figures(app, weekly, chat):
     at = app.run()
     at.switch_page("views/team.py").run()
     assert not at.exception
@@ -94,6 +108,10 @@ def test_team_page_shows_team_figures(app, weekly):
     shown = metrics_of(at)
     assert shown["Customer share"] == f"{row['customer_share']:.0%}"
     assert shown["People"] == str(row["people"])
+    team_chat = team_chat_weekly(chat, 5)
+    row = team_chat[(team_chat["team"] == team) & (team_chat["week"] == LAST_WEEK)].iloc[0]
+    assert shown["Chat"] == f"{row['chat_hours']:.1f} h" and row["chat_hours"] > 0
+    assert shown["Interruptions of focus"] == str(row["interruptions"])
     assert not at.warning  # every demo team is big enough
     # One chart at a time, the open tab's: the team's hours first, the comparisons a tab away.
     assert chart_titles(at) == [f"{team}: hours by category, per week"]
@@ -162,8 +180,9 @@ def test_data_page_lists_what_the_lake_holds_and_offers_imports(app):
     assert at.title[0].value == "Data"
     held = at.table[0].value
     assert set(held["Source"]) == {"Demo organisation"}
-    assert set(held.index) == {"Calendar events", "Emails"}
-    assert (held["People"] == 40).all()
+    assert set(held.index) == {"Calendar events", "Emails", "Chat messages"}
+    assert (held["People"][["Calendar events", "Emails"]] == 40).all()
+    assert held["People"]["Chat messages"] > 40  # the staff and the customers who wrote
     buttons = {b.label for b in at.button}
     assert {"Import calendar", "Import mail"} <= buttons or len(at.get("form")) == 2
 

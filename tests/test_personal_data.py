@@ -261,7 +261,7 @@ def test_export_mine_holds_exactly_what_names_them(data, tmp_path):
 
     assert result.returncode == 0, result.stderr
     files = read_zip(tmp_path / f"timeaudit-{person.split('@')[0]}.zip")
-    assert set(files) == {"events.csv", "messages.csv", "roster.csv", "sync-state.json", "README.txt"}
+    assert set(files) == {"events.csv", "messages.csv", "chat.csv", "roster.csv", "sync-state.json", "README.txt"}
     expected = mentions_by_duckdb(data, person)
     for table in ("events", "messages"):
         rows = csv_rows(files[f"{table}.csv"])

@@ -26,6 +26,8 @@ What is planted (docs/demo.md lists it with the numbers):
   every internal email they send, without addressing them;
 - a **reply-all storm**: two weeks before the end, the Operations lead's "team offsite
   planning" email to Operations and Engineering draws ``STORM_REPLIES`` replies to everyone.
+- a **chat-heavy Support team** (Slack): busy team channels answered by reflex, focus
+  interrupted, and Slack Connect channels with customers, some messages left waiting.
 """
 
 from __future__ import annotations
@@ -76,11 +78,28 @@ class TeamProfile:
     internal_sends: float  # internal emails sent per person per week
     hourly_cost: float
     standup: bool = False
+    chat_threads: float = 0.5  # internal chat threads started per person per working day
+    reflex_share: float = 0.3  # of chat replies sent within a few minutes
+    customer_chats: float = 0.0  # customer messages in Slack Connect channels per person per week
 
 
 TEAMS = [
-    TeamProfile("Support", 0.25, ("Europe/London", "Asia/Singapore"), 7, 1, 0.5, 12, 10, 55, standup=True),
-    TeamProfile("Sales", 0.20, ("America/New_York",), 6, 1, 0.5, 9, 12, 80),
+    TeamProfile(
+        "Support",
+        0.25,
+        ("Europe/London", "Asia/Singapore"),
+        7,
+        1,
+        0.5,
+        12,
+        10,
+        55,
+        standup=True,
+        chat_threads=2.5,
+        reflex_share=0.8,
+        customer_chats=10,
+    ),
+    TeamProfile("Sales", 0.20, ("America/New_York",), 6, 1, 0.5, 9, 12, 80, chat_threads=1, customer_chats=4),
     TeamProfile("Operations", 0.20, ("Europe/Berlin",), 0.7, 8, 0.5, 1, 14, 60),
     TeamProfile("Engineering", 0.20, ("Europe/London",), 0.5, 1, 3, 0.5, 8, 85, standup=True),
     TeamProfile("Finance", 0.15, ("America/New_York",), 0.2, 6, 1, 0.3, 12, 70),

@@ -1,4 +1,4 @@
-"""The demo organisation as two sources, its calendars and its mailboxes, generated whole."""
+"""The demo organisation as three sources, its calendars, its mailboxes and its Slack workspace, generated whole."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from connectors.base import Cursor
+from connectors.demo.chat import iter_chat
 from connectors.demo.org import DemoOrg
 from connectors.demo.records import iter_events, iter_messages
 
@@ -16,7 +17,7 @@ EVERYONE = "*"  # one read gives every person's records: the organisation is gen
 @dataclass
 class DemoSource:
     org: DemoOrg
-    table: str  # "events" or "messages"
+    table: str  # "events", "messages" or "chat"
     name: str = SOURCE
     write_disposition: str = "replace"
 
@@ -24,8 +25,8 @@ class DemoSource:
         return [EVERYONE]
 
     def read(self, account: str, cursor: Cursor) -> Iterator:
-        yield from (iter_events if self.table == "events" else iter_messages)(self.org)
+        yield from {"events": iter_events, "messages": iter_messages, "chat": iter_chat}[self.table](self.org)
 
 
 def demo_sources(org: DemoOrg) -> list[DemoSource]:
-    return [DemoSource(org, "events"), DemoSource(org, "messages")]
+    return [DemoSource(org, "events"), DemoSource(org, "messages"), DemoSource(org, "chat")]

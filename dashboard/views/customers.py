@@ -17,7 +17,8 @@ def show() -> None:
     if contacts.empty:
         st.info("No customers configured: add [[customers]] with their domains to timeaudit.toml.")
         return
-    c1, c2, c3 = st.columns(3)
+    chat_waiting = tables["chat_waiting"]
+    c1, c2, c3, c4 = st.columns(4)
     c1.metric("Hours with customers", f"{contacts['hours'].sum():.1f} h")
     c2.metric(
         "Neglected customers",
@@ -25,6 +26,11 @@ def show() -> None:
         help=f"No meeting or email for {settings.audit.neglected_after_days} days or more",
     )
     c3.metric("Emails waiting for an answer", len(waiting))
+    c4.metric(
+        "Chats waiting for an answer",
+        len(chat_waiting),
+        help="Conversations shared with a customer (Slack Connect, DMs) whose newest customer message has no reply",
+    )
     chart(charts.customer_hours_figure(contacts), key="customer-hours")
 
     st.subheader(f"Neglected: no meeting or email for {settings.audit.neglected_after_days} days or more")
@@ -58,6 +64,25 @@ def show() -> None:
                     "customer": "Customer",
                     "sender": "From",
                     "held_by": "Held by",
+                    "working_hours": "Working hours waiting",
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={"Working hours waiting": st.column_config.NumberColumn(format="%.1f")},
+        )
+    if not chat_waiting.empty:
+        st.subheader("Customer chat waiting for an answer, oldest first")
+        st.dataframe(
+            chat_waiting[
+                ["waiting_since", "customer", "sender", "conversation_kind", "messages", "working_hours"]
+            ].rename(
+                columns={
+                    "waiting_since": "Since",
+                    "customer": "Customer",
+                    "sender": "From",
+                    "conversation_kind": "Where",
+                    "messages": "Messages",
                     "working_hours": "Working hours waiting",
                 }
             ),

@@ -22,6 +22,7 @@ SOURCE_NAMES = {
     "microsoft": "Microsoft 365",
     "ics": "Calendar files",
     "mail": "Mail files",
+    "slack": "Slack",
 }
 CALENDAR_TYPES = ["ics", "zip"]
 MAIL_TYPES = ["mbox", "eml", "mbx"]
@@ -78,7 +79,7 @@ def _show_holdings(lake) -> None:
         st.info("No data yet. Import an export below, or run `timeaudit demo` or `timeaudit sync google-calendar`.")
         return
     table = pd.DataFrame(rows, columns=["table", "source", "records", "accounts", "first", "last", "landed"])
-    table["What"] = table["table"].map({"events": "Calendar events", "messages": "Emails"})
+    table["What"] = table["table"].map({"events": "Calendar events", "messages": "Emails", "chat": "Chat messages"})
     table["Source"] = table["source"].map(lambda s: SOURCE_NAMES.get(s, s))
     for column in ("first", "last"):
         table[column] = pd.to_datetime(table[column]).dt.strftime("%Y-%m-%d")

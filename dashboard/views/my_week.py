@@ -126,8 +126,41 @@ def show() -> None:
             hide_index=True,
             width="stretch",
         )
+    _chat(person, week)
     csv_download(mine[mine["week"].isin(span)], f"timeaudit-{person}-{week}.csv", "download-person")
     summary_downloads("person-summary", week, person=person)
+
+
+def _chat(person: str, week: str) -> None:
+    """The week's chat: its estimated hours, the customer part, and the focus it interrupted."""
+    chat = data.chat()
+    row = chat[(chat["person"] == person) & (chat["week"] == week)]
+    if row.empty or not (row["chats_sent"].iloc[0] or row["chats_read"].iloc[0]):
+        return
+    row = row.iloc[0]
+    rules = data.settings().rules
+    st.subheader("Chat this week")
+    cols = st.columns(4)
+    cols[0].metric(
+        "Chat",
+        hours(row["chat_hours"]),
+        help=f"{rules.chat_minutes_per_sent:g} min per message sent, {rules.chat_minutes_per_read:g} min per "
+        "message read in conversations you wrote in",
+    )
+    cols[1].metric(
+        "Chat with customers", hours(row["customer_chat_hours"]), help="Slack Connect and DMs with customers"
+    )
+    cols[2].metric(
+        "Interruptions",
+        int(row["interruptions"]),
+        help=f"Messages that came in during focus time and that you answered within "
+        f"{rules.interruption_reply_minutes:g} minutes",
+    )
+    cols[3].metric(
+        "Focus lost to refocusing",
+        hours(row["refocus_hours"]),
+        help=f"{rules.refocus_minutes:g} min per interruption, at most what was left of the focus block",
+    )
 
 
 if __name__ == "__main__":

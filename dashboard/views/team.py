@@ -64,6 +64,7 @@ def show() -> None:
             help=f"{settings.rules.email_minutes_per_read * 60:g} s per email",
         )
     goals = settings.goals_for(team)
+    _chat(team, week)
     # One chart at a time: only the open tab's chart is made and drawn, so the page is quick
     # to show; another tab reruns the page for its own.
     split, others, trend, goal_tab = st.tabs(CHARTS, key="team-chart", on_change="rerun")
@@ -109,6 +110,18 @@ def show_goals(team: str, week: str, mine, goals) -> None:
         key="team-goal-share",
     )
     chart(charts.goals_figure(mine, goals, f"{team}: hours per person against the goals"), key="team-goal-hours")
+def _chat(team: str, week: str) -> None:
+    """The team's chat in the week (through the same privacy gate as the other team figures)."""
+    chat = data.teams_chat()
+    row = chat[(chat["team"] == team) & (chat["week"] == week)]
+    if row.empty or not row["chat_hours"].iloc[0]:
+        return
+    row = row.iloc[0]
+    cols = st.columns(4)
+    cols[0].metric("Chat", f"{row['chat_hours']:.1f} h", help="Estimated from messages sent and read")
+    cols[1].metric("Chat with customers", f"{row['customer_chat_hours']:.1f} h")
+    cols[2].metric("Interruptions of focus", int(row["interruptions"]), help="Reflex replies to chat during focus time")
+    cols[3].metric("Focus lost to refocusing", f"{row['refocus_hours']:.1f} h")
 
 
 if __name__ == "__main__":

@@ -196,10 +196,43 @@ def show() -> None:
             st.dataframe(
                 per_person.sort_values("cover_mails", ascending=False).round(2), hide_index=True, width="stretch"
             )
+    _chat(series, weeks, team)
     st.subheader("Fragmentation")
     chart(charts.fragmentation_figure(tables["fragmentation"]), key="fragmentation")
     csv_download(series, f"timeaudit-wasters-{weeks[-1]}.csv", "download-wasters")
     summary_downloads("wasters-summary", weeks[-1], team=team)
+
+
+def _chat(series, weeks: list[str], team: str | None) -> None:
+    """Internal chat and the focus it interrupted, per team, and where it ranks among the
+    recurring meetings by person-hours."""
+    chat = data.teams_chat()
+    chat = chat[chat["week"].isin(weeks) & ((chat["team"] == team) if team else True)]
+    if chat.empty or not chat["chat_hours"].sum():
+        return
+    st.subheader("Chat")
+    cost = chat["internal_chat_hours"].sum() + chat["refocus_hours"].sum()
+    rank = int((series["person_hours"] > cost).sum()) + 1
+    st.caption(
+        f"Internal chat and the focus it interrupted cost {cost:.1f} person-hours in this period: "
+        + (f"as much as the #{rank} meeting series." if rank <= len(series) else "less than any meeting series.")
+    )
+    per_team = chat.groupby("team", as_index=False)[
+        ["internal_chat_hours", "customer_chat_hours", "interruptions", "refocus_hours"]
+    ].sum()
+    st.dataframe(
+        per_team.rename(
+            columns={
+                "team": "Team",
+                "internal_chat_hours": "Internal chat (h)",
+                "customer_chat_hours": "Customer chat (h)",
+                "interruptions": "Interruptions of focus",
+                "refocus_hours": "Focus lost (h)",
+            }
+        ).round(1),
+        hide_index=True,
+        width="stretch",
+    )
 
 
 if __name__ == "__main__":

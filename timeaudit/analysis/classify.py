@@ -50,6 +50,10 @@ def rule_tables(settings: Settings, people: list[Person]) -> dict[str, pd.DataFr
                 "default_hourly_cost": float(settings.audit.default_hourly_cost),
                 "storm_min_replies": rules.storm_min_replies,
                 "storm_min_recipients": rules.storm_min_recipients,
+                "chat_minutes_per_sent": float(rules.chat_minutes_per_sent),
+                "chat_minutes_per_read": float(rules.chat_minutes_per_read),
+                "interruption_reply_minutes": float(rules.interruption_reply_minutes),
+                "refocus_minutes": float(rules.refocus_minutes),
             }
         ]
     )

@@ -13,7 +13,7 @@ from timeaudit.cli.common import ConfigOption, DataOption, out, record_progress,
 from timeaudit.core.errors import UserError
 from timeaudit.lake.store import Lake, default_data_dir
 
-NOUNS = {"events": "calendar events", "messages": "email messages"}
+NOUNS = {"events": "calendar events", "messages": "email messages", "chat": "chat messages"}
 
 
 @user_errors
@@ -55,7 +55,8 @@ def demo(
     config_path = write_org_files(org, data_dir)
     out.print(
         f"Demo organisation: {len(org.people)} people, {len(org.customers)} customers, {org.weeks} weeks "
-        f"from {org.start}: {n_events:,} calendar events and {n_messages:,} messages in {lake.lake_dir}."
+        f"from {org.start}: {n_events:,} calendar events, {n_messages:,} messages and {counts['chat']:,} chat "
+        f"messages in {lake.lake_dir}."
     )
     out.print(f"Settings and roster written to {config_path} and {config_path.parent / 'people.csv'}.")
     if config and Path(config).resolve() != config_path.resolve():

@@ -11,14 +11,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from timeaudit.cli.common import ConfigOption, DataOption, err, open_workspace, out, user_errors
 from timeaudit.core.errors import UserError
-from timeaudit.lake.imports import import_ics, import_mail
+from timeaudit.lake.imports import import_ics, import_mail, import_slack
 from timeaudit.lake.mirror import ImportReport
 
 SKIPPED_SHOWN = 20
 
 import_app = typer.Typer(
-    help="Bring in exported calendars and mail instead of connecting an account. Importing the same export "
-    "again changes nothing; a newer export updates what changed and removes what it no longer holds.",
+    help="Bring in exported calendars, mail and Slack workspaces instead of connecting an account. "
+    "Importing the same export again changes nothing; a newer export updates what changed and removes what "
+    "it no longer holds.",
     no_args_is_help=True,
 )
 
@@ -136,5 +137,26 @@ def import_mail_command(
     report = _run_with_progress(
         lambda progress: import_mail(lake, settings, paths, account, aliases=alias or [], progress=progress),
         unit="bytes",
+    )
+    _print_report(report)
+
+
+@import_app.command("slack")
+@user_errors
+def import_slack_command(
+    export: Annotated[Path, typer.Argument(help="The .zip of a Slack workspace export.", show_default=False)],
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Import chat metadata (who, when, where, threads, mentions, reactions; never the text) from a Slack export.
+
+    Public and private channels, group DMs, DMs and Slack Connect channels, as far as the export
+    holds them. The zip is read one file at a time, within \\[imports] max_zip_mb and
+    max_zip_ratio. Importing a newer export updates what changed within the days it spans.
+    """
+    lake, settings = open_workspace(data, config)
+    report = _run_with_progress(
+        lambda progress: import_slack(lake, settings, export, progress=progress),
+        unit="days",
     )
     _print_report(report)

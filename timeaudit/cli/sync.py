@@ -234,3 +234,23 @@ def sync_caldav_command(
     untrusted certificate stops the run with the fix (exit 2).
     """
     _run_sync("caldav", data, config, shard=shard, workers=workers, accounts=account)
+
+
+@sync_app.command("slack")
+@user_errors
+def sync_slack_command(
+    since: Annotated[
+        str | None,
+        typer.Option(help="First day a first sync reads from, YYYY-MM-DD. (default: \\[slack] weeks_back)"),
+    ] = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Pull chat metadata (never the text) from a Slack workspace with the token in \\[slack] token_file.
+
+    Reads the users (for their emails), the conversations the token may read (public, private,
+    group DMs, DMs; Slack Connect channels with the other organisations' domains), each one's
+    history since the last sync and its recent threads. Rate limits are waited out. A refused
+    token stops the run with the fix (exit 2).
+    """
+    _run_sync("slack", data, config, shard=None, workers=1, since=_day(since, "--since"))

@@ -121,6 +121,14 @@ class Rules(_Section):
     # Viva Insights charges 87.2 s per read email (29.2 s reading + 58 s refocusing).
     email_minutes_per_read: float = Field(87.2 / 60, ge=0)
     email_minutes_per_sent: float = Field(5.0, ge=0)
+    # Chat (docs/metrics.md): typing a short message at 52 words a minute (Dhakal et al., CHI 2018)
+    # and reading one at 238 (Brysbaert, 2019), with the glance away from work that each takes.
+    chat_minutes_per_sent: float = Field(0.5, ge=0)
+    chat_minutes_per_read: float = Field(0.1, ge=0)
+    # An answer this soon to a message that came in during focus is a reflex reply: an interruption.
+    interruption_reply_minutes: float = Field(5.0, gt=0, le=60)
+    # Time to get back to an interrupted task (Mark, Gonzalez & Harris, CHI 2005: 23 min 15 s).
+    refocus_minutes: float = Field(23.0, ge=0, le=120)
     max_event_hours: float = Field(8.0, gt=0)
     # A reply-all storm: an internal thread with this many replies that each go to this many
     # people or more (the issue's own example, "5+ replies to 10+ people"; docs/metrics.md).
@@ -151,6 +159,7 @@ class Privacy(_Section):
     min_group_size: int = Field(5, ge=1)
     store_titles: bool = False
     store_subjects: bool = False
+    chat_tags: bool = False  # keyword tags of chat messages' text (the text itself is never kept)
     leads_see_individuals: bool = False
 
 
@@ -279,6 +288,33 @@ class Microsoft(_Section):
     folders: list[str] = Field(default_factory=lambda: ["inbox", "sentitems", "archive"])
 
 
+class Slack(_Section):
+    """``timeaudit sync slack``: a bot or user token (in ``token_file``, mode 0600) of one workspace."""
+
+    token_file: str = ""
+    base_url: str = "https://slack.com/api/"  # another only for a stand-in in tests
+    weeks_back: int = Field(26, ge=1, le=520)
+    # A reply to an older thread does not show in a channel's history: threads whose parent is this
+    # recent are read again on every sync.
+    thread_days: int = Field(14, ge=0, le=365)
+    types: list[str] = Field(default_factory=lambda: ["public_channel", "private_channel", "mpim", "im"])
+
+    @field_validator("types")
+    @classmethod
+    def _types(cls, v: list[str]) -> list[str]:
+        known = ("public_channel", "private_channel", "mpim", "im")
+        for t in v:
+            if t not in known:
+                raise ValueError(f"'{t}' is not one of {', '.join(known)}")
+        return v
+
+    def file(self, settings_path: str) -> Path | None:
+        if not self.token_file:
+            return None
+        p = Path(self.token_file).expanduser()
+        return Path(settings_path).parent / p if not p.is_absolute() and settings_path else p
+
+
 class SharedMailbox(_Section):
     """A mailbox a team answers from together (support@, sales@): synced like a person's."""
 
@@ -403,6 +439,7 @@ class Settings(_Section):
     google: Google = Field(default_factory=Google)
     microsoft: Microsoft = Field(default_factory=Microsoft)
     shared_mailboxes: list[SharedMailbox] = Field(default_factory=list)
+    slack: Slack = Field(default_factory=Slack)
     imports: Imports = Field(default_factory=Imports)
     imap: list[ImapAccount] = Field(default_factory=list)
     caldav: list[CaldavAccount] = Field(default_factory=list)

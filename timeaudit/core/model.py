@@ -80,6 +80,34 @@ class Message:
 
 
 @dataclass(slots=True)
+class Chat:
+    """Metadata of one chat message (Slack), once per workspace. Never its text.
+
+    ``account`` is the workspace ("slack:T0123"); ``conversation_kind`` is public, private,
+    mpim or im; ``shared_domains`` are the email domains of the other organisations' members
+    of a shared (Slack Connect) conversation or a DM with an outsider. Addresses are emails
+    where the workspace's users list gives one, else "slack:<user id>".
+    """
+
+    source: str
+    account: str
+    id: str  # "<conversation id>/<ts>"
+    ts: datetime
+    updated: datetime  # the last edit, else ``ts``
+    conversation: str = ""
+    conversation_kind: str = "public"  # public | private | mpim | im
+    shared_domains: list[str] = field(default_factory=list)
+    sender: str = ""
+    bot: bool = False
+    thread: str = ""  # "<conversation id>/<thread ts>" of a thread's parent and its replies, else ""
+    reply_to: str = ""  # who wrote the thread's parent, for a reply
+    mentions: list[str] = field(default_factory=list)
+    reactions: int = 0
+    tags: list[str] = field(default_factory=list)  # keyword tags of the text, only with privacy.chat_tags
+    deleted: bool = False
+
+
+@dataclass(slots=True)
 class Person:
     email: str
     team: str
@@ -157,9 +185,31 @@ MESSAGE_SCHEMA = pa.schema(
     ]
 )
 
+CHAT_SCHEMA = pa.schema(
+    [
+        ("account", pa.string()),
+        ("id", pa.string()),
+        ("ts", UTC_TS),
+        ("conversation", pa.string()),
+        ("conversation_kind", pa.string()),
+        ("shared_domains", pa.list_(pa.string())),
+        ("sender", pa.string()),
+        ("bot", pa.bool_()),
+        ("thread", pa.string()),
+        ("reply_to", pa.string()),
+        ("mentions", pa.list_(pa.string())),
+        ("reactions", pa.int32()),
+        ("tags", pa.list_(pa.string())),
+        ("updated", UTC_TS),
+        ("deleted", pa.bool_()),
+        ("ingested_at", UTC_TS),
+    ]
+)
+
 TABLES: dict[str, tuple[type, pa.Schema]] = {
     "events": (Event, EVENT_SCHEMA),
     "messages": (Message, MESSAGE_SCHEMA),
+    "chat": (Chat, CHAT_SCHEMA),
 }
 
 # Primary key of every lake table: newer versions win by ``updated`` then ``ingested_at``.

@@ -95,7 +95,8 @@ def data_findings(data_dir: Path, config: Path | None) -> list[Finding]:
             findings.append(
                 ("info", f"  {source}: {n:,} records, {n_accounts} accounts, {lo:%Y-%m-%d} to {hi:%Y-%m-%d}")
             )
-        accounts |= {a for (a,) in con.execute(f"SELECT DISTINCT account FROM {table}").fetchall()}
+        if table != "chat":  # chat is held per workspace, not per person
+            accounts |= {a for (a,) in con.execute(f"SELECT DISTINCT account FROM {table}").fetchall()}
         if len(files) > 200:
             findings.append(("warn", f"{table}: {len(files)} small files; run `timeaudit compact`"))
     if people:

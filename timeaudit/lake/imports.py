@@ -1,4 +1,4 @@
-"""Exports brought in by hand: .ics calendars and mail files, each read by its mirror source
+"""Exports brought in by hand: .ics calendars, mail files and Slack workspace exports, each read by its mirror source
 (``connectors.ics.source``, ``connectors.mail.source``) and run by the sync driver."""
 
 from __future__ import annotations
@@ -82,6 +82,15 @@ def import_mail(
 
     aliases = [_account(a) for a in aliases]
     [report] = run_source(lake, MailSource(settings, list(paths), _account(account), aliases, progress, base))
+    return report
+
+
+@_without_cycle_collection
+def import_slack(lake: Lake, settings: Settings, path: Path, *, progress: Progress | None = None) -> ImportReport:
+    """Import a Slack workspace export (.zip): chat metadata, never the text (``connectors.slack.export``)."""
+    from connectors.slack.export import SlackExportSource
+
+    [report] = run_source(lake, SlackExportSource(settings, path, progress))
     return report
 
 

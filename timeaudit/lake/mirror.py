@@ -50,8 +50,9 @@ class ImportReport:
     failed_files: list[str] = field(default_factory=list)  # whole files that could not be read
 
     def line(self) -> str:
-        noun = {"ics": "calendar", "mail": "mail"}.get(self.source, self.source)
+        noun = {"ics": "calendar", "mail": "mail", "slack": "Slack"}.get(self.source, self.source)
         read = f"{self.folders:,} folder(s), {self.read:,} message(s) read; " if self.source == "mail" else ""
+        read = f"{self.read:,} message(s) read; " if self.source == "slack" else read
         return (
             f"{noun} import for {self.account}: {read}{self.imported:,} imported, {self.updated:,} updated, "
             f"{self.removed:,} removed, {self.unchanged:,} unchanged, {len(self.skipped):,} skipped"

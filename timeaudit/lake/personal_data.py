@@ -156,7 +156,8 @@ def _forget_in_table(lake: Lake, table: str, scrub: Scrubber) -> TableReport:
         result.scrubbed += (pc.sum(touched.cast("int64")).as_py() or 0) - gone
         result.rewritten += 1
         source, bucket = partition_of(path)
-        rows = scrubbed.filter(touched).drop_columns([PARTY_KEY])
+        rows = scrubbed.filter(touched)
+        rows = rows.drop_columns([PARTY_KEY]) if PARTY_KEY in rows.column_names else rows
         rows = rows.append_column(PARTITION, pa.repeat(pa.scalar(source, pa.string()), rows.num_rows))
         rows = rows.append_column(BUCKET, pa.repeat(pa.scalar(bucket, pa.int32()), rows.num_rows))
         rows = with_party_key(table, rows)
@@ -288,6 +289,8 @@ messages.csv   Email metadata: the messages of your own mailbox ("own") and ever
                a colleague's mailbox that names you as "sender", "recipient" (To) or "cc".
                On colleagues' copies their labels, unread flag and the way they received it
                (self_in) are left out. Message bodies are never read or stored.
+chat.csv       Chat metadata (Slack): the messages you sent, those that mention you and the
+               replies in threads you started. Message text is never read into the lake.
 derived/       Rows of the figures computed from those records and stored (`timeaudit metrics`)
                that name you: your weekly and daily hours, customer emails you received or
                answered, one file per table. Figures of groups that include you without

@@ -24,7 +24,8 @@ def secret_files(*streamlit_files: Path | str, settings: Settings | None = None)
     """Every file timeaudit knows to hold a secret, whether it exists or not, with what it is:
     Streamlit's secrets in the current folder, the folder the dashboard runs in and the home
     folder, plus ``streamlit_files`` (the files Streamlit was told to read), the saved
-    Google credentials, and the password (and token) files of the IMAP and CalDAV accounts of ``settings``."""
+    Google credentials, the password (and token) files of the IMAP and CalDAV accounts of
+    ``settings`` and its Slack token file."""
     from connectors.google.auth import SERVICE_ACCOUNT_FILE, USER_TOKEN_FILE, token_dir
 
     defaults = [folder / ".streamlit" / "secrets.toml" for folder in (Path.cwd(), APP_ROOT, Path.home())]
@@ -46,6 +47,9 @@ def secret_files(*streamlit_files: Path | str, settings: Settings | None = None)
             token = account.file(getattr(account, "token_file", ""), settings.path)
             if token is not None:
                 found.append((token, f"the {kind} OAuth token of {account.account}"))
+    slack = settings.slack.file(settings.path) if settings else None
+    if slack is not None:
+        found.append((slack, "the Slack token"))
     return found
 
 

@@ -1,7 +1,7 @@
 """The lake under ``<data>/lake`` (one Delta Lake table per record kind) and the sync cursors
 under ``<data>/state``.
 
-Each table (``lake/events``, ``lake/messages``) is a Delta table written through ``deltalake``
+Each table (``lake/events``, ``lake/messages``, ``lake/chat``) is a Delta table written through ``deltalake``
 (delta-rs), partitioned by ``source`` and an account bucket. A write is one merge on (source, account, id): the newer
 ``updated`` wins (on a tie, the later write), a record marked ``deleted`` is deleted, so the table
 holds each record once and readers rank nothing. Readers take one snapshot (a table version) and
@@ -59,7 +59,11 @@ PARTITION = "source"
 BUCKET = "bucket"
 BUCKETS = 16
 # Only these columns get file statistics in the transaction log: none of them names anyone.
-STATS_COLUMNS = {"events": "start,end,updated,ingested_at", "messages": "ts,updated,ingested_at"}
+STATS_COLUMNS = {
+    "events": "start,end,updated,ingested_at",
+    "messages": "ts,updated,ingested_at",
+    "chat": "ts,updated,ingested_at",
+}
 # Files a compaction or merge replaced stay this long before ``compact`` removes them: longer
 # than any reader holds one snapshot (a reader re-snapshots whenever the table version moves).
 VACUUM_RETENTION_HOURS = 1

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from timeaudit.analysis import audit
+from timeaudit.analysis.chat import customer_chat_waiting
 from timeaudit.analysis.metrics import Analysis
 from timeaudit.outputs.derived import weekly_metrics
 
@@ -172,6 +173,16 @@ def customers_text(a: Analysis, scope: audit.Scope, markdown: bool = False) -> s
             "Working hours waiting": waiting["working_hours"],
         }
     )
+    chat = customer_chat_waiting(a, scope)
+    chat_t = pd.DataFrame(
+        {
+            "Since": chat["waiting_since"].map(day),
+            "Customer": chat["customer"],
+            "From": chat["sender"],
+            "Messages": chat["messages"],
+            "Working hours waiting": chat["working_hours"],
+        }
+    )
     answered = replies[replies["replied_at"].notna()]
     latency = (
         f"Replies to customers: {len(answered)}; median {answered['working_hours'].median():.1f} working hours, "
@@ -195,4 +206,11 @@ def customers_text(a: Analysis, scope: audit.Scope, markdown: bool = False) -> s
         latency,
         "",
     ]
+    if len(chat):
+        parts += [
+            _heading("Customer chat waiting for an answer, oldest first", markdown),
+            "",
+            _table(chat_t, markdown),
+            "",
+        ]
     return "\n".join(parts)

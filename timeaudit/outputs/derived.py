@@ -30,6 +30,7 @@ import duckdb
 import pandas as pd
 
 from timeaudit.analysis.audit import open_scope
+from timeaudit.analysis.chat import prepare_chat, register_org_days
 from timeaudit.analysis.metrics import Analysis, compute_weekly, open_analysis, typed_weekly
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import Settings
@@ -46,6 +47,8 @@ DERIVED_TABLES = {
     "audit_threads": "internal email threads by people-minutes",
     "customer_contacts": "every configured customer with last contact and hours",
     "customer_replies": "customer emails received and the working hours to the first reply",
+    "chat_weekly": "one row per person-week of chat: hours, customer part, interruptions (docs/metrics.md)",
+    "customer_chat_waiting": "customer chat no one has answered yet, with its working-hours age",
 }
 
 
@@ -65,6 +68,10 @@ def derived_queries(a: Analysis, now: datetime) -> Iterator[tuple[str, str]]:
     yield "customer_contacts", read_sql("customer_contacts.sql")
     a.con.execute(read_sql("customer_replies.sql"))
     yield "customer_replies", "SELECT * FROM customer_replies ORDER BY received_at, person, id"
+    prepare_chat(a)
+    yield "chat_weekly", read_sql("chat_weekly.sql")
+    register_org_days(a, now)
+    yield "customer_chat_waiting", read_sql("chat_waiting.sql")
 
 
 def write_derived(a: Analysis, now: datetime, write: Callable[[str, str], None]) -> list[str]:

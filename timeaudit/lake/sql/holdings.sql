@@ -6,4 +6,8 @@ FROM events GROUP BY source
 UNION ALL
 SELECT 'messages', source, count(*), count(DISTINCT account), min(ts), max(ts), max(ingested_at)
 FROM messages GROUP BY source
+UNION ALL
+-- Chat is held once per workspace: its "accounts" are the people who wrote.
+SELECT 'chat', source, count(*), count(DISTINCT sender) FILTER (WHERE NOT bot), min(ts), max(ts), max(ingested_at)
+FROM chat GROUP BY source
 ORDER BY 1, 2

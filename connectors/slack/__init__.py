@@ -1,0 +1,1 @@
+"""Slack as a source: a workspace export (``export``) and the Web API (``source``)."""
