@@ -109,9 +109,9 @@ def test_team_page_shows_team_figures(app, weekly, chat):
     assert shown["Customer share"] == f"{row['customer_share']:.0%}"
     assert shown["People"] == str(row["people"])
     team_chat = team_chat_weekly(chat, 5)
-    row = team_chat[(team_chat["team"] == team) & (team_chat["week"] == LAST_WEEK)].iloc[0]
-    assert shown["Chat"] == f"{row['chat_hours']:.1f} h" and row["chat_hours"] > 0
-    assert shown["Interruptions of focus"] == str(row["interruptions"])
+    chat_row = team_chat[(team_chat["team"] == team) & (team_chat["week"] == LAST_WEEK)].iloc[0]
+    assert shown["Chat"] == f"{chat_row['chat_hours']:.1f} h" and chat_row["chat_hours"] > 0
+    assert shown["Interruptions of focus"] == str(chat_row["interruptions"])
     assert not at.warning  # every demo team is big enough
     # One chart at a time, the open tab's: the team's hours first, the comparisons a tab away.
     assert chart_titles(at) == [f"{team}: hours by category, per week"]
