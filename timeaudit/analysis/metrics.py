@@ -12,6 +12,7 @@ from the same Python code and runs the same SQL files.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -25,7 +26,7 @@ from timeaudit.core.config import DAY_NAMES, Settings, parse_working_hours
 from timeaudit.core.model import Person
 from timeaudit.core.roster import load_people
 from timeaudit.core.weeks import week_label, week_labels
-from timeaudit.lake.store import Lake
+from timeaudit.lake.store import Lake, sql_string
 from timeaudit.privacy import gate, visible_groups
 
 NO_TEAM = "(no team)"
@@ -181,30 +182,33 @@ def _local_to_utc(local: pd.DatetimeIndex, tz: str) -> pd.DatetimeIndex:
     return local.tz_localize(tz, nonexistent="shift_forward", ambiguous=True).tz_convert("UTC")
 
 
-def open_analysis(lake: Lake, settings: Settings, attempts: int = 3) -> Analysis:
-    """Classify the lake's records for these settings. A data file that `timeaudit forget`
-    vacuums between listing and reading makes the read fail; a new snapshot then succeeds."""
+def open_analysis(
+    lake: Lake, settings: Settings, attempts: int = 3, *, only: Collection[str] | None = None
+) -> Analysis:
+    """Classify the lake's records for these settings (only the records of the accounts in
+    ``only`` when given; the people and their days are everyone's all the same). A data file
+    that `timeaudit forget` vacuums between listing and reading makes the read fail; a new
+    snapshot then succeeds."""
     for attempt in range(attempts):
         try:
-            return _open_analysis(lake, settings)
+            con = lake.connect()
+            return Analysis(con, prepare(con, settings, only), settings)
         except (duckdb.IOException, FileNotFoundError):  # DuckDB's read, or the store's look at a file
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-def _open_analysis(lake: Lake, settings: Settings) -> Analysis:
-    con = lake.connect()
-    return Analysis(con, prepare(con, settings), settings)
-
-
-def prepare(con, settings: Settings) -> list[Person]:
+def prepare(con, settings: Settings, only: Collection[str] | None = None) -> list[Person]:
     """Register the rules, the people and their days on ``con`` (which already has the lake's
-    ``events`` and ``messages``) and classify every record. Returns the people."""
+    ``events`` and ``messages``) and classify every record (of the accounts in ``only``, when
+    given: the people, the weeks and the rules stay those of the whole lake). Returns the people."""
     shared = frozenset(m.address for m in settings.shared_mailboxes)
     people = people_or_accounts(con, load_people(settings), shared)
-    register_rules(con, settings, people)
     span = data_range(con)
+    if only is not None:
+        restrict_records(con, only)
+    register_rules(con, settings, people)
     if span and people:
         days, zones = zone_days(people, settings, *span)
     else:
@@ -213,6 +217,16 @@ def prepare(con, settings: Settings) -> list[Person]:
     con.register("person_zones", zones)
     con.execute(read_sql("person_days.sql"))
     return people
+
+
+def restrict_records(con, accounts: Collection[str]) -> None:
+    """Make ``events`` and ``messages`` on ``con`` hold only the records of ``accounts``: a
+    person's figures depend on their own records alone (the rules, the people and the weeks
+    aside), so recomputing a few people's weeks needs only theirs."""
+    listing = ", ".join(sql_string(a) for a in sorted(accounts)) or "NULL"
+    for table in ("events", "messages"):
+        con.execute(f"ALTER VIEW {table} RENAME TO all_{table}")
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM all_{table} WHERE account IN ({listing})")
 
 
 def ensure_daily(a: Analysis) -> None:
