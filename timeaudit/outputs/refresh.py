@@ -22,9 +22,11 @@ what a full computation gives (tests/test_derived.py checks it on random batches
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -51,7 +53,7 @@ from timeaudit.outputs.sql import read_sql
 
 # Tables a refresh keeps by person-week; the others it recomputes.
 BY_PERSON_WEEK = {"weekly_metrics": "week, person", "daily_metrics": "day, person"}
-KEYS_SCHEMA = pa.schema([("person", pa.string()), ("week", pa.string())])
+LOCK = ".refresh.lock"
 
 
 @dataclass
@@ -90,6 +92,23 @@ def refresh_derived(lake: Lake, settings: Settings, now: datetime, say: Callable
     say = say or (lambda _: None)
     started = time.perf_counter()
     out = lake.root / DERIVED_DIR
+    with _one_at_a_time(lake):  # sharded syncs end together: the later ones find less or nothing to do
+        return _refresh(lake, settings, now, say, started, out)
+
+
+@contextmanager
+def _one_at_a_time(lake: Lake) -> Iterator[None]:
+    """Refreshes of one data folder take turns, across processes."""
+    lake.root.mkdir(parents=True, exist_ok=True)
+    with open(lake.root / LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _refresh(lake, settings, now, say, started, out) -> Refresh:
     found = read_manifest(out)
     why = _why_full(found, lake, settings)
     if why == "":
