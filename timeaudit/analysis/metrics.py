@@ -12,8 +12,9 @@ from the same Python code and runs the same SQL files.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import duckdb
@@ -75,11 +76,15 @@ COUNT_COLUMNS = ["emails_sent", "emails_received"]
 
 @dataclass(frozen=True)
 class Analysis:
-    """An open DuckDB connection with the lake, the rules and the people's days registered."""
+    """An open DuckDB connection with the lake, the rules and the people's days registered.
+    Shared by several threads (``timeaudit.analysis.session``), it is used under ``lock``;
+    ``memo`` keeps what is computed on it once (the weekly table)."""
 
     con: duckdb.DuckDBPyConnection
     people: list[Person]
     settings: Settings
+    lock: threading.RLock = field(default_factory=threading.RLock, compare=False, repr=False)
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def people_or_accounts(con, people: list[Person], shared: frozenset[str] = frozenset()) -> list[Person]:
@@ -231,6 +236,11 @@ def restrict_records(con, accounts: Collection[str]) -> None:
 
 def ensure_daily(a: Analysis) -> None:
     """Compute the person-day table once per analysis (every weekly figure sums it)."""
+    with a.lock:
+        _ensure_daily(a)
+
+
+def _ensure_daily(a: Analysis) -> None:
     if not a.con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'daily_metrics' AND temporary"
     ).fetchall()[0][0]:
@@ -238,9 +248,13 @@ def ensure_daily(a: Analysis) -> None:
 
 
 def compute_weekly(a: Analysis) -> pd.DataFrame:
-    """One row per person-week of the analysis; see docs/metrics.md for every column."""
-    ensure_daily(a)
-    return typed_weekly(a.con.execute(read_sql("weekly.sql")).df())
+    """One row per person-week of the analysis; see docs/metrics.md for every column. Computed
+    once per analysis; each caller gets its own copy."""
+    with a.lock:
+        if "weekly" not in a.memo:
+            ensure_daily(a)
+            a.memo["weekly"] = typed_weekly(a.con.execute(read_sql("weekly.sql")).df())
+        return a.memo["weekly"].copy()
 
 
 def typed_weekly(df: pd.DataFrame) -> pd.DataFrame:

@@ -31,6 +31,7 @@ import pandas as pd
 
 from timeaudit.analysis.audit import open_scope
 from timeaudit.analysis.metrics import Analysis, compute_weekly, open_analysis, typed_weekly
+from timeaudit.analysis.session import shared_analysis
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import Settings
 from timeaudit.core.model import SCHEMA_VERSION
@@ -226,4 +227,4 @@ def weekly_metrics(
         stored = stored_weekly(lake, settings)
         if stored is not None:
             return typed_weekly(stored)
-    return compute_weekly(analysis or open_analysis(lake, settings))
+    return compute_weekly(analysis or shared_analysis(lake, settings))

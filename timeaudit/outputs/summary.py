@@ -18,10 +18,10 @@ from timeaudit.analysis.metrics import (
     HOUR_COLUMNS,
     Analysis,
     customer_share,
-    open_analysis,
     team_weekly,
     teams_of,
 )
+from timeaudit.analysis.session import shared_analysis
 from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.weeks import week_start, weeks_ending
@@ -115,7 +115,7 @@ def build_summary(
 ) -> Summary:
     """The summary of ``week`` and the ``weeks - 1`` weeks before it for one scope. One
     analysis of the lake serves the weekly table (unless ``metrics`` is given) and the audit."""
-    analysis = analysis or open_analysis(lake, settings)
+    analysis = analysis or shared_analysis(lake, settings)
     data = metrics if metrics is not None else weekly_metrics(lake, settings, analysis, stored_first=True)
     if week not in set(data["week"]):
         known = sorted(set(data["week"]))
@@ -172,7 +172,11 @@ def refuse_hidden_team(team: str, size: int, groups: Groups) -> None:
 def add_audit(summary: Summary, analysis: Analysis, people: list[str], weeks: list[str]) -> None:
     """The audit's short lists for the summary's people, over its last four weeks."""
     end = datetime.combine(week_start(summary.week) + timedelta(days=7), datetime.min.time(), UTC)
-    scope = audit.open_scope(analysis, weeks[-AUDIT_WEEKS:], people, now=end)
+    with audit.scoped(analysis, weeks[-AUDIT_WEEKS:], people, now=end) as scope:
+        _add_audit(summary, analysis, scope, people)
+
+
+def _add_audit(summary: Summary, analysis: Analysis, scope: audit.Scope, people: list[str]) -> None:
     series = audit.meeting_series(analysis, scope).head(5)
     summary.wasters = pd.DataFrame(
         {
