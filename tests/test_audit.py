@@ -227,3 +227,42 @@ def test_a_new_lake_version_gets_a_new_analysis(demo_dir, tmp_path):
     assert second is not first
     assert session.shared_analysis(lake, settings) is second
     session.forget_analyses()
+
+
+def test_a_team_report_on_stored_figures_classifies_only_what_its_audit_needs(demo_dir, tmp_path, monkeypatch):
+    """With the stored weekly table current, a team's summary classifies the team's records
+    (and everyone's sent mail, which may answer its customers) and shows what classifying
+    everything shows."""
+    import shutil
+
+    from timeaudit.analysis import metrics, session
+    from timeaudit.outputs.derived import run_duckdb
+    from timeaudit.outputs.summary import build_summary
+
+    folder = tmp_path / "data"
+    shutil.copytree(demo_dir, folder)
+    lake, settings = Lake(folder), load_settings(folder / "timeaudit.toml")
+    run_duckdb(lake, settings, NOW)
+    session.forget_analyses()
+    expected = build_summary(lake, settings, "2026-W47", team="Support", analysis=open_analysis(lake, settings))
+    calls = []
+    real = metrics.open_analysis
+
+    def spying(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "open_analysis", spying)
+    got = build_summary(lake, settings, "2026-W47", team="Support")
+    assert len(calls) == 1 and calls[0]["sent_by_anyone"]
+    assert set(calls[0]["only"]) == {p.email for p in metrics.load_people(settings) if p.team == "Support"}
+    for name in ("weekly", "rows", "wasters", "neglected", "waiting", "admin"):
+        pd.testing.assert_frame_equal(
+            getattr(got, name).reset_index(drop=True),
+            getattr(expected, name).reset_index(drop=True),
+            check_exact=False,
+            rtol=0,
+            atol=1e-9,
+        )
+    assert not expected.waiting.empty
+    session.forget_analyses()

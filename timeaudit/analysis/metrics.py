@@ -83,6 +83,7 @@ class Analysis:
     con: duckdb.DuckDBPyConnection
     people: list[Person]
     settings: Settings
+    partial: bool = False  # only some accounts' records classified (``open_analysis(only=...)``)
     lock: threading.RLock = field(default_factory=threading.RLock, compare=False, repr=False)
     memo: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -188,23 +189,30 @@ def _local_to_utc(local: pd.DatetimeIndex, tz: str) -> pd.DatetimeIndex:
 
 
 def open_analysis(
-    lake: Lake, settings: Settings, attempts: int = 3, *, only: Collection[str] | None = None
+    lake: Lake,
+    settings: Settings,
+    attempts: int = 3,
+    *,
+    only: Collection[str] | None = None,
+    sent_by_anyone: bool = False,
 ) -> Analysis:
     """Classify the lake's records for these settings (only the records of the accounts in
-    ``only`` when given; the people and their days are everyone's all the same). A data file
-    that `timeaudit forget` vacuums between listing and reading makes the read fail; a new
-    snapshot then succeeds."""
+    ``only`` when given, and with ``sent_by_anyone`` every account's sent messages too; the
+    people and their days are everyone's all the same). A data file that `timeaudit forget`
+    vacuums between listing and reading makes the read fail; a new snapshot then succeeds."""
     for attempt in range(attempts):
         try:
             con = lake.connect()
-            return Analysis(con, prepare(con, settings, only), settings)
+            return Analysis(con, prepare(con, settings, only, sent_by_anyone), settings, only is not None)
         except (duckdb.IOException, FileNotFoundError):  # DuckDB's read, or the store's look at a file
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-def prepare(con, settings: Settings, only: Collection[str] | None = None) -> list[Person]:
+def prepare(
+    con, settings: Settings, only: Collection[str] | None = None, sent_by_anyone: bool = False
+) -> list[Person]:
     """Register the rules, the people and their days on ``con`` (which already has the lake's
     ``events`` and ``messages``) and classify every record (of the accounts in ``only``, when
     given: the people, the weeks and the rules stay those of the whole lake). Returns the people."""
@@ -212,7 +220,7 @@ def prepare(con, settings: Settings, only: Collection[str] | None = None) -> lis
     people = people_or_accounts(con, load_people(settings), shared)
     span = data_range(con)
     if only is not None:
-        restrict_records(con, only)
+        restrict_records(con, only, sent_by_anyone)
     register_rules(con, settings, people)
     if span and people:
         days, zones = zone_days(people, settings, *span)
@@ -224,14 +232,17 @@ def prepare(con, settings: Settings, only: Collection[str] | None = None) -> lis
     return people
 
 
-def restrict_records(con, accounts: Collection[str]) -> None:
+def restrict_records(con, accounts: Collection[str], sent_by_anyone: bool = False) -> None:
     """Make ``events`` and ``messages`` on ``con`` hold only the records of ``accounts``: a
     person's figures depend on their own records alone (the rules, the people and the weeks
-    aside), so recomputing a few people's weeks needs only theirs."""
+    aside), so recomputing a few people's weeks needs only theirs. The audit of a few people
+    also needs everyone's sent messages (``sent_by_anyone``): a colleague's reply answers a
+    customer too (sql/customer_replies.sql)."""
     listing = ", ".join(sql_string(a) for a in sorted(accounts)) or "NULL"
     for table in ("events", "messages"):
+        also = " OR direction = 'sent'" if sent_by_anyone and table == "messages" else ""
         con.execute(f"ALTER VIEW {table} RENAME TO all_{table}")
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM all_{table} WHERE account IN ({listing})")
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM all_{table} WHERE account IN ({listing}){also}")
 
 
 def ensure_daily(a: Analysis) -> None:
@@ -250,6 +261,8 @@ def _ensure_daily(a: Analysis) -> None:
 def compute_weekly(a: Analysis) -> pd.DataFrame:
     """One row per person-week of the analysis; see docs/metrics.md for every column. Computed
     once per analysis; each caller gets its own copy."""
+    if a.partial:
+        raise ValueError("this analysis classified only some people's records: no weekly table of everyone")
     with a.lock:
         if "weekly" not in a.memo:
             ensure_daily(a)

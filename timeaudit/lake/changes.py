@@ -1,6 +1,9 @@
-"""What changed in a lake table between two of its versions, from the Delta commit log.
+"""What changed in a lake table between two of its versions.
 
-Each commit file (``_delta_log/<version>.json``) lists the data files it added and removed.
+Tables keep Delta's change data feed (``store.CHANGE_FEED``): each commit writes the rows it
+inserted, deleted and updated (before and after), and those rows are all a reader needs.
+For a table that did not have it on at the version asked about, the commit log does:
+each commit file (``_delta_log/<version>.json``) lists the data files it added and removed.
 Between version ``since`` and the latest, the files added and not removed again hold every
 record written since, and the files removed that had been there hold the versions they
 replaced (a merge rewrites whole files, so most rows of both are the same rows). Their
@@ -17,9 +20,11 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 
 from timeaudit.lake.sql import read_sql
-from timeaudit.lake.store import PARTITION, Lake, sql_string, writer_duckdb
+from timeaudit.lake.store import PARTITION, Lake, has_change_feed, sql_string, writer_duckdb
 
 # The columns of a changed record the derived tables need: whose it is and the time it covers.
 TIMES = {"events": ("start", '"end"'), "messages": ("ts", "ts")}
@@ -55,10 +60,31 @@ def commit_files(table_path: Path, since: int, until: int) -> tuple[list[Path], 
 
 def changed_records(lake: Lake, table: str, since: int, until: int) -> pa.Table | None:
     """(account, t0, t1) of every record of ``table`` added, changed or deleted after version
-    ``since`` up to ``until`` (a changed record twice: its old and new times). None when that
-    cannot be told: the log or a removed file is gone (vacuumed)."""
+    ``since`` up to ``until`` (a changed record twice: its old and new times): from the
+    change data feed when the table had it on at ``since``, else from the files the commits
+    added and removed. None when that cannot be told: the log or a file is gone (vacuumed)."""
     if until <= since:
         return CHANGES_SCHEMA.empty_table()
+    try:
+        if has_change_feed(DeltaTable(lake.table_path(table), version=since)):
+            return _from_feed(lake, table, since, until)
+    except (DeltaError, OSError):
+        return None
+    return _from_files(lake, table, since, until)
+
+
+def _from_feed(lake: Lake, table: str, since: int, until: int) -> pa.Table:
+    """The changed rows as the commits wrote them: inserted, deleted, and both images of updated."""
+    columns = ["account", *dict.fromkeys(TIMES[table])]  # the reader's SQL wants "end" quoted
+    dt = DeltaTable(lake.table_path(table), version=until)
+    rows = pa.table(dt.load_cdf(starting_version=since + 1, ending_version=until, columns=columns).read_all())
+    times = [name.strip('"') for name in TIMES[table]]
+    return pa.table([rows["account"], rows[times[0]], rows[times[1]]], names=CHANGES_SCHEMA.names).cast(
+        CHANGES_SCHEMA
+    )
+
+
+def _from_files(lake: Lake, table: str, since: int, until: int) -> pa.Table | None:
     files = commit_files(lake.table_path(table), since, until)
     if files is None:
         return None

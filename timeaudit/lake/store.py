@@ -64,6 +64,9 @@ STATS_COLUMNS = {"events": "start,end,updated,ingested_at", "messages": "ts,upda
 # than any reader holds one snapshot (a reader re-snapshots whenever the table version moves).
 VACUUM_RETENTION_HOURS = 1
 COMMIT_ATTEMPTS = 20
+# Each commit also writes the rows it changed (Delta's change data feed), so that what changed
+# since a version is read from those rows alone (timeaudit.lake.changes).
+CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
 WRITER_PROPERTIES = WriterProperties(compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS)
 
 
@@ -212,7 +215,7 @@ class Lake:
 
     def _create(self, table: str) -> DeltaTable:
         schema = stored_schema(table)
-        config = {"delta.dataSkippingStatsColumns": STATS_COLUMNS[table]}
+        config = {"delta.dataSkippingStatsColumns": STATS_COLUMNS[table], **CHANGE_FEED}
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 return DeltaTable.create(
@@ -364,6 +367,12 @@ class Lake:
             self.vacuum(table, VACUUM_RETENTION_HOURS)
         return before, len(self.files(table))
 
+    def feed_changes(self, table: str) -> None:
+        """Turn on the change data feed of a table created before it was on (one commit)."""
+        dt = self.table(table)
+        if dt is not None and not has_change_feed(dt):
+            self.commit(table, lambda dt: dt.alter.set_table_properties(CHANGE_FEED))
+
     def vacuum(self, table: str, retention_hours: int, full: bool = False) -> int:
         """Remove the files that no snapshot younger than ``retention_hours`` uses (``full``: and
         files no commit ever took, left by a write killed before its commit); how many."""
@@ -395,6 +404,10 @@ def stored_schema(table: str) -> pa.Schema:
     events and messages."""
     schema = TABLES[table][1].append(pa.field(PARTITION, pa.string())).append(pa.field(BUCKET, pa.int32()))
     return schema.append(pa.field(PARTY_KEY, pa.int64())) if table in PARTY_TABLES else schema
+
+
+def has_change_feed(dt: DeltaTable) -> bool:
+    return dt.metadata().configuration.get("delta.enableChangeDataFeed") == "true"
 
 
 def account_bucket(account: str) -> int:

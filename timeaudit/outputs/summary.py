@@ -113,10 +113,11 @@ def build_summary(
     metrics: pd.DataFrame | None = None,
     analysis: Analysis | None = None,
 ) -> Summary:
-    """The summary of ``week`` and the ``weeks - 1`` weeks before it for one scope. One
-    analysis of the lake serves the weekly table (unless ``metrics`` is given) and the audit."""
-    analysis = analysis or shared_analysis(lake, settings)
-    data = metrics if metrics is not None else weekly_metrics(lake, settings, analysis, stored_first=True)
+    """The summary of ``week`` and the ``weeks - 1`` weeks before it for one scope. The weekly
+    table is ``metrics``, else the stored one while current, else computed on the shared
+    analysis of everyone, which then serves the audit too; given stored figures, a person's or
+    a team's audit classifies only their records (``shared_analysis(..., people)``)."""
+    data = metrics if metrics is not None else weekly_metrics(lake, settings, analysis)
     if week not in set(data["week"]):
         known = sorted(set(data["week"]))
         span = f"{known[0]} to {known[-1]}" if known else "none: the lake is empty; run `timeaudit demo` or a sync"
@@ -154,7 +155,10 @@ def build_summary(
     headline = headline_figures(weekly_table)
     summary = Summary(scope, subject, week, weekly_table, rows.reset_index(drop=True), headline, hidden, pool)
     summary.definitions = definitions(settings)
-    add_audit(summary, analysis, sorted(set(chosen["person"])), [w for w in span if w in set(data["week"])])
+    people = sorted(set(chosen["person"]))
+    if analysis is None:
+        analysis = shared_analysis(lake, settings, None if scope == "organisation" else people)
+    add_audit(summary, analysis, people, [w for w in span if w in set(data["week"])])
     return summary
 
 
