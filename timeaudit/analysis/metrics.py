@@ -202,7 +202,7 @@ def open_analysis(
     vacuums between listing and reading makes the read fail; a new snapshot then succeeds."""
     for attempt in range(attempts):
         try:
-            con = lake.connect()
+            con = lake.connect(only)
             return Analysis(con, prepare(con, settings, only, sent_by_anyone), settings, only is not None)
         except (duckdb.IOException, FileNotFoundError):  # DuckDB's read, or the store's look at a file
             if attempt == attempts - 1:
@@ -240,9 +240,17 @@ def restrict_records(con, accounts: Collection[str], sent_by_anyone: bool = Fals
     customer too (sql/customer_replies.sql)."""
     listing = ", ".join(sql_string(a) for a in sorted(accounts)) or "NULL"
     for table in ("events", "messages"):
-        also = " OR direction = 'sent'" if sent_by_anyone and table == "messages" else ""
+        everyone = sent_by_anyone and table == "messages"
+        also = " OR direction = 'sent'" if everyone else ""
         con.execute(f"ALTER VIEW {table} RENAME TO all_{table}")
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM all_{table} WHERE account IN ({listing}){also}")
+        theirs = f"{table}_of_accounts" if not everyone and _has_view(con, f"{table}_of_accounts") else f"all_{table}"
+        # Read once: the party lists, the classification and the day sweep all read them.
+        con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {theirs} WHERE account IN ({listing}){also}")
+
+
+def _has_view(con, name: str) -> bool:
+    found = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = $name", {"name": name})
+    return bool(found.fetchall()[0][0])
 
 
 def ensure_daily(a: Analysis) -> None:

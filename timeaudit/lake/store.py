@@ -319,11 +319,14 @@ class Lake:
             versions.append((table, dt.metadata().id, dt.version()) if dt else (table, None, -1))
         return tuple(versions)
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
+    def connect(self, accounts: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB (see ``capped_duckdb``) with a view per table over one snapshot of
-        it (its file list), and the party lists of events and messages."""
+        it (its file list), and the party lists of events and messages. Given ``accounts``, also
+        ``<table>_of_accounts``: the same snapshot's files of those accounts' buckets alone, so a
+        reader of a few accounts' records skips the files that cannot hold them."""
         self.check_schema()
         con = capped_duckdb()
+        buckets = None if accounts is None else {account_bucket(a) for a in accounts}
         for table in TABLES:
             dt = self.table(table)
             files = snapshot_files(dt) if dt else []
@@ -332,6 +335,10 @@ class Lake:
             else:
                 con.register(f"_empty_{table}", stored_schema(table).empty_table())
                 con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * EXCLUDE ({BUCKET}) FROM _empty_{table}")
+            if buckets is not None:
+                theirs = [f for f in files if partition_of(f)[1] in buckets]
+                relation = read_files(theirs) if theirs else f"(SELECT * FROM {table} WHERE false)"
+                con.execute(f"CREATE OR REPLACE VIEW {table}_of_accounts AS SELECT * FROM {relation}")
             if table in PARTY_TABLES:
                 lists = read_sql(f"party_lists_{table}.sql").format(raw=table)
                 con.execute(f"CREATE OR REPLACE VIEW {party_lists_view(table)} AS\n" + lists)

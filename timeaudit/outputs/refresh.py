@@ -179,7 +179,7 @@ def _incremental(lake, settings, now, out, found, changes, say) -> Refresh | Non
     widened = con.execute("SELECT count(*) FROM refresh_keys WHERE NOT touched").fetchall()[0][0]
     if widened:  # new weeks or people: everyone's (or the newcomers') records are needed too
         people = [p for (p,) in con.execute("SELECT DISTINCT person FROM refresh_keys").fetchall()]
-        keys = con.execute("SELECT * FROM refresh_keys").to_arrow_table()
+        keys = con.sql("SELECT * FROM refresh_keys").to_arrow_table()
         a = open_analysis(lake, settings, only=people)
         con = a.con
         con.register("refresh_keys", keys)
