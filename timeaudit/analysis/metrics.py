@@ -244,8 +244,10 @@ def restrict_records(con, accounts: Collection[str], sent_by_anyone: bool = Fals
         also = " OR direction = 'sent'" if everyone else ""
         con.execute(f"ALTER VIEW {table} RENAME TO all_{table}")
         theirs = f"{table}_of_accounts" if not everyone and _has_view(con, f"{table}_of_accounts") else f"all_{table}"
-        # Read once: the party lists, the classification and the day sweep all read them.
-        con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {theirs} WHERE account IN ({listing}){also}")
+        # A few people's records are read once, for the party lists, the classification and the
+        # day sweep; everyone's sent messages stay a view, each reader taking the columns it needs.
+        kind = "VIEW" if everyone else "TEMP TABLE"
+        con.execute(f"CREATE {kind} {table} AS SELECT * FROM {theirs} WHERE account IN ({listing}){also}")
 
 
 def _has_view(con, name: str) -> bool:
