@@ -110,16 +110,19 @@ def _one_at_a_time(lake: Lake) -> Iterator[None]:
 
 def _refresh(lake, settings, now, say, started, out) -> Refresh:
     found = read_manifest(out)
-    why = _why_full(found, lake, settings)
+    # Read once: the changes are read up to these versions and the manifest says these, so a
+    # commit landing meanwhile is the next refresh's to read, never skipped.
+    versions = lake.version()
+    why = _why_full(found, lake, settings, versions)
     if why == "":
         return Refresh("current")
     if why is None:
         say("finding the records that changed")
-        changes = _changes(lake, found["versions"])
+        changes = _changes(lake, found["versions"], versions)
         if changes is None:
             why = "the commit log no longer shows every change"
         else:
-            done = _incremental(lake, settings, now, out, found, changes, say)
+            done = _incremental(lake, settings, now, out, found, changes, versions, say)
             if done is not None:
                 done.seconds = time.perf_counter() - started
                 return done
@@ -131,7 +134,7 @@ def _refresh(lake, settings, now, say, started, out) -> Refresh:
     return Refresh("full", time.perf_counter() - started, tables=names, why=why)
 
 
-def _why_full(found: dict | None, lake: Lake, settings: Settings) -> str | None:
+def _why_full(found: dict | None, lake: Lake, settings: Settings, versions: tuple) -> str | None:
     """Why the tables must be recomputed whole; "" when they are current; None when a refresh
     of what changed will do."""
     if found is None:
@@ -140,9 +143,9 @@ def _why_full(found: dict | None, lake: Lake, settings: Settings) -> str | None:
         return "the stored tables were not written by this refresh's engine"
     if found.get("fingerprint") != fingerprint(settings):
         return "settings, roster or code changed"
-    if found.get("lake_version") == lake_version(lake):
+    if found.get("lake_version") == lake_version(lake, versions):
         return ""
-    now = {table: (table_id, version) for table, table_id, version in lake.version()}
+    now = {table: (table_id, version) for table, table_id, version in versions}
     for table, (table_id, version) in now.items():
         was = found["versions"].get(table)
         if was is None or was[0] != table_id or was[1] > version:
@@ -150,8 +153,8 @@ def _why_full(found: dict | None, lake: Lake, settings: Settings) -> str | None:
     return None
 
 
-def _changes(lake: Lake, versions: dict) -> pa.Table | None:
-    now = {table: version for table, _, version in lake.version()}
+def _changes(lake: Lake, versions: dict, latest: tuple) -> pa.Table | None:
+    now = {table: version for table, _, version in latest}
     parts = []
     for table in TABLES:
         if table not in versions:
@@ -163,12 +166,15 @@ def _changes(lake: Lake, versions: dict) -> pa.Table | None:
     return pa.concat_tables(parts) if parts else None
 
 
-def _incremental(lake, settings, now, out, found, changes, say) -> Refresh | None:
+def _incremental(lake, settings, now, out, found, changes, versions, say) -> Refresh | None:
     if any(not (out / name).is_dir() for name in found.get("tables", [])) or not set(BY_PERSON_WEEK) <= set(
         found.get("tables", [])
     ):
         return None
     stamp = begin_manifest(out, lake, settings, "duckdb")
+    if stamp is not None:
+        stamp["lake_version"] = lake_version(lake, versions)
+        stamp["versions"] = {table: [table_id, version] for table, table_id, version in versions}
     accounts = sorted(set(changes["account"].to_pylist()))
     say(f"classifying the records of {len(accounts):,} people")
     a = open_analysis(lake, settings, only=accounts)
