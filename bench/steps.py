@@ -177,12 +177,33 @@ def audit_rankings(data: Path, **_) -> dict:
 
 
 def report(data: Path, **_) -> dict:
+    """`timeaudit report --week 2026-W47 --team Support --format xlsx` as the command runs it, on
+    a lake whose derived tables are current (as a sync or import leaves them); bringing them
+    up to date first is not timed."""
+    from datetime import UTC, datetime
+
+    from timeaudit.outputs.derived import weekly_metrics
     from timeaudit.outputs.export import render
+    from timeaudit.outputs.refresh import refresh_derived
     from timeaudit.outputs.summary import build_summary
 
     lake, settings = _workspace(data)
-    size = len(render(build_summary(lake, settings, "2026-W47", team="Support"), "xlsx"))
-    return {"xlsx_bytes": size}
+    t = time.perf_counter()
+    refreshed = refresh_derived(lake, settings, datetime.now(UTC)).how
+    refresh_seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    metrics = weekly_metrics(lake, settings)
+    summary = build_summary(lake, settings, "2026-W47", team="Support", metrics=metrics)
+    built = time.perf_counter() - t
+    size = len(render(summary, "xlsx"))
+    seconds = time.perf_counter() - t
+    return {
+        "report_seconds": seconds,
+        "summary_seconds": built,
+        "xlsx_bytes": size,
+        "derived_tables_before": refreshed,
+        "refresh_seconds_not_timed": refresh_seconds,
+    }
 
 
 def baseline(data: Path, **_) -> dict:
@@ -208,6 +229,179 @@ def baseline(data: Path, **_) -> dict:
         for c in ("customer_meeting_hours", "admin_hours", "internal_meeting_hours", "double_booked_hours")
     }
     return {"aggregation_seconds": seconds, "max_abs_difference_hours": diffs, "person_weeks_compared": len(merged)}
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+FLOOR_SQL = """
+SELECT person, week, sum(minutes) AS event_minutes, sum(messages) AS messages FROM (
+    SELECT account AS person, date_trunc('week', start) AS week, (epoch("end") - epoch(start)) / 60.0 AS minutes,
+           0 AS messages
+    FROM events
+    UNION ALL
+    SELECT account, date_trunc('week', ts), 0.0, 1 FROM messages
+) GROUP BY person, week
+"""
+
+
+def _floor_seconds(lake) -> tuple[float, int]:
+    """The least any weekly figure can cost: open the same snapshot and, in one query, sum each
+    person-week's event minutes and count its messages (no rules, no time zones, no overlaps)."""
+    t = time.perf_counter()
+    con = lake.connect()
+    rows = len(con.sql(FLOOR_SQL).to_arrow_table())
+    con.close()
+    return time.perf_counter() - t, rows
+
+
+def weekly_vs_baseline(data: Path, rounds: int = 5, **_) -> dict:
+    """The weekly metrics (classification, days and weeks, as `weekly` times them), the floor
+    query and the pandas baseline's aggregation, taken in turn ``rounds`` times (weekly, floor,
+    baseline, weekly, ...), so that load from elsewhere on a shared machine falls on all three
+    alike; the medians and the median of each round's ratio."""
+    from bench.baseline import weekly_meeting_hours
+    from timeaudit.analysis.metrics import open_analysis
+    from timeaudit.outputs.derived import weekly_metrics
+
+    lake, settings = _workspace(data)
+    weekly_s, floor_s, baseline_s = [], [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        a = open_analysis(lake, settings)
+        person_weeks = len(weekly_metrics(lake, settings, a))
+        weekly_s.append(time.perf_counter() - t)
+        floor, floor_rows = _floor_seconds(lake)
+        floor_s.append(floor)
+        events = a.con.execute(
+            'SELECT person, start, "end", category FROM classified_events '
+            "WHERE category IN ('customer', 'admin', 'internal', 'focus')"
+        ).df()
+        zones = {p.email: p.timezone or settings.organisation.timezone for p in a.people}
+        a.con.close()
+        t = time.perf_counter()  # the baseline's own work, without the shared classification
+        weekly_meeting_hours(events, zones)
+        baseline_s.append(time.perf_counter() - t)
+    ratios = [b / w for w, b in zip(weekly_s, baseline_s, strict=True)]
+    over_floor = [w / f for w, f in zip(weekly_s, floor_s, strict=True)]
+    return {
+        "rounds": rounds,
+        "person_weeks": person_weeks,
+        "floor_rows": floor_rows,
+        "weekly_seconds": [round(x, 2) for x in weekly_s],
+        "floor_seconds": [round(x, 2) for x in floor_s],
+        "baseline_seconds": [round(x, 1) for x in baseline_s],
+        "weekly_median_seconds": _median(weekly_s),
+        "floor_median_seconds": _median(floor_s),
+        "baseline_median_seconds": _median(baseline_s),
+        "speedup_median_ratio": _median(ratios),
+        "weekly_over_floor_median": _median(over_floor),
+    }
+
+
+REFRESH_SHARE = 0.01  # of the people a sync brings changes for
+REFRESH_WEEKS = 2  # the newest weeks those changes fall in: what an incremental sync brings
+
+
+def _touch_people(lake, share: float, weeks: int, seed: int = 11) -> dict:
+    """What a sync touching ``share`` of the people writes: for each of them, one merge per table
+    giving every record of their newest ``weeks`` weeks a newer version, a third of the events
+    moved by half an hour and a fifth of the messages marked deleted. Returns counts."""
+    import random
+
+    import pyarrow.compute as pc
+
+    from timeaudit.core.model import TABLES
+
+    con = lake.connect()
+    accounts = [a for (a,) in con.execute("SELECT DISTINCT account FROM events ORDER BY account").fetchall()]
+    chosen = random.Random(seed).sample(accounts, max(1, round(len(accounts) * share)))
+    listing = ", ".join(f"'{a}'" for a in chosen)
+    written = {}
+    for table, column in (("events", "start"), ("messages", "ts")):
+        columns = ", ".join(f'"{name}"' for name in TABLES[table][1].names)
+        written[table] = 0
+        for source in lake.sources(table):
+            query = (
+                f"SELECT {columns} FROM {table} WHERE source = ? AND account IN ({listing}) "
+                f"AND {column} >= (SELECT max({column}) FROM {table}) - INTERVAL {7 * weeks} DAY"
+            )
+            rows = con.sql(query, params=[source]).to_arrow_table()
+            newer = pc.add(rows["updated"], pa.scalar(1_000_000, pa.duration("us")))
+            rows = rows.set_column(rows.schema.get_field_index("updated"), "updated", newer)
+            if table == "events":
+                picks = pa.array([i % 3 == 0 for i in range(rows.num_rows)])
+                half_hour = pa.scalar(1_800_000_000, pa.duration("us"))
+                for name in ("start", "end"):
+                    moved = pc.if_else(picks, pc.add(rows[name], half_hour), rows[name])
+                    rows = rows.set_column(rows.schema.get_field_index(name), name, moved)
+            else:
+                gone = pa.array([i % 5 == 0 for i in range(rows.num_rows)])
+                rows = rows.set_column(rows.schema.get_field_index("deleted"), "deleted", gone)
+            lake.write_arrow(table, source, rows)
+            written[table] += rows.num_rows
+    con.close()
+    return {"people": len(chosen), "records": written}
+
+
+def refresh(data: Path, **_) -> dict:
+    """The derived tables after a sync touching 1% of the people: every table written
+    (`timeaudit metrics`), the sync's merges, then the refresh a sync ends with, timed; and the
+    refreshed weekly and daily tables checked against a full computation."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from timeaudit.outputs.derived import DERIVED_DIR, run_duckdb
+    from timeaudit.outputs.refresh import refresh_derived
+
+    copy = data.parent / (data.name + "-refresh")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(data, copy, ignore=shutil.ignore_patterns(DERIVED_DIR))
+    try:
+        lake, settings = _workspace(copy)
+        now = datetime(END.year, END.month, END.day, 12, tzinfo=UTC)
+        t = time.perf_counter()
+        first = refresh_derived(lake, settings, now)  # every table, and the lake's change feed on
+        full_seconds = time.perf_counter() - t
+        assert first.how == "full", first
+        t = time.perf_counter()
+        touched = _touch_people(lake, REFRESH_SHARE, REFRESH_WEEKS)
+        sync_seconds = time.perf_counter() - t
+        steps: list[tuple[str, float]] = []
+        t = time.perf_counter()
+        done = refresh_derived(lake, settings, now, lambda what: steps.append((what, time.perf_counter() - t)))
+        seconds = time.perf_counter() - t
+        tables = ("weekly_metrics", "daily_metrics")
+        refreshed = {n: pd.read_parquet(copy / DERIVED_DIR / n) for n in tables}
+        t = time.perf_counter()
+        run_duckdb(lake, settings, now)
+        full_after = time.perf_counter() - t
+        equal = {}
+        for n in tables:
+            full = pd.read_parquet(copy / DERIVED_DIR / n)
+            try:
+                pd.testing.assert_frame_equal(refreshed[n], full, check_exact=False, rtol=0, atol=1e-6)
+                equal[n] = True
+            except AssertionError:
+                equal[n] = False
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    return {
+        "refresh_seconds": seconds,
+        "how": done.how,
+        "person_weeks_recomputed": done.person_weeks,
+        "sync": touched,
+        "sync_write_seconds": sync_seconds,
+        # when each step of the refresh began, in s from its start
+        "refresh_steps": [(what, round(at, 2)) for what, at in steps],
+        "full_seconds_before": full_seconds,
+        "full_seconds_after": full_after,
+        "equal_to_full": equal,
+    }
 
 
 SPARK_MASTER = "local[2]"
@@ -355,6 +549,8 @@ STEPS = {
     "audit": audit_rankings,
     "report": report,
     "baseline": baseline,
+    "weekly_vs_baseline": weekly_vs_baseline,
+    "refresh": refresh,
     "spark": spark,
     "hostile": hostile,
 }

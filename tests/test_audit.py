@@ -10,6 +10,7 @@ import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -195,3 +196,105 @@ def test_chat_shows_on_time_wasters_and_customers(demo, demo_dir, monkeypatch):
     shown = {m.label: m.value for m in at.metric}
     assert shown["Chats waiting for an answer"] == str(len(waiting))
     assert "Customer chat waiting for an answer, oldest first" in [s.value for s in at.subheader]
+# -- one analysis, shared ----------------------------------------------------------------------
+def test_concurrent_summaries_of_different_scopes_share_one_classification(demo_dir, monkeypatch):
+    """Four threads ask for summaries of different teams and the organisation at once: the
+    records are classified once, and each summary is the one a separate analysis gives."""
+    import threading
+
+    from timeaudit.analysis import metrics, session
+    from timeaudit.outputs.summary import build_summary
+
+    lake, settings = Lake(demo_dir), load_settings(demo_dir / "timeaudit.toml")
+    scopes = [{"team": "Support"}, {"team": "Sales"}, {"team": "Engineering"}, {}]
+    alone = [build_summary(lake, settings, "2026-W47", analysis=open_analysis(lake, settings), **s) for s in scopes]
+
+    session.forget_analyses()
+    opened = []
+    real = metrics.open_analysis
+
+    def counting(*args, **kwargs):
+        opened.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "open_analysis", counting)
+    results: dict[int, object] = {}
+    start = threading.Barrier(len(scopes))
+
+    def run(i: int) -> None:
+        start.wait()
+        results[i] = build_summary(lake, settings, "2026-W47", **scopes[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(scopes))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(opened) == 1, "the records were classified more than once"
+    for i, expected in enumerate(alone):
+        got = results[i]
+        assert (got.scope, got.subject) == (expected.scope, expected.subject)
+        pd.testing.assert_frame_equal(got.weekly, expected.weekly, check_exact=False, rtol=0, atol=1e-9)
+        pd.testing.assert_frame_equal(got.wasters, expected.wasters, check_exact=False, rtol=0, atol=1e-9)
+        pd.testing.assert_frame_equal(got.waiting, expected.waiting)
+        pd.testing.assert_frame_equal(got.neglected, expected.neglected)
+    assert session.shared_analysis(lake, settings) is session.shared_analysis(lake, settings)
+    session.forget_analyses()
+
+
+def test_a_new_lake_version_gets_a_new_analysis(demo_dir, tmp_path):
+    import shutil
+
+    from timeaudit.analysis import session
+    from timeaudit.core.model import EVENT_SCHEMA
+
+    folder = tmp_path / "data"
+    shutil.copytree(demo_dir, folder)
+    lake, settings = Lake(folder), load_settings(folder / "timeaudit.toml")
+    first = session.shared_analysis(lake, settings)
+    columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
+    (source,) = lake.sources("events")
+    lake.write_arrow("events", source, lake.connect().sql(f"SELECT {columns} FROM events LIMIT 1").to_arrow_table())
+    second = session.shared_analysis(lake, settings)
+    assert second is not first
+    assert session.shared_analysis(lake, settings) is second
+    session.forget_analyses()
+
+
+def test_a_team_report_on_stored_figures_classifies_only_what_its_audit_needs(demo_dir, tmp_path, monkeypatch):
+    """With the stored weekly table current, a team's summary classifies the team's records
+    (and everyone's sent mail, which may answer its customers) and shows what classifying
+    everything shows."""
+    import shutil
+
+    from timeaudit.analysis import metrics, session
+    from timeaudit.outputs.derived import run_duckdb
+    from timeaudit.outputs.summary import build_summary
+
+    folder = tmp_path / "data"
+    shutil.copytree(demo_dir, folder)
+    lake, settings = Lake(folder), load_settings(folder / "timeaudit.toml")
+    run_duckdb(lake, settings, NOW)
+    session.forget_analyses()
+    expected = build_summary(lake, settings, "2026-W47", team="Support", analysis=open_analysis(lake, settings))
+    calls = []
+    real = metrics.open_analysis
+
+    def spying(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "open_analysis", spying)
+    got = build_summary(lake, settings, "2026-W47", team="Support")
+    assert len(calls) == 1 and calls[0]["sent_by_anyone"]
+    assert set(calls[0]["only"]) == {p.email for p in metrics.load_people(settings) if p.team == "Support"}
+    for name in ("weekly", "rows", "wasters", "neglected", "waiting", "admin"):
+        pd.testing.assert_frame_equal(
+            getattr(got, name).reset_index(drop=True),
+            getattr(expected, name).reset_index(drop=True),
+            check_exact=False,
+            rtol=0,
+            atol=1e-9,
+        )
+    assert not expected.waiting.empty
+    session.forget_analyses()

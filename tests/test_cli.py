@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from timeaudit.cli import app
 
+from conftest import ROOT
+
 
 def leaf_commands(group, prefix=()) -> dict[tuple[str, ...], object]:
     """Every runnable command, sub-commands of groups (`sync google-calendar`) included."""
@@ -118,3 +120,30 @@ def test_compaction_says_what_it_did():
     assert compaction_line(12, 1) == "12 files merged into 1"
     assert compaction_line(1, 1) == "1 file, nothing to do"
     assert compaction_line(0, 0) == "0 files, nothing to do"
+
+
+def test_an_import_ends_by_refreshing_the_derived_tables_unless_told_not_to(demo_dir, tmp_path):
+    """After `timeaudit metrics`, an import brings the stored tables up to date by recomputing
+    the person-weeks it touched (a progress line, then what was done); --no-refresh leaves them."""
+    import json
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    ics = str(ROOT / "tests" / "fixtures" / "ics" / "dst_transition_weekly.ics")
+    person = (data / "people.csv").read_text().splitlines()[1].split(",")[0]
+    window = ["--since", "2026-09-01", "--until", "2026-11-23"]
+    account = ["--account", person, "--data", str(data), *window]
+    assert run("metrics", "--data", str(data)).returncode == 0
+    before = json.loads((data / "derived" / "manifest.json").read_text())
+    skipped = run("import", "ics", ics, *account, "--no-refresh")
+    assert skipped.returncode == 0, skipped.stderr
+    assert "Derived tables" not in skipped.stdout
+    assert json.loads((data / "derived" / "manifest.json").read_text()) == before
+    done = run("import", "ics", ics, *account)  # nothing new: the first import's records are refreshed
+    assert done.returncode == 0, done.stderr
+    assert "Derived tables:" in done.stdout and "person-weeks of 1 people recomputed" in done.stdout, done.stdout
+    after = json.loads((data / "derived" / "manifest.json").read_text())
+    assert after["lake_version"] != before["lake_version"]
+    again = run("import", "ics", ics, *account)
+    assert "Derived tables: already up to date." in again.stdout

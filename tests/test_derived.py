@@ -9,19 +9,21 @@ the same frame (columns, order, dtypes) computing would. The Spark side is in te
 from __future__ import annotations
 
 import json
+import random
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
 from timeaudit.analysis import metrics
-from timeaudit.analysis.metrics import open_analysis
+from timeaudit.analysis.metrics import open_analysis, typed_weekly
 from timeaudit.cli import app
 from timeaudit.core.config import load_settings
-from timeaudit.core.model import EVENT_SCHEMA
+from timeaudit.core.model import EVENT_SCHEMA, MESSAGE_SCHEMA
 from timeaudit.lake.store import Lake
 from timeaudit.outputs import derived
 from timeaudit.outputs.derived import (
@@ -32,6 +34,7 @@ from timeaudit.outputs.derived import (
     run_duckdb,
     weekly_metrics,
 )
+from timeaudit.outputs.refresh import refresh_derived
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 # DuckDB sums floats in parallel, so two runs over the same rows can differ in the last bit.
@@ -188,3 +191,100 @@ def test_data_page_says_whether_the_stored_tables_are_in_use(copy, monkeypatch):
     (copy / "derived" / MANIFEST).unlink()
     at.switch_page("views/data.py").run()
     assert any("computed from the data when first shown" in c.value for c in at.caption)
+
+
+# -- refreshing what changed -------------------------------------------------------------------
+def _batch(lake: Lake, rng: random.Random) -> int:
+    """One random sync's worth of changes, as merges of whole records: for one to three people,
+    records moved, deleted, written again unchanged, and new ones (now and then in a week past
+    the lake's last, which widens its span for everyone). Returns the records written."""
+    con = lake.connect()
+    accounts = [a for (a,) in con.execute("SELECT DISTINCT account FROM events ORDER BY account").fetchall()]
+    chosen = rng.sample(accounts, rng.randint(1, 3))
+    listing = ", ".join(f"'{a}'" for a in chosen)
+    written = 0
+    for table, schema, times in (("events", EVENT_SCHEMA, ("start", "end")), ("messages", MESSAGE_SCHEMA, ("ts",))):
+        (source,) = lake.sources(table)
+        columns = ", ".join(f'"{name}"' for name in schema.names)
+        query = f"SELECT {columns} FROM {table} WHERE account IN ({listing}) ORDER BY id"
+        rows = con.sql(query).to_arrow_table().to_pylist()
+        picked = rng.sample(rows, min(len(rows), rng.randint(1, 25)))
+        out = []
+        for row in picked:
+            row = dict(row, updated=row["updated"] + timedelta(seconds=1))
+            what = rng.random()
+            if what < 0.3:
+                shift = timedelta(minutes=rng.choice([-90, -30, 15, 45, 60 * 26, 60 * 24 * 6]))
+                row.update({t: row[t] + shift for t in times})
+            elif what < 0.5:
+                row["deleted"] = True
+            elif what < 0.8:
+                fresh = dict(row, id=f"{row['id']}-new-{rng.randrange(10**9)}")
+                if rng.random() < 0.15:  # past the last week: a new week for everyone
+                    fresh.update({t: fresh[t] + timedelta(weeks=rng.randint(1, 2)) for t in times})
+                out.append(fresh)
+            out.append(row)
+        if out:
+            lake.write_arrow(table, source, pa.Table.from_pylist(out, schema=schema))
+            written += len(out)
+    con.close()
+    return written
+
+
+@pytest.mark.parametrize("feed", [True, False], ids=["change-feed", "commit-files"])
+def test_a_refresh_after_random_batches_equals_a_full_computation(copy, tmp_path, feed):
+    """Seeded random syncs, each followed by a refresh: the refreshed tables are, every time,
+    what computing everything from the lake gives; whether the changes are read from the
+    tables' change data feed or, for tables without it, from the files the commits swapped."""
+    lake, settings = Lake(copy), load_settings(copy / "timeaudit.toml")
+    if not feed:
+        for table in ("events", "messages"):
+            lake.commit(table, lambda dt: dt.alter.set_table_properties({"delta.enableChangeDataFeed": "false"}))
+        refresh_derived(lake, settings, NOW)
+    assert refresh_derived(lake, settings, NOW).how == "current"
+    rng = random.Random(27 if feed else 28)
+    for round_ in range(5 if feed else 3):
+        assert _batch(lake, rng) > 0
+        done = refresh_derived(lake, settings, NOW)
+        assert done.how == "incremental", done
+        assert 0 < done.person_weeks
+        full, _ = run_duckdb(lake, settings, NOW, tmp_path / f"full-{round_}")
+        for name, order in (("weekly_metrics", ["week", "person"]), ("daily_metrics", ["day", "person"])):
+            refreshed = pd.read_parquet(copy / "derived" / name)
+            computed_ = pd.read_parquet(full / name)
+            assert refreshed[order].equals(computed_[order]), f"{name}: other rows after round {round_}"
+            pd.testing.assert_frame_equal(refreshed, computed_, check_exact=False, rtol=0, atol=LAST_BITS)
+        manifest = json.loads((copy / "derived" / MANIFEST).read_text())
+        assert manifest_in_use(lake, settings) is not None
+        assert set(manifest["behind"]) == set(DERIVED_TABLES) - {"weekly_metrics", "daily_metrics"}
+    # What the pages read: the refreshed table, as computing would give it.
+    stored = weekly_metrics(lake, settings)
+    pd.testing.assert_frame_equal(
+        stored, typed_weekly(pd.read_parquet(full / "weekly_metrics")), check_exact=False, rtol=0, atol=LAST_BITS
+    )
+
+
+def test_a_refresh_recomputes_only_the_touched_person_weeks(copy):
+    lake, settings = Lake(copy), load_settings(copy / "timeaudit.toml")
+    con = lake.connect()
+    (source,) = lake.sources("events")
+    columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
+    query = f"SELECT {columns} FROM events WHERE hour(start) = 10 ORDER BY id LIMIT 1"
+    row = con.sql(query).to_arrow_table().to_pylist()[0]
+    row.update(updated=row["updated"] + timedelta(seconds=1), start=row["start"] + timedelta(minutes=30))
+    lake.write_arrow("events", source, pa.Table.from_pylist([row], schema=EVENT_SCHEMA))
+    done = refresh_derived(lake, settings, NOW)
+    # The old and new times fall in one week of one person (no event sits across midnight here).
+    assert (done.how, done.person_weeks, done.people) == ("incremental", 1, 1)
+
+
+def test_a_refresh_starts_over_when_it_cannot_tell_what_changed(copy):
+    lake, settings = Lake(copy), load_settings(copy / "timeaudit.toml")
+    assert refresh_derived(lake, settings, NOW).how == "current"
+    edited = settings.model_copy(deep=True)
+    edited.rules.long_meeting_minutes += 15
+    done = refresh_derived(lake, edited, NOW)
+    assert (done.how, done.why) == ("full", "settings, roster or code changed")
+    assert refresh_derived(lake, edited, NOW).how == "current"
+    (copy / "derived" / MANIFEST).unlink()
+    assert refresh_derived(lake, edited, NOW).why == "no stored tables yet"

@@ -7,6 +7,7 @@ the what-if. Pages and the CLI show these tables as they are.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -57,6 +58,14 @@ def open_scope(a: Analysis, weeks: list[str], people: list[str] | None = None, n
     a.con.register("audit_range", pd.DataFrame({"t0": [scope.t0], "t1": [scope.t1], "now": [scope.now]}))
     a.con.execute(read_sql("meetings.sql"))
     return scope
+
+
+@contextmanager
+def scoped(a: Analysis, weeks: list[str], people: list[str] | None = None, now: datetime | None = None):
+    """``open_scope`` for an analysis other callers share (``timeaudit.analysis.session``): the
+    scope's tables stay registered, and the connection this caller's, until the block ends."""
+    with a.lock:
+        yield open_scope(a, weeks, people, now)
 
 
 # -- time wasters -----------------------------------------------------------------------------

@@ -12,7 +12,9 @@ from the same Python code and runs the same SQL files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import duckdb
@@ -25,7 +27,7 @@ from timeaudit.core.config import DAY_NAMES, Settings, parse_working_hours
 from timeaudit.core.model import Person
 from timeaudit.core.roster import load_people
 from timeaudit.core.weeks import week_label, week_labels
-from timeaudit.lake.store import Lake
+from timeaudit.lake.store import Lake, sql_string
 from timeaudit.privacy import gate, visible_groups
 
 NO_TEAM = "(no team)"
@@ -74,11 +76,16 @@ COUNT_COLUMNS = ["emails_sent", "emails_received"]
 
 @dataclass(frozen=True)
 class Analysis:
-    """An open DuckDB connection with the lake, the rules and the people's days registered."""
+    """An open DuckDB connection with the lake, the rules and the people's days registered.
+    Shared by several threads (``timeaudit.analysis.session``), it is used under ``lock``;
+    ``memo`` keeps what is computed on it once (the weekly table)."""
 
     con: duckdb.DuckDBPyConnection
     people: list[Person]
     settings: Settings
+    partial: bool = False  # only some accounts' records classified (``open_analysis(only=...)``)
+    lock: threading.RLock = field(default_factory=threading.RLock, compare=False, repr=False)
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def people_or_accounts(con, people: list[Person], shared: frozenset[str] = frozenset()) -> list[Person]:
@@ -181,30 +188,40 @@ def _local_to_utc(local: pd.DatetimeIndex, tz: str) -> pd.DatetimeIndex:
     return local.tz_localize(tz, nonexistent="shift_forward", ambiguous=True).tz_convert("UTC")
 
 
-def open_analysis(lake: Lake, settings: Settings, attempts: int = 3) -> Analysis:
-    """Classify the lake's records for these settings. A data file that `timeaudit forget`
+def open_analysis(
+    lake: Lake,
+    settings: Settings,
+    attempts: int = 3,
+    *,
+    only: Collection[str] | None = None,
+    sent_by_anyone: bool = False,
+) -> Analysis:
+    """Classify the lake's records for these settings (only the records of the accounts in
+    ``only`` when given, and with ``sent_by_anyone`` every account's sent messages too; the
+    people and their days are everyone's all the same). A data file that `timeaudit forget`
     vacuums between listing and reading makes the read fail; a new snapshot then succeeds."""
     for attempt in range(attempts):
         try:
-            return _open_analysis(lake, settings)
+            con = lake.connect(only)
+            return Analysis(con, prepare(con, settings, only, sent_by_anyone), settings, only is not None)
         except (duckdb.IOException, FileNotFoundError):  # DuckDB's read, or the store's look at a file
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-def _open_analysis(lake: Lake, settings: Settings) -> Analysis:
-    con = lake.connect()
-    return Analysis(con, prepare(con, settings), settings)
-
-
-def prepare(con, settings: Settings) -> list[Person]:
+def prepare(
+    con, settings: Settings, only: Collection[str] | None = None, sent_by_anyone: bool = False
+) -> list[Person]:
     """Register the rules, the people and their days on ``con`` (which already has the lake's
-    ``events`` and ``messages``) and classify every record. Returns the people."""
+    ``events`` and ``messages``) and classify every record (of the accounts in ``only``, when
+    given: the people, the weeks and the rules stay those of the whole lake). Returns the people."""
     shared = frozenset(m.address for m in settings.shared_mailboxes)
     people = people_or_accounts(con, load_people(settings), shared)
-    register_rules(con, settings, people)
     span = data_range(con)
+    if only is not None:
+        restrict_records(con, only, sent_by_anyone)
+    register_rules(con, settings, people)
     if span and people:
         days, zones = zone_days(people, settings, *span)
     else:
@@ -215,8 +232,36 @@ def prepare(con, settings: Settings) -> list[Person]:
     return people
 
 
+def restrict_records(con, accounts: Collection[str], sent_by_anyone: bool = False) -> None:
+    """Make ``events`` and ``messages`` on ``con`` hold only the records of ``accounts``: a
+    person's figures depend on their own records alone (the rules, the people and the weeks
+    aside), so recomputing a few people's weeks needs only theirs. The audit of a few people
+    also needs everyone's sent messages (``sent_by_anyone``): a colleague's reply answers a
+    customer too (sql/customer_replies.sql)."""
+    listing = ", ".join(sql_string(a) for a in sorted(accounts)) or "NULL"
+    for table in ("events", "messages"):
+        everyone = sent_by_anyone and table == "messages"
+        also = " OR direction = 'sent'" if everyone else ""
+        con.execute(f"ALTER VIEW {table} RENAME TO all_{table}")
+        theirs = f"{table}_of_accounts" if not everyone and _has_view(con, f"{table}_of_accounts") else f"all_{table}"
+        # A few people's records are read once, for the party lists, the classification and the
+        # day sweep; everyone's sent messages stay a view, each reader taking the columns it needs.
+        kind = "VIEW" if everyone else "TEMP TABLE"
+        con.execute(f"CREATE {kind} {table} AS SELECT * FROM {theirs} WHERE account IN ({listing}){also}")
+
+
+def _has_view(con, name: str) -> bool:
+    found = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = $name", {"name": name})
+    return bool(found.fetchall()[0][0])
+
+
 def ensure_daily(a: Analysis) -> None:
     """Compute the person-day table once per analysis (every weekly figure sums it)."""
+    with a.lock:
+        _ensure_daily(a)
+
+
+def _ensure_daily(a: Analysis) -> None:
     if not a.con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'daily_metrics' AND temporary"
     ).fetchall()[0][0]:
@@ -224,9 +269,15 @@ def ensure_daily(a: Analysis) -> None:
 
 
 def compute_weekly(a: Analysis) -> pd.DataFrame:
-    """One row per person-week of the analysis; see docs/metrics.md for every column."""
-    ensure_daily(a)
-    return typed_weekly(a.con.execute(read_sql("weekly.sql")).df())
+    """One row per person-week of the analysis; see docs/metrics.md for every column. Computed
+    once per analysis; each caller gets its own copy."""
+    if a.partial:
+        raise ValueError("this analysis classified only some people's records: no weekly table of everyone")
+    with a.lock:
+        if "weekly" not in a.memo:
+            ensure_daily(a)
+            a.memo["weekly"] = typed_weekly(a.con.execute(read_sql("weekly.sql")).df())
+        return a.memo["weekly"].copy()
 
 
 def typed_weekly(df: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ The command modules (``timeaudit.cli.report``, ``.google``, ...) import from her
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +26,14 @@ err = Console(stderr=True)
 DataOption = Annotated[
     Path | None,
     typer.Option("--data", envvar=DATA_ENV, help="Data folder holding the lake and sync state. (default: ./data)"),
+]
+RefreshOption = Annotated[
+    bool,
+    typer.Option(
+        "--refresh/--no-refresh",
+        help="Afterwards bring the stored metrics (<data>/derived) up to date, recomputing only the "
+        "person-weeks the new records touch.",
+    ),
 ]
 ConfigOption = Annotated[
     Path | None,
@@ -54,6 +63,18 @@ def open_workspace(data: Path | None, config: Path | None) -> tuple[Lake, Settin
     data_dir = data or default_data_dir()
     settings = load_settings(find_config(config, data_dir))
     return Lake(data_dir), settings
+
+
+def refresh_derived_tables(lake: Lake, settings: Settings) -> None:
+    """The end of a sync or an import: the stored metrics brought up to date, with a line
+    saying what is being done while it runs and one saying what was done."""
+    from timeaudit.outputs.refresh import refresh_derived
+
+    with err.status("Derived tables: checking…") as status:
+        done = refresh_derived(
+            lake, settings, datetime.now(UTC), lambda what: status.update(f"Derived tables: {what}…")
+        )
+    out.print(done.line(), highlight=False)
 
 
 def record_progress() -> Progress:

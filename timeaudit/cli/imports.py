@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from timeaudit.cli.common import ConfigOption, DataOption, err, open_workspace, out, user_errors
+from timeaudit.cli.common import (
+    ConfigOption,
+    DataOption,
+    RefreshOption,
+    err,
+    open_workspace,
+    out,
+    refresh_derived_tables,
+    user_errors,
+)
 from timeaudit.core.errors import UserError
 from timeaudit.lake.imports import import_ics, import_mail, import_slack
 from timeaudit.lake.mirror import ImportReport
@@ -80,6 +89,11 @@ def _print_report(report: ImportReport) -> None:
     out.print(report.line(), highlight=False)
 
 
+def _refresh(lake, settings, refresh: bool) -> None:
+    if refresh:
+        refresh_derived_tables(lake, settings)
+
+
 @import_app.command("ics")
 @user_errors
 def import_ics_command(
@@ -91,6 +105,7 @@ def import_ics_command(
     until: Annotated[str | None, typer.Option(help="Day after the last, YYYY-MM-DD. (default: \\[imports])")] = None,
     data: DataOption = None,
     config: ConfigOption = None,
+    refresh: RefreshOption = True,
 ) -> None:
     """Import calendar exports from Google Calendar, Outlook/Exchange, Apple Calendar or Thunderbird.
 
@@ -105,6 +120,7 @@ def import_ics_command(
         unit="calendars",
     )
     _print_report(report)
+    _refresh(lake, settings, refresh)
 
 
 @import_app.command("mail")
@@ -124,6 +140,7 @@ def import_mail_command(
     ] = None,
     data: DataOption = None,
     config: ConfigOption = None,
+    refresh: RefreshOption = True,
 ) -> None:
     """Import mail headers (never bodies) from mbox, Maildir or message files; the format is detected.
 
@@ -139,6 +156,7 @@ def import_mail_command(
         unit="bytes",
     )
     _print_report(report)
+    _refresh(lake, settings, refresh)
 
 
 @import_app.command("slack")

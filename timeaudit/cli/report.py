@@ -53,7 +53,6 @@ def report(
     docs/metrics.md. Schedule it, e.g. every Monday at 07:00 with cron:
     0 7 * * 1  timeaudit report --week last --team Support --format pdf --output support.pdf
     """
-    from timeaudit.analysis.metrics import open_analysis
     from timeaudit.outputs.derived import weekly_metrics
     from timeaudit.outputs.export import FORMATS, render, write_atomically
     from timeaudit.outputs.summary import build_summary
@@ -64,12 +63,10 @@ def report(
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: unknown; use one of {', '.join(FORMATS)}")
     lake, settings = open_workspace(data, config)
-    analysis = open_analysis(lake, settings)  # one analysis for the weekly table and the audit
-    metrics = weekly_metrics(lake, settings, analysis, stored_first=True)
+    # The stored weekly table while current, else one shared analysis for it and the audit.
+    metrics = weekly_metrics(lake, settings)
     week = resolve_week(week, sorted(set(metrics["week"])))
-    summary = build_summary(
-        lake, settings, week, weeks=weeks, person=person, team=team, metrics=metrics, analysis=analysis
-    )
+    summary = build_summary(lake, settings, week, weeks=weeks, person=person, team=team, metrics=metrics)
     payload = render(summary, fmt)
     if output:
         write_atomically(output, payload)
@@ -81,14 +78,14 @@ def report(
 
 def _audit_scope(data, config, week: str, weeks: int, team: str | None):
     from timeaudit.analysis import audit
-    from timeaudit.analysis.metrics import open_analysis
+    from timeaudit.analysis.session import shared_analysis
     from timeaudit.core.weeks import weeks_ending
     from timeaudit.outputs.derived import weekly_metrics
     from timeaudit.outputs.summary import refuse_hidden_team
     from timeaudit.privacy import visible_groups
 
     lake, settings = open_workspace(data, config)
-    analysis = open_analysis(lake, settings)
+    analysis = shared_analysis(lake, settings)
     known = sorted(set(weekly_metrics(lake, settings, analysis)["week"]))
     if not known:
         raise UserError("the lake holds no data yet; run `timeaudit demo` or a sync first")

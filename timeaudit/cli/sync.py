@@ -15,7 +15,16 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from connectors.base import Report
-from timeaudit.cli.common import ConfigOption, DataOption, err, open_workspace, out, user_errors
+from timeaudit.cli.common import (
+    ConfigOption,
+    DataOption,
+    RefreshOption,
+    err,
+    open_workspace,
+    out,
+    refresh_derived_tables,
+    user_errors,
+)
 from timeaudit.core.errors import UserError
 from timeaudit.lake.shards import parse_shard
 from timeaudit.lake.sync import Silent
@@ -77,9 +86,12 @@ class _LineReporter(Silent):
             err.print(report.line(), highlight=False, soft_wrap=True)
 
 
-def _run_sync(name: str, data, config, *, shard: str | None, workers: int, **options: Any) -> None:
+def _run_sync(
+    name: str, data, config, *, shard: str | None, workers: int, refresh: bool = True, **options: Any
+) -> None:
     """Sync the registered source ``name`` with a live progress line per read on a terminal,
-    plain lines elsewhere; then each failure, the summary line, and exit code 1 if any failed."""
+    plain lines elsewhere; then each failure, the summary line, the derived tables refreshed
+    (unless ``refresh`` is off), and exit code 1 if any failed."""
     from timeaudit.lake.sync import sync_registered
 
     # The client library warns of every 403 it sees; ours are retried or reported once.
@@ -106,6 +118,8 @@ def _run_sync(name: str, data, config, *, shard: str | None, workers: int, **opt
     for what, error in failed:
         err.print(f"[red]failed:[/red] {what}: {error}", highlight=False, soft_wrap=True)
     out.print(summary.line(), highlight=False)
+    if refresh:
+        refresh_derived_tables(lake, settings)
     if failed:
         raise typer.Exit(1)
 
@@ -127,6 +141,7 @@ def sync_google_calendar_command(
     ] = None,
     workers: WorkersOption = 1,
     shard: ShardOption = None,
+    refresh: RefreshOption = True,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -138,7 +153,15 @@ def sync_google_calendar_command(
     """
     first, last = _day(since, "--since"), _day(until, "--until")
     _run_sync(
-        "google-calendar", data, config, shard=shard, workers=workers, calendars=calendar, since=first, until=last
+        "google-calendar",
+        data,
+        config,
+        shard=shard,
+        workers=workers,
+        refresh=refresh,
+        calendars=calendar,
+        since=first,
+        until=last,
     )
 
 
@@ -151,6 +174,7 @@ def sync_gmail_command(
     ] = None,
     workers: WorkersOption = 1,
     shard: ShardOption = None,
+    refresh: RefreshOption = True,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -161,7 +185,7 @@ def sync_gmail_command(
     history), and read the window whole again when that history has expired. One person's
     failure is reported and the others go on; the exit code is then 1.
     """
-    _run_sync("gmail", data, config, shard=shard, workers=workers, since=_day(since, "--since"))
+    _run_sync("gmail", data, config, shard=shard, workers=workers, refresh=refresh, since=_day(since, "--since"))
 
 
 @sync_app.command("microsoft")
@@ -173,6 +197,7 @@ def sync_microsoft_command(
     ] = None,
     workers: WorkersOption = 1,
     shard: ShardOption = None,
+    refresh: RefreshOption = True,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -183,7 +208,7 @@ def sync_microsoft_command(
     what changed (Graph's delta links), and read a part whole again when Graph has forgotten
     its delta. One mailbox's failure is reported and the others go on; the exit code is then 1.
     """
-    _run_sync("microsoft", data, config, shard=shard, workers=workers, since=_day(since, "--since"))
+    _run_sync("microsoft", data, config, shard=shard, workers=workers, refresh=refresh, since=_day(since, "--since"))
 
 
 AccountOption = Annotated[
@@ -202,6 +227,7 @@ def sync_imap_command(
     ] = None,
     workers: WorkersOption = 1,
     shard: ShardOption = None,
+    refresh: RefreshOption = True,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -214,7 +240,16 @@ def sync_imap_command(
     server that cannot be reached, a refused login or token or an untrusted certificate stops
     the run with the fix (exit 2).
     """
-    _run_sync("imap", data, config, shard=shard, workers=workers, accounts=account, since=_day(since, "--since"))
+    _run_sync(
+        "imap",
+        data,
+        config,
+        shard=shard,
+        workers=workers,
+        refresh=refresh,
+        accounts=account,
+        since=_day(since, "--since"),
+    )
 
 
 @sync_app.command("caldav")
@@ -223,6 +258,7 @@ def sync_caldav_command(
     account: AccountOption = None,
     workers: WorkersOption = 1,
     shard: ShardOption = None,
+    refresh: RefreshOption = True,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -233,7 +269,7 @@ def sync_caldav_command(
     `timeaudit import ics` reads them. A server that cannot be reached, a refused login or an
     untrusted certificate stops the run with the fix (exit 2).
     """
-    _run_sync("caldav", data, config, shard=shard, workers=workers, accounts=account)
+    _run_sync("caldav", data, config, shard=shard, workers=workers, refresh=refresh, accounts=account)
 
 
 @sync_app.command("slack")

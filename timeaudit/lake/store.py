@@ -68,6 +68,9 @@ STATS_COLUMNS = {
 # than any reader holds one snapshot (a reader re-snapshots whenever the table version moves).
 VACUUM_RETENTION_HOURS = 1
 COMMIT_ATTEMPTS = 20
+# Each commit also writes the rows it changed (Delta's change data feed), so that what changed
+# since a version is read from those rows alone (timeaudit.lake.changes).
+CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
 WRITER_PROPERTIES = WriterProperties(compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS)
 
 
@@ -216,7 +219,7 @@ class Lake:
 
     def _create(self, table: str) -> DeltaTable:
         schema = stored_schema(table)
-        config = {"delta.dataSkippingStatsColumns": STATS_COLUMNS[table]}
+        config = {"delta.dataSkippingStatsColumns": STATS_COLUMNS[table], **CHANGE_FEED}
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 return DeltaTable.create(
@@ -320,11 +323,14 @@ class Lake:
             versions.append((table, dt.metadata().id, dt.version()) if dt else (table, None, -1))
         return tuple(versions)
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
+    def connect(self, accounts: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB (see ``capped_duckdb``) with a view per table over one snapshot of
-        it (its file list), and the party lists of events and messages."""
+        it (its file list), and the party lists of events and messages. Given ``accounts``, also
+        ``<table>_of_accounts``: the same snapshot's files of those accounts' buckets alone, so a
+        reader of a few accounts' records skips the files that cannot hold them."""
         self.check_schema()
         con = capped_duckdb()
+        buckets = None if accounts is None else {account_bucket(a) for a in accounts}
         for table in TABLES:
             dt = self.table(table)
             files = snapshot_files(dt) if dt else []
@@ -333,6 +339,10 @@ class Lake:
             else:
                 con.register(f"_empty_{table}", stored_schema(table).empty_table())
                 con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * EXCLUDE ({BUCKET}) FROM _empty_{table}")
+            if buckets is not None:
+                theirs = [f for f in files if partition_of(f)[1] in buckets]
+                relation = read_files(theirs) if theirs else f"(SELECT * FROM {table} WHERE false)"
+                con.execute(f"CREATE OR REPLACE VIEW {table}_of_accounts AS SELECT * FROM {relation}")
             if table in PARTY_TABLES:
                 lists = read_sql(f"party_lists_{table}.sql").format(raw=table)
                 con.execute(f"CREATE OR REPLACE VIEW {party_lists_view(table)} AS\n" + lists)
@@ -368,6 +378,12 @@ class Lake:
             self.vacuum(table, VACUUM_RETENTION_HOURS)
         return before, len(self.files(table))
 
+    def feed_changes(self, table: str) -> None:
+        """Turn on the change data feed of a table created before it was on (one commit)."""
+        dt = self.table(table)
+        if dt is not None and not has_change_feed(dt):
+            self.commit(table, lambda dt: dt.alter.set_table_properties(CHANGE_FEED))
+
     def vacuum(self, table: str, retention_hours: int, full: bool = False) -> int:
         """Remove the files that no snapshot younger than ``retention_hours`` uses (``full``: and
         files no commit ever took, left by a write killed before its commit); how many."""
@@ -399,6 +415,10 @@ def stored_schema(table: str) -> pa.Schema:
     events and messages."""
     schema = TABLES[table][1].append(pa.field(PARTITION, pa.string())).append(pa.field(BUCKET, pa.int32()))
     return schema.append(pa.field(PARTY_KEY, pa.int64())) if table in PARTY_TABLES else schema
+
+
+def has_change_feed(dt: DeltaTable) -> bool:
+    return dt.metadata().configuration.get("delta.enableChangeDataFeed") == "true"
 
 
 def account_bucket(account: str) -> int:

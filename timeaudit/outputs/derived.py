@@ -32,6 +32,7 @@ import pandas as pd
 from timeaudit.analysis.audit import open_scope
 from timeaudit.analysis.chat import prepare_chat, register_org_days
 from timeaudit.analysis.metrics import Analysis, compute_weekly, open_analysis, typed_weekly
+from timeaudit.analysis.session import shared_analysis
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import Settings
 from timeaudit.core.model import SCHEMA_VERSION
@@ -131,10 +132,10 @@ def run_duckdb(lake: Lake, settings: Settings, now: datetime, out: Path | None =
 MANIFEST = "manifest.json"
 
 
-def lake_version(lake: Lake) -> str:
-    """Each Delta table's id and version (``Lake.version``), e.g. ``events:<id>@12 messages:<id>@7``:
-    every commit moves it."""
-    return " ".join(f"{table}:{table_id}@{version}" for table, table_id, version in lake.version())
+def lake_version(lake: Lake, versions: tuple | None = None) -> str:
+    """Each Delta table's id and version (``Lake.version``, or ``versions`` read from it), e.g.
+    ``events:<id>@12 messages:<id>@7``: every commit moves it."""
+    return " ".join(f"{table}:{table_id}@{version}" for table, table_id, version in versions or lake.version())
 
 
 def fingerprint(settings: Settings) -> str:
@@ -167,7 +168,14 @@ def begin_manifest(out: Path | None, lake: Lake | None, settings: Settings, engi
     (out / MANIFEST).unlink(missing_ok=True)
     if lake is None:
         return None
-    return {"engine": engine, "lake_version": lake_version(lake), "fingerprint": fingerprint(settings)}
+    versions = lake.version()
+    return {
+        "engine": engine,
+        "lake_version": lake_version(lake, versions),
+        # each table's id and version, from which a refresh reads what changed since (outputs/refresh.py)
+        "versions": {table: [table_id, version] for table, table_id, version in versions},
+        "fingerprint": fingerprint(settings),
+    }
 
 
 def finish_manifest(out: Path | None, stamp: dict | None, now: datetime, names: list[str]) -> None:
@@ -226,4 +234,4 @@ def weekly_metrics(
         stored = stored_weekly(lake, settings)
         if stored is not None:
             return typed_weekly(stored)
-    return compute_weekly(analysis or open_analysis(lake, settings))
+    return compute_weekly(analysis or shared_analysis(lake, settings))

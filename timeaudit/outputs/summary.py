@@ -19,10 +19,10 @@ from timeaudit.analysis.metrics import (
     HOUR_COLUMNS,
     Analysis,
     customer_share,
-    open_analysis,
     team_weekly,
     teams_of,
 )
+from timeaudit.analysis.session import shared_analysis
 from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.weeks import week_start, weeks_ending
@@ -129,10 +129,11 @@ def build_summary(
     metrics: pd.DataFrame | None = None,
     analysis: Analysis | None = None,
 ) -> Summary:
-    """The summary of ``week`` and the ``weeks - 1`` weeks before it for one scope. One
-    analysis of the lake serves the weekly table (unless ``metrics`` is given) and the audit."""
-    analysis = analysis or open_analysis(lake, settings)
-    data = metrics if metrics is not None else weekly_metrics(lake, settings, analysis, stored_first=True)
+    """The summary of ``week`` and the ``weeks - 1`` weeks before it for one scope. The weekly
+    table is ``metrics``, else the stored one while current, else computed on the shared
+    analysis of everyone, which then serves the audit too; given stored figures, a person's or
+    a team's audit classifies only their records (``shared_analysis(..., people)``)."""
+    data = metrics if metrics is not None else weekly_metrics(lake, settings, analysis)
     if week not in set(data["week"]):
         known = sorted(set(data["week"]))
         span = f"{known[0]} to {known[-1]}" if known else "none: the lake is empty; run `timeaudit demo` or a sync"
@@ -173,7 +174,10 @@ def build_summary(
     this_week = chosen[chosen["week"] == week]
     summary.people = int(this_week["person"].nunique())
     summary.team = team or (str(this_week["team"].iloc[0]) if person and len(this_week) else None)
-    add_audit(summary, analysis, sorted(set(chosen["person"])), [w for w in span if w in set(data["week"])])
+    people = sorted(set(chosen["person"]))
+    if analysis is None:
+        analysis = shared_analysis(lake, settings, None if scope == "organisation" else people)
+    add_audit(summary, analysis, people, [w for w in span if w in set(data["week"])])
     summary.goals = check_goals(
         settings.goals_for(summary.team),
         weekly_table.iloc[-1],
@@ -197,7 +201,11 @@ def refuse_hidden_team(team: str, size: int, groups: Groups) -> None:
 def add_audit(summary: Summary, analysis: Analysis, people: list[str], weeks: list[str]) -> None:
     """The audit's short lists for the summary's people, over its last four weeks."""
     end = datetime.combine(week_start(summary.week) + timedelta(days=7), datetime.min.time(), UTC)
-    scope = audit.open_scope(analysis, weeks[-AUDIT_WEEKS:], people, now=end)
+    with audit.scoped(analysis, weeks[-AUDIT_WEEKS:], people, now=end) as scope:
+        _add_audit(summary, analysis, scope, people)
+
+
+def _add_audit(summary: Summary, analysis: Analysis, scope: audit.Scope, people: list[str]) -> None:
     every_series = audit.meeting_series(analysis, scope)
     series = every_series.head(5)
     storms = audit.reply_storms(analysis, scope)

@@ -127,9 +127,15 @@ tentative_marks AS (
     SELECT pid, "end" AS t, -1 AS delta FROM tentative
     UNION ALL
     -- The local midnights inside a tentative event: its time counts on each day it covers.
+    -- Each day gives both its midnights, so that the days of some weeks alone (a refresh of
+    -- a few person-weeks, outputs/refresh.py) still cut an event at their last midnight.
     SELECT te.pid, pd.day_start AS t, 0 AS delta
     FROM tentative AS te
     JOIN person_days AS pd ON pd.pid = te.pid AND pd.day_start > te.start AND pd.day_start < te."end"
+    UNION ALL
+    SELECT te.pid, pd.day_end AS t, 0 AS delta
+    FROM tentative AS te
+    JOIN person_days AS pd ON pd.pid = te.pid AND pd.day_end > te.start AND pd.day_end < te."end"
 ),
 tentative_running AS (
     SELECT
