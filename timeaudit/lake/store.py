@@ -37,7 +37,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
@@ -58,7 +57,12 @@ PARTITION = "source"
 # Each source's records are spread over buckets by account (``account_bucket``), so that a merge
 # for a few accounts reads and rewrites only their buckets, not the source's every record.
 BUCKET = "bucket"
-BUCKETS = 16
+# How many: a merge rewrites every file holding a record it changes, so the fewer accounts share
+# a bucket, the less it copies (at 1,000 people, 16 buckets made one person's update copy
+# 318,000 messages). A table says its count in its description; tables made before say none.
+BUCKETS = 64
+OLD_BUCKETS = 16
+BUCKETS_DESCRIPTION = "partitioned by source and bucket = crc32(account) % {}"
 # Only these columns get file statistics in the transaction log: none of them names anyone.
 STATS_COLUMNS = {"events": "start,end,updated,ingested_at", "messages": "ts,updated,ingested_at"}
 # Files a compaction or merge replaced stay this long before ``compact`` removes them: longer
@@ -238,6 +242,7 @@ class Lake:
                     schema,
                     mode="ignore",
                     partition_by=[PARTITION, BUCKET],
+                    description=BUCKETS_DESCRIPTION.format(BUCKETS),
                     configuration=config,
                 )
             except DeltaError:  # another writer created it at the same moment
@@ -259,7 +264,7 @@ class Lake:
         if data.num_rows == 0:
             return None
         self.check_schema()
-        data = stored_rows(table, source, newest_per_key(data))
+        data = stored_rows(table, source, newest_per_key(data), table_buckets(self.table(table) or self._create(table)))
         buckets = ", ".join(map(str, sorted(set(data[BUCKET].to_pylist()))))
         predicate = (
             f"t.{PARTITION} = {sql_string(source)} AND t.{BUCKET} IN ({buckets}) AND t.{PARTITION} = s.{PARTITION} "
@@ -307,7 +312,8 @@ class Lake:
         self.check_schema()
         parts = [b for b in batches if b.num_rows]
         data = pa.concat_tables(parts) if parts else TABLES[table][1].empty_table()
-        data = stored_rows(table, source, newest_per_key(data)) if data.num_rows else None
+        count = table_buckets(self.table(table) or self._create(table))
+        data = stored_rows(table, source, newest_per_key(data), count) if data.num_rows else None
 
         def overwrite(dt: DeltaTable) -> None:
             if data is None:
@@ -423,25 +429,32 @@ def stored_schema(table: str) -> pa.Schema:
     return schema.append(pa.field(PARTY_KEY, pa.int64())) if table in PARTY_TABLES else schema
 
 
-def account_bucket(account: str) -> int:
+def account_bucket(account: str, buckets: int) -> int:
     """The bucket of an account's records: the same in every process and engine."""
-    return zlib.crc32(account.encode()) % BUCKETS
+    return zlib.crc32(account.encode()) % buckets
 
 
-def stored_rows(table: str, source: str, data: pa.Table) -> pa.Table:
+def table_buckets(dt: DeltaTable) -> int:
+    """How many buckets ``dt`` spreads accounts over (``BUCKETS_DESCRIPTION``)."""
+    described = dt.metadata().description or ""
+    prefix = BUCKETS_DESCRIPTION.format("")
+    return int(described.removeprefix(prefix)) if described.startswith(prefix) else OLD_BUCKETS
+
+
+def stored_rows(table: str, source: str, data: pa.Table, buckets: int) -> pa.Table:
     """``data`` (lake columns) as the table stores it: with ``source``, the bucket, the party key."""
     data = data.select(TABLES[table][1].names).cast(TABLES[table][1])
     data = data.append_column(PARTITION, pa.repeat(pa.scalar(source, pa.string()), data.num_rows))
     accounts = pc.unique(data["account"])
-    buckets = pa.array([account_bucket(a) for a in accounts.to_pylist()], pa.int32())
-    data = data.append_column(BUCKET, buckets.take(pc.index_in(data["account"], value_set=accounts)))
+    each = pa.array([account_bucket(a, buckets) for a in accounts.to_pylist()], pa.int32())
+    data = data.append_column(BUCKET, each.take(pc.index_in(data["account"], value_set=accounts)))
     return with_party_key(table, data)
 
 
 def snapshot_files(dt: DeltaTable, source: str | None = None, account: str | None = None) -> list[Path]:
     """The data files of one snapshot of ``dt`` (of one source; of one account's bucket)."""
     filters = [(PARTITION, "=", source)] if source is not None else []
-    filters += [(BUCKET, "=", str(account_bucket(account)))] if account is not None else []
+    filters += [(BUCKET, "=", str(account_bucket(account, table_buckets(dt))))] if account is not None else []
     uris = dt.file_uris(file_pruning_predicate=filters or None)
     return sorted(Path(uri.removeprefix("file://")) for uri in uris)
 
@@ -451,14 +464,22 @@ def account_rows(dt: DeltaTable, table: str, source: str, accounts: Sequence[str
     their buckets' files (no DuckDB, no view of the whole lake): what a write or an import for a
     few accounts needs to know of what the lake holds."""
     schema = pa.schema([stored_schema(table).field(name) for name in columns])
-    buckets = sorted({str(account_bucket(a)) for a in accounts})
+    buckets = sorted({str(account_bucket(a, table_buckets(dt))) for a in accounts})
     uris = dt.file_uris(file_pruning_predicate=[(PARTITION, "=", source), (BUCKET, "in", buckets)])
-    if not uris:
+    wanted = pa.array(sorted(set(accounts)), pa.string())
+    parts = [_rows_of(uri.removeprefix("file://"), wanted, schema) for uri in uris]
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _rows_of(path: str, accounts: pa.Array, schema: pa.Schema) -> pa.Table:
+    """``schema``'s columns of one file's rows of ``accounts``: the account column first, the rest
+    only when some row is theirs (delta-rs writes strings as views, which Arrow's filters and
+    statistics cannot take, hence read whole and cast)."""
+    file = pq.ParquetFile(path)
+    mask = pc.is_in(file.read(columns=["account"]).column(0).cast(pa.string()), value_set=accounts)
+    if not pc.any(mask).as_py():
         return schema.empty_table()
-    # Read as the lake's schema: delta-rs writes strings as views, which filters cannot take.
-    files = ds.dataset([uri.removeprefix("file://") for uri in uris], schema=stored_schema(table), format="parquet")
-    wanted = pc.field("account").isin(pa.array(sorted(set(accounts)), pa.string()))
-    return files.to_table(columns=list(columns), filter=wanted)
+    return file.read(columns=schema.names).select(schema.names).cast(schema).filter(mask)
 
 
 def holds_any(dt: DeltaTable, table: str, source: str, data: pa.Table) -> bool:
