@@ -13,6 +13,7 @@ import pyarrow as pa
 from timeaudit.outputs.export import CHROMIUM_FLAGS
 
 END = date(2026, 11, 23)
+FLOOR_SQL = Path(__file__).parent / "weekly_floor.sql"
 
 
 def generate(data: Path, people: int, weeks: int) -> dict:
@@ -337,14 +338,34 @@ def compact(data: Path, **_) -> dict:
                 lake.write_arrow(table, source, changed.slice(start, 1_000))
     con.close()
     live = _live_counts(lake)
+    read_before = _floor_query_seconds(lake)
     started = time.perf_counter()
     files = {t: lake.compact(t) for t in ("events", "messages")}
     seconds = time.perf_counter() - started
     after = _live_counts(lake)
+    read_after = _floor_query_seconds(lake)
     shutil.rmtree(copy)
     if after != live:
         raise AssertionError(f"compaction changed the live records: {live} before, {after} after")
-    return {"files": files, "compact_seconds": seconds, "records": live}
+    return {
+        "files": files,
+        "compact_seconds": seconds,
+        "records": live,
+        "floor_query_seconds_before": read_before,
+        "floor_query_seconds_after": read_after,
+    }
+
+
+def _floor_query_seconds(lake) -> float:
+    """The weekly step's floor query (``weekly_floor.sql``) over the lake's latest snapshot, best of two."""
+    times = []
+    for _ in range(2):
+        con = lake.connect()
+        started = time.perf_counter()
+        con.sql(FLOOR_SQL.read_text()).to_arrow_table()
+        times.append(time.perf_counter() - started)
+        con.close()
+    return min(times)
 
 
 def _lake_copy(data: Path, name: str):
@@ -524,7 +545,7 @@ def weekly(data: Path, **_) -> dict:
     # minutes and counts messages per person-week.
     con = lake.connect()
     started = time.perf_counter()
-    floor_rows = con.sql((Path(__file__).parent / "weekly_floor.sql").read_text()).to_arrow_table().num_rows
+    floor_rows = con.sql(FLOOR_SQL.read_text()).to_arrow_table().num_rows
     floor = time.perf_counter() - started
     con.close()
     return {
