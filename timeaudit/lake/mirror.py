@@ -8,8 +8,9 @@ The records read are compared with what the lake holds for that account and sour
   importing the same file twice changes nothing;
 - a record the lake holds that the read covers but no longer has is *removed* (deleted).
 
-Everything an import changes lands in one commit (one merge, ``Lake.write_arrow``): a killed
-import leaves the lake as it was, never half-imported. Items a source cannot
+Everything an import changes lands in one commit (``Lake.write_arrow``: a merge, or an append
+when the lake holds none of the account's records): a killed import leaves the lake as it was,
+never half-imported. Items a source cannot
 read are reported with their reason and the rest still import; when no file could be read
 at all the import stops with ``NothingImported`` naming each file.
 """

@@ -2,7 +2,8 @@
 under ``<data>/state``.
 
 Each table (``lake/events``, ``lake/messages``) is a Delta table written through ``deltalake``
-(delta-rs), partitioned by ``source`` and an account bucket. A write is one merge on (source, account, id): the newer
+(delta-rs), partitioned by ``source`` and an account bucket. A write is one commit: a merge on
+(source, account, id), or an append when the snapshot holds none of its keys. The newer
 ``updated`` wins (on a tie, the later write), a record marked ``deleted`` is deleted, so the table
 holds each record once and readers rank nothing. Readers take one snapshot (a table version) and
 hand its file list to DuckDB (``connect``). Events and messages carry the key of their party list
