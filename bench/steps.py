@@ -13,6 +13,7 @@ import pyarrow as pa
 from bench.browser import browser
 
 END = date(2026, 11, 23)
+FLOOR_SQL = Path(__file__).parent / "weekly_floor.sql"
 
 
 def generate(data: Path, people: int, weeks: int) -> dict:
@@ -72,7 +73,36 @@ def _ingest(data: Path, kind: str) -> dict:
         skipped += len(r.skipped)
     seconds = time.perf_counter() - t
     shutil.rmtree(target)
-    return {"items": items, "skipped": skipped, "items_per_second": items / seconds, "import_seconds": seconds}
+    read = _read_only(settings, folder, people, kind, first, last)
+    return {
+        "items": items,
+        "skipped": skipped,
+        "items_per_second": items / seconds,
+        "import_seconds": seconds,
+        "read_only_seconds": read,
+        "landing_share": 1 - read / seconds,
+    }
+
+
+def _read_only(settings, folder: Path, people, kind: str, first: date, last: date) -> float:
+    """The floor of an import, in the same process: reading the same files as the import does
+    (its source, one record per id), landing nothing."""
+    from bench.exports import stem
+    from connectors.base import Cursor
+    from connectors.ics.source import IcsSource
+    from connectors.mail.source import MailSource
+    from timeaudit.lake.imports import import_window
+    from timeaudit.lake.mirror import ImportReport, read_all
+
+    window = import_window(settings, first, last)
+    t = time.perf_counter()
+    for email, _zone in people:
+        if kind == "ics":
+            source = IcsSource(settings, [folder / f"{stem(email)}.ics"], email, window, None, None)
+        else:
+            source = MailSource(settings, [folder / f"{stem(email)}.mbox"], email, [], None, None)
+        source.one_per_id(read_all(source.table, source.read(email, Cursor()), ImportReport(source.name, email)))
+    return time.perf_counter() - t
 
 
 def ics_ingest(data: Path, **_) -> dict:
@@ -113,14 +143,188 @@ def compact(data: Path, **_) -> dict:
                 lake.write_arrow(table, source, changed.slice(start, 1_000))
     con.close()
     live = _live_counts(lake)
+    read_before = _floor_query_seconds(lake)
     started = time.perf_counter()
     files = {t: lake.compact(t) for t in ("events", "messages")}
     seconds = time.perf_counter() - started
     after = _live_counts(lake)
+    read_after = _floor_query_seconds(lake)
     shutil.rmtree(copy)
     if after != live:
         raise AssertionError(f"compaction changed the live records: {live} before, {after} after")
-    return {"files": files, "compact_seconds": seconds, "records": live}
+    return {
+        "files": files,
+        "compact_seconds": seconds,
+        "records": live,
+        "floor_query_seconds_before": read_before,
+        "floor_query_seconds_after": read_after,
+    }
+
+
+def _floor_query_seconds(lake) -> float:
+    """The weekly step's floor query (``weekly_floor.sql``) over the lake's latest snapshot, best of two."""
+    times = []
+    for _ in range(2):
+        con = lake.connect()
+        started = time.perf_counter()
+        con.sql(FLOOR_SQL.read_text()).to_arrow_table()
+        times.append(time.perf_counter() - started)
+        con.close()
+    return min(times)
+
+
+def _lake_copy(data: Path, name: str):
+    """A copy of the organisation's lake, cursors and settings, for a step that writes."""
+    from timeaudit.lake.store import Lake
+
+    copy = data.parent / f"{data.name}-{name}"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(data, copy, ignore=shutil.ignore_patterns("derived"))
+    return copy, Lake(copy)
+
+
+INCREMENTAL_SHARE = 100  # one person in a hundred
+CHANGED, DELETED, NEW = 30, 2, 30  # each person's events changed and deleted, and new messages
+
+
+def _changes(lake, accounts: list[str]) -> dict[str, dict[str, pa.Table]]:
+    """What an incremental sync brings for each account: its latest events changed (newer
+    ``updated``, now tentative) and a few deleted, and new messages (copies of its latest under
+    new ids, an hour later)."""
+    import pyarrow.compute as pc
+
+    from timeaudit.core.model import TABLES
+
+    later = pa.scalar(1_000_000, pa.duration("us"))
+    con = lake.connect()
+    changes = {}
+    for account in accounts:
+        cols = {t: ", ".join(f'"{name}"' for name in TABLES[t][1].names) for t in TABLES}
+        events = con.sql(
+            f"SELECT {cols['events']} FROM events WHERE account = ? ORDER BY start DESC LIMIT {CHANGED + DELETED}",
+            params=[account],
+        ).to_arrow_table()
+        events = _set(events, "updated", pc.add(events["updated"], later))
+        events = _set(events, "status", pa.array(["tentative"] * CHANGED + ["cancelled"] * DELETED)[: events.num_rows])
+        events = _set(events, "deleted", pa.array([False] * CHANGED + [True] * DELETED)[: events.num_rows])
+        messages = con.sql(
+            f"SELECT {cols['messages']} FROM messages WHERE account = ? ORDER BY ts DESC LIMIT {NEW}", params=[account]
+        ).to_arrow_table()
+        messages = _set(messages, "id", pc.binary_join_element_wise(messages["id"], "-new", ""))
+        messages = _set(messages, "ts", pc.add(messages["ts"], pa.scalar(3_600_000_000, pa.duration("us"))))
+        changes[account] = {t: rows.cast(TABLES[t][1]) for t, rows in (("events", events), ("messages", messages))}
+    con.close()
+    return changes
+
+
+def _set(table: pa.Table, name: str, values) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), name, values)
+
+
+FLOOR_MATCH = "t.source = s.source AND t.bucket = s.bucket AND t.account = s.account AND t.id = s.id"
+
+
+def incremental(data: Path, **_) -> dict:
+    """An incremental sync of one person in a hundred landing in (a copy of) the lake as the sync
+    driver lands it: per account and table one commit (``Lake.write_arrow``), then its cursor.
+    The floor, on the same snapshot restored: delta-rs's own merge of the same rows, one call
+    per table (what a sync could do at best with one commit for all its accounts)."""
+    from deltalake import write_deltalake
+
+    from timeaudit.lake.store import WRITER_PROPERTIES, stored_rows, table_buckets
+
+    copy, lake = _lake_copy(data, "incremental")
+    con = lake.connect()
+    accounts = [a for (a,) in con.execute("SELECT DISTINCT account FROM events ORDER BY account").fetchall()]
+    con.close()
+    accounts = accounts[::INCREMENTAL_SHARE]
+    changes = _changes(lake, accounts)
+    source = lake.sources("events")[0]
+    start = {t: lake.table(t).version() for t in ("events", "messages")}
+    versions_before = dict(start)
+    started = time.perf_counter()
+    for account, tables in changes.items():
+        for table, rows in tables.items():
+            lake.write_arrow(table, source, rows)
+        lake.write_cursor(source, account, {"bench": "incremental"})
+    seconds = time.perf_counter() - started
+    commits = sum(lake.table(t).version() - start[t] for t in start)
+    metrics = {t: lake.table(t).history(1)[0].get("operationMetrics", {}) for t in start}
+    live = _live_counts(lake)
+    # The floor, on the snapshot before (restored): delta-rs's own cheapest call per table for
+    # all accounts at once: one merge of the changed events, one append of the new messages.
+    for table in start:
+        lake.table(table).restore(versions_before[table])
+    floor = {}
+    for table in start:
+        dt = lake.table(table)
+        rows = stored_rows(table, source, pa.concat_tables([c[table] for c in changes.values()]), table_buckets(dt))
+        t = time.perf_counter()
+        if table == "messages":
+            write_deltalake(dt, rows, mode="append", writer_properties=WRITER_PROPERTIES)
+        else:
+            (
+                dt.merge(rows, FLOOR_MATCH, source_alias="s", target_alias="t", writer_properties=WRITER_PROPERTIES)
+                .when_matched_update_all(predicate="NOT s.deleted")
+                .when_matched_delete(predicate="s.deleted")
+                .execute()
+            )
+        floor[table] = time.perf_counter() - t
+    if _live_counts(lake) != live:
+        raise AssertionError("the floor's merge and the sync's commits left different records")
+    shutil.rmtree(copy)
+    return {
+        "accounts": len(accounts),
+        "events_changed": sum(len(c["events"]) for c in changes.values()),
+        "messages_new": sum(len(c["messages"]) for c in changes.values()),
+        "commits": commits,
+        "incremental_seconds": seconds,
+        "floor_seconds": sum(floor.values()),
+        "floor_by_table": floor,
+        "over_floor": seconds / sum(floor.values()),
+        "last_commit_metrics": metrics,
+    }
+
+
+def forget(data: Path, **_) -> dict:
+    """``forget`` of one person in (a copy of) the lake: their records deleted, their address
+    scrubbed from others', every file the tables no longer use vacuumed; then every file under
+    the lake scanned (bytes, and Parquet decoded) for the address."""
+    import pyarrow.parquet as pq
+
+    from timeaudit.lake.personal_data import forget_person
+
+    copy, lake = _lake_copy(data, "forget")
+    con = lake.connect()
+    people = [a for (a,) in con.execute("SELECT DISTINCT account FROM events ORDER BY account").fetchall()]
+    con.close()
+    person = people[len(people) // 2]
+    started = time.perf_counter()
+    report = forget_person(lake, person)
+    seconds = time.perf_counter() - started
+    needle = person.encode()
+    holding = []
+    for path in sorted(lake.lake_dir.rglob("*")):
+        if not path.is_file():
+            continue
+        if needle in path.read_bytes().lower():
+            holding.append(str(path))
+        elif ".parquet" in path.name:
+            table = pq.read_table(path)
+            for name in table.column_names:
+                column = table[name]
+                if pa.types.is_list(column.type) or pa.types.is_struct(column.type) or "string" in str(column.type):
+                    if person in str(column.to_pylist()).lower():
+                        holding.append(f"{path}:{name}")
+                        break
+    shutil.rmtree(copy)
+    if holding:
+        raise AssertionError(f"files still holding the person: {holding[:5]}")
+    return {
+        "forget_seconds": seconds,
+        "files_holding_person_after": len(holding),
+        "tables": {t: vars(r) for t, r in report.tables.items()},
+    }
 
 
 def _workspace(data: Path):
@@ -136,11 +340,26 @@ def weekly(data: Path, **_) -> dict:
     from timeaudit.outputs.derived import weekly_metrics
 
     lake, settings = _workspace(data)
+    started = time.perf_counter()
     df = weekly_metrics(lake, settings, open_analysis(lake, settings))
     df[
         ["person", "week", "customer_meeting_hours", "admin_hours", "internal_meeting_hours", "double_booked_hours"]
     ].to_parquet(data.parent / "weekly.parquet")
-    return {"person_weeks": len(df)}
+    weekly_seconds = time.perf_counter() - started
+    # The floor, over the same lake in the same process: one DuckDB query that only sums event
+    # minutes and counts messages per person-week.
+    con = lake.connect()
+    started = time.perf_counter()
+    floor_rows = con.sql(FLOOR_SQL.read_text()).to_arrow_table().num_rows
+    floor = time.perf_counter() - started
+    con.close()
+    return {
+        "person_weeks": len(df),
+        "weekly_seconds": weekly_seconds,
+        "floor_seconds": floor,
+        "floor_person_weeks": floor_rows,
+        "over_floor": weekly_seconds / floor,
+    }
 
 
 def team_page(data: Path, **_) -> dict:
@@ -543,6 +762,8 @@ STEPS = {
     "ics_ingest": ics_ingest,
     "mbox_ingest": mbox_ingest,
     "compact": compact,
+    "incremental": incremental,
+    "forget": forget,
     "browser": browser,
     "weekly": weekly,
     "team_page": team_page,

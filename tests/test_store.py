@@ -96,6 +96,39 @@ def test_a_record_repeated_in_one_batch_lands_once_newest_first(tmp_path):
     assert live_rows(lake) == [("a", "tentative"), ("b", "tentative")]
 
 
+def operations(lake: Lake, table: str = "events") -> list[str]:
+    return [c["operation"] for c in reversed(lake.table(table).history())]
+
+
+def test_a_write_of_keys_the_table_lacks_is_an_append_and_one_it_holds_a_merge(tmp_path):
+    lake = Lake(tmp_path)
+    others = [event(f"p{i}@northwind.com", T0, T1, id="a") for i in range(40)]  # every bucket holds some
+    lake.write_batch("events", "test", others)
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a")])
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a", status="tentative", updated=utc(2026, 12, 1))])
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="b", deleted=True)])  # unknown: nothing to do
+    assert operations(lake) == ["CREATE TABLE", "WRITE", "WRITE", "MERGE"]
+    rows = live_rows(lake, "account, id, status")
+    assert len(rows) == 41 and [r for r in rows if r[0] == ME] == [(ME, "a", "tentative")]
+
+
+def test_a_table_made_with_sixteen_buckets_keeps_them(tmp_path):
+    from deltalake import DeltaTable
+
+    from timeaudit.lake.store import BUCKETS, OLD_BUCKETS, account_bucket, stored_schema, table_buckets
+
+    lake = Lake(tmp_path)
+    DeltaTable.create(lake.table_path("events"), stored_schema("events"), partition_by=["source", "bucket"])
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a")])
+    lake.write_batch("events", "test", [event(ME, T0, T1, id="a", status="tentative", updated=utc(2026, 12, 1))])
+    assert table_buckets(lake.table("events")) == OLD_BUCKETS
+    (path,) = lake.files("events")
+    assert path.parent.name == f"bucket={account_bucket(ME, OLD_BUCKETS)}"
+    assert live_rows(lake) == [("a", "tentative")]
+    new = Lake(tmp_path / "new")
+    new.write_batch("events", "test", [event(ME, T0, T1, id="a")])
+    assert table_buckets(new.table("events")) == BUCKETS
+
 def test_a_regenerated_source_replaces_its_partition_in_one_commit(tmp_path):
     lake = Lake(tmp_path)
     lake.write_batch("events", "demo", [event(ME, T0, T1, id="old")])

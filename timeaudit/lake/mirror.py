@@ -8,8 +8,9 @@ The records read are compared with what the lake holds for that account and sour
   importing the same file twice changes nothing;
 - a record the lake holds that the read covers but no longer has is *removed* (deleted).
 
-Everything an import changes lands in one commit (one merge, ``Lake.write_arrow``): a killed
-import leaves the lake as it was, never half-imported. Items a source cannot
+Everything an import changes lands in one commit (``Lake.write_arrow``: a merge, or an append
+when the lake holds none of the account's records): a killed import leaves the lake as it was,
+never half-imported. Items a source cannot
 read are reported with their reason and the rest still import; when no file could be read
 at all the import stops with ``NothingImported`` naming each file.
 """
@@ -27,7 +28,7 @@ import pyarrow.compute as pc
 from connectors.base import Coverage, Cursor, MirrorSource
 from timeaudit.core.errors import UserError
 from timeaudit.core.model import TABLES, record_columns
-from timeaudit.lake.store import Lake, columns_to_arrow, utc_now
+from timeaudit.lake.store import Lake, account_rows, columns_to_arrow, utc_now, writer_duckdb
 
 
 class NothingImported(UserError):
@@ -122,18 +123,13 @@ def _land(
     message as one, threads over all of them)."""
     lake.check_schema()
     now = utc_now()
-    if not _may_hold(lake, table, report.source, report.account):  # a first import: nothing to compare
-        new = combine(new, TABLES[table][1].empty_table()) if combine else new
+    live = _live_rows(lake, table, report.source, report.account)
+    new = combine(new, live) if combine else new
+    if not live.num_rows:  # a first import: nothing to compare, and the write is an append
         report.imported += new.num_rows
         lake.write_arrow(table, report.source, new)  # writes nothing for an empty table
         return report
-    con = lake.connect()
-    try:
-        live = _live_rows(con, table, report.source, report.account)
-        new = combine(new, live) if combine else new
-        before, same = _compare(con, new, live)
-    finally:
-        con.close()
+    before, same = _compare(new, live)
     unchanged, imported = pc.sum(same).as_py() or 0, before.null_count
     report.imported += imported
     report.unchanged += unchanged
@@ -170,30 +166,25 @@ def _deletions(table: str, gone: pa.Table, scope: Coverage, now: datetime) -> pa
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 
-def _live_rows(con, table: str, source: str, account: str) -> pa.Table:
-    columns = ", ".join(f'"{name}"' for name in TABLES[table][1].names)
-    query = f"SELECT {columns} FROM {table} WHERE source = $source AND account = $account"
-    return con.sql(query, params={"source": source, "account": account}).to_arrow_table()
+def _live_rows(lake: Lake, table: str, source: str, account: str) -> pa.Table:
+    """The account's records in the lake (its bucket's files of the latest snapshot)."""
+    dt = lake.table(table)
+    return account_rows(dt, table, source, [account], TABLES[table][1].names) if dt else TABLES[table][1].empty_table()
 
 
-def _compare(con, new: pa.Table, live: pa.Table) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+def _compare(new: pa.Table, live: pa.Table) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
     """For each row of ``new``, in order: the ``updated`` of the lake's version (null when the lake
     lacks the record) and whether its content (everything but ``updated``, ``ingested_at``) is the same."""
-    con.register("new_rows", new.append_column("position", pa.array(range(new.num_rows), pa.int64())))
-    con.register("live_rows", live)
     content = [name for name in new.schema.names if name not in ("updated", "ingested_at")]
     same = " AND ".join(f'n."{name}" IS NOT DISTINCT FROM l."{name}"' for name in content)
-    result = con.sql(
-        f"SELECT l.updated AS before, l.id IS NOT NULL AND {same} AS same "
-        "FROM new_rows AS n LEFT JOIN live_rows AS l ON n.id = l.id ORDER BY n.position"
-    ).to_arrow_table()
-    return result["before"], result["same"]
-
-
-def _may_hold(lake: Lake, table: str, source: str, account: str) -> bool:
-    """Whether the account's bucket of ``source`` holds anything. A first import then mostly
-    opens no DuckDB, which costs about 0.1 s, as much as reading a few thousand messages."""
-    return bool(lake.files(table, source, account))
+    with writer_duckdb() as con:
+        con.register("new_rows", new.append_column("position", pa.array(range(new.num_rows), pa.int64())))
+        con.register("live_rows", live)
+        result = con.sql(
+            f"SELECT l.updated AS before, l.id IS NOT NULL AND {same} AS same "
+            "FROM new_rows AS n LEFT JOIN live_rows AS l ON n.id = l.id ORDER BY n.position"
+        ).to_arrow_table()
+    return result["before"].cast(new.schema.field("updated").type), result["same"]
 
 
 # -- mail: one record per message and account, whatever mailboxes hold it ----------------------

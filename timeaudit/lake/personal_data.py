@@ -27,6 +27,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -42,6 +43,7 @@ from timeaudit.lake.store import (
     BUCKET,
     PARTITION,
     PARTY_KEY,
+    WRITER_PROPERTIES,
     Lake,
     _atomic_write_bytes,
     partition_of,
@@ -147,6 +149,11 @@ def _forget_in_table(lake: Lake, table: str, scrub: Scrubber) -> TableReport:
         result.files += 1
         data = pq.read_table(path).cast(file_schema)
         own = pc.fill_null(pc.equal(pc.utf8_lower(data["account"]), scrub.address), False)
+        # Only rows with the address somewhere in them are decoded (a meeting's list is long).
+        maybe = pc.or_(own, _rows_mentioning(data, scrub.address))
+        if not pc.any(maybe).as_py():
+            continue
+        data, own = data.filter(maybe), own.filter(maybe)
         scrubbed, changed = _scrub_table(data, scrub)
         touched = pc.or_(own, changed)
         gone = pc.sum(own.cast("int64")).as_py() or 0
@@ -173,7 +180,7 @@ def _forget_in_table(lake: Lake, table: str, scrub: Scrubber) -> TableReport:
 
         def merge(dt) -> None:
             (
-                dt.merge(merged, predicate, source_alias="s", target_alias="t")
+                dt.merge(merged, predicate, source_alias="s", target_alias="t", writer_properties=WRITER_PROPERTIES)
                 .when_matched_delete(predicate=f"s.{_DROP}")
                 .when_matched_update_all(except_cols=[_KEY_ACCOUNT, _KEY_ID, _DROP])
                 .execute()
@@ -196,6 +203,29 @@ def _scrub_table(data: pa.Table, scrub: Scrubber) -> tuple[pa.Table, pa.Array]:
         changed = [c or a != b for c, a, b in zip(changed, after, before, strict=True)]
         data = data.set_column(i, data.schema.field(i), pa.array(after, type=column.type))
     return data, pa.array(changed, pa.bool_())
+
+
+def _rows_mentioning(data: pa.Table, address: str) -> pa.Array:
+    """Which rows hold ``address`` in any string, nested ones included (case ignored)."""
+    rows = np.zeros(data.num_rows, dtype=bool)
+    for column in data.columns:
+        rows |= _mentioning(column.combine_chunks(), address)
+    return pa.array(rows)
+
+
+def _mentioning(array: pa.Array, address: str) -> np.ndarray:
+    kind = array.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        found = pc.match_substring(array, address, ignore_case=True)
+        return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+    rows = np.zeros(len(array), dtype=bool)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        inner = _mentioning(array.flatten(), address)
+        rows[pc.list_parent_indices(array).to_numpy()[inner]] = True
+    elif pa.types.is_struct(kind):
+        for j in range(kind.num_fields):
+            rows |= _mentioning(array.field(j), address)
+    return rows
 
 
 def _may_mention(column, scrub: Scrubber) -> bool:

@@ -1,8 +1,9 @@
 """The lake under ``<data>/lake`` (one Delta Lake table per record kind) and the sync cursors
 under ``<data>/state``.
 
-Each table (``lake/events``, ``lake/messages``, ``lake/chat``) is a Delta table written through ``deltalake``
-(delta-rs), partitioned by ``source`` and an account bucket. A write is one merge on (source, account, id): the newer
+Each table (``lake/events``, ``lake/messages``, ``lake/chat``) is a Delta table written through
+``deltalake`` (delta-rs), partitioned by ``source`` and an account bucket. A write is one commit: a
+merge on (source, account, id), or an append when the snapshot holds none of its keys. The newer
 ``updated`` wins (on a tie, the later write), a record marked ``deleted`` is deleted, so the table
 holds each record once and readers rank nothing. Readers take one snapshot (a table version) and
 hand its file list to DuckDB (``connect``). Events and messages carry the key of their party list
@@ -57,7 +58,12 @@ PARTITION = "source"
 # Each source's records are spread over buckets by account (``account_bucket``), so that a merge
 # for a few accounts reads and rewrites only their buckets, not the source's every record.
 BUCKET = "bucket"
-BUCKETS = 16
+# How many: a merge rewrites every file holding a record it changes, so the fewer accounts share
+# a bucket, the less it copies (at 1,000 people, 16 buckets made one person's update copy
+# 318,000 messages). A table says its count in its description; tables made before say none.
+BUCKETS = 64
+OLD_BUCKETS = 16
+BUCKETS_DESCRIPTION = "partitioned by source and bucket = crc32(account) % {}"
 # Only these columns get file statistics in the transaction log: none of them names anyone.
 STATS_COLUMNS = {
     "events": "start,end,updated,ingested_at",
@@ -186,6 +192,9 @@ class Lake:
         self.root = Path(data_dir)
         self.lake_dir = self.root / "lake"
         self.state_dir = self.root / "state"
+        # Opening a table reads its log (10-50 ms); bringing an open one up to date, under 1 ms.
+        # Each thread keeps its own (a table object is not shared between threads).
+        self._open = threading.local()
 
     # -- format ---------------------------------------------------------------------------
     def old_format(self) -> bool:
@@ -211,11 +220,25 @@ class Lake:
         return self.lake_dir / table
 
     def table(self, table: str) -> DeltaTable | None:
-        """The table's latest snapshot, or None before its first write."""
+        """The table's latest snapshot, or None before its first write. The same object each
+        time in a thread, brought up to date: keep its version, not the object, to hold one snapshot."""
+        log = self.table_path(table) / "_delta_log"
+        try:  # a table removed and created again is another table
+            stat = (log / f"{0:020}.json").stat()
+            identity = (stat.st_ino, stat.st_mtime_ns)
+        except FileNotFoundError:
+            identity = None  # no table, or its first commits cleaned up after a checkpoint
+        opened = self._open.__dict__.setdefault("tables", {})
+        known, dt = opened.get(table, (None, None))
+        if dt is not None and identity is not None and known == identity:
+            dt.update_incremental()
+            return dt
         try:
-            return DeltaTable(self.table_path(table))
+            dt = DeltaTable(self.table_path(table))
         except TableNotFoundError:
             return None
+        opened[table] = (identity, dt)
+        return dt
 
     def _create(self, table: str) -> DeltaTable:
         schema = stored_schema(table)
@@ -227,6 +250,7 @@ class Lake:
                     schema,
                     mode="ignore",
                     partition_by=[PARTITION, BUCKET],
+                    description=BUCKETS_DESCRIPTION.format(BUCKETS),
                     configuration=config,
                 )
             except DeltaError:  # another writer created it at the same moment
@@ -242,12 +266,13 @@ class Lake:
 
     def write_arrow(self, table: str, source: str, data: pa.Table) -> int | None:
         """Merge ``data`` (the lake schema, without ``source``) into ``source``'s partition as one
-        commit: newer ``updated`` wins, ``deleted`` rows delete. Returns the new table version."""
+        commit: newer ``updated`` wins, ``deleted`` rows delete. Returns the new table version
+        (None: nothing to write)."""
         _check_source(source)
         if data.num_rows == 0:
             return None
         self.check_schema()
-        data = stored_rows(table, source, newest_per_key(data))
+        data = stored_rows(table, source, newest_per_key(data), table_buckets(self.table(table) or self._create(table)))
         buckets = ", ".join(map(str, sorted(set(data[BUCKET].to_pylist()))))
         predicate = (
             f"t.{PARTITION} = {sql_string(source)} AND t.{BUCKET} IN ({buckets}) AND t.{PARTITION} = s.{PARTITION} "
@@ -255,6 +280,13 @@ class Lake:
         )
 
         def merge(dt: DeltaTable) -> None:
+            # A merge costs 0.15-0.3 s however small (planning, scanning the buckets' files); when
+            # the snapshot holds none of the keys it can only insert, which an append does alone.
+            if not holds_any(dt, table, source, data):
+                inserts = data.filter(pc.invert(data["deleted"]))
+                if inserts.num_rows:
+                    write_deltalake(dt, inserts, mode="append", writer_properties=WRITER_PROPERTIES)
+                return
             (
                 dt.merge(data, predicate, source_alias="s", target_alias="t", writer_properties=WRITER_PROPERTIES)
                 .when_matched_update_all(predicate="NOT s.deleted AND s.updated >= t.updated")
@@ -288,7 +320,8 @@ class Lake:
         self.check_schema()
         parts = [b for b in batches if b.num_rows]
         data = pa.concat_tables(parts) if parts else TABLES[table][1].empty_table()
-        data = stored_rows(table, source, newest_per_key(data)) if data.num_rows else None
+        count = table_buckets(self.table(table) or self._create(table))
+        data = stored_rows(table, source, newest_per_key(data), count) if data.num_rows else None
 
         def overwrite(dt: DeltaTable) -> None:
             if data is None:
@@ -330,7 +363,7 @@ class Lake:
         reader of a few accounts' records skips the files that cannot hold them."""
         self.check_schema()
         con = capped_duckdb()
-        buckets = None if accounts is None else {account_bucket(a) for a in accounts}
+        accounts = None if accounts is None else list(accounts)
         for table in TABLES:
             dt = self.table(table)
             files = snapshot_files(dt) if dt else []
@@ -339,7 +372,9 @@ class Lake:
             else:
                 con.register(f"_empty_{table}", stored_schema(table).empty_table())
                 con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * EXCLUDE ({BUCKET}) FROM _empty_{table}")
-            if buckets is not None:
+            if accounts is not None:
+                count = table_buckets(dt) if dt else BUCKETS
+                buckets = {account_bucket(a, count) for a in accounts}
                 theirs = [f for f in files if partition_of(f)[1] in buckets]
                 relation = read_files(theirs) if theirs else f"(SELECT * FROM {table} WHERE false)"
                 con.execute(f"CREATE OR REPLACE VIEW {table}_of_accounts AS SELECT * FROM {relation}")
@@ -421,27 +456,64 @@ def has_change_feed(dt: DeltaTable) -> bool:
     return dt.metadata().configuration.get("delta.enableChangeDataFeed") == "true"
 
 
-def account_bucket(account: str) -> int:
+def account_bucket(account: str, buckets: int) -> int:
     """The bucket of an account's records: the same in every process and engine."""
-    return zlib.crc32(account.encode()) % BUCKETS
+    return zlib.crc32(account.encode()) % buckets
 
 
-def stored_rows(table: str, source: str, data: pa.Table) -> pa.Table:
+def table_buckets(dt: DeltaTable) -> int:
+    """How many buckets ``dt`` spreads accounts over (``BUCKETS_DESCRIPTION``)."""
+    described = dt.metadata().description or ""
+    prefix = BUCKETS_DESCRIPTION.format("")
+    return int(described.removeprefix(prefix)) if described.startswith(prefix) else OLD_BUCKETS
+
+
+def stored_rows(table: str, source: str, data: pa.Table, buckets: int) -> pa.Table:
     """``data`` (lake columns) as the table stores it: with ``source``, the bucket, the party key."""
     data = data.select(TABLES[table][1].names).cast(TABLES[table][1])
     data = data.append_column(PARTITION, pa.repeat(pa.scalar(source, pa.string()), data.num_rows))
     accounts = pc.unique(data["account"])
-    buckets = pa.array([account_bucket(a) for a in accounts.to_pylist()], pa.int32())
-    data = data.append_column(BUCKET, buckets.take(pc.index_in(data["account"], value_set=accounts)))
+    each = pa.array([account_bucket(a, buckets) for a in accounts.to_pylist()], pa.int32())
+    data = data.append_column(BUCKET, each.take(pc.index_in(data["account"], value_set=accounts)))
     return with_party_key(table, data)
 
 
 def snapshot_files(dt: DeltaTable, source: str | None = None, account: str | None = None) -> list[Path]:
     """The data files of one snapshot of ``dt`` (of one source; of one account's bucket)."""
     filters = [(PARTITION, "=", source)] if source is not None else []
-    filters += [(BUCKET, "=", str(account_bucket(account)))] if account is not None else []
+    filters += [(BUCKET, "=", str(account_bucket(account, table_buckets(dt))))] if account is not None else []
     uris = dt.file_uris(file_pruning_predicate=filters or None)
     return sorted(Path(uri.removeprefix("file://")) for uri in uris)
+
+
+def account_rows(dt: DeltaTable, table: str, source: str, accounts: Sequence[str], columns: Sequence[str]) -> pa.Table:
+    """``columns`` of the records of ``accounts`` in ``source`` in one snapshot, read straight from
+    their buckets' files (no DuckDB, no view of the whole lake): what a write or an import for a
+    few accounts needs to know of what the lake holds."""
+    schema = pa.schema([stored_schema(table).field(name) for name in columns])
+    buckets = sorted({str(account_bucket(a, table_buckets(dt))) for a in accounts})
+    uris = dt.file_uris(file_pruning_predicate=[(PARTITION, "=", source), (BUCKET, "in", buckets)])
+    wanted = pa.array(sorted(set(accounts)), pa.string())
+    parts = [_rows_of(uri.removeprefix("file://"), wanted, schema) for uri in uris]
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _rows_of(path: str, accounts: pa.Array, schema: pa.Schema) -> pa.Table:
+    """``schema``'s columns of one file's rows of ``accounts``: the account column first, the rest
+    only when some row is theirs (delta-rs writes strings as views, which Arrow's filters and
+    statistics cannot take, hence read whole and cast)."""
+    file = pq.ParquetFile(path)
+    mask = pc.is_in(file.read(columns=["account"]).column(0).cast(pa.string()), value_set=accounts)
+    if not pc.any(mask).as_py():
+        return schema.empty_table()
+    return file.read(columns=schema.names).select(schema.names).cast(schema).filter(mask)
+
+
+def holds_any(dt: DeltaTable, table: str, source: str, data: pa.Table) -> bool:
+    """Whether the snapshot holds any (account, id) of ``data`` (stored rows of ``source``)."""
+    held = account_rows(dt, table, source, pc.unique(data["account"]).to_pylist(), ["account", "id"])
+    held = held.filter(pc.is_in(held["id"], value_set=data["id"]))
+    return held.num_rows > 0 and held.join(data.select(["account", "id"]), ["account", "id"]).num_rows > 0
 
 
 def partition_of(path: Path) -> tuple[str, int]:
