@@ -259,6 +259,7 @@ def active_customers(org: DemoOrg, person: Person, week: int) -> list[str]:
     return names
 
 
-def cover_sender(org: DemoOrg) -> Person:
-    """The Support member who copies their manager on every internal email (the first after the lead)."""
-    return next(p for p in org.team("Support") if p.manager)
+def cover_sender(org: DemoOrg) -> Person | None:
+    """The Support member who copies their manager on every internal email (the first after the
+    lead); none in a demo too small to have one."""
+    return next((p for p in org.team("Support") if p.manager), None)

@@ -384,7 +384,7 @@ def _internal_thread(org: DemoOrg, p: Person, w: int, i: int, monday: date, rng:
     )
     mid = f"int-{w}-{p.email.split('@')[0]}-{i}"
     unread = {r: rng.random() < 0.15 for r in to + cc}  # drawn before the habit below, so no other draw moves
-    if p.email == cover_sender(org).email:
+    if p == cover_sender(org):
         to, cc = _copying_the_manager(org, p, to, cc)
     yield _message(p.email, mid, ts, p.email, to, cc, mid, subject, sent=True)
     for r in to + cc:
@@ -393,9 +393,10 @@ def _internal_thread(org: DemoOrg, p: Person, w: int, i: int, monday: date, rng:
 
 def _copying_the_manager(org: DemoOrg, p: Person, to: list[str], cc: list[str]) -> tuple[list[str], list[str]]:
     """The planted cover-yourself habit: the manager moves to (or joins) Cc, never on To."""
-    to = [a for a in to if a != p.manager] or [
-        next(o.email for o in org.team(p.team) if o.email not in (p.email, p.manager))
-    ]
+    teammates = [o.email for o in org.team(p.team) if o.email not in (p.email, p.manager)]
+    to = [a for a in to if a != p.manager] or teammates[:1]
+    if not to:  # nobody else to address in a tiny demo team: the mail stays as it was
+        return [p.manager], cc
     return to, [a for a in cc if a not in (p.manager, *to)] + [p.manager]
 
 
@@ -403,12 +404,15 @@ def _reply_all_storm(org: DemoOrg, w: int, monday: date) -> Iterator[Message]:
     """The planted reply-all storm: one email to two teams, and replies that all go to everyone."""
     rng = _rng(org, "storm", w)
     people = [p for p in org.people if p.team in STORM_TEAMS]
-    starter = people[0] if people[0].role == "lead" else next(p for p in people if p.role == "lead")
+    starter = next((p for p in people if p.role == "lead"), None)
+    if starter is None:  # a demo too small to have these teams
+        return
     everyone = [p.email for p in people]
     ts = local_time(monday + timedelta(days=1), 10, starter.timezone)
     mid = f"storm-{w}"
     previous = starter.email
-    senders = [starter.email] + rng.sample([e for e in everyone if e != starter.email], STORM_REPLIES)
+    others = [e for e in everyone if e != starter.email]
+    senders = [starter.email] + rng.sample(others, min(STORM_REPLIES, len(others)))  # a small demo: fewer
     for n, sender in enumerate(senders):
         rid = mid if n == 0 else f"{mid}-re{n}"
         to = [previous] if n else [e for e in everyone if e != sender]
