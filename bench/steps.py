@@ -456,23 +456,12 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-FLOOR_SQL = """
-SELECT person, week, sum(minutes) AS event_minutes, sum(messages) AS messages FROM (
-    SELECT account AS person, date_trunc('week', start) AS week, (epoch("end") - epoch(start)) / 60.0 AS minutes,
-           0 AS messages
-    FROM events
-    UNION ALL
-    SELECT account, date_trunc('week', ts), 0.0, 1 FROM messages
-) GROUP BY person, week
-"""
-
-
 def _floor_seconds(lake) -> tuple[float, int]:
     """The least any weekly figure can cost: open the same snapshot and, in one query, sum each
     person-week's event minutes and count its messages (no rules, no time zones, no overlaps)."""
     t = time.perf_counter()
     con = lake.connect()
-    rows = len(con.sql(FLOOR_SQL).to_arrow_table())
+    rows = len(con.sql(FLOOR_SQL.read_text()).to_arrow_table())
     con.close()
     return time.perf_counter() - t, rows
 
