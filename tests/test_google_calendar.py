@@ -819,5 +819,5 @@ def test_the_dashboard_shows_what_was_synced(standin, tokens, tmp_path, monkeypa
     assert shown["With customers"] == "1.0 h"
     assert shown["Internal meetings"] == f"{internal:.1f} h"
     assert shown["Customer share"] == f"{1 / (1 + internal):.0%}"
-    reasons = at.dataframe[1].value
+    reasons = next(d.value for d in at.dataframe if "Reason" in d.value.columns)  # the "why" table
     assert "Acme" in " ".join(reasons["Reason"])
