@@ -380,15 +380,15 @@ def _forget_changes(table_path: Path, forgotten_path: Path, added: list[Path], r
     for old in removed:
         folder = old.parent.relative_to(forgotten_path)
         source, bucket = folder.parent.name.split("=", 1)[1], int(folder.name.split("=", 1)[1])
-        was = sql_string(table_path / old.relative_to(forgotten_path))
+        was = f"read_parquet({sql_string(table_path / old.relative_to(forgotten_path))}, hive_partitioning = false)"
         extra = f"{sql_string(source)} AS source, {bucket}::INTEGER AS bucket"
         own = con.sql(
             f"SELECT *, {extra}, account AS key_account, id AS key_id, true AS drop "
-            f"FROM read_parquet({was}, hive_partitioning = false) WHERE lower(account) = {sql_string(person)}"
+            f"FROM {was} WHERE lower(account) = {sql_string(person)}"
         ).to_arrow_table()
         parts.append(own)
         if folder in copies:
-            others = f"(SELECT * FROM read_parquet({was}, hive_partitioning = false) WHERE lower(account) <> {sql_string(person)})"
+            others = f"(SELECT * FROM {was} WHERE lower(account) <> {sql_string(person)})"
             now = f"read_parquet({sql_string(copies[folder])}, hive_partitioning = false)"
             changed = con.sql(
                 f"SELECT b.*, {extra}, a.account AS key_account, a.id AS key_id, false AS drop "
