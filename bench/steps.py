@@ -304,6 +304,8 @@ def forget(data: Path, **_) -> dict:
     started = time.perf_counter()
     report = forget_person(lake, person)
     seconds = time.perf_counter() - started
+    # The step's peak also holds the check and the floor's merge, which take more than forget.
+    forget_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     needle = person.encode()
     holding = []
     for path in sorted(lake.lake_dir.rglob("*")):
@@ -326,6 +328,7 @@ def forget(data: Path, **_) -> dict:
     shutil.rmtree(copy)
     return {
         "forget_seconds": seconds,
+        "forget_peak_rss_mb": forget_peak_mb,
         "files_holding_person_after": len(holding),
         "floor_seconds": sum(floor.values()),
         "floor_by_table": floor,
