@@ -50,6 +50,7 @@ from timeaudit.lake.sql import read_sql
 from timeaudit.lake.store import (
     BUCKET,
     PARTITION,
+    PARTY_KEY,
     STATS_COLUMNS,
     Lake,
     _atomic_write_bytes,
@@ -200,7 +201,11 @@ def _forget_in_file(root: Path, table: str, file_schema: pa.Schema, scrub: Scrub
     gone = RemoveAction(file["path"], True, now, file["size_bytes"], partition)
     if not data.num_rows:
         return removed, scrubbed, [gone]
-    data = with_party_key(table, pa.Table.from_arrays(columns, schema=data.schema))
+    data = pa.Table.from_arrays(columns, schema=data.schema)
+    if PARTY_KEY in data.column_names and scrubbed:  # hashed again for the rows whose party changed alone
+        fresh = with_party_key(table, data.filter(changed))[PARTY_KEY].combine_chunks()
+        keys = pc.replace_with_mask(data[PARTY_KEY].combine_chunks(), pa.array(changed), fresh)
+        data = data.set_column(data.schema.get_field_index(PARTY_KEY), PARTY_KEY, keys)
     folder = f"{PARTITION}={partition[PARTITION]}/{BUCKET}={partition[BUCKET]}"
     name = f"{folder}/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
     path = root / name
