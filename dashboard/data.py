@@ -50,9 +50,9 @@ def workspace() -> tuple[Lake, Settings]:
     return Lake(data_dir), settings
 
 
-def analysis() -> Analysis:
+def _analysis() -> Analysis:
     """The lake's current version classified once for every page, session and warm-up
-    (``timeaudit.analysis.session``). Use its connection under ``analysis().lock``, or under
+    (``timeaudit.analysis.session``). Use its connection under ``_analysis().lock``, or under
     ``audit.scoped`` for what needs the audit's weeks and people; never call a cached function
     of this module while holding that lock (it waits for whoever is computing the cache entry,
     who may be waiting for the lock). Figures from it are everyone's: mask them per viewer."""
@@ -212,7 +212,7 @@ def _chat(version: tuple) -> pd.DataFrame:
     """Every person-week's chat figures (timeaudit.analysis.chat), read only, like ``_weekly``."""
     from timeaudit.analysis.chat import chat_weekly
 
-    a = analysis()
+    a = _analysis()
     with a.lock:
         return chat_weekly(a)
 
@@ -241,7 +241,7 @@ def default_week(weeks: list[str]) -> str | None:
 @st.cache_data(show_spinner=False)
 def _meetings(version: tuple, person: str, weeks: tuple[str, ...]) -> pd.DataFrame:
     lake, s = workspace()
-    a = analysis()
+    a = _analysis()
     with a.lock:
         return top_meetings(lake, s, person, list(weeks), analysis=a)
 
@@ -254,7 +254,7 @@ def meetings(person: str, weeks: list[str]) -> pd.DataFrame:
 @st.cache_data(show_spinner=False)
 def _reasons(version: tuple, person: str, week: str) -> pd.DataFrame:
     lake, s = workspace()
-    a = analysis()
+    a = _analysis()
     with a.lock:
         return event_reasons(lake, s, person, week, analysis=a)
 
@@ -269,7 +269,7 @@ def _cover_mail(version: tuple) -> pd.DataFrame:
     """Cover-yourself mail of every person-week, shared read-only like ``_weekly``."""
     from timeaudit.analysis.audit import cover_mail
 
-    a = analysis()
+    a = _analysis()
     with a.lock:
         return cover_mail(a)
 
@@ -312,7 +312,7 @@ def _summary(version: tuple, week: str, person: str | None, team: str | None):
     from timeaudit.outputs.summary import build_summary
 
     lake, s = workspace()
-    return build_summary(lake, s, week, person=person, team=team, metrics=_all_weekly(), analysis=analysis())
+    return build_summary(lake, s, week, person=person, team=team, metrics=_all_weekly(), analysis=_analysis())
 
 
 def summary(week: str, person: str | None = None, team: str | None = None):
@@ -331,8 +331,8 @@ def summary(week: str, person: str | None = None, team: str | None = None):
 def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str, pd.DataFrame]:
     from timeaudit.analysis import audit
 
-    every_cover = _cover_mail(version)  # before the lock: see ``analysis``
-    a = analysis()
+    every_cover = _cover_mail(version)  # before the lock: see ``_analysis``
+    a = _analysis()
     people = [p.email for p in a.people if team is None or p.team == team]
     with audit.scoped(a, list(weeks), people) as scope:
         return _audit_in(a, scope, team, every_cover)
@@ -401,7 +401,7 @@ def warm_up_weekly() -> None:
 
 def warm_up_audit() -> None:
     """The audit of the default period for everyone (the Time wasters and Customers pages) and
-    the cover-yourself mail (My week, Team), on the one shared ``analysis`` that My week's
+    the cover-yourself mail (My week, Team), on the one shared ``_analysis`` that My week's
     reasons, the chat figures and the summaries' downloads read too."""
     started = time.monotonic()
     try:
