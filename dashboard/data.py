@@ -20,7 +20,8 @@ import plotly.io as pio
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
-from timeaudit.analysis.metrics import event_reasons, last_complete_week, open_analysis, team_weekly, top_meetings
+from timeaudit.analysis.metrics import Analysis, event_reasons, last_complete_week, team_weekly, top_meetings
+from timeaudit.analysis.session import shared_analysis
 from timeaudit.core.config import CONFIG_ENV, Settings, find_config, load_settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.model import Person
@@ -47,6 +48,16 @@ def workspace() -> tuple[Lake, Settings]:
     data_dir = default_data_dir()
     settings = load_settings(find_config(os.environ.get(CONFIG_ENV) or None, data_dir))
     return Lake(data_dir), settings
+
+
+def _analysis() -> Analysis:
+    """The lake's current version classified once for every page, session and warm-up
+    (``timeaudit.analysis.session``). Use its connection under ``_analysis().lock``, or under
+    ``audit.scoped`` for what needs the audit's weeks and people; never call a cached function
+    of this module while holding that lock (it waits for whoever is computing the cache entry,
+    who may be waiting for the lock). Figures from it are everyone's: mask them per viewer."""
+    lake, s = workspace()
+    return shared_analysis(lake, s)
 
 
 def lake_version() -> tuple:
@@ -201,8 +212,9 @@ def _chat(version: tuple) -> pd.DataFrame:
     """Every person-week's chat figures (timeaudit.analysis.chat), read only, like ``_weekly``."""
     from timeaudit.analysis.chat import chat_weekly
 
-    lake, s = workspace()
-    return chat_weekly(open_analysis(lake, s))
+    a = _analysis()
+    with a.lock:
+        return chat_weekly(a)
 
 
 def chat() -> pd.DataFrame:
@@ -229,7 +241,9 @@ def default_week(weeks: list[str]) -> str | None:
 @st.cache_data(show_spinner=False)
 def _meetings(version: tuple, person: str, weeks: tuple[str, ...]) -> pd.DataFrame:
     lake, s = workspace()
-    return top_meetings(lake, s, person, list(weeks))
+    a = _analysis()
+    with a.lock:
+        return top_meetings(lake, s, person, list(weeks), analysis=a)
 
 
 def meetings(person: str, weeks: list[str]) -> pd.DataFrame:
@@ -240,7 +254,9 @@ def meetings(person: str, weeks: list[str]) -> pd.DataFrame:
 @st.cache_data(show_spinner=False)
 def _reasons(version: tuple, person: str, week: str) -> pd.DataFrame:
     lake, s = workspace()
-    return event_reasons(lake, s, person, week, analysis=open_analysis(lake, s))
+    a = _analysis()
+    with a.lock:
+        return event_reasons(lake, s, person, week, analysis=a)
 
 
 def reasons(person: str, week: str) -> pd.DataFrame:
@@ -253,8 +269,9 @@ def _cover_mail(version: tuple) -> pd.DataFrame:
     """Cover-yourself mail of every person-week, shared read-only like ``_weekly``."""
     from timeaudit.analysis.audit import cover_mail
 
-    lake, s = workspace()
-    return cover_mail(open_analysis(lake, s))
+    a = _analysis()
+    with a.lock:
+        return cover_mail(a)
 
 
 def cover_mail_of(person: str) -> pd.DataFrame:
@@ -295,7 +312,7 @@ def _summary(version: tuple, week: str, person: str | None, team: str | None):
     from timeaudit.outputs.summary import build_summary
 
     lake, s = workspace()
-    return build_summary(lake, s, week, person=person, team=team, metrics=_all_weekly())
+    return build_summary(lake, s, week, person=person, team=team, metrics=_all_weekly(), analysis=_analysis())
 
 
 def summary(week: str, person: str | None = None, team: str | None = None):
@@ -313,17 +330,23 @@ def summary(week: str, person: str | None = None, team: str | None = None):
 @st.cache_data(show_spinner="Ranking the meetings…")
 def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str, pd.DataFrame]:
     from timeaudit.analysis import audit
+
+    every_cover = _cover_mail(version)  # before the lock: see ``_analysis``
+    a = _analysis()
+    people = [p.email for p in a.people if team is None or p.team == team]
+    with audit.scoped(a, list(weeks), people) as scope:
+        return _audit_in(a, scope, team, every_cover)
+
+
+def _audit_in(a: Analysis, scope, team: str | None, every_cover: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    from timeaudit.analysis import audit
     from timeaudit.analysis.chat import customer_chat_waiting
 
-    lake, s = workspace()
-    a = open_analysis(lake, s)
-    people = [p.email for p in a.people if team is None or p.team == team]
-    scope = audit.open_scope(a, list(weeks), people)
     replies = audit.customer_replies(a, scope)
     contacts = audit.customer_contacts(a, scope)
     series = audit.meeting_series(a, scope)
     storms = audit.reply_storms(a, scope)
-    cover = audit.cover_mail_in(a, scope)
+    cover = audit.cover_mail_in(a, scope, every_cover)
     return {
         "series": series,
         "storms": storms,
@@ -377,7 +400,9 @@ def warm_up_weekly() -> None:
 
 
 def warm_up_audit() -> None:
-    """The audit of the default period for everyone (the Time wasters and Customers pages)."""
+    """The audit of the default period for everyone (the Time wasters and Customers pages) and
+    the cover-yourself mail (My week, Team), on the one shared ``_analysis`` that My week's
+    reasons, the chat figures and the summaries' downloads read too."""
     started = time.monotonic()
     try:
         full = _all_weekly()

@@ -279,3 +279,34 @@ def test_pages_show_the_figures_they_have_while_those_of_new_data_are_computed(d
     assert not after.equals(before)
     at.run()
     assert not any("New data arrived" in info.value for info in at.info)
+
+
+def test_the_pages_and_their_downloads_classify_the_records_once(demo_dir, monkeypatch):
+    """My week (with its reasons and meetings), Team (with the summary's downloads), Time
+    wasters and Customers, opened in one process, read one analysis of the lake's version:
+    every classification goes through ``metrics.prepare``, counted here."""
+    from timeaudit.analysis import metrics, session
+
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(demo_dir))
+    monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
+    st_cache_clear()
+    session.forget_analyses()
+    classified = []
+    real = metrics.prepare
+
+    def counting(*args, **kwargs):
+        classified.append(kwargs.get("only", args[2] if len(args) > 2 else None))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "prepare", counting)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception and at.title[0].value == "My week"
+    assert any("category" in table.value.columns.str.lower() for table in at.dataframe)  # the reasons
+    at.switch_page("views/team.py").run()
+    at = at.button(key="team-summary-prepare").click().run()
+    assert not at.exception and download_labels(at) >= SUMMARY_LABELS
+    for page, title in (("views/wasters.py", "Time wasters"), ("views/customers.py", "Customers")):
+        at.switch_page(page).run()
+        assert not at.exception and at.title[0].value == title
+    assert classified == [None], "the records were classified more than once"
+    session.forget_analyses()

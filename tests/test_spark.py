@@ -90,6 +90,8 @@ def _runnable(name: str) -> str:
         "name": "event_counterparts",
         "lists": "event_party_lists",
     }
+    if name == "changed_records.sql":  # the records of the files a run of commits added and removed
+        fill["added"] = fill["removed"] = '(SELECT account, start AS t0, "end" AS t1 FROM events)'
     if name == "newest_per_key.sql":  # a batch being written, with each row's place in it
         fill["raw"] = "(SELECT *, 0 AS position FROM raw_events)"
     if name.startswith("party_"):  # records without their party key, or with it
