@@ -5,10 +5,10 @@ A person is in the lake twice over: as the account whose calendar and mailbox we
 and as a name in everyone else's records (organizer, attendee, sender, recipient, cc).
 Forgetting removes the first and scrubs the second: in other people's records their address
 becomes ``forgotten@<their domain>``, so attendee counts and the internal/external/customer
-split still hold while nobody is named. Both happen in one merge per table (only the files
-that mention them are rewritten), then a vacuum removes every file no longer in the table, so
-no file under the data folder holds them (the transaction log keeps statistics of time columns
-only, and the merge's predicate names no one).
+split still hold while nobody is named. Both happen in one commit per table that swaps each
+file mentioning them for its scrubbed copy (no other file is rewritten), then a vacuum removes
+every file no longer in the table, so no file under the data folder holds them (the
+transaction log keeps statistics of time columns only and names no one).
 
 The roster is the user's own file: it is read, never edited; the user is told to remove the
 person there. A later sync of their account, or of a calendar shared with them, brings
