@@ -48,11 +48,13 @@ timeline AS (
     JOIN classified_chat AS c ON c.source = tp.source AND c.account = tp.account AND c.conversation = tp.conversation
 ),
 answered AS (
-    -- Each message of others with the person's next message in the conversation.
+    -- Each message of others with the person's next message in the conversation. At equal
+    -- times the person's own messages sort first, so "next" is strictly later whatever order
+    -- an engine gives ties (Spark and DuckDB agree).
     SELECT *
     FROM (
         SELECT *, min(CASE WHEN own THEN ts END) OVER (
-            PARTITION BY person, source, account, conversation ORDER BY ts
+            PARTITION BY person, source, account, conversation ORDER BY ts, own DESC
             ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING
         ) AS replied_at
         FROM timeline
