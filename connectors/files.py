@@ -3,6 +3,7 @@ file noted while the rest are read, and one record per id among what was read.""
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -61,3 +62,52 @@ def place(path: Path, base: Path | None) -> str:
     """A file's or folder's full path, or its path below ``base`` (files uploaded to a temporary folder)."""
     path = path.resolve()
     return path.relative_to(base.resolve()).as_posix() if base else path.as_posix()
+
+
+ZIP_CHUNK = 2**20
+
+
+class BoundedZip:
+    """``members`` of an open zip, each unpacked whole but within the limits of
+    ``imports.max_zip_mb`` and ``imports.max_zip_ratio``: in all at most ``max_bytes``, each at
+    most ``max_ratio`` times its packed size. Checked on what the zip declares before anything is
+    unpacked, and on what is actually unpacked, a chunk at a time (a zip may declare sizes it
+    does not keep to). ``too_big(size)`` and ``too_packed(member, ratio)`` make the source's own
+    error, naming the file and the fix."""
+
+    def __init__(
+        self,
+        archive: zipfile.ZipFile,
+        members: list[zipfile.ZipInfo],
+        max_bytes: int,
+        max_ratio: int,
+        too_big: Callable[[int], Exception],
+        too_packed: Callable[[zipfile.ZipInfo, float], Exception],
+    ):
+        self.archive, self.max_bytes, self.max_ratio = archive, max_bytes, max_ratio
+        self.too_big, self.too_packed = too_big, too_packed
+        self.members = {m.filename: m for m in members}
+        self.unpacked = 0
+        declared = sum(m.file_size for m in members)
+        if declared > max_bytes:
+            raise too_big(declared)
+        for m in members:
+            if m.file_size > max_ratio * max(m.compress_size, 1):
+                raise too_packed(m, m.file_size / max(m.compress_size, 1))
+
+    def read(self, name: str) -> bytes:
+        return self.read_member(self.members[name])
+
+    def read_member(self, member: zipfile.ZipInfo) -> bytes:
+        most = min(self.max_bytes - self.unpacked, self.max_ratio * max(member.compress_size, 1))
+        chunks, size = [], 0
+        with self.archive.open(member) as stream:
+            while chunk := stream.read(ZIP_CHUNK):
+                size += len(chunk)
+                if size > most:
+                    if self.unpacked + size > self.max_bytes:
+                        raise self.too_big(self.unpacked + size)
+                    raise self.too_packed(member, size / max(member.compress_size, 1))
+                chunks.append(chunk)
+        self.unpacked += size
+        return b"".join(chunks)

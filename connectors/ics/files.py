@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from connectors.files import BoundedZip
 from timeaudit.core.errors import UserError
 
 
@@ -71,19 +72,22 @@ def _ics_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 
 def _zip_members(path: Path, limits: ZipLimits) -> Iterator[tuple[str, bytes]]:
     """Each .ics member of a zip, unpacked one at a time; ImportFileError for a broken zip, or
-    one whose members would unpack past ``limits`` (checked on what the zip declares before
-    anything is unpacked, and on what is actually unpacked)."""
+    one whose members would unpack past ``limits`` (``connectors.files.BoundedZip``)."""
     try:
         with zipfile.ZipFile(path) as archive:
             members = _ics_members(archive)
             if not members:
                 raise ImportFileError(f"{path.name}: the zip holds no .ics file; export the calendars again")
-            _check_declared(path, members, limits)
-            unpacked = 0
+            bounded = BoundedZip(
+                archive,
+                members,
+                limits.max_bytes,
+                limits.max_ratio,
+                lambda size: _too_big(path, size, limits),
+                lambda member, ratio: _too_packed(path, member, ratio, limits),
+            )
             for member in members:
-                data = _unpacked(path, archive, member, limits, limits.max_bytes - unpacked)
-                item, data = (f"{path.name}/{member.filename}", data), None
-                unpacked += len(item[1])
+                item = (f"{path.name}/{member.filename}", bounded.read_member(member))
                 yield item
                 del item  # the next member is unpacked with this one let go
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
@@ -108,31 +112,3 @@ def _too_packed(path: Path, member: zipfile.ZipInfo, ratio: float, limits: ZipLi
 
 def _mb(size: int) -> str:
     return f"{size / 2**20:,.0f} MB"
-
-
-def _check_declared(path: Path, members: list[zipfile.ZipInfo], limits: ZipLimits) -> None:
-    total = sum(m.file_size for m in members)
-    if total > limits.max_bytes:
-        raise _too_big(path, total, limits)
-    for member in members:
-        if member.file_size > limits.max_ratio * max(member.compress_size, 1):
-            raise _too_packed(path, member, member.file_size / max(member.compress_size, 1), limits)
-
-
-CHUNK = 2**20
-
-
-def _unpacked(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, limits: ZipLimits, room: int) -> bytes:
-    """A member's bytes, read a chunk at a time and stopped as soon as they pass what is left of
-    the total or the ratio (a zip may declare sizes it does not keep to)."""
-    most = min(room, limits.max_ratio * max(member.compress_size, 1))
-    chunks, size = [], 0
-    with archive.open(member) as stream:
-        while chunk := stream.read(CHUNK):
-            size += len(chunk)
-            if size > most:
-                if size > room:
-                    raise _too_big(path, limits.max_bytes - room + size, limits)
-                raise _too_packed(path, member, size / max(member.compress_size, 1), limits)
-            chunks.append(chunk)
-    return b"".join(chunks)

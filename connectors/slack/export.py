@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,13 +23,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from connectors.base import Cursor, ReadNotes
-from connectors.files import Progress, last_of_each_id
+from connectors.files import BoundedZip, Progress, last_of_each_id
 from connectors.slack.records import SOURCE, BadRecord, Conversation, Directory, as_fields, chat_record, is_chat
 from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
 
 LISTS = {"channels.json": "public", "groups.json": "private", "mpims.json": "mpim", "dms.json": "im"}
-CHUNK = 2**20
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -50,48 +49,18 @@ class ExportCoverage:
         return row["conversation"] in self.conversations and self.start <= row["ts"] < self.end
 
 
-class BoundedZip:
-    """A zip's members, each unpacked whole but within the limits: in all at most ``max_bytes``,
-    each at most ``max_ratio`` times its packed size (a zip may declare sizes it does not keep to)."""
+def _too_big(path: Path, max_bytes: int) -> Callable[[int], ExportError]:
+    return lambda size: ExportError(
+        f"{path.name}: its files unpack to {size / 2**20:,.0f} MB or more, over the limit of "
+        f"{max_bytes / 2**20:,.0f} MB (imports.max_zip_mb); raise the limit or export fewer days"
+    )
 
-    def __init__(self, path: Path, archive: zipfile.ZipFile, max_bytes: int, max_ratio: int):
-        self.path, self.archive, self.max_bytes, self.max_ratio = path, archive, max_bytes, max_ratio
-        self.unpacked = 0
-        members = [m for m in archive.infolist() if not m.is_dir() and m.filename.endswith(".json")]
-        self.members = {m.filename: m for m in members if "__MACOSX" not in m.filename}
-        declared = sum(m.file_size for m in self.members.values())
-        if declared > max_bytes:
-            raise self._too_big(declared)
-        for m in self.members.values():
-            if m.file_size > max_ratio * max(m.compress_size, 1):
-                raise self._too_packed(m, m.file_size / max(m.compress_size, 1))
 
-    def read(self, name: str) -> bytes:
-        member = self.members[name]
-        most = min(self.max_bytes - self.unpacked, self.max_ratio * max(member.compress_size, 1))
-        chunks, size = [], 0
-        with self.archive.open(member) as stream:
-            while chunk := stream.read(CHUNK):
-                size += len(chunk)
-                if size > most:
-                    if self.unpacked + size > self.max_bytes:
-                        raise self._too_big(self.unpacked + size)
-                    raise self._too_packed(member, size / max(member.compress_size, 1))
-                chunks.append(chunk)
-        self.unpacked += size
-        return b"".join(chunks)
-
-    def _too_big(self, size: int) -> ExportError:
-        return ExportError(
-            f"{self.path.name}: its files unpack to {size / 2**20:,.0f} MB or more, over the limit of "
-            f"{self.max_bytes / 2**20:,.0f} MB (imports.max_zip_mb); raise the limit or export fewer days"
-        )
-
-    def _too_packed(self, member: zipfile.ZipInfo, ratio: float) -> ExportError:
-        return ExportError(
-            f"{self.path.name}/{member.filename}: unpacks to {ratio:,.0f} times its packed size, over the limit of "
-            f"{self.max_ratio} (imports.max_zip_ratio); a Slack export does not pack that well, so it is not read"
-        )
+def _too_packed(path: Path, max_ratio: int) -> Callable[[zipfile.ZipInfo, float], ExportError]:
+    return lambda member, ratio: ExportError(
+        f"{path.name}/{member.filename}: unpacks to {ratio:,.0f} times its packed size, over the limit of "
+        f"{max_ratio} (imports.max_zip_ratio); a Slack export does not pack that well, so it is not read"
+    )
 
 
 class SlackExportSource:
@@ -120,8 +89,20 @@ class SlackExportSource:
                 raise ExportError(
                     f"{self.path.name}: not a readable zip file ({e}); download the export again"
                 ) from None
-            limits = self.settings.imports
-            self._zip = BoundedZip(self.path, self._archive, limits.max_zip_mb * 2**20, limits.max_zip_ratio)
+            max_bytes, max_ratio = self.settings.imports.max_zip_mb * 2**20, self.settings.imports.max_zip_ratio
+            members = [
+                m
+                for m in self._archive.infolist()
+                if not m.is_dir() and m.filename.endswith(".json") and "__MACOSX" not in m.filename
+            ]
+            self._zip = BoundedZip(
+                self._archive,
+                members,
+                max_bytes,
+                max_ratio,
+                _too_big(self.path, max_bytes),
+                _too_packed(self.path, max_ratio),
+            )
             if "users.json" not in self._zip.members:
                 raise ExportError(
                     f"{self.path.name}: no users.json at the top of the zip; this is not a Slack workspace export"
