@@ -89,6 +89,7 @@ def _runnable(name: str) -> str:
         "raw": "raw_events",
         "name": "event_counterparts",
         "lists": "event_party_lists",
+        "addresses": "any_value(p.addresses) AS addresses,",
     }
     if name == "changed_records.sql":  # the records of the files a run of commits added and removed
         fill["added"] = fill["removed"] = '(SELECT account, start AS t0, "end" AS t1 FROM events)'

@@ -93,6 +93,7 @@ def register_rules(con: duckdb.DuckDBPyConnection, settings: Settings, people: l
         con.register(name, frame)
     for table in PARTY_TABLES:
         name = f"{table.removesuffix('s')}_counterparts"
-        con.execute(read_sql("counterparts.sql").format(name=name, lists=party_lists_view(table)))
+        addresses = "any_value(p.addresses) AS addresses," if table == "events" else ""
+        con.execute(read_sql("counterparts.sql").format(name=name, lists=party_lists_view(table), addresses=addresses))
     con.execute(read_sql("classify_events.sql"))
     con.execute(read_sql("classify_messages.sql"))

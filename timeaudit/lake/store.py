@@ -58,10 +58,13 @@ PARTITION = "source"
 # Each source's records are spread over buckets by account (``account_bucket``), so that a merge
 # for a few accounts reads and rewrites only their buckets, not the source's every record.
 BUCKET = "bucket"
-# How many: a merge rewrites every file holding a record it changes, so the fewer accounts share
-# a bucket, the less it copies (at 1,000 people, 16 buckets made one person's update copy
-# 318,000 messages). A table says its count in its description; tables made before say none.
-BUCKETS = 64
+# How many: a merge rewrites every file holding a record it changes, and scans its buckets'
+# files to find them, so the fewer accounts share a bucket, the less it copies; but every
+# reader opens one file per bucket and table. At 1,000 people x 52 weeks (docs/performance.md)
+# a merge of one person's changed events took 365 ms with 64 buckets, 134 ms with 256, 63 ms
+# with 1,024, and the weekly metrics read 10-20% slower with 256 than with 64, 30% with 1,024.
+# A table says its count in its description; tables made before the first count say none.
+BUCKETS = 256
 OLD_BUCKETS = 16
 BUCKETS_DESCRIPTION = "partitioned by source and bucket = crc32(account) % {}"
 # Only these columns get file statistics in the transaction log: none of them names anyone.
@@ -74,9 +77,6 @@ STATS_COLUMNS = {
 # than any reader holds one snapshot (a reader re-snapshots whenever the table version moves).
 VACUUM_RETENTION_HOURS = 1
 COMMIT_ATTEMPTS = 20
-# Each commit also writes the rows it changed (Delta's change data feed), so that what changed
-# since a version is read from those rows alone (timeaudit.lake.changes).
-CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
 WRITER_PROPERTIES = WriterProperties(compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS)
 
 
@@ -242,7 +242,10 @@ class Lake:
 
     def _create(self, table: str) -> DeltaTable:
         schema = stored_schema(table)
-        config = {"delta.dataSkippingStatsColumns": STATS_COLUMNS[table], **CHANGE_FEED}
+        # No change data feed: it made every merge write the changed rows twice more (2.2 s against
+        # 1.5 s for a 1% sync at 1,000 people), and with small buckets the files a commit added
+        # and removed tell what changed as cheaply (timeaudit.lake.changes).
+        config = {"delta.dataSkippingStatsColumns": STATS_COLUMNS[table]}
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 return DeltaTable.create(
@@ -367,16 +370,14 @@ class Lake:
         for table in TABLES:
             dt = self.table(table)
             files = snapshot_files(dt) if dt else []
-            if files:
-                con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {read_files(files)}")
-            else:
-                con.register(f"_empty_{table}", stored_schema(table).empty_table())
-                con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * EXCLUDE ({BUCKET}) FROM _empty_{table}")
+            con.register(f"_empty_{table}", stored_schema(table).empty_table())
+            empty = f"(SELECT * EXCLUDE ({BUCKET}) FROM _empty_{table})"
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {read_files(files) if files else empty}")
             if accounts is not None:
                 count = table_buckets(dt) if dt else BUCKETS
                 buckets = {account_bucket(a, count) for a in accounts}
                 theirs = [f for f in files if partition_of(f)[1] in buckets]
-                relation = read_files(theirs) if theirs else f"(SELECT * FROM {table} WHERE false)"
+                relation = read_files(theirs) if theirs else empty
                 con.execute(f"CREATE OR REPLACE VIEW {table}_of_accounts AS SELECT * FROM {relation}")
             if table in PARTY_TABLES:
                 lists = read_sql(f"party_lists_{table}.sql").format(raw=table)
@@ -412,12 +413,6 @@ class Lake:
             self.commit(table, lambda dt: dt.optimize.compact(writer_properties=WRITER_PROPERTIES))
             self.vacuum(table, VACUUM_RETENTION_HOURS)
         return before, len(self.files(table))
-
-    def feed_changes(self, table: str) -> None:
-        """Turn on the change data feed of a table created before it was on (one commit)."""
-        dt = self.table(table)
-        if dt is not None and not has_change_feed(dt):
-            self.commit(table, lambda dt: dt.alter.set_table_properties(CHANGE_FEED))
 
     def vacuum(self, table: str, retention_hours: int, full: bool = False) -> int:
         """Remove the files that no snapshot younger than ``retention_hours`` uses (``full``: and

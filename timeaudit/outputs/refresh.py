@@ -128,8 +128,6 @@ def _refresh(lake, settings, now, say, started, out) -> Refresh:
                 return done
             why = "a stored table is missing"
     say(f"recomputing every table ({why})")
-    for table in TABLES:  # a lake from before the change feed: the next refresh reads it
-        lake.feed_changes(table)
     _, names = run_duckdb(lake, settings, now)
     return Refresh("full", time.perf_counter() - started, tables=names, why=why)
 

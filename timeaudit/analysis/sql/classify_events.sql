@@ -1,5 +1,5 @@
 -- Every event of every calendar with exactly one category and the reason for it.
--- Inputs: the lake views `events` and `event_party_lists`, `event_counterparts` (counterparts.sql),
+-- Inputs: the lake view `events`, `event_counterparts` (counterparts.sql, with each list's addresses),
 -- the rule tables.
 -- The attendee list itself is left out: what counts of it is `others` and `attendee_count`.
 CREATE OR REPLACE TEMP TABLE classified_events AS
@@ -21,7 +21,7 @@ facts AS (
         e.*,
         e.account AS person,
         (epoch(e."end") - epoch(e.start)) / 60.0 AS minutes,
-        cp.parties - CASE WHEN list_contains(pl.addresses, lower(e.account)) THEN 1 ELSE 0 END AS others,
+        cp.parties - CASE WHEN list_contains(cp.addresses, lower(e.account)) THEN 1 ELSE 0 END AS others,
         cp.customer_email,
         cp.customer AS customer,
         cp.external_email,
@@ -33,7 +33,6 @@ facts AS (
     FROM events AS e
     CROSS JOIN rule_settings AS rs
     JOIN event_counterparts AS cp ON e.party_key = cp.list_id
-    JOIN event_party_lists AS pl ON pl.party_key = e.party_key
     LEFT JOIN admin_tag AS adm USING (source, account, id)
     LEFT JOIN committee_tag AS com USING (source, account, id)
 ),

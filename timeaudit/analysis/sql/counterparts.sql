@@ -7,16 +7,24 @@
 -- key (about one chance in a billion for a million lists), one of them stands for both.
 -- The record's own account is on its list too; it counts in `parties` (classify_events.sql
 -- takes it off) but is never the customer or outside one, its domain being the organisation's.
+-- `{addresses}`: the list itself kept as `addresses` (events: classify_events.sql takes the
+-- record's own account off), or nothing.
 -- Inputs: `rule_customer_domains`, `rule_org_domains`.
 CREATE OR REPLACE TEMP TABLE {name} AS
 WITH parties AS (
-    SELECT party_key AS list_id, address, split_part(address, '@', 2) AS domain
-    FROM (SELECT party_key, unnest(addresses) AS address FROM {lists}) AS unnested
+    -- An empty list stays, as one row without an address, so that it counts 0 parties; the
+    -- lists are read once (they are found at read time, the costliest part of classifying).
+    SELECT party_key AS list_id, addresses, address, split_part(address, '@', 2) AS domain
+    FROM (
+        SELECT party_key, addresses, unnest(CASE WHEN array_length(addresses) = 0 THEN [NULL] ELSE addresses END) AS address
+        FROM {lists}
+    ) AS unnested
 ),
 summary AS (
     SELECT
         p.list_id,
-        count(*) AS parties,
+        {addresses}
+        count(p.address) AS parties,
         min(CASE WHEN cd.customer IS NOT NULL THEN p.address END) AS customer_email,
         arg_min(cd.customer, CASE WHEN cd.customer IS NOT NULL THEN p.address END) AS customer,
         min(CASE WHEN od.domain IS NULL THEN p.address END) AS external_email
@@ -26,14 +34,9 @@ summary AS (
     GROUP BY p.list_id
 )
 SELECT
-    l.party_key AS list_id,
-    coalesce(s.parties, 0) AS parties,
-    s.customer_email,
-    s.customer,
-    s.external_email,
+    *,
     -- What a category needs to know, apart from the addresses only reasons name: a query
     -- that reads categories alone then carries no text through its join with the lists.
-    s.customer_email IS NOT NULL AS has_customer,
-    s.external_email IS NOT NULL AS has_external
-FROM {lists} AS l
-LEFT JOIN summary AS s ON s.list_id = l.party_key
+    customer_email IS NOT NULL AS has_customer,
+    external_email IS NOT NULL AS has_external
+FROM summary
