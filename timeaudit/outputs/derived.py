@@ -28,10 +28,12 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
-from timeaudit.analysis.audit import open_scope
+from timeaudit.analysis.audit import cover_mail, open_scope
 from timeaudit.analysis.chat import prepare_chat, register_org_days
 from timeaudit.analysis.metrics import Analysis, compute_weekly, open_analysis, typed_weekly
+from timeaudit.analysis.page_audit import default_weeks, page_audit
 from timeaudit.analysis.session import shared_analysis
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import Settings
@@ -124,8 +126,51 @@ def run_duckdb(lake: Lake, settings: Settings, now: datetime, out: Path | None =
     stamp = begin_manifest(out, lake, settings, "duckdb")
     a = open_analysis(lake, settings)
     names = write_derived(a, now, duckdb_writer(a, out))
+    weeks = write_page_audit(a, out, now)
+    if weeks:
+        names.append(PAGE_AUDIT)
+        stamp[PAGE_AUDIT_WEEKS] = weeks
     finish_manifest(out, stamp, now, names)
     return out, names
+
+
+# -- the audit the dashboard's pages open on ---------------------------------------------------
+PAGE_AUDIT = "page_audit"
+PAGE_AUDIT_WEEKS = "page_audit_weeks"  # the manifest's record of the weeks it covers
+
+
+def write_page_audit(a: Analysis, out: Path, now: datetime) -> list[str]:
+    """The Time wasters and Customers pages' default audit (``page_audit.page_audit`` of
+    everyone over ``page_audit.default_weeks``) as ``<out>/page_audit/<table>.parquet``,
+    swapped in whole. Returns its weeks; none (and nothing written) without data."""
+    weeks = default_weeks([w for (w,) in a.con.execute("SELECT DISTINCT week FROM person_days").fetchall()], now.date())
+    if not weeks:
+        return []
+    every_cover = cover_mail(a)
+    tables = page_audit(a, open_scope(a, weeks, now=now), None, every_cover)
+
+    def fill(staging: Path) -> None:
+        staging.mkdir()
+        for name, frame in tables.items():
+            write_parquet(pa.Table.from_pandas(frame), staging / f"{name}.parquet")
+
+    replace_folder(out / PAGE_AUDIT, fill)
+    return weeks
+
+
+def stored_page_audit(lake: Lake, settings: Settings, weeks: list[str]) -> dict[str, pd.DataFrame] | None:
+    """The stored default audit, as ``page_audit.page_audit`` gives it, when the manifest is in
+    use, lists it (an incremental refresh leaves it behind) and its weeks are ``weeks``, and
+    stays so while it is read; else None."""
+    lake.check_schema()
+    before = manifest_in_use(lake, settings)
+    if before is None or PAGE_AUDIT not in before["tables"] or before.get(PAGE_AUDIT_WEEKS) != list(weeks):
+        return None
+    try:
+        tables = {p.stem: pd.read_parquet(p) for p in sorted((lake.root / DERIVED_DIR / PAGE_AUDIT).glob("*.parquet"))}
+    except (OSError, ValueError, pa.ArrowException):
+        return None  # replaced or removed while being read: compute instead
+    return tables if tables and manifest_in_use(lake, settings) == before else None
 
 
 # -- the manifest: which lake, settings and code the tables were computed from ----------------
