@@ -30,7 +30,7 @@ from timeaudit.core.model import Person
 from timeaudit.core.roster import load_people
 from timeaudit.core.sign_in import require_roster, verified_address
 from timeaudit.lake.store import Lake, default_data_dir
-from timeaudit.outputs.derived import stored_page_audit, weekly_metrics
+from timeaudit.outputs.derived import stored_page_audit, stored_table, weekly_metrics
 from timeaudit.outputs.figures import weekly_split_figure  # noqa: F401 - sets plotly's template
 from timeaudit.privacy import VIEWER_ENV, Access, access_for, gate, local_access
 
@@ -211,9 +211,14 @@ def teams() -> pd.DataFrame:
 
 @st.cache_resource(show_spinner="Counting the chat…", max_entries=2)
 def _chat(version: tuple) -> pd.DataFrame:
-    """Every person-week's chat figures (timeaudit.analysis.chat), read only, like ``_weekly``."""
-    from timeaudit.analysis.chat import chat_weekly
+    """Every person-week's chat figures (timeaudit.analysis.chat), read only and from the stored
+    derived tables while they are current, like ``_weekly``."""
+    from timeaudit.analysis.chat import chat_weekly, typed_chat
 
+    lake, s = workspace()
+    stored = stored_table(lake, s, "chat_weekly", "week, person")
+    if stored is not None:
+        return typed_chat(stored)
     a = _analysis()
     with a.lock:
         return chat_weekly(a)

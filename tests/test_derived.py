@@ -89,6 +89,18 @@ def test_weekly_metrics_reads_the_stored_table_as_computing_gives_it(data, monke
     assert_same_weekly(stored, fresh, LAST_BITS)
 
 
+def test_the_stored_chat_table_reads_back_as_computing_gives_it(data, monkeypatch):
+    from timeaudit.analysis.chat import chat_weekly, typed_chat
+
+    lake, settings = Lake(data), load_settings(data / "timeaudit.toml")
+    fresh = chat_weekly(open_analysis(lake, settings))
+    no_computing(monkeypatch)
+    stored = typed_chat(derived.stored_table(lake, settings, "chat_weekly", "week, person"))
+    assert len(stored) == 400 and stored["chats_sent"].sum() > 0
+    pd.testing.assert_frame_equal(stored, fresh, check_exact=False, rtol=0, atol=LAST_BITS)
+    assert type(stored["week_start"].iloc[0]) is type(fresh["week_start"].iloc[0])
+
+
 def test_the_stored_page_audit_is_what_computing_it_gives(copy):
     """`timeaudit metrics` stores the audit the Time wasters and Customers pages open on
     (everyone, the default weeks): read back, each table equals the live computation's, dtypes

@@ -251,22 +251,29 @@ def manifest_in_use(lake: Lake, settings: Settings) -> dict | None:
     return found
 
 
-def stored_weekly(lake: Lake, settings: Settings) -> pd.DataFrame | None:
-    """``<data>/derived/weekly_metrics`` as ``weekly.sql`` gives it (before ``weekly_metrics``
-    sets its types), when the manifest is in use and stays so while the table is read; else None."""
+def stored_table(lake: Lake, settings: Settings, name: str, order: str) -> pd.DataFrame | None:
+    """``<data>/derived/<name>`` as its query gives it, ordered by ``order``, when the manifest
+    is in use, lists the table as current (an incremental refresh leaves the audit tables
+    behind) and stays so while the table is read; else None."""
     lake.check_schema()  # the same clear stop as computing from a lake of another version
     before = manifest_in_use(lake, settings)
-    if before is None:
+    if before is None or name not in before["tables"]:
         return None
-    files = sql_string(lake.root / DERIVED_DIR / "weekly_metrics" / "*.parquet")
+    files = sql_string(lake.root / DERIVED_DIR / name / "*.parquet")
     con = duckdb.connect()
     try:
-        df = con.execute(f"SELECT * FROM read_parquet({files}) ORDER BY week, person").df()
+        df = con.execute(f"SELECT * FROM read_parquet({files}) ORDER BY {order}").df()
     except (duckdb.Error, OSError):
         return None  # replaced or removed while being read: compute instead
     finally:
         con.close()
     return df if manifest_in_use(lake, settings) == before else None
+
+
+def stored_weekly(lake: Lake, settings: Settings) -> pd.DataFrame | None:
+    """``<data>/derived/weekly_metrics`` as ``weekly.sql`` gives it (before ``weekly_metrics``
+    sets its types), while it is current (``stored_table``)."""
+    return stored_table(lake, settings, "weekly_metrics", "week, person")
 
 
 def weekly_metrics(
