@@ -30,7 +30,7 @@ from timeaudit.core.model import Person
 from timeaudit.core.roster import load_people
 from timeaudit.core.sign_in import require_roster, verified_address
 from timeaudit.lake.store import Lake, default_data_dir
-from timeaudit.outputs.derived import stored_page_audit, stored_table, weekly_metrics
+from timeaudit.outputs.derived import stored_cover_mail, stored_page_audit, stored_table, weekly_metrics
 from timeaudit.outputs.figures import weekly_split_figure  # noqa: F401 - sets plotly's template
 from timeaudit.privacy import VIEWER_ENV, Access, access_for, gate, local_access
 
@@ -273,9 +273,14 @@ def reasons(person: str, week: str) -> pd.DataFrame:
 
 @st.cache_resource(show_spinner="Finding email habits…", max_entries=2)
 def _cover_mail(version: tuple) -> pd.DataFrame:
-    """Cover-yourself mail of every person-week, shared read-only like ``_weekly``."""
+    """Cover-yourself mail of every person-week, shared read-only like ``_weekly``: stored by
+    `timeaudit metrics` while current, else computed."""
     from timeaudit.analysis.audit import cover_mail
 
+    lake, s = workspace()
+    stored = stored_cover_mail(lake, s)
+    if stored is not None:
+        return stored
     a = _analysis()
     with a.lock:
         return cover_mail(a)

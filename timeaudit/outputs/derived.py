@@ -12,6 +12,12 @@ When the lake and ``<out>`` are local folders, a run also writes ``<out>/manifes
 last: the engine, when, a hash of the lake version the tables were computed from, and a
 fingerprint of the settings, roster and code that shape the numbers. ``stored_weekly`` reads
 ``<data>/derived/weekly_metrics`` in place of computing it only while all of these still match.
+
+A DuckDB run also stores what the dashboard's pages open on (``write_page_audit``): everyone's
+cover-yourself mail (``<out>/cover_mail/``) and the Time wasters and Customers pages' audit of
+everyone over the default weeks (``<out>/page_audit/``, one Parquet per table), listed in the
+manifest, with the audit's weeks; ``stored_page_audit`` and ``stored_cover_mail`` read them
+back while the manifest is in use and lists them (a sync's refresh leaves them ``behind``).
 """
 
 from __future__ import annotations
@@ -128,49 +134,67 @@ def run_duckdb(lake: Lake, settings: Settings, now: datetime, out: Path | None =
     names = write_derived(a, now, duckdb_writer(a, out))
     weeks = write_page_audit(a, out, now)
     if weeks:
-        names.append(PAGE_AUDIT)
+        names += [COVER_MAIL, PAGE_AUDIT]
         stamp[PAGE_AUDIT_WEEKS] = weeks
     finish_manifest(out, stamp, now, names)
     return out, names
 
 
-# -- the audit the dashboard's pages open on ---------------------------------------------------
-PAGE_AUDIT = "page_audit"
+# -- what the dashboard's pages open on ---------------------------------------------------------
+COVER_MAIL = "cover_mail"  # everyone's cover-yourself mail, every week (My week, Team, the audit)
+PAGE_AUDIT = "page_audit"  # the Time wasters and Customers pages' default audit
 PAGE_AUDIT_WEEKS = "page_audit_weeks"  # the manifest's record of the weeks it covers
 
 
 def write_page_audit(a: Analysis, out: Path, now: datetime) -> list[str]:
-    """The Time wasters and Customers pages' default audit (``page_audit.page_audit`` of
-    everyone over ``page_audit.default_weeks``) as ``<out>/page_audit/<table>.parquet``,
-    swapped in whole. Returns its weeks; none (and nothing written) without data."""
+    """``audit.cover_mail`` as ``<out>/cover_mail/cover_mail.parquet``, and the Time wasters and
+    Customers pages' default audit (``page_audit.page_audit`` of everyone over
+    ``page_audit.default_weeks``) as ``<out>/page_audit/<table>.parquet``, each folder swapped
+    in whole. Returns the audit's weeks; none (and nothing written) without data."""
     weeks = default_weeks([w for (w,) in a.con.execute("SELECT DISTINCT week FROM person_days").fetchall()], now.date())
     if not weeks:
         return []
     every_cover = cover_mail(a)
-    tables = page_audit(a, open_scope(a, weeks, now=now), None, every_cover)
-
-    def fill(staging: Path) -> None:
-        staging.mkdir()
-        for name, frame in tables.items():
-            write_parquet(pa.Table.from_pandas(frame), staging / f"{name}.parquet")
-
-    replace_folder(out / PAGE_AUDIT, fill)
+    _write_frames(out / COVER_MAIL, {COVER_MAIL: every_cover})
+    _write_frames(out / PAGE_AUDIT, page_audit(a, open_scope(a, weeks, now=now), None, every_cover))
     return weeks
 
 
-def stored_page_audit(lake: Lake, settings: Settings, weeks: list[str]) -> dict[str, pd.DataFrame] | None:
-    """The stored default audit, as ``page_audit.page_audit`` gives it, when the manifest is in
-    use, lists it (an incremental refresh leaves it behind) and its weeks are ``weeks``, and
-    stays so while it is read; else None."""
+def _write_frames(final: Path, frames: dict[str, pd.DataFrame]) -> None:
+    def fill(staging: Path) -> None:
+        staging.mkdir()
+        for name, frame in frames.items():
+            write_parquet(pa.Table.from_pandas(frame), staging / f"{name}.parquet")
+
+    replace_folder(final, fill)
+
+
+def _stored_frames(lake: Lake, settings: Settings, name: str, weeks: list[str] | None = None) -> dict | None:
+    """``<data>/derived/<name>/<table>.parquet`` by table, as the frames written, when the
+    manifest is in use, lists ``name`` (a sync's refresh leaves it ``behind``) and, given
+    ``weeks``, records those as the audit's, and stays so while they are read; else None."""
     lake.check_schema()
     before = manifest_in_use(lake, settings)
-    if before is None or PAGE_AUDIT not in before["tables"] or before.get(PAGE_AUDIT_WEEKS) != list(weeks):
+    if before is None or name not in before["tables"]:
+        return None
+    if weeks is not None and before.get(PAGE_AUDIT_WEEKS) != list(weeks):
         return None
     try:
-        tables = {p.stem: pd.read_parquet(p) for p in sorted((lake.root / DERIVED_DIR / PAGE_AUDIT).glob("*.parquet"))}
+        frames = {p.stem: pd.read_parquet(p) for p in sorted((lake.root / DERIVED_DIR / name).glob("*.parquet"))}
     except (OSError, ValueError, pa.ArrowException):
         return None  # replaced or removed while being read: compute instead
-    return tables if tables and manifest_in_use(lake, settings) == before else None
+    return frames if frames and manifest_in_use(lake, settings) == before else None
+
+
+def stored_page_audit(lake: Lake, settings: Settings, weeks: list[str]) -> dict[str, pd.DataFrame] | None:
+    """The stored default audit of ``weeks``, as ``page_audit.page_audit`` gives it, while current."""
+    return _stored_frames(lake, settings, PAGE_AUDIT, weeks)
+
+
+def stored_cover_mail(lake: Lake, settings: Settings) -> pd.DataFrame | None:
+    """The stored ``audit.cover_mail`` of everyone, as computing gives it, while current."""
+    frames = _stored_frames(lake, settings, COVER_MAIL)
+    return None if frames is None else frames.get(COVER_MAIL)
 
 
 # -- the manifest: which lake, settings and code the tables were computed from ----------------
