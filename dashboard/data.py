@@ -382,17 +382,16 @@ def warm_up_weekly() -> None:
 
 
 def warm_up_audit() -> None:
-    """The audit of the default period for everyone (the Time wasters and Customers pages), read
-    from the stored derived tables when they are current, then the cover-yourself mail (My
-    week, Team) on the one shared ``_analysis`` that My week's reasons, the chat figures and the
-    summaries' downloads read too."""
+    """The audit of the default period for everyone (the Time wasters and Customers pages) and
+    the cover-yourself mail (My week, Team): read from the stored derived tables when they are
+    current (nothing is classified), else computed on the one shared ``_analysis`` that My
+    week's reasons, the chat figures and the summaries' downloads read too."""
     started = time.monotonic()
     try:
         full = _all_weekly()
         weeks = default_weeks(all_weeks()) if not full.empty else []
         if weeks:
             _audit(lake_version(), tuple(sorted(weeks)), None)
-            print(f"  The audit figures are ready ({time.monotonic() - started:.1f} s).", flush=True)
         _cover_mail(lake_version())
         print(f"  Every page's figures are ready ({time.monotonic() - started:.1f} s).", flush=True)
     except Exception as e:  # noqa: BLE001 - the pages report it to whoever opens them
