@@ -3,7 +3,8 @@
 A table made with Delta's change data feed on (lakes of 2026-12-03; ``delta.enableChangeDataFeed``)
 has each commit's inserted, deleted and updated rows (before and after) written apart, and those
 rows are all a reader needs. For the others (new tables have it off: it made every merge write
-the changed rows twice more, ``store._create``), the commit log does: each commit file (``_delta_log/<version>.json``) lists the data files it added and removed.
+the changed rows twice more, ``store._create``), the commit log does: each commit file
+(``_delta_log/<version>.json``) lists the data files it added and removed.
 Between version ``since`` and the latest, the files added and not removed again hold every
 record written since, and the files removed that had been there hold the versions they
 replaced (a merge rewrites whole files, so most rows of both are the same rows). Their
