@@ -196,8 +196,6 @@ def test_chat_shows_on_time_wasters_and_customers(demo, demo_dir, monkeypatch):
     shown = {m.label: m.value for m in at.metric}
     assert shown["Chats waiting for an answer"] == str(len(waiting))
     assert "Customer chat waiting for an answer, oldest first" in [s.value for s in at.subheader]
-
-
 # -- one analysis, shared ----------------------------------------------------------------------
 def test_concurrent_summaries_of_different_scopes_share_one_classification(demo_dir, monkeypatch):
     """Four threads ask for summaries of different teams and the organisation at once: the

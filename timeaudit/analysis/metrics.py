@@ -210,7 +210,9 @@ def open_analysis(
     raise AssertionError("unreachable")
 
 
-def prepare(con, settings: Settings, only: Collection[str] | None = None, sent_by_anyone: bool = False) -> list[Person]:
+def prepare(
+    con, settings: Settings, only: Collection[str] | None = None, sent_by_anyone: bool = False
+) -> list[Person]:
     """Register the rules, the people and their days on ``con`` (which already has the lake's
     ``events`` and ``messages``) and classify every record (of the accounts in ``only``, when
     given: the people, the weeks and the rules stay those of the whole lake). Returns the people."""
