@@ -21,6 +21,8 @@ import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
 from timeaudit.analysis.metrics import Analysis, event_reasons, last_complete_week, team_weekly, top_meetings
+from timeaudit.analysis.page_audit import DEFAULT_WEEKS, default_weeks, page_audit
+from timeaudit.analysis.page_audit import audit_weeks as page_audit_weeks
 from timeaudit.analysis.session import shared_analysis
 from timeaudit.core.config import CONFIG_ENV, Settings, find_config, load_settings
 from timeaudit.core.errors import UserError
@@ -28,7 +30,7 @@ from timeaudit.core.model import Person
 from timeaudit.core.roster import load_people
 from timeaudit.core.sign_in import require_roster, verified_address
 from timeaudit.lake.store import Lake, default_data_dir
-from timeaudit.outputs.derived import weekly_metrics
+from timeaudit.outputs.derived import stored_cover_mail, stored_page_audit, stored_table, weekly_metrics
 from timeaudit.outputs.figures import weekly_split_figure  # noqa: F401 - sets plotly's template
 from timeaudit.privacy import VIEWER_ENV, Access, access_for, gate, local_access
 
@@ -209,9 +211,14 @@ def teams() -> pd.DataFrame:
 
 @st.cache_resource(show_spinner="Counting the chat…", max_entries=2)
 def _chat(version: tuple) -> pd.DataFrame:
-    """Every person-week's chat figures (timeaudit.analysis.chat), read only, like ``_weekly``."""
-    from timeaudit.analysis.chat import chat_weekly
+    """Every person-week's chat figures (timeaudit.analysis.chat), read only and from the stored
+    derived tables while they are current, like ``_weekly``."""
+    from timeaudit.analysis.chat import chat_weekly, typed_chat
 
+    lake, s = workspace()
+    stored = stored_table(lake, s, "chat_weekly", "week, person")
+    if stored is not None:
+        return typed_chat(stored)
     a = _analysis()
     with a.lock:
         return chat_weekly(a)
@@ -266,9 +273,14 @@ def reasons(person: str, week: str) -> pd.DataFrame:
 
 @st.cache_resource(show_spinner="Finding email habits…", max_entries=2)
 def _cover_mail(version: tuple) -> pd.DataFrame:
-    """Cover-yourself mail of every person-week, shared read-only like ``_weekly``."""
+    """Cover-yourself mail of every person-week, shared read-only like ``_weekly``: stored by
+    `timeaudit metrics` while current, else computed."""
     from timeaudit.analysis.audit import cover_mail
 
+    lake, s = workspace()
+    stored = stored_cover_mail(lake, s)
+    if stored is not None:
+        return stored
     a = _analysis()
     with a.lock:
         return cover_mail(a)
@@ -329,58 +341,28 @@ def summary(week: str, person: str | None = None, team: str | None = None):
 
 @st.cache_data(show_spinner="Ranking the meetings…")
 def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str, pd.DataFrame]:
+    """Everyone's audit of ``weeks``: the one `timeaudit metrics` stored while it is current
+    and of these weeks (the pages' default period), else computed on the shared analysis."""
     from timeaudit.analysis import audit
 
+    lake, s = workspace()
+    if team is None:
+        stored = stored_page_audit(lake, s, list(weeks))
+        if stored is not None:
+            return stored
     every_cover = _cover_mail(version)  # before the lock: see ``_analysis``
     a = _analysis()
     people = [p.email for p in a.people if team is None or p.team == team]
     with audit.scoped(a, list(weeks), people) as scope:
-        return _audit_in(a, scope, team, every_cover)
+        return page_audit(a, scope, team, every_cover)
 
 
-def _audit_in(a: Analysis, scope, team: str | None, every_cover: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    from timeaudit.analysis import audit
-    from timeaudit.analysis.chat import customer_chat_waiting
-
-    replies = audit.customer_replies(a, scope)
-    contacts = audit.customer_contacts(a, scope)
-    series = audit.meeting_series(a, scope)
-    storms = audit.reply_storms(a, scope)
-    cover = audit.cover_mail_in(a, scope, every_cover)
-    return {
-        "series": series,
-        "storms": storms,
-        "cover": cover,
-        "cover_teams": audit.cover_mail_by_team(cover, scope.groups),
-        "suggestions": audit.suggestions(a, scope, series, cover, storms),
-        "admin": audit.admin_by_kind(a, scope),
-        "threads": audit.costly_threads(a, scope),
-        "fragmentation": audit.fragmentation(a, scope),
-        "contacts": contacts,
-        "neglected": audit.neglected_customers(a, contacts),
-        "replies": replies,
-        "waiting": audit.waiting_threads(replies),
-        "latency": audit.reply_latency(replies, by="team"),
-        "latency_people": audit.reply_latency(replies, by="person"),
-        "shared": audit.shared_mailbox_summary(audit.shared_mailbox_replies(a, scope, team)),
-        "chat_waiting": customer_chat_waiting(a, scope),
-        "occurrences": a.con.execute(
-            "SELECT series_key, person, week, start_local, minutes, category, reason FROM person_meetings "
-            "JOIN audit_weeks USING (week) JOIN audit_people USING (person) "
-            "WHERE category IN ('internal', 'admin', 'tentative') AND others > 0"
-        ).df(),
-    }
+DEFAULT_AUDIT_WEEKS = DEFAULT_WEEKS  # the period the audit pages open on
 
 
 def audit_weeks(last: str | None, count: int) -> list[str]:
     """The ``count`` weeks ending with ``last`` that the data covers."""
-    from timeaudit.core.weeks import weeks_ending
-
-    first = all_weeks()[0]
-    return [w for w in weeks_ending(last, count) if w >= first] if last else []
-
-
-DEFAULT_AUDIT_WEEKS = 4
+    return page_audit_weeks(last, count, all_weeks()[0]) if last else []
 
 
 def warm_up_weekly() -> None:
@@ -401,12 +383,13 @@ def warm_up_weekly() -> None:
 
 def warm_up_audit() -> None:
     """The audit of the default period for everyone (the Time wasters and Customers pages) and
-    the cover-yourself mail (My week, Team), on the one shared ``_analysis`` that My week's
-    reasons, the chat figures and the summaries' downloads read too."""
+    the cover-yourself mail (My week, Team): read from the stored derived tables when they are
+    current (nothing is classified), else computed on the one shared ``_analysis`` that My
+    week's reasons, the chat figures and the summaries' downloads read too."""
     started = time.monotonic()
     try:
         full = _all_weekly()
-        weeks = audit_weeks(last_complete_week(all_weeks()), DEFAULT_AUDIT_WEEKS) if not full.empty else []
+        weeks = default_weeks(all_weeks()) if not full.empty else []
         if weeks:
             _audit(lake_version(), tuple(sorted(weeks)), None)
         _cover_mail(lake_version())

@@ -310,3 +310,71 @@ def test_the_pages_and_their_downloads_classify_the_records_once(demo_dir, monke
         assert not at.exception and at.title[0].value == title
     assert classified == [None], "the records were classified more than once"
     session.forget_analyses()
+
+
+@pytest.fixture(scope="module")
+def current(demo_dir, tmp_path_factory):
+    """A copy of the demo organisation whose derived tables `timeaudit metrics` has just written."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from timeaudit.cli import app as cli
+
+    folder = tmp_path_factory.mktemp("current") / "data"
+    shutil.copytree(demo_dir, folder)
+    result = CliRunner().invoke(cli, ["metrics", "--data", str(folder), "--config", str(folder / "timeaudit.toml")])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_the_audit_pages_open_on_the_stored_tables_without_classifying(current, monkeypatch):
+    """On a lake whose derived tables are current, the server's warm-up and the Team, Time
+    wasters and Customers pages read the stored weekly, chat, cover-mail and default audit
+    tables: no record is classified. A commit after `timeaudit metrics` makes them stale: the
+    pages then compute, on one classification."""
+    from dashboard import data
+    from timeaudit.analysis import metrics, session
+    from timeaudit.core.roster import load_people
+
+    from records import event, utc
+
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(current))
+    monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
+    monkeypatch.setattr(data, "_latest", {})
+    monkeypatch.setattr(data, "_refreshing", {})
+    st_cache_clear()
+    session.forget_analyses()
+    classified = []
+    real = metrics.prepare
+
+    def counting(*args, **kwargs):
+        classified.append(kwargs.get("only", args[2] if len(args) > 2 else None))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "prepare", counting)
+
+    def open_pages() -> None:
+        at = AppTest.from_file(APP, default_timeout=120)
+        pages = (("views/team.py", "Team"), ("views/wasters.py", "Time wasters"), ("views/customers.py", "Customers"))
+        for page, title in pages:
+            at.switch_page(page).run()
+            assert not at.exception and at.title[0].value == title
+            assert at.get("plotly_chart")
+
+    data.warm_up_weekly()
+    data.warm_up_audit()
+    weeks = tuple(data.audit_weeks(LAST_WEEK, data.DEFAULT_AUDIT_WEEKS))
+    stored = data._audit(data.lake_version(), weeks, None)
+    open_pages()
+    assert classified == [], "the stored tables were not read"
+
+    lake, settings = Lake(current), load_settings(current / "timeaudit.toml")
+    one, other = (p.email for p in load_people(settings)[:2])
+    lake.write_batch("events", "test", [event(one, utc(2026, 11, 18, 9), utc(2026, 11, 18, 11), with_=[other])])
+    live = data._audit(data.lake_version(), weeks, None)
+    assert classified == [None]
+    assert len(live["occurrences"]) > len(stored["occurrences"])  # the new meeting counts
+    open_pages()
+    assert classified == [None], "the records were classified more than once"
+    session.forget_analyses()

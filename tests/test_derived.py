@@ -27,11 +27,15 @@ from timeaudit.core.model import EVENT_SCHEMA, MESSAGE_SCHEMA
 from timeaudit.lake.store import Lake
 from timeaudit.outputs import derived
 from timeaudit.outputs.derived import (
+    COVER_MAIL,
     DERIVED_TABLES,
     MANIFEST,
+    PAGE_AUDIT,
     manifest_in_use,
     replace_folder,
     run_duckdb,
+    stored_cover_mail,
+    stored_page_audit,
     weekly_metrics,
 )
 from timeaudit.outputs.refresh import refresh_derived
@@ -71,7 +75,7 @@ def no_computing(monkeypatch) -> None:
 def test_metrics_writes_a_manifest_last(data):
     manifest = json.loads((data / "derived" / MANIFEST).read_text())
     assert manifest["engine"] == "duckdb"
-    assert manifest["tables"] == list(DERIVED_TABLES)
+    assert manifest["tables"] == [*DERIVED_TABLES, COVER_MAIL, PAGE_AUDIT]
     assert datetime.fromisoformat(manifest["computed_at"]).tzinfo is not None
     assert {"lake_version", "fingerprint"} <= set(manifest)
     assert not list((data / "derived").glob(".*")), "no staging folder or temporary file is left"
@@ -85,6 +89,46 @@ def test_weekly_metrics_reads_the_stored_table_as_computing_gives_it(data, monke
     stored = weekly_metrics(lake, settings)
     assert len(stored) == 400
     assert_same_weekly(stored, fresh, LAST_BITS)
+
+
+def test_the_stored_chat_table_reads_back_as_computing_gives_it(data, monkeypatch):
+    from timeaudit.analysis.chat import chat_weekly, typed_chat
+
+    lake, settings = Lake(data), load_settings(data / "timeaudit.toml")
+    fresh = chat_weekly(open_analysis(lake, settings))
+    no_computing(monkeypatch)
+    stored = typed_chat(derived.stored_table(lake, settings, "chat_weekly", "week, person"))
+    assert len(stored) == 400 and stored["chats_sent"].sum() > 0
+    pd.testing.assert_frame_equal(stored, fresh, check_exact=False, rtol=0, atol=LAST_BITS)
+    assert type(stored["week_start"].iloc[0]) is type(fresh["week_start"].iloc[0])
+
+
+def test_the_stored_page_audit_is_what_computing_it_gives(copy):
+    """`timeaudit metrics` stores the audit the Time wasters and Customers pages open on
+    (everyone, the default weeks) and everyone's cover-yourself mail: read back, each table
+    equals the live computation's, dtypes and all; the audit is read only for those weeks, and
+    both only while the manifest matches the lake."""
+    from timeaudit.analysis.audit import cover_mail, open_scope
+    from timeaudit.analysis.page_audit import default_weeks, page_audit
+
+    lake, settings = Lake(copy), load_settings(copy / "timeaudit.toml")
+    run_duckdb(lake, settings, NOW)
+    weeks = default_weeks(sorted(weekly_metrics(lake, settings)["week"].unique()), NOW.date())
+    assert weeks == ["2026-W44", "2026-W45", "2026-W46", "2026-W47"]
+    assert json.loads((copy / "derived" / MANIFEST).read_text())["page_audit_weeks"] == weeks
+    stored = stored_page_audit(lake, settings, weeks)
+    a = open_analysis(lake, settings)
+    live = page_audit(a, open_scope(a, weeks, now=NOW), None, cover_mail(a))
+    assert stored is not None and list(stored) == sorted(live)
+    for name, frame in live.items():
+        assert not frame.empty or name in {"shared", "chat_waiting", "neglected"}, name
+        pd.testing.assert_frame_equal(stored[name], frame, check_exact=False, rtol=0, atol=LAST_BITS, obj=name)
+    pd.testing.assert_frame_equal(stored_cover_mail(lake, settings), cover_mail(a))
+    assert stored_page_audit(lake, settings, weeks[1:]) is None
+    columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
+    (source,) = lake.sources("events")
+    lake.write_arrow("events", source, lake.connect().sql(f"SELECT {columns} FROM events LIMIT 1").to_arrow_table())
+    assert stored_page_audit(lake, settings, weeks) is None and stored_cover_mail(lake, settings) is None
 
 
 def test_a_relative_data_path_matches_the_manifest(data, monkeypatch):
@@ -138,7 +182,7 @@ def test_a_failing_run_leaves_the_old_tables_and_no_manifest(copy, monkeypatch):
     with pytest.raises(Exception, match="no_such_table"):
         run_duckdb(lake, settings, NOW)
     pd.testing.assert_frame_equal(pd.read_parquet(copy / "derived" / "daily_metrics"), old_daily)
-    assert sorted(p.name for p in (copy / "derived").iterdir()) == sorted(DERIVED_TABLES)
+    assert sorted(p.name for p in (copy / "derived").iterdir()) == sorted([*DERIVED_TABLES, COVER_MAIL, PAGE_AUDIT])
     # The weekly table was replaced before the failure: no manifest vouches for the mix.
     assert list(pd.read_parquet(copy / "derived" / "weekly_metrics").columns) == ["one"]
     assert manifest_in_use(lake, settings) is None
@@ -241,6 +285,8 @@ def test_a_refresh_after_random_batches_equals_a_full_computation(copy, tmp_path
     tables' change data feed (lakes made on 2026-12-03 have it on) or, for tables without it
     (as new tables are), from the files the commits swapped."""
     lake, settings = Lake(copy), load_settings(copy / "timeaudit.toml")
+    weeks = json.loads((copy / "derived" / MANIFEST).read_text())["page_audit_weeks"]
+    assert stored_page_audit(lake, settings, weeks) is not None
     if feed:
         for table in ("events", "messages"):
             lake.commit(table, lambda dt: dt.alter.set_table_properties({"delta.enableChangeDataFeed": "true"}))
@@ -260,7 +306,12 @@ def test_a_refresh_after_random_batches_equals_a_full_computation(copy, tmp_path
             pd.testing.assert_frame_equal(refreshed, computed_, check_exact=False, rtol=0, atol=LAST_BITS)
         manifest = json.loads((copy / "derived" / MANIFEST).read_text())
         assert manifest_in_use(lake, settings) is not None
-        assert set(manifest["behind"]) == set(DERIVED_TABLES) - {"weekly_metrics", "daily_metrics"}
+        assert set(manifest["behind"]) == set(DERIVED_TABLES) - {"weekly_metrics", "daily_metrics"} | {
+            COVER_MAIL,
+            PAGE_AUDIT,
+        }
+        assert stored_page_audit(lake, settings, weeks) is None  # behind: the dashboard computes it
+        assert stored_cover_mail(lake, settings) is None
     # What the pages read: the refreshed table, as computing would give it.
     stored = weekly_metrics(lake, settings)
     pd.testing.assert_frame_equal(

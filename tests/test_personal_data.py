@@ -342,4 +342,8 @@ def test_export_mine_holds_the_derived_rows_that_name_them(data, tmp_path):
         assert {r[column] for r in rows} == {person}, table
     admin = csv_rows(files["derived/audit_admin.csv"])
     assert admin == [], "group figures that name nobody are not theirs"
+    # The dashboard's stored audit is a folder of tables: each table's rows naming them, apart.
+    cover = csv_rows(files["derived/cover_mail/cover_mail.csv"])
+    assert cover and all(person in (r["person"], r["manager"]) for r in cover)
+    assert all(r["person"] == person for r in csv_rows(files["derived/page_audit/latency_people.csv"]))
     assert "derived/" in files["README.txt"]

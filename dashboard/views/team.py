@@ -110,6 +110,8 @@ def show_goals(team: str, week: str, mine, goals) -> None:
         key="team-goal-share",
     )
     chart(charts.goals_figure(mine, goals, f"{team}: hours per person against the goals"), key="team-goal-hours")
+
+
 def _chat(team: str, week: str) -> None:
     """The team's chat in the week (through the same privacy gate as the other team figures)."""
     chat = data.teams_chat()

@@ -294,7 +294,7 @@ def customer_replies(a: Analysis, scope: Scope) -> pd.DataFrame:
     """Every customer email a roster member received on To, with its first reply and the
     working hours it waited (until the reply, or until now)."""
     a.con.execute(read_sql("customer_replies.sql"))
-    df = a.con.execute("SELECT * FROM customer_replies ORDER BY received_at").df()
+    df = a.con.execute("SELECT * FROM customer_replies ORDER BY received_at, person, id").df()
     return gate(df, scope.groups)
 
 

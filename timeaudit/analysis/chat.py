@@ -38,7 +38,12 @@ def chat_weekly(a: Analysis) -> pd.DataFrame:
     """One row per person-week (every week of the analysis): chat hours, their customer and
     internal parts, messages sent and read, interruptions and the focus hours they cost."""
     prepare_chat(a)
-    df = a.con.execute(read_sql("chat_weekly.sql")).df()
+    return typed_chat(a.con.execute(read_sql("chat_weekly.sql")).df())
+
+
+def typed_chat(df: pd.DataFrame) -> pd.DataFrame:
+    """``chat_weekly.sql``'s rows (computed, or read from the stored derived table) with the
+    types ``chat_weekly`` gives."""
     df["week_start"] = pd.to_datetime(df["week_start"]).dt.date
     for column in ("chats_sent", "chats_read", "interruptions"):
         df[column] = df[column].astype(int)

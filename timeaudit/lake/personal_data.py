@@ -454,9 +454,17 @@ def derived_rows_naming(lake: Lake, scrub: Scrubber) -> dict[str, pd.DataFrame]:
         return {}
     found = {}
     for table in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        parts = [_rows_naming(pq.ParquetFile(f).read(), scrub) for f in sorted(table.glob("*.parquet"))]
-        if parts:
-            found[f"{DERIVED_DIR}/{table.name}.csv"] = pa.concat_tables(parts).to_pandas()
+        files = sorted(table.glob("*.parquet"))
+        # A table is a folder of part files; the dashboard's stored audit, a folder of tables.
+        named = (
+            {table.name: files}
+            if all(f.name.startswith("part-") for f in files)
+            else {f"{table.name}/{f.stem}": [f] for f in files}
+        )
+        for name, group in named.items():
+            parts = [_rows_naming(pq.ParquetFile(f).read(), scrub) for f in group]
+            if parts:
+                found[f"{DERIVED_DIR}/{name}.csv"] = pa.concat_tables(parts).to_pandas()
     return found
 
 

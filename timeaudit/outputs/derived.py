@@ -12,6 +12,12 @@ When the lake and ``<out>`` are local folders, a run also writes ``<out>/manifes
 last: the engine, when, a hash of the lake version the tables were computed from, and a
 fingerprint of the settings, roster and code that shape the numbers. ``stored_weekly`` reads
 ``<data>/derived/weekly_metrics`` in place of computing it only while all of these still match.
+
+A DuckDB run also stores what the dashboard's pages open on (``write_page_audit``): everyone's
+cover-yourself mail (``<out>/cover_mail/``) and the Time wasters and Customers pages' audit of
+everyone over the default weeks (``<out>/page_audit/``, one Parquet per table), listed in the
+manifest, with the audit's weeks; ``stored_page_audit`` and ``stored_cover_mail`` read them
+back while the manifest is in use and lists them (a sync's refresh leaves them ``behind``).
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
-from timeaudit.analysis.audit import open_scope
+from timeaudit.analysis.audit import cover_mail, open_scope
 from timeaudit.analysis.chat import prepare_chat, register_org_days
 from timeaudit.analysis.metrics import Analysis, compute_weekly, open_analysis, typed_weekly
+from timeaudit.analysis.page_audit import default_weeks, page_audit
 from timeaudit.analysis.session import shared_analysis
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import Settings
@@ -124,8 +132,69 @@ def run_duckdb(lake: Lake, settings: Settings, now: datetime, out: Path | None =
     stamp = begin_manifest(out, lake, settings, "duckdb")
     a = open_analysis(lake, settings)
     names = write_derived(a, now, duckdb_writer(a, out))
+    weeks = write_page_audit(a, out, now)
+    if weeks:
+        names += [COVER_MAIL, PAGE_AUDIT]
+        stamp[PAGE_AUDIT_WEEKS] = weeks
     finish_manifest(out, stamp, now, names)
     return out, names
+
+
+# -- what the dashboard's pages open on ---------------------------------------------------------
+COVER_MAIL = "cover_mail"  # everyone's cover-yourself mail, every week (My week, Team, the audit)
+PAGE_AUDIT = "page_audit"  # the Time wasters and Customers pages' default audit
+PAGE_AUDIT_WEEKS = "page_audit_weeks"  # the manifest's record of the weeks it covers
+
+
+def write_page_audit(a: Analysis, out: Path, now: datetime) -> list[str]:
+    """``audit.cover_mail`` as ``<out>/cover_mail/cover_mail.parquet``, and the Time wasters and
+    Customers pages' default audit (``page_audit.page_audit`` of everyone over
+    ``page_audit.default_weeks``) as ``<out>/page_audit/<table>.parquet``, each folder swapped
+    in whole. Returns the audit's weeks; none (and nothing written) without data."""
+    weeks = default_weeks([w for (w,) in a.con.execute("SELECT DISTINCT week FROM person_days").fetchall()], now.date())
+    if not weeks:
+        return []
+    every_cover = cover_mail(a)
+    _write_frames(out / COVER_MAIL, {COVER_MAIL: every_cover})
+    _write_frames(out / PAGE_AUDIT, page_audit(a, open_scope(a, weeks, now=now), None, every_cover))
+    return weeks
+
+
+def _write_frames(final: Path, frames: dict[str, pd.DataFrame]) -> None:
+    def fill(staging: Path) -> None:
+        staging.mkdir()
+        for name, frame in frames.items():
+            write_parquet(pa.Table.from_pandas(frame), staging / f"{name}.parquet")
+
+    replace_folder(final, fill)
+
+
+def _stored_frames(lake: Lake, settings: Settings, name: str, weeks: list[str] | None = None) -> dict | None:
+    """``<data>/derived/<name>/<table>.parquet`` by table, as the frames written, when the
+    manifest is in use, lists ``name`` (a sync's refresh leaves it ``behind``) and, given
+    ``weeks``, records those as the audit's, and stays so while they are read; else None."""
+    lake.check_schema()
+    before = manifest_in_use(lake, settings)
+    if before is None or name not in before["tables"]:
+        return None
+    if weeks is not None and before.get(PAGE_AUDIT_WEEKS) != list(weeks):
+        return None
+    try:
+        frames = {p.stem: pd.read_parquet(p) for p in sorted((lake.root / DERIVED_DIR / name).glob("*.parquet"))}
+    except (OSError, ValueError, pa.ArrowException):
+        return None  # replaced or removed while being read: compute instead
+    return frames if frames and manifest_in_use(lake, settings) == before else None
+
+
+def stored_page_audit(lake: Lake, settings: Settings, weeks: list[str]) -> dict[str, pd.DataFrame] | None:
+    """The stored default audit of ``weeks``, as ``page_audit.page_audit`` gives it, while current."""
+    return _stored_frames(lake, settings, PAGE_AUDIT, weeks)
+
+
+def stored_cover_mail(lake: Lake, settings: Settings) -> pd.DataFrame | None:
+    """The stored ``audit.cover_mail`` of everyone, as computing gives it, while current."""
+    frames = _stored_frames(lake, settings, COVER_MAIL)
+    return None if frames is None else frames.get(COVER_MAIL)
 
 
 # -- the manifest: which lake, settings and code the tables were computed from ----------------
@@ -206,22 +275,29 @@ def manifest_in_use(lake: Lake, settings: Settings) -> dict | None:
     return found
 
 
-def stored_weekly(lake: Lake, settings: Settings) -> pd.DataFrame | None:
-    """``<data>/derived/weekly_metrics`` as ``weekly.sql`` gives it (before ``weekly_metrics``
-    sets its types), when the manifest is in use and stays so while the table is read; else None."""
+def stored_table(lake: Lake, settings: Settings, name: str, order: str) -> pd.DataFrame | None:
+    """``<data>/derived/<name>`` as its query gives it, ordered by ``order``, when the manifest
+    is in use, lists the table as current (an incremental refresh leaves the audit tables
+    behind) and stays so while the table is read; else None."""
     lake.check_schema()  # the same clear stop as computing from a lake of another version
     before = manifest_in_use(lake, settings)
-    if before is None:
+    if before is None or name not in before["tables"]:
         return None
-    files = sql_string(lake.root / DERIVED_DIR / "weekly_metrics" / "*.parquet")
+    files = sql_string(lake.root / DERIVED_DIR / name / "*.parquet")
     con = duckdb.connect()
     try:
-        df = con.execute(f"SELECT * FROM read_parquet({files}) ORDER BY week, person").df()
+        df = con.execute(f"SELECT * FROM read_parquet({files}) ORDER BY {order}").df()
     except (duckdb.Error, OSError):
         return None  # replaced or removed while being read: compute instead
     finally:
         con.close()
     return df if manifest_in_use(lake, settings) == before else None
+
+
+def stored_weekly(lake: Lake, settings: Settings) -> pd.DataFrame | None:
+    """``<data>/derived/weekly_metrics`` as ``weekly.sql`` gives it (before ``weekly_metrics``
+    sets its types), while it is current (``stored_table``)."""
+    return stored_table(lake, settings, "weekly_metrics", "week, person")
 
 
 def weekly_metrics(

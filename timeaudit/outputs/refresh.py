@@ -11,9 +11,10 @@ for an older version of the same tables, with the same settings, roster and code
 3. only those people's records are classified, only those person-weeks' days swept, and their
    rows replace the old ones in ``weekly_metrics`` and ``daily_metrics`` (rows of weeks or people
    gone are dropped);
-4. the audit tables, which rank across every week and count up to the moment they were
-   computed, are left as they were: the manifest lists them under ``behind`` with the lake
-   version they match, and `timeaudit metrics` recomputes them.
+4. the audit tables (and the dashboard's stored cover mail and page audit), which rank across
+   weeks and count up to the moment they were computed, are left as they were: the manifest
+   lists them under ``behind`` with the lake version they match, and `timeaudit metrics`
+   recomputes them.
 
 Anything else (no manifest, another engine, changed settings or code, a commit log cleaned up
 or a replaced file vacuumed) recomputes every table (``run_duckdb``). Either way the result is

@@ -8,4 +8,4 @@ JOIN audit_weeks AS aw ON aw.week = pm.week
 JOIN audit_people AS ap ON ap.person = pm.person
 WHERE pm.category = 'admin'
 GROUP BY pm.week, ap.team, coalesce(pm.admin_kind, 'other')
-ORDER BY pm.week, ap.team, hours DESC
+ORDER BY pm.week, ap.team, hours DESC, kind

@@ -16,4 +16,4 @@ JOIN audit_people AS ap ON ap.person = m.person
 CROSS JOIN audit_range AS r
 WHERE m.category IN ('internal', 'cc_only') AND m.ts >= r.t0 AND m.ts < r.t1
 GROUP BY coalesce(nullif(m.thread_id, ''), m.id)
-ORDER BY people_minutes DESC
+ORDER BY round(people_minutes, 6) DESC, thread  -- float sums differ in the last bits from run to run
