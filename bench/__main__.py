@@ -44,7 +44,7 @@ TARGETS = {
     "weekly_rss_mb": 2048.0,
     "speedup_vs_baseline": 20.0,
     "team_query_ms": 300.0,
-    "ics_items_per_second": 50_000.0,
+    "ics_items_per_second": 20_000.0,  # issue 27 retired 50,000 (the format's floor is below it)
     "mbox_items_per_second": 50_000.0,
     "team_above_floor_ms": 500.0,
     "slowest_page_at_start_ms": 3000.0,
