@@ -28,9 +28,11 @@ from timeaudit.cli import app
 from timeaudit.core.config import load_settings
 from timeaudit.lake.store import Lake
 from timeaudit.outputs.derived import (
+    COVER_MAIL,
     DERIVED_DIR,
     DERIVED_TABLES,
     MANIFEST,
+    PAGE_AUDIT,
     duckdb_writer,
     manifest_in_use,
     replace_folder,
@@ -171,7 +173,8 @@ def test_metrics_command_writes_duckdb_tables(demo_dir, tmp_path):
         app, ["metrics", "--data", str(demo_dir), "--config", str(demo_dir / "timeaudit.toml"), "--out", str(tmp_path)]
     )
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*DERIVED_TABLES, MANIFEST])
+    # and what the dashboard's pages open on (write_page_audit)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*DERIVED_TABLES, COVER_MAIL, PAGE_AUDIT, MANIFEST])
     weekly = pd.read_parquet(tmp_path / "weekly_metrics")
     assert len(weekly) == 400 and not list(tmp_path.glob(".*"))
 

@@ -126,9 +126,10 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_parquet(data: pa.Table, path: Path) -> None:
-    """How every lake file is written: zstd, in row groups readers can share out."""
-    pq.write_table(data, path, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+def write_parquet(data: pa.Table, path: Path, use_dictionary: bool | list[str] = True) -> None:
+    """How every lake file is written: zstd, in row groups readers can share out
+    (``use_dictionary``: the columns worth dictionary-encoding, when the caller knows them)."""
+    pq.write_table(data, path, compression="zstd", row_group_size=ROW_GROUP_ROWS, use_dictionary=use_dictionary)
 
 
 def records_to_arrow(table: str, records: Iterable, ingested_at: datetime | None = None) -> pa.Table:
