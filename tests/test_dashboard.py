@@ -285,20 +285,13 @@ def test_the_pages_and_their_downloads_classify_the_records_once(demo_dir, monke
     """My week (with its reasons and meetings), Team (with the summary's downloads), Time
     wasters and Customers, opened in one process, read one analysis of the lake's version:
     every classification goes through ``metrics.prepare``, counted here."""
-    from timeaudit.analysis import metrics, session
+    from timeaudit.analysis import session
 
     monkeypatch.setenv("TIMEAUDIT_DATA", str(demo_dir))
     monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
     st_cache_clear()
     session.forget_analyses()
-    classified = []
-    real = metrics.prepare
-
-    def counting(*args, **kwargs):
-        classified.append(kwargs.get("only", args[2] if len(args) > 2 else None))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(metrics, "prepare", counting)
+    classified = count_classifications(monkeypatch)
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception and at.title[0].value == "My week"
     assert any("category" in table.value.columns.str.lower() for table in at.dataframe)  # the reasons
@@ -310,6 +303,21 @@ def test_the_pages_and_their_downloads_classify_the_records_once(demo_dir, monke
         assert not at.exception and at.title[0].value == title
     assert classified == [None], "the records were classified more than once"
     session.forget_analyses()
+
+
+def count_classifications(monkeypatch) -> list:
+    """The ``only`` of every classification from now on (``metrics.prepare``; None: everyone)."""
+    from timeaudit.analysis import metrics
+
+    classified = []
+    real = metrics.prepare
+
+    def counting(*args, **kwargs):
+        classified.append(kwargs.get("only", args[2] if len(args) > 2 else None))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "prepare", counting)
+    return classified
 
 
 @pytest.fixture(scope="module")
@@ -334,7 +342,7 @@ def test_the_audit_pages_open_on_the_stored_tables_without_classifying(current, 
     tables: no record is classified. A commit after `timeaudit metrics` makes them stale: the
     pages then compute, on one classification."""
     from dashboard import data
-    from timeaudit.analysis import metrics, session
+    from timeaudit.analysis import session
     from timeaudit.core.roster import load_people
 
     from records import event, utc
@@ -345,14 +353,7 @@ def test_the_audit_pages_open_on_the_stored_tables_without_classifying(current, 
     monkeypatch.setattr(data, "_refreshing", {})
     st_cache_clear()
     session.forget_analyses()
-    classified = []
-    real = metrics.prepare
-
-    def counting(*args, **kwargs):
-        classified.append(kwargs.get("only", args[2] if len(args) > 2 else None))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(metrics, "prepare", counting)
+    classified = count_classifications(monkeypatch)
 
     def open_pages() -> None:
         at = AppTest.from_file(APP, default_timeout=120)
