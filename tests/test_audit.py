@@ -196,6 +196,8 @@ def test_chat_shows_on_time_wasters_and_customers(demo, demo_dir, monkeypatch):
     shown = {m.label: m.value for m in at.metric}
     assert shown["Chats waiting for an answer"] == str(len(waiting))
     assert "Customer chat waiting for an answer, oldest first" in [s.value for s in at.subheader]
+
+
 # -- one analysis, shared ----------------------------------------------------------------------
 def test_concurrent_summaries_of_different_scopes_share_one_classification(demo_dir, monkeypatch):
     """Four threads ask for summaries of different teams and the organisation at once: the
@@ -261,13 +263,15 @@ def test_a_new_lake_version_gets_a_new_analysis(demo_dir, tmp_path):
     session.forget_analyses()
 
 
-def test_a_team_report_on_stored_figures_classifies_only_what_its_audit_needs(demo_dir, tmp_path, monkeypatch):
-    """With the stored weekly table current, a team's summary classifies the team's records
-    (and everyone's sent mail, which may answer its customers) and shows what classifying
-    everything shows."""
+@pytest.mark.parametrize("stored", ["read", "gone"])
+def test_a_team_report_on_stored_figures_reads_the_stored_classification(demo_dir, tmp_path, monkeypatch, stored):
+    """With the derived tables current, a team's summary reads the team's records (and
+    everyone's sent mail, which may answer its customers) as `timeaudit metrics` stored them
+    classified, classifies nothing, and shows what classifying everything shows. Stored files
+    that vanish mid-report (a `timeaudit metrics` replacing them) are classified instead."""
     import shutil
 
-    from timeaudit.analysis import metrics, session
+    from timeaudit.analysis import classify, metrics, session
     from timeaudit.outputs.derived import run_duckdb
     from timeaudit.outputs.summary import build_summary
 
@@ -277,18 +281,32 @@ def test_a_team_report_on_stored_figures_classifies_only_what_its_audit_needs(de
     run_duckdb(lake, settings, NOW)
     session.forget_analyses()
     expected = build_summary(lake, settings, "2026-W47", team="Support", analysis=open_analysis(lake, settings))
-    calls = []
-    real = metrics.open_analysis
+    if stored == "gone":
+        shutil.rmtree(folder / "derived" / "classified_messages")
+    calls, classified = [], []
+    real, real_rules = metrics.open_analysis, classify.register_rules
 
     def spying(*args, **kwargs):
         calls.append(kwargs)
         return real(*args, **kwargs)
 
+    def classifying(*args, **kwargs):
+        classified.append(args)
+        return real_rules(*args, **kwargs)
+
     monkeypatch.setattr(metrics, "open_analysis", spying)
+    monkeypatch.setattr(metrics, "register_rules", classifying)
     got = build_summary(lake, settings, "2026-W47", team="Support")
-    assert len(calls) == 1 and calls[0]["sent_by_anyone"]
-    assert set(calls[0]["only"]) == {p.email for p in metrics.load_people(settings) if p.team == "Support"}
-    for name in ("weekly", "rows", "wasters", "neglected", "waiting", "admin"):
+    assert all(c["sent_by_anyone"] for c in calls)
+    assert {frozenset(c["only"]) for c in calls} == {
+        frozenset(p.email for p in metrics.load_people(settings) if p.team == "Support")
+    }
+    assert calls[0]["classified"] is not None
+    if stored == "read":
+        assert len(calls) == 1 and not classified
+    else:
+        assert len(calls) == 2 and calls[1].get("classified") is None and len(classified) == 1
+    for name in ("weekly", "rows", "wasters", "suggestions", "storms", "neglected", "waiting", "admin", "replies"):
         pd.testing.assert_frame_equal(
             getattr(got, name).reset_index(drop=True),
             getattr(expected, name).reset_index(drop=True),

@@ -27,6 +27,7 @@ from timeaudit.core.model import EVENT_SCHEMA, MESSAGE_SCHEMA
 from timeaudit.lake.store import Lake
 from timeaudit.outputs import derived
 from timeaudit.outputs.derived import (
+    CLASSIFIED,
     COVER_MAIL,
     DERIVED_TABLES,
     MANIFEST,
@@ -34,6 +35,7 @@ from timeaudit.outputs.derived import (
     manifest_in_use,
     replace_folder,
     run_duckdb,
+    stored_classification,
     stored_cover_mail,
     stored_page_audit,
     weekly_metrics,
@@ -75,7 +77,7 @@ def no_computing(monkeypatch) -> None:
 def test_metrics_writes_a_manifest_last(data):
     manifest = json.loads((data / "derived" / MANIFEST).read_text())
     assert manifest["engine"] == "duckdb"
-    assert manifest["tables"] == [*DERIVED_TABLES, COVER_MAIL, PAGE_AUDIT]
+    assert manifest["tables"] == [*DERIVED_TABLES, COVER_MAIL, PAGE_AUDIT, *CLASSIFIED]
     assert datetime.fromisoformat(manifest["computed_at"]).tzinfo is not None
     assert {"lake_version", "fingerprint"} <= set(manifest)
     assert not list((data / "derived").glob(".*")), "no staging folder or temporary file is left"
@@ -182,7 +184,9 @@ def test_a_failing_run_leaves_the_old_tables_and_no_manifest(copy, monkeypatch):
     with pytest.raises(Exception, match="no_such_table"):
         run_duckdb(lake, settings, NOW)
     pd.testing.assert_frame_equal(pd.read_parquet(copy / "derived" / "daily_metrics"), old_daily)
-    assert sorted(p.name for p in (copy / "derived").iterdir()) == sorted([*DERIVED_TABLES, COVER_MAIL, PAGE_AUDIT])
+    assert sorted(p.name for p in (copy / "derived").iterdir()) == sorted(
+        [*DERIVED_TABLES, COVER_MAIL, PAGE_AUDIT, *CLASSIFIED]
+    )
     # The weekly table was replaced before the failure: no manifest vouches for the mix.
     assert list(pd.read_parquet(copy / "derived" / "weekly_metrics").columns) == ["one"]
     assert manifest_in_use(lake, settings) is None
@@ -309,9 +313,11 @@ def test_a_refresh_after_random_batches_equals_a_full_computation(copy, tmp_path
         assert set(manifest["behind"]) == set(DERIVED_TABLES) - {"weekly_metrics", "daily_metrics"} | {
             COVER_MAIL,
             PAGE_AUDIT,
+            *CLASSIFIED,
         }
         assert stored_page_audit(lake, settings, weeks) is None  # behind: the dashboard computes it
         assert stored_cover_mail(lake, settings) is None
+        assert stored_classification(lake, settings) is None  # a report classifies the records
     # What the pages read: the refreshed table, as computing would give it.
     stored = weekly_metrics(lake, settings)
     pd.testing.assert_frame_equal(

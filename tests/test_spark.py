@@ -28,6 +28,7 @@ from timeaudit.cli import app
 from timeaudit.core.config import load_settings
 from timeaudit.lake.store import Lake
 from timeaudit.outputs.derived import (
+    CLASSIFIED,
     COVER_MAIL,
     DERIVED_DIR,
     DERIVED_TABLES,
@@ -174,7 +175,9 @@ def test_metrics_command_writes_duckdb_tables(demo_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     # and what the dashboard's pages open on (write_page_audit)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*DERIVED_TABLES, COVER_MAIL, PAGE_AUDIT, MANIFEST])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*DERIVED_TABLES, COVER_MAIL, PAGE_AUDIT, *CLASSIFIED, MANIFEST]
+    )
     weekly = pd.read_parquet(tmp_path / "weekly_metrics")
     assert len(weekly) == 400 and not list(tmp_path.glob(".*"))
 

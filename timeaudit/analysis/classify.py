@@ -13,13 +13,15 @@ Message categories: customer, internal, cc_only, bulk (email work); automatic (n
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import duckdb
 import pandas as pd
 
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import Settings
 from timeaudit.core.model import Person
-from timeaudit.lake.store import PARTY_TABLES, party_lists_view
+from timeaudit.lake.store import PARTY_TABLES, party_lists_view, sql_list
 
 
 def rule_tables(settings: Settings, people: list[Person]) -> dict[str, pd.DataFrame]:
@@ -86,14 +88,42 @@ def rule_tables(settings: Settings, people: list[Person]) -> dict[str, pd.DataFr
     }
 
 
+CLASSIFIED = ("classified_events", "classified_messages")  # what classifying the records gives
+
+
 def register_rules(con: duckdb.DuckDBPyConnection, settings: Settings, people: list[Person]) -> None:
     """Make the rule tables and the classified views available on ``con`` (a DuckDB
     connection, or ``timeaudit.outputs.spark.SparkConnection`` which takes the same two calls)."""
-    for name, frame in rule_tables(settings, people).items():
-        con.register(name, frame)
+    _register_rule_tables(con, settings, people)
     for table in PARTY_TABLES:
         name = f"{table.removesuffix('s')}_counterparts"
         addresses = "any_value(p.addresses) AS addresses," if table == "events" else ""
         con.execute(read_sql("counterparts.sql").format(name=name, lists=party_lists_view(table), addresses=addresses))
     con.execute(read_sql("classify_events.sql"))
     con.execute(read_sql("classify_messages.sql"))
+
+
+def register_classified(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    people: list[Person],
+    stored: dict[str, str],
+    only: Collection[str] | None = None,
+    sent_by_anyone: bool = False,
+) -> None:
+    """``register_rules`` without the classifying: each of ``CLASSIFIED`` is read from
+    ``stored[name]`` (a relation, e.g. ``read_parquet(...)``, holding what classifying the
+    same lake version with the same settings gave), of the accounts in ``only`` when given
+    (and everyone's sent messages with ``sent_by_anyone``), as ``metrics.restrict_records`` does."""
+    _register_rule_tables(con, settings, people)
+    for name in CLASSIFIED:
+        where = ""
+        if only is not None:
+            also = " OR direction = 'sent'" if sent_by_anyone and name == "classified_messages" else ""
+            where = f" WHERE person IN ({sql_list(only)}){also}"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {stored[name]}{where}")
+
+
+def _register_rule_tables(con, settings: Settings, people: list[Person]) -> None:
+    for name, frame in rule_tables(settings, people).items():
+        con.register(name, frame)

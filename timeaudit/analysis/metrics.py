@@ -21,13 +21,13 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from timeaudit.analysis.classify import register_rules
+from timeaudit.analysis.classify import register_classified, register_rules
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import DAY_NAMES, Settings, parse_working_hours
 from timeaudit.core.model import Person
 from timeaudit.core.roster import load_people
 from timeaudit.core.weeks import week_label, week_labels
-from timeaudit.lake.store import Lake, sql_string
+from timeaudit.lake.store import Lake, sql_list
 from timeaudit.privacy import gate, visible_groups
 
 NO_TEAM = "(no team)"
@@ -195,15 +195,19 @@ def open_analysis(
     *,
     only: Collection[str] | None = None,
     sent_by_anyone: bool = False,
+    classified: dict[str, str] | None = None,
 ) -> Analysis:
     """Classify the lake's records for these settings (only the records of the accounts in
     ``only`` when given, and with ``sent_by_anyone`` every account's sent messages too; the
-    people and their days are everyone's all the same). A data file that `timeaudit forget`
-    vacuums between listing and reading makes the read fail; a new snapshot then succeeds."""
+    people and their days are everyone's all the same). ``classified``: where the records of
+    this lake version and these settings are stored classified (``classify.register_classified``),
+    read instead of classifying them again. A data file that `timeaudit forget` vacuums between
+    listing and reading makes the read fail; a new snapshot then succeeds."""
     for attempt in range(attempts):
         try:
             con = lake.connect(only)
-            return Analysis(con, prepare(con, settings, only, sent_by_anyone), settings, only is not None)
+            people = prepare(con, settings, only, sent_by_anyone, classified)
+            return Analysis(con, people, settings, only is not None)
         except (duckdb.IOException, FileNotFoundError):  # DuckDB's read, or the store's look at a file
             if attempt == attempts - 1:
                 raise
@@ -211,17 +215,25 @@ def open_analysis(
 
 
 def prepare(
-    con, settings: Settings, only: Collection[str] | None = None, sent_by_anyone: bool = False
+    con,
+    settings: Settings,
+    only: Collection[str] | None = None,
+    sent_by_anyone: bool = False,
+    classified: dict[str, str] | None = None,
 ) -> list[Person]:
     """Register the rules, the people and their days on ``con`` (which already has the lake's
     ``events`` and ``messages``) and classify every record (of the accounts in ``only``, when
-    given: the people, the weeks and the rules stay those of the whole lake). Returns the people."""
+    given: the people, the weeks and the rules stay those of the whole lake), or read them
+    classified from ``classified`` (see ``open_analysis``). Returns the people."""
     shared = frozenset(m.address for m in settings.shared_mailboxes)
     people = people_or_accounts(con, load_people(settings), shared)
     span = data_range(con)
     if only is not None:
-        restrict_records(con, only, sent_by_anyone)
-    register_rules(con, settings, people)
+        restrict_records(con, only, sent_by_anyone, materialize=classified is None)
+    if classified is None:
+        register_rules(con, settings, people)
+    else:
+        register_classified(con, settings, people, classified, only, sent_by_anyone)
     if span and people:
         days, zones = zone_days(people, settings, *span)
     else:
@@ -232,13 +244,14 @@ def prepare(
     return people
 
 
-def restrict_records(con, accounts: Collection[str], sent_by_anyone: bool = False) -> None:
+def restrict_records(con, accounts: Collection[str], sent_by_anyone: bool = False, materialize: bool = True) -> None:
     """Make ``events`` and ``messages`` on ``con`` hold only the records of ``accounts``: a
     person's figures depend on their own records alone (the rules, the people and the weeks
     aside), so recomputing a few people's weeks needs only theirs. The audit of a few people
     also needs everyone's sent messages (``sent_by_anyone``): a colleague's reply answers a
-    customer too (sql/customer_replies.sql)."""
-    listing = ", ".join(sql_string(a) for a in sorted(accounts)) or "NULL"
+    customer too (sql/customer_replies.sql). ``materialize``: read a few people's records once
+    into memory, for the classification to read several times."""
+    listing = sql_list(accounts)
     for table in ("events", "messages"):
         everyone = sent_by_anyone and table == "messages"
         also = " OR direction = 'sent'" if everyone else ""
@@ -246,7 +259,7 @@ def restrict_records(con, accounts: Collection[str], sent_by_anyone: bool = Fals
         theirs = f"{table}_of_accounts" if not everyone and _has_view(con, f"{table}_of_accounts") else f"all_{table}"
         # A few people's records are read once, for the party lists, the classification and the
         # day sweep; everyone's sent messages stay a view, each reader taking the columns it needs.
-        kind = "VIEW" if everyone else "TEMP TABLE"
+        kind = "TEMP TABLE" if materialize and not everyone else "VIEW"
         con.execute(f"CREATE {kind} {table} AS SELECT * FROM {theirs} WHERE account IN ({listing}){also}")
 
 

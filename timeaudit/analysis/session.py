@@ -41,12 +41,15 @@ def analysis_key(lake: Lake, settings: Settings, people: Collection[str] | None 
     return (str(lake.root.resolve()), lake.version(), h.hexdigest(), whose)
 
 
-def shared_analysis(lake: Lake, settings: Settings, people: Collection[str] | None = None) -> Analysis:
+def shared_analysis(
+    lake: Lake, settings: Settings, people: Collection[str] | None = None, classified: dict[str, str] | None = None
+) -> Analysis:
     """The analysis of the lake's current version with these settings: built once, then shared.
     Given ``people``, one that serves the audit of those people alone (their records and
     everyone's sent messages), unless one of everyone's is at hand: it serves them too. Its
     weekly table covers only those people: take the weekly table from the stored tables or
-    from an analysis of everyone."""
+    from an analysis of everyone. ``classified``: the records stored classified, read instead of
+    classifying (``metrics.open_analysis``); the analysis is the same either way."""
     key = analysis_key(lake, settings, people)
     everyone = key[:-1] + (None,)
     with _guard:
@@ -59,9 +62,9 @@ def shared_analysis(lake: Lake, settings: Settings, people: Collection[str] | No
             found = _analyses.get(key)
         if found is None:
             if people is None:
-                found = metrics.open_analysis(lake, settings)
+                found = metrics.open_analysis(lake, settings, classified=classified)
             else:
-                found = metrics.open_analysis(lake, settings, only=people, sent_by_anyone=True)
+                found = metrics.open_analysis(lake, settings, only=people, sent_by_anyone=True, classified=classified)
             with _guard:
                 _analyses[key] = found
                 _building.pop(key, None)

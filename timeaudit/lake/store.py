@@ -566,6 +566,11 @@ def sql_string(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def sql_list(values: Iterable[str]) -> str:
+    """Values as the inside of a SQL ``IN (...)``: quoted, sorted; NULL when there are none."""
+    return ", ".join(sql_string(v) for v in sorted(values)) or "NULL"
+
+
 def party_lists_view(table: str) -> str:
     """The view a reader gets the party lists of ``table`` from: event_party_lists, message_party_lists."""
     return f"{table.removesuffix('s')}_party_lists"

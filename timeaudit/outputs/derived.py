@@ -18,6 +18,8 @@ cover-yourself mail (``<out>/cover_mail/``) and the Time wasters and Customers p
 everyone over the default weeks (``<out>/page_audit/``, one Parquet per table), listed in the
 manifest, with the audit's weeks; ``stored_page_audit`` and ``stored_cover_mail`` read them
 back while the manifest is in use and lists them (a sync's refresh leaves them ``behind``).
+It stores every record classified too (``<out>/classified_events/``, ``classified_messages/``),
+which a report's analysis reads instead of classifying (``stored_classification``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import pyarrow as pa
 
 from timeaudit.analysis.audit import cover_mail, open_scope
 from timeaudit.analysis.chat import prepare_chat, register_org_days
+from timeaudit.analysis.classify import CLASSIFIED
 from timeaudit.analysis.metrics import Analysis, compute_weekly, open_analysis, typed_weekly
 from timeaudit.analysis.page_audit import default_weeks, page_audit
 from timeaudit.analysis.session import shared_analysis
@@ -136,6 +139,7 @@ def run_duckdb(lake: Lake, settings: Settings, now: datetime, out: Path | None =
     if weeks:
         names += [COVER_MAIL, PAGE_AUDIT]
         stamp[PAGE_AUDIT_WEEKS] = weeks
+    names += write_classified(a, out)
     finish_manifest(out, stamp, now, names)
     return out, names
 
@@ -158,6 +162,32 @@ def write_page_audit(a: Analysis, out: Path, now: datetime) -> list[str]:
     _write_frames(out / COVER_MAIL, {COVER_MAIL: every_cover})
     _write_frames(out / PAGE_AUDIT, page_audit(a, open_scope(a, weeks, now=now), None, every_cover))
     return weeks
+
+
+def write_classified(a: Analysis, out: Path) -> list[str]:
+    """Every record classified (``classify.CLASSIFIED``) as ``<out>/<name>/part-00000.parquet``,
+    streamed by DuckDB (messages run to millions), so that a report or an audit of the same lake
+    version reads them instead of classifying again (``stored_classification``)."""
+    for name in CLASSIFIED:
+
+        def fill(staging: Path, name=name) -> None:
+            staging.mkdir()
+            target = sql_string(staging / "part-00000.parquet")
+            a.con.execute(f"COPY (SELECT * FROM {name}) TO {target} (FORMAT parquet, COMPRESSION zstd)")
+
+        replace_folder(out / name, fill)
+    return list(CLASSIFIED)
+
+
+def stored_classification(lake: Lake, settings: Settings) -> dict[str, str] | None:
+    """Where `timeaudit metrics` stored the records classified (``write_classified``), as
+    relations for ``metrics.open_analysis(classified=...)``, while the manifest is in use and
+    lists them (a sync's refresh leaves them ``behind``); else None. A `timeaudit metrics` run
+    replaces them: read them in a short-lived process, and classify again should they go."""
+    found = manifest_in_use(lake, settings)
+    if found is None or not set(CLASSIFIED) <= set(found["tables"]):
+        return None
+    return {name: f"read_parquet({sql_string(lake.root / DERIVED_DIR / name / '*.parquet')})" for name in CLASSIFIED}
 
 
 def _write_frames(final: Path, frames: dict[str, pd.DataFrame]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import pandas as pd
 
 from timeaudit.analysis import audit
@@ -22,12 +23,12 @@ from timeaudit.analysis.metrics import (
     team_weekly,
     teams_of,
 )
-from timeaudit.analysis.session import shared_analysis
+from timeaudit.analysis.session import forget_analyses, shared_analysis
 from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.weeks import week_start, weeks_ending
 from timeaudit.lake.store import Lake
-from timeaudit.outputs.derived import weekly_metrics
+from timeaudit.outputs.derived import stored_classification, stored_cover_mail, weekly_metrics
 from timeaudit.privacy import Groups, visible_groups
 
 
@@ -132,7 +133,8 @@ def build_summary(
     """The summary of ``week`` and the ``weeks - 1`` weeks before it for one scope. The weekly
     table is ``metrics``, else the stored one while current, else computed on the shared
     analysis of everyone, which then serves the audit too; given stored figures, a person's or
-    a team's audit classifies only their records (``shared_analysis(..., people)``)."""
+    a team's audit classifies only their records (``shared_analysis(..., people)``), or reads
+    them as `timeaudit metrics` stored them classified while those are current."""
     data = metrics if metrics is not None else weekly_metrics(lake, settings, analysis)
     if week not in set(data["week"]):
         known = sorted(set(data["week"]))
@@ -175,9 +177,21 @@ def build_summary(
     summary.people = int(this_week["person"].nunique())
     summary.team = team or (str(this_week["team"].iloc[0]) if person and len(this_week) else None)
     people = sorted(set(chosen["person"]))
-    if analysis is None:
-        analysis = shared_analysis(lake, settings, None if scope == "organisation" else people)
-    add_audit(summary, analysis, people, [w for w in span if w in set(data["week"])])
+    audit_weeks = [w for w in span if w in set(data["week"])]
+    every_cover = stored_cover_mail(lake, settings)
+    if analysis is not None:
+        add_audit(summary, analysis, people, audit_weeks, every_cover)
+    else:
+        whose = None if scope == "organisation" else people
+        stored = stored_classification(lake, settings)
+        try:
+            add_audit(summary, shared_analysis(lake, settings, whose, stored), people, audit_weeks, every_cover)
+        except duckdb.IOException:
+            if stored is None:
+                raise
+            # `timeaudit metrics` replaced the stored records meanwhile: classify them instead.
+            forget_analyses()
+            add_audit(summary, shared_analysis(lake, settings, whose), people, audit_weeks, every_cover)
     summary.goals = check_goals(
         settings.goals_for(summary.team),
         weekly_table.iloc[-1],
@@ -198,18 +212,23 @@ def refuse_hidden_team(team: str, size: int, groups: Groups) -> None:
     raise UserError(f"--team {team}: {reason}; team figures are withheld to protect individuals")
 
 
-def add_audit(summary: Summary, analysis: Analysis, people: list[str], weeks: list[str]) -> None:
-    """The audit's short lists for the summary's people, over its last four weeks."""
+def add_audit(
+    summary: Summary, analysis: Analysis, people: list[str], weeks: list[str], every_cover: pd.DataFrame | None = None
+) -> None:
+    """The audit's short lists for the summary's people, over its last four weeks
+    (``every_cover``: ``audit.cover_mail`` of everyone, when stored)."""
     end = datetime.combine(week_start(summary.week) + timedelta(days=7), datetime.min.time(), UTC)
     with audit.scoped(analysis, weeks[-AUDIT_WEEKS:], people, now=end) as scope:
-        _add_audit(summary, analysis, scope, people)
+        _add_audit(summary, analysis, scope, people, every_cover)
 
 
-def _add_audit(summary: Summary, analysis: Analysis, scope: audit.Scope, people: list[str]) -> None:
+def _add_audit(
+    summary: Summary, analysis: Analysis, scope: audit.Scope, people: list[str], every_cover: pd.DataFrame | None
+) -> None:
     every_series = audit.meeting_series(analysis, scope)
     series = every_series.head(5)
     storms = audit.reply_storms(analysis, scope)
-    cover = audit.cover_mail_in(analysis, scope)
+    cover = audit.cover_mail_in(analysis, scope, every_cover)
     suggested = audit.suggestions(analysis, scope, every_series, cover, storms, meetings=SUGGESTION_ROWS)
     summary.suggestions = pd.DataFrame(
         {
