@@ -74,7 +74,7 @@ def _text(value) -> str:
     return value if isinstance(value, str) else ""
 
 
-def suggest(series: pd.Series, large_meeting: int) -> tuple[str, float, str]:
+def suggest(series: pd.Series | dict, large_meeting: int) -> tuple[str, float, str]:
     """(action, share of the series' time it gives back, why) for one series."""
     minutes = float(series["minutes"])
     if series["tentative_share"] >= 0.5:
@@ -89,7 +89,7 @@ def suggest(series: pd.Series, large_meeting: int) -> tuple[str, float, str]:
     return "keep", 0.0, "short and focused"
 
 
-def _flags(row: pd.Series, large: int, long_minutes: int) -> str:
+def _flags(row: pd.Series | dict, large: int, long_minutes: int) -> str:
     flags = []
     if row["agenda_share"] < 0.5:
         flags.append("no agenda")
@@ -124,14 +124,15 @@ def meeting_series(a: Analysis, scope: Scope) -> pd.DataFrame:
         seen[title] = seen.get(title, 0) + 1
         labels.append(title if seen[title] == 1 else f"{title} ({seen[title]})")
     df["label"] = labels
-    df["flags"] = [_flags(r, rules.large_meeting, rules.long_meeting_minutes) for _, r in df.iterrows()]
-    suggestions = [suggest(r, rules.large_meeting) for _, r in df.iterrows()]
+    rows = df.to_dict("records")  # a dict per series: thousands of them at 1,000 people, iterrows is slow
+    df["flags"] = [_flags(r, rules.large_meeting, rules.long_meeting_minutes) for r in rows]
+    suggestions = [suggest(r, rules.large_meeting) for r in rows]
     df["action"] = [s[0] for s in suggestions]
     df["gives_back_share"] = [s[1] for s in suggestions]
     df["why"] = [s[2] for s in suggestions]
     df["person_hours_per_week"] = df["person_hours"] / n_weeks
     df["hours_back_per_week"] = df["person_hours_per_week"] * df["gives_back_share"]
-    df["goal"] = [GOALS[goal_served(r)].label if r["action"] != "keep" else "" for _, r in df.iterrows()]
+    df["goal"] = [GOALS[goal_served(r)].label if s[0] != "keep" else "" for r, s in zip(rows, suggestions, strict=True)]
     return df
 
 

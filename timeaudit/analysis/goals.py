@@ -114,7 +114,7 @@ def _number(value) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def goal_served(series: pd.Series) -> str:
+def goal_served(series: pd.Series | dict) -> str:
     """The goal a time waster's suggestion serves: admin series give back admin hours, every
     other internal meeting gives back meeting hours."""
     kind = series.get("admin_kind")

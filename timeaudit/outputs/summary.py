@@ -177,7 +177,8 @@ def build_summary(
     summary.people = int(this_week["person"].nunique())
     summary.team = team or (str(this_week["team"].iloc[0]) if person and len(this_week) else None)
     people = sorted(set(chosen["person"]))
-    audit_weeks = [w for w in span if w in set(data["week"])]
+    known_weeks = set(data["week"])
+    audit_weeks = [w for w in span if w in known_weeks]
     every_cover = stored_cover_mail(lake, settings)
     if analysis is not None:
         add_audit(summary, analysis, people, audit_weeks, every_cover)
