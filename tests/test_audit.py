@@ -316,3 +316,36 @@ def test_a_team_report_on_stored_figures_reads_the_stored_classification(demo_di
         )
     assert not expected.waiting.empty
     session.forget_analyses()
+
+
+def test_the_audit_commands_read_the_stored_classification(demo_dir, tmp_path, monkeypatch):
+    """`timeaudit audit` and `customers` on current derived tables classify nothing; with the
+    stored records gone they classify, and show the same."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from timeaudit.analysis import metrics, session
+    from timeaudit.cli import app
+    from timeaudit.outputs.derived import run_duckdb
+
+    folder = tmp_path / "data"
+    shutil.copytree(demo_dir, folder)
+    run_duckdb(Lake(folder), load_settings(folder / "timeaudit.toml"), NOW)
+    classified = []
+    real = metrics.register_rules
+    monkeypatch.setattr(metrics, "register_rules", lambda *args: classified.append(args) or real(*args))
+
+    def run(command: str) -> str:
+        session.forget_analyses()
+        args = [command, "--week", "2026-W47", "--team", "Support", "--data", str(folder)]
+        result = CliRunner().invoke(app, [*args, "--config", str(folder / "timeaudit.toml")])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    stored = run("audit")
+    assert run("customers").startswith("Customers\n")
+    assert not classified
+    shutil.rmtree(folder / "derived" / "classified_events")
+    assert run("audit") == stored and len(classified) == 1
+    session.forget_analyses()

@@ -6,12 +6,18 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from timeaudit.cli.common import ConfigOption, DataOption, err, open_workspace, user_errors
 from timeaudit.core.errors import UserError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from timeaudit.analysis.audit import Scope
+    from timeaudit.analysis.metrics import Analysis
 
 WEEK_PATTERN = re.compile(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$")
 
@@ -76,31 +82,34 @@ def report(
         sys.stdout.flush()
 
 
-def _audit_scope(data, config, week: str, weeks: int, team: str | None):
+def _audit_text(data, config, week: str, weeks: int, team: str | None, text: Callable[[Analysis, Scope], str]) -> str:
+    """``text(analysis, scope)`` for the period and team asked for, on the records as `timeaudit
+    metrics` stored them classified while they are current (else classified now)."""
     from timeaudit.analysis import audit
-    from timeaudit.analysis.session import shared_analysis
     from timeaudit.core.weeks import weeks_ending
-    from timeaudit.outputs.derived import weekly_metrics
+    from timeaudit.outputs.derived import on_stored_classification, weekly_metrics
     from timeaudit.outputs.summary import refuse_hidden_team
     from timeaudit.privacy import visible_groups
 
     lake, settings = open_workspace(data, config)
-    analysis = shared_analysis(lake, settings)
-    known = sorted(set(weekly_metrics(lake, settings, analysis)["week"]))
+    known = sorted(set(weekly_metrics(lake, settings)["week"]))
     if not known:
         raise UserError("the lake holds no data yet; run `timeaudit demo` or a sync first")
-    week = resolve_week(week, known)
-    people = None
-    if team:
-        people = [p.email for p in analysis.people if p.team == team]
-        if not people:
-            raise UserError(
-                f"--team {team}: no such team; teams: {', '.join(sorted({p.team for p in analysis.people}))}"
-            )
-        groups = visible_groups({p.email: p.team for p in analysis.people}, settings.privacy.min_group_size)
-        refuse_hidden_team(team, len(people), groups)
-    scope = audit.open_scope(analysis, [w for w in weeks_ending(week, weeks) if w >= known[0]], people)
-    return analysis, scope
+    period = [w for w in weeks_ending(resolve_week(week, known), weeks) if w >= known[0]]
+
+    def write(analysis: Analysis) -> str:
+        people = None
+        if team:
+            people = [p.email for p in analysis.people if p.team == team]
+            if not people:
+                teams = ", ".join(sorted({p.team for p in analysis.people}))
+                raise UserError(f"--team {team}: no such team; teams: {teams}")
+            groups = visible_groups({p.email: p.team for p in analysis.people}, settings.privacy.min_group_size)
+            refuse_hidden_team(team, len(people), groups)
+        with audit.scoped(analysis, period, people) as scope:
+            return text(analysis, scope)
+
+    return on_stored_classification(lake, settings, None, write)
 
 
 AuditWeek = Annotated[str, typer.Option(help="Last week of the period: ISO week such as 2026-W47, or 'last'.")]
@@ -123,8 +132,8 @@ def _period_text(text: str, help_text: str):
     ) -> None:
         from timeaudit.outputs import audit_report
 
-        analysis, scope = _audit_scope(data, config, week, weeks, team)
-        sys.stdout.write(getattr(audit_report, text)(analysis, scope, markdown))
+        write = getattr(audit_report, text)
+        sys.stdout.write(_audit_text(data, config, week, weeks, team, lambda a, scope: write(a, scope, markdown)))
 
     command.__doc__ = help_text
     return user_errors(command)

@@ -29,10 +29,11 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pandas as pd
@@ -43,12 +44,13 @@ from timeaudit.analysis.chat import prepare_chat, register_org_days
 from timeaudit.analysis.classify import CLASSIFIED
 from timeaudit.analysis.metrics import Analysis, compute_weekly, open_analysis, typed_weekly
 from timeaudit.analysis.page_audit import default_weeks, page_audit
-from timeaudit.analysis.session import shared_analysis
+from timeaudit.analysis.session import forget_analyses, shared_analysis
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import Settings
 from timeaudit.core.model import SCHEMA_VERSION
 from timeaudit.lake.store import Lake, sql_string, write_parquet
 
+T = TypeVar("T")
 DERIVED_DIR = "derived"
 # Name -> what it holds; written in this order.
 DERIVED_TABLES = {
@@ -188,6 +190,24 @@ def stored_classification(lake: Lake, settings: Settings) -> dict[str, str] | No
     if found is None or not set(CLASSIFIED) <= set(found["tables"]):
         return None
     return {name: f"read_parquet({sql_string(lake.root / DERIVED_DIR / name / '*.parquet')})" for name in CLASSIFIED}
+
+
+def on_stored_classification(
+    lake: Lake, settings: Settings, people: Collection[str] | None, work: Callable[[Analysis], T]
+) -> T:
+    """``work(analysis)`` on the shared analysis of ``people`` (None: everyone) that reads the
+    records as `timeaudit metrics` stored them classified while they are current, else classifies
+    them. A `timeaudit metrics` replacing the stored files mid-way makes a read fail: ``work``
+    then runs once more, on the records classified now. For short-lived processes (a command):
+    a long-lived one keeps its analysis beyond the next `timeaudit metrics`."""
+    stored = stored_classification(lake, settings)
+    try:
+        return work(shared_analysis(lake, settings, people, stored))
+    except duckdb.IOException:
+        if stored is None:
+            raise
+        forget_analyses()
+        return work(shared_analysis(lake, settings, people))
 
 
 def _write_frames(final: Path, frames: dict[str, pd.DataFrame]) -> None:

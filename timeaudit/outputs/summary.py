@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import duckdb
 import pandas as pd
 
 from timeaudit.analysis import audit
@@ -23,12 +22,11 @@ from timeaudit.analysis.metrics import (
     team_weekly,
     teams_of,
 )
-from timeaudit.analysis.session import forget_analyses, shared_analysis
 from timeaudit.core.config import Settings
 from timeaudit.core.errors import UserError
 from timeaudit.core.weeks import week_start, weeks_ending
 from timeaudit.lake.store import Lake
-from timeaudit.outputs.derived import stored_classification, stored_cover_mail, weekly_metrics
+from timeaudit.outputs.derived import on_stored_classification, stored_cover_mail, weekly_metrics
 from timeaudit.privacy import Groups, visible_groups
 
 
@@ -184,15 +182,9 @@ def build_summary(
         add_audit(summary, analysis, people, audit_weeks, every_cover)
     else:
         whose = None if scope == "organisation" else people
-        stored = stored_classification(lake, settings)
-        try:
-            add_audit(summary, shared_analysis(lake, settings, whose, stored), people, audit_weeks, every_cover)
-        except duckdb.IOException:
-            if stored is None:
-                raise
-            # `timeaudit metrics` replaced the stored records meanwhile: classify them instead.
-            forget_analyses()
-            add_audit(summary, shared_analysis(lake, settings, whose), people, audit_weeks, every_cover)
+        on_stored_classification(
+            lake, settings, whose, lambda a: add_audit(summary, a, people, audit_weeks, every_cover)
+        )
     summary.goals = check_goals(
         settings.goals_for(summary.team),
         weekly_table.iloc[-1],
