@@ -130,3 +130,37 @@ def test_customer_chat_waiting_with_its_working_hours_age(lake):
     lake.write_batch("chat", "slack", [chat(13, at(9, 30, day=1), ANN, "C2", ("globex.test",))])
     a = open_analysis(lake, settings)
     assert customer_chat_waiting(a, open_scope(a, ["2026-W45"], now=at(10, day=1))).empty
+
+
+def test_customer_chat_in_threads_waits_until_answered_where_it_was_asked(lake):
+    """A customer message in a thread (its parent or a reply) is answered by a later team
+    message in that thread alone; one outside threads by a later team message outside threads
+    (a thread's parent counts there), never by a reply inside some thread. A waiting parent is
+    counted with the conversation's top level."""
+    from dataclasses import replace
+
+    g = ("globex.test",)
+    in_thread = lambda n, when, sender, thread: replace(chat(n, when, sender, "C3", g), thread=thread)  # noqa: E731
+    lake.write_batch(
+        "chat",
+        "slack",
+        [
+            in_thread(20, at(11), GUS, "C3/20"),  # a thread's parent, by the customer: answered below
+            in_thread(21, at(11, 5), ANN, "C3/20"),  # ... in its thread
+            in_thread(22, at(12), GUS, "C3/22"),  # another thread's parent, never answered in it: waits
+            chat(23, at(12, 5), BOB, "C3", g),  # a top-level team message: answers no thread
+            chat(24, at(13), GUS, "C3", g),  # top level, answered only inside a thread below: waits
+            in_thread(25, at(13, 5), ANN, "C3/20"),
+            in_thread(26, at(14), GUS, "C3/20"),  # a reply in thread 20 after the team's last one there: waits
+            in_thread(27, at(14, 30), BOB, "C3/27"),  # the team starts a new thread: its parent is top level
+            chat(28, at(15), GUS, "C3", g),  # answered by nothing later: waits
+        ],
+    )
+    settings = parse_settings(SETTINGS)
+    a = open_analysis(lake, settings)
+    waiting = customer_chat_waiting(a, open_scope(a, ["2026-W45"], now=at(10, day=1)))
+    c3 = waiting[waiting["conversation"] == "C3"].sort_values("waiting_since")
+    assert list(zip(c3["thread"], c3["waiting_since"], c3["messages"], strict=True)) == [
+        ("", at(12), 3),  # 22, 24 and 28
+        ("C3/20", at(14), 1),
+    ]

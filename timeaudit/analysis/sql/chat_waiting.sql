@@ -17,14 +17,23 @@ team AS (
     CROSS JOIN audit_range AS r
     WHERE NOT c.bot AND c.ts <= r.now
 ),
+-- The newest message of the team at the top level of each conversation and in each thread:
+-- a customer message is answered when one is later (a join, not a search per message).
+last_top_level AS (
+    SELECT source, account, conversation, max(ts) AS ts FROM team WHERE top_level GROUP BY ALL
+),
+last_in_thread AS (
+    SELECT source, account, conversation, thread, max(ts) AS ts FROM team WHERE thread <> '' GROUP BY ALL
+),
 waiting AS (
     SELECT f.*
     FROM from_customer AS f
-    WHERE NOT EXISTS (
-        SELECT 1 FROM team AS t
-        WHERE t.source = f.source AND t.account = f.account AND t.conversation = f.conversation AND t.ts > f.ts
-          AND CASE WHEN f.thread = '' THEN t.top_level ELSE t.thread = f.thread END
-    )
+    LEFT JOIN last_top_level AS lt
+      ON f.thread = '' AND lt.source = f.source AND lt.account = f.account AND lt.conversation = f.conversation
+    LEFT JOIN last_in_thread AS lth
+      ON f.thread <> '' AND lth.source = f.source AND lth.account = f.account AND lth.conversation = f.conversation
+         AND lth.thread = f.thread
+    WHERE NOT coalesce(lt.ts > f.ts, false) AND NOT coalesce(lth.ts > f.ts, false)
 ),
 grouped AS (
     SELECT
