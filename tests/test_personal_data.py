@@ -347,3 +347,6 @@ def test_export_mine_holds_the_derived_rows_that_name_them(data, tmp_path):
     assert cover and all(person in (r["person"], r["manager"]) for r in cover)
     assert all(r["person"] == person for r in csv_rows(files["derived/page_audit/latency_people.csv"]))
     assert "derived/" in files["README.txt"]
+    # The records as stored classified are events.csv's and messages.csv's, colleagues' own fields left out.
+    assert (data / "derived" / "classified_messages").is_dir()
+    assert not [name for name in files if name.startswith("derived/classified_")]

@@ -60,6 +60,9 @@ from timeaudit.lake.store import (
 
 FORGOTTEN = "forgotten"
 DERIVED_DIR = "derived"  # timeaudit.outputs.derived.DERIVED_DIR, without importing the metrics engine
+# The lake's own records as `timeaudit metrics` stored them classified (timeaudit.analysis.classify.CLASSIFIED):
+# events.csv and messages.csv hold them, with what is a colleague's own left out of their copies.
+DERIVED_RECORDS = ("classified_events", "classified_messages")
 
 
 def checked_address(email: str) -> str:
@@ -430,7 +433,7 @@ chat.csv       Chat metadata (Slack): the messages you sent, those that mention 
 derived/       Rows of the figures computed from those records and stored (`timeaudit metrics`)
                that name you: your weekly and daily hours, customer emails you received or
                answered, one file per table. Figures of groups that include you without
-               naming anyone are not listed.
+               naming anyone are not listed, nor the stored copies of the records above.
 roster.csv     Your row in the roster (team, manager, role, hours), if you are on it.
 sync-state.json  Where each sync of your account left off; tokens are shown as "(present)".
 
@@ -477,12 +480,15 @@ def export_mine(lake: Lake, settings: Settings, email: str) -> tuple[bytes, dict
 
 def derived_rows_naming(lake: Lake, scrub: Scrubber) -> dict[str, pd.DataFrame]:
     """``derived/<table>.csv`` -> the rows of each stored derived table that name the person
-    (their weekly and daily figures, the customer emails they received or answered, ...)."""
+    (their weekly and daily figures, the customer emails they received or answered, ...), but
+    the stored classified records (``DERIVED_RECORDS``): those are events.csv's and messages.csv's."""
     folder = lake.root / DERIVED_DIR
     if not folder.is_dir():
         return {}
     found = {}
     for table in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if table.name in DERIVED_RECORDS:
+            continue
         files = sorted(table.glob("*.parquet"))
         # A table is a folder of part files; the dashboard's stored audit, a folder of tables.
         named = (
