@@ -263,12 +263,13 @@ def test_a_new_lake_version_gets_a_new_analysis(demo_dir, tmp_path):
     session.forget_analyses()
 
 
-@pytest.mark.parametrize("stored", ["read", "gone"])
+@pytest.mark.parametrize("stored", ["read", "gone", "damaged"])
 def test_a_team_report_on_stored_figures_reads_the_stored_classification(demo_dir, tmp_path, monkeypatch, stored):
     """With the derived tables current, a team's summary reads the team's records (and
     everyone's sent mail, which may answer its customers) as `timeaudit metrics` stored them
     classified, classifies nothing, and shows what classifying everything shows. Stored files
-    that vanish mid-report (a `timeaudit metrics` replacing them) are classified instead."""
+    that vanish mid-report (a `timeaudit metrics` replacing them) or are damaged are classified
+    instead."""
     import shutil
 
     from timeaudit.analysis import classify, metrics, session
@@ -283,6 +284,8 @@ def test_a_team_report_on_stored_figures_reads_the_stored_classification(demo_di
     expected = build_summary(lake, settings, "2026-W47", team="Support", analysis=open_analysis(lake, settings))
     if stored == "gone":
         shutil.rmtree(folder / "derived" / "classified_messages")
+    elif stored == "damaged":
+        (folder / "derived" / "classified_messages" / "part-00000.parquet").write_bytes(b"PAR1 not Parquet PAR1")
     calls, classified = [], []
     real, real_rules = metrics.open_analysis, classify.register_rules
 

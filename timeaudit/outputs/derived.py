@@ -197,13 +197,13 @@ def on_stored_classification(
 ) -> T:
     """``work(analysis)`` on the shared analysis of ``people`` (None: everyone) that reads the
     records as `timeaudit metrics` stored them classified while they are current, else classifies
-    them. A `timeaudit metrics` replacing the stored files mid-way makes a read fail: ``work``
-    then runs once more, on the records classified now. For short-lived processes (a command):
-    a long-lived one keeps its analysis beyond the next `timeaudit metrics`."""
+    them. A `timeaudit metrics` replacing the stored files mid-way (or a damaged file) makes a
+    read fail: ``work`` then runs once more, on the records classified now. For short-lived
+    processes (a command): a long-lived one keeps its analysis beyond the next `timeaudit metrics`."""
     stored = stored_classification(lake, settings)
     try:
         return work(shared_analysis(lake, settings, people, stored))
-    except duckdb.IOException:
+    except duckdb.Error:
         if stored is None:
             raise
         forget_analyses()
