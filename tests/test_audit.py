@@ -322,8 +322,8 @@ def test_a_team_report_on_stored_figures_reads_the_stored_classification(demo_di
 
 
 def test_the_audit_commands_read_the_stored_classification(demo_dir, tmp_path, monkeypatch):
-    """`timeaudit audit` and `customers` on current derived tables classify nothing; with the
-    stored records gone they classify, and show the same."""
+    """`timeaudit audit` and `customers` on current derived tables classify nothing and read the
+    stored weekly table; with the stored records gone they classify, and show the same."""
     import shutil
 
     from typer.testing import CliRunner
@@ -335,9 +335,10 @@ def test_the_audit_commands_read_the_stored_classification(demo_dir, tmp_path, m
     folder = tmp_path / "data"
     shutil.copytree(demo_dir, folder)
     run_duckdb(Lake(folder), load_settings(folder / "timeaudit.toml"), NOW)
-    classified = []
-    real = metrics.register_rules
+    classified, swept = [], []
+    real, real_sweep = metrics.register_rules, metrics._ensure_daily
     monkeypatch.setattr(metrics, "register_rules", lambda *args: classified.append(args) or real(*args))
+    monkeypatch.setattr(metrics, "_ensure_daily", lambda a: swept.append(a) or real_sweep(a))
 
     def run(command: str) -> str:
         session.forget_analyses()
@@ -348,7 +349,11 @@ def test_the_audit_commands_read_the_stored_classification(demo_dir, tmp_path, m
 
     stored = run("audit")
     assert run("customers").startswith("Customers\n")
-    assert not classified
+    assert not classified and not swept  # nor the weekly table computed again: it is stored too
+    support = {p.email for p in metrics.load_people(load_settings(folder / "timeaudit.toml")) if p.team == "Support"}
+    email_load = stored.split("Email load")[1].split("Internal threads")[0]
+    shown = [line.split()[0] for line in email_load.splitlines() if "@" in line]
+    assert shown and set(shown) <= support, "the team's email load alone"
     shutil.rmtree(folder / "derived" / "classified_events")
     assert run("audit") == stored and len(classified) == 1
     session.forget_analyses()

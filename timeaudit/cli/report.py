@@ -16,6 +16,8 @@ from timeaudit.core.errors import UserError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from pandas import DataFrame
+
     from timeaudit.analysis.audit import Scope
     from timeaudit.analysis.metrics import Analysis
 
@@ -82,17 +84,27 @@ def report(
         sys.stdout.flush()
 
 
-def _audit_text(data, config, week: str, weeks: int, team: str | None, text: Callable[[Analysis, Scope], str]) -> str:
-    """``text(analysis, scope)`` for the period and team asked for, on the records as `timeaudit
-    metrics` stored them classified while they are current (else classified now)."""
+def _audit_text(
+    data,
+    config,
+    week: str,
+    weeks: int,
+    team: str | None,
+    text: Callable[[Analysis, Scope, DataFrame, DataFrame | None], str],
+) -> str:
+    """``text(analysis, scope, weekly, every_cover)`` for the period and team asked for, on the
+    records as `timeaudit metrics` stored them classified while they are current (else
+    classified now), with the stored weekly table and cover-yourself mail (None: not stored)."""
     from timeaudit.analysis import audit
     from timeaudit.core.weeks import weeks_ending
-    from timeaudit.outputs.derived import on_stored_classification, weekly_metrics
+    from timeaudit.outputs.derived import on_stored_classification, stored_cover_mail, weekly_metrics
     from timeaudit.outputs.summary import refuse_hidden_team
     from timeaudit.privacy import visible_groups
 
     lake, settings = open_workspace(data, config)
-    known = sorted(set(weekly_metrics(lake, settings)["week"]))
+    weekly = weekly_metrics(lake, settings)
+    every_cover = stored_cover_mail(lake, settings)
+    known = sorted(set(weekly["week"]))
     if not known:
         raise UserError("the lake holds no data yet; run `timeaudit demo` or a sync first")
     period = [w for w in weeks_ending(resolve_week(week, known), weeks) if w >= known[0]]
@@ -107,7 +119,7 @@ def _audit_text(data, config, week: str, weeks: int, team: str | None, text: Cal
             groups = visible_groups({p.email: p.team for p in analysis.people}, settings.privacy.min_group_size)
             refuse_hidden_team(team, len(people), groups)
         with audit.scoped(analysis, period, people) as scope:
-            return text(analysis, scope)
+            return text(analysis, scope, weekly, every_cover)
 
     return on_stored_classification(lake, settings, None, write)
 
@@ -118,9 +130,10 @@ AuditTeam = Annotated[str | None, typer.Option(help="Only this team (at least th
 AuditMarkdown = Annotated[bool, typer.Option("--markdown", help="Markdown instead of plain text.")]
 
 
-def _period_text(text: str, help_text: str):
+def _period_text(text: str, help_text: str, stored: bool = False):
     """A command that prints one text of ``timeaudit.outputs.audit_report`` (``text``: its
-    function's name) for the period and team the options choose; ``help_text``: its help."""
+    function's name; ``stored``: it takes the stored weekly table and cover-yourself mail) for
+    the period and team the options choose; ``help_text``: its help."""
 
     def command(
         week: AuditWeek = "last",
@@ -133,7 +146,12 @@ def _period_text(text: str, help_text: str):
         from timeaudit.outputs import audit_report
 
         write = getattr(audit_report, text)
-        sys.stdout.write(_audit_text(data, config, week, weeks, team, lambda a, scope: write(a, scope, markdown)))
+
+        def render(a, scope, weekly, every_cover) -> str:
+            figures = {"weekly": weekly, "every_cover": every_cover} if stored else {}
+            return write(a, scope, markdown, **figures)
+
+        sys.stdout.write(_audit_text(data, config, week, weeks, team, render))
 
     command.__doc__ = help_text
     return user_errors(command)
@@ -143,6 +161,7 @@ audit_command = _period_text(
     "wasters_text",
     """The time wasters: meetings and series ranked by person-hours with suggestions, admin
     by kind, email load and the internal threads that cost most.""",
+    stored=True,
 )
 customers = _period_text(
     "customers_text",

@@ -34,7 +34,17 @@ def _heading(text: str, markdown: bool) -> str:
     return f"## {text}" if markdown else f"{text}\n{'=' * len(text)}"
 
 
-def wasters_text(a: Analysis, scope: audit.Scope, markdown: bool = False, limit: int = 10) -> str:
+def wasters_text(
+    a: Analysis,
+    scope: audit.Scope,
+    markdown: bool = False,
+    limit: int = 10,
+    *,
+    weekly: pd.DataFrame | None = None,
+    every_cover: pd.DataFrame | None = None,
+) -> str:
+    """The time wasters of ``scope``. ``weekly`` and ``every_cover``: the weekly table and
+    everyone's cover-yourself mail when at hand (stored), else computed on ``a``."""
     every_series = audit.meeting_series(a, scope)
     series = every_series.head(limit)
     currency = a.settings.audit.currency
@@ -51,7 +61,8 @@ def wasters_text(a: Analysis, scope: audit.Scope, markdown: bool = False, limit:
     )
     admin = audit.admin_by_kind(a, scope).groupby("kind", as_index=False)["hours"].sum()
     admin = admin.sort_values("hours", ascending=False).rename(columns={"kind": "Admin kind", "hours": "Hours"})
-    email = audit.email_load(weekly_metrics(None, a.settings, a), scope.weeks).head(limit)
+    weekly = weekly if weekly is not None else weekly_metrics(None, a.settings, a)
+    email = audit.email_load(weekly[weekly["person"].isin(scope.people)], scope.weeks).head(limit)
     email = email[
         ["person", "team", "cc_only_email_hours", "internal_email_hours", "bulk_email_hours", "after_hours_email_hours"]
     ].rename(
@@ -65,7 +76,7 @@ def wasters_text(a: Analysis, scope: audit.Scope, markdown: bool = False, limit:
         }
     )
     storms = audit.reply_storms(a, scope)
-    cover = audit.cover_mail_in(a, scope)
+    cover = audit.cover_mail_in(a, scope, every_cover)
     suggested = audit.suggestions(a, scope, every_series, cover, storms, meetings=limit)
     suggested = pd.DataFrame(
         {
