@@ -117,11 +117,14 @@ def register_classified(
     (and everyone's sent messages with ``sent_by_anyone``), as ``metrics.restrict_records`` does."""
     _register_rule_tables(con, settings, people)
     for name in CLASSIFIED:
-        where = ""
-        if only is not None:
-            also = " OR direction = 'sent'" if sent_by_anyone and name == "classified_messages" else ""
-            where = f" WHERE person IN ({sql_list(only)}){also}"
+        where = "" if only is None else f" WHERE {records_of(only, sent_by_anyone and name.endswith('messages'))}"
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {stored[name]}{where}")
+
+
+def records_of(accounts: Collection[str], and_sent: bool = False) -> str:
+    """The SQL condition on a table of records (raw or classified) that keeps those of
+    ``accounts``, and with ``and_sent`` every account's sent messages too."""
+    return f"account IN ({sql_list(accounts)})" + (" OR direction = 'sent'" if and_sent else "")
 
 
 def _register_rule_tables(con, settings: Settings, people: list[Person]) -> None:

@@ -21,13 +21,13 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from timeaudit.analysis.classify import register_classified, register_rules
+from timeaudit.analysis.classify import records_of, register_classified, register_rules
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import DAY_NAMES, Settings, parse_working_hours
 from timeaudit.core.model import Person
 from timeaudit.core.roster import load_people
 from timeaudit.core.weeks import week_label, week_labels
-from timeaudit.lake.store import Lake, sql_list
+from timeaudit.lake.store import Lake
 from timeaudit.privacy import gate, visible_groups
 
 NO_TEAM = "(no team)"
@@ -251,16 +251,14 @@ def restrict_records(con, accounts: Collection[str], sent_by_anyone: bool = Fals
     also needs everyone's sent messages (``sent_by_anyone``): a colleague's reply answers a
     customer too (sql/customer_replies.sql). ``materialize``: read a few people's records once
     into memory, for the classification to read several times."""
-    listing = sql_list(accounts)
     for table in ("events", "messages"):
         everyone = sent_by_anyone and table == "messages"
-        also = " OR direction = 'sent'" if everyone else ""
         con.execute(f"ALTER VIEW {table} RENAME TO all_{table}")
         theirs = f"{table}_of_accounts" if not everyone and _has_view(con, f"{table}_of_accounts") else f"all_{table}"
         # A few people's records are read once, for the party lists, the classification and the
         # day sweep; everyone's sent messages stay a view, each reader taking the columns it needs.
         kind = "TEMP TABLE" if materialize and not everyone else "VIEW"
-        con.execute(f"CREATE {kind} {table} AS SELECT * FROM {theirs} WHERE account IN ({listing}){also}")
+        con.execute(f"CREATE {kind} {table} AS SELECT * FROM {theirs} WHERE {records_of(accounts, everyone)}")
 
 
 def _has_view(con, name: str) -> bool:

@@ -134,8 +134,9 @@ def build_summary(
     a team's audit classifies only their records (``shared_analysis(..., people)``), or reads
     them as `timeaudit metrics` stored them classified while those are current."""
     data = metrics if metrics is not None else weekly_metrics(lake, settings, analysis)
-    if week not in set(data["week"]):
-        known = sorted(set(data["week"]))
+    known_weeks = set(data["week"])
+    if week not in known_weeks:
+        known = sorted(known_weeks)
         span = f"{known[0]} to {known[-1]}" if known else "none: the lake is empty; run `timeaudit demo` or a sync"
         raise UserError(f"--week {week}: no data for that week; weeks with data: {span}")
     first_week = min(data["week"])
@@ -175,7 +176,6 @@ def build_summary(
     summary.people = int(this_week["person"].nunique())
     summary.team = team or (str(this_week["team"].iloc[0]) if person and len(this_week) else None)
     people = sorted(set(chosen["person"]))
-    known_weeks = set(data["week"])
     audit_weeks = [w for w in span if w in known_weeks]
     every_cover = stored_cover_mail(lake, settings)
     if analysis is not None:
