@@ -160,6 +160,46 @@ def test_forget_leaves_no_trace_and_others_figures_hold(data):
     assert con.execute("SELECT count(*) FROM messages WHERE account = ?", [person]).fetchone()[0] == 0
 
 
+def test_a_lake_after_forget_takes_writes_compaction_and_readers_as_before(data):
+    """forget writes its copies with Arrow (strings kept as the dictionaries it read, statistics
+    of the columns readers filter on): delta-rs merges into them and compacts them, and every
+    reader sees the lake's types and party keys equal to a fresh hash."""
+    person = lead_with_reports(data)
+    other = next(p["email"] for p in roster(data) if p["email"] != person)
+    assert timeaudit("forget", "--person", person, "--yes", "--data", str(data)).returncode == 0
+    lake = Lake(data)
+    rewritten = {t: [f for f in lake.files(t) if f.stat().st_mtime > time.time() - 600] for t in ("events", "messages")}
+    for table, files in rewritten.items():
+        assert files, f"forget rewrote some {table} files"
+        schema = pq.read_schema(files[0])
+        assert not any(pa.types.is_dictionary(f.type) for f in schema), "readers see plain strings"
+    con = lake.connect()
+    for table, parties in (("events", "organizer, attendees"), ("messages", 'sender, "to", cc')):
+        # The key is DuckDB's unsigned hash stored in a signed column: the same 64 bits.
+        unsigned = "party_key::HUGEINT + CASE WHEN party_key < 0 THEN 18446744073709551616::HUGEINT ELSE 0 END"
+        stale = con.execute(f"SELECT count(*) FROM {table} WHERE {unsigned} <> hash({parties})").fetchone()[0]
+        assert stale == 0, f"every {table} row's party key is the hash of its party list"
+    (first_id, start, end) = con.execute(
+        'SELECT id, start, "end" FROM events WHERE account = ? ORDER BY start LIMIT 1', [other]
+    ).fetchone()
+    rows_before = con.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    lake.write_batch(
+        "events",
+        "demo",
+        [
+            event(other, start, end, id=first_id, title="Moved", updated=utc(2030, 1, 1)),
+            event(other, start, end, id="new"),
+        ],
+    )
+    lake.compact("events")
+
+    con = Lake(data).connect()
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == rows_before + 1
+    assert con.execute("SELECT count(*) FROM events WHERE account = ? AND id = ?", [other, first_id]).fetchone()[0] == 1
+    assert not traces(data / "lake", person)
+
+
 def test_forget_touches_nobody_whose_address_merely_contains_theirs(tmp_path):
     lake = Lake(tmp_path)
     ann, others = "ann@northwind.com", ["joann@northwind.com", "bob.ann@northwind.com", "ann@northwind.com.au"]
