@@ -51,10 +51,10 @@ from timeaudit.lake.store import (
     PARTITION,
     PARTY_COLUMNS,
     PARTY_KEY,
+    PRUNING_COLUMNS,
     STATS_COLUMNS,
     Lake,
     _atomic_write_bytes,
-    pruning_columns,
     stored_schema,
     with_party_key,
     write_parquet,
@@ -240,7 +240,7 @@ def _forget_in_file(root: Path, table: str, file_schema: pa.Schema, scrub: Scrub
     folder = f"{PARTITION}={partition[PARTITION]}/{BUCKET}={partition[BUCKET]}"
     name = f"{folder}/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
     path = root / name
-    write_parquet(data, path, use_dictionary=repeated, statistics=pruning_columns(table))
+    write_parquet(data, path, use_dictionary=repeated, statistics=PRUNING_COLUMNS[table])
     added = AddAction(name, path.stat().st_size, partition, now, True, _file_stats(table, data))
     return removed, scrubbed, [gone, added]
 

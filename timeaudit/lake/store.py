@@ -39,7 +39,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import DeltaTable, WriterProperties, write_deltalake
+from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from timeaudit.core.errors import StoreError
@@ -79,7 +79,17 @@ STATS_COLUMNS = {
 # than any reader holds one snapshot (a reader re-snapshots whenever the table version moves).
 VACUUM_RETENTION_HOURS = 1
 COMMIT_ATTEMPTS = 20
-WRITER_PROPERTIES = WriterProperties(compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS)
+# Parquet statistics only for the columns readers filter on (accounts, times): those of every
+# other string cost about a fifth of a write and named people in every file's footer.
+PRUNING_COLUMNS = {table: ["account", *columns.split(",")] for table, columns in STATS_COLUMNS.items()}
+WRITER_PROPERTIES = WriterProperties(
+    compression="ZSTD",
+    max_row_group_size=ROW_GROUP_ROWS,
+    default_column_properties=ColumnProperties(statistics_enabled="NONE"),
+    column_properties={
+        name: ColumnProperties(statistics_enabled="CHUNK") for name in set().union(*PRUNING_COLUMNS.values())
+    },
+)
 
 
 # The data folder holds personal data: what timeaudit creates is its user's only.
@@ -133,7 +143,7 @@ def write_parquet(
 ) -> None:
     """How every lake file is written: zstd, in row groups readers can share out
     (``use_dictionary``: the columns worth dictionary-encoding, when the caller knows them;
-    ``statistics``: the columns readers prune row groups by, when the caller knows them).
+    ``statistics``: the columns readers prune row groups by, ``PRUNING_COLUMNS`` in the lake).
 
     Strings held as dictionaries are written as they are, without encoding them again; the
     file then leaves out its Arrow schema, so that every reader sees plain strings."""
@@ -154,13 +164,6 @@ def _holds_dictionaries(kind: pa.DataType) -> bool:
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
         return _holds_dictionaries(kind.value_type)
     return pa.types.is_struct(kind) and any(_holds_dictionaries(f.type) for f in kind)
-
-
-def pruning_columns(table: str) -> list[str]:
-    """The columns of ``table`` that readers filter on (accounts, times): the Parquet statistics
-    worth writing. Other strings' statistics cost a fifth of a write and name people in every
-    file's footer."""
-    return ["account", *STATS_COLUMNS[table].split(",")]
 
 
 def records_to_arrow(table: str, records: Iterable, ingested_at: datetime | None = None) -> pa.Table:
