@@ -289,8 +289,9 @@ def incremental(data: Path, **_) -> dict:
 def forget(data: Path, **_) -> dict:
     """``forget`` of one person in (a copy of) the lake: their records deleted, their address
     scrubbed from others', every file the tables no longer use vacuumed; then every file under
-    the lake scanned (bytes, and Parquet decoded) for the address. The floor: delta-rs's own
-    merge of the same change on another copy (``_forget_floor``)."""
+    the lake scanned (bytes, and Parquet decoded) for the address. The floors: delta-rs's own
+    merge of the same change on another copy (``_forget_floor``), and Arrow reading and writing
+    again the files it replaced (``_rewrite_floor``)."""
     import pyarrow.parquet as pq
 
     from timeaudit.lake.personal_data import forget_person
@@ -325,6 +326,7 @@ def forget(data: Path, **_) -> dict:
         shutil.rmtree(copy)
         raise AssertionError(f"files still holding the person: {holding[:5]}")
     floor = _forget_floor(data, lake, person, before)
+    rewrite = _rewrite_floor(data, lake, before)
     shutil.rmtree(copy)
     return {
         "forget_seconds": seconds,
@@ -333,6 +335,8 @@ def forget(data: Path, **_) -> dict:
         "floor_seconds": sum(floor.values()),
         "floor_by_table": floor,
         "over_floor": seconds / sum(floor.values()),
+        "arrow_rewrite_seconds": rewrite,
+        "over_arrow_rewrite": seconds / rewrite,
         "tables": {t: vars(r) for t, r in report.tables.items()},
     }
 
@@ -367,6 +371,37 @@ def _forget_floor(data: Path, forgotten, person: str, before: dict[str, int]) ->
     finally:
         shutil.rmtree(copy)
     return floor
+
+
+def _rewrite_floor(data: Path, forgotten, before: dict[str, int]) -> float:
+    """Seconds Arrow takes to read every file ``forget`` replaced and write it again unchanged
+    (the lake's writer, as many threads as ``forget``): the least a rewrite of them costs."""
+    import os
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow.parquet as pq
+
+    from timeaudit.lake.changes import commit_files
+    from timeaudit.lake.store import PRUNING_COLUMNS, write_parquet
+
+    work = []
+    for table, version in before.items():
+        _, removed = commit_files(forgotten.table_path(table), version, forgotten.table(table).version())
+        work += [(table, data / "lake" / table / p.relative_to(forgotten.table_path(table))) for p in removed]
+    out = Path(tempfile.mkdtemp(prefix="rewrite-floor-", dir=data.parent))
+
+    def rewrite(item) -> None:
+        n, (table, path) = item
+        write_parquet(pq.ParquetFile(path).read(), out / f"{n}.parquet", statistics=PRUNING_COLUMNS[table])
+
+    try:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            list(pool.map(rewrite, enumerate(work)))
+        return time.perf_counter() - started
+    finally:
+        shutil.rmtree(out)
 
 
 def _forget_changes(table_path: Path, forgotten_path: Path, added: list[Path], removed: list[Path], person: str):
