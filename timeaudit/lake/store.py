@@ -154,16 +154,19 @@ def write_parquet(
         row_group_size=ROW_GROUP_ROWS,
         use_dictionary=use_dictionary,
         write_statistics=statistics,
-        store_schema=not any(_holds_dictionaries(f.type) for f in data.schema),
+        store_schema=not any(dictionary_leaves(f.name, f.type) for f in data.schema),
     )
 
 
-def _holds_dictionaries(kind: pa.DataType) -> bool:
+def dictionary_leaves(path: str, kind: pa.DataType) -> list[str]:
+    """The Parquet paths of the dictionary strings inside a column ``path`` of type ``kind``."""
     if pa.types.is_dictionary(kind):
-        return True
+        return [path]
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        return _holds_dictionaries(kind.value_type)
-    return pa.types.is_struct(kind) and any(_holds_dictionaries(f.type) for f in kind)
+        return dictionary_leaves(f"{path}.list.element", kind.value_type)
+    if pa.types.is_struct(kind):
+        return [leaf for f in kind for leaf in dictionary_leaves(f"{path}.{f.name}", f.type)]
+    return []
 
 
 def records_to_arrow(table: str, records: Iterable, ingested_at: datetime | None = None) -> pa.Table:
