@@ -192,10 +192,15 @@ def test_navigation_between_pages(server, browser):
     page.get_by_role("heading", name="My week").first.wait_for(timeout=60_000)
     icons = page.locator('[data-testid="stSidebarNav"] [data-testid="stIconMaterial"]')
     assert icons.all_inner_texts()[:4] == ["person", "groups", "hourglass_bottom", "handshake"]
-    assert "Material Symbols" in icons.first.evaluate("e => getComputedStyle(e).fontFamily")
+    family = icons.first.evaluate("e => getComputedStyle(e).fontFamily")
+    assert "Material Symbols" in family
+    # document.fonts.ready can resolve before the browser has even asked for the icon font, so
+    # ask for it: load() rejects if the font cannot be fetched, and resolves once it is loaded.
+    load = "family => document.fonts.load(`24px ${family}`, 'person').then(faces => faces.map(f => f.family))"
+    faces = page.evaluate(load, family)
+    assert any("Material Symbols" in face for face in faces)
     loaded = "[...document.fonts].some(f => /Material Symbols/.test(f.family) && f.status == 'loaded')"
-    page.evaluate("document.fonts.ready")
-    assert page.evaluate(loaded)
+    page.wait_for_function(loaded, timeout=30_000)
     assert page.evaluate("document.querySelector(\"link[rel='shortcut icon']\").href").startswith("data:image/svg")
     page.get_by_role("link", name="Team").first.click()
     page.get_by_role("heading", name="Team").first.wait_for(timeout=60_000)
