@@ -8,6 +8,7 @@ for groups of at least ``privacy.min_group_size``. The viewer comes from the sig
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -47,9 +48,32 @@ SUMMARY_MASKED = ["Held by"]
 
 
 def workspace() -> tuple[Lake, Settings]:
+    """The lake and the settings, both shared by every page run and session: read only.
+
+    A page run asks for them a dozen times; opening the lake's tables anew each time (their
+    logs read again) and parsing the settings file again cost a fifth of a second per run."""
     data_dir = default_data_dir()
-    settings = load_settings(find_config(os.environ.get(CONFIG_ENV) or None, data_dir))
-    return Lake(data_dir), settings
+    config = find_config(os.environ.get(CONFIG_ENV) or None, data_dir)
+    return _lake(data_dir), _settings(config, _file_stamp(config))
+
+
+@functools.cache
+def _lake(data_dir: Path) -> Lake:
+    return Lake(data_dir)  # keeps each thread's open tables, brought up to date on every use
+
+
+@functools.lru_cache(maxsize=8)
+def _settings(config: Path | None, stamp: tuple | None) -> Settings:
+    return load_settings(config)
+
+
+def _file_stamp(path: Path | None) -> tuple | None:
+    """What changes when the file is edited or replaced; None when there is no such file."""
+    try:
+        stat = path.stat() if path else None
+    except OSError:
+        return None
+    return stat and (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 def _analysis() -> Analysis:
@@ -126,15 +150,21 @@ def _all_weekly() -> pd.DataFrame:
     return _current()[1]
 
 
-@st.cache_data(show_spinner=False)
-def _people(version: tuple) -> list[Person]:
-    return load_people(workspace()[1])
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _people(version: tuple) -> tuple[Person, ...]:
+    """The roster, shared read only by every page run (``st.cache_data`` would unpickle a copy
+    of it for each of the several calls a run makes)."""
+    return tuple(load_people(workspace()[1]))
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def _teams(version: tuple, _full: pd.DataFrame) -> dict[str, str]:
-    """Every person's team: the roster's, and the data's for accounts without a roster."""
-    teams = dict(zip(_full["person"], _full["team"], strict=False)) if not _full.empty else {}
+    """Every person's team: the roster's, and the data's for accounts without a roster. Shared
+    read only, like ``_people``."""
+    teams = {}
+    if not _full.empty:
+        latest = _full[["person", "team"]].drop_duplicates("person", keep="last")
+        teams = dict(zip(latest["person"], latest["team"], strict=True))
     teams.update({p.email: p.team for p in _people(version)})
     return teams
 
@@ -339,10 +369,12 @@ def summary(week: str, person: str | None = None, team: str | None = None):
     return replace(full, waiting=viewer.masked(full.waiting, SUMMARY_MASKED))
 
 
-@st.cache_data(show_spinner="Ranking the meetings…")
+@st.cache_resource(show_spinner="Ranking the meetings…", max_entries=8)
 def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str, pd.DataFrame]:
     """Everyone's audit of ``weeks``: the one `timeaudit metrics` stored while it is current
-    and of these weeks (the pages' default period), else computed on the shared analysis."""
+    and of these weeks (the pages' default period), else computed on the shared analysis.
+    Shared read only, like ``_weekly``: unpickling a copy for every page run cost the Customers
+    page 0.4 s a run at 1,000 people."""
     from timeaudit.analysis import audit
 
     lake, s = workspace()
@@ -375,6 +407,7 @@ def warm_up_weekly() -> None:
     try:
         version, full = _current()
         _teams_weekly(version, settings().privacy.min_group_size, full)
+        _teams(version, full)
         pio.templates[pio.templates.default]
         print(f"  The weekly figures are ready ({time.monotonic() - started:.1f} s).", flush=True)
     except Exception as e:  # noqa: BLE001 - the pages report it to whoever opens them

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import json
 import logging
 import mimetypes
+import pkgutil
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -202,8 +204,20 @@ def _warm_up() -> None:
     Customers): the Team page never waits for the audit."""
     from dashboard import data
 
+    _import_page_modules()
     data.warm_up_weekly()
     data.warm_up_audit()
+
+
+def _import_page_modules() -> None:
+    """What the first page run would import: every page's modules (the charts, the pickers,
+    plotly) and those of the secret-file check it starts with (Google's token names)."""
+    from dashboard import views
+    from timeaudit.lake.secret_files import secret_files
+
+    for page in pkgutil.iter_modules(views.__path__):
+        importlib.import_module(f"{views.__name__}.{page.name}")
+    secret_files()
 
 
 app = st.App(APP, middleware=[Middleware(SignedInMedia), Middleware(FrontendFiles)], lifespan=_warm_up_in_background)

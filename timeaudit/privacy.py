@@ -21,7 +21,7 @@ every query.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -156,7 +156,7 @@ def local_access(settings: Settings, teams: dict[str, str]) -> Access:
     return Access("", LOCAL, teams, min_group_size=settings.privacy.min_group_size)
 
 
-def access_for(email: str, settings: Settings, people: list[Person], teams: dict[str, str]) -> Access:
+def access_for(email: str, settings: Settings, people: Sequence[Person], teams: dict[str, str]) -> Access:
     """The access of a signed-in address, looked up in the roster."""
     address = email.strip().lower()
     person = next((p for p in people if p.email == address), None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from timeaudit.core.errors import UserError
 from timeaudit.core.model import Person
@@ -36,7 +36,7 @@ def verified_address(claims: Mapping[str, object]) -> str:
     return address
 
 
-def require_roster(people: list[Person]) -> None:
+def require_roster(people: Sequence[Person]) -> None:
     """With sign-in configured, roles come from the roster: without one nobody is let in."""
     if not people:
         raise SignInRefused(
