@@ -82,6 +82,7 @@ def sample_workspace(now: datetime, weeks: int = 2) -> Workspace:
     messages: dict[str, list[dict]] = {c["id"]: [] for c in conversations}
     start = (now - timedelta(weeks=weeks)).replace(hour=9, minute=0, second=0, microsecond=0)
     n = 0
+    edited_one = False
     for day in range(weeks * 7):
         at = start + timedelta(days=day)
         if at.weekday() >= 5 or at >= now:
@@ -120,7 +121,8 @@ def sample_workspace(now: datetime, weeks: int = 2) -> Workspace:
                     replies.append(reply)
                 parent.update(thread_ts=parent["ts"], reply_count=len(replies), latest_reply=replies[-1]["ts"])
                 messages[cid].extend(replies)
-            if day == 1 and k == 0:
+            if k == 0 and not edited_one:  # the first weekday's, whatever day of the week the run starts
+                edited_one = True
                 parent["edited"] = {"user": uid, "ts": ts_of(when + timedelta(minutes=1), n)}
                 n += 1
                 messages[cid].append(
