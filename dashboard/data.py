@@ -69,11 +69,13 @@ def _settings(config: Path | None, stamp: tuple | None) -> Settings:
 
 def _file_stamp(path: Path | None) -> tuple | None:
     """What changes when the file is edited or replaced; None when there is no such file."""
+    if path is None:
+        return None
     try:
-        stat = path.stat() if path else None
+        stat = path.stat()
     except OSError:
         return None
-    return stat and (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 def _analysis() -> Analysis:
@@ -89,7 +91,7 @@ def _analysis() -> Analysis:
 def lake_version() -> tuple:
     lake, settings = workspace()
     config = Path(settings.path) if settings.path else None
-    return lake.version(), (config.stat().st_mtime_ns if config and config.exists() else 0)
+    return lake.version(), _file_stamp(config)
 
 
 @st.cache_resource(show_spinner="Bringing the figures up to date with the data…", max_entries=2)
