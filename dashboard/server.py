@@ -19,8 +19,8 @@ cannot do, because they must be in place before the first request:
 - when the server starts, the tables every first visitor needs are made in the background:
   the weekly table (read from the stored derived tables when they are current) and the team
   figures, then the last four weeks' audit (``_warm_up``), instead of by whoever opens the
-  dashboard first. The audit classifies the lake's records once (``data._analysis``); every
-  page and download of that lake version reads the same classification.
+  dashboard first. Whatever is not stored is computed on one classification of the lake's
+  records (``data._on_analysis``), which every page and download of that lake version shares.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from timeaudit.analysis.chat import chat_weekly, team_chat_weekly
-from timeaudit.analysis.metrics import open_analysis, team_weekly
+from timeaudit.analysis.metrics import event_reasons, open_analysis, team_weekly
 from timeaudit.core.config import Settings, load_settings
 from timeaudit.lake.store import Lake
 from timeaudit.outputs.derived import weekly_metrics
@@ -323,26 +323,32 @@ def count_classifications(monkeypatch) -> list:
 @pytest.fixture(scope="module")
 def current(demo_dir, tmp_path_factory):
     """A copy of the demo organisation whose derived tables `timeaudit metrics` has just written."""
+    return copy_with_metrics(demo_dir, tmp_path_factory.mktemp("current") / "data")
+
+
+def copy_with_metrics(source, folder):
+    """``source`` copied to ``folder``, then `timeaudit metrics` run on the copy."""
     import shutil
 
     from typer.testing import CliRunner
 
     from timeaudit.cli import app as cli
 
-    folder = tmp_path_factory.mktemp("current") / "data"
-    shutil.copytree(demo_dir, folder)
+    shutil.copytree(source, folder)
     result = CliRunner().invoke(cli, ["metrics", "--data", str(folder), "--config", str(folder / "timeaudit.toml")])
     assert result.exit_code == 0, result.output
     return folder
 
 
-def test_the_audit_pages_open_on_the_stored_tables_without_classifying(current, monkeypatch):
-    """On a lake whose derived tables are current, the server's warm-up and the Team, Time
-    wasters and Customers pages read the stored weekly, chat, cover-mail and default audit
-    tables: no record is classified. A commit after `timeaudit metrics` makes them stale: the
-    pages then compute, on one classification."""
+def test_the_pages_open_on_the_stored_tables_without_classifying(current, monkeypatch):
+    """On a lake whose derived tables are current, the server's warm-up and every page read the
+    stored weekly, chat, cover-mail and default audit tables, and what is not stored (My week's
+    costliest meetings and the reasons behind every event, a summary's downloads, another
+    period's audit) from the records `timeaudit metrics` stored classified: no record is
+    classified, and the reasons are those classifying gives. A commit after `timeaudit metrics`
+    makes them stale: the pages then compute, on one classification."""
     from dashboard import data
-    from timeaudit.analysis import session
+    from timeaudit.analysis import metrics, session
     from timeaudit.core.roster import load_people
 
     from records import event, utc
@@ -353,29 +359,69 @@ def test_the_audit_pages_open_on_the_stored_tables_without_classifying(current, 
     monkeypatch.setattr(data, "_refreshing", {})
     st_cache_clear()
     session.forget_analyses()
-    classified = count_classifications(monkeypatch)
+    classified = []
+    real = metrics.register_rules
+    monkeypatch.setattr(metrics, "register_rules", lambda *args: classified.append(args) or real(*args))
 
-    def open_pages() -> None:
-        at = AppTest.from_file(APP, default_timeout=120)
-        pages = (("views/team.py", "Team"), ("views/wasters.py", "Time wasters"), ("views/customers.py", "Customers"))
-        for page, title in pages:
+    def open_pages() -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=120).run()
+        assert not at.exception and at.title[0].value == "My week"
+        at.switch_page("views/team.py").run()
+        at = at.button(key="team-summary-prepare").click().run()
+        assert not at.exception and download_labels(at) >= SUMMARY_LABELS
+        for page, title in (("views/wasters.py", "Time wasters"), ("views/customers.py", "Customers")):
             at.switch_page(page).run()
             assert not at.exception and at.title[0].value == title
             assert at.get("plotly_chart")
+        return at.switch_page("views/my_week.py").run()
 
     data.warm_up_weekly()
     data.warm_up_audit()
     weeks = tuple(data.audit_weeks(LAST_WEEK, data.DEFAULT_AUDIT_WEEKS))
     stored = data._audit(data.lake_version(), weeks, None)
-    open_pages()
+    at = open_pages()
+    data._audit(data.lake_version(), tuple(data.audit_weeks("2026-W40", data.DEFAULT_AUDIT_WEEKS)), None)
     assert classified == [], "the stored tables were not read"
-
     lake, settings = Lake(current), load_settings(current / "timeaudit.toml")
+    person = at.selectbox(key="person").value
+    shown = at.dataframe[-1].value
+    assert list(shown.columns) == ["When", "Minutes", "Title tags", "Category", "Reason"] and len(shown) > 0
+    classifying = event_reasons(lake, settings, person, LAST_WEEK, analysis=open_analysis(lake, settings))
+    assert shown.to_numpy().tolist() == classifying.to_numpy().tolist()
+
+    classified.clear()
     one, other = (p.email for p in load_people(settings)[:2])
     lake.write_batch("events", "test", [event(one, utc(2026, 11, 18, 9), utc(2026, 11, 18, 11), with_=[other])])
     live = data._audit(data.lake_version(), weeks, None)
-    assert classified == [None]
+    assert len(classified) == 1
     assert len(live["occurrences"]) > len(stored["occurrences"])  # the new meeting counts
     open_pages()
-    assert classified == [None], "the records were classified more than once"
+    assert len(classified) == 1, "the records were classified more than once"
+    session.forget_analyses()
+
+
+def test_a_page_classifies_again_when_the_stored_records_vanish(demo_dir, tmp_path, monkeypatch):
+    """The stored classified records gone under a running dashboard (`timeaudit forget` removes
+    them, `timeaudit metrics` replaces them): My week's reasons are then classified, the same."""
+    import shutil
+
+    from timeaudit.analysis import metrics, session
+
+    folder = copy_with_metrics(demo_dir, tmp_path / "data")
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(folder))
+    monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
+    st_cache_clear()
+    session.forget_analyses()
+    classified = []
+    real = metrics.register_rules
+    monkeypatch.setattr(metrics, "register_rules", lambda *args: classified.append(args) or real(*args))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    on_stored = at.dataframe[-1].value
+    assert not at.exception and len(on_stored) > 0 and classified == []
+
+    shutil.rmtree(folder / "derived" / "classified_events")
+    st_cache_clear()
+    at.run()
+    assert not at.exception and len(classified) == 1
+    assert at.dataframe[-1].value.equals(on_stored)
     session.forget_analyses()

@@ -351,7 +351,7 @@ def top_meetings(
         """SELECT week, start_local, title, minutes, attendee_count, person_hours, reason, flags
            FROM person_meetings
            WHERE person = $person AND list_contains($weeks, week) AND category IN ('internal', 'admin') AND others > 0
-           ORDER BY person_hours DESC, start LIMIT $limit""",
+           ORDER BY person_hours DESC, start, id LIMIT $limit""",
         {"person": person, "weeks": weeks, "limit": limit},
     ).df()
 
@@ -364,7 +364,7 @@ def event_reasons(
     a.con.execute(read_sql("meetings.sql"))
     return a.con.execute(
         """SELECT start_local, minutes, title, category, reason
-           FROM person_meetings WHERE person = $person AND week = $week ORDER BY start""",
+           FROM person_meetings WHERE person = $person AND week = $week ORDER BY start, id""",
         {"person": person, "week": week},
     ).df()
 

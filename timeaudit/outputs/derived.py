@@ -185,7 +185,8 @@ def stored_classification(lake: Lake, settings: Settings) -> dict[str, str] | No
     """Where `timeaudit metrics` stored the records classified (``write_classified``), as
     relations for ``metrics.open_analysis(classified=...)``, while the manifest is in use and
     lists them (a sync's refresh leaves them ``behind``); else None. A `timeaudit metrics` run
-    replaces them: read them in a short-lived process, and classify again should they go."""
+    replaces them and `timeaudit forget` removes them: a read that finds them gone or damaged
+    fails, and the records are then classified (``on_stored_classification``)."""
     found = manifest_in_use(lake, settings)
     if found is None or not set(CLASSIFIED) <= set(found["tables"]):
         return None
@@ -198,8 +199,10 @@ def on_stored_classification(
     """``work(analysis)`` on the shared analysis of ``people`` (None: everyone) that reads the
     records as `timeaudit metrics` stored them classified while they are current, else classifies
     them. A `timeaudit metrics` replacing the stored files mid-way (or a damaged file) makes a
-    read fail: ``work`` then runs once more, on the records classified now. For short-lived
-    processes (a command): a long-lived one keeps its analysis beyond the next `timeaudit metrics`."""
+    read fail: ``work`` then runs once more, on the records classified now. A long-lived process
+    (the dashboard) may keep the analysis: it is shared per lake version and settings, and the
+    files a later `timeaudit metrics` writes for that version and those settings hold the same
+    records; a newer version or other settings get an analysis of their own."""
     stored = stored_classification(lake, settings)
     try:
         return work(shared_analysis(lake, settings, people, stored))
