@@ -108,7 +108,10 @@ def test_a_member_gets_team_aggregates_but_nobody_elses_figures(config, demo_dir
             if column in value.columns:
                 assert set(value[column]) <= {names[member], member, HIDDEN}, column
     at.switch_page("views/customers.py").run()
+    picker = at.selectbox(key="customer-emails")
+    at = picker.select(picker.options[0]).run()  # every email of one customer, with who got and answered it
     assert not at.exception
+    assert any("replier" in frame.value.columns for frame in at.dataframe)
     for frame in at.dataframe:
         value = frame.value
         for column in ("Held by", "Person", "person", "replier"):

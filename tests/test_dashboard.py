@@ -425,3 +425,24 @@ def test_a_page_classifies_again_when_the_stored_records_vanish(demo_dir, tmp_pa
     assert not at.exception and len(classified) == 1
     assert at.dataframe[-1].value.equals(on_stored)
     session.forget_analyses()
+
+
+def test_customer_emails_are_listed_one_customer_at_a_time(app):
+    """The Customers page lists every customer email and its reply only for the customer picked
+    (the whole table is hundreds of thousands of rows at 1,000 people), newest first: exactly
+    that customer's rows of the audit."""
+    from dashboard import data
+
+    at = app.switch_page("views/customers.py").run()
+    picker = at.selectbox(key="customer-emails")
+    assert not at.exception and picker.value is None
+    assert not any("replier" in frame.value.columns for frame in at.dataframe)
+    replies = data.audit_tables(data.audit_weeks(LAST_WEEK, data.DEFAULT_AUDIT_WEEKS))["replies"]
+    customer = replies["customer"].value_counts().index[0]
+    assert sorted(picker.options) == picker.options and customer in picker.options
+    at = picker.select(customer).run()
+    shown = next(frame.value for frame in at.dataframe if "replier" in frame.value.columns)
+    theirs = replies[replies["customer"] == customer]
+    assert len(shown) == min(len(theirs), 1_000) and set(shown["customer"]) == {customer}
+    assert shown["received_at"].is_monotonic_decreasing
+    assert set(shown["id"]) <= set(theirs["id"])

@@ -113,7 +113,7 @@ def show() -> None:
                 width="stretch",
             )
         with st.expander("Every customer email and its reply"):
-            st.dataframe(tables["replies"], hide_index=True, width="stretch")
+            _customer_emails(tables["replies"], weeks)
 
     _shared_mailboxes(tables["shared"], settings)
 
@@ -131,6 +131,28 @@ def show() -> None:
         st.dataframe(contacts.drop(columns=["position"]), hide_index=True, width="stretch")
     csv_download(contacts.drop(columns=["position"]), f"timeaudit-customers-{weeks[-1]}.csv", "download-customers")
     summary_downloads("customers-summary", weeks[-1], team=team)
+
+
+SHOWN_EMAILS = 1_000  # of one customer's emails, drawn at once; their CSV holds them all
+
+
+def _customer_emails(replies, weeks: list[str]) -> None:
+    """Every customer email and its reply, one customer at a time, newest first. At 1,000 people
+    the whole table is some 270,000 rows (a year of them): handed to Streamlit on every page
+    run it was 70 MB serialised, kept in memory for each session, and slowed the page's charts."""
+    customers = sorted(replies["customer"].dropna().unique())
+    customer = st.selectbox(
+        "Customer", customers, index=None, placeholder="Pick a customer to list its emails", key="customer-emails"
+    )
+    if customer is None:
+        st.caption(f"{len(replies):,} customer emails with their replies, from {len(customers)} customers.")
+        return
+    theirs = replies[replies["customer"] == customer].sort_values("received_at", ascending=False)
+    st.dataframe(theirs.head(SHOWN_EMAILS), hide_index=True, width="stretch")
+    if len(theirs) > SHOWN_EMAILS:
+        st.caption(f"The newest {SHOWN_EMAILS:,} of {len(theirs):,}: the CSV holds them all.")
+    name = f"timeaudit-emails-{customer}-{weeks[-1]}.csv".replace(" ", "-")
+    csv_download(theirs, name, "download-customer-emails")
 
 
 def _shared_mailboxes(shared, settings) -> None:
