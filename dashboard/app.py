@@ -44,33 +44,40 @@ except UserError as e:  # a secrets file or token others can read: refuse to ser
     st.error(str(e))
     st.stop()
 
-try:
-    viewer = data.access()
-except data.SignInNeeded:
-    sign_in_page()
-    st.stop()
-except NotOnRoster as e:
-    not_on_roster_page(str(e))
-    st.stop()
-except SignInRefused as e:
-    refusal_page("Sign-in refused", str(e))
-    st.stop()
 
-pages = [
-    st.Page("views/my_week.py", title="My week", icon=":material/person:", default=True),
-    st.Page("views/team.py", title="Team", icon=":material/groups:", url_path="team"),
-    st.Page("views/wasters.py", title="Time wasters", icon=":material/hourglass_bottom:", url_path="wasters"),
-    st.Page("views/customers.py", title="Customers", icon=":material/handshake:", url_path="customers"),
-]
-if viewer.may_configure:
-    pages += [
-        st.Page("views/rules.py", title="Rules", icon=":material/tune:", url_path="rules"),
-        st.Page("views/data.py", title="Data", icon=":material/database:", url_path="data"),
+def serve() -> None:
+    """The signed-in viewer's navigation and the page they asked for."""
+    try:
+        viewer = data.access()
+    except data.SignInNeeded:
+        sign_in_page()
+        st.stop()
+    except NotOnRoster as e:
+        not_on_roster_page(str(e))
+        st.stop()
+    except SignInRefused as e:
+        refusal_page("Sign-in refused", str(e))
+        st.stop()
+
+    pages = [
+        st.Page("views/my_week.py", title="My week", icon=":material/person:", default=True),
+        st.Page("views/team.py", title="Team", icon=":material/groups:", url_path="team"),
+        st.Page("views/wasters.py", title="Time wasters", icon=":material/hourglass_bottom:", url_path="wasters"),
+        st.Page("views/customers.py", title="Customers", icon=":material/handshake:", url_path="customers"),
     ]
-with st.sidebar:
-    st.caption(viewer.describe())
-    if not viewer.local and data.sign_in_configured():
-        st.button("Sign out", on_click=st.logout)
-page = st.navigation(pages)
-widgets.refresh_notice()
-page.run()
+    if viewer.may_configure:
+        pages += [
+            st.Page("views/rules.py", title="Rules", icon=":material/tune:", url_path="rules"),
+            st.Page("views/data.py", title="Data", icon=":material/database:", url_path="data"),
+        ]
+    with st.sidebar:
+        st.caption(viewer.describe())
+        if not viewer.local and data.sign_in_configured():
+            st.button("Sign out", on_click=st.logout)
+    page = st.navigation(pages)
+    widgets.refresh_notice()
+    page.run()
+
+
+with data.one_version():  # every figure of this run from one version of the data
+    serve()

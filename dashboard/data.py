@@ -13,7 +13,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
@@ -104,9 +105,30 @@ def _on_analysis(work: Callable[[Analysis], T]) -> T:
 
 
 def lake_version() -> tuple:
+    """The lake's table versions and the settings file's stamp: what every cached figure is
+    keyed by. Within ``one_version()``, the one taken when it began."""
+    pinned = getattr(_run, "version", None)
+    if pinned is not None:
+        return pinned
     lake, settings = workspace()
     config = Path(settings.path) if settings.path else None
     return lake.version(), _file_stamp(config)
+
+
+_run = threading.local()
+
+
+@contextmanager
+def one_version() -> Iterator[None]:
+    """Every figure of a page run from one version of the lake and the settings, even if a sync
+    lands meanwhile; and the version asked once, not a dozen times (each ask reads the logs of
+    three tables: 10-60 ms while the server is busy)."""
+    _run.version = None
+    _run.version = lake_version()
+    try:
+        yield
+    finally:
+        _run.version = None
 
 
 @st.cache_resource(show_spinner="Bringing the figures up to date with the data…", max_entries=2)

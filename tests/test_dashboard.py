@@ -446,3 +446,17 @@ def test_customer_emails_are_listed_one_customer_at_a_time(app):
     assert len(shown) == min(len(theirs), 1_000) and set(shown["customer"]) == {customer}
     assert shown["received_at"].is_monotonic_decreasing
     assert set(shown["id"]) <= set(theirs["id"])
+
+
+def test_a_page_run_asks_the_lake_for_its_version_once(app, monkeypatch):
+    """Every figure of a page run is of one version of the lake, asked once when the run begins
+    (each ask reads three tables' logs), however many figures the page shows."""
+    asked = []
+    real = Lake.version
+    monkeypatch.setattr(Lake, "version", lambda self: asked.append(1) or real(self))
+    for page in ("views/my_week.py", "views/team.py", "views/wasters.py", "views/customers.py"):
+        at = app.switch_page(page).run()  # the caches filled
+        asked.clear()
+        at.run()
+        assert not at.exception and at.get("plotly_chart")
+        assert len(asked) == 1, page
