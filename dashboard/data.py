@@ -285,7 +285,7 @@ def _chat(version: tuple) -> pd.DataFrame:
     from timeaudit.analysis.chat import chat_weekly, typed_chat
 
     lake, s = workspace()
-    stored = stored_table(lake, s, "chat_weekly", "week, person")
+    stored = stored_table(lake, s, "chat_weekly", ["week", "person"])
     if stored is not None:
         return typed_chat(stored)
     return _on_analysis(chat_weekly)

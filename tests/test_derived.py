@@ -99,7 +99,7 @@ def test_the_stored_chat_table_reads_back_as_computing_gives_it(data, monkeypatc
     lake, settings = Lake(data), load_settings(data / "timeaudit.toml")
     fresh = chat_weekly(open_analysis(lake, settings))
     no_computing(monkeypatch)
-    stored = typed_chat(derived.stored_table(lake, settings, "chat_weekly", "week, person"))
+    stored = typed_chat(derived.stored_table(lake, settings, "chat_weekly", ["week", "person"]))
     assert len(stored) == 400 and stored["chats_sent"].sum() > 0
     pd.testing.assert_frame_equal(stored, fresh, check_exact=False, rtol=0, atol=LAST_BITS)
     assert type(stored["week_start"].iloc[0]) is type(fresh["week_start"].iloc[0])
