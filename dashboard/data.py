@@ -138,51 +138,67 @@ def _weekly(version: tuple) -> pd.DataFrame:
     each call a fresh copy, unpickled every time. Read from the stored derived tables while
     they match the lake (``timeaudit metrics``, or a sync's refresh), else computed."""
     lake, settings = workspace()
-    frame = weekly_metrics(lake, settings)
-    with _lock:
-        _latest[version[1:]] = (version, frame)
-        _refreshing.pop(version, None)
-    return frame
+    return _made(WEEKLY, version, weekly_metrics(lake, settings))
 
 
-# What lets a page show the figures it has while newer ones are computed: per settings file
-# (a change of settings is never shown on older figures), the last weekly table made and its
-# lake version; the versions being refreshed in the background, and since when.
+# What lets a page show the figures it has while newer ones are computed: per figure (the
+# weekly table, an audit of some weeks and team) and settings file (a change of settings is
+# never shown on older figures), the last one made and its lake version; the figures being
+# made in the background for a newer version, and since when.
 _lock = threading.Lock()
-_latest: dict[tuple, tuple[tuple, pd.DataFrame]] = {}
+_latest: dict[tuple, tuple[tuple, object]] = {}
 _refreshing: dict[tuple, float] = {}
 REFRESH_THREAD = "timeaudit-refresh"
+LATEST_KEPT = 8  # figures kept for showing while newer ones are made (an audit can be 100 MB)
+WEEKLY = ("weekly",)
 
 
-def _current() -> tuple[tuple, pd.DataFrame]:
-    """(version, weekly table) to show now: the lake's own, or, while the lake has moved on
-    since the last table was made with the same settings, that table, with the new one
-    computed in the background (``refreshing``) instead of making every page wait for it."""
+def _made(what: tuple, version: tuple, value: T) -> T:
+    """Record ``value`` as the newest ``what`` made; called by the cached function making it."""
+    with _lock:
+        _latest.pop((what, version[1:]), None)
+        _latest[(what, version[1:])] = (version, value)
+        for key in [k for k in _latest if k[0] != WEEKLY][: max(0, len(_latest) - LATEST_KEPT)]:
+            del _latest[key]  # the oldest audits; the weekly table every page shows stays
+        _refreshing.pop((what, version), None)
+    return value
+
+
+def _newest(what: tuple, make: Callable[[tuple], T]) -> tuple[tuple, T]:
+    """(version, ``what``) to show now: ``make(version)`` for the lake's version, or, while the
+    lake has moved on since the last ``what`` was made with the same settings, that one, with
+    the new one made in the background (``refreshing``) instead of making the page wait."""
     version = lake_version()
     with _lock:
-        latest = _latest.get(version[1:])
+        latest = _latest.get((what, version[1:]))
         stale = latest is not None and latest[0] != version
-        if stale and version not in _refreshing:
-            _refreshing[version] = time.monotonic()
-            threading.Thread(target=_refresh, args=(version,), name=REFRESH_THREAD, daemon=True).start()
-    return latest if stale else (version, _weekly(version))
+        if stale and (what, version) not in _refreshing:
+            _refreshing[(what, version)] = time.monotonic()
+            args = (what, version, make)
+            threading.Thread(target=_refresh, args=args, name=REFRESH_THREAD, daemon=True).start()
+    return latest if stale else (version, make(version))
 
 
-def _refresh(version: tuple) -> None:
+def _refresh(what: tuple, version: tuple, make: Callable[[tuple], object]) -> None:
     try:
-        _weekly(version)
+        make(version)
     except Exception as e:  # noqa: BLE001 - the next page run computes it and shows the problem
         _log.warning("timeaudit: refreshing the figures failed (%s: %s)", type(e).__name__, e)
         with _lock:
-            _latest.pop(version[1:], None)
-            _refreshing.pop(version, None)
+            _latest.pop((what, version[1:]), None)
+            _refreshing.pop((what, version), None)
 
 
-def refreshing() -> float | None:
-    """Seconds since the figures of newer data began to be computed, while pages show older ones."""
+def refreshing(what: tuple = WEEKLY) -> float | None:
+    """Seconds since ``what`` of newer data began to be made, while pages show an older one."""
     with _lock:
-        started = _refreshing.get(lake_version())
+        started = _refreshing.get((what, lake_version()))
     return None if started is None else time.monotonic() - started
+
+
+def _current() -> tuple[tuple, pd.DataFrame]:
+    """(version, weekly table) to show now (``_newest``)."""
+    return _newest(WEEKLY, _weekly)
 
 
 def _all_weekly() -> pd.DataFrame:
@@ -407,6 +423,14 @@ def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str
     and of these weeks (the pages' default period), else computed on the shared analysis.
     Shared read only, like ``_weekly``: unpickling a copy for every page run cost the Customers
     page 0.4 s a run at 1,000 people."""
+    return _made(_audit_what(weeks, team), version, _audit_of(version, weeks, team))
+
+
+def _audit_what(weeks: tuple[str, ...], team: str | None) -> tuple:
+    return ("audit", weeks, team)
+
+
+def _audit_of(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str, pd.DataFrame]:
     from timeaudit.analysis import audit
 
     lake, s = workspace()
@@ -425,6 +449,11 @@ def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str
 
 
 DEFAULT_AUDIT_WEEKS = DEFAULT_WEEKS  # the period the audit pages open on
+
+
+def audit_refreshing(weeks: list[str], team: str | None = None) -> float | None:
+    """``refreshing`` of the audit of these weeks and team."""
+    return refreshing(_audit_what(tuple(sorted(weeks)), team))
 
 
 def audit_weeks(last: str | None, count: int) -> list[str]:
@@ -471,7 +500,8 @@ def audit_tables(weeks: list[str], team: str | None = None) -> dict[str, pd.Data
     see individually appear as "a colleague", and per-person figures only for those they may."""
     viewer = access()
     viewer.require_group(team)
-    tables = dict(_audit(lake_version(), tuple(sorted(weeks)), team))
+    period = tuple(sorted(weeks))
+    tables = dict(_newest(_audit_what(period, team), lambda version: _audit(version, period, team))[1])
     for name, columns in MASKED.items():
         tables[name] = viewer.masked(tables[name], columns)
     tables["latency_people"] = viewer.people_rows(tables["latency_people"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import cache, partial
 from pathlib import Path
 
@@ -109,16 +110,17 @@ def chart(figure: go.Figure, key: str) -> None:
     _chart_component()(data={"figure": figure.to_json(), "src": src}, key=key, width="stretch")
 
 
-def refresh_notice() -> None:
+def refresh_notice(waited: Callable[[], float | None] = data.refreshing) -> None:
     """While the figures shown are of the data before its latest change and newer ones are
-    being computed (``data.refreshing``), says so, and reruns the page when they are ready."""
-    if data.refreshing() is not None:
-        _refresh_watch()
+    being computed (``waited()``, e.g. ``data.refreshing``, is not None), says so, and reruns
+    the page when they are ready."""
+    if waited() is not None:
+        _refresh_watch(waited)
 
 
 @st.fragment(run_every=2)
-def _refresh_watch() -> None:
-    waited = data.refreshing()
+def _refresh_watch(waited_for: Callable[[], float | None]) -> None:
+    waited = waited_for()
     if waited is None:
         st.rerun(scope="app")
     st.info(
@@ -213,4 +215,6 @@ def audit_period(key: str) -> tuple[list[str], str | None, dict[str, pd.DataFram
         picked = st.selectbox("Team", teams, key=f"{key}-team")
     weeks = data.audit_weeks(week, count)
     team = None if picked == "Everyone" else picked
-    return weeks, team, data.audit_tables(weeks, team)
+    tables = data.audit_tables(weeks, team)
+    refresh_notice(partial(data.audit_refreshing, weeks, team))
+    return weeks, team, tables

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -460,3 +461,55 @@ def test_a_page_run_asks_the_lake_for_its_version_once(app, monkeypatch):
         at.run()
         assert not at.exception and at.get("plotly_chart")
         assert len(asked) == 1, page
+
+
+def test_the_audit_pages_show_the_audit_they_have_while_that_of_new_data_is_computed(demo_dir, tmp_path, monkeypatch):
+    """After new data lands, Time wasters shows the last audit of its period at once and says a
+    newer one is being computed (in the background, once), even after the weekly figures are
+    new; then the new audit, with the new meeting counted."""
+    import shutil
+    import threading
+    import time
+
+    from dashboard import data
+    from timeaudit.core.roster import load_people
+
+    from records import event, utc
+
+    folder = tmp_path / "data"
+    shutil.copytree(demo_dir, folder)
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(folder))
+    monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
+    monkeypatch.setattr(data, "_latest", {})
+    monkeypatch.setattr(data, "_refreshing", {})
+    st_cache_clear()
+    at = AppTest.from_file(APP, default_timeout=120).switch_page("views/wasters.py").run()
+    assert not at.exception and not any("New data arrived" in info.value for info in at.info)
+    weeks = data.audit_weeks(LAST_WEEK, data.DEFAULT_AUDIT_WEEKS)
+    before = len(data.audit_tables(weeks)["occurrences"])
+
+    computing = threading.Event()  # the new audit holds until the page has been seen
+    make = data._audit_of
+    monkeypatch.setattr(data, "_audit_of", lambda *args: computing.wait(60) and make(*args))
+    lake, settings = Lake(folder), load_settings(folder / "timeaudit.toml")
+    one, other = (p.email for p in load_people(settings)[:2])
+    lake.write_batch("events", "test", [event(one, utc(2026, 11, 18, 9), utc(2026, 11, 18, 11), with_=[other])])
+
+    def settled(waited) -> None:
+        deadline = time.monotonic() + 60
+        while waited() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    at.run()
+    assert not at.exception and at.title[0].value == "Time wasters" and at.get("plotly_chart")
+    settled(data.refreshing)  # the weekly figures are new
+    at.run()
+    assert any("New data arrived" in info.value for info in at.info)
+    assert data.audit_refreshing(weeks) is not None
+    assert len(data.audit_tables(weeks)["occurrences"]) == before  # the audit it has, shown at once
+
+    computing.set()
+    settled(partial(data.audit_refreshing, weeks))
+    at.run()
+    assert not any("New data arrived" in info.value for info in at.info)
+    assert len(data.audit_tables(weeks)["occurrences"]) > before
