@@ -129,6 +129,7 @@ def test_a_table_made_with_sixteen_buckets_keeps_them(tmp_path):
     new.write_batch("events", "test", [event(ME, T0, T1, id="a")])
     assert table_buckets(new.table("events")) == BUCKETS
 
+
 def test_a_regenerated_source_replaces_its_partition_in_one_commit(tmp_path):
     lake = Lake(tmp_path)
     lake.write_batch("events", "demo", [event(ME, T0, T1, id="old")])

@@ -37,6 +37,8 @@ RESPONSES = {
     "declined": "declined",
     "notResponded": "needsAction",
 }
+
+
 def window_of(settings: Settings, now: datetime | None = None) -> tuple[datetime, datetime]:
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     ms = settings.microsoft

@@ -80,9 +80,7 @@ def _from_feed(lake: Lake, table: str, since: int, until: int) -> pa.Table:
     dt = DeltaTable(lake.table_path(table), version=until)
     rows = pa.table(dt.load_cdf(starting_version=since + 1, ending_version=until, columns=columns).read_all())
     times = [name.strip('"') for name in TIMES[table]]
-    return pa.table([rows["account"], rows[times[0]], rows[times[1]]], names=CHANGES_SCHEMA.names).cast(
-        CHANGES_SCHEMA
-    )
+    return pa.table([rows["account"], rows[times[0]], rows[times[1]]], names=CHANGES_SCHEMA.names).cast(CHANGES_SCHEMA)
 
 
 def _from_files(lake: Lake, table: str, since: int, until: int) -> pa.Table | None:

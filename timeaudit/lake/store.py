@@ -458,9 +458,7 @@ class Lake:
         dt = self.table(table)
         if dt is None:
             return 0
-        removed = dt.vacuum(
-            retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=full
-        )
+        removed = dt.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=full)
         return len(removed)
 
 

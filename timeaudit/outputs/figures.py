@@ -17,6 +17,7 @@ def laid_out(fig: go.Figure, title: str, height: int, left: int = 40, **layout) 
     fig.update_layout(title=title, height=height, margin=dict(l=left, r=20, t=50, b=40), **layout)
     return fig
 
+
 # Every figure's look, as plotly's default: naming the template in each figure's layout costs
 # some 70 ms a figure (plotly validates a copy of it each time), as the default a few.
 pio.templates.default = "plotly_white"
