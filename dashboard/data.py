@@ -151,6 +151,8 @@ _refreshing: dict[tuple, float] = {}
 REFRESH_THREAD = "timeaudit-refresh"
 LATEST_KEPT = 8  # figures kept for showing while newer ones are made (an audit can be 100 MB)
 WEEKLY = ("weekly",)
+COVER = ("cover mail",)
+BEFORE_SYNC = ("stored before the latest sync",)  # the version of what ``_newest`` found behind
 
 
 def _made(what: tuple, version: tuple, value: T) -> T:
@@ -164,11 +166,18 @@ def _made(what: tuple, version: tuple, value: T) -> T:
     return value
 
 
-def _newest(what: tuple, make: Callable[[tuple], T]) -> tuple[tuple, T]:
+def _newest(what: tuple, make: Callable[[tuple], T], before: Callable[[], T | None] | None = None) -> tuple[tuple, T]:
     """(version, ``what``) to show now: ``make(version)`` for the lake's version, or, while the
     lake has moved on since the last ``what`` was made with the same settings, that one, with
-    the new one made in the background (``refreshing``) instead of making the page wait."""
+    the new one made in the background (``refreshing``) instead of making the page wait.
+    ``before()``: what `timeaudit metrics` stored for the lake before the latest sync (which
+    leaves it behind), shown likewise when nothing newer was made in this process."""
     version = lake_version()
+    if before is not None and (what, version[1:]) not in _latest:
+        found = before()  # read outside the lock: files
+        if found is not None:
+            with _lock:
+                _latest.setdefault((what, version[1:]), (BEFORE_SYNC, found))
     with _lock:
         latest = _latest.get((what, version[1:]))
         stale = latest is not None and latest[0] != version
@@ -189,11 +198,13 @@ def _refresh(what: tuple, version: tuple, make: Callable[[tuple], object]) -> No
             _refreshing.pop((what, version), None)
 
 
-def refreshing(what: tuple = WEEKLY) -> float | None:
-    """Seconds since ``what`` of newer data began to be made, while pages show an older one."""
+def refreshing(*what: tuple) -> float | None:
+    """Seconds since any of ``what`` of newer data began to be made, while pages show older
+    ones; by default the figures most pages show, the weekly table and the cover-yourself mail."""
+    version = lake_version()
     with _lock:
-        started = _refreshing.get((what, lake_version()))
-    return None if started is None else time.monotonic() - started
+        started = [_refreshing[(w, version)] for w in what or (WEEKLY, COVER) if (w, version) in _refreshing]
+    return time.monotonic() - min(started) if started else None
 
 
 def _current() -> tuple[tuple, pd.DataFrame]:
@@ -358,9 +369,13 @@ def _cover_mail(version: tuple) -> pd.DataFrame:
 
     lake, s = workspace()
     stored = stored_cover_mail(lake, s)
-    if stored is not None:
-        return stored
-    return _on_analysis(cover_mail)
+    return _made(COVER, version, stored if stored is not None else _on_analysis(cover_mail))
+
+
+def _every_cover_mail() -> pd.DataFrame:
+    """``_cover_mail`` to show now (``_newest``)."""
+    lake, s = workspace()
+    return _newest(COVER, _cover_mail, lambda: stored_cover_mail(lake, s, behind=True))[1]
 
 
 def cover_mail_of(person: str) -> pd.DataFrame:
@@ -368,7 +383,7 @@ def cover_mail_of(person: str) -> pd.DataFrame:
     see the manager individually."""
     viewer = access()
     viewer.require_person(person)
-    full = _cover_mail(lake_version())
+    full = _every_cover_mail()
     return viewer.masked(full[full["person"] == person], ["manager"])
 
 
@@ -379,7 +394,7 @@ def team_cover_mail(team: str | None) -> pd.DataFrame:
 
     viewer = access()
     viewer.require_group(team)
-    rows = cover_mail_by_team(_cover_mail(lake_version()), viewer.groups())
+    rows = cover_mail_by_team(_every_cover_mail(), viewer.groups())
     return rows if team is None else rows[rows["team"] == team]
 
 
@@ -428,6 +443,13 @@ def _audit(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str
 
 def _audit_what(weeks: tuple[str, ...], team: str | None) -> tuple:
     return ("audit", weeks, team)
+
+
+def _audit_now(weeks: tuple[str, ...], team: str | None) -> dict[str, pd.DataFrame]:
+    """``_audit`` to show now (``_newest``); after a sync, the default period's stored audit."""
+    lake, s = workspace()
+    before = (lambda: stored_page_audit(lake, s, list(weeks), behind=True)) if team is None else None
+    return _newest(_audit_what(weeks, team), lambda version: _audit(version, weeks, team), before)[1]
 
 
 def _audit_of(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[str, pd.DataFrame]:
@@ -488,8 +510,8 @@ def warm_up_audit() -> None:
         full = _all_weekly()
         weeks = default_weeks(all_weeks()) if not full.empty else []
         if weeks:
-            _audit(lake_version(), tuple(sorted(weeks)), None)
-        _cover_mail(lake_version())
+            _audit_now(tuple(sorted(weeks)), None)
+        _every_cover_mail()
         print(f"  Every page's figures are ready ({time.monotonic() - started:.1f} s).", flush=True)
     except Exception as e:  # noqa: BLE001 - the pages report it to whoever opens them
         _log.warning("timeaudit: audit not warmed up (%s: %s); its pages compute it", type(e).__name__, e)
@@ -500,8 +522,7 @@ def audit_tables(weeks: list[str], team: str | None = None) -> dict[str, pd.Data
     see individually appear as "a colleague", and per-person figures only for those they may."""
     viewer = access()
     viewer.require_group(team)
-    period = tuple(sorted(weeks))
-    tables = dict(_newest(_audit_what(period, team), lambda version: _audit(version, period, team))[1])
+    tables = dict(_audit_now(tuple(sorted(weeks)), team))
     for name, columns in MASKED.items():
         tables[name] = viewer.masked(tables[name], columns)
     tables["latency_people"] = viewer.people_rows(tables["latency_people"])

@@ -513,3 +513,65 @@ def test_the_audit_pages_show_the_audit_they_have_while_that_of_new_data_is_comp
     at.run()
     assert not any("New data arrived" in info.value for info in at.info)
     assert len(data.audit_tables(weeks)["occurrences"]) > before
+
+
+def test_after_a_sync_the_pages_open_on_the_figures_stored_before_it(demo_dir, tmp_path, monkeypatch):
+    """A sync's refresh brings the weekly tables up to date and leaves the stored audit and
+    cover-yourself mail behind. A dashboard started then shows those at once (the server's
+    warm-up computes nothing), says newer figures are being computed, computes them in the
+    background, then shows them."""
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from dashboard import data
+    from timeaudit.analysis.page_audit import default_weeks
+    from timeaudit.core.roster import load_people
+    from timeaudit.outputs.derived import stored_cover_mail, stored_page_audit
+    from timeaudit.outputs.refresh import refresh_derived
+
+    from records import event, utc
+
+    folder = copy_with_metrics(demo_dir, tmp_path / "data")
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(folder))
+    monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
+    monkeypatch.setattr(data, "_latest", {})
+    monkeypatch.setattr(data, "_refreshing", {})
+    st_cache_clear()
+    lake, settings = Lake(folder), load_settings(folder / "timeaudit.toml")
+    weeks = sorted(default_weeks(data.all_weeks()))
+    before = stored_page_audit(lake, settings, weeks)
+    one, other = (p.email for p in load_people(settings)[:2])
+    lake.write_batch("events", "test", [event(one, utc(2026, 11, 18, 9), utc(2026, 11, 18, 11), with_=[other])])
+    assert refresh_derived(lake, settings, datetime.now(UTC)).how == "incremental"  # as a sync ends
+    assert stored_page_audit(lake, settings, weeks) is None and stored_cover_mail(lake, settings) is None
+    assert stored_page_audit(lake, settings, weeks, behind=True)["occurrences"].equals(before["occurrences"])
+
+    st_cache_clear()
+    computing = threading.Event()  # the new figures hold until the pages have been seen
+    make_audit, stored_cover = data._audit_of, data.stored_cover_mail
+    monkeypatch.setattr(data, "_audit_of", lambda *args: computing.wait(60) and make_audit(*args))
+    monkeypatch.setattr(  # the cover mail's computation, before it takes the analysis
+        data,
+        "stored_cover_mail",
+        lambda *args, behind=False: (behind or computing.wait(60)) and stored_cover(*args, behind=behind),
+    )
+    started = time.monotonic()
+    data.warm_up_weekly()
+    data.warm_up_audit()
+    assert time.monotonic() - started < 30 and not computing.is_set()
+
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception and any("New data arrived" in info.value for info in at.info)
+    assert "Emails copying your manager" in {m.label for m in at.metric}
+    at.switch_page("views/wasters.py").run()
+    assert not at.exception and any("New data arrived" in info.value for info in at.info)
+    assert len(data.audit_tables(weeks)["occurrences"]) == len(before["occurrences"])
+
+    computing.set()
+    deadline = time.monotonic() + 60
+    while (data.refreshing() or data.audit_refreshing(weeks)) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    at.run()
+    assert not any("New data arrived" in info.value for info in at.info)
+    assert len(data.audit_tables(weeks)["occurrences"]) > len(before["occurrences"])

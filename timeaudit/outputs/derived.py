@@ -223,13 +223,18 @@ def _write_frames(final: Path, frames: dict[str, pd.DataFrame]) -> None:
     replace_folder(final, fill)
 
 
-def _stored_frames(lake: Lake, settings: Settings, name: str, weeks: list[str] | None = None) -> dict | None:
+def _stored_frames(
+    lake: Lake, settings: Settings, name: str, weeks: list[str] | None = None, behind: bool = False
+) -> dict | None:
     """``<data>/derived/<name>/<table>.parquet`` by table, as the frames written, when the
     manifest is in use, lists ``name`` (a sync's refresh leaves it ``behind``) and, given
-    ``weeks``, records those as the audit's, and stays so while they are read; else None."""
+    ``weeks``, records those as the audit's, and stays so while they are read; else None.
+    ``behind``: only when a sync's refresh left ``name`` behind, computed for an older version of
+    the lake with the settings, roster and code of now."""
     lake.check_schema()
-    before = manifest_in_use(lake, settings)
-    if before is None or name not in before["tables"]:
+    manifest = manifest_of_settings if behind else manifest_in_use
+    before = manifest(lake, settings)
+    if before is None or name not in (before.get("behind", {}) if behind else before["tables"]):
         return None
     if weeks is not None and before.get(PAGE_AUDIT_WEEKS) != list(weeks):
         return None
@@ -237,17 +242,21 @@ def _stored_frames(lake: Lake, settings: Settings, name: str, weeks: list[str] |
         frames = {p.stem: pd.read_parquet(p) for p in sorted((lake.root / DERIVED_DIR / name).glob("*.parquet"))}
     except (OSError, ValueError, pa.ArrowException):
         return None  # replaced or removed while being read: compute instead
-    return frames if frames and manifest_in_use(lake, settings) == before else None
+    return frames if frames and manifest(lake, settings) == before else None
 
 
-def stored_page_audit(lake: Lake, settings: Settings, weeks: list[str]) -> dict[str, pd.DataFrame] | None:
-    """The stored default audit of ``weeks``, as ``page_audit.page_audit`` gives it, while current."""
-    return _stored_frames(lake, settings, PAGE_AUDIT, weeks)
+def stored_page_audit(
+    lake: Lake, settings: Settings, weeks: list[str], behind: bool = False
+) -> dict[str, pd.DataFrame] | None:
+    """The stored default audit of ``weeks``, as ``page_audit.page_audit`` gives it, while current
+    (``behind``: of the lake before a sync, see ``_stored_frames``)."""
+    return _stored_frames(lake, settings, PAGE_AUDIT, weeks, behind)
 
 
-def stored_cover_mail(lake: Lake, settings: Settings) -> pd.DataFrame | None:
-    """The stored ``audit.cover_mail`` of everyone, as computing gives it, while current."""
-    frames = _stored_frames(lake, settings, COVER_MAIL)
+def stored_cover_mail(lake: Lake, settings: Settings, behind: bool = False) -> pd.DataFrame | None:
+    """The stored ``audit.cover_mail`` of everyone, as computing gives it, while current
+    (``behind``: of the lake before a sync, see ``_stored_frames``)."""
+    frames = _stored_frames(lake, settings, COVER_MAIL, behind=behind)
     return None if frames is None else frames.get(COVER_MAIL)
 
 
@@ -318,15 +327,20 @@ def finish_manifest(out: Path | None, stamp: dict | None, now: datetime, names: 
 def manifest_in_use(lake: Lake, settings: Settings) -> dict | None:
     """The manifest of ``<data>/derived`` when it matches the lake and the fingerprint now
     (its tables are then what computing would give), else None."""
+    found = manifest_of_settings(lake, settings)
+    return found if found is not None and found.get("lake_version") == lake_version(lake) else None
+
+
+def manifest_of_settings(lake: Lake, settings: Settings) -> dict | None:
+    """The manifest of ``<data>/derived`` when it matches the fingerprint now (the settings,
+    roster and code), whatever version of the lake it was written for; else None."""
     try:
         found = json.loads((lake.root / DERIVED_DIR / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(found, dict) or "weekly_metrics" not in found.get("tables", []):
         return None
-    if found.get("lake_version") != lake_version(lake) or found.get("fingerprint") != fingerprint(settings):
-        return None
-    return found
+    return found if found.get("fingerprint") == fingerprint(settings) else None
 
 
 def stored_table(lake: Lake, settings: Settings, name: str, order: list[str]) -> pd.DataFrame | None:

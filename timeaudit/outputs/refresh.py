@@ -43,6 +43,7 @@ from timeaudit.lake.store import Lake, sql_string, write_parquet
 from timeaudit.outputs.derived import (
     DERIVED_DIR,
     MANIFEST,
+    PAGE_AUDIT_WEEKS,
     begin_manifest,
     fingerprint,
     finish_manifest,
@@ -205,7 +206,8 @@ def _incremental(lake, settings, now, out, found, changes, versions, say) -> Ref
     # they stay as they were, and the manifest says from which lake version (`timeaudit metrics`
     # recomputes them).
     behind = found.get("behind", {}) | {t: found["lake_version"] for t in found["tables"] if t not in names}
-    stamp = stamp | {"behind": behind} if stamp is not None else None
+    kept = {PAGE_AUDIT_WEEKS: found[PAGE_AUDIT_WEEKS]} if PAGE_AUDIT_WEEKS in found else {}  # the audit's, behind too
+    stamp = stamp | {"behind": behind} | kept if stamp is not None else None
     finish_manifest(out, stamp, now, names)
     return Refresh("incremental", person_weeks=n_keys, people=n_people, tables=names)
 
