@@ -148,6 +148,7 @@ def _weekly(version: tuple) -> pd.DataFrame:
 _lock = threading.Lock()
 _latest: dict[tuple, tuple[tuple, object]] = {}
 _refreshing: dict[tuple, float] = {}
+_failed: set[tuple] = set()  # figures whose making in the background failed, per lake version
 REFRESH_THREAD = "timeaudit-refresh"
 LATEST_KEPT = 8  # figures kept for showing while newer ones are made (an audit can be 100 MB)
 WEEKLY = ("weekly",)
@@ -163,6 +164,7 @@ def _made(what: tuple, version: tuple, value: T) -> T:
         for key in [k for k in _latest if k[0] != WEEKLY][: max(0, len(_latest) - LATEST_KEPT)]:
             del _latest[key]  # the oldest audits; the weekly table every page shows stays
         _refreshing.pop((what, version), None)
+        _failed.discard((what, version))
     return value
 
 
@@ -173,7 +175,7 @@ def _newest(what: tuple, make: Callable[[tuple], T], before: Callable[[], T | No
     ``before()``: what `timeaudit metrics` stored for the lake before the latest sync (which
     leaves it behind), shown likewise when nothing newer was made in this process."""
     version = lake_version()
-    if before is not None and (what, version[1:]) not in _latest:
+    if before is not None and (what, version[1:]) not in _latest and (what, version) not in _failed:
         found = before()  # read outside the lock: files
         if found is not None:
             with _lock:
@@ -196,6 +198,7 @@ def _refresh(what: tuple, version: tuple, make: Callable[[tuple], object]) -> No
         with _lock:
             _latest.pop((what, version[1:]), None)
             _refreshing.pop((what, version), None)
+            _failed.add((what, version))  # shown by the next page, which makes it itself
 
 
 def refreshing(*what: tuple) -> float | None:

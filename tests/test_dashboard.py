@@ -522,32 +522,10 @@ def test_after_a_sync_the_pages_open_on_the_figures_stored_before_it(demo_dir, t
     background, then shows them."""
     import threading
     import time
-    from datetime import UTC, datetime
 
     from dashboard import data
-    from timeaudit.analysis.page_audit import default_weeks
-    from timeaudit.core.roster import load_people
-    from timeaudit.outputs.derived import stored_cover_mail, stored_page_audit
-    from timeaudit.outputs.refresh import refresh_derived
 
-    from records import event, utc
-
-    folder = copy_with_metrics(demo_dir, tmp_path / "data")
-    monkeypatch.setenv("TIMEAUDIT_DATA", str(folder))
-    monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
-    monkeypatch.setattr(data, "_latest", {})
-    monkeypatch.setattr(data, "_refreshing", {})
-    st_cache_clear()
-    lake, settings = Lake(folder), load_settings(folder / "timeaudit.toml")
-    weeks = sorted(default_weeks(data.all_weeks()))
-    before = stored_page_audit(lake, settings, weeks)
-    one, other = (p.email for p in load_people(settings)[:2])
-    lake.write_batch("events", "test", [event(one, utc(2026, 11, 18, 9), utc(2026, 11, 18, 11), with_=[other])])
-    assert refresh_derived(lake, settings, datetime.now(UTC)).how == "incremental"  # as a sync ends
-    assert stored_page_audit(lake, settings, weeks) is None and stored_cover_mail(lake, settings) is None
-    assert stored_page_audit(lake, settings, weeks, behind=True)["occurrences"].equals(before["occurrences"])
-
-    st_cache_clear()
+    weeks, before = synced(demo_dir, tmp_path, monkeypatch)
     computing = threading.Event()  # the new figures hold until the pages have been seen
     make_audit, stored_cover = data._audit_of, data.stored_cover_mail
     monkeypatch.setattr(data, "_audit_of", lambda *args: computing.wait(60) and make_audit(*args))
@@ -575,3 +553,57 @@ def test_after_a_sync_the_pages_open_on_the_figures_stored_before_it(demo_dir, t
     at.run()
     assert not any("New data arrived" in info.value for info in at.info)
     assert len(data.audit_tables(weeks)["occurrences"]) > len(before["occurrences"])
+
+
+def synced(demo_dir, tmp_path, monkeypatch) -> tuple[list[str], dict]:
+    """The demo with its derived tables, a new meeting synced in and the refresh a sync ends
+    with, as the dashboard's data; (the default audit weeks, the audit stored before the sync)."""
+    from datetime import UTC, datetime
+
+    from dashboard import data
+    from timeaudit.analysis.page_audit import default_weeks
+    from timeaudit.core.roster import load_people
+    from timeaudit.outputs.derived import stored_cover_mail, stored_page_audit
+    from timeaudit.outputs.refresh import refresh_derived
+
+    from records import event, utc
+
+    folder = copy_with_metrics(demo_dir, tmp_path / "data")
+    monkeypatch.setenv("TIMEAUDIT_DATA", str(folder))
+    monkeypatch.delenv("TIMEAUDIT_CONFIG", raising=False)
+    monkeypatch.setattr(data, "_latest", {})
+    monkeypatch.setattr(data, "_refreshing", {})
+    monkeypatch.setattr(data, "_failed", set())
+    st_cache_clear()
+    lake, settings = Lake(folder), load_settings(folder / "timeaudit.toml")
+    weeks = sorted(default_weeks(data.all_weeks()))
+    before = stored_page_audit(lake, settings, weeks)
+    one, other = (p.email for p in load_people(settings)[:2])
+    lake.write_batch("events", "test", [event(one, utc(2026, 11, 18, 9), utc(2026, 11, 18, 11), with_=[other])])
+    assert refresh_derived(lake, settings, datetime.now(UTC)).how == "incremental"  # as a sync ends
+    assert stored_page_audit(lake, settings, weeks) is None and stored_cover_mail(lake, settings) is None
+    assert stored_page_audit(lake, settings, weeks, behind=True)["occurrences"].equals(before["occurrences"])
+    st_cache_clear()
+    return weeks, before
+
+
+def test_a_failed_refresh_in_the_background_is_shown_by_the_next_page(demo_dir, tmp_path, monkeypatch):
+    """Should computing the new audit in the background fail, the next page computes it itself
+    and shows the problem, rather than the older audit for ever."""
+    import time
+
+    from dashboard import data
+
+    weeks, _ = synced(demo_dir, tmp_path, monkeypatch)
+
+    def broken(*args):
+        raise RuntimeError("the audit could not be computed")
+
+    monkeypatch.setattr(data, "_audit_of", broken)
+    data.warm_up_weekly()
+    data.warm_up_audit()  # shows the stored audit; the new one fails in the background
+    deadline = time.monotonic() + 60
+    while data.audit_refreshing(weeks) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    at = AppTest.from_file(APP, default_timeout=120).switch_page("views/wasters.py").run()
+    assert "the audit could not be computed" in at.exception[0].message

@@ -14,7 +14,7 @@ for an older version of the same tables, with the same settings, roster and code
 4. the audit tables (and the dashboard's stored cover mail and page audit), which rank across
    weeks and count up to the moment they were computed, are left as they were: the manifest
    lists them under ``behind`` with the lake version they match, and `timeaudit metrics`
-   recomputes them.
+   recomputes them (the dashboard shows them, saying so, while it computes newer ones).
 
 Anything else (no manifest, another engine, changed settings or code, a commit log cleaned up
 or a replaced file vacuumed) recomputes every table (``run_duckdb``). Either way the result is
