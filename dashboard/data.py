@@ -123,7 +123,6 @@ def one_version() -> Iterator[None]:
     """Every figure of a page run from one version of the lake and the settings, even if a sync
     lands meanwhile; and the version asked once, not a dozen times (each ask reads the logs of
     three tables: 10-60 ms while the server is busy)."""
-    _run.version = None
     _run.version = lake_version()
     try:
         yield
@@ -465,12 +464,12 @@ def _audit_of(version: tuple, weeks: tuple[str, ...], team: str | None) -> dict[
             return stored
     every_cover = _cover_mail(version)  # before the lock: see ``_on_analysis``
 
-    def audit_of(a: Analysis) -> dict[str, pd.DataFrame]:
+    def of_the_team(a: Analysis) -> dict[str, pd.DataFrame]:
         people = [p.email for p in a.people if team is None or p.team == team]
         with audit.scoped(a, list(weeks), people) as scope:
             return page_audit(a, scope, team, every_cover)
 
-    return _on_analysis(audit_of)
+    return _on_analysis(of_the_team)
 
 
 DEFAULT_AUDIT_WEEKS = DEFAULT_WEEKS  # the period the audit pages open on
