@@ -49,7 +49,7 @@ from timeaudit.analysis.session import forget_analyses, shared_analysis
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import Settings
 from timeaudit.core.model import SCHEMA_VERSION
-from timeaudit.lake.store import Lake, sql_string, write_parquet
+from timeaudit.lake.store import Lake, account_bucket, sql_list, sql_string, write_parquet
 
 T = TypeVar("T")
 DERIVED_DIR = "derived"
@@ -167,31 +167,92 @@ def write_page_audit(a: Analysis, out: Path, now: datetime) -> list[str]:
     return weeks
 
 
+# The records stored classified are split by account into parts (``account_bucket``), a folder
+# ``<name>/part=<k>/`` each, so that a sync's refresh rewrites only the parts of the accounts it
+# touched (``refresh_classified``), not every message (126 MB at 1,000 people).
+CLASSIFIED_PARTS = 256
+PART = "part"
+
+
 def write_classified(a: Analysis, out: Path) -> list[str]:
-    """Every record classified (``classify.CLASSIFIED``) as ``<out>/<name>/part-00000.parquet``,
+    """Every record classified (``classify.CLASSIFIED``) as ``<out>/<name>/part=<k>/*.parquet``,
     streamed by DuckDB (messages run to millions), so that a report or an audit of the same lake
     version reads them instead of classifying again (``stored_classification``)."""
+    accounts = a.con.execute("SELECT account FROM events UNION SELECT account FROM messages").fetchall()
+    a.con.register("account_parts", _parts_of([account for (account,) in accounts]))
     for name in CLASSIFIED:
+        query = f"SELECT c.*, p.{PART} FROM {name} AS c JOIN account_parts AS p USING (account)"
+        replace_folder(out / name, lambda staging, query=query: _copy_parts(a.con, query, staging))
+    return list(CLASSIFIED)
 
-        def fill(staging: Path, name=name) -> None:
-            staging.mkdir()
-            target = sql_string(staging / "part-00000.parquet")
-            a.con.execute(f"COPY (SELECT * FROM {name}) TO {target} (FORMAT parquet, COMPRESSION zstd)")
+
+def refresh_classified(a: Analysis, out: Path, accounts: Collection[str]) -> list[str]:
+    """The stored classified records of ``accounts`` replaced by ``a``'s (an analysis of those
+    accounts' records, ``open_analysis(only=accounts)``): their parts are written again, the
+    other accounts' rows in them copied as they were; every other part is kept, hard-linked into
+    the new folder, which is swapped in whole (``replace_folder``)."""
+    parts = _parts_of(accounts)
+    a.con.register("account_parts", parts)
+    touched = {f"{PART}={k}" for k in parts[PART].to_pylist()}
+    for name in CLASSIFIED:
+        old = [f for folder in sorted(touched) for f in sorted((out / name / folder).glob("*.parquet"))]
+        query = f"SELECT c.*, p.{PART} FROM {name} AS c JOIN account_parts AS p USING (account)"
+        if old:  # the other accounts' rows of those parts, each with the part its folder names
+            query += (
+                f" UNION ALL BY NAME SELECT * EXCLUDE (filename), "
+                f"CAST(regexp_extract(filename, '{PART}=(\\d+)', 1) AS INTEGER) AS {PART} "
+                f"FROM read_parquet({_listing(old)}, filename = true, hive_partitioning = false) "
+                f"WHERE account NOT IN ({sql_list(accounts)})"
+            )
+
+        def fill(staging: Path, name=name, query=query) -> None:
+            _copy_parts(a.con, query, staging)
+            for folder in sorted((out / name).iterdir()):
+                if folder.name not in touched:
+                    _link_folder(folder, staging / folder.name)
 
         replace_folder(out / name, fill)
     return list(CLASSIFIED)
 
 
+def _parts_of(accounts: Collection[str]) -> pa.Table:
+    accounts = sorted(set(accounts))
+    parts = [account_bucket(account, CLASSIFIED_PARTS) for account in accounts]
+    return pa.table({"account": pa.array(accounts, pa.string()), PART: pa.array(parts, pa.int32())})
+
+
+def _copy_parts(con, query: str, staging: Path) -> None:
+    """``query``'s rows, which carry their ``part``, as ``staging/part=<k>/`` folders of Parquet
+    files without that column."""
+    options = f"FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({PART}), OVERWRITE_OR_IGNORE"
+    con.execute(f"COPY ({query}) TO {sql_string(staging)} ({options})")
+
+
+def _link_folder(source: Path, target: Path) -> None:
+    """``target``: a new folder of hard links to ``source``'s files (copies where links fail)."""
+    target.mkdir()
+    for f in source.iterdir():
+        try:
+            os.link(f, target / f.name)
+        except OSError:
+            shutil.copy2(f, target / f.name)
+
+
+def _listing(paths: list[Path]) -> str:
+    return "[" + ", ".join(sql_string(p) for p in paths) + "]"
+
+
 def stored_classification(lake: Lake, settings: Settings) -> dict[str, str] | None:
     """Where `timeaudit metrics` stored the records classified (``write_classified``), as
     relations for ``metrics.open_analysis(classified=...)``, while the manifest is in use and
-    lists them (a sync's refresh leaves them ``behind``); else None. A `timeaudit metrics` run
-    replaces them and `timeaudit forget` removes them: a read that finds them gone or damaged
-    fails, and the records are then classified (``on_stored_classification``)."""
+    lists them (a sync's refresh brings them up to date, ``refresh_classified``); else None. A
+    `timeaudit metrics` run replaces them and `timeaudit forget` removes them: a read that finds
+    them gone or damaged fails, and the records are then classified (``on_stored_classification``)."""
     found = manifest_in_use(lake, settings)
     if found is None or not set(CLASSIFIED) <= set(found["tables"]):
         return None
-    return {name: f"read_parquet({sql_string(lake.root / DERIVED_DIR / name / '*.parquet')})" for name in CLASSIFIED}
+    files = {name: sql_string(lake.root / DERIVED_DIR / name / "*" / "*.parquet") for name in CLASSIFIED}
+    return {name: f"read_parquet({glob}, hive_partitioning = false)" for name, glob in files.items()}
 
 
 def on_stored_classification(

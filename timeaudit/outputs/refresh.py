@@ -10,7 +10,8 @@ for an older version of the same tables, with the same settings, roster and code
    the lake now spans and did not before, and of a person new to the roster or the lake;
 3. only those people's records are classified, only those person-weeks' days swept, and their
    rows replace the old ones in ``weekly_metrics`` and ``daily_metrics`` (rows of weeks or people
-   gone are dropped);
+   gone are dropped), their classified records the old ones in ``classified_events`` and
+   ``classified_messages`` (a person's records are classified on their own);
 4. the audit tables (and the dashboard's stored cover mail and page audit), which rank across
    weeks and count up to the moment they were computed, are left as they were: the manifest
    lists them under ``behind`` with the lake version they match, and `timeaudit metrics`
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from timeaudit.analysis.classify import CLASSIFIED
 from timeaudit.analysis.metrics import open_analysis
 from timeaudit.analysis.sql import read_sql as analysis_sql
 from timeaudit.core.config import Settings
@@ -48,12 +50,13 @@ from timeaudit.outputs.derived import (
     fingerprint,
     finish_manifest,
     lake_version,
+    refresh_classified,
     replace_folder,
     run_duckdb,
 )
 from timeaudit.outputs.sql import read_sql
 
-# Tables a refresh keeps by person-week; the others it recomputes.
+# Tables a refresh keeps by person-week (the classified records it keeps by account, the rest stay behind).
 BY_PERSON_WEEK = {"weekly_metrics": "week, person", "daily_metrics": "day, person"}
 LOCK = ".refresh.lock"
 
@@ -178,6 +181,10 @@ def _incremental(lake, settings, now, out, found, changes, versions, say) -> Ref
     accounts = sorted(set(changes["account"].to_pylist()))
     say(f"classifying the records of {len(accounts):,} people")
     a = open_analysis(lake, settings, only=accounts)
+    names = list(BY_PERSON_WEEK)
+    if set(CLASSIFIED) <= set(found["tables"]):
+        say(f"storing the records of {len(accounts):,} people classified")
+        names += refresh_classified(a, out, accounts)
     con = a.con
     con.register("changed_records", changes)
     stored = {name: sql_string(out / name / "*.parquet") for name in BY_PERSON_WEEK}
@@ -201,7 +208,6 @@ def _incremental(lake, settings, now, out, found, changes, versions, say) -> Ref
         merged = read_sql("refresh_merge.sql").format(stored=stored[name], fresh=queries[name], order=order)
         data = con.sql(merged).to_arrow_table()
         _swap(out / name, data)
-    names = list(BY_PERSON_WEEK)
     # The audit tables rank across every week and count up to the moment they were computed:
     # they stay as they were, and the manifest says from which lake version (`timeaudit metrics`
     # recomputes them).
