@@ -741,6 +741,7 @@ def _same_rows(one: Path, other: Path) -> bool:
         return f"SELECT * EXCLUDE (filename), regexp_extract(filename, 'part=(\\d+)', 1) AS part FROM {files}"
 
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     pairs = ((one, other), (other, one))
     differ = [con.execute(f"SELECT count(*) FROM ({rows(a)} EXCEPT ALL {rows(b)})").fetchone()[0] for a, b in pairs]
     return differ == [0, 0]

@@ -38,6 +38,7 @@ from typing import TypeVar
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from timeaudit.analysis.audit import cover_mail, open_scope
@@ -49,7 +50,7 @@ from timeaudit.analysis.session import forget_analyses, shared_analysis
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import Settings
 from timeaudit.core.model import SCHEMA_VERSION
-from timeaudit.lake.store import Lake, account_bucket, sql_list, sql_string, write_parquet
+from timeaudit.lake.store import ROW_GROUP_ROWS, Lake, account_bucket, sql_list, sql_paths, sql_string, write_parquet
 
 T = TypeVar("T")
 DERIVED_DIR = "derived"
@@ -176,13 +177,21 @@ PART = "part"
 
 def write_classified(a: Analysis, out: Path) -> list[str]:
     """Every record classified (``classify.CLASSIFIED``) as ``<out>/<name>/part=<k>/*.parquet``,
-    streamed by DuckDB (messages run to millions), so that a report or an audit of the same lake
+    streamed (messages run to millions), so that a report or an audit of the same lake
     version reads them instead of classifying again (``stored_classification``)."""
     accounts = a.con.execute("SELECT account FROM events UNION SELECT account FROM messages").fetchall()
     a.con.register("account_parts", _parts_of([account for (account,) in accounts]))
     for name in CLASSIFIED:
         query = f"SELECT c.*, p.{PART} FROM {name} AS c JOIN account_parts AS p USING (account)"
-        replace_folder(out / name, lambda staging, query=query: _copy_parts(a.con, query, staging))
+
+        def fill(staging: Path, query=query) -> None:
+            _copy_parts(a.con, query, staging)
+            if not any(staging.glob("*/*.parquet")):  # no records: an empty file keeps the table readable
+                (staging / f"{PART}=0").mkdir()
+                empty = a.con.sql(query).limit(0).to_arrow_table().drop_columns([PART])
+                write_parquet(empty, staging / f"{PART}=0" / "part-0.parquet")
+
+        replace_folder(out / name, fill)
     return list(CLASSIFIED)
 
 
@@ -201,7 +210,7 @@ def refresh_classified(a: Analysis, out: Path, accounts: Collection[str]) -> lis
             query += (
                 f" UNION ALL BY NAME SELECT * EXCLUDE (filename), "
                 f"CAST(regexp_extract(filename, '{PART}=(\\d+)', 1) AS INTEGER) AS {PART} "
-                f"FROM read_parquet({_listing(old)}, filename = true, hive_partitioning = false) "
+                f"FROM read_parquet({sql_paths(old)}, filename = true, hive_partitioning = false) "
                 f"WHERE account NOT IN ({sql_list(accounts)})"
             )
 
@@ -223,9 +232,19 @@ def _parts_of(accounts: Collection[str]) -> pa.Table:
 
 def _copy_parts(con, query: str, staging: Path) -> None:
     """``query``'s rows, which carry their ``part``, as ``staging/part=<k>/`` folders of Parquet
-    files without that column."""
-    options = f"FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({PART}), OVERWRITE_OR_IGNORE"
-    con.execute(f"COPY ({query}) TO {sql_string(staging)} ({options})")
+    files without that column, streamed. Arrow's dataset writer, not DuckDB's ``PARTITION_BY``:
+    at 1,000 people the messages took 8 s against 25 s (a single file: 8 s)."""
+    staging.mkdir(exist_ok=True)
+    ds.write_dataset(
+        con.sql(query).to_arrow_reader(ROW_GROUP_ROWS),
+        staging,
+        format="parquet",
+        partitioning=ds.partitioning(pa.schema([(PART, pa.int32())]), flavor="hive"),
+        basename_template="part-{i}.parquet",
+        max_open_files=2 * CLASSIFIED_PARTS,
+        file_options=ds.ParquetFileFormat().make_write_options(compression="zstd"),
+        existing_data_behavior="overwrite_or_ignore",
+    )
 
 
 def _link_folder(source: Path, target: Path) -> None:
@@ -236,10 +255,6 @@ def _link_folder(source: Path, target: Path) -> None:
             os.link(f, target / f.name)
         except OSError:
             shutil.copy2(f, target / f.name)
-
-
-def _listing(paths: list[Path]) -> str:
-    return "[" + ", ".join(sql_string(p) for p in paths) + "]"
 
 
 def stored_classification(lake: Lake, settings: Settings) -> dict[str, str] | None:
