@@ -677,7 +677,7 @@ def refresh(data: Path, **_) -> dict:
     import pandas as pd
 
     from timeaudit.analysis.classify import CLASSIFIED
-    from timeaudit.outputs.derived import DERIVED_DIR, run_duckdb
+    from timeaudit.outputs.derived import DERIVED_DIR, run_duckdb, stored_classification
     from timeaudit.outputs.refresh import refresh_derived
 
     copy = data.parent / (data.name + "-refresh")
@@ -700,8 +700,9 @@ def refresh(data: Path, **_) -> dict:
         after_sync = _timed_report(lake, settings)  # on the refreshed tables and classified records
         tables = ("weekly_metrics", "daily_metrics")
         refreshed = {n: pd.read_parquet(copy / DERIVED_DIR / n) for n in tables}
+        stored = stored_classification(lake, settings)
         for n in CLASSIFIED:  # set aside: the full computation below replaces them
-            (copy / DERIVED_DIR / n).rename(copy / f"refreshed-{n}")
+            lake.connect().execute(f"COPY (SELECT * FROM {stored[n]}) TO '{copy}/refreshed-{n}.parquet'")
         t = time.perf_counter()
         run_duckdb(lake, settings, now)
         full_after = time.perf_counter() - t
@@ -714,7 +715,7 @@ def refresh(data: Path, **_) -> dict:
             except AssertionError:
                 equal[n] = False
         for n in CLASSIFIED:
-            equal[n] = _same_rows(copy / f"refreshed-{n}", copy / DERIVED_DIR / n)
+            equal[n] = _same_rows(copy / f"refreshed-{n}.parquet", copy / DERIVED_DIR / n / "*.parquet")
     finally:
         shutil.rmtree(copy, ignore_errors=True)
     return {
@@ -733,18 +734,14 @@ def refresh(data: Path, **_) -> dict:
 
 
 def _same_rows(one: Path, other: Path) -> bool:
-    """Whether two stored classified tables hold the same rows, each in the same part."""
+    """Whether two Parquet files (or globs) hold the same rows."""
     import duckdb
-
-    def rows(folder: Path) -> str:
-        files = f"read_parquet('{folder}/*/*.parquet', filename = true, hive_partitioning = false)"
-        return f"SELECT * EXCLUDE (filename), regexp_extract(filename, 'part=(\\d+)', 1) AS part FROM {files}"
 
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     pairs = ((one, other), (other, one))
-    differ = [con.execute(f"SELECT count(*) FROM ({rows(a)} EXCEPT ALL {rows(b)})").fetchone()[0] for a, b in pairs]
-    return differ == [0, 0]
+    query = "SELECT count(*) FROM (SELECT * FROM read_parquet('{}') EXCEPT ALL SELECT * FROM read_parquet('{}'))"
+    return [con.execute(query.format(a, b)).fetchone()[0] for a, b in pairs] == [0, 0]
 
 
 SPARK_MASTER = "local[2]"

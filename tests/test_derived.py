@@ -14,9 +14,9 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -29,6 +29,7 @@ from timeaudit.lake.store import Lake
 from timeaudit.outputs import derived
 from timeaudit.outputs.derived import (
     CLASSIFIED,
+    CLASSIFIED_PATCH,
     COVER_MAIL,
     DERIVED_TABLES,
     MANIFEST,
@@ -284,11 +285,12 @@ def _batch(lake: Lake, rng: random.Random) -> int:
 
 
 @pytest.mark.parametrize("feed", [True, False], ids=["change-feed", "commit-files"])
-def test_a_refresh_after_random_batches_equals_a_full_computation(copy, tmp_path, feed):
+def test_a_refresh_after_random_batches_equals_a_full_computation(copy, tmp_path, monkeypatch, feed):
     """Seeded random syncs, each followed by a refresh: the refreshed tables are, every time,
     what computing everything from the lake gives; whether the changes are read from the
     tables' change data feed (lakes made on 2026-12-03 have it on) or, for tables without it
-    (as new tables are), from the files the commits swapped."""
+    (as new tables are), from the files the commits swapped. The records classified anew are
+    read through the patch over the stored ones, or written into them."""
     lake, settings = Lake(copy), load_settings(copy / "timeaudit.toml")
     weeks = json.loads((copy / "derived" / MANIFEST).read_text())["page_audit_weeks"]
     assert stored_page_audit(lake, settings, weeks) is not None
@@ -297,7 +299,10 @@ def test_a_refresh_after_random_batches_equals_a_full_computation(copy, tmp_path
             lake.commit(table, lambda dt: dt.alter.set_table_properties({"delta.enableChangeDataFeed": "true"}))
         refresh_derived(lake, settings, NOW)
     assert refresh_derived(lake, settings, NOW).how == "current"
+    monkeypatch.setattr(derived, "FOLD_SHARE", 0.125 if feed else 0.0)
     rng = random.Random(27 if feed else 28)
+    patches, utc = [], duckdb.connect()
+    utc.execute("SET TimeZone = 'UTC'")
     for round_ in range(5 if feed else 3):
         assert _batch(lake, rng) > 0
         done = refresh_derived(lake, settings, NOW)
@@ -309,11 +314,13 @@ def test_a_refresh_after_random_batches_equals_a_full_computation(copy, tmp_path
             computed_ = pd.read_parquet(full / name)
             assert refreshed[order].equals(computed_[order]), f"{name}: other rows after round {round_}"
             pd.testing.assert_frame_equal(refreshed, computed_, check_exact=False, rtol=0, atol=LAST_BITS)
-        for name in CLASSIFIED:  # each account's records in the part of its own, as a full run writes them
-            refreshed, computed_ = (classified_parts(folder / name) for folder in (copy / "derived", full))
-            assert refreshed.keys() == computed_.keys(), f"{name}: other parts after round {round_}"
-            for part, rows in refreshed.items():
-                pd.testing.assert_frame_equal(rows, computed_[part], obj=f"{name}/{part} after round {round_}")
+        stored = stored_classification(lake, settings)  # a report reads the records refreshed
+        for name in CLASSIFIED:
+            computed_ = f"read_parquet('{full / name}/*.parquet')"
+            refreshed, computed_ = (
+                utc.sql(f"SELECT * FROM {rows} ORDER BY account, id").df() for rows in (stored[name], computed_)
+            )
+            pd.testing.assert_frame_equal(refreshed, computed_, obj=f"{name} after round {round_}")
         manifest = json.loads((copy / "derived" / MANIFEST).read_text())
         assert manifest_in_use(lake, settings) is not None
         assert set(manifest["behind"]) == set(DERIVED_TABLES) - {"weekly_metrics", "daily_metrics"} | {
@@ -322,21 +329,18 @@ def test_a_refresh_after_random_batches_equals_a_full_computation(copy, tmp_path
         }
         assert stored_page_audit(lake, settings, weeks) is None  # behind: the dashboard computes it
         assert stored_cover_mail(lake, settings) is None
-        assert stored_classification(lake, settings) is not None  # a report reads the records refreshed
+        patches.append(manifest.get(CLASSIFIED_PATCH))
+        assert {f.name for f in (copy / "derived" / "classified_events").glob("patch-*")} == (
+            {patches[-1]["files"]["classified_events"]} if patches[-1] else set()
+        )
+    # With the change feed the patch grew over the rounds, and past an eighth of the 40 people was
+    # written into the tables; without it (FOLD_SHARE 0) it was written into them every time.
+    assert (any(patches), None in patches) == (feed, True)
     # What the pages read: the refreshed table, as computing would give it.
     stored = weekly_metrics(lake, settings)
     pd.testing.assert_frame_equal(
         stored, typed_weekly(pd.read_parquet(full / "weekly_metrics")), check_exact=False, rtol=0, atol=LAST_BITS
     )
-
-
-def classified_parts(folder: Path) -> dict[str, pd.DataFrame]:
-    """A stored classified table's rows by part folder, in a fixed order."""
-    parts = {}
-    for part in sorted(p for p in folder.iterdir() if p.is_dir()):
-        rows = pa.concat_tables([pq.read_table(f) for f in sorted(part.glob("*.parquet"))]).to_pandas()
-        parts[part.name] = rows.sort_values(["account", "id"], ignore_index=True)
-    return parts
 
 
 def test_a_refresh_recomputes_only_the_touched_person_weeks(copy):

@@ -555,13 +555,9 @@ def partition_of(path: Path) -> tuple[str, int]:
 def read_files(paths: list[Path]) -> str:
     """A snapshot's files as one DuckDB relation, ``source`` from the partition folders (the
     bucket is the store's business, left out)."""
+    listing = "[" + ", ".join(sql_string(p) for p in paths) + "]"
     options = "hive_partitioning = true, hive_types = {'source': VARCHAR, 'bucket': INTEGER}"
-    return f"(SELECT * EXCLUDE ({BUCKET}) FROM read_parquet({sql_paths(paths)}, {options}))"
-
-
-def sql_paths(paths: Iterable[Path]) -> str:
-    """Files as a DuckDB list of strings, for ``read_parquet``."""
-    return "[" + ", ".join(sql_string(p) for p in paths) + "]"
+    return f"(SELECT * EXCLUDE ({BUCKET}) FROM read_parquet({listing}, {options}))"
 
 
 def capped_duckdb() -> duckdb.DuckDBPyConnection:

@@ -19,7 +19,8 @@ everyone over the default weeks (``<out>/page_audit/``, one Parquet per table), 
 manifest, with the audit's weeks; ``stored_page_audit`` and ``stored_cover_mail`` read them
 back while the manifest is in use and lists them (a sync's refresh leaves them ``behind``).
 It stores every record classified too (``<out>/classified_events/``, ``classified_messages/``),
-which a report's analysis reads instead of classifying (``stored_classification``).
+which a report's analysis reads instead of classifying (``stored_classification``); a sync's
+refresh adds the records of the accounts it touched as a patch (``refresh_classified``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from typing import TypeVar
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from timeaudit.analysis.audit import cover_mail, open_scope
@@ -50,7 +50,7 @@ from timeaudit.analysis.session import forget_analyses, shared_analysis
 from timeaudit.analysis.sql import read_sql
 from timeaudit.core.config import Settings
 from timeaudit.core.model import SCHEMA_VERSION
-from timeaudit.lake.store import ROW_GROUP_ROWS, Lake, account_bucket, sql_list, sql_paths, sql_string, write_parquet
+from timeaudit.lake.store import Lake, sql_list, sql_string, write_parquet
 
 T = TypeVar("T")
 DERIVED_DIR = "derived"
@@ -168,106 +168,94 @@ def write_page_audit(a: Analysis, out: Path, now: datetime) -> list[str]:
     return weeks
 
 
-# The records stored classified are split by account into parts (``account_bucket``), a folder
-# ``<name>/part=<k>/`` each, so that a sync's refresh rewrites only the parts of the accounts it
-# touched (``refresh_classified``), not every message (126 MB at 1,000 people).
-CLASSIFIED_PARTS = 256
-PART = "part"
+CLASSIFIED_FILE = "part-00000.parquet"  # each table's records as `timeaudit metrics` wrote them
+# The manifest's record of the accounts a sync's refresh has stored classified anew since, and of
+# the files holding them (``refresh_classified``): {"accounts": [...], "files": {name: file}}.
+CLASSIFIED_PATCH = "classified_patch"
+# Past this share of the people, a refresh writes the patch into the tables whole (as `timeaudit
+# metrics` does, 7 s at 1,000 people) rather than rewrite a patch that costs about as much.
+FOLD_SHARE = 0.125
 
 
 def write_classified(a: Analysis, out: Path) -> list[str]:
-    """Every record classified (``classify.CLASSIFIED``) as ``<out>/<name>/part=<k>/*.parquet``,
-    streamed (messages run to millions), so that a report or an audit of the same lake
+    """Every record classified (``classify.CLASSIFIED``) as ``<out>/<name>/part-00000.parquet``,
+    streamed by DuckDB (messages run to millions), so that a report or an audit of the same lake
     version reads them instead of classifying again (``stored_classification``)."""
-    accounts = a.con.execute("SELECT account FROM events UNION SELECT account FROM messages").fetchall()
-    a.con.register("account_parts", _parts_of([account for (account,) in accounts]))
     for name in CLASSIFIED:
-        query = f"SELECT c.*, p.{PART} FROM {name} AS c JOIN account_parts AS p USING (account)"
-
-        def fill(staging: Path, query=query) -> None:
-            _copy_parts(a.con, query, staging)
-            if not any(staging.glob("*/*.parquet")):  # no records: an empty file keeps the table readable
-                (staging / f"{PART}=0").mkdir()
-                empty = a.con.sql(query).limit(0).to_arrow_table().drop_columns([PART])
-                write_parquet(empty, staging / f"{PART}=0" / "part-0.parquet")
-
-        replace_folder(out / name, fill)
+        _write_records(a.con, f"SELECT * FROM {name}", out / name)
     return list(CLASSIFIED)
 
 
-def refresh_classified(a: Analysis, out: Path, accounts: Collection[str]) -> list[str]:
+def refresh_classified(a: Analysis, out: Path, accounts: Collection[str], patch: dict | None) -> dict | None:
     """The stored classified records of ``accounts`` replaced by ``a``'s (an analysis of those
-    accounts' records, ``open_analysis(only=accounts)``): their parts are written again, the
-    other accounts' rows in them copied as they were; every other part is kept, hard-linked into
-    the new folder, which is swapped in whole (``replace_folder``)."""
-    parts = _parts_of(accounts)
-    a.con.register("account_parts", parts)
-    touched = {f"{PART}={k}" for k in parts[PART].to_pylist()}
+    accounts' records, ``open_analysis(only=accounts)``; a person's records are classified on
+    their own). They go to a new patch file per table beside the records `timeaudit metrics`
+    wrote, with the rows of the old ``patch`` (the manifest's) of other accounts. Returns the
+    new patch, for the manifest; None when the patch has outgrown ``FOLD_SHARE`` of the people
+    and the tables were written again whole instead. The old patch files stay for readers of
+    the old manifest until ``prune_patches``."""
+    patched = sorted(set(patch["accounts"] if patch else ()) | set(accounts))
+    fold = len(patched) > FOLD_SHARE * len(a.people)
+    files = {}
+    tag = uuid.uuid4().hex[:8]
     for name in CLASSIFIED:
-        old = [f for folder in sorted(touched) for f in sorted((out / name / folder).glob("*.parquet"))]
-        query = f"SELECT c.*, p.{PART} FROM {name} AS c JOIN account_parts AS p USING (account)"
-        if old:  # the other accounts' rows of those parts, each with the part its folder names
-            query += (
-                f" UNION ALL BY NAME SELECT * EXCLUDE (filename), "
-                f"CAST(regexp_extract(filename, '{PART}=(\\d+)', 1) AS INTEGER) AS {PART} "
-                f"FROM read_parquet({sql_paths(old)}, filename = true, hive_partitioning = false) "
-                f"WHERE account NOT IN ({sql_list(accounts)})"
-            )
-
-        def fill(staging: Path, name=name, query=query) -> None:
-            _copy_parts(a.con, query, staging)
-            for folder in sorted((out / name).iterdir()):
-                if folder.name not in touched:
-                    _link_folder(folder, staging / folder.name)
-
-        replace_folder(out / name, fill)
-    return list(CLASSIFIED)
+        folder = out / name
+        query = f"SELECT * FROM {name}"
+        # and the other accounts' rows: of the whole tables when folding, else of the old patch
+        kept = _classified(folder, name, patch) if fold else _patch_of(folder, name, patch)
+        if kept is not None:
+            query += f" UNION ALL BY NAME SELECT * FROM {kept} WHERE account NOT IN ({sql_list(accounts)})"
+        if fold:
+            _write_records(a.con, query, folder)
+        else:
+            files[name] = f"patch-{tag}.parquet"
+            a.con.execute(f"COPY ({query}) TO {sql_string(folder / files[name])} (FORMAT parquet, COMPRESSION zstd)")
+    return None if fold else {"accounts": patched, "files": files}
 
 
-def _parts_of(accounts: Collection[str]) -> pa.Table:
-    accounts = sorted(set(accounts))
-    parts = [account_bucket(account, CLASSIFIED_PARTS) for account in accounts]
-    return pa.table({"account": pa.array(accounts, pa.string()), PART: pa.array(parts, pa.int32())})
+def prune_patches(out: Path, patch: dict | None) -> None:
+    """Remove the patch files the manifest no longer names (a reader still on them fails, and
+    classifies instead: ``on_stored_classification``)."""
+    for name in CLASSIFIED:
+        for f in (out / name).glob("patch-*.parquet"):
+            if patch is None or f.name != patch["files"].get(name):
+                f.unlink(missing_ok=True)
 
 
-def _copy_parts(con, query: str, staging: Path) -> None:
-    """``query``'s rows, which carry their ``part``, as ``staging/part=<k>/`` folders of Parquet
-    files without that column, streamed. Arrow's dataset writer, not DuckDB's ``PARTITION_BY``:
-    at 1,000 people the messages took 8 s against 25 s (a single file: 8 s)."""
-    staging.mkdir(exist_ok=True)
-    ds.write_dataset(
-        con.sql(query).to_arrow_reader(ROW_GROUP_ROWS),
-        staging,
-        format="parquet",
-        partitioning=ds.partitioning(pa.schema([(PART, pa.int32())]), flavor="hive"),
-        basename_template="part-{i}.parquet",
-        max_open_files=2 * CLASSIFIED_PARTS,
-        file_options=ds.ParquetFileFormat().make_write_options(compression="zstd"),
-        existing_data_behavior="overwrite_or_ignore",
-    )
+def _write_records(con, query: str, final: Path) -> None:
+    def fill(staging: Path) -> None:
+        staging.mkdir()
+        con.execute(f"COPY ({query}) TO {sql_string(staging / CLASSIFIED_FILE)} (FORMAT parquet, COMPRESSION zstd)")
+
+    replace_folder(final, fill)
 
 
-def _link_folder(source: Path, target: Path) -> None:
-    """``target``: a new folder of hard links to ``source``'s files (copies where links fail)."""
-    target.mkdir()
-    for f in source.iterdir():
-        try:
-            os.link(f, target / f.name)
-        except OSError:
-            shutil.copy2(f, target / f.name)
+def _classified(folder: Path, name: str, patch: dict | None) -> str:
+    """A stored classified table as one relation: the records `timeaudit metrics` wrote, those of
+    the patched accounts taken from the patch instead."""
+    written = f"read_parquet({sql_string(folder / CLASSIFIED_FILE)})"
+    if patch is None:
+        return written
+    others = f"SELECT * FROM {written} WHERE account NOT IN ({sql_list(patch['accounts'])})"
+    return f"({others} UNION ALL BY NAME SELECT * FROM {_patch_of(folder, name, patch)})"
+
+
+def _patch_of(folder: Path, name: str, patch: dict | None) -> str | None:
+    return None if patch is None else f"read_parquet({sql_string(folder / patch['files'][name])})"
 
 
 def stored_classification(lake: Lake, settings: Settings) -> dict[str, str] | None:
-    """Where `timeaudit metrics` stored the records classified (``write_classified``), as
-    relations for ``metrics.open_analysis(classified=...)``, while the manifest is in use and
-    lists them (a sync's refresh brings them up to date, ``refresh_classified``); else None. A
-    `timeaudit metrics` run replaces them and `timeaudit forget` removes them: a read that finds
-    them gone or damaged fails, and the records are then classified (``on_stored_classification``)."""
+    """Where `timeaudit metrics` stored the records classified (``write_classified``), with what
+    a sync's refresh classified anew since (``refresh_classified``), as relations for
+    ``metrics.open_analysis(classified=...)``, while the manifest is in use and lists them; else
+    None. A `timeaudit metrics` run replaces them and `timeaudit forget` removes them: a read
+    that finds them gone or damaged fails, and the records are then classified
+    (``on_stored_classification``)."""
     found = manifest_in_use(lake, settings)
     if found is None or not set(CLASSIFIED) <= set(found["tables"]):
         return None
-    files = {name: sql_string(lake.root / DERIVED_DIR / name / "*" / "*.parquet") for name in CLASSIFIED}
-    return {name: f"read_parquet({glob}, hive_partitioning = false)" for name, glob in files.items()}
+    patch = found.get(CLASSIFIED_PATCH)
+    return {name: _classified(lake.root / DERIVED_DIR / name, name, patch) for name in CLASSIFIED}
 
 
 def on_stored_classification(

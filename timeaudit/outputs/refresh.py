@@ -10,8 +10,8 @@ for an older version of the same tables, with the same settings, roster and code
    the lake now spans and did not before, and of a person new to the roster or the lake;
 3. only those people's records are classified, only those person-weeks' days swept, and their
    rows replace the old ones in ``weekly_metrics`` and ``daily_metrics`` (rows of weeks or people
-   gone are dropped), their classified records the old ones in ``classified_events`` and
-   ``classified_messages`` (a person's records are classified on their own);
+   gone are dropped); their records classified are stored as a patch over ``classified_events``
+   and ``classified_messages`` (a person's records are classified on their own);
 4. the audit tables (and the dashboard's stored cover mail and page audit), which rank across
    weeks and count up to the moment they were computed, are left as they were: the manifest
    lists them under ``behind`` with the lake version they match, and `timeaudit metrics`
@@ -43,6 +43,7 @@ from timeaudit.core.model import TABLES
 from timeaudit.lake.changes import changed_records
 from timeaudit.lake.store import Lake, sql_string, write_parquet
 from timeaudit.outputs.derived import (
+    CLASSIFIED_PATCH,
     DERIVED_DIR,
     MANIFEST,
     PAGE_AUDIT_WEEKS,
@@ -50,6 +51,7 @@ from timeaudit.outputs.derived import (
     fingerprint,
     finish_manifest,
     lake_version,
+    prune_patches,
     refresh_classified,
     replace_folder,
     run_duckdb,
@@ -181,10 +183,11 @@ def _incremental(lake, settings, now, out, found, changes, versions, say) -> Ref
     accounts = sorted(set(changes["account"].to_pylist()))
     say(f"classifying the records of {len(accounts):,} people")
     a = open_analysis(lake, settings, only=accounts)
-    names = list(BY_PERSON_WEEK)
+    names, patch = list(BY_PERSON_WEEK), None
     if set(CLASSIFIED) <= set(found["tables"]):
         say(f"storing the records of {len(accounts):,} people classified")
-        names += refresh_classified(a, out, accounts)
+        patch = refresh_classified(a, out, accounts, found.get(CLASSIFIED_PATCH))
+        names += CLASSIFIED
     con = a.con
     con.register("changed_records", changes)
     stored = {name: sql_string(out / name / "*.parquet") for name in BY_PERSON_WEEK}
@@ -213,8 +216,11 @@ def _incremental(lake, settings, now, out, found, changes, versions, say) -> Ref
     # recomputes them).
     behind = found.get("behind", {}) | {t: found["lake_version"] for t in found["tables"] if t not in names}
     kept = {PAGE_AUDIT_WEEKS: found[PAGE_AUDIT_WEEKS]} if PAGE_AUDIT_WEEKS in found else {}  # the audit's, behind too
+    if patch is not None:
+        kept[CLASSIFIED_PATCH] = patch
     stamp = stamp | {"behind": behind} | kept if stamp is not None else None
     finish_manifest(out, stamp, now, names)
+    prune_patches(out, patch)
     return Refresh("incremental", person_weeks=n_keys, people=n_people, tables=names)
 
 
