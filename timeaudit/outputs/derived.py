@@ -163,8 +163,8 @@ def write_page_audit(a: Analysis, out: Path, now: datetime) -> list[str]:
     if not weeks:
         return []
     every_cover = cover_mail(a)
-    _write_frames(out / COVER_MAIL, {COVER_MAIL: every_cover})
-    _write_frames(out / PAGE_AUDIT, page_audit(a, open_scope(a, weeks, now=now), None, every_cover))
+    write_frames(out / COVER_MAIL, {COVER_MAIL: every_cover})
+    write_frames(out / PAGE_AUDIT, page_audit(a, open_scope(a, weeks, now=now), None, every_cover))
     return weeks
 
 
@@ -278,7 +278,7 @@ def on_stored_classification(
         return work(shared_analysis(lake, settings, people))
 
 
-def _write_frames(final: Path, frames: dict[str, pd.DataFrame]) -> None:
+def write_frames(final: Path, frames: dict[str, pd.DataFrame]) -> None:
     def fill(staging: Path) -> None:
         staging.mkdir()
         for name, frame in frames.items():

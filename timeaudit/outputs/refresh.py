@@ -10,9 +10,10 @@ for an older version of the same tables, with the same settings, roster and code
    the lake now spans and did not before, and of a person new to the roster or the lake;
 3. only those people's records are classified, only those person-weeks' days swept, and their
    rows replace the old ones in ``weekly_metrics`` and ``daily_metrics`` (rows of weeks or people
-   gone are dropped); their records classified are stored as a patch over ``classified_events``
-   and ``classified_messages`` (a person's records are classified on their own);
-4. the audit tables (and the dashboard's stored cover mail and page audit), which rank across
+   gone are dropped), and in the dashboard's stored cover-yourself mail; their records
+   classified are stored as a patch over ``classified_events`` and ``classified_messages`` (a
+   person's records are classified on their own);
+4. the audit tables (and the dashboard's stored page audit), which rank across
    weeks and count up to the moment they were computed, are left as they were: the manifest
    lists them under ``behind`` with the lake version they match, and `timeaudit metrics`
    recomputes them (the dashboard shows them, saying so, while it computes newer ones).
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from timeaudit.analysis.audit import cover_mail
 from timeaudit.analysis.classify import CLASSIFIED
 from timeaudit.analysis.metrics import open_analysis
 from timeaudit.analysis.sql import read_sql as analysis_sql
@@ -44,6 +46,7 @@ from timeaudit.lake.changes import changed_records
 from timeaudit.lake.store import Lake, sql_string, write_parquet
 from timeaudit.outputs.derived import (
     CLASSIFIED_PATCH,
+    COVER_MAIL,
     DERIVED_DIR,
     MANIFEST,
     PAGE_AUDIT_WEEKS,
@@ -55,6 +58,7 @@ from timeaudit.outputs.derived import (
     refresh_classified,
     replace_folder,
     run_duckdb,
+    write_frames,
 )
 from timeaudit.outputs.sql import read_sql
 
@@ -211,6 +215,9 @@ def _incremental(lake, settings, now, out, found, changes, versions, say) -> Ref
         merged = read_sql("refresh_merge.sql").format(stored=stored[name], fresh=queries[name], order=order)
         data = con.sql(merged).to_arrow_table()
         _swap(out / name, data)
+    if COVER_MAIL in found["tables"]:
+        _refresh_cover_mail(a, out)
+        names.append(COVER_MAIL)
     # The audit tables rank across every week and count up to the moment they were computed:
     # they stay as they were, and the manifest says from which lake version (`timeaudit metrics`
     # recomputes them).
@@ -222,6 +229,18 @@ def _incremental(lake, settings, now, out, found, changes, versions, say) -> Ref
     finish_manifest(out, stamp, now, names)
     prune_patches(out, patch)
     return Refresh("incremental", person_weeks=n_keys, people=n_people, tables=names)
+
+
+def _refresh_cover_mail(a, out: Path) -> None:
+    """The stored cover-yourself mail (per person-week, of the person's own sent mail) with the
+    recomputed person-weeks' rows in place: ``person_days`` holds only theirs by now."""
+    fresh = cover_mail(a)
+    a.con.register("fresh_cover_mail", fresh)
+    stored = sql_string(out / COVER_MAIL / f"{COVER_MAIL}.parquet")
+    merged = read_sql("refresh_merge.sql").format(
+        stored=stored, fresh="SELECT * FROM fresh_cover_mail", order="week, person"
+    )
+    write_frames(out / COVER_MAIL, {COVER_MAIL: a.con.sql(merged).df().astype(fresh.dtypes.to_dict())})
 
 
 def _swap(final: Path, data: pa.Table) -> None:
