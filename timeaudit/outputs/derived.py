@@ -17,7 +17,8 @@ A DuckDB run also stores what the dashboard's pages open on (``write_page_audit`
 cover-yourself mail (``<out>/cover_mail/``) and the Time wasters and Customers pages' audit of
 everyone over the default weeks (``<out>/page_audit/``, one Parquet per table), listed in the
 manifest, with the audit's weeks; ``stored_page_audit`` and ``stored_cover_mail`` read them
-back while the manifest is in use and lists them (a sync's refresh leaves them ``behind``).
+back while the manifest is in use and lists them (a sync's refresh keeps the cover mail
+current and leaves the audit ``behind``).
 It stores every record classified too (``<out>/classified_events/``, ``classified_messages/``),
 which a report's analysis reads instead of classifying (``stored_classification``); a sync's
 refresh adds the records of the accounts it touched as a patch (``refresh_classified``).
