@@ -371,3 +371,25 @@ def test_a_refresh_starts_over_when_it_cannot_tell_what_changed(copy):
     assert refresh_derived(lake, edited, NOW).how == "current"
     (copy / "derived" / MANIFEST).unlink()
     assert refresh_derived(lake, edited, NOW).why == "no stored tables yet"
+
+
+def test_a_refresh_starts_over_when_the_organisations_domains_change(tmp_path):
+    """Without a roster the people are the lake's accounts, and their domains the organisation's.
+    An account of a new domain makes every meeting with that domain internal, not only its own
+    person-weeks: the refresh recomputes every table."""
+    from timeaudit.core.config import Settings
+
+    from records import event, utc
+
+    lake, settings = Lake(tmp_path / "data"), Settings()
+    settings.rules.external_is_customer = True
+    ann, bob = "ann@alpha.example", "bob@beta.example"
+    lake.write_batch("events", "test", [event(ann, utc(2026, 11, 16, 9), utc(2026, 11, 16, 11), with_=[bob])])
+    run_duckdb(lake, settings, NOW)
+    before = weekly_metrics(lake, settings)
+    assert before["customer_meeting_hours"].sum() == 2  # an outsider, and outsiders count as customers
+    lake.write_batch("events", "test", [event(bob, utc(2026, 11, 17, 9), utc(2026, 11, 17, 10))])
+    done = refresh_derived(lake, settings, NOW)
+    assert (done.how, done.why) == ("full", "the organisation's domains changed")
+    after = weekly_metrics(lake, settings)
+    assert after["customer_meeting_hours"].sum() == 0 and after["internal_meeting_hours"].sum() == 2

@@ -139,6 +139,8 @@ def run_duckdb(lake: Lake, settings: Settings, now: datetime, out: Path | None =
     out = out or lake.root / DERIVED_DIR
     stamp = begin_manifest(out, lake, settings, "duckdb")
     a = open_analysis(lake, settings)
+    if stamp is not None:
+        stamp[ORG_DOMAINS] = org_domains(a)
     names = write_derived(a, now, duckdb_writer(a, out))
     weeks = write_page_audit(a, out, now)
     if weeks:
@@ -147,6 +149,16 @@ def run_duckdb(lake: Lake, settings: Settings, now: datetime, out: Path | None =
     names += write_classified(a, out)
     finish_manifest(out, stamp, now, names)
     return out, names
+
+
+ORG_DOMAINS = "org_domains"  # the manifest's record of them (``org_domains``)
+
+
+def org_domains(a: Analysis) -> list[str]:
+    """The domains the rules count as the organisation's: the settings' and the people's. Without
+    a roster the people are the lake's accounts, so a new account can add one, which changes how
+    everyone's records with that domain are classified."""
+    return [domain for (domain,) in a.con.execute("SELECT domain FROM rule_org_domains ORDER BY domain").fetchall()]
 
 
 # -- what the dashboard's pages open on ---------------------------------------------------------

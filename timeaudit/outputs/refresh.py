@@ -19,7 +19,8 @@ for an older version of the same tables, with the same settings, roster and code
    recomputes them (the dashboard shows them, saying so, while it computes newer ones).
 
 Anything else (no manifest, another engine, changed settings or code, a commit log cleaned up
-or a replaced file vacuumed) recomputes every table (``run_duckdb``). Either way the result is
+or a replaced file vacuumed, an account that adds a domain to the organisation's when there is
+no roster) recomputes every table (``run_duckdb``). Either way the result is
 what a full computation gives (tests/test_derived.py checks it on random batches).
 """
 
@@ -49,11 +50,13 @@ from timeaudit.outputs.derived import (
     COVER_MAIL,
     DERIVED_DIR,
     MANIFEST,
+    ORG_DOMAINS,
     PAGE_AUDIT_WEEKS,
     begin_manifest,
     fingerprint,
     finish_manifest,
     lake_version,
+    org_domains,
     prune_patches,
     refresh_classified,
     replace_folder,
@@ -134,10 +137,11 @@ def _refresh(lake, settings, now, say, started, out) -> Refresh:
             why = "the commit log no longer shows every change"
         else:
             done = _incremental(lake, settings, now, out, found, changes, versions, say)
-            if done is not None:
+            if isinstance(done, str):
+                why = done
+            else:
                 done.seconds = time.perf_counter() - started
                 return done
-            why = "a stored table is missing"
     say(f"recomputing every table ({why})")
     _, names = run_duckdb(lake, settings, now)
     return Refresh("full", time.perf_counter() - started, tables=names, why=why)
@@ -175,11 +179,12 @@ def _changes(lake: Lake, versions: dict, latest: tuple) -> pa.Table | None:
     return pa.concat_tables(parts) if parts else None
 
 
-def _incremental(lake, settings, now, out, found, changes, versions, say) -> Refresh | None:
+def _incremental(lake, settings, now, out, found, changes, versions, say) -> Refresh | str:
+    """What the refresh did, or why it must recompute every table instead."""
     if any(not (out / name).is_dir() for name in found.get("tables", [])) or not set(BY_PERSON_WEEK) <= set(
         found.get("tables", [])
     ):
-        return None
+        return "a stored table is missing"
     stamp = begin_manifest(out, lake, settings, "duckdb")
     if stamp is not None:
         stamp["lake_version"] = lake_version(lake, versions)
@@ -187,6 +192,11 @@ def _incremental(lake, settings, now, out, found, changes, versions, say) -> Ref
     accounts = sorted(set(changes["account"].to_pylist()))
     say(f"classifying the records of {len(accounts):,} people")
     a = open_analysis(lake, settings, only=accounts)
+    domains = org_domains(a)
+    if domains != found.get(ORG_DOMAINS):
+        return "the organisation's domains changed"
+    if stamp is not None:
+        stamp[ORG_DOMAINS] = domains
     names, patch = list(BY_PERSON_WEEK), None
     if set(CLASSIFIED) <= set(found["tables"]):
         say(f"storing the records of {len(accounts):,} people classified")
