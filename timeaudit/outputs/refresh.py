@@ -65,7 +65,8 @@ from timeaudit.outputs.derived import (
 )
 from timeaudit.outputs.sql import read_sql
 
-# Tables a refresh keeps by person-week (the classified records it keeps by account, the rest stay behind).
+# Tables a refresh keeps by person-week; it also keeps the cover-yourself mail by person-week and the
+# classified records by account, and leaves the audit tables behind.
 BY_PERSON_WEEK = {"weekly_metrics": "week, person", "daily_metrics": "day, person"}
 LOCK = ".refresh.lock"
 
