@@ -689,6 +689,7 @@ def refresh(data: Path, **_) -> dict:
     import pandas as pd
 
     from timeaudit.analysis.classify import CLASSIFIED
+    from timeaudit.lake.store import capped_duckdb
     from timeaudit.outputs.derived import DERIVED_DIR, run_duckdb, stored_classification
     from timeaudit.outputs.refresh import refresh_derived
 
@@ -712,9 +713,9 @@ def refresh(data: Path, **_) -> dict:
         after_sync = _timed_report(lake, settings)  # on the refreshed tables and classified records
         tables = ("weekly_metrics", "daily_metrics")
         refreshed = {n: pd.read_parquet(copy / DERIVED_DIR / n) for n in tables}
-        stored = stored_classification(lake, settings)
+        stored, con = stored_classification(lake, settings), capped_duckdb()
         for n in CLASSIFIED:  # set aside: the full computation below replaces them
-            lake.connect().execute(f"COPY (SELECT * FROM {stored[n]}) TO '{copy}/refreshed-{n}.parquet'")
+            con.execute(f"COPY (SELECT * FROM {stored[n]}) TO '{copy}/refreshed-{n}.parquet'")
         t = time.perf_counter()
         run_duckdb(lake, settings, now)
         full_after = time.perf_counter() - t
@@ -747,10 +748,9 @@ def refresh(data: Path, **_) -> dict:
 
 def _same_rows(one: Path, other: Path) -> bool:
     """Whether two Parquet files (or globs) hold the same rows."""
-    import duckdb
+    from timeaudit.lake.store import capped_duckdb
 
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    con = capped_duckdb()
     pairs = ((one, other), (other, one))
     query = "SELECT count(*) FROM (SELECT * FROM read_parquet('{}') EXCEPT ALL SELECT * FROM read_parquet('{}'))"
     return [con.execute(query.format(a, b)).fetchone()[0] for a, b in pairs] == [0, 0]

@@ -14,7 +14,6 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -25,7 +24,7 @@ from timeaudit.analysis.metrics import open_analysis, typed_weekly
 from timeaudit.cli import app
 from timeaudit.core.config import load_settings
 from timeaudit.core.model import EVENT_SCHEMA, MESSAGE_SCHEMA
-from timeaudit.lake.store import Lake
+from timeaudit.lake.store import Lake, capped_duckdb
 from timeaudit.outputs import derived
 from timeaudit.outputs.derived import (
     CLASSIFIED,
@@ -301,8 +300,7 @@ def test_a_refresh_after_random_batches_equals_a_full_computation(copy, tmp_path
     assert refresh_derived(lake, settings, NOW).how == "current"
     monkeypatch.setattr(derived, "FOLD_SHARE", 0.125 if feed else 0.0)
     rng = random.Random(27 if feed else 28)
-    patches, utc = [], duckdb.connect()
-    utc.execute("SET TimeZone = 'UTC'")
+    patches, utc = [], capped_duckdb()
     for round_ in range(5 if feed else 3):
         assert _batch(lake, rng) > 0
         done = refresh_derived(lake, settings, NOW)

@@ -118,19 +118,26 @@ def replace_folder(final: Path, fill: Callable[[Path], None]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+PART_FILE = "part-00000.parquet"  # the one file of a table DuckDB writes
+
+
 def duckdb_writer(a: Analysis, out: Path) -> Callable[[str, str], None]:
     """Write each table as ``<out>/<name>/part-00000.parquet``, swapped in whole."""
 
     def write(name: str, query: str) -> None:
-        data = a.con.sql(query).to_arrow_table()
-
-        def fill(staging: Path) -> None:
-            staging.mkdir()
-            write_parquet(data, staging / "part-00000.parquet")
-
-        replace_folder(out / name, fill)
+        swap_table(out / name, a.con.sql(query).to_arrow_table())
 
     return write
+
+
+def swap_table(final: Path, data: pa.Table) -> None:
+    """``data`` as ``final/part-00000.parquet``, the folder swapped in whole (``replace_folder``)."""
+
+    def fill(staging: Path) -> None:
+        staging.mkdir()
+        write_parquet(data, staging / PART_FILE)
+
+    replace_folder(final, fill)
 
 
 def run_duckdb(lake: Lake, settings: Settings, now: datetime, out: Path | None = None) -> tuple[Path, list[str]]:
@@ -181,7 +188,6 @@ def write_page_audit(a: Analysis, out: Path, now: datetime) -> list[str]:
     return weeks
 
 
-CLASSIFIED_FILE = "part-00000.parquet"  # each table's records as `timeaudit metrics` wrote them
 # The manifest's record of the accounts a sync's refresh has stored classified anew since, and of
 # the files holding them (``refresh_classified``): {"accounts": [...], "files": {name: file}}.
 CLASSIFIED_PATCH = "classified_patch"
@@ -222,7 +228,7 @@ def refresh_classified(a: Analysis, out: Path, accounts: Collection[str], patch:
             _write_records(a.con, query, folder)
         else:
             files[name] = f"patch-{tag}.parquet"
-            a.con.execute(f"COPY ({query}) TO {sql_string(folder / files[name])} (FORMAT parquet, COMPRESSION zstd)")
+            _copy(a.con, query, folder / files[name])
     return None if fold else {"accounts": patched, "files": files}
 
 
@@ -236,17 +242,23 @@ def prune_patches(out: Path, patch: dict | None) -> None:
 
 
 def _write_records(con, query: str, final: Path) -> None:
+    """``swap_table`` for millions of rows: streamed by DuckDB, never whole in memory."""
+
     def fill(staging: Path) -> None:
         staging.mkdir()
-        con.execute(f"COPY ({query}) TO {sql_string(staging / CLASSIFIED_FILE)} (FORMAT parquet, COMPRESSION zstd)")
+        _copy(con, query, staging / PART_FILE)
 
     replace_folder(final, fill)
+
+
+def _copy(con, query: str, path: Path) -> None:
+    con.execute(f"COPY ({query}) TO {sql_string(path)} (FORMAT parquet, COMPRESSION zstd)")
 
 
 def _classified(folder: Path, name: str, patch: dict | None) -> str:
     """A stored classified table as one relation: the records `timeaudit metrics` wrote, those of
     the patched accounts taken from the patch instead."""
-    written = f"read_parquet({sql_string(folder / CLASSIFIED_FILE)})"
+    written = f"read_parquet({sql_string(folder / PART_FILE)})"
     if patch is None:
         return written
     others = f"SELECT * FROM {written} WHERE account NOT IN ({sql_list(patch['accounts'])})"

@@ -44,7 +44,7 @@ from timeaudit.analysis.sql import read_sql as analysis_sql
 from timeaudit.core.config import Settings
 from timeaudit.core.model import TABLES
 from timeaudit.lake.changes import changed_records
-from timeaudit.lake.store import Lake, sql_string, write_parquet
+from timeaudit.lake.store import Lake, sql_string
 from timeaudit.outputs.derived import (
     CLASSIFIED_PATCH,
     COVER_MAIL,
@@ -59,8 +59,8 @@ from timeaudit.outputs.derived import (
     org_domains,
     prune_patches,
     refresh_classified,
-    replace_folder,
     run_duckdb,
+    swap_table,
     write_frames,
 )
 from timeaudit.outputs.sql import read_sql
@@ -225,7 +225,7 @@ def _incremental(lake, settings, now, out, found, changes, versions, say) -> Ref
     for name, order in BY_PERSON_WEEK.items():
         merged = read_sql("refresh_merge.sql").format(stored=stored[name], fresh=queries[name], order=order)
         data = con.sql(merged).to_arrow_table()
-        _swap(out / name, data)
+        swap_table(out / name, data)
     if COVER_MAIL in found["tables"]:
         _refresh_cover_mail(a, out)
         names.append(COVER_MAIL)
@@ -252,11 +252,3 @@ def _refresh_cover_mail(a, out: Path) -> None:
         stored=stored, fresh="SELECT * FROM fresh_cover_mail", order="week, person"
     )
     write_frames(out / COVER_MAIL, {COVER_MAIL: a.con.sql(merged).df().astype(fresh.dtypes.to_dict())})
-
-
-def _swap(final: Path, data: pa.Table) -> None:
-    def fill(staging: Path) -> None:
-        staging.mkdir()
-        write_parquet(data, staging / "part-00000.parquet")
-
-    replace_folder(final, fill)
